@@ -1,0 +1,41 @@
+import { expect, test } from '@playwright/test';
+import { dollars, hydrated, ready, shot } from './helpers';
+
+test('the server-rendered HTML already carries the real numbers', async ({ request }) => {
+  const res = await request.get('/');
+  expect(res.status()).toBe(200);
+  const html = await res.text();
+  expect(html).toMatch(/data-testid="total-cost"[^>]*>\$[\d,]+\.\d+</);
+  expect(html).toMatch(/data-testid="total-calls"[^>]*>[\d,]+</);
+  // No CDN: every script comes from our own origin.
+  for (const src of html.matchAll(/<script[^>]*src="([^"]+)"/g)) {
+    expect(src[1].startsWith('/')).toBeTruthy();
+  }
+});
+
+test('home shows the demo period total, the provider split and the trend', async ({ page }, info) => {
+  await page.goto('/');
+  await ready(page, info);
+  const overview = page.getByTestId('billing-overview');
+  await expect(overview).toContainText('Pro plan');
+  const total = dollars(await page.getByTestId('total-cost').innerText());
+  expect(total).toBeGreaterThan(0);
+  // The provider rows add up to the total shown (to display rounding).
+  const costs = await overview.locator('tbody tr td:last-child').allInnerTexts();
+  const sum = costs.map(dollars).reduce((a, b) => a + b, 0);
+  expect(Math.abs(sum - total)).toBeLessThan(0.01 * costs.length + 0.01);
+  // Twelve months of trend data, as a table in every mode.
+  await expect(page.getByTestId('trend-table').locator('tbody tr')).toHaveCount(12);
+  if (hydrated(info)) {
+    await expect(page.locator('#cost-trend-chart canvas')).toBeVisible();
+  } else {
+    await expect(page.locator('#cost-trend-chart canvas')).toHaveCount(0);
+  }
+  await shot(page, info, 'home');
+});
+
+test('unknown pages answer 404 with a way back', async ({ page }) => {
+  const res = await page.goto('/no-such-page');
+  expect(res?.status()).toBe(404);
+  await expect(page.getByRole('link', { name: 'Back to the overview' })).toBeVisible();
+});

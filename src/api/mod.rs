@@ -1,0 +1,5 @@
+//! Server functions and the DTOs they share with the browser, one file per
+//! area. Each server function is thin: take the state from context, check
+//! the caller, call a service, map the result to a DTO.
+
+pub mod overview;

@@ -1,0 +1,234 @@
+//! Usage alerts at 80, 90 and 100% of each limit, and their wording.
+//!
+//! This module decides *which* thresholds a change in usage crossed and what
+//! the alert says; "exactly once per limit per period" is then enforced by
+//! the store's unique dedupe key, so concurrent writers cannot double-fire.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::limits::{ALERT_THRESHOLDS, LimitUse};
+use super::money::{Nanos, format_count};
+use super::provider::LimitKey;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+
+    pub fn for_threshold(pct: u8) -> Severity {
+        match pct {
+            100.. => Severity::Error,
+            90.. => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+}
+
+/// An alert to raise, before it has an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    pub alert_type: String,
+    pub limit_key: Option<String>,
+    pub threshold: u8,
+    pub provider: Option<String>,
+    pub title: String,
+    pub message: String,
+    pub severity: Severity,
+    /// Unique per user, period, limit and threshold: the store ignores a
+    /// second insert with the same key.
+    pub dedupe_key: String,
+}
+
+/// The thresholds reached by `after` that `before` had not reached.
+pub fn crossed(before_used: i64, after: &LimitUse) -> Vec<u8> {
+    let before = LimitUse {
+        used: before_used,
+        ..after.clone()
+    };
+    ALERT_THRESHOLDS
+        .into_iter()
+        .filter(|&t| after.reached(t) && !before.reached(t))
+        .collect()
+}
+
+fn amount(key: &LimitKey, v: i64) -> String {
+    match key {
+        LimitKey::MonthlyCost => Nanos(v).display(),
+        _ => format_count(v),
+    }
+}
+
+/// The alert for `limit` reaching `threshold` in the period labelled
+/// `period_label` for `user_id`, which resets at `resets_at`.
+pub fn threshold_alert(
+    user_id: &str,
+    period_label: &str,
+    period_start_ms: i64,
+    limit: &LimitUse,
+    threshold: u8,
+    resets_at: DateTime<Utc>,
+) -> NewAlert {
+    let reset = resets_at.format("%b %-d, %Y");
+    let (title, tail) = if threshold >= 100 {
+        let title = match &limit.key {
+            LimitKey::MonthlyCost => "Monthly cost cap reached".to_string(),
+            key => format!("{} limit reached", key.label()),
+        };
+        (
+            title,
+            format!("Further requests are blocked until it resets on {reset}, or upgrade your plan to continue now."),
+        )
+    } else {
+        (
+            format!("{} at {threshold}% of plan limit", limit.key.label()),
+            format!("It resets on {reset}."),
+        )
+    };
+    let (used, cap, pct) = (
+        amount(&limit.key, limit.used),
+        amount(&limit.key, limit.limit),
+        limit.percent().floor(),
+    );
+    let message = match &limit.key {
+        LimitKey::Calls(p) => format!(
+            "You have used {used} of {cap} {} API calls this period ({pct:.0}%). {tail}",
+            p.display_name()
+        ),
+        LimitKey::Tokens(p) => format!(
+            "You have used {used} of {cap} {} tokens this period ({pct:.0}%). {tail}",
+            p.display_name()
+        ),
+        LimitKey::MonthlyCost => {
+            format!("You have spent {used} of your {cap} monthly cost cap this period ({pct:.0}%). {tail}")
+        }
+    };
+    NewAlert {
+        alert_type: "usage_threshold".into(),
+        limit_key: Some(limit.key.as_string()),
+        threshold,
+        provider: limit.key.provider().map(|p| p.as_str().to_string()),
+        title,
+        message,
+        severity: Severity::for_threshold(threshold),
+        dedupe_key: format!("{user_id}|{period_start_ms}|{}|{threshold}|{period_label}", limit.key),
+    }
+}
+
+/// The admin alert for events of a model the catalog has no price for.
+pub fn unpriced_alert(provider: &str, model: Option<&str>) -> NewAlert {
+    let model_txt = model.unwrap_or("(no model)");
+    NewAlert {
+        alert_type: "unpriced_model".into(),
+        limit_key: None,
+        threshold: 0,
+        provider: Some(provider.to_string()),
+        title: format!("No price for {provider} / {model_txt}"),
+        message: format!(
+            "Usage of {provider} model {model_txt} was recorded without a price, so its cost is not counted. Add a price for it in the pricing catalog; events keep the price in force when they happened."
+        ),
+        severity: Severity::Error,
+        dedupe_key: format!("unpriced|{provider}|{model_txt}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn lu(key: &str, used: i64, limit: i64) -> LimitUse {
+        LimitUse {
+            key: LimitKey::parse(key).unwrap(),
+            used,
+            limit,
+        }
+    }
+
+    #[test]
+    fn crossing_table() {
+        for (before, after, want) in [
+            (0, 79, vec![]),
+            (79, 80, vec![80]),
+            (80, 89, vec![]),
+            (10, 100, vec![80, 90, 100]),
+            (95, 150, vec![100]),
+            (100, 200, vec![]),
+        ] {
+            assert_eq!(
+                crossed(before, &lu("gemini_calls", after, 100)),
+                want,
+                "{before}->{after}"
+            );
+        }
+        // Unlimited never alerts.
+        assert!(crossed(0, &lu("gemini_calls", 1_000, 0)).is_empty());
+    }
+
+    #[test]
+    fn wording_names_provider_use_limit_and_reset() {
+        let reset = Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap();
+        let a = threshold_alert("u1", "2026-11", 0, &lu("gemini_calls", 4000, 5000), 80, reset);
+        assert_eq!(a.title, "Gemini calls at 80% of plan limit");
+        assert_eq!(
+            a.message,
+            "You have used 4,000 of 5,000 Gemini API calls this period (80%). It resets on Dec 15, 2026."
+        );
+        assert_eq!(a.severity, Severity::Info);
+        let c = threshold_alert(
+            "u1",
+            "2026-11",
+            0,
+            &lu("monthly_cost", 150_000_000_000, 150_000_000_000),
+            100,
+            reset,
+        );
+        assert_eq!(c.title, "Monthly cost cap reached");
+        assert!(
+            c.message
+                .starts_with("You have spent $150.00 of your $150.00 monthly cost cap this period (100%)."),
+            "{}",
+            c.message
+        );
+        assert_eq!(c.severity, Severity::Error);
+        assert_eq!(Severity::for_threshold(90), Severity::Warning);
+    }
+
+    proptest! {
+        /// However usage grows in steps, each threshold is crossed exactly once.
+        #[test]
+        fn each_threshold_fires_once(limit in 1i64..10_000, steps in prop::collection::vec(0i64..500, 1..60)) {
+            let mut used = 0;
+            let mut fired = Vec::new();
+            for s in steps {
+                let after = lu("gemini_calls", used + s, limit);
+                fired.extend(crossed(used, &after));
+                used += s;
+            }
+            let reached: Vec<u8> = ALERT_THRESHOLDS.into_iter().filter(|t| lu("gemini_calls", used, limit).reached(*t)).collect();
+            prop_assert_eq!(fired, reached);
+        }
+    }
+}

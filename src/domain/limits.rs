@@ -1,0 +1,291 @@
+//! Plan limits and how usage measures up against them.
+//!
+//! A limit is a positive integer: calls or tokens per provider per usage
+//! period, or the monthly cost cap in nanos. Absent (or 0 on input) means
+//! unlimited. Comparisons are integer arithmetic; percentages are produced as
+//! `f64` only for display.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::money::Nanos;
+use super::provider::{LimitKey, Provider};
+
+/// Thresholds at which alerts fire, in percent.
+pub const ALERT_THRESHOLDS: [u8; 3] = [80, 90, 100];
+/// Usage at or above this percent of any limit is a warning.
+pub const WARNING_PERCENT: u8 = 80;
+
+/// A plan's limits; keys absent are unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits(BTreeMap<LimitKey, i64>);
+
+impl Limits {
+    pub fn new() -> Limits {
+        Limits::default()
+    }
+
+    /// Sets a limit; `None`, 0 or a negative value removes it (unlimited).
+    pub fn set(&mut self, key: LimitKey, value: Option<i64>) {
+        match value {
+            Some(v) if v > 0 => {
+                self.0.insert(key, v);
+            }
+            _ => {
+                self.0.remove(&key);
+            }
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: i64) -> Limits {
+        self.set(LimitKey::parse(key).expect("valid limit key"), Some(value));
+        self
+    }
+
+    pub fn get(&self, key: &LimitKey) -> Option<i64> {
+        self.0.get(key).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&LimitKey, i64)> {
+        self.0.iter().map(|(k, v)| (k, *v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn cost_cap(&self) -> Option<Nanos> {
+        self.get(&LimitKey::MonthlyCost).map(Nanos)
+    }
+}
+
+/// Usage of one provider in one period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderUsage {
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost: Nanos,
+}
+
+impl ProviderUsage {
+    pub fn add(&mut self, other: ProviderUsage) {
+        self.calls += other.calls;
+        self.tokens += other.tokens;
+        self.cost = self.cost + other.cost;
+    }
+}
+
+/// Usage of one period, per provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub by_provider: BTreeMap<Provider, ProviderUsage>,
+}
+
+impl Usage {
+    pub fn add(&mut self, provider: &Provider, u: ProviderUsage) {
+        self.by_provider.entry(provider.clone()).or_default().add(u);
+    }
+
+    pub fn total(&self) -> ProviderUsage {
+        let mut t = ProviderUsage::default();
+        for u in self.by_provider.values() {
+            t.add(*u);
+        }
+        t
+    }
+
+    pub fn provider(&self, p: &Provider) -> ProviderUsage {
+        self.by_provider.get(p).copied().unwrap_or_default()
+    }
+
+    /// The amount this usage counts against `key`.
+    pub fn measure(&self, key: &LimitKey) -> i64 {
+        match key {
+            LimitKey::Calls(p) => self.provider(p).calls,
+            LimitKey::Tokens(p) => self.provider(p).tokens,
+            LimitKey::MonthlyCost => self.total().cost.0,
+        }
+    }
+}
+
+/// One limit with its use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitUse {
+    pub key: LimitKey,
+    pub used: i64,
+    pub limit: i64,
+}
+
+impl LimitUse {
+    /// Percent used, for display (may exceed 100).
+    pub fn percent(&self) -> f64 {
+        if self.limit <= 0 {
+            0.0
+        } else {
+            self.used as f64 * 100.0 / self.limit as f64
+        }
+    }
+
+    /// Whether `used` has reached `pct` percent of the limit, exactly.
+    pub fn reached(&self, pct: u8) -> bool {
+        self.limit > 0 && (self.used as i128) * 100 >= (self.limit as i128) * pct as i128
+    }
+
+    pub fn remaining(&self) -> i64 {
+        (self.limit - self.used).max(0)
+    }
+
+    pub fn status(&self) -> UsageStatus {
+        if self.reached(100) {
+            UsageStatus::LimitReached
+        } else if self.reached(WARNING_PERCENT) {
+            UsageStatus::Warning
+        } else {
+            UsageStatus::Active
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageStatus {
+    Active,
+    Warning,
+    LimitReached,
+}
+
+impl UsageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageStatus::Active => "active",
+            UsageStatus::Warning => "warning",
+            UsageStatus::LimitReached => "limit_reached",
+        }
+    }
+}
+
+/// Every limit of the plan with its use, in key order.
+pub fn evaluate(limits: &Limits, usage: &Usage) -> Vec<LimitUse> {
+    limits
+        .iter()
+        .map(|(key, limit)| LimitUse {
+            key: key.clone(),
+            used: usage.measure(key),
+            limit,
+        })
+        .collect()
+}
+
+/// The worst status over all limits.
+pub fn overall_status(uses: &[LimitUse]) -> UsageStatus {
+    uses.iter().map(LimitUse::status).max().unwrap_or(UsageStatus::Active)
+}
+
+/// A proposed addition to usage, checked before the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Demand {
+    pub provider: Provider,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost: Nanos,
+}
+
+/// The first hard limit that `demand` on top of `usage` would take past its
+/// value, if any.
+pub fn first_exceeded(limits: &Limits, usage: &Usage, demand: &Demand) -> Option<LimitUse> {
+    let adds = |key: &LimitKey| -> i64 {
+        match key {
+            LimitKey::Calls(p) if *p == demand.provider => demand.calls,
+            LimitKey::Tokens(p) if *p == demand.provider => demand.tokens,
+            LimitKey::MonthlyCost => demand.cost.0,
+            _ => 0,
+        }
+    };
+    limits.iter().find_map(|(key, limit)| {
+        let add = adds(key);
+        let used = usage.measure(key);
+        (add > 0 && used.saturating_add(add) > limit).then(|| LimitUse {
+            key: key.clone(),
+            used,
+            limit,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prov(s: &str) -> Provider {
+        Provider::parse(s).unwrap()
+    }
+
+    fn usage(calls: i64, tokens: i64, cost: i64) -> Usage {
+        let mut u = Usage::default();
+        u.add(
+            &prov("gemini"),
+            ProviderUsage {
+                calls,
+                tokens,
+                cost: Nanos(cost),
+            },
+        );
+        u
+    }
+
+    #[test]
+    fn status_table() {
+        let limits = Limits::new().with("gemini_calls", 100).with("monthly_cost", 1_000);
+        for (calls, cost, want) in [
+            (0, 0, UsageStatus::Active),
+            (79, 0, UsageStatus::Active),
+            (80, 0, UsageStatus::Warning),
+            (99, 0, UsageStatus::Warning),
+            (100, 0, UsageStatus::LimitReached),
+            (10, 800, UsageStatus::Warning),
+            (10, 1_500, UsageStatus::LimitReached),
+        ] {
+            assert_eq!(
+                overall_status(&evaluate(&limits, &usage(calls, 0, cost))),
+                want,
+                "{calls} {cost}"
+            );
+        }
+        assert_eq!(
+            overall_status(&evaluate(&Limits::new(), &usage(1_000_000, 0, 0))),
+            UsageStatus::Active
+        );
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let mut l = Limits::new();
+        l.set(LimitKey::parse("gemini_calls").unwrap(), Some(0));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn demand_checks_only_what_it_touches() {
+        let limits = Limits::new()
+            .with("gemini_calls", 10)
+            .with("openai_calls", 1)
+            .with("gemini_tokens", 1000);
+        let u = usage(9, 900, 0);
+        let d = |calls, tokens| Demand {
+            provider: prov("gemini"),
+            calls,
+            tokens,
+            cost: Nanos(0),
+        };
+        assert_eq!(first_exceeded(&limits, &u, &d(1, 100)), None);
+        assert_eq!(
+            first_exceeded(&limits, &u, &d(2, 0)).unwrap().key.as_string(),
+            "gemini_calls"
+        );
+        assert_eq!(
+            first_exceeded(&limits, &u, &d(1, 101)).unwrap().key.as_string(),
+            "gemini_tokens"
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Everything that runs only on the server: configuration and CLI, storage,
+//! the billing engine's services, the REST front door, authentication,
+//! telemetry and the demo seed.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod rest;
+pub mod seed;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+#[cfg(test)]
+pub mod testing;
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::Parser;
+
+use cli::{AdminCommand, ApikeyCommand, Cli, Command, GlobalArgs, ServeArgs, SimulateArgs};
+use service::Engine;
+use service::subscriptions::NewUser;
+use store::users::Role;
+use store::{Store, StoreOptions, redact_url};
+
+/// Parses the command line and runs the command; the process's exit code.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(&cli.global.log_level, cli.global.log_format);
+    match dispatch(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let g = cli.global;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(&g, args).await,
+        Command::Migrate => {
+            let store = open_store(&g).await?;
+            store.close().await;
+            println!("migrations applied to {}", redact_url(&g.database_url));
+            Ok(())
+        }
+        Command::Seed(_) => {
+            let store = open_store(&g).await?;
+            let engine = Engine::new(store.clone(), Default::default());
+            let report = seed::seed_demo(&engine, Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
+            store.close().await;
+            if report.seeded {
+                println!("seeded the demo: {} usage events", report.events);
+                print_demo_logins();
+            } else {
+                println!("the database already has users; nothing seeded");
+            }
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Create { email, password, name }) => {
+            let password = match password {
+                Some(p) => p,
+                None => read_password()?,
+            };
+            let hash = auth::hash_password(&password)?;
+            let store = open_store(&g).await?;
+            let engine = Engine::new(store.clone(), Default::default());
+            let user = engine
+                .create_user(
+                    NewUser {
+                        id: None,
+                        email,
+                        name,
+                        role: Role::Admin,
+                        password_hash: Some(hash.0),
+                        plan: None,
+                    },
+                    Utc::now(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.close().await;
+            println!("created admin {} (id {})", user.email, user.id);
+            Ok(())
+        }
+        Command::Apikey(ApikeyCommand::Create { scopes, user, name }) => {
+            let store = open_store(&g).await?;
+            let engine = Engine::new(store.clone(), Default::default());
+            let created = engine
+                .create_api_key_by_email(user.as_deref(), &scopes, &name, "cli", Utc::now())
+                .await;
+            store.close().await;
+            let (key, secret) = created.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "created API key {} with scopes {} (shown once; store it now)",
+                key.id,
+                key.scopes.join(",")
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Simulate(args) => simulate(&g, args).await,
+    }
+}
+
+fn print_demo_logins() {
+    println!("demo logins:");
+    println!("  user:  {} / {}", seed::DEMO_EMAIL, seed::DEMO_PASSWORD);
+    println!("  admin: {} / {}", seed::ADMIN_EMAIL, seed::ADMIN_PASSWORD);
+}
+
+fn read_password() -> anyhow::Result<String> {
+    eprintln!("password (at least {} characters), then Enter:", auth::MIN_PASSWORD_LEN);
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        bail!("no password given; pass --password or type one");
+    }
+    Ok(p)
+}
+
+/// Connects and applies migrations; a failed migration stops here with the
+/// reason.
+pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Store> {
+    let opts = StoreOptions {
+        max_connections: g.db_max_connections.max(1),
+        schema: g.db_schema.clone(),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&g.database_url, opts)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(&g.database_url)))?;
+    store.migrate().await.with_context(|| {
+        format!(
+            "database migration failed on {}; nothing was started",
+            redact_url(&g.database_url)
+        )
+    })?;
+    tracing::info!(backend = store.backend().name(), "database ready");
+    Ok(store)
+}
+
+async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(g).await?;
+    let engine = Engine::new(store.clone(), startup::engine_config(&args));
+    if args.demo {
+        let report = seed::seed_demo(&engine, Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding the demo failed: {e}"))?;
+        if report.seeded {
+            tracing::info!(events = report.events, "seeded demo data");
+        }
+    }
+    if !args.site_root.join("pkg").exists() {
+        tracing::warn!(site_root = %args.site_root.display(), "no built site found; pages will load without scripts and styles (build with `cargo leptos build`)");
+    }
+    let state = startup::app_state(engine, &args);
+    let router = startup::build_router(state, Duration::from_secs(args.request_timeout_secs.max(1)));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("Tally is running at http://{}", args.listen);
+    if args.demo {
+        print_demo_logins();
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(startup::shutdown_signal())
+        .await
+        .context("server error")?;
+    store.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn simulate(g: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
+    let store = open_store(g).await?;
+    let engine = Engine::new(store.clone(), Default::default());
+    let mut sim = seed::Simulator::new(&args.user);
+    let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(10)));
+    let mut done = 0u64;
+    println!(
+        "simulating usage for user `{}` every {} ms (Ctrl-C to stop)",
+        args.user, args.interval_ms
+    );
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = startup::shutdown_signal() => break,
+        }
+        let now = Utc::now();
+        let batch = sim.batch(now);
+        let results = engine
+            .record(batch.into_iter().map(Ok).collect(), now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for r in &results {
+            match &r.error {
+                Some(err) => println!("{} rejected: {err}", r.id),
+                None => println!("{} {} {}", r.id, r.outcome.as_str(), r.cost.usd_string()),
+            }
+        }
+        if results
+            .iter()
+            .all(|r| r.error.as_deref().is_some_and(|e| e.starts_with("unknown user")))
+        {
+            bail!("user `{}` does not exist", args.user);
+        }
+        done += 1;
+        if args.batches.is_some_and(|n| done >= n) {
+            break;
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `POST /api/usage/events`: record a batch of usage events.
+//!
+//! Malformed JSON, a body over 1 MiB, or a batch that is not 1 to 1000
+//! events is refused whole and records nothing. Otherwise every event stands
+//! alone: invalid ones are rejected with a reason, the rest are recorded in
+//! one transaction. When no event could be recorded the answer is 422.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::principal::Principal;
+use crate::domain::event::{MAX_BATCH, parse_event};
+use crate::server::error::AppError;
+use crate::server::service::recording::{Incoming, Outcome};
+use crate::server::state::AppState;
+
+pub const MAX_INGEST_BYTES: usize = 1024 * 1024;
+
+pub async fn record_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Body,
+) -> Result<Response, AppError> {
+    principal.require_ingest()?;
+    let bytes = to_bytes(body, MAX_INGEST_BYTES)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge(MAX_INGEST_BYTES))?;
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    let events = doc
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| AppError::Invalid("the body must be {\"events\": [ ... ]}".into()))?;
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return Err(AppError::Invalid(format!(
+            "a batch holds 1 to {MAX_BATCH} events (got {})",
+            events.len()
+        )));
+    }
+    let now = Utc::now();
+    let incoming: Vec<Incoming> = events
+        .iter()
+        .map(|v| {
+            let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let ev = parse_event(v, now).map_err(|e| (id.clone(), e))?;
+            match principal.bound_user() {
+                Some(bound) if bound != ev.user_id => {
+                    Err((id, format!("this key may only record usage for user `{bound}`")))
+                }
+                _ => Ok(ev),
+            }
+        })
+        .collect();
+    let results = state.engine.record(incoming, now).await?;
+    let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+    let (accepted, duplicates, rejected) = (
+        count(Outcome::Accepted),
+        count(Outcome::Duplicate),
+        count(Outcome::Rejected),
+    );
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let mut row = json!({"id": r.id, "status": r.outcome.as_str(), "cost": r.cost.usd_string()});
+            if r.unpriced {
+                row["unpriced"] = json!(true);
+            }
+            if let Some(e) = &r.error {
+                row["error"] = json!(e);
+            }
+            row
+        })
+        .collect();
+    let data = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": rows});
+    if rejected == results.len() {
+        let first = results.iter().find_map(|r| r.error.clone()).unwrap_or_default();
+        let body = json!({
+            "success": false,
+            "error": format!("no event was recorded: {first}"),
+            "code": "invalid",
+            "data": data,
+        });
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
+    }
+    Ok(super::envelope(data).into_response())
+}

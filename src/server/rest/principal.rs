@@ -1,0 +1,183 @@
+//! Who is calling: resolved once per request from `Authorization: Bearer`
+//! (an API key), and checked on the server by every handler.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::Utc;
+
+use crate::server::auth::hash_token;
+use crate::server::error::AppError;
+use crate::server::state::AppState;
+use crate::server::store::keys;
+use crate::server::store::users::Role;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    /// A signed-in person.
+    User {
+        id: String,
+        role: Role,
+    },
+    /// An API key, optionally acting for one user.
+    Key {
+        id: String,
+        user_id: Option<String>,
+        scopes: Vec<String>,
+    },
+}
+
+impl Principal {
+    fn has_scope(&self, scope: &str) -> bool {
+        matches!(self, Principal::Key { scopes, .. } if scopes.iter().any(|s| s == scope))
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::User { role: Role::Admin, .. }) || self.has_scope("admin")
+    }
+
+    fn require_known(&self) -> Result<(), AppError> {
+        match self {
+            Principal::Anonymous => Err(AppError::Unauthorized),
+            _ => Ok(()),
+        }
+    }
+
+    /// Admin operations: an admin, or a key with the `admin` scope.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        self.require_known()?;
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("this needs an administrator".into()))
+        }
+    }
+
+    /// Reading `user_id`'s billing: that user, an admin, or a key with the
+    /// `read` scope (a key bound to a user reads only that user).
+    pub fn require_read(&self, user_id: &str) -> Result<(), AppError> {
+        self.require_known()?;
+        let allowed = match self {
+            Principal::User { id, role } => *role == Role::Admin || id == user_id,
+            Principal::Key { user_id: bound, .. } => {
+                self.is_admin() || (self.has_scope("read") && bound.as_deref().is_none_or(|b| b == user_id))
+            }
+            Principal::Anonymous => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("you may not read this user's billing".into()))
+        }
+    }
+
+    /// Recording usage: a key with the `ingest` scope. A key bound to a
+    /// user may record only that user's events (checked per event).
+    pub fn require_ingest(&self) -> Result<(), AppError> {
+        self.require_known()?;
+        if self.has_scope("ingest") {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "recording usage needs an API key with the ingest scope".into(),
+            ))
+        }
+    }
+
+    /// The user an ingest key is bound to, if any.
+    pub fn bound_user(&self) -> Option<&str> {
+        match self {
+            Principal::Key { user_id, .. } => user_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The user this principal is, for endpoints about "the caller".
+    pub fn own_user(&self) -> Option<&str> {
+        match self {
+            Principal::User { id, .. } => Some(id),
+            Principal::Key { user_id, .. } => user_id.as_deref(),
+            Principal::Anonymous => None,
+        }
+    }
+
+    /// Audit-log name of the actor.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Anonymous => "anonymous".into(),
+            Principal::User { id, .. } => format!("user:{id}"),
+            Principal::Key { id, .. } => format!("key:{id}"),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Ok(Principal::Anonymous);
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(AppError::Unauthorized)?;
+        let mut conn = state.engine.store.pool().acquire().await?;
+        let key = keys::key_by_hash(&mut conn, &hash_token(token))
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        keys::touch_key(&mut conn, &key.id, Utc::now()).await?;
+        Ok(Principal::Key {
+            id: key.id,
+            user_id: key.user_id,
+            scopes: key.scopes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(user: Option<&str>, scopes: &[&str]) -> Principal {
+        Principal::Key {
+            id: "k".into(),
+            user_id: user.map(Into::into),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn authorization_table() {
+        let user_a = Principal::User {
+            id: "a".into(),
+            role: Role::User,
+        };
+        let admin = Principal::User {
+            id: "x".into(),
+            role: Role::Admin,
+        };
+        let cases: Vec<(&str, Principal, bool, bool, bool)> = vec![
+            // name, principal, read a, read b, ingest
+            ("anonymous", Principal::Anonymous, false, false, false),
+            ("user a", user_a, true, false, false),
+            ("admin", admin, true, true, false),
+            ("ingest key", key(None, &["ingest"]), false, false, true),
+            ("read key", key(None, &["read"]), true, true, false),
+            ("read key bound to a", key(Some("a"), &["read"]), true, false, false),
+            ("admin key", key(None, &["admin"]), true, true, false),
+        ];
+        for (name, p, a, b, ingest) in cases {
+            assert_eq!(p.require_read("a").is_ok(), a, "{name} read a");
+            assert_eq!(p.require_read("b").is_ok(), b, "{name} read b");
+            assert_eq!(p.require_ingest().is_ok(), ingest, "{name} ingest");
+        }
+        assert!(matches!(
+            Principal::Anonymous.require_read("a"),
+            Err(AppError::Unauthorized)
+        ));
+    }
+}

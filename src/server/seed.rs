@@ -1,0 +1,579 @@
+//! Demo data: the seed documents' plans and pricing catalog, two logins, and
+//! twelve months of realistic usage for the demo user.
+//!
+//! The history is not written into tables directly: it is replayed day by
+//! day through [`Engine::record`] and [`Engine::assign_plan`] with a
+//! simulated clock, so rollovers, billing records, renewals and alerts are
+//! the engine's own output and every demo number reconciles with the events.
+//! The generator is seeded, so two demo databases made the same day match.
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+
+use super::error::{AppError, AppResult};
+use super::service::Engine;
+use super::service::subscriptions::NewUser;
+use super::store::{catalog, users};
+use crate::domain::event::UsageEvent;
+use crate::domain::limits::Limits;
+use crate::domain::money::{Nanos, Price};
+use crate::domain::period::{BillingCycle, add_months};
+use crate::domain::plan::{Plan, Tier};
+use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
+use crate::domain::provider::Provider;
+
+pub const DEMO_USER_ID: &str = "demo";
+pub const DEMO_EMAIL: &str = "demo@example.com";
+pub const DEMO_PASSWORD: &str = "demo-password";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+/// The four plans of the seed documents. Limits are per monthly usage
+/// period; a missing key is unlimited.
+pub fn demo_plans() -> Vec<Plan> {
+    let limits = |rows: &[(&str, i64)]| rows.iter().fold(Limits::new(), |l, (k, v)| l.with(k, *v));
+    let plan = |name: &str, tier, monthly, yearly, description: &str, features: &[&str], limits| Plan {
+        id: 0,
+        name: name.into(),
+        tier,
+        price_monthly: Nanos::from_usd(monthly),
+        price_yearly: Nanos::from_usd(yearly),
+        description: description.into(),
+        features: features.iter().map(|s| s.to_string()).collect(),
+        limits,
+        archived: false,
+    };
+    vec![
+        plan(
+            "Free",
+            Tier::Free,
+            0,
+            0,
+            "Try the AI tools with a small monthly allowance.",
+            &["Gemini and search APIs", "Basic usage dashboard", "Community support"],
+            limits(&[
+                ("gemini_calls", 100),
+                ("openai_calls", 20),
+                ("anthropic_calls", 20),
+                ("mistral_calls", 50),
+                ("tavily_calls", 20),
+                ("serper_calls", 20),
+                ("metaphor_calls", 10),
+                ("firecrawl_calls", 10),
+                ("stability_calls", 5),
+                ("video_calls", 1),
+                ("image_edit_calls", 5),
+                ("gemini_tokens", 100_000),
+                ("openai_tokens", 20_000),
+                ("anthropic_tokens", 20_000),
+                ("mistral_tokens", 50_000),
+                ("monthly_cost", Nanos::from_usd(1).0),
+            ]),
+        ),
+        plan(
+            "Basic",
+            Tier::Basic,
+            29,
+            290,
+            "For individuals who write and research every week.",
+            &[
+                "All LLM providers",
+                "Web search and extraction",
+                "Usage alerts by email",
+                "Email support",
+            ],
+            limits(&[
+                ("gemini_calls", 1_000),
+                ("openai_calls", 500),
+                ("anthropic_calls", 500),
+                ("mistral_calls", 500),
+                ("tavily_calls", 200),
+                ("serper_calls", 200),
+                ("metaphor_calls", 100),
+                ("firecrawl_calls", 100),
+                ("stability_calls", 50),
+                ("video_calls", 5),
+                ("image_edit_calls", 50),
+                ("gemini_tokens", 2_000_000),
+                ("openai_tokens", 1_000_000),
+                ("anthropic_tokens", 1_000_000),
+                ("mistral_tokens", 1_000_000),
+                ("monthly_cost", Nanos::from_usd(25).0),
+            ]),
+        ),
+        plan(
+            "Pro",
+            Tier::Pro,
+            79,
+            790,
+            "For professionals and small teams running AI workflows daily.",
+            &[
+                "Everything in Basic",
+                "Higher limits on every provider",
+                "Image generation",
+                "Priority support",
+            ],
+            limits(&[
+                ("gemini_calls", 5_000),
+                ("openai_calls", 2_500),
+                ("anthropic_calls", 2_500),
+                ("mistral_calls", 2_500),
+                ("tavily_calls", 300),
+                ("serper_calls", 1_000),
+                ("metaphor_calls", 500),
+                ("firecrawl_calls", 500),
+                ("stability_calls", 200),
+                ("video_calls", 20),
+                ("image_edit_calls", 200),
+                ("gemini_tokens", 20_000_000),
+                ("openai_tokens", 10_000_000),
+                ("anthropic_tokens", 10_000_000),
+                ("mistral_tokens", 10_000_000),
+                ("monthly_cost", Nanos::from_usd(150).0),
+            ]),
+        ),
+        plan(
+            "Enterprise",
+            Tier::Enterprise,
+            199,
+            1990,
+            "Unlimited usage, billed at cost, for organisations.",
+            &[
+                "Unlimited calls and tokens",
+                "No monthly cost cap",
+                "SSO and audit log",
+                "Dedicated support",
+            ],
+            Limits::new(),
+        ),
+    ]
+}
+
+struct PriceRow {
+    provider: &'static str,
+    model: &'static str,
+    description: &'static str,
+    input: Option<&'static str>,
+    output: Option<&'static str>,
+    cached: Option<&'static str>,
+    unit: Option<(&'static str, &'static str)>,
+}
+
+const fn llm(
+    provider: &'static str,
+    model: &'static str,
+    description: &'static str,
+    input: &'static str,
+    output: &'static str,
+    cached: Option<&'static str>,
+) -> PriceRow {
+    PriceRow {
+        provider,
+        model,
+        description,
+        input: Some(input),
+        output: Some(output),
+        cached,
+        unit: None,
+    }
+}
+
+const fn per_unit(
+    provider: &'static str,
+    description: &'static str,
+    kind: &'static str,
+    price: &'static str,
+) -> PriceRow {
+    PriceRow {
+        provider,
+        model: ANY_MODEL,
+        description,
+        input: None,
+        output: None,
+        cached: None,
+        unit: Some((kind, price)),
+    }
+}
+
+/// The catalog of seeds 001 and 002 (per 1M tokens, or per unit).
+const DEMO_PRICES: &[PriceRow] = &[
+    llm(
+        "gemini",
+        "gemini-2.0-flash-lite",
+        "Gemini 2.0 Flash Lite",
+        "0.075",
+        "0.30",
+        None,
+    ),
+    llm(
+        "gemini",
+        "gemini-2.5-flash",
+        "Gemini 2.5 Flash",
+        "0.125",
+        "0.375",
+        Some("0.03125"),
+    ),
+    llm(
+        "gemini",
+        "gemini-2.5-pro",
+        "Gemini 2.5 Pro",
+        "1.25",
+        "10.00",
+        Some("0.3125"),
+    ),
+    llm("gemini", "gemini-pro", "Gemini Pro (legacy)", "0.50", "1.50", None),
+    llm("openai", "gpt-4", "GPT-4", "30.00", "60.00", None),
+    llm("openai", "gpt-4o", "GPT-4o", "2.50", "10.00", Some("1.25")),
+    llm("openai", "gpt-4o-mini", "GPT-4o mini", "0.15", "0.60", Some("0.075")),
+    llm("openai", "gpt-3.5-turbo", "GPT-3.5 Turbo", "1.50", "2.00", None),
+    llm("anthropic", "claude-3", "Claude 3 (estimate)", "8.00", "24.00", None),
+    llm(
+        "anthropic",
+        "claude-3-5-sonnet",
+        "Claude 3.5 Sonnet",
+        "3.00",
+        "15.00",
+        Some("0.30"),
+    ),
+    llm(
+        "anthropic",
+        "claude-3-haiku",
+        "Claude 3 Haiku",
+        "0.25",
+        "1.25",
+        Some("0.03"),
+    ),
+    llm("mistral", "mistral-7b", "Mistral 7B", "0.20", "0.60", None),
+    llm("mistral", "mistral-large", "Mistral Large", "2.00", "6.00", None),
+    llm(
+        "huggingface",
+        "*",
+        "Hugging Face Inference (estimate)",
+        "0.10",
+        "0.10",
+        None,
+    ),
+    per_unit("tavily", "Tavily Search", "search", "0.001"),
+    per_unit("serper", "Serper Google Search", "search", "0.001"),
+    per_unit("metaphor", "Exa (Metaphor) Search", "search", "0.003"),
+    per_unit("firecrawl", "Firecrawl Web Extraction", "page", "0.002"),
+    per_unit("stability", "Stability AI image generation", "image", "0.04"),
+];
+
+fn price(s: Option<&str>) -> Option<Price> {
+    s.map(|v| Price::parse(v).expect("demo prices are valid"))
+}
+
+fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
+    let unit = |kind: &str| {
+        row.unit
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, p)| price(Some(p)).expect("valid"))
+    };
+    PriceVersion {
+        id: 0,
+        provider: Provider::parse(row.provider).expect("demo providers are valid"),
+        model: row.model.into(),
+        effective_from: from,
+        rates: Rates {
+            input_per_million: price(row.input),
+            output_per_million: price(row.output),
+            cached_input_per_million: price(row.cached),
+            per_request: unit("request"),
+            per_search: unit("search"),
+            per_image: unit("image"),
+            per_page: unit("page"),
+        },
+        description: row.description.into(),
+    }
+}
+
+/// A small seeded generator (splitmix64), so the demo is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// Roughly log-uniform in [lo, hi).
+    fn log_between(&mut self, lo: u64, hi: u64) -> u64 {
+        let (l, h) = ((lo as f64).ln(), (hi as f64).ln());
+        let f = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        (l + (h - l) * f).exp() as u64
+    }
+
+    fn pick<'a, T>(&mut self, weighted: &'a [(T, u64)]) -> &'a T {
+        let total: u64 = weighted.iter().map(|(_, w)| w).sum();
+        let mut x = self.below(total);
+        for (v, w) in weighted {
+            if x < *w {
+                return v;
+            }
+            x -= w;
+        }
+        &weighted[weighted.len() - 1].0
+    }
+}
+
+/// Which provider and models the demo user calls, and how often.
+/// A provider and its weighted models.
+type ProviderMix = (&'static str, &'static [(&'static str, u64)]);
+
+const MIX: &[(ProviderMix, u64)] = &[
+    (
+        (
+            "gemini",
+            &[
+                ("gemini-2.5-flash", 50),
+                ("gemini-2.0-flash-lite", 30),
+                ("gemini-2.5-pro", 20),
+            ],
+        ),
+        44,
+    ),
+    (("openai", &[("gpt-4o-mini", 55), ("gpt-4o", 35), ("gpt-4", 10)]), 15),
+    (("anthropic", &[("claude-3-5-sonnet", 70), ("claude-3-haiku", 30)]), 9),
+    (("mistral", &[("mistral-large", 40), ("mistral-7b", 60)]), 5),
+    (("huggingface", &[("meta-llama/Llama-3.1-8B-Instruct", 100)]), 2),
+    (("tavily", &[("search", 100)]), 9),
+    (("serper", &[("search", 100)]), 6),
+    (("metaphor", &[("search", 100)]), 4),
+    (("firecrawl", &[("scrape", 100)]), 4),
+    (("stability", &[("stable-diffusion-xl", 100)]), 2),
+];
+
+fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
+    let (provider, models) = *rng.pick(MIX);
+    let model = *rng.pick(models);
+    let llm = matches!(provider, "gemini" | "openai" | "anthropic" | "mistral" | "huggingface");
+    let (tokens_input, tokens_output, cached) = if llm {
+        let input = rng.log_between(400, 24_000);
+        let cached = if rng.chance(25) { input * rng.below(60) / 100 } else { 0 };
+        (input, rng.log_between(80, 3_000), cached)
+    } else {
+        (0, 0, 0)
+    };
+    let failed = rng.chance(2);
+    let (endpoint, operation) = match provider {
+        "tavily" | "serper" | "metaphor" => ("/search", "search"),
+        "firecrawl" => ("/scrape", "scrape"),
+        "stability" => ("/generate", "image_generation"),
+        _ => ("/generate", "text_generation"),
+    };
+    UsageEvent {
+        id: format!("demo-{n:07}"),
+        user_id: DEMO_USER_ID.into(),
+        provider: Provider::parse(provider).expect("valid"),
+        model: if llm || provider == "stability" {
+            Some(model.into())
+        } else {
+            None
+        },
+        operation_type: Some(operation.into()),
+        endpoint: Some(endpoint.into()),
+        method: Some("POST".into()),
+        actual_provider_name: None,
+        tokens_input,
+        tokens_output: if failed { 0 } else { tokens_output },
+        tokens_cached_input: cached,
+        units: if provider == "firecrawl" {
+            Some(1 + rng.below(3))
+        } else {
+            None
+        },
+        response_time_ms: Some(if llm {
+            rng.log_between(400, 9_000)
+        } else {
+            rng.log_between(150, 2_500)
+        }),
+        status_code: if failed {
+            *rng.pick(&[(500u16, 2), (429, 2), (503, 1)])
+        } else {
+            200
+        },
+        error_message: failed.then(|| "upstream provider error".to_string()),
+        timestamp: at,
+        reservation_id: None,
+        retry_count: if failed { 1 } else { 0 },
+    }
+}
+
+/// What `seed_demo` did.
+#[derive(Debug, Default)]
+pub struct SeedReport {
+    pub seeded: bool,
+    pub events: usize,
+}
+
+/// Seeds the demo on an empty database; does nothing if any user exists.
+pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedReport> {
+    let mut conn = engine.store.pool().acquire().await?;
+    if users::count_users(&mut conn).await? > 0 {
+        return Ok(SeedReport::default());
+    }
+    // History starts on the first of the month, twelve months back.
+    let month_start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .ok_or(AppError::Internal)?;
+    let start = add_months(month_start, -12);
+    let catalog_from = start - Duration::days(30);
+
+    let mut tx = engine.store.begin().await?;
+    let mut plan_ids = Vec::new();
+    for p in demo_plans() {
+        plan_ids.push((p.tier, catalog::insert_plan(&mut tx, &p, catalog_from).await?));
+    }
+    for row in DEMO_PRICES {
+        catalog::insert_price_version(&mut tx, &version_of(row, catalog_from), Some("seed"), catalog_from).await?;
+    }
+    // A mid-history price change, so the catalog shows versioning at work.
+    let flash_change = add_months(start, 8);
+    let flash = llm(
+        "gemini",
+        "gemini-2.5-flash",
+        "Gemini 2.5 Flash (GA pricing)",
+        "0.30",
+        "2.50",
+        Some("0.075"),
+    );
+    catalog::insert_price_version(&mut tx, &version_of(&flash, flash_change), Some("seed"), catalog_from).await?;
+    tx.commit().await?;
+    drop(conn);
+
+    let plan = |tier| {
+        plan_ids
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .map(|(_, id)| *id)
+            .expect("seeded plan")
+    };
+    let hash = |p: &str| {
+        super::auth::hash_password(p)
+            .map(|h| h.0)
+            .map_err(|_| AppError::Internal)
+    };
+    engine
+        .create_user(
+            NewUser {
+                id: Some("admin".into()),
+                email: ADMIN_EMAIL.into(),
+                name: "Ada Admin".into(),
+                role: users::Role::Admin,
+                password_hash: Some(hash(ADMIN_PASSWORD)?),
+                plan: Some((plan(Tier::Enterprise), BillingCycle::Monthly)),
+            },
+            start,
+        )
+        .await?;
+    engine
+        .create_user(
+            NewUser {
+                id: Some(DEMO_USER_ID.into()),
+                email: DEMO_EMAIL.into(),
+                name: "Demo User".into(),
+                role: users::Role::User,
+                password_hash: Some(hash(DEMO_PASSWORD)?),
+                plan: Some((plan(Tier::Basic), BillingCycle::Monthly)),
+            },
+            start,
+        )
+        .await?;
+
+    // Replay the history one day at a time, usage growing over the year.
+    let upgrade_at = add_months(start, 7) + Duration::days(11) + Duration::hours(10);
+    let mut rng = Rng(DEMO_SEED);
+    let mut n = 0u64;
+    let mut day = start;
+    let total_days = (now - start).num_days().max(1) as u64;
+    while day < now {
+        let day_end = (day + Duration::days(1)).min(now);
+        let progress = (day - start).num_days() as u64 * 100 / total_days;
+        let weekend = matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
+        let base = 8 + progress * 22 / 100;
+        let count = if weekend { base / 3 } else { base } + rng.below(6);
+        let span = (day_end - day).num_seconds().max(1) as u64;
+        let mut events: Vec<UsageEvent> = Vec::new();
+        for _ in 0..count {
+            n += 1;
+            let at = day + Duration::seconds(rng.below(span) as i64);
+            events.push(demo_event(&mut rng, n, at));
+        }
+        // Some calls of a model launched last week that nobody priced yet.
+        if (now - day).num_days() == 3 {
+            for k in 0..3 {
+                n += 1;
+                let mut e = demo_event(&mut rng, n, day + Duration::hours(9 + k));
+                e.provider = Provider::parse("openai").expect("valid");
+                e.model = Some("o4-preview".into());
+                (e.tokens_input, e.tokens_output, e.tokens_cached_input) = (2_000, 500, 0);
+                (e.status_code, e.error_message) = (200, None);
+                events.push(e);
+            }
+        }
+        events.sort_by_key(|e| e.timestamp);
+        if (day..day_end).contains(&upgrade_at) {
+            // Each event is recorded under the plan it happened on.
+            let (before, after): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.timestamp < upgrade_at);
+            engine.record(before.into_iter().map(Ok).collect(), upgrade_at).await?;
+            engine
+                .assign_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, upgrade_at)
+                .await?;
+            engine.record(after.into_iter().map(Ok).collect(), day_end).await?;
+        } else {
+            engine.record(events.into_iter().map(Ok).collect(), day_end).await?;
+        }
+        day = day_end;
+    }
+    Ok(SeedReport {
+        seeded: true,
+        events: n as usize,
+    })
+}
+
+/// The generator's seed.
+const DEMO_SEED: u64 = 0x7A11_DE30;
+
+/// Generates live demo traffic for `tally simulate`.
+pub struct Simulator {
+    user_id: String,
+    rng: Rng,
+    n: u64,
+}
+
+impl Simulator {
+    pub fn new(user_id: &str) -> Simulator {
+        let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        Simulator {
+            user_id: user_id.to_string(),
+            rng: Rng(seed),
+            n: 0,
+        }
+    }
+
+    /// One to three events happening at `now`, with ids unique to this run.
+    pub fn batch(&mut self, now: DateTime<Utc>) -> Vec<UsageEvent> {
+        let count = 1 + self.rng.below(3);
+        (0..count)
+            .map(|_| {
+                self.n += 1;
+                let mut e = demo_event(&mut self.rng, self.n, now);
+                e.id = format!("sim-{}-{}", now.timestamp_millis(), self.n);
+                e.user_id = self.user_id.clone();
+                e
+            })
+            .collect()
+    }
+}

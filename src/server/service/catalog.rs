@@ -1,0 +1,77 @@
+//! The in-memory catalog: plans and price versions, cached per process and
+//! revalidated against the store's catalog revision on every use.
+//!
+//! The revision check is one tiny indexed read; a reload happens only after a
+//! plan or price changed (on this instance or another one sharing the
+//! database). Hits and misses are counted for the monitoring endpoint.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::AnyConnection;
+use tokio::sync::RwLock;
+
+use crate::domain::plan::Plan;
+use crate::domain::pricing::Catalog;
+use crate::server::store::{StoreResult, catalog};
+
+/// One consistent view of plans and prices.
+#[derive(Debug, Default)]
+pub struct CatalogSnapshot {
+    pub revision: i64,
+    pub plans: Vec<Plan>,
+    pub prices: Catalog,
+}
+
+impl CatalogSnapshot {
+    pub fn plan(&self, id: i64) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
+
+    /// The plan new users get: the cheapest active free-tier plan.
+    pub fn default_plan(&self) -> Option<&Plan> {
+        self.plans
+            .iter()
+            .filter(|p| !p.archived)
+            .min_by_key(|p| (p.tier, p.price_monthly, p.id))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CatalogCache {
+    current: RwLock<Option<Arc<CatalogSnapshot>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl CatalogCache {
+    /// The current snapshot, reloaded if the store's revision moved.
+    pub async fn get(&self, conn: &mut AnyConnection) -> StoreResult<Arc<CatalogSnapshot>> {
+        let revision = catalog::revision(conn).await?;
+        if let Some(snap) = self.current.read().await.as_ref().filter(|s| s.revision == revision) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(snap.clone());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let snap = Arc::new(CatalogSnapshot {
+            revision,
+            plans: catalog::plans(conn).await?,
+            prices: Catalog::new(catalog::price_versions(conn).await?),
+        });
+        *self.current.write().await = Some(snap.clone());
+        Ok(snap)
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+}

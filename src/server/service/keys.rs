@@ -1,0 +1,100 @@
+//! API keys: creation (secret shown once, stored hashed) and revocation.
+
+use chrono::{DateTime, Utc};
+
+use super::Engine;
+use crate::server::auth::new_api_key_secret;
+use crate::server::error::{AppError, AppResult};
+use crate::server::store::keys::{self, ApiKey};
+use crate::server::store::users;
+
+/// The scopes a key may carry.
+pub const SCOPES: &[&str] = &["ingest", "read", "admin"];
+
+impl Engine {
+    /// Creates a key for `user_id` (or for no user: a service key). Returns
+    /// the stored key and the secret, which is not kept.
+    pub async fn create_api_key(
+        &self,
+        user_id: Option<&str>,
+        scopes: &[String],
+        name: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(ApiKey, String)> {
+        let mut scopes: Vec<String> = scopes
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Err(AppError::Invalid(format!(
+                "give at least one scope of {}",
+                SCOPES.join(", ")
+            )));
+        }
+        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(AppError::Invalid(format!(
+                "unknown scope `{bad}`; scopes are {}",
+                SCOPES.join(", ")
+            )));
+        }
+        let mut tx = self.store.begin().await?;
+        if let Some(u) = user_id
+            && users::user_by_id(&mut tx, u).await?.is_none()
+        {
+            return Err(AppError::NotFound(format!("no user with id `{u}`")));
+        }
+        let secret = new_api_key_secret();
+        let key = ApiKey {
+            id: uuid::Uuid::new_v4().to_string(),
+            prefix: secret.prefix.clone(),
+            user_id: user_id.map(str::to_string),
+            scopes,
+            name: name.trim().to_string(),
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        keys::insert_key(&mut tx, &key, &secret.hash, Some(actor)).await?;
+        let after = serde_json::json!({"id": key.id, "prefix": key.prefix, "user_id": key.user_id, "scopes": key.scopes, "name": key.name});
+        keys::audit(
+            &mut tx,
+            actor,
+            "api_key.create",
+            ("api_key", &key.id),
+            None,
+            Some(&after),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((key, secret.secret))
+    }
+
+    /// As [`Engine::create_api_key`], naming the user by email (the CLI).
+    pub async fn create_api_key_by_email(
+        &self,
+        email: Option<&str>,
+        scopes: &[String],
+        name: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(ApiKey, String)> {
+        let user_id = match email {
+            Some(e) => {
+                let mut conn = self.store.pool().acquire().await?;
+                Some(
+                    users::user_by_email(&mut conn, e)
+                        .await?
+                        .ok_or_else(|| AppError::NotFound(format!("no user with email `{e}`")))?
+                        .id,
+                )
+            }
+            None => None,
+        };
+        self.create_api_key(user_id.as_deref(), scopes, name, actor, now).await
+    }
+}

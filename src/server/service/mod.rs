@@ -1,0 +1,52 @@
+//! Use cases. REST handlers, server functions, the CLI and the seed all call
+//! these; no business rule lives in a front door.
+//!
+//! Services take `now` from their caller, so tests and the demo seed can
+//! drive the engine through simulated time with the same code as production.
+
+pub mod catalog;
+pub mod keys;
+pub mod reads;
+pub mod recording;
+pub mod subscriptions;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::server::store::Store;
+use catalog::CatalogCache;
+
+/// Tunables of the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a preflight reservation holds usage before it lapses.
+    pub hold_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            hold_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The billing engine: the store plus the catalog cache.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub store: Store,
+    pub catalog: Arc<CatalogCache>,
+    pub config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(store: Store, config: EngineConfig) -> Engine {
+        Engine {
+            store,
+            catalog: Arc::new(CatalogCache::default()),
+            config,
+        }
+    }
+}

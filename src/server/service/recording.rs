@@ -1,0 +1,228 @@
+//! Recording usage: price, deduplicate, roll up and alert, in one
+//! transaction per batch.
+//!
+//! Every front door that records usage (the ingest API, the demo seed, the
+//! `simulate` command) calls [`Engine::record`]. The event rows, their rollup
+//! increments, consumed holds and any alerts commit together, so an
+//! acknowledged event is durable and counted exactly once, and a crash
+//! leaves nothing half-written.
+//!
+//! A late event (its time before the current period) is filed under the
+//! closed period that covered that time and added to that period's bill, so
+//! bills, rollups and events always reconcile.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Engine;
+use super::subscriptions::lock_current;
+use crate::domain::alerts::{crossed, threshold_alert, unpriced_alert};
+use crate::domain::event::UsageEvent;
+use crate::domain::limits::{LimitUse, ProviderUsage};
+use crate::domain::money::Nanos;
+use crate::domain::period::usage_period;
+use crate::domain::pricing::{Cost, price_event};
+use crate::domain::provider::LimitKey;
+use crate::server::error::AppResult;
+use crate::server::store::{ms, usage};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// The result for one event of a batch, in batch order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventResult {
+    pub id: String,
+    pub outcome: Outcome,
+    /// The cost recorded (first recorded, for a duplicate); zero if rejected.
+    pub cost: Nanos,
+    pub unpriced: bool,
+    pub error: Option<String>,
+}
+
+impl EventResult {
+    fn rejected(id: String, error: String) -> EventResult {
+        EventResult {
+            id,
+            outcome: Outcome::Rejected,
+            cost: Nanos::ZERO,
+            unpriced: false,
+            error: Some(error),
+        }
+    }
+}
+
+/// An event as received: parsed, or the reason it could not be, with the id
+/// if one could be read.
+pub type Incoming = Result<UsageEvent, (String, String)>;
+
+impl Engine {
+    /// Records a batch. Invalid events are rejected one by one; the others
+    /// commit together. Errors only when the store fails (nothing written).
+    #[tracing::instrument(skip_all, fields(events = incoming.len()))]
+    pub async fn record(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
+        let mut results: Vec<Option<EventResult>> = vec![None; incoming.len()];
+        let mut by_user: BTreeMap<String, Vec<(usize, UsageEvent)>> = BTreeMap::new();
+        for (i, e) in incoming.into_iter().enumerate() {
+            match e {
+                Ok(ev) => by_user.entry(ev.user_id.clone()).or_default().push((i, ev)),
+                Err((id, err)) => results[i] = Some(EventResult::rejected(id, err)),
+            }
+        }
+
+        let mut tx = self.store.begin().await?;
+        let catalog = self.catalog.get(&mut tx).await?;
+        // Users in sorted order, so concurrent batches lock in the same order.
+        for (user_id, events) in by_user {
+            let Some(sub) = lock_current(&mut tx, &catalog, &user_id, now).await? else {
+                for (i, ev) in events {
+                    results[i] = Some(EventResult::rejected(ev.id, format!("unknown user `{user_id}`")));
+                }
+                continue;
+            };
+            let limits = sub
+                .plan_id
+                .and_then(|id| catalog.plan(id))
+                .map(|p| p.limits.clone())
+                .unwrap_or_default();
+            let current = usage_period(sub.anchor_at, sub.period_start);
+            let mut period_usage = usage::period_usage(&mut tx, &user_id, current.start).await?;
+
+            for (i, ev) in events {
+                if !(ev.provider.is_builtin() || catalog.prices.knows_provider(&ev.provider)) {
+                    results[i] = Some(EventResult::rejected(
+                        ev.id,
+                        format!(
+                            "unknown provider `{}`; add it to the pricing catalog first",
+                            ev.provider
+                        ),
+                    ));
+                    continue;
+                }
+                let version = catalog.prices.lookup(&ev.provider, ev.model.as_deref(), ev.timestamp);
+                let unit_default = version.map_or(0, |v| v.rates.has_unit_price() as u64);
+                let cost = match version {
+                    Some(v) => match price_event(&v.rates, ev.quantities(unit_default)) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            results[i] = Some(EventResult::rejected(ev.id, e.to_string()));
+                            continue;
+                        }
+                    },
+                    None => Cost::default(),
+                };
+                // A late event belongs to the closed period that covered its
+                // time (periods cut short by a plan change included).
+                let closed = if ev.timestamp < current.start {
+                    usage::closed_period_at(&mut tx, &user_id, ev.timestamp).await?
+                } else {
+                    None
+                };
+                let (period_start, billing_period) = match &closed {
+                    Some((start, label)) => (*start, label.clone()),
+                    None => {
+                        let p = usage_period(sub.anchor_at, ev.timestamp);
+                        (p.start, p.label())
+                    }
+                };
+                let priced = usage::PricedEvent {
+                    event: &ev,
+                    units: ev.units.unwrap_or(unit_default),
+                    cost,
+                    price_version_id: version.map(|v| v.id),
+                    unpriced: version.is_none(),
+                    period_start,
+                    billing_period,
+                };
+                if let Some(first) = usage::insert_event(&mut tx, &priced, now).await? {
+                    results[i] = Some(EventResult {
+                        id: ev.id.clone(),
+                        outcome: Outcome::Duplicate,
+                        cost: first.cost,
+                        unpriced: first.unpriced,
+                        error: None,
+                    });
+                    continue;
+                }
+                usage::add_to_rollup(&mut tx, &priced).await?;
+                if closed.is_some() {
+                    usage::amend_bill(&mut tx, &user_id, period_start, cost.total).await?;
+                }
+                if let Some(rid) = &ev.reservation_id {
+                    usage::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), now).await?;
+                }
+                if priced.unpriced {
+                    let alert = unpriced_alert(ev.provider.as_str(), ev.model.as_deref());
+                    if usage::insert_alert(&mut tx, None, None, &alert, now).await? {
+                        tracing::warn!(provider = %ev.provider, model = ?ev.model, "usage recorded for a model without a price");
+                    }
+                }
+                // Threshold alerts concern the current period only; a late
+                // event for a closed period changes history, not today's plan.
+                if period_start == current.start {
+                    let added = ProviderUsage {
+                        calls: 1,
+                        tokens: ev.tokens_total() as i64,
+                        cost: cost.total,
+                    };
+                    let touched = [
+                        LimitKey::Calls(ev.provider.clone()),
+                        LimitKey::Tokens(ev.provider.clone()),
+                        LimitKey::MonthlyCost,
+                    ];
+                    let before: Vec<(LimitKey, i64, i64)> = touched
+                        .into_iter()
+                        .filter_map(|k| limits.get(&k).map(|limit| (k.clone(), period_usage.measure(&k), limit)))
+                        .collect();
+                    period_usage.add(&ev.provider, added);
+                    for (key, used_before, limit) in before {
+                        let after = LimitUse {
+                            used: period_usage.measure(&key),
+                            key,
+                            limit,
+                        };
+                        for t in crossed(used_before, &after) {
+                            let alert =
+                                threshold_alert(&user_id, &current.label(), ms(current.start), &after, t, current.end);
+                            usage::insert_alert(
+                                &mut tx,
+                                Some(&user_id),
+                                Some((current.start, &current.label())),
+                                &alert,
+                                now,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+                results[i] = Some(EventResult {
+                    id: ev.id.clone(),
+                    outcome: Outcome::Accepted,
+                    cost: cost.total,
+                    unpriced: priced.unpriced,
+                    error: None,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every event has a result"))
+            .collect())
+    }
+}

@@ -1,0 +1,364 @@
+//! Engine tests against real stores: every test runs on SQLite and on
+//! PostgreSQL (see `both_stores!`).
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Row;
+
+use super::Engine;
+use super::recording::{Incoming, Outcome};
+use crate::both_stores;
+use crate::domain::event::UsageEvent;
+use crate::domain::limits::Limits;
+use crate::domain::money::Nanos;
+use crate::domain::provider::Provider;
+use crate::server::store::{Store, catalog, usage, users};
+use crate::server::testing::{engine_with_catalog, price, t, user_on_plan};
+
+fn ev(
+    id: &str,
+    user: &str,
+    provider: &str,
+    model: Option<&str>,
+    input: u64,
+    output: u64,
+    at: DateTime<Utc>,
+) -> UsageEvent {
+    UsageEvent {
+        id: id.into(),
+        user_id: user.into(),
+        provider: Provider::parse(provider).unwrap(),
+        model: model.map(str::to_string),
+        operation_type: None,
+        endpoint: None,
+        method: None,
+        actual_provider_name: None,
+        tokens_input: input,
+        tokens_output: output,
+        tokens_cached_input: 0,
+        units: None,
+        response_time_ms: Some(100),
+        status_code: 200,
+        error_message: None,
+        timestamp: at,
+        reservation_id: None,
+        retry_count: 0,
+    }
+}
+
+fn ok(events: Vec<UsageEvent>) -> Vec<Incoming> {
+    events.into_iter().map(Ok).collect()
+}
+
+async fn scalar(store: &Store, sql: &str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// Sum of recorded event costs, and the same from rollups.
+async fn sums(store: &Store) -> (i64, i64) {
+    (
+        scalar(
+            store,
+            "SELECT CAST(COALESCE(SUM(cost_total_nanos), 0) AS BIGINT) FROM usage_events",
+        )
+        .await,
+        scalar(
+            store,
+            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_rollups",
+        )
+        .await,
+    )
+}
+
+async fn records_prices_and_deduplicates(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let gem = |id: &str| ev(id, "u1", "gemini", Some("gemini-2.5-pro"), 1000, 500, now);
+    let r = engine
+        .record(
+            ok(vec![
+                gem("a"),
+                gem("b"),
+                gem("a"),
+                ev("s", "u1", "tavily", None, 0, 0, now),
+            ]),
+            now,
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = r.iter().map(|r| (r.outcome, r.cost.0)).collect();
+    // 1000 × $1.25/M + 500 × $10/M = $0.00625; one search $0.001.
+    assert_eq!(
+        outcomes,
+        [
+            (Outcome::Accepted, 6_250_000),
+            (Outcome::Accepted, 6_250_000),
+            (Outcome::Duplicate, 6_250_000),
+            (Outcome::Accepted, 1_000_000)
+        ]
+    );
+    // Resent later, with different numbers: still the first cost, not counted.
+    let mut again = gem("b");
+    again.tokens_output = 99_999;
+    let r = engine.record(ok(vec![again]), now).await.unwrap();
+    assert_eq!((r[0].outcome, r[0].cost.0), (Outcome::Duplicate, 6_250_000));
+    assert_eq!(
+        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await,
+        3
+    );
+    assert_eq!(sums(&store).await, (13_500_000, 13_500_000));
+    let view = engine.period_view("u1", now).await.unwrap();
+    assert_eq!(
+        (view.total_calls(), view.total_cost().0, view.total_tokens()),
+        (3, 13_500_000, 3000)
+    );
+}
+both_stores!(records_prices_and_deduplicates, records_prices_and_deduplicates);
+
+async fn rejects_without_writing(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 2);
+    let mut cached = ev("c", "u1", "gemini", Some("gemini-2.5-pro"), 10, 0, now);
+    cached.tokens_cached_input = 11;
+    let r = engine
+        .record(
+            vec![
+                Ok(ev("x", "nobody", "gemini", None, 1, 1, now)),
+                Ok(ev("y", "u1", "cohere", None, 1, 1, now)),
+                Err(("z".into(), "`tokens_input` must not be negative".into())),
+                Ok(cached),
+                Ok(ev("good", "u1", "tavily", None, 0, 0, now)),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    let errs: Vec<_> = r
+        .iter()
+        .map(|r| (r.outcome, r.error.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(errs[0], (Outcome::Rejected, "unknown user `nobody`".into()));
+    assert!(errs[1].1.contains("unknown provider `cohere`"), "{errs:?}");
+    assert_eq!(errs[2].0, Outcome::Rejected);
+    assert!(errs[3].1.contains("cannot exceed"), "{errs:?}");
+    assert_eq!(errs[4], (Outcome::Accepted, String::new()));
+    assert_eq!(
+        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await,
+        1
+    );
+    assert_eq!(
+        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_rollups").await,
+        1
+    );
+}
+both_stores!(rejects_without_writing, rejects_without_writing);
+
+async fn unpriced_models_are_flagged_never_silent(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 3);
+    let r = engine
+        .record(
+            ok(vec![
+                ev("n1", "u1", "gemini", Some("gemini-9-ultra"), 100, 100, now),
+                ev("n2", "u1", "gemini", Some("gemini-9-ultra"), 1, 1, now),
+            ]),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.iter()
+            .all(|r| r.outcome == Outcome::Accepted && r.unpriced && r.cost == Nanos::ZERO)
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1"
+        )
+        .await,
+        2
+    );
+    let mut conn = store.pool().acquire().await.unwrap();
+    let admin_alerts = usage::alerts(&mut conn, None, false, 10).await.unwrap();
+    assert_eq!(admin_alerts.len(), 1, "one alert per unpriced model, not per event");
+    assert!(admin_alerts[0].title.contains("gemini-9-ultra"));
+    assert_eq!(admin_alerts[0].severity, "error");
+}
+both_stores!(
+    unpriced_models_are_flagged_never_silent,
+    unpriced_models_are_flagged_never_silent
+);
+
+async fn thresholds_fire_once_each(store: Store) {
+    let start = t(2026, 11, 1);
+    let limits = Limits::new().with("tavily_calls", 10);
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 5);
+    for i in 0..14 {
+        engine
+            .record(ok(vec![ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)]), now)
+            .await
+            .unwrap();
+    }
+    let mut conn = store.pool().acquire().await.unwrap();
+    let alerts = usage::alerts(&mut conn, Some("u1"), false, 100).await.unwrap();
+    let mut got: Vec<(i64, String)> = alerts.iter().map(|a| (a.threshold, a.severity.clone())).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [(80, "info".into()), (90, "warning".into()), (100, "error".into())]
+    );
+    let full = alerts.iter().find(|a| a.threshold == 100).unwrap();
+    assert_eq!(full.title, "Tavily calls limit reached");
+    assert!(full.message.contains("10 of 10 Tavily API calls"), "{}", full.message);
+    assert!(full.message.contains("Dec 1, 2026"), "{}", full.message);
+    // The next period starts fresh.
+    let next = t(2026, 12, 2);
+    for i in 0..8 {
+        engine
+            .record(ok(vec![ev(&format!("d{i}"), "u1", "tavily", None, 0, 0, next)]), next)
+            .await
+            .unwrap();
+    }
+    assert_eq!(usage::alerts(&mut conn, Some("u1"), false, 100).await.unwrap().len(), 4);
+}
+both_stores!(thresholds_fire_once_each, thresholds_fire_once_each);
+
+async fn periods_roll_over_on_first_touch(store: Store) {
+    let anchor = t(2026, 1, 31);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
+    user_on_plan(&engine, "u1", plan, anchor).await;
+    let feb = t(2026, 2, 10);
+    engine
+        .record(ok(vec![ev("f", "u1", "tavily", None, 0, 0, feb)]), feb)
+        .await
+        .unwrap();
+    // Next touch is a read, weeks after two periods ended.
+    let view = engine.period_view("u1", t(2026, 4, 2)).await.unwrap();
+    assert_eq!((view.period.start, view.period.end), (t(2026, 3, 31), t(2026, 4, 30)));
+    let mut conn = store.pool().acquire().await.unwrap();
+    let bills = usage::billing_records(&mut conn, "u1").await.unwrap();
+    let got: Vec<_> = bills
+        .iter()
+        .map(|b| (b.billing_period.clone(), b.plan_fee.0, b.usage_cost.0, b.total.0))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2026-02".into(), 79_000_000_000, 0, 79_000_000_000),
+            ("2026-01".into(), 79_000_000_000, 1_000_000, 79_001_000_000)
+        ]
+    );
+    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0).await.unwrap();
+    assert_eq!(n, 3, "new + two monthly renewals");
+    assert_eq!(renewals[0].renewal_type, "renewal");
+    assert_eq!(renewals[0].renewal_count, 2);
+    assert_eq!(renewals[2].renewal_type, "new");
+}
+both_stores!(periods_roll_over_on_first_touch, periods_roll_over_on_first_touch);
+
+async fn price_change_mid_period_splits(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let change = t(2026, 11, 15);
+    let mut conn = store.pool().acquire().await.unwrap();
+    let v = crate::domain::pricing::PriceVersion {
+        id: 0,
+        provider: Provider::parse("tavily").unwrap(),
+        model: "*".into(),
+        effective_from: change,
+        rates: crate::domain::pricing::Rates {
+            per_search: price("0.002"),
+            ..Default::default()
+        },
+        description: String::new(),
+    };
+    catalog::insert_price_version(&mut conn, &v, None, start).await.unwrap();
+    drop(conn);
+    let now = t(2026, 11, 20);
+    let r = engine
+        .record(
+            ok(vec![
+                ev("before", "u1", "tavily", None, 0, 0, change - Duration::seconds(1)),
+                ev("at", "u1", "tavily", None, 0, 0, change),
+                ev("after", "u1", "tavily", None, 0, 0, now),
+            ]),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.iter().map(|r| r.cost.0).collect::<Vec<_>>(),
+        [1_000_000, 2_000_000, 2_000_000]
+    );
+    assert_eq!(engine.period_view("u1", now).await.unwrap().total_cost().0, 5_000_000);
+    // Each event keeps the version it was charged.
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(COUNT(DISTINCT price_version_id) AS BIGINT) FROM usage_events"
+        )
+        .await,
+        2
+    );
+}
+both_stores!(price_change_mid_period_splits, price_change_mid_period_splits);
+
+/// The demo history goes through the engine, and everything reconciles:
+/// events == rollups == closed bills + the open period.
+async fn demo_seed_reconciles(store: Store) {
+    let engine = Engine::new(store.clone(), Default::default());
+    let now = t(2026, 11, 23) + Duration::hours(13);
+    let report = crate::server::seed::seed_demo(&engine, now).await.unwrap();
+    assert!(report.seeded && report.events > 3000, "{report:?}");
+    // Seeding again does nothing.
+    assert!(!crate::server::seed::seed_demo(&engine, now).await.unwrap().seeded);
+    let (events, rollups) = sums(&store).await;
+    assert_eq!(events, rollups);
+    let view = engine
+        .period_view(crate::server::seed::DEMO_USER_ID, now)
+        .await
+        .unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let bills = usage::billing_records(&mut conn, "demo").await.unwrap();
+    let billed: i64 = bills.iter().map(|b| b.usage_cost.0).sum();
+    assert_eq!(
+        billed + view.total_cost().0,
+        events,
+        "closed bills + open period == every event"
+    );
+    assert!(bills.len() >= 12, "{} bills", bills.len());
+    assert!(view.total_calls() > 100);
+    assert_eq!(view.plan.as_ref().unwrap().name, "Pro");
+    let (renewals, _) = users::renewals(&mut conn, "demo", 50, 0).await.unwrap();
+    assert!(renewals.iter().any(|r| r.renewal_type == "upgrade"));
+    assert!(
+        scalar(
+            &store,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400"
+        )
+        .await
+            > 10
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1"
+        )
+        .await,
+        3
+    );
+}
+both_stores!(demo_seed_reconciles, demo_seed_reconciles);

@@ -1,0 +1,135 @@
+//! Building the router and serving it until a shutdown signal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use super::cli::ServeArgs;
+use super::service::{Engine, EngineConfig};
+use super::state::{AppState, UiSettings};
+use crate::ui::{App, shell};
+
+/// Largest request body accepted anywhere (the ingest API's own limit is
+/// 1 MiB and answers with the contract's 413 envelope).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+pub fn leptos_options(args: &ServeArgs) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("tally")
+        .site_root(args.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(args.listen)
+        .build()
+}
+
+pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
+    AppState {
+        engine,
+        leptos_options: leptos_options(args),
+        ui: Arc::new(UiSettings {
+            refresh_secs: args.refresh_secs.max(1),
+            demo: args.demo,
+        }),
+        started_at: Instant::now(),
+    }
+}
+
+pub fn engine_config(args: &ServeArgs) -> EngineConfig {
+    EngineConfig {
+        hold_ttl: Duration::from_secs(args.hold_ttl_secs.max(1)),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    match state.engine.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
+/// The whole application: pages, server functions, REST API, static files.
+pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
+    let routes = generate_route_list(App);
+    let ctx_state = state.clone();
+    let shell_options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(super::rest::router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(ctx_state.clone()),
+            move || shell(shell_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(envelope_bare_413))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The body-limit layer answers 413 with a bare body; give it the
+/// contract's error envelope like every other error.
+async fn envelope_bare_413(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return super::error::AppError::PayloadTooLarge(MAX_BODY_BYTES).into_response();
+    }
+    resp
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,199 @@
+//! Plans, their limits, and price versions.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreError, StoreResult, from_ms, ms};
+use crate::domain::limits::Limits;
+use crate::domain::money::{Nanos, Price};
+use crate::domain::plan::{Plan, Tier};
+use crate::domain::pricing::{PriceVersion, Rates};
+use crate::domain::provider::{LimitKey, Provider};
+
+pub async fn revision(conn: &mut AnyConnection) -> StoreResult<i64> {
+    Ok(sqlx::query("SELECT revision FROM catalog_revision WHERE id = 1")
+        .fetch_one(conn)
+        .await?
+        .try_get("revision")?)
+}
+
+pub async fn bump_revision(conn: &mut AnyConnection) -> StoreResult<()> {
+    sqlx::query("UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every plan, archived ones included, ordered by tier then price.
+pub async fn plans(conn: &mut AnyConnection) -> StoreResult<Vec<Plan>> {
+    let rows = sqlx::query(
+        "SELECT id, name, tier, price_monthly_nanos, price_yearly_nanos, description, features_json, archived
+         FROM plans ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let limit_rows = sqlx::query("SELECT plan_id, limit_key, value FROM plan_limits")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut plans = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let tier: String = r.try_get("tier")?;
+        let features: String = r.try_get("features_json")?;
+        let mut limits = Limits::new();
+        for l in limit_rows
+            .iter()
+            .filter(|l| l.try_get::<i64, _>("plan_id").ok() == Some(id))
+        {
+            let key: String = l.try_get("limit_key")?;
+            let key = LimitKey::parse(&key).ok_or_else(|| StoreError::Corrupt(format!("limit key {key}")))?;
+            limits.set(key, Some(l.try_get("value")?));
+        }
+        plans.push(Plan {
+            id,
+            name: r.try_get("name")?,
+            tier: Tier::parse(&tier).ok_or_else(|| StoreError::Corrupt(format!("tier {tier}")))?,
+            price_monthly: Nanos(r.try_get("price_monthly_nanos")?),
+            price_yearly: Nanos(r.try_get("price_yearly_nanos")?),
+            description: r.try_get("description")?,
+            features: serde_json::from_str(&features).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            limits,
+            archived: r.try_get::<i64, _>("archived")? != 0,
+        });
+    }
+    plans.sort_by_key(|p| (p.tier, p.price_monthly, p.id));
+    Ok(plans)
+}
+
+async fn write_limits(conn: &mut AnyConnection, plan_id: i64, limits: &Limits) -> StoreResult<()> {
+    sqlx::query("DELETE FROM plan_limits WHERE plan_id = $1")
+        .bind(plan_id)
+        .execute(&mut *conn)
+        .await?;
+    for (key, value) in limits.iter() {
+        sqlx::query("INSERT INTO plan_limits (plan_id, limit_key, value) VALUES ($1, $2, $3)")
+            .bind(plan_id)
+            .bind(key.as_string())
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a plan (its `id` is ignored) and returns the new id.
+pub async fn insert_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>) -> StoreResult<i64> {
+    let id: i64 = sqlx::query(
+        "INSERT INTO plans (name, tier, price_monthly_nanos, price_yearly_nanos, description, features_json, archived, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+    )
+    .bind(&p.name)
+    .bind(p.tier.as_str())
+    .bind(p.price_monthly.0)
+    .bind(p.price_yearly.0)
+    .bind(&p.description)
+    .bind(serde_json::to_string(&p.features).unwrap_or_else(|_| "[]".into()))
+    .bind(p.archived as i64)
+    .bind(ms(now))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("id")?;
+    write_limits(conn, id, &p.limits).await?;
+    bump_revision(conn).await?;
+    Ok(id)
+}
+
+/// Replaces a plan's fields and limits; false when there is no such plan.
+pub async fn update_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE plans SET name = $2, tier = $3, price_monthly_nanos = $4, price_yearly_nanos = $5, description = $6,
+         features_json = $7, archived = $8, updated_at = $9 WHERE id = $1",
+    )
+    .bind(p.id)
+    .bind(&p.name)
+    .bind(p.tier.as_str())
+    .bind(p.price_monthly.0)
+    .bind(p.price_yearly.0)
+    .bind(&p.description)
+    .bind(serde_json::to_string(&p.features).unwrap_or_else(|_| "[]".into()))
+    .bind(p.archived as i64)
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    write_limits(conn, p.id, &p.limits).await?;
+    bump_revision(conn).await?;
+    Ok(true)
+}
+
+fn price_col(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<Option<Price>> {
+    let v: Option<String> = r.try_get(col)?;
+    v.map(|s| Price::parse(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
+        .transpose()
+}
+
+pub async fn price_versions(conn: &mut AnyConnection) -> StoreResult<Vec<PriceVersion>> {
+    let rows = sqlx::query(
+        "SELECT id, provider, model, effective_from, input_per_million, output_per_million, cached_input_per_million,
+         per_request, per_search, per_image, per_page, description FROM price_versions ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let provider: String = r.try_get("provider")?;
+            Ok(PriceVersion {
+                id: r.try_get("id")?,
+                provider: Provider::parse(&provider).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                model: r.try_get("model")?,
+                effective_from: from_ms(r.try_get("effective_from")?),
+                rates: Rates {
+                    input_per_million: price_col(r, "input_per_million")?,
+                    output_per_million: price_col(r, "output_per_million")?,
+                    cached_input_per_million: price_col(r, "cached_input_per_million")?,
+                    per_request: price_col(r, "per_request")?,
+                    per_search: price_col(r, "per_search")?,
+                    per_image: price_col(r, "per_image")?,
+                    per_page: price_col(r, "per_page")?,
+                },
+                description: r.try_get("description")?,
+            })
+        })
+        .collect()
+}
+
+/// Adds a price version; a second version with the same provider, model and
+/// instant is a unique violation.
+pub async fn insert_price_version(
+    conn: &mut AnyConnection,
+    v: &PriceVersion,
+    created_by: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let s = |p: Option<Price>| p.map(|p| p.as_string());
+    let id: i64 = sqlx::query(
+        "INSERT INTO price_versions (provider, model, effective_from, input_per_million, output_per_million,
+         cached_input_per_million, per_request, per_search, per_image, per_page, description, created_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(v.provider.as_str())
+    .bind(&v.model)
+    .bind(ms(v.effective_from))
+    .bind(s(v.rates.input_per_million))
+    .bind(s(v.rates.output_per_million))
+    .bind(s(v.rates.cached_input_per_million))
+    .bind(s(v.rates.per_request))
+    .bind(s(v.rates.per_search))
+    .bind(s(v.rates.per_image))
+    .bind(s(v.rates.per_page))
+    .bind(&v.description)
+    .bind(ms(now))
+    .bind(created_by)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("id")?;
+    bump_revision(conn).await?;
+    Ok(id)
+}

@@ -1,0 +1,526 @@
+//! Usage events, their per-period rollups, reservations, alerts and billing
+//! records.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreResult, from_ms, ms};
+use crate::domain::alerts::NewAlert;
+use crate::domain::event::UsageEvent;
+use crate::domain::limits::{ProviderUsage, Usage};
+use crate::domain::money::Nanos;
+use crate::domain::pricing::Cost;
+use crate::domain::provider::Provider;
+
+/// What the store keeps of a priced event beyond the event itself.
+pub struct PricedEvent<'a> {
+    pub event: &'a UsageEvent,
+    pub units: u64,
+    pub cost: Cost,
+    pub price_version_id: Option<i64>,
+    pub unpriced: bool,
+    pub period_start: DateTime<Utc>,
+    pub billing_period: String,
+}
+
+/// The cost first recorded for an event id, and whether it was unpriced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub cost: Nanos,
+    pub unpriced: bool,
+}
+
+/// Inserts the event unless its (user, id) exists. Returns `None` when
+/// inserted, or what was recorded first for a duplicate.
+pub async fn insert_event(
+    conn: &mut AnyConnection,
+    p: &PricedEvent<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Recorded>> {
+    let e = p.event;
+    let inserted = sqlx::query(
+        "INSERT INTO usage_events (user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
+         tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
+         price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
+         period_start, billing_period, reservation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+         ON CONFLICT (user_id, event_id) DO NOTHING RETURNING id",
+    )
+    .bind(&e.user_id)
+    .bind(&e.id)
+    .bind(e.provider.as_str())
+    .bind(&e.model)
+    .bind(&e.operation_type)
+    .bind(&e.endpoint)
+    .bind(&e.method)
+    .bind(&e.actual_provider_name)
+    .bind(e.tokens_input as i64)
+    .bind(e.tokens_output as i64)
+    .bind(e.tokens_cached_input as i64)
+    .bind(p.units as i64)
+    .bind(p.cost.input.0)
+    .bind(p.cost.output.0)
+    .bind(p.cost.total.0)
+    .bind(p.price_version_id)
+    .bind(p.unpriced as i64)
+    .bind(e.response_time_ms.map(|v| v as i64))
+    .bind(e.status_code as i64)
+    .bind(&e.error_message)
+    .bind(e.retry_count as i64)
+    .bind(ms(e.timestamp))
+    .bind(ms(now))
+    .bind(ms(p.period_start))
+    .bind(&p.billing_period)
+    .bind(&e.reservation_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_some() {
+        return Ok(None);
+    }
+    let r = sqlx::query("SELECT cost_total_nanos, unpriced FROM usage_events WHERE user_id = $1 AND event_id = $2")
+        .bind(&e.user_id)
+        .bind(&e.id)
+        .fetch_one(conn)
+        .await?;
+    Ok(Some(Recorded {
+        cost: Nanos(r.try_get("cost_total_nanos")?),
+        unpriced: r.try_get::<i64, _>("unpriced")? != 0,
+    }))
+}
+
+/// Adds one event to its rollup row.
+pub async fn add_to_rollup(conn: &mut AnyConnection, p: &PricedEvent<'_>) -> StoreResult<()> {
+    let e = p.event;
+    sqlx::query(
+        "INSERT INTO usage_rollups (user_id, period_start, billing_period, provider, model, calls, errors, tokens_input,
+         tokens_output, tokens_cached_input, cost_nanos, unpriced_calls, response_ms_sum, response_ms_count)
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (user_id, period_start, provider, model) DO UPDATE SET
+           calls = usage_rollups.calls + 1,
+           errors = usage_rollups.errors + excluded.errors,
+           tokens_input = usage_rollups.tokens_input + excluded.tokens_input,
+           tokens_output = usage_rollups.tokens_output + excluded.tokens_output,
+           tokens_cached_input = usage_rollups.tokens_cached_input + excluded.tokens_cached_input,
+           cost_nanos = usage_rollups.cost_nanos + excluded.cost_nanos,
+           unpriced_calls = usage_rollups.unpriced_calls + excluded.unpriced_calls,
+           response_ms_sum = usage_rollups.response_ms_sum + excluded.response_ms_sum,
+           response_ms_count = usage_rollups.response_ms_count + excluded.response_ms_count",
+    )
+    .bind(&e.user_id)
+    .bind(ms(p.period_start))
+    .bind(&p.billing_period)
+    .bind(e.provider.as_str())
+    .bind(e.model.clone().unwrap_or_default())
+    .bind(e.is_error() as i64)
+    .bind(e.tokens_input as i64)
+    .bind(e.tokens_output as i64)
+    .bind(e.tokens_cached_input as i64)
+    .bind(p.cost.total.0)
+    .bind(p.unpriced as i64)
+    .bind(e.response_time_ms.unwrap_or(0) as i64)
+    .bind(e.response_time_ms.is_some() as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A rollup row summed over models, or per model.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollupSum {
+    pub billing_period: String,
+    pub provider: String,
+    pub model: String,
+    pub calls: i64,
+    pub errors: i64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub tokens_cached_input: i64,
+    pub cost: Nanos,
+    pub unpriced_calls: i64,
+    pub response_ms_sum: i64,
+    pub response_ms_count: i64,
+}
+
+impl RollupSum {
+    pub fn tokens(&self) -> i64 {
+        self.tokens_input + self.tokens_output
+    }
+
+    pub fn usage(&self) -> ProviderUsage {
+        ProviderUsage {
+            calls: self.calls,
+            tokens: self.tokens(),
+            cost: self.cost,
+        }
+    }
+}
+
+const SUMS: &str = "CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(errors) AS BIGINT) AS errors,
+    CAST(SUM(tokens_input) AS BIGINT) AS tokens_input, CAST(SUM(tokens_output) AS BIGINT) AS tokens_output,
+    CAST(SUM(tokens_cached_input) AS BIGINT) AS tokens_cached_input, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos,
+    CAST(SUM(unpriced_calls) AS BIGINT) AS unpriced_calls, CAST(SUM(response_ms_sum) AS BIGINT) AS response_ms_sum,
+    CAST(SUM(response_ms_count) AS BIGINT) AS response_ms_count";
+
+fn rollup_from_row(r: &sqlx::any::AnyRow, with_model: bool) -> StoreResult<RollupSum> {
+    Ok(RollupSum {
+        billing_period: r.try_get("billing_period")?,
+        provider: r.try_get("provider")?,
+        model: if with_model { r.try_get("model")? } else { String::new() },
+        calls: r.try_get("calls")?,
+        errors: r.try_get("errors")?,
+        tokens_input: r.try_get("tokens_input")?,
+        tokens_output: r.try_get("tokens_output")?,
+        tokens_cached_input: r.try_get("tokens_cached_input")?,
+        cost: Nanos(r.try_get("cost_nanos")?),
+        unpriced_calls: r.try_get("unpriced_calls")?,
+        response_ms_sum: r.try_get("response_ms_sum")?,
+        response_ms_count: r.try_get("response_ms_count")?,
+    })
+}
+
+/// Per provider (and per model when `by_model`) sums of one usage period.
+pub async fn period_rollups(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+    by_model: bool,
+) -> StoreResult<Vec<RollupSum>> {
+    let group = if by_model {
+        "billing_period, provider, model"
+    } else {
+        "billing_period, provider"
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {group}, {SUMS} FROM usage_rollups WHERE user_id = $1 AND period_start = $2 GROUP BY {group} ORDER BY {group}"
+    ))
+    .bind(user_id)
+    .bind(ms(period_start))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| rollup_from_row(r, by_model)).collect()
+}
+
+/// Per label and provider sums for the given period labels.
+pub async fn rollups_by_label(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    from_label: &str,
+    to_label: &str,
+) -> StoreResult<Vec<RollupSum>> {
+    let rows = sqlx::query(&format!(
+        "SELECT billing_period, provider, {SUMS} FROM usage_rollups
+         WHERE user_id = $1 AND billing_period >= $2 AND billing_period <= $3
+         GROUP BY billing_period, provider ORDER BY billing_period, provider"
+    ))
+    .bind(user_id)
+    .bind(from_label)
+    .bind(to_label)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| rollup_from_row(r, false)).collect()
+}
+
+/// The period's usage per provider.
+pub async fn period_usage(conn: &mut AnyConnection, user_id: &str, period_start: DateTime<Utc>) -> StoreResult<Usage> {
+    let mut u = Usage::default();
+    for r in period_rollups(conn, user_id, period_start, false).await? {
+        if let Ok(p) = Provider::parse(&r.provider) {
+            u.add(&p, r.usage());
+        }
+    }
+    Ok(u)
+}
+
+/// Live holds of a period per provider (not consumed, not expired).
+pub async fn active_holds(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<BTreeMap<String, ProviderUsage>> {
+    let rows = sqlx::query(
+        "SELECT provider, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(tokens) AS BIGINT) AS tokens,
+         CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos FROM reservations
+         WHERE user_id = $1 AND period_start = $2 AND consumed_at IS NULL AND expires_at > $3 GROUP BY provider",
+    )
+    .bind(user_id)
+    .bind(ms(period_start))
+    .bind(ms(now))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("provider")?,
+                ProviderUsage {
+                    calls: r.try_get("calls")?,
+                    tokens: r.try_get("tokens")?,
+                    cost: Nanos(r.try_get("cost_nanos")?),
+                },
+            ))
+        })
+        .collect()
+}
+
+pub struct NewHold<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub period_start: DateTime<Utc>,
+    pub provider: &'a str,
+    pub usage: ProviderUsage,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_hold(conn: &mut AnyConnection, h: &NewHold<'_>, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO reservations (id, user_id, period_start, provider, calls, tokens, cost_nanos, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (id, provider) DO UPDATE SET calls = reservations.calls + excluded.calls,
+           tokens = reservations.tokens + excluded.tokens, cost_nanos = reservations.cost_nanos + excluded.cost_nanos",
+    )
+    .bind(h.id)
+    .bind(h.user_id)
+    .bind(ms(h.period_start))
+    .bind(h.provider)
+    .bind(h.usage.calls)
+    .bind(h.usage.tokens)
+    .bind(h.usage.cost.0)
+    .bind(ms(now))
+    .bind(ms(h.expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Releases the hold of `reservation_id` for this provider: the event that
+/// names it now counts instead.
+pub async fn consume_hold(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    reservation_id: &str,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE reservations SET consumed_at = $4 WHERE id = $1 AND user_id = $2 AND provider = $3 AND consumed_at IS NULL",
+    )
+    .bind(reservation_id)
+    .bind(user_id)
+    .bind(provider)
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts an alert unless its dedupe key exists; true when inserted.
+pub async fn insert_alert(
+    conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    period: Option<(DateTime<Utc>, &str)>,
+    a: &NewAlert,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "INSERT INTO alerts (user_id, period_start, billing_period, alert_type, limit_key, threshold, provider, title, message,
+         severity, is_read, created_at, dedupe_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(period.map(|p| ms(p.0)))
+    .bind(period.map(|p| p.1.to_string()))
+    .bind(&a.alert_type)
+    .bind(&a.limit_key)
+    .bind(a.threshold as i64)
+    .bind(&a.provider)
+    .bind(&a.title)
+    .bind(&a.message)
+    .bind(a.severity.as_str())
+    .bind(ms(now))
+    .bind(&a.dedupe_key)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A stored alert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub alert_type: String,
+    pub limit_key: Option<String>,
+    pub threshold: i64,
+    pub provider: Option<String>,
+    pub title: String,
+    pub message: String,
+    pub severity: String,
+    pub is_read: bool,
+    pub read_at: Option<DateTime<Utc>>,
+    pub billing_period: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's alerts (or the admin alerts when `user_id` is `None`), unread
+/// first, newest first.
+pub async fn alerts(
+    conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    unread_only: bool,
+    limit: i64,
+) -> StoreResult<Vec<AlertRow>> {
+    let unread = if unread_only { "AND is_read = 0" } else { "" };
+    let cols = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at";
+    let order = "ORDER BY is_read, created_at DESC, id DESC";
+    let rows = match user_id {
+        Some(u) => {
+            sqlx::query(&format!(
+                "SELECT {cols} FROM alerts WHERE user_id = $1 {unread} {order} LIMIT $2"
+            ))
+            .bind(u)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {cols} FROM alerts WHERE user_id IS NULL {unread} {order} LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(AlertRow {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                alert_type: r.try_get("alert_type")?,
+                limit_key: r.try_get("limit_key")?,
+                threshold: r.try_get("threshold")?,
+                provider: r.try_get("provider")?,
+                title: r.try_get("title")?,
+                message: r.try_get("message")?,
+                severity: r.try_get("severity")?,
+                is_read: r.try_get::<i64, _>("is_read")? != 0,
+                read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
+                billing_period: r.try_get("billing_period")?,
+                created_at: from_ms(r.try_get("created_at")?),
+            })
+        })
+        .collect()
+}
+
+pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
+    Ok(
+        sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM alerts WHERE user_id = $1 AND is_read = 0")
+            .bind(user_id)
+            .fetch_one(conn)
+            .await?
+            .try_get("n")?,
+    )
+}
+
+/// A closed period's bill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingRecord {
+    pub user_id: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub billing_period: String,
+    pub plan_id: Option<i64>,
+    pub plan_name: String,
+    pub plan_fee: Nanos,
+    pub usage_cost: Nanos,
+    pub total: Nanos,
+    pub status: String,
+}
+
+pub async fn insert_billing_record(conn: &mut AnyConnection, b: &BillingRecord, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO billing_records (user_id, period_start, period_end, billing_period, plan_id, plan_name, plan_fee_nanos,
+         usage_cost_nanos, total_nanos, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (user_id, period_start) DO NOTHING",
+    )
+    .bind(&b.user_id)
+    .bind(ms(b.period_start))
+    .bind(ms(b.period_end))
+    .bind(&b.billing_period)
+    .bind(b.plan_id)
+    .bind(&b.plan_name)
+    .bind(b.plan_fee.0)
+    .bind(b.usage_cost.0)
+    .bind(b.total.0)
+    .bind(&b.status)
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The closed period (its billing record) that contains `at`, if any.
+pub async fn closed_period_at(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<(DateTime<Utc>, String)>> {
+    let row = sqlx::query(
+        "SELECT period_start, billing_period FROM billing_records WHERE user_id = $1 AND period_start <= $2 AND period_end > $2
+         ORDER BY period_start DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(ms(at))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| Ok((from_ms(r.try_get("period_start")?), r.try_get("billing_period")?)))
+        .transpose()
+}
+
+/// Adds a late event's cost to the bill of the closed period it belongs to,
+/// so bills keep reconciling with the events.
+pub async fn amend_bill(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+    cost: Nanos,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE billing_records SET usage_cost_nanos = usage_cost_nanos + $3, total_nanos = total_nanos + $3
+         WHERE user_id = $1 AND period_start = $2",
+    )
+    .bind(user_id)
+    .bind(ms(period_start))
+    .bind(cost.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn billing_records(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Vec<BillingRecord>> {
+    let rows = sqlx::query(
+        "SELECT user_id, period_start, period_end, billing_period, plan_id, plan_name, plan_fee_nanos, usage_cost_nanos,
+         total_nanos, status FROM billing_records WHERE user_id = $1 ORDER BY period_start DESC",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(BillingRecord {
+                user_id: r.try_get("user_id")?,
+                period_start: from_ms(r.try_get("period_start")?),
+                period_end: from_ms(r.try_get("period_end")?),
+                billing_period: r.try_get("billing_period")?,
+                plan_id: r.try_get("plan_id")?,
+                plan_name: r.try_get("plan_name")?,
+                plan_fee: Nanos(r.try_get("plan_fee_nanos")?),
+                usage_cost: Nanos(r.try_get("usage_cost_nanos")?),
+                total: Nanos(r.try_get("total_nanos")?),
+                status: r.try_get("status")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,331 @@
+//! Users, their subscription row, and the renewal history.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreError, StoreResult, from_ms, ms};
+use crate::domain::money::Nanos;
+use crate::domain::period::BillingCycle;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        name: r.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        created_at: from_ms(r.try_get("created_at")?),
+    })
+}
+
+const USER_COLS: &str = "id, email, name, role, created_at";
+
+pub async fn insert_user(conn: &mut AnyConnection, user: &User, password_hash: Option<&str>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(&user.name)
+    .bind(user.role.as_str())
+    .bind(password_hash)
+    .bind(ms(user.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn user_by_id(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn user_by_email(conn: &mut AnyConnection, email: &str) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE lower(email) = lower($1)"))
+        .bind(email)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn password_hash(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<String>> {
+    let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("password_hash")?,
+        None => None,
+    })
+}
+
+pub async fn set_password_hash(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn count_users(conn: &mut AnyConnection) -> StoreResult<i64> {
+    Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users")
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?)
+}
+
+/// Users ordered by email, optionally filtered by a substring of email or name.
+pub async fn list_users(
+    conn: &mut AnyConnection,
+    search: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<User>, i64)> {
+    let pattern = format!("%{}%", search.unwrap_or("").to_lowercase());
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLS} FROM users WHERE lower(email) LIKE $1 OR lower(name) LIKE $1 ORDER BY email LIMIT $2 OFFSET $3"
+    ))
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users WHERE lower(email) LIKE $1 OR lower(name) LIKE $1",
+    )
+    .bind(&pattern)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?;
+    Ok((rows.iter().map(user_from_row).collect::<StoreResult<_>>()?, total))
+}
+
+/// A user's subscription row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub user_id: String,
+    pub plan_id: Option<i64>,
+    pub billing_cycle: BillingCycle,
+    pub status: String,
+    pub anchor_at: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub cycle_start: DateTime<Utc>,
+    pub cycle_end: DateTime<Utc>,
+    pub renewal_count: i64,
+}
+
+pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
+    let row = sqlx::query(
+        "SELECT user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start, cycle_end, renewal_count
+         FROM subscriptions WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let cycle: String = r.try_get("billing_cycle")?;
+    Ok(Some(Subscription {
+        user_id: r.try_get("user_id")?,
+        plan_id: r.try_get("plan_id")?,
+        billing_cycle: BillingCycle::parse(&cycle).ok_or_else(|| StoreError::Corrupt(format!("cycle {cycle}")))?,
+        status: r.try_get("status")?,
+        anchor_at: from_ms(r.try_get("anchor_at")?),
+        period_start: from_ms(r.try_get("period_start")?),
+        period_end: from_ms(r.try_get("period_end")?),
+        cycle_start: from_ms(r.try_get("cycle_start")?),
+        cycle_end: from_ms(r.try_get("cycle_end")?),
+        renewal_count: r.try_get("renewal_count")?,
+    }))
+}
+
+pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO subscriptions (user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start,
+         cycle_end, renewal_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&s.user_id)
+    .bind(s.plan_id)
+    .bind(s.billing_cycle.as_str())
+    .bind(&s.status)
+    .bind(ms(s.anchor_at))
+    .bind(ms(s.period_start))
+    .bind(ms(s.period_end))
+    .bind(ms(s.cycle_start))
+    .bind(ms(s.cycle_end))
+    .bind(s.renewal_count)
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE subscriptions SET plan_id = $2, billing_cycle = $3, status = $4, anchor_at = $5, period_start = $6,
+         period_end = $7, cycle_start = $8, cycle_end = $9, renewal_count = $10, updated_at = $11 WHERE user_id = $1",
+    )
+    .bind(&s.user_id)
+    .bind(s.plan_id)
+    .bind(s.billing_cycle.as_str())
+    .bind(&s.status)
+    .bind(ms(s.anchor_at))
+    .bind(ms(s.period_start))
+    .bind(ms(s.period_end))
+    .bind(ms(s.cycle_start))
+    .bind(ms(s.cycle_end))
+    .bind(s.renewal_count)
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One row of the renewal history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Renewal {
+    pub id: i64,
+    pub user_id: String,
+    pub plan_id: Option<i64>,
+    pub plan_name: String,
+    pub plan_tier: String,
+    pub previous_plan_name: Option<String>,
+    pub previous_plan_tier: Option<String>,
+    pub previous_period_start: Option<DateTime<Utc>>,
+    pub previous_period_end: Option<DateTime<Utc>>,
+    pub new_period_start: DateTime<Utc>,
+    pub new_period_end: DateTime<Utc>,
+    pub billing_cycle: String,
+    pub renewal_type: String,
+    pub renewal_count: i64,
+    pub usage_before: Option<serde_json::Value>,
+    pub payment_amount: Nanos,
+    pub payment_status: String,
+    pub payment_date: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert_renewal(conn: &mut AnyConnection, r: &Renewal) -> StoreResult<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO subscription_renewals (user_id, plan_id, plan_name, plan_tier, previous_plan_name, previous_plan_tier,
+         previous_period_start, previous_period_end, new_period_start, new_period_end, billing_cycle, renewal_type,
+         renewal_count, usage_before_json, payment_amount_nanos, payment_status, payment_date, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+    )
+    .bind(&r.user_id)
+    .bind(r.plan_id)
+    .bind(&r.plan_name)
+    .bind(&r.plan_tier)
+    .bind(&r.previous_plan_name)
+    .bind(&r.previous_plan_tier)
+    .bind(r.previous_period_start.map(ms))
+    .bind(r.previous_period_end.map(ms))
+    .bind(ms(r.new_period_start))
+    .bind(ms(r.new_period_end))
+    .bind(&r.billing_cycle)
+    .bind(&r.renewal_type)
+    .bind(r.renewal_count)
+    .bind(r.usage_before.as_ref().map(|v| v.to_string()))
+    .bind(r.payment_amount.0)
+    .bind(&r.payment_status)
+    .bind(r.payment_date.map(ms))
+    .bind(ms(r.created_at))
+    .fetch_one(conn)
+    .await?
+    .try_get("id")?)
+}
+
+pub async fn renewals(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Renewal>, i64)> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, plan_id, plan_name, plan_tier, previous_plan_name, previous_plan_tier, previous_period_start,
+         previous_period_end, new_period_start, new_period_end, billing_cycle, renewal_type, renewal_count, usage_before_json,
+         payment_amount_nanos, payment_status, payment_date, created_at
+         FROM subscription_renewals WHERE user_id = $1 ORDER BY new_period_start DESC, id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM subscription_renewals WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            let usage: Option<String> = r.try_get("usage_before_json")?;
+            Ok(Renewal {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                plan_id: r.try_get("plan_id")?,
+                plan_name: r.try_get("plan_name")?,
+                plan_tier: r.try_get("plan_tier")?,
+                previous_plan_name: r.try_get("previous_plan_name")?,
+                previous_plan_tier: r.try_get("previous_plan_tier")?,
+                previous_period_start: r.try_get::<Option<i64>, _>("previous_period_start")?.map(from_ms),
+                previous_period_end: r.try_get::<Option<i64>, _>("previous_period_end")?.map(from_ms),
+                new_period_start: from_ms(r.try_get("new_period_start")?),
+                new_period_end: from_ms(r.try_get("new_period_end")?),
+                billing_cycle: r.try_get("billing_cycle")?,
+                renewal_type: r.try_get("renewal_type")?,
+                renewal_count: r.try_get("renewal_count")?,
+                usage_before: usage.and_then(|s| serde_json::from_str(&s).ok()),
+                payment_amount: Nanos(r.try_get("payment_amount_nanos")?),
+                payment_status: r.try_get("payment_status")?,
+                payment_date: r.try_get::<Option<i64>, _>("payment_date")?.map(from_ms),
+                created_at: from_ms(r.try_get("created_at")?),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((list, total))
+}

@@ -1,0 +1,61 @@
+//! The Leptos app: the HTML shell, the router, pages and components.
+//!
+//! Pages render on the server with their data (routes use `SsrMode::Async`,
+//! so the first HTML carries the real numbers and reads correctly without
+//! JavaScript); hydration then adds charts and live refresh.
+
+pub mod components;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+use pages::home::HomePage;
+
+/// The HTML document around the app. ECharts is served from our own origin
+/// and must load before hydration, because charming calls the global.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <script src="/vendor/echarts.min.js"></script>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased">
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Runs only in the browser: marks the page as hydrated (tests wait on it).
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/tally.css"/>
+        <Title text="Tally: usage and billing"/>
+        <Router>
+            <components::layout::Header/>
+            <main class="mx-auto max-w-6xl px-4 py-6 sm:px-6">
+                <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

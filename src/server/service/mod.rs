@@ -5,6 +5,7 @@
 //! drive the engine through simulated time with the same code as production.
 
 pub mod catalog;
+pub mod gate;
 pub mod keys;
 pub mod reads;
 pub mod recording;

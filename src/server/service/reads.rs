@@ -119,3 +119,145 @@ impl Engine {
         Ok(trends(&periods, &by_label))
     }
 }
+
+/// Usage of one billing period label (the current one by default).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub label: String,
+    /// Per provider, summed over the label's periods.
+    pub by_provider: Vec<RollupSum>,
+    pub plan: Option<Plan>,
+    pub subscription: Subscription,
+    /// Alerts raised in this period, unread first.
+    pub alerts: Vec<usage::AlertRow>,
+    pub usage: Usage,
+}
+
+impl Snapshot {
+    pub fn total(&self) -> RollupSum {
+        let mut t = RollupSum {
+            billing_period: self.label.clone(),
+            ..RollupSum::default()
+        };
+        for r in &self.by_provider {
+            t.calls += r.calls;
+            t.errors += r.errors;
+            t.tokens_input += r.tokens_input;
+            t.tokens_output += r.tokens_output;
+            t.tokens_cached_input += r.tokens_cached_input;
+            t.cost = t.cost + r.cost;
+            t.unpriced_calls += r.unpriced_calls;
+            t.response_ms_sum += r.response_ms_sum;
+            t.response_ms_count += r.response_ms_count;
+        }
+        t
+    }
+}
+
+/// Validates a `YYYY-MM` label.
+pub fn parse_label(s: &str) -> AppResult<String> {
+    let ok = s.len() == 7
+        && s.as_bytes()[4] == b'-'
+        && s[..4].chars().all(|c| c.is_ascii_digit())
+        && matches!(s[5..].parse::<u32>(), Ok(1..=12));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(AppError::BadRequest(format!("billing_period `{s}` is not YYYY-MM")))
+    }
+}
+
+impl Engine {
+    pub async fn snapshot(&self, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
+        let (_, subscription, catalog) = self.current_subscription(user_id, now).await?;
+        let current = usage_period(subscription.anchor_at, subscription.period_start);
+        let label = match label {
+            Some(l) => parse_label(l)?,
+            None => current.label(),
+        };
+        let mut conn = self.store.pool().acquire().await?;
+        let by_provider = usage::rollups_by_label(&mut conn, user_id, &label, &label).await?;
+        let alerts: Vec<usage::AlertRow> = usage::alerts(&mut conn, Some(user_id), false, 500)
+            .await?
+            .into_iter()
+            .filter(|a| a.billing_period.as_deref() == Some(label.as_str()))
+            .collect();
+        let mut u = Usage::default();
+        for r in &by_provider {
+            if let Ok(p) = Provider::parse(&r.provider) {
+                u.add(&p, r.usage());
+            }
+        }
+        let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
+        Ok(Snapshot {
+            label,
+            by_provider,
+            plan,
+            subscription,
+            alerts,
+            usage: u,
+        })
+    }
+
+    /// A user's alerts, unread first, and the unread count.
+    pub async fn alerts(&self, user_id: &str, unread_only: bool) -> AppResult<(Vec<usage::AlertRow>, i64)> {
+        let mut conn = self.store.pool().acquire().await?;
+        if users::user_by_id(&mut conn, user_id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        let list = usage::alerts(&mut conn, Some(user_id), unread_only, 500).await?;
+        let unread = usage::unread_alert_count(&mut conn, user_id).await?;
+        Ok((list, unread))
+    }
+
+    /// Who owns an alert: `Some(None)` for an admin alert, `None` if absent.
+    pub async fn alert_owner(&self, alert_id: i64) -> AppResult<Option<Option<String>>> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(usage::alert_owner(&mut conn, alert_id).await?)
+    }
+
+    pub async fn mark_alert_read(&self, alert_id: i64, now: DateTime<Utc>) -> AppResult<()> {
+        let mut conn = self.store.pool().acquire().await?;
+        if usage::mark_alert_read(&mut conn, alert_id, now).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("no alert with id {alert_id}")))
+        }
+    }
+
+    pub async fn mark_all_alerts_read(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<u64> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(usage::mark_all_alerts_read(&mut conn, user_id, now).await?)
+    }
+
+    pub async fn usage_log(
+        &self,
+        user_id: &str,
+        filter: &usage::LogFilter,
+        limit: i64,
+        offset: i64,
+    ) -> AppResult<(Vec<usage::LogRow>, i64)> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(usage::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), offset.max(0)).await?)
+    }
+
+    pub async fn renewals(&self, user_id: &str, limit: i64, offset: i64) -> AppResult<(Vec<users::Renewal>, i64)> {
+        let mut conn = self.store.pool().acquire().await?;
+        if users::user_by_id(&mut conn, user_id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        Ok(users::renewals(&mut conn, user_id, limit.clamp(1, 1000), offset.max(0)).await?)
+    }
+
+    pub async fn billing_history(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Vec<usage::BillingRecord>> {
+        self.current_subscription(user_id, now).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(usage::billing_records(&mut conn, user_id).await?)
+    }
+
+    /// The catalog as of now (cached).
+    pub async fn catalog_snapshot(&self) -> AppResult<Arc<CatalogSnapshot>> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(self.catalog.get(&mut conn).await?)
+    }
+}

@@ -362,3 +362,185 @@ async fn demo_seed_reconciles(store: Store) {
     );
 }
 both_stores!(demo_seed_reconciles, demo_seed_reconciles);
+
+fn op(provider: &str, tokens: u64) -> super::gate::Operation {
+    super::gate::Operation {
+        provider: Provider::parse(provider).unwrap(),
+        model: None,
+        tokens_requested: tokens,
+        operation_type: "search".into(),
+    }
+}
+
+/// 200 concurrent reservations against room for 50 admit exactly 50.
+async fn concurrent_reservations_never_overshoot(store: Store) {
+    let start = t(2026, 11, 1);
+    let limits = Limits::new().with("tavily_calls", 60);
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    // 10 calls already used: room for 50.
+    engine
+        .record(
+            ok((0..10)
+                .map(|i| ev(&format!("pre{i}"), "u1", "tavily", None, 0, 0, now))
+                .collect()),
+            now,
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.preflight("u1", &[op("tavily", 0)], true, now).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        let p = t.await.unwrap().unwrap();
+        if p.can_proceed {
+            assert!(p.reservation_id.is_some());
+            admitted += 1;
+        } else {
+            assert_eq!(p.denied_by.unwrap().key.as_string(), "tavily_calls");
+        }
+    }
+    assert_eq!(admitted, 50);
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations"
+        )
+        .await,
+        50
+    );
+}
+both_stores!(
+    concurrent_reservations_never_overshoot,
+    concurrent_reservations_never_overshoot
+);
+
+/// Holds lapse after their TTL, and the event naming a hold releases it.
+async fn holds_expire_and_are_consumed(store: Store) {
+    let start = t(2026, 11, 1);
+    let limits = Limits::new()
+        .with("gemini_tokens", 10_000)
+        .with("monthly_cost", 1_000_000_000);
+    let (mut engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    engine.config.hold_ttl = std::time::Duration::from_secs(60);
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let big = |tokens| super::gate::Operation {
+        model: Some("gemini-2.5-pro".into()),
+        ..op("gemini", tokens)
+    };
+    let first = engine.preflight("u1", &[big(8_000)], true, now).await.unwrap();
+    assert!(first.can_proceed);
+    // While held, the room is gone.
+    let second = engine
+        .preflight("u1", &[big(8_000)], true, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert!(!second.can_proceed);
+    assert_eq!(second.denied_by.as_ref().unwrap().key.as_string(), "gemini_tokens");
+    assert!(
+        second.operations[0]
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("Gemini tokens limit reached: 8,000 used of 10,000")
+    );
+    // After the TTL the hold no longer counts: no phantom denial.
+    let later = now + Duration::seconds(61);
+    let third = engine.preflight("u1", &[big(8_000)], true, later).await.unwrap();
+    assert!(third.can_proceed);
+    // The event naming the reservation releases its hold; actual usage counts instead.
+    let mut e = ev("real", "u1", "gemini", Some("gemini-2.5-pro"), 1_000, 0, later);
+    e.reservation_id = third.reservation_id.clone();
+    engine.record(ok(vec![e]), later).await.unwrap();
+    let fourth = engine.preflight("u1", &[big(8_000)], false, later).await.unwrap();
+    assert!(fourth.can_proceed, "1,000 used + 8,000 fits in 10,000");
+    // A cost cap check uses the estimate: 8,000 tokens at the $10/M output rate = $0.08.
+    assert_eq!(fourth.total_cost.0, 80_000_000);
+}
+both_stores!(holds_expire_and_are_consumed, holds_expire_and_are_consumed);
+
+/// A replay of 10,000 events with 20% duplicates (some within a batch, some
+/// across batches) totals exactly the de-duplicated sum.
+async fn replay_with_duplicates_is_exact(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 20);
+    let unique: Vec<UsageEvent> = (0..8_000u64)
+        .map(|i| {
+            let at = start + Duration::minutes(i as i64 * 3);
+            if i % 5 == 0 {
+                ev(&format!("e{i}"), "u1", "tavily", None, 0, 0, at)
+            } else {
+                let mut e = ev(
+                    &format!("e{i}"),
+                    "u1",
+                    "gemini",
+                    Some("gemini-2.5-pro"),
+                    100 + i * 7 % 5000,
+                    13 + i * 11 % 900,
+                    at,
+                );
+                e.tokens_cached_input = (i * 3) % 50;
+                e
+            }
+        })
+        .collect();
+    let mut stream = unique.clone();
+    // 2,000 duplicates: every fourth event again, later in the stream.
+    stream.extend(unique.iter().step_by(4).cloned());
+    // Deterministic shuffle so duplicates land both inside and across batches.
+    let mut x = 12345u64;
+    for i in (1..stream.len()).rev() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        stream.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    assert_eq!(stream.len(), 10_000);
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    for chunk in stream.chunks(500) {
+        for r in engine.record(ok(chunk.to_vec()), now).await.unwrap() {
+            match r.outcome {
+                Outcome::Accepted => accepted += 1,
+                Outcome::Duplicate => duplicates += 1,
+                Outcome::Rejected => panic!("{r:?}"),
+            }
+        }
+    }
+    assert_eq!((accepted, duplicates), (8_000, 2_000));
+    // The expected total, priced independently from the catalog rates.
+    let expected: i64 = unique
+        .iter()
+        .map(|e| {
+            let rates = if e.provider.as_str() == "tavily" {
+                crate::domain::pricing::Rates {
+                    per_search: price("0.001"),
+                    ..Default::default()
+                }
+            } else {
+                crate::domain::pricing::Rates {
+                    input_per_million: price("1.25"),
+                    output_per_million: price("10"),
+                    cached_input_per_million: price("0.3125"),
+                    ..Default::default()
+                }
+            };
+            let units = rates.has_unit_price() as u64;
+            crate::domain::pricing::price_event(&rates, e.quantities(units))
+                .unwrap()
+                .total
+                .0
+        })
+        .sum();
+    assert_eq!(sums(&store).await, (expected, expected));
+    let view = engine.period_view("u1", now).await.unwrap();
+    assert_eq!(view.total_cost().0, expected);
+    assert_eq!(view.total_calls(), 8_000);
+}
+both_stores!(replay_with_duplicates_is_exact, replay_with_duplicates_is_exact);

@@ -10,9 +10,10 @@
 //!
 //! Concurrency: every transaction that changes a user's usage starts with
 //! [`lock_user`], an UPDATE of the user's subscription row. On Postgres that
-//! row lock serialises writers per user; on SQLite the first statement being a
-//! write takes the database write lock at once (no read-to-write upgrade that
-//! could deadlock), and `busy_timeout` queues the others.
+//! row lock serialises writers per user; on SQLite every write transaction
+//! begins `IMMEDIATE`, taking the database write lock up front (no
+//! read-to-write upgrade that could fail), and `busy_timeout` queues the
+//! others.
 
 pub mod catalog;
 pub mod keys;
@@ -227,8 +228,14 @@ impl Store {
         self.backend
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that read first and wrote later
+    /// would otherwise fail, not wait, when another writer got in between.
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Whether the store answers a trivial query.

@@ -524,3 +524,139 @@ pub async fn billing_records(conn: &mut AnyConnection, user_id: &str) -> StoreRe
         })
         .collect()
 }
+
+/// The owner of an alert (`None` for an admin alert), if the alert exists.
+pub async fn alert_owner(conn: &mut AnyConnection, alert_id: i64) -> StoreResult<Option<Option<String>>> {
+    let row = sqlx::query("SELECT user_id FROM alerts WHERE id = $1")
+        .bind(alert_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| r.try_get("user_id").map_err(Into::into)).transpose()
+}
+
+/// Marks one alert read (idempotent); false when there is no such alert.
+pub async fn mark_alert_read(conn: &mut AnyConnection, alert_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE alerts SET is_read = 1, read_at = COALESCE(read_at, $2) WHERE id = $1")
+        .bind(alert_id)
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks every unread alert of a user read; how many changed.
+pub async fn mark_all_alerts_read(conn: &mut AnyConnection, user_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+    let r = sqlx::query("UPDATE alerts SET is_read = 1, read_at = $2 WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Filters of the usage log.
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    pub provider: Option<String>,
+    pub status_code: Option<i64>,
+    /// `success` (< 400) or `failed` (>= 400).
+    pub failed: Option<bool>,
+    pub billing_period: Option<String>,
+}
+
+/// One recorded event, as the usage log shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    pub id: i64,
+    pub event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub provider: String,
+    pub actual_provider_name: Option<String>,
+    pub model: Option<String>,
+    pub operation_type: Option<String>,
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub tokens_cached_input: i64,
+    pub units: i64,
+    pub cost_input: Nanos,
+    pub cost_output: Nanos,
+    pub cost_total: Nanos,
+    pub unpriced: bool,
+    pub response_time_ms: Option<i64>,
+    pub status_code: i64,
+    pub error_message: Option<String>,
+    pub billing_period: String,
+    pub retry_count: i64,
+}
+
+/// A user's events, newest first, filtered and paginated, with the total.
+pub async fn usage_log(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    f: &LogFilter,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<LogRow>, i64)> {
+    // Each filter is always bound; a NULL parameter disables it.
+    let filter = "user_id = $1 AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR status_code = $3)
+        AND ($4 IS NULL OR billing_period = $4) AND ($5 IS NULL OR ($5 = 1 AND status_code >= 400) OR ($5 = 0 AND status_code < 400))";
+    let failed = f.failed.map(i64::from);
+    let rows = sqlx::query(&format!(
+        "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
+         tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
+         response_time_ms, status_code, error_message, billing_period, retry_count
+         FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC LIMIT $6 OFFSET $7"
+    ))
+    .bind(user_id)
+    .bind(&f.provider)
+    .bind(f.status_code)
+    .bind(&f.billing_period)
+    .bind(failed)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query(&format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}"
+    ))
+    .bind(user_id)
+    .bind(&f.provider)
+    .bind(f.status_code)
+    .bind(&f.billing_period)
+    .bind(failed)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(LogRow {
+                id: r.try_get("id")?,
+                event_id: r.try_get("event_id")?,
+                occurred_at: from_ms(r.try_get("occurred_at")?),
+                provider: r.try_get("provider")?,
+                actual_provider_name: r.try_get("actual_provider_name")?,
+                model: r.try_get("model")?,
+                operation_type: r.try_get("operation_type")?,
+                endpoint: r.try_get("endpoint")?,
+                method: r.try_get("method")?,
+                tokens_input: r.try_get("tokens_input")?,
+                tokens_output: r.try_get("tokens_output")?,
+                tokens_cached_input: r.try_get("tokens_cached_input")?,
+                units: r.try_get("units")?,
+                cost_input: Nanos(r.try_get("cost_input_nanos")?),
+                cost_output: Nanos(r.try_get("cost_output_nanos")?),
+                cost_total: Nanos(r.try_get("cost_total_nanos")?),
+                unpriced: r.try_get::<i64, _>("unpriced")? != 0,
+                response_time_ms: r.try_get("response_time_ms")?,
+                status_code: r.try_get("status_code")?,
+                error_message: r.try_get("error_message")?,
+                billing_period: r.try_get("billing_period")?,
+                retry_count: r.try_get("retry_count")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((list, total))
+}

@@ -1,0 +1,217 @@
+//! The gate: checking planned operations against the plan before the call,
+//! and reserving their estimated usage.
+//!
+//! A reservation is written in the same transaction that checked the room
+//! for it, under the user's lock, so concurrent reservations can never take
+//! a hard limit past its value (for calls, tokens and cost alike). A hold
+//! counts until the event naming it arrives or it expires; expired holds
+//! simply stop counting, so there are no phantom 429s.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::Engine;
+use super::subscriptions::lock_current;
+use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, first_exceeded};
+use crate::domain::money::Nanos;
+use crate::domain::period::usage_period;
+use crate::domain::pricing::{Catalog, Quantities, price_event};
+use crate::domain::provider::{LimitKey, Provider};
+use crate::server::error::{AppError, AppResult};
+use crate::server::store::usage::{self, NewHold};
+
+/// One planned operation.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub provider: Provider,
+    pub model: Option<String>,
+    pub tokens_requested: u64,
+    pub operation_type: String,
+}
+
+/// The verdict on one operation.
+#[derive(Clone, Debug)]
+pub struct OperationCheck {
+    pub provider: String,
+    pub operation_type: String,
+    pub cost: Nanos,
+    pub allowed: bool,
+    /// The limit that decided, when there is one.
+    pub limit: Option<LimitUse>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Preflight {
+    pub can_proceed: bool,
+    pub total_cost: Nanos,
+    pub operations: Vec<OperationCheck>,
+    /// Calls of the first operation's provider against its limit.
+    pub calls_summary: Option<LimitUse>,
+    pub reservation_id: Option<String>,
+    /// When the period (and so every limit) resets.
+    pub resets_at: DateTime<Utc>,
+    /// The first limit that denied, if any.
+    pub denied_by: Option<LimitUse>,
+}
+
+/// Estimated cost: every requested token at the higher of the input and
+/// output rates, plus one unit where the price is per unit. Unpriced models
+/// estimate at zero (their calls and tokens still count against limits).
+pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
+    let Some(v) = catalog.lookup(&op.provider, op.model.as_deref(), at) else {
+        return Nanos::ZERO;
+    };
+    let units = v.rates.has_unit_price() as u64;
+    let t = op.tokens_requested;
+    let as_input = price_event(
+        &v.rates,
+        Quantities {
+            tokens_input: t,
+            units,
+            ..Quantities::default()
+        },
+    );
+    let as_output = price_event(
+        &v.rates,
+        Quantities {
+            tokens_output: t,
+            units,
+            ..Quantities::default()
+        },
+    );
+    match (as_input, as_output) {
+        (Ok(a), Ok(b)) => a.total.max(b.total),
+        _ => Nanos(i64::MAX),
+    }
+}
+
+fn describe(l: &LimitUse, resets_at: DateTime<Utc>) -> String {
+    let amount = |v: i64| match l.key {
+        LimitKey::MonthlyCost => Nanos(v).display(),
+        _ => crate::domain::money::format_count(v),
+    };
+    format!(
+        "{} limit reached: {} used of {} (including requests in flight); it resets on {}",
+        l.key.label(),
+        amount(l.used),
+        amount(l.limit),
+        resets_at.format("%b %-d, %Y %H:%M UTC")
+    )
+}
+
+impl Engine {
+    /// Checks `ops` for `user_id`; with `reserve`, holds their estimated
+    /// usage when all are allowed.
+    pub async fn preflight(
+        &self,
+        user_id: &str,
+        ops: &[Operation],
+        reserve: bool,
+        now: DateTime<Utc>,
+    ) -> AppResult<Preflight> {
+        if ops.is_empty() || ops.len() > 100 {
+            return Err(AppError::Invalid("operations must hold 1 to 100 operations".into()));
+        }
+        let mut tx = self.store.begin().await?;
+        let catalog = self.catalog.get(&mut tx).await?;
+        let sub = lock_current(&mut tx, &catalog, user_id, now)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        let period = usage_period(sub.anchor_at, sub.period_start);
+        let limits = sub
+            .plan_id
+            .and_then(|id| catalog.plan(id))
+            .map(|p| p.limits.clone())
+            .unwrap_or_default();
+        let mut seen: Usage = usage::period_usage(&mut tx, user_id, period.start).await?;
+        for (p, held) in usage::active_holds(&mut tx, user_id, period.start, now).await? {
+            if let Ok(p) = Provider::parse(&p) {
+                seen.add(&p, held);
+            }
+        }
+        let calls_summary = limits
+            .get(&LimitKey::Calls(ops[0].provider.clone()))
+            .map(|limit| LimitUse {
+                key: LimitKey::Calls(ops[0].provider.clone()),
+                used: seen.provider(&ops[0].provider).calls,
+                limit,
+            });
+
+        let mut checks = Vec::with_capacity(ops.len());
+        let mut denied_by = None;
+        let mut holds: BTreeMap<String, ProviderUsage> = BTreeMap::new();
+        for op in ops {
+            let cost = estimate(&catalog.prices, op, now);
+            let demand = Demand {
+                provider: op.provider.clone(),
+                calls: 1,
+                tokens: op.tokens_requested as i64,
+                cost,
+            };
+            let exceeded = first_exceeded(&limits, &seen, &demand);
+            let calls_key = LimitKey::Calls(op.provider.clone());
+            let limit = exceeded.clone().or_else(|| {
+                limits.get(&calls_key).map(|limit| LimitUse {
+                    key: calls_key,
+                    used: seen.measure(&LimitKey::Calls(op.provider.clone())),
+                    limit,
+                })
+            });
+            let message = exceeded.as_ref().map(|l| describe(l, period.end));
+            if let Some(l) = &exceeded {
+                denied_by.get_or_insert(l.clone());
+            } else {
+                // Later operations of the same request see this one's demand.
+                let add = ProviderUsage {
+                    calls: 1,
+                    tokens: demand.tokens,
+                    cost,
+                };
+                seen.add(&op.provider, add);
+                holds.entry(op.provider.as_str().to_string()).or_default().add(add);
+            }
+            checks.push(OperationCheck {
+                provider: op.provider.as_str().to_string(),
+                operation_type: op.operation_type.clone(),
+                cost,
+                allowed: exceeded.is_none(),
+                limit,
+                message,
+            });
+        }
+        let can_proceed = denied_by.is_none();
+        let mut reservation_id = None;
+        if reserve && can_proceed {
+            let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
+            let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
+            for (provider, usage) in &holds {
+                usage::insert_hold(
+                    &mut tx,
+                    &NewHold {
+                        id: &id,
+                        user_id,
+                        period_start: period.start,
+                        provider,
+                        usage: *usage,
+                        expires_at: (now + ttl).min(period.end),
+                    },
+                    now,
+                )
+                .await?;
+            }
+            reservation_id = Some(id);
+        }
+        tx.commit().await?;
+        Ok(Preflight {
+            can_proceed,
+            total_cost: checks.iter().map(|c| c.cost).fold(Nanos::ZERO, Nanos::saturating_add),
+            operations: checks,
+            calls_summary,
+            reservation_id,
+            resets_at: period.end,
+            denied_by,
+        })
+    }
+}

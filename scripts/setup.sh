@@ -34,7 +34,9 @@ setup_build_tools() {
   fi
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "installing npm packages (tailwindcss, echarts, binaryen)"
-    npm ci --no-audit --no-fund --loglevel=error
+    # `npm install` honours package-lock.json; npm 11's `npm ci` rejects
+    # lock files without every optional platform package of Tailwind.
+    npm install --no-audit --no-fund --loglevel=error
   fi
   # ECharts is served from our own origin, never a CDN.
   mkdir -p public/vendor
@@ -52,7 +54,7 @@ setup_test_tools() {
   fi
   if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing Playwright (the library only; the browser is Debian's)"
-    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
   fi
 }
 

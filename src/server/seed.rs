@@ -19,7 +19,7 @@ use crate::domain::money::{Nanos, Price};
 use crate::domain::period::{BillingCycle, add_months};
 use crate::domain::plan::{Plan, Tier};
 use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{LimitKey, Provider};
 
 pub const DEMO_USER_ID: &str = "demo";
 pub const DEMO_EMAIL: &str = "demo@example.com";
@@ -536,6 +536,32 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
             engine.record(events.into_iter().map(Ok).collect(), day_end).await?;
         }
         day = day_end;
+    }
+    // A research burst this week: enough searches to take the demo user past
+    // 90% of the plan's Tavily limit, so the dashboard shows live alerts.
+    let view = engine.period_view(DEMO_USER_ID, now).await?;
+    let tavily = Provider::parse("tavily").expect("valid");
+    let tavily_limit = view
+        .plan
+        .as_ref()
+        .and_then(|p| p.limits.get(&LimitKey::Calls(tavily.clone())));
+    if let Some(limit) = tavily_limit {
+        let used = view.usage.provider(&tavily).calls;
+        let window = (now - view.period.start).num_seconds().clamp(1, 36 * 3600) as u64;
+        let mut burst: Vec<UsageEvent> = (used..limit * 92 / 100)
+            .map(|_| {
+                n += 1;
+                let at = now - Duration::seconds(1 + rng.below(window) as i64);
+                let mut e = demo_event(&mut rng, n, at);
+                e.provider = tavily.clone();
+                (e.model, e.tokens_input, e.tokens_output, e.tokens_cached_input, e.units) = (None, 0, 0, 0, None);
+                (e.status_code, e.error_message, e.retry_count) = (200, None, 0);
+                (e.operation_type, e.endpoint) = (Some("search".into()), Some("/search".into()));
+                e
+            })
+            .collect();
+        burst.sort_by_key(|e| e.timestamp);
+        engine.record(burst.into_iter().map(Ok).collect(), now).await?;
     }
     Ok(SeedReport {
         seeded: true,

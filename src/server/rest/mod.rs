@@ -4,6 +4,8 @@
 pub mod family_a;
 pub mod ingest;
 pub mod principal;
+#[cfg(test)]
+mod tests;
 
 use axum::Router;
 use axum::routing::{get, post};

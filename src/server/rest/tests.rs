@@ -1,0 +1,813 @@
+//! HTTP tests through the real router (the one `tally serve` runs), on
+//! SQLite and on PostgreSQL.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::Utc;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tower::ServiceExt;
+
+use crate::both_stores;
+use crate::domain::limits::Limits;
+use crate::server::cli::ServeArgs;
+use crate::server::service::Engine;
+use crate::server::startup::{app_state, build_router};
+use crate::server::store::Store;
+use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+
+struct Api {
+    router: Router,
+    engine: Engine,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    fn new(engine: Engine) -> Api {
+        let router = build_router(
+            app_state(engine.clone(), &ServeArgs::default()),
+            Duration::from_secs(30),
+        );
+        Api { router, engine }
+    }
+
+    async fn key(&self, user: Option<&str>, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.engine
+            .create_api_key(user, &scopes, "test", "test", Utc::now())
+            .await
+            .unwrap()
+            .1
+    }
+
+    async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Vec<u8>>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(k) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body.map(Body::from).unwrap_or_default()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+        Reply { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        self.call("GET", path, key, None).await
+    }
+
+    async fn post(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
+        self.call("POST", path, key, Some(body.to_string().into_bytes())).await
+    }
+}
+
+async fn count_events(store: &Store) -> i64 {
+    sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+fn assert_error(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["success"], json!(false), "{}", r.body);
+    assert_eq!(r.body["code"], json!(code), "{}", r.body);
+    assert!(r.body["error"].as_str().is_some_and(|e| !e.is_empty()), "{}", r.body);
+}
+
+async fn setup(store: Store, limits: Limits) -> Api {
+    let start = t(2026, 1, 1);
+    let (engine, plan) = engine_with_catalog(store, limits, start).await;
+    user_on_plan(&engine, "alice", plan, Utc::now() - chrono::Duration::days(3)).await;
+    user_on_plan(&engine, "bob", plan, Utc::now() - chrono::Duration::days(3)).await;
+    Api::new(engine)
+}
+
+fn event(id: &str, user: &str) -> Value {
+    json!({"id": id, "user_id": user, "provider": "gemini", "model": "gemini-2.5-pro", "tokens_input": 1000, "tokens_output": 500})
+}
+
+async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
+    let api = setup(store.clone(), Limits::new()).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let read = api.key(None, &["read"]).await;
+    let ok_body = json!({"events": [event("e1", "alice")]});
+    assert_error(
+        &api.post("/api/usage/events", None, ok_body.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.post("/api/usage/events", Some("tly_not_a_key"), ok_body.clone())
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.post("/api/usage/events", Some(&read), ok_body.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let malformed = api
+        .call(
+            "POST",
+            "/api/usage/events",
+            Some(&ingest),
+            Some(b"{\"events\": [".to_vec()),
+        )
+        .await;
+    assert_error(&malformed, StatusCode::BAD_REQUEST, "bad_request");
+    assert_error(
+        &api.post("/api/usage/events", Some(&ingest), json!({"events": []}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    assert_error(
+        &api.post("/api/usage/events", Some(&ingest), json!({"rows": []})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    let many: Vec<Value> = (0..1001).map(|i| event(&format!("m{i}"), "alice")).collect();
+    assert_error(
+        &api.post("/api/usage/events", Some(&ingest), json!({"events": many}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    let huge = format!(
+        "{{\"events\": [{{\"id\": \"x\", \"user_id\": \"alice\", \"provider\": \"gemini\", \"endpoint\": \"{}\"}}]}}",
+        "a".repeat(1_100_000)
+    );
+    assert_error(
+        &api.call("POST", "/api/usage/events", Some(&ingest), Some(huge.into_bytes()))
+            .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    let future = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for (bad, why) in [
+        (
+            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_input": "12"}),
+            "must be a number",
+        ),
+        (
+            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_input": -1}),
+            "must not be negative",
+        ),
+        (
+            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_output": 1e15}),
+            "whole number",
+        ),
+        (
+            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_output": 5_000_000_000_000u64}),
+            "larger than",
+        ),
+        (
+            json!({"id": "b", "user_id": "alice", "provider": "cohere"}),
+            "unknown provider",
+        ),
+        (
+            json!({"id": "b", "user_id": "alice", "provider": "gemini", "timestamp": future}),
+            "future",
+        ),
+        (
+            json!({"id": "b", "user_id": "nobody", "provider": "gemini"}),
+            "unknown user",
+        ),
+        (json!({"user_id": "alice", "provider": "gemini"}), "`id` is required"),
+    ] {
+        let r = api
+            .post("/api/usage/events", Some(&ingest), json!({"events": [bad]}))
+            .await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        let e = r.body["data"]["results"][0]["error"].as_str().unwrap_or_default();
+        assert!(e.contains(why), "{why}: {}", r.body);
+    }
+    assert_eq!(count_events(&store).await, 0, "nothing written by refused requests");
+
+    // A good batch: a duplicate inside it, a rejected neighbour that blocks nothing.
+    let r = api
+        .post("/api/usage/events", Some(&ingest), json!({"events": [event("e1", "alice"), event("e1", "alice"), {"id": "bad", "user_id": "alice", "provider": "gemini", "tokens_input": -3}, event("e2", "bob")]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (
+            r.body["data"]["accepted"].clone(),
+            r.body["data"]["duplicates"].clone(),
+            r.body["data"]["rejected"].clone()
+        ),
+        (json!(2), json!(1), json!(1))
+    );
+    let statuses: Vec<_> = r.body["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["id"].clone(), x["status"].clone(), x["cost"].clone()))
+        .collect();
+    assert_eq!(statuses[0], (json!("e1"), json!("accepted"), json!("0.006250000")));
+    assert_eq!(statuses[1], (json!("e1"), json!("duplicate"), json!("0.006250000")));
+    assert_eq!(statuses[2].1, json!("rejected"));
+    // Across batches, forever.
+    let again = api
+        .post(
+            "/api/usage/events",
+            Some(&ingest),
+            json!({"events": [event("e1", "alice")]}),
+        )
+        .await;
+    assert_eq!(again.body["data"]["results"][0]["status"], json!("duplicate"));
+    assert_eq!(count_events(&store).await, 2);
+    // A key bound to a user records only that user's usage.
+    let bound = api.key(Some("alice"), &["ingest"]).await;
+    let r = api
+        .post(
+            "/api/usage/events",
+            Some(&bound),
+            json!({"events": [event("b1", "bob")]}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    // Unpriced models are flagged, never silently free.
+    let r = api
+        .post(
+            "/api/usage/events",
+            Some(&ingest),
+            json!({"events": [{"id": "u1", "user_id": "alice", "provider": "openai", "model": "o9"}]}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["results"][0]["unpriced"], json!(true), "{}", r.body);
+}
+both_stores!(
+    ingest_refuses_bad_input_and_writes_nothing,
+    ingest_refuses_bad_input_and_writes_nothing
+);
+
+// ----- JSON type checks against the contract's field lists -----
+
+#[derive(Clone, Copy, Debug)]
+enum K {
+    S,
+    N,
+    B,
+    O,
+    A,
+    SOrNull,
+    OOrNull,
+    /// Optional string: absent, or a string (never null).
+    OptS,
+}
+
+fn check(v: &Value, what: &str, fields: &[(&str, K)]) {
+    let obj = v.as_object().unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+    for (name, kind) in fields {
+        let f = obj.get(*name);
+        let ok = match (kind, f) {
+            (K::OptS, None) => true,
+            (_, None) => false,
+            (K::S | K::OptS, Some(x)) => x.is_string(),
+            (K::N, Some(x)) => x.is_number(),
+            (K::B, Some(x)) => x.is_boolean(),
+            (K::O, Some(x)) => x.is_object(),
+            (K::A, Some(x)) => x.is_array(),
+            (K::SOrNull, Some(x)) => x.is_string() || x.is_null(),
+            (K::OOrNull, Some(x)) => x.is_object() || x.is_null(),
+        };
+        assert!(ok, "{what}.{name} should be {kind:?}, got {f:?}");
+    }
+}
+
+const LIMIT_KEYS: &[&str] = crate::domain::provider::FAMILY_A_LIMIT_KEYS;
+
+fn check_limits(v: &Value) {
+    check(
+        v,
+        "SubscriptionLimits",
+        &[
+            ("plan_name", K::S),
+            ("tier", K::S),
+            ("limits", K::O),
+            ("features", K::A),
+        ],
+    );
+    let fields: Vec<(&str, K)> = LIMIT_KEYS.iter().map(|k| (*k, K::N)).collect();
+    check(&v["limits"], "limits", &fields);
+}
+
+fn check_alert(v: &Value) {
+    check(
+        v,
+        "UsageAlert",
+        &[
+            ("id", K::N),
+            ("type", K::S),
+            ("threshold_percentage", K::N),
+            ("provider", K::OptS),
+            ("title", K::S),
+            ("message", K::S),
+            ("severity", K::S),
+            ("is_sent", K::B),
+            ("sent_at", K::OptS),
+            ("is_read", K::B),
+            ("read_at", K::OptS),
+            ("billing_period", K::S),
+            ("created_at", K::S),
+        ],
+    );
+}
+
+fn check_usage_stats(v: &Value) {
+    check(
+        v,
+        "UsageStats",
+        &[
+            ("billing_period", K::S),
+            ("usage_status", K::S),
+            ("total_calls", K::N),
+            ("total_tokens", K::N),
+            ("total_cost", K::N),
+            ("avg_response_time", K::N),
+            ("error_rate", K::N),
+            ("limits", K::O),
+            ("provider_breakdown", K::O),
+            ("alerts", K::A),
+            ("usage_percentages", K::O),
+            ("last_updated", K::S),
+        ],
+    );
+    assert!(["active", "warning", "limit_reached"].contains(&v["usage_status"].as_str().unwrap()));
+    check_limits(&v["limits"]);
+    for p in ["gemini", "huggingface"] {
+        check(
+            &v["provider_breakdown"][p],
+            "ProviderUsage",
+            &[("calls", K::N), ("tokens", K::N), ("cost", K::N)],
+        );
+    }
+    check(
+        &v["usage_percentages"],
+        "UsagePercentages",
+        &[("gemini_calls", K::N), ("huggingface_calls", K::N), ("cost", K::N)],
+    );
+    v["alerts"].as_array().unwrap().iter().for_each(check_alert);
+}
+
+fn check_trends(v: &Value) {
+    check(
+        v,
+        "UsageTrends",
+        &[
+            ("periods", K::A),
+            ("total_calls", K::A),
+            ("total_cost", K::A),
+            ("total_tokens", K::A),
+            ("provider_trends", K::O),
+        ],
+    );
+    let n = v["periods"].as_array().unwrap().len();
+    for k in ["total_calls", "total_cost", "total_tokens"] {
+        assert_eq!(v[k].as_array().unwrap().len(), n, "{k} aligned with periods");
+        assert!(v[k].as_array().unwrap().iter().all(Value::is_number));
+    }
+    for (_, p) in v["provider_trends"].as_object().unwrap() {
+        check(
+            p,
+            "provider trend",
+            &[("calls", K::A), ("cost", K::A), ("tokens", K::A)],
+        );
+        assert_eq!(p["cost"].as_array().unwrap().len(), n);
+    }
+}
+
+/// Every family A response carries every field with the right JSON type,
+/// on the demo data (engine-made, so every shape has content).
+async fn family_a_shapes(store: Store) {
+    let engine = Engine::new(store.clone(), Default::default());
+    crate::server::seed::seed_demo(&engine, Utc::now()).await.unwrap();
+    let api = Api::new(engine);
+    let read = api.key(None, &["read"]).await;
+    let me = api.key(Some("demo"), &["read"]).await;
+    let k = Some(read.as_str());
+
+    let r = api.get("/api/subscription/plans", None).await;
+    assert_eq!(r.body["success"], json!(true));
+    assert_eq!(r.body["data"]["total"], json!(4));
+    for p in r.body["data"]["plans"].as_array().unwrap() {
+        check(
+            p,
+            "SubscriptionPlan",
+            &[
+                ("id", K::N),
+                ("name", K::S),
+                ("tier", K::S),
+                ("price_monthly", K::N),
+                ("price_yearly", K::N),
+                ("description", K::S),
+                ("features", K::A),
+                ("limits", K::O),
+            ],
+        );
+    }
+    let pro = r.body["data"]["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Pro")
+        .unwrap();
+    assert_eq!(
+        (
+            pro["price_monthly"].clone(),
+            pro["limits"]["gemini_calls"].clone(),
+            pro["limits"]["monthly_cost"].clone()
+        ),
+        (json!(79.0), json!(5000), json!(150.0))
+    );
+
+    let r = api.get("/api/subscription/pricing?provider=gemini", None).await;
+    let rows = r.body["data"]["pricing"].as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|p| p["provider"] == "gemini"));
+    for p in rows {
+        check(
+            p,
+            "APIPricing",
+            &[
+                ("provider", K::S),
+                ("model_name", K::S),
+                ("cost_per_input_token", K::N),
+                ("cost_per_output_token", K::N),
+                ("cost_per_request", K::N),
+                ("cost_per_search", K::N),
+                ("cost_per_image", K::N),
+                ("cost_per_page", K::N),
+                ("description", K::S),
+                ("effective_date", K::S),
+            ],
+        );
+    }
+    let pro_price = rows.iter().find(|p| p["model_name"] == "gemini-2.5-pro").unwrap();
+    assert_eq!(pro_price["cost_per_input_token"], json!(0.00000125));
+
+    let usage = api.get("/api/subscription/usage/demo", k).await;
+    check_usage_stats(&usage.body["data"]);
+    let past = api.get("/api/subscription/usage/demo?billing_period=2026-01", k).await;
+    assert_eq!(past.body["data"]["billing_period"], json!("2026-01"));
+    assert_error(
+        &api.get("/api/subscription/usage/demo?billing_period=Jan", k).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+
+    let trends = api.get("/api/subscription/usage/demo/trends?months=12", k).await;
+    check_trends(&trends.body["data"]);
+    assert_eq!(trends.body["data"]["periods"].as_array().unwrap().len(), 12);
+    assert_error(
+        &api.get("/api/subscription/usage/demo/trends?months=abc", k).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+
+    let dash = api.get("/api/subscription/dashboard/demo", k).await;
+    let d = &dash.body["data"];
+    check(
+        d,
+        "DashboardData",
+        &[
+            ("current_usage", K::O),
+            ("trends", K::O),
+            ("limits", K::O),
+            ("alerts", K::A),
+            ("projections", K::O),
+            ("summary", K::O),
+        ],
+    );
+    check_usage_stats(&d["current_usage"]);
+    check_trends(&d["trends"]);
+    check_limits(&d["limits"]);
+    d["alerts"].as_array().unwrap().iter().for_each(check_alert);
+    check(
+        &d["projections"],
+        "projections",
+        &[
+            ("projected_monthly_cost", K::N),
+            ("cost_limit", K::N),
+            ("projected_usage_percentage", K::N),
+        ],
+    );
+    check(
+        &d["summary"],
+        "summary",
+        &[
+            ("total_api_calls_this_month", K::N),
+            ("total_cost_this_month", K::N),
+            ("usage_status", K::S),
+            ("unread_alerts", K::N),
+        ],
+    );
+    // The dashboard reconciles with the usage endpoint.
+    assert_eq!(d["summary"]["total_cost_this_month"], usage.body["data"]["total_cost"]);
+    assert_eq!(d["current_usage"]["total_calls"], usage.body["data"]["total_calls"]);
+
+    let alerts = api.get("/api/subscription/alerts/demo", k).await;
+    check(
+        &alerts.body["data"],
+        "alerts",
+        &[("alerts", K::A), ("total", K::N), ("unread_count", K::N)],
+    );
+    let list = alerts.body["data"]["alerts"].as_array().unwrap().clone();
+    assert!(!list.is_empty(), "the demo raises alerts");
+    list.iter().for_each(check_alert);
+    let id = list[0]["id"].as_i64().unwrap();
+    let unread_before = alerts.body["data"]["unread_count"].as_i64().unwrap();
+    let mark = api
+        .post(
+            &format!("/api/subscription/alerts/{id}/mark-read"),
+            Some(&me),
+            json!({}),
+        )
+        .await;
+    assert_eq!(mark.body["success"], json!(true), "{}", mark.body);
+    let after = api.get("/api/subscription/alerts/demo?unread_only=true", k).await;
+    assert_eq!(after.body["data"]["unread_count"].as_i64().unwrap(), unread_before - 1);
+    assert!(
+        after.body["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["is_read"] == json!(false))
+    );
+
+    let sub = api.get("/api/subscription/user/demo/subscription", k).await;
+    check(
+        &sub.body["data"],
+        "subscription",
+        &[
+            ("plan", K::S),
+            ("tier", K::S),
+            ("billing_cycle", K::S),
+            ("status", K::S),
+            ("current_period_start", K::S),
+            ("current_period_end", K::S),
+            ("price", K::N),
+        ],
+    );
+
+    let logs = api
+        .get(
+            "/api/subscription/usage-logs?limit=5&offset=0&provider=gemini",
+            Some(&me),
+        )
+        .await;
+    assert!(logs.body.get("success").is_none(), "usage-logs is not enveloped");
+    check(
+        &logs.body,
+        "UsageLogsResponse",
+        &[
+            ("logs", K::A),
+            ("total_count", K::N),
+            ("limit", K::N),
+            ("offset", K::N),
+            ("has_more", K::B),
+        ],
+    );
+    assert_eq!(logs.body["logs"].as_array().unwrap().len(), 5);
+    for l in logs.body["logs"].as_array().unwrap() {
+        check(
+            l,
+            "UsageLog",
+            &[
+                ("id", K::N),
+                ("timestamp", K::S),
+                ("provider", K::S),
+                ("actual_provider_name", K::OptS),
+                ("model_used", K::SOrNull),
+                ("endpoint", K::S),
+                ("method", K::S),
+                ("tokens_input", K::N),
+                ("tokens_output", K::N),
+                ("tokens_total", K::N),
+                ("cost_input", K::N),
+                ("cost_output", K::N),
+                ("cost_total", K::N),
+                ("response_time", K::N),
+                ("status_code", K::N),
+                ("status", K::S),
+                ("error_message", K::SOrNull),
+                ("billing_period", K::S),
+                ("retry_count", K::N),
+            ],
+        );
+        assert_eq!(l["provider"], json!("gemini"));
+    }
+    let failed = api
+        .get("/api/subscription/usage-logs?limit=1000&status=failed", Some(&me))
+        .await;
+    assert!(
+        failed.body["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["status"] == json!("failed"))
+    );
+    assert!(failed.body["total_count"].as_i64().unwrap() > 0);
+    assert_error(
+        &api.get("/api/subscription/usage-logs?limit=0", Some(&me)).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+
+    let ren = api
+        .get("/api/subscription/renewal-history/demo?limit=50&offset=0", k)
+        .await;
+    check(
+        &ren.body["data"],
+        "RenewalHistoryResponse",
+        &[
+            ("renewals", K::A),
+            ("total_count", K::N),
+            ("limit", K::N),
+            ("offset", K::N),
+            ("has_more", K::B),
+        ],
+    );
+    let renewals = ren.body["data"]["renewals"].as_array().unwrap();
+    assert!(renewals.iter().any(|r| r["renewal_type"] == json!("upgrade")));
+    for r in renewals {
+        check(
+            r,
+            "SubscriptionRenewal",
+            &[
+                ("id", K::N),
+                ("plan_name", K::S),
+                ("plan_tier", K::S),
+                ("previous_period_start", K::OptS),
+                ("previous_period_end", K::OptS),
+                ("new_period_start", K::S),
+                ("new_period_end", K::S),
+                ("billing_cycle", K::S),
+                ("renewal_type", K::S),
+                ("renewal_count", K::N),
+                ("previous_plan_name", K::OptS),
+                ("previous_plan_tier", K::OptS),
+                ("usage_before_renewal", K::OOrNull),
+                ("payment_amount", K::N),
+                ("payment_status", K::S),
+                ("payment_date", K::SOrNull),
+                ("created_at", K::S),
+            ],
+        );
+    }
+
+    let pre = api.post("/api/subscription/preflight-check", Some(&me), json!({"operations": [{"provider": "gemini", "model": "gemini-2.5-flash", "tokens_requested": 2000, "operation_type": "text_generation"}]})).await;
+    assert_eq!(pre.status, StatusCode::OK, "{}", pre.body);
+    let p = &pre.body["data"];
+    check(
+        p,
+        "PreflightCheckResponse",
+        &[
+            ("can_proceed", K::B),
+            ("estimated_cost", K::N),
+            ("operations", K::A),
+            ("total_cost", K::N),
+            ("usage_summary", K::OOrNull),
+            ("cached", K::B),
+        ],
+    );
+    for o in p["operations"].as_array().unwrap() {
+        check(
+            o,
+            "operation",
+            &[
+                ("provider", K::S),
+                ("operation_type", K::S),
+                ("cost", K::N),
+                ("allowed", K::B),
+                ("limit_info", K::OOrNull),
+                ("message", K::SOrNull),
+            ],
+        );
+    }
+}
+both_stores!(family_a_shapes, family_a_shapes);
+
+/// Reading is checked on the server, per user.
+async fn reads_are_authorized(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    assert_error(
+        &api.get("/api/subscription/usage/alice", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(
+        api.get("/api/subscription/usage/alice", Some(&alice)).await.status,
+        StatusCode::OK
+    );
+    assert_error(
+        &api.get("/api/subscription/usage/bob", Some(&alice)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &api.get("/api/subscription/dashboard/bob", Some(&alice)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &api.get("/api/subscription/usage/alice", Some(&ingest)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let admin = api.key(None, &["admin"]).await;
+    assert_error(
+        &api.get("/api/subscription/usage/nobody", Some(&admin)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.post("/api/subscription/alerts/999999/mark-read", Some(&alice), json!({}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+both_stores!(reads_are_authorized, reads_are_authorized);
+
+/// The gate over HTTP: reserve until the limit, then 429 naming it.
+async fn preflight_gate_answers_429(store: Store) {
+    let api = setup(store, Limits::new().with("tavily_calls", 2)).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let body = json!({"user_id": "alice", "reserve": true, "operations": [{"provider": "tavily", "operation_type": "search"}]});
+    for _ in 0..2 {
+        let r = api
+            .post("/api/subscription/preflight-check", Some(&ingest), body.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body["data"]["reservation_id"].as_str().unwrap().starts_with("rsv_"));
+    }
+    let r = api
+        .post("/api/subscription/preflight-check", Some(&ingest), body.clone())
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "limit_reached");
+    let retry: i64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0);
+    assert_eq!(r.body["limit"]["key"], json!("tavily_calls"));
+    assert_eq!(
+        (
+            r.body["limit"]["current_usage"].clone(),
+            r.body["limit"]["limit"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+    assert!(r.body["limit"]["resets_at"].is_string());
+    assert_eq!(r.body["data"]["can_proceed"], json!(false));
+    assert!(r.body["error"].as_str().unwrap().contains("Tavily calls limit reached"));
+    // Without reserve it only answers, 200 either way.
+    let mut check_only = body.clone();
+    check_only["reserve"] = json!(false);
+    let r = api
+        .post("/api/subscription/preflight-check", Some(&ingest), check_only)
+        .await;
+    assert_eq!(
+        (r.status, r.body["data"]["can_proceed"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    let bad = api
+        .call(
+            "POST",
+            "/api/subscription/preflight-check",
+            Some(&ingest),
+            Some(b"{".to_vec()),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request");
+    let bad = api
+        .post(
+            "/api/subscription/preflight-check",
+            Some(&ingest),
+            json!({"user_id": "alice", "operations": []}),
+        )
+        .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+}
+both_stores!(preflight_gate_answers_429, preflight_gate_answers_429);

@@ -52,11 +52,7 @@ pub async fn get_overview() -> Result<Option<Overview>, ServerFnError> {
         Err(AppError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(ServerFnError::new(e.to_string())),
     };
-    let trends = state
-        .engine
-        .trends(DEMO_USER_ID, 12, now)
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let trends = state.engine.trends(DEMO_USER_ID, 12, now).await.map_err(|e| ServerFnError::new(e.to_string()))?;
     let mut providers: Vec<ProviderLine> = view
         .by_provider
         .iter()
@@ -71,11 +67,7 @@ pub async fn get_overview() -> Result<Option<Overview>, ServerFnError> {
     providers.sort_by_key(|p| std::cmp::Reverse(p.cost_nanos));
     Ok(Some(Overview {
         user_name: view.user.name.clone(),
-        plan_name: view
-            .plan
-            .as_ref()
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| "No plan".into()),
+        plan_name: view.plan.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| "No plan".into()),
         period_label: view.period.label(),
         period_start: view.period.start.format("%b %-d, %Y").to_string(),
         period_end: view.period.end.format("%b %-d, %Y").to_string(),
@@ -88,11 +80,7 @@ pub async fn get_overview() -> Result<Option<Overview>, ServerFnError> {
             .periods
             .iter()
             .zip(&trends.total)
-            .map(|(p, u)| TrendPoint {
-                period: p.clone(),
-                cost_nanos: u.cost.0,
-                calls: u.calls,
-            })
+            .map(|(p, u)| TrendPoint { period: p.clone(), cost_nanos: u.cost.0, calls: u.calls })
             .collect(),
     }))
 }

@@ -63,14 +63,8 @@ pub struct NewAlert {
 
 /// The thresholds reached by `after` that `before` had not reached.
 pub fn crossed(before_used: i64, after: &LimitUse) -> Vec<u8> {
-    let before = LimitUse {
-        used: before_used,
-        ..after.clone()
-    };
-    ALERT_THRESHOLDS
-        .into_iter()
-        .filter(|&t| after.reached(t) && !before.reached(t))
-        .collect()
+    let before = LimitUse { used: before_used, ..after.clone() };
+    ALERT_THRESHOLDS.into_iter().filter(|&t| after.reached(t) && !before.reached(t)).collect()
 }
 
 fn amount(key: &LimitKey, v: i64) -> String {
@@ -101,25 +95,16 @@ pub fn threshold_alert(
             format!("Further requests are blocked until it resets on {reset}, or upgrade your plan to continue now."),
         )
     } else {
-        (
-            format!("{} at {threshold}% of plan limit", limit.key.label()),
-            format!("It resets on {reset}."),
-        )
+        (format!("{} at {threshold}% of plan limit", limit.key.label()), format!("It resets on {reset}."))
     };
-    let (used, cap, pct) = (
-        amount(&limit.key, limit.used),
-        amount(&limit.key, limit.limit),
-        limit.percent().floor(),
-    );
+    let (used, cap, pct) = (amount(&limit.key, limit.used), amount(&limit.key, limit.limit), limit.percent().floor());
     let message = match &limit.key {
-        LimitKey::Calls(p) => format!(
-            "You have used {used} of {cap} {} API calls this period ({pct:.0}%). {tail}",
-            p.display_name()
-        ),
-        LimitKey::Tokens(p) => format!(
-            "You have used {used} of {cap} {} tokens this period ({pct:.0}%). {tail}",
-            p.display_name()
-        ),
+        LimitKey::Calls(p) => {
+            format!("You have used {used} of {cap} {} API calls this period ({pct:.0}%). {tail}", p.display_name())
+        }
+        LimitKey::Tokens(p) => {
+            format!("You have used {used} of {cap} {} tokens this period ({pct:.0}%). {tail}", p.display_name())
+        }
         LimitKey::MonthlyCost => {
             format!("You have spent {used} of your {cap} monthly cost cap this period ({pct:.0}%). {tail}")
         }
@@ -160,11 +145,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn lu(key: &str, used: i64, limit: i64) -> LimitUse {
-        LimitUse {
-            key: LimitKey::parse(key).unwrap(),
-            used,
-            limit,
-        }
+        LimitUse { key: LimitKey::parse(key).unwrap(), used, limit }
     }
 
     #[test]
@@ -177,11 +158,7 @@ mod tests {
             (95, 150, vec![100]),
             (100, 200, vec![]),
         ] {
-            assert_eq!(
-                crossed(before, &lu("gemini_calls", after, 100)),
-                want,
-                "{before}->{after}"
-            );
+            assert_eq!(crossed(before, &lu("gemini_calls", after, 100)), want, "{before}->{after}");
         }
         // Unlimited never alerts.
         assert!(crossed(0, &lu("gemini_calls", 1_000, 0)).is_empty());
@@ -197,18 +174,10 @@ mod tests {
             "You have used 4,000 of 5,000 Gemini API calls this period (80%). It resets on Dec 15, 2026."
         );
         assert_eq!(a.severity, Severity::Info);
-        let c = threshold_alert(
-            "u1",
-            "2026-11",
-            0,
-            &lu("monthly_cost", 150_000_000_000, 150_000_000_000),
-            100,
-            reset,
-        );
+        let c = threshold_alert("u1", "2026-11", 0, &lu("monthly_cost", 150_000_000_000, 150_000_000_000), 100, reset);
         assert_eq!(c.title, "Monthly cost cap reached");
         assert!(
-            c.message
-                .starts_with("You have spent $150.00 of your $150.00 monthly cost cap this period (100%)."),
+            c.message.starts_with("You have spent $150.00 of your $150.00 monthly cost cap this period (100%)."),
             "{}",
             c.message
         );

@@ -144,10 +144,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
             .with_timezone(&Utc),
     };
     if timestamp > now + Duration::seconds(MAX_FUTURE_SKEW_SECS) {
-        return Err(format!(
-            "`timestamp` {} is more than 5 minutes in the future",
-            timestamp.to_rfc3339()
-        ));
+        return Err(format!("`timestamp` {} is more than 5 minutes in the future", timestamp.to_rfc3339()));
     }
     let retry_count = opt_count(m, "retry_count", 1000)?.unwrap_or(0) as u32;
     Ok(UsageEvent {

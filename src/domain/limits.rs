@@ -120,11 +120,7 @@ pub struct LimitUse {
 impl LimitUse {
     /// Percent used, for display (may exceed 100).
     pub fn percent(&self) -> f64 {
-        if self.limit <= 0 {
-            0.0
-        } else {
-            self.used as f64 * 100.0 / self.limit as f64
-        }
+        if self.limit <= 0 { 0.0 } else { self.used as f64 * 100.0 / self.limit as f64 }
     }
 
     /// Whether `used` has reached `pct` percent of the limit, exactly.
@@ -167,14 +163,7 @@ impl UsageStatus {
 
 /// Every limit of the plan with its use, in key order.
 pub fn evaluate(limits: &Limits, usage: &Usage) -> Vec<LimitUse> {
-    limits
-        .iter()
-        .map(|(key, limit)| LimitUse {
-            key: key.clone(),
-            used: usage.measure(key),
-            limit,
-        })
-        .collect()
+    limits.iter().map(|(key, limit)| LimitUse { key: key.clone(), used: usage.measure(key), limit }).collect()
 }
 
 /// The worst status over all limits.
@@ -205,11 +194,7 @@ pub fn first_exceeded(limits: &Limits, usage: &Usage, demand: &Demand) -> Option
     limits.iter().find_map(|(key, limit)| {
         let add = adds(key);
         let used = usage.measure(key);
-        (add > 0 && used.saturating_add(add) > limit).then(|| LimitUse {
-            key: key.clone(),
-            used,
-            limit,
-        })
+        (add > 0 && used.saturating_add(add) > limit).then(|| LimitUse { key: key.clone(), used, limit })
     })
 }
 
@@ -223,14 +208,7 @@ mod tests {
 
     fn usage(calls: i64, tokens: i64, cost: i64) -> Usage {
         let mut u = Usage::default();
-        u.add(
-            &prov("gemini"),
-            ProviderUsage {
-                calls,
-                tokens,
-                cost: Nanos(cost),
-            },
-        );
+        u.add(&prov("gemini"), ProviderUsage { calls, tokens, cost: Nanos(cost) });
         u
     }
 
@@ -246,16 +224,9 @@ mod tests {
             (10, 800, UsageStatus::Warning),
             (10, 1_500, UsageStatus::LimitReached),
         ] {
-            assert_eq!(
-                overall_status(&evaluate(&limits, &usage(calls, 0, cost))),
-                want,
-                "{calls} {cost}"
-            );
+            assert_eq!(overall_status(&evaluate(&limits, &usage(calls, 0, cost))), want, "{calls} {cost}");
         }
-        assert_eq!(
-            overall_status(&evaluate(&Limits::new(), &usage(1_000_000, 0, 0))),
-            UsageStatus::Active
-        );
+        assert_eq!(overall_status(&evaluate(&Limits::new(), &usage(1_000_000, 0, 0))), UsageStatus::Active);
     }
 
     #[test]
@@ -267,25 +238,11 @@ mod tests {
 
     #[test]
     fn demand_checks_only_what_it_touches() {
-        let limits = Limits::new()
-            .with("gemini_calls", 10)
-            .with("openai_calls", 1)
-            .with("gemini_tokens", 1000);
+        let limits = Limits::new().with("gemini_calls", 10).with("openai_calls", 1).with("gemini_tokens", 1000);
         let u = usage(9, 900, 0);
-        let d = |calls, tokens| Demand {
-            provider: prov("gemini"),
-            calls,
-            tokens,
-            cost: Nanos(0),
-        };
+        let d = |calls, tokens| Demand { provider: prov("gemini"), calls, tokens, cost: Nanos(0) };
         assert_eq!(first_exceeded(&limits, &u, &d(1, 100)), None);
-        assert_eq!(
-            first_exceeded(&limits, &u, &d(2, 0)).unwrap().key.as_string(),
-            "gemini_calls"
-        );
-        assert_eq!(
-            first_exceeded(&limits, &u, &d(1, 101)).unwrap().key.as_string(),
-            "gemini_tokens"
-        );
+        assert_eq!(first_exceeded(&limits, &u, &d(2, 0)).unwrap().key.as_string(), "gemini_calls");
+        assert_eq!(first_exceeded(&limits, &u, &d(1, 101)).unwrap().key.as_string(), "gemini_tokens");
     }
 }

@@ -63,10 +63,7 @@ impl Nanos {
         if d.scale() > 9 {
             return Err(MoneyError::TooPrecise(s.trim().to_string(), 9));
         }
-        (d * Decimal::from(NANOS_PER_USD))
-            .to_i64()
-            .map(Nanos)
-            .ok_or(MoneyError::Overflow)
+        (d * Decimal::from(NANOS_PER_USD)).to_i64().map(Nanos).ok_or(MoneyError::Overflow)
     }
 
     /// Family B wire format: a decimal string with exactly nine places.
@@ -97,14 +94,8 @@ impl Nanos {
     /// For people: `$1,234.56`; amounts under a dollar keep four decimals
     /// (`$0.0016`) so small AI costs do not read as zero.
     pub fn display(self) -> String {
-        let places = if self.0.unsigned_abs() >= NANOS_PER_USD as u64 {
-            2
-        } else {
-            4
-        };
-        let rounded = self
-            .to_decimal()
-            .round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+        let places = if self.0.unsigned_abs() >= NANOS_PER_USD as u64 { 2 } else { 4 };
+        let rounded = self.to_decimal().round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
         let s = format!("{:.*}", places as usize, rounded.abs());
         let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
         let sign = if self.0 < 0 { "-" } else { "" };
@@ -253,10 +244,7 @@ mod tests {
         assert_eq!(Nanos::parse_usd("-1"), Err(MoneyError::Negative));
         assert!(matches!(Nanos::parse_usd("1e3"), Err(MoneyError::NotDecimal(_))));
         assert!(matches!(Nanos::parse_usd(""), Err(MoneyError::NotDecimal(_))));
-        assert!(matches!(
-            Nanos::parse_usd("0.0000000001"),
-            Err(MoneyError::TooPrecise(..))
-        ));
+        assert!(matches!(Nanos::parse_usd("0.0000000001"), Err(MoneyError::TooPrecise(..))));
         assert!(matches!(Nanos::parse_usd("99999999999999"), Err(MoneyError::Overflow)));
         assert_eq!(Nanos::parse_usd("0.0000000010").unwrap(), Nanos(1));
     }

@@ -132,11 +132,7 @@ pub fn recent_periods(anchor: DateTime<Utc>, now: DateTime<Utc>, n: usize) -> Ve
         .rev()
         .map(|back| {
             let index = current.index - back;
-            Period {
-                index,
-                start: add_months(anchor, index),
-                end: add_months(anchor, index + 1),
-            }
+            Period { index, start: add_months(anchor, index), end: add_months(anchor, index + 1) }
         })
         .collect()
 }
@@ -154,10 +150,7 @@ mod tests {
     fn month_end_anchors_clamp_and_recover() {
         let a = t(2026, 1, 31);
         let starts: Vec<_> = (0..5).map(|n| add_months(a, n).date_naive().to_string()).collect();
-        assert_eq!(
-            starts,
-            ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31"]
-        );
+        assert_eq!(starts, ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31"]);
         // Leap year.
         assert_eq!(add_months(t(2028, 1, 29), 1).date_naive().to_string(), "2028-02-29");
         assert_eq!(add_months(t(2028, 2, 29), 12).date_naive().to_string(), "2029-02-28");
@@ -180,11 +173,7 @@ mod tests {
         for (at, start, end, index) in cases {
             let p = usage_period(anchor, at);
             assert_eq!(
-                (
-                    p.start.date_naive().to_string(),
-                    p.end.date_naive().to_string(),
-                    p.index
-                ),
+                (p.start.date_naive().to_string(), p.end.date_naive().to_string(), p.index),
                 (start.into(), end.into(), index),
                 "{at}"
             );
@@ -208,10 +197,7 @@ mod tests {
     #[test]
     fn recent_periods_oldest_first() {
         let anchor = t(2025, 6, 15);
-        let labels: Vec<String> = recent_periods(anchor, t(2026, 1, 20), 3)
-            .iter()
-            .map(Period::label)
-            .collect();
+        let labels: Vec<String> = recent_periods(anchor, t(2026, 1, 20), 3).iter().map(Period::label).collect();
         assert_eq!(labels, ["2025-11", "2025-12", "2026-01"]);
     }
 

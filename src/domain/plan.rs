@@ -115,26 +115,11 @@ mod tests {
         let (free, pro, ent) = (plan(Tier::Free, 0), plan(Tier::Pro, 79), plan(Tier::Enterprise, 199));
         use BillingCycle::*;
         assert_eq!(classify_change(None, (&pro, Monthly)), RenewalType::New);
-        assert_eq!(
-            classify_change(Some((&free, Monthly)), (&pro, Monthly)),
-            RenewalType::Upgrade
-        );
-        assert_eq!(
-            classify_change(Some((&ent, Monthly)), (&pro, Yearly)),
-            RenewalType::Downgrade
-        );
-        assert_eq!(
-            classify_change(Some((&pro, Monthly)), (&pro, Monthly)),
-            RenewalType::Renewal
-        );
+        assert_eq!(classify_change(Some((&free, Monthly)), (&pro, Monthly)), RenewalType::Upgrade);
+        assert_eq!(classify_change(Some((&ent, Monthly)), (&pro, Yearly)), RenewalType::Downgrade);
+        assert_eq!(classify_change(Some((&pro, Monthly)), (&pro, Monthly)), RenewalType::Renewal);
         // Same plan: moving to yearly is the bigger commitment.
-        assert_eq!(
-            classify_change(Some((&pro, Monthly)), (&pro, Yearly)),
-            RenewalType::Upgrade
-        );
-        assert_eq!(
-            classify_change(Some((&pro, Yearly)), (&pro, Monthly)),
-            RenewalType::Downgrade
-        );
+        assert_eq!(classify_change(Some((&pro, Monthly)), (&pro, Yearly)), RenewalType::Upgrade);
+        assert_eq!(classify_change(Some((&pro, Yearly)), (&pro, Monthly)), RenewalType::Downgrade);
     }
 }

@@ -104,10 +104,7 @@ pub struct Cost {
 /// none) + output × output rate + units × unit price.
 pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
     if q.tokens_cached_input > q.tokens_input {
-        return Err(PricingError::CachedExceedsInput {
-            cached: q.tokens_cached_input,
-            input: q.tokens_input,
-        });
+        return Err(PricingError::CachedExceedsInput { cached: q.tokens_cached_input, input: q.tokens_input });
     }
     // Work in nano-USD: a per-million price × tokens × 1e9 / 1e6.
     let per_million_to_nanos = Decimal::from(1000);
@@ -119,29 +116,16 @@ pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
     let mul = |a: Decimal, b: Decimal| a.checked_mul(b).ok_or(PricingError::Overflow);
     let uncached = Decimal::from(q.tokens_input - q.tokens_cached_input);
     let input_exact = mul(mul(uncached, input_rate)?, per_million_to_nanos)?
-        .checked_add(mul(
-            mul(Decimal::from(q.tokens_cached_input), cached_rate)?,
-            per_million_to_nanos,
-        )?)
+        .checked_add(mul(mul(Decimal::from(q.tokens_cached_input), cached_rate)?, per_million_to_nanos)?)
         .ok_or(PricingError::Overflow)?;
-    let output_exact = mul(
-        mul(Decimal::from(q.tokens_output), rate(rates.output_per_million))?,
-        per_million_to_nanos,
-    )?
-    .checked_add(mul(
-        mul(Decimal::from(q.units), rates.unit_price())?,
-        per_unit_to_nanos,
-    )?)
-    .ok_or(PricingError::Overflow)?;
+    let output_exact = mul(mul(Decimal::from(q.tokens_output), rate(rates.output_per_million))?, per_million_to_nanos)?
+        .checked_add(mul(mul(Decimal::from(q.units), rates.unit_price())?, per_unit_to_nanos)?)
+        .ok_or(PricingError::Overflow)?;
     let total_exact = input_exact.checked_add(output_exact).ok_or(PricingError::Overflow)?;
 
     let total = Nanos::round_from_decimal(total_exact)?;
     let input = Nanos::round_from_decimal(input_exact)?;
-    Ok(Cost {
-        input,
-        output: Nanos(total.0 - input.0),
-        total,
-    })
+    Ok(Cost { input, output: Nanos(total.0 - input.0), total })
 }
 
 /// An in-memory view of the catalog: every version, grouped for lookup.
@@ -183,9 +167,7 @@ impl Catalog {
     /// The price in force at `at` for this provider and model: the model's
     /// own version, else the provider-wide `*` version, else none.
     pub fn lookup(&self, provider: &Provider, model: Option<&str>, at: DateTime<Utc>) -> Option<&PriceVersion> {
-        model
-            .and_then(|m| self.exact_at(provider, m, at))
-            .or_else(|| self.exact_at(provider, ANY_MODEL, at))
+        model.and_then(|m| self.exact_at(provider, m, at)).or_else(|| self.exact_at(provider, ANY_MODEL, at))
     }
 
     /// The latest version of each provider + model in force at `at`
@@ -222,22 +204,14 @@ mod tests {
     }
 
     fn q(i: u64, o: u64, c: u64, u: u64) -> Quantities {
-        Quantities {
-            tokens_input: i,
-            tokens_output: o,
-            tokens_cached_input: c,
-            units: u,
-        }
+        Quantities { tokens_input: i, tokens_output: o, tokens_cached_input: c, units: u }
     }
 
     #[test]
     fn pricing_table() {
         let flash_lite = llm("0.075", "0.30", None);
         let pro = llm("1.25", "10.00", Some("0.3125"));
-        let tavily = Rates {
-            per_search: p("0.001"),
-            ..Rates::default()
-        };
+        let tavily = Rates { per_search: p("0.001"), ..Rates::default() };
         let tiny = llm("0.0001", "0.0001", None);
         let cases: &[(&Rates, Quantities, i64, i64)] = &[
             // 1M input at $0.075 = 75_000_000 nanos; 1M output at $0.30.
@@ -278,10 +252,7 @@ mod tests {
     #[test]
     fn cached_cannot_exceed_input() {
         let r = llm("1", "1", None);
-        assert!(matches!(
-            price_event(&r, q(10, 0, 11, 0)),
-            Err(PricingError::CachedExceedsInput { .. })
-        ));
+        assert!(matches!(price_event(&r, q(10, 0, 11, 0)), Err(PricingError::CachedExceedsInput { .. })));
     }
 
     #[test]
@@ -305,17 +276,9 @@ mod tests {
         assert_eq!(cat.lookup(&gem, Some("gemini-2.5-pro"), t(5)).unwrap().id, 1);
         assert_eq!(cat.lookup(&gem, Some("gemini-2.5-pro"), t(10)).unwrap().id, 2);
         assert!(
-            cat.lookup(
-                &gem,
-                Some("gemini-2.5-pro"),
-                Utc.with_ymd_and_hms(2025, 12, 31, 0, 0, 0).unwrap()
-            )
-            .is_none()
+            cat.lookup(&gem, Some("gemini-2.5-pro"), Utc.with_ymd_and_hms(2025, 12, 31, 0, 0, 0).unwrap()).is_none()
         );
-        assert!(
-            cat.lookup(&gem, Some("gemini-9"), t(20)).is_none(),
-            "unknown LLM models are unpriced"
-        );
+        assert!(cat.lookup(&gem, Some("gemini-9"), t(20)).is_none(), "unknown LLM models are unpriced");
         assert_eq!(cat.lookup(&tav, None, t(2)).unwrap().id, 3);
         assert_eq!(cat.lookup(&tav, Some("advanced"), t(2)).unwrap().id, 3);
         let current: Vec<i64> = cat.current(t(20)).iter().map(|v| v.id).collect();

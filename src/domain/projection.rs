@@ -55,12 +55,7 @@ pub fn project(period: &Period, now: DateTime<Utc>, cost_so_far: Nanos, cap: Opt
         }
         _ => (0, None),
     };
-    Projection {
-        projected_cost,
-        cost_cap: cap,
-        projected_pct_hundredths: pct,
-        days_until_cap: days,
-    }
+    Projection { projected_cost, cost_cap: cap, projected_pct_hundredths: pct, days_until_cap: days }
 }
 
 /// Usage per period label and provider, as read from rollups.
@@ -76,17 +71,11 @@ pub struct Trends {
 
 pub fn trends(periods: &[Period], usage: &PeriodUsage) -> Trends {
     let labels: Vec<String> = periods.iter().map(Period::label).collect();
-    let providers: std::collections::BTreeSet<&String> = labels
-        .iter()
-        .filter_map(|l| usage.get(l))
-        .flat_map(|m| m.keys())
-        .collect();
+    let providers: std::collections::BTreeSet<&String> =
+        labels.iter().filter_map(|l| usage.get(l)).flat_map(|m| m.keys()).collect();
     let mut by_provider: BTreeMap<String, Vec<ProviderUsage>> = BTreeMap::new();
     for p in providers {
-        let series = labels
-            .iter()
-            .map(|l| usage.get(l).and_then(|m| m.get(p)).copied().unwrap_or_default())
-            .collect();
+        let series = labels.iter().map(|l| usage.get(l).and_then(|m| m.get(p)).copied().unwrap_or_default()).collect();
         by_provider.insert(p.clone(), series);
     }
     let total = labels
@@ -99,21 +88,12 @@ pub fn trends(periods: &[Period], usage: &PeriodUsage) -> Trends {
             t
         })
         .collect();
-    Trends {
-        periods: labels,
-        total,
-        by_provider,
-    }
+    Trends { periods: labels, total, by_provider }
 }
 
 /// Index of the month with the highest value of `metric`, if any is non-zero.
 pub fn peak_index(values: &[i64]) -> Option<usize> {
-    values
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v > 0)
-        .max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i)))
-        .map(|(i, _)| i)
+    values.iter().enumerate().filter(|(_, v)| **v > 0).max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i))).map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -136,18 +116,12 @@ mod tests {
         let pr = project(&p, anchor + Duration::days(10), Nanos::ZERO, cap);
         assert_eq!((pr.projected_cost, pr.days_until_cap), (Nanos::ZERO, None));
         // Over the cap already.
-        assert_eq!(
-            project(&p, anchor + Duration::days(1), Nanos::from_usd(200), cap).days_until_cap,
-            Some(0)
-        );
+        assert_eq!(project(&p, anchor + Duration::days(1), Nanos::from_usd(200), cap).days_until_cap, Some(0));
         // Minutes into the period: treated as an hour.
         let early = project(&p, anchor + Duration::minutes(1), Nanos::from_usd(1), None);
         assert_eq!(early.projected_cost, Nanos::from_usd(720));
         // After the end: exactly what was spent.
-        assert_eq!(
-            project(&p, p.end + Duration::days(3), Nanos::from_usd(5), None).projected_cost,
-            Nanos::from_usd(5)
-        );
+        assert_eq!(project(&p, p.end + Duration::days(3), Nanos::from_usd(5), None).projected_cost, Nanos::from_usd(5));
     }
 
     #[test]
@@ -155,38 +129,23 @@ mod tests {
         let anchor = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let periods = recent_periods(anchor, Utc.with_ymd_and_hms(2026, 4, 2, 0, 0, 0).unwrap(), 3);
         let mut usage = PeriodUsage::new();
-        usage.entry("2026-02".into()).or_default().insert(
-            "gemini".into(),
-            ProviderUsage {
-                calls: 2,
-                tokens: 10,
-                cost: Nanos(5),
-            },
-        );
-        usage.entry("2026-04".into()).or_default().insert(
-            "openai".into(),
-            ProviderUsage {
-                calls: 1,
-                tokens: 1,
-                cost: Nanos(1),
-            },
-        );
-        usage.entry("2025-01".into()).or_default().insert(
-            "mistral".into(),
-            ProviderUsage {
-                calls: 9,
-                tokens: 9,
-                cost: Nanos(9),
-            },
-        );
+        usage
+            .entry("2026-02".into())
+            .or_default()
+            .insert("gemini".into(), ProviderUsage { calls: 2, tokens: 10, cost: Nanos(5) });
+        usage
+            .entry("2026-04".into())
+            .or_default()
+            .insert("openai".into(), ProviderUsage { calls: 1, tokens: 1, cost: Nanos(1) });
+        usage
+            .entry("2025-01".into())
+            .or_default()
+            .insert("mistral".into(), ProviderUsage { calls: 9, tokens: 9, cost: Nanos(9) });
         let t = trends(&periods, &usage);
         assert_eq!(t.periods, ["2026-02", "2026-03", "2026-04"]);
         assert_eq!(t.total.iter().map(|u| u.calls).collect::<Vec<_>>(), [2, 0, 1]);
         assert_eq!(t.by_provider.keys().collect::<Vec<_>>(), ["gemini", "openai"]);
-        assert_eq!(
-            t.by_provider["gemini"].iter().map(|u| u.cost.0).collect::<Vec<_>>(),
-            [5, 0, 0]
-        );
+        assert_eq!(t.by_provider["gemini"].iter().map(|u| u.cost.0).collect::<Vec<_>>(), [5, 0, 0]);
         assert_eq!(peak_index(&[1, 5, 5, 2]), Some(1));
         assert_eq!(peak_index(&[0, 0]), None);
     }

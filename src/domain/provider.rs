@@ -70,13 +70,8 @@ impl Provider {
         let ok = !t.is_empty()
             && t.len() <= 32
             && t.starts_with(|c: char| c.is_ascii_lowercase())
-            && t.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
-            Ok(Provider(t))
-        } else {
-            Err(ProviderError::BadSlug(s.to_string()))
-        }
+            && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok { Ok(Provider(t)) } else { Err(ProviderError::BadSlug(s.to_string())) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -95,11 +90,7 @@ impl Provider {
 
 /// Human name of a provider slug.
 pub fn display_name(slug: &str) -> String {
-    BUILTIN_PROVIDERS
-        .iter()
-        .find(|(p, _)| *p == slug)
-        .map(|(_, n)| n.to_string())
-        .unwrap_or_else(|| slug.to_string())
+    BUILTIN_PROVIDERS.iter().find(|(p, _)| *p == slug).map(|(_, n)| n.to_string()).unwrap_or_else(|| slug.to_string())
 }
 
 impl TryFrom<String> for Provider {
@@ -196,14 +187,7 @@ mod tests {
         for k in FAMILY_A_LIMIT_KEYS {
             assert_eq!(LimitKey::parse(k).unwrap().as_string(), *k);
         }
-        assert_eq!(
-            LimitKey::parse("image_edit_calls")
-                .unwrap()
-                .provider()
-                .unwrap()
-                .as_str(),
-            "image_edit"
-        );
+        assert_eq!(LimitKey::parse("image_edit_calls").unwrap().provider().unwrap().as_str(), "image_edit");
         assert_eq!(LimitKey::parse("bogus"), None);
         assert_eq!(LimitKey::parse("gemini_tokens").unwrap().label(), "Gemini tokens");
     }

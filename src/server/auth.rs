@@ -56,11 +56,7 @@ pub fn new_api_key_secret() -> NewKeySecret {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = format!("tly_{}", hex::encode(bytes));
-    NewKeySecret {
-        prefix: secret[..12].to_string(),
-        hash: hash_token(&secret),
-        secret,
-    }
+    NewKeySecret { prefix: secret[..12].to_string(), hash: hash_token(&secret), secret }
 }
 
 /// SHA-256 hex of a high-entropy token (API keys, session ids).

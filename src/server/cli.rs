@@ -31,12 +31,7 @@ pub struct GlobalArgs {
     pub database_url: String,
 
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `tally=debug,sqlx=warn`.
-    #[arg(
-        long,
-        env = "RUST_LOG",
-        default_value = "info,sqlx=warn,tower_http=info",
-        global = true
-    )]
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,tower_http=info", global = true)]
     pub log_level: String,
 
     /// Log output format.

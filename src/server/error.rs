@@ -28,13 +28,12 @@ pub enum AppError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     Invalid(String),
+    /// Invalid input, field by field (`field`, `what is wrong`).
+    #[error("invalid input: {}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<(String, String)>),
     /// A limit would be exceeded; `retry_after_secs` until it resets.
     #[error("{message}")]
-    LimitReached {
-        message: String,
-        retry_after_secs: i64,
-        body: Option<serde_json::Value>,
-    },
+    LimitReached { message: String, retry_after_secs: i64, body: Option<serde_json::Value> },
     #[error("the store is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -52,7 +51,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Invalid(_) | AppError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::LimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,7 +67,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge(_) => "payload_too_large",
-            AppError::Invalid(_) => "invalid",
+            AppError::Invalid(_) | AppError::InvalidFields(_) => "invalid",
             AppError::LimitReached { .. } => "limit_reached",
             AppError::Unavailable => "unavailable",
             AppError::Internal => "internal",
@@ -100,13 +99,11 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut body = json!({"success": false, "error": self.to_string(), "code": self.code()});
+        if let AppError::InvalidFields(fields) = &self {
+            body["fields"] = fields.iter().map(|(f, m)| (f.clone(), serde_json::Value::from(m.clone()))).collect();
+        }
         let mut retry = None;
-        if let AppError::LimitReached {
-            retry_after_secs,
-            body: extra,
-            ..
-        } = &self
-        {
+        if let AppError::LimitReached { retry_after_secs, body: extra, .. } = &self {
             retry = Some(*retry_after_secs);
             if let Some(serde_json::Value::Object(m)) = extra {
                 for (k, v) in m {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cli;
 pub mod error;
+pub mod metrics;
 pub mod rest;
 pub mod seed;
 pub mod service;
@@ -55,9 +56,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(_) => {
             let store = open_store(&g).await?;
             let engine = Engine::new(store.clone(), Default::default());
-            let report = seed::seed_demo(&engine, Utc::now())
-                .await
-                .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
+            let report =
+                seed::seed_demo(&engine, Utc::now()).await.map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
             store.close().await;
             if report.seeded {
                 println!("seeded the demo: {} usage events", report.events);
@@ -77,14 +77,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let engine = Engine::new(store.clone(), Default::default());
             let user = engine
                 .create_user(
-                    NewUser {
-                        id: None,
-                        email,
-                        name,
-                        role: Role::Admin,
-                        password_hash: Some(hash.0),
-                        plan: None,
-                    },
+                    NewUser { id: None, email, name, role: Role::Admin, password_hash: Some(hash.0), plan: None },
                     Utc::now(),
                 )
                 .await
@@ -96,16 +89,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(ApikeyCommand::Create { scopes, user, name }) => {
             let store = open_store(&g).await?;
             let engine = Engine::new(store.clone(), Default::default());
-            let created = engine
-                .create_api_key_by_email(user.as_deref(), &scopes, &name, "cli", Utc::now())
-                .await;
+            let created = engine.create_api_key_by_email(user.as_deref(), &scopes, &name, "cli", Utc::now()).await;
             store.close().await;
             let (key, secret) = created.map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!(
-                "created API key {} with scopes {} (shown once; store it now)",
-                key.id,
-                key.scopes.join(",")
-            );
+            eprintln!("created API key {} with scopes {} (shown once; store it now)", key.id, key.scopes.join(","));
             println!("{secret}");
             Ok(())
         }
@@ -122,10 +109,7 @@ fn print_demo_logins() {
 fn read_password() -> anyhow::Result<String> {
     eprintln!("password (at least {} characters), then Enter:", auth::MIN_PASSWORD_LEN);
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
     let p = line.trim_end_matches(['\r', '\n']).to_string();
     if p.is_empty() {
         bail!("no password given; pass --password or type one");
@@ -145,10 +129,7 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(&g.database_url)))?;
     store.migrate().await.with_context(|| {
-        format!(
-            "database migration failed on {}; nothing was started",
-            redact_url(&g.database_url)
-        )
+        format!("database migration failed on {}; nothing was started", redact_url(&g.database_url))
     })?;
     tracing::info!(backend = store.backend().name(), "database ready");
     Ok(store)
@@ -158,9 +139,8 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
     let engine = Engine::new(store.clone(), startup::engine_config(&args));
     if args.demo {
-        let report = seed::seed_demo(&engine, Utc::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding the demo failed: {e}"))?;
+        let report =
+            seed::seed_demo(&engine, Utc::now()).await.map_err(|e| anyhow::anyhow!("seeding the demo failed: {e}"))?;
         if report.seeded {
             tracing::info!(events = report.events, "seeded demo data");
         }
@@ -177,10 +157,7 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         print_demo_logins();
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(startup::shutdown_signal())
-        .await
-        .context("server error")?;
+    axum::serve(listener, router).with_graceful_shutdown(startup::shutdown_signal()).await.context("server error")?;
     store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -192,10 +169,7 @@ async fn simulate(g: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
     let mut sim = seed::Simulator::new(&args.user);
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(10)));
     let mut done = 0u64;
-    println!(
-        "simulating usage for user `{}` every {} ms (Ctrl-C to stop)",
-        args.user, args.interval_ms
-    );
+    println!("simulating usage for user `{}` every {} ms (Ctrl-C to stop)", args.user, args.interval_ms);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -203,20 +177,15 @@ async fn simulate(g: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
         }
         let now = Utc::now();
         let batch = sim.batch(now);
-        let results = engine
-            .record(batch.into_iter().map(Ok).collect(), now)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let results =
+            engine.record(batch.into_iter().map(Ok).collect(), now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         for r in &results {
             match &r.error {
                 Some(err) => println!("{} rejected: {err}", r.id),
                 None => println!("{} {} {}", r.id, r.outcome.as_str(), r.cost.usd_string()),
             }
         }
-        if results
-            .iter()
-            .all(|r| r.error.as_deref().is_some_and(|e| e.starts_with("unknown user")))
-        {
+        if results.iter().all(|r| r.error.as_deref().is_some_and(|e| e.starts_with("unknown user"))) {
             bail!("user `{}` does not exist", args.user);
         }
         done += 1;

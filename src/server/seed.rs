@@ -75,12 +75,7 @@ pub fn demo_plans() -> Vec<Plan> {
             29,
             290,
             "For individuals who write and research every week.",
-            &[
-                "All LLM providers",
-                "Web search and extraction",
-                "Usage alerts by email",
-                "Email support",
-            ],
+            &["All LLM providers", "Web search and extraction", "Usage alerts by email", "Email support"],
             limits(&[
                 ("gemini_calls", 1_000),
                 ("openai_calls", 500),
@@ -106,12 +101,7 @@ pub fn demo_plans() -> Vec<Plan> {
             79,
             790,
             "For professionals and small teams running AI workflows daily.",
-            &[
-                "Everything in Basic",
-                "Higher limits on every provider",
-                "Image generation",
-                "Priority support",
-            ],
+            &["Everything in Basic", "Higher limits on every provider", "Image generation", "Priority support"],
             limits(&[
                 ("gemini_calls", 5_000),
                 ("openai_calls", 2_500),
@@ -137,12 +127,7 @@ pub fn demo_plans() -> Vec<Plan> {
             199,
             1990,
             "Unlimited usage, billed at cost, for organisations.",
-            &[
-                "Unlimited calls and tokens",
-                "No monthly cost cap",
-                "SSO and audit log",
-                "Dedicated support",
-            ],
+            &["Unlimited calls and tokens", "No monthly cost cap", "SSO and audit log", "Dedicated support"],
             Limits::new(),
         ),
     ]
@@ -166,15 +151,7 @@ const fn llm(
     output: &'static str,
     cached: Option<&'static str>,
 ) -> PriceRow {
-    PriceRow {
-        provider,
-        model,
-        description,
-        input: Some(input),
-        output: Some(output),
-        cached,
-        unit: None,
-    }
+    PriceRow { provider, model, description, input: Some(input), output: Some(output), cached, unit: None }
 }
 
 const fn per_unit(
@@ -196,62 +173,20 @@ const fn per_unit(
 
 /// The catalog of seeds 001 and 002 (per 1M tokens, or per unit).
 const DEMO_PRICES: &[PriceRow] = &[
-    llm(
-        "gemini",
-        "gemini-2.0-flash-lite",
-        "Gemini 2.0 Flash Lite",
-        "0.075",
-        "0.30",
-        None,
-    ),
-    llm(
-        "gemini",
-        "gemini-2.5-flash",
-        "Gemini 2.5 Flash",
-        "0.125",
-        "0.375",
-        Some("0.03125"),
-    ),
-    llm(
-        "gemini",
-        "gemini-2.5-pro",
-        "Gemini 2.5 Pro",
-        "1.25",
-        "10.00",
-        Some("0.3125"),
-    ),
+    llm("gemini", "gemini-2.0-flash-lite", "Gemini 2.0 Flash Lite", "0.075", "0.30", None),
+    llm("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash", "0.125", "0.375", Some("0.03125")),
+    llm("gemini", "gemini-2.5-pro", "Gemini 2.5 Pro", "1.25", "10.00", Some("0.3125")),
     llm("gemini", "gemini-pro", "Gemini Pro (legacy)", "0.50", "1.50", None),
     llm("openai", "gpt-4", "GPT-4", "30.00", "60.00", None),
     llm("openai", "gpt-4o", "GPT-4o", "2.50", "10.00", Some("1.25")),
     llm("openai", "gpt-4o-mini", "GPT-4o mini", "0.15", "0.60", Some("0.075")),
     llm("openai", "gpt-3.5-turbo", "GPT-3.5 Turbo", "1.50", "2.00", None),
     llm("anthropic", "claude-3", "Claude 3 (estimate)", "8.00", "24.00", None),
-    llm(
-        "anthropic",
-        "claude-3-5-sonnet",
-        "Claude 3.5 Sonnet",
-        "3.00",
-        "15.00",
-        Some("0.30"),
-    ),
-    llm(
-        "anthropic",
-        "claude-3-haiku",
-        "Claude 3 Haiku",
-        "0.25",
-        "1.25",
-        Some("0.03"),
-    ),
+    llm("anthropic", "claude-3-5-sonnet", "Claude 3.5 Sonnet", "3.00", "15.00", Some("0.30")),
+    llm("anthropic", "claude-3-haiku", "Claude 3 Haiku", "0.25", "1.25", Some("0.03")),
     llm("mistral", "mistral-7b", "Mistral 7B", "0.20", "0.60", None),
     llm("mistral", "mistral-large", "Mistral Large", "2.00", "6.00", None),
-    llm(
-        "huggingface",
-        "*",
-        "Hugging Face Inference (estimate)",
-        "0.10",
-        "0.10",
-        None,
-    ),
+    llm("huggingface", "*", "Hugging Face Inference (estimate)", "0.10", "0.10", None),
     per_unit("tavily", "Tavily Search", "search", "0.001"),
     per_unit("serper", "Serper Google Search", "search", "0.001"),
     per_unit("metaphor", "Exa (Metaphor) Search", "search", "0.003"),
@@ -264,11 +199,7 @@ fn price(s: Option<&str>) -> Option<Price> {
 }
 
 fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
-    let unit = |kind: &str| {
-        row.unit
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, p)| price(Some(p)).expect("valid"))
-    };
+    let unit = |kind: &str| row.unit.filter(|(k, _)| *k == kind).map(|(_, p)| price(Some(p)).expect("valid"));
     PriceVersion {
         id: 0,
         provider: Provider::parse(row.provider).expect("demo providers are valid"),
@@ -332,17 +263,7 @@ impl Rng {
 type ProviderMix = (&'static str, &'static [(&'static str, u64)]);
 
 const MIX: &[(ProviderMix, u64)] = &[
-    (
-        (
-            "gemini",
-            &[
-                ("gemini-2.5-flash", 50),
-                ("gemini-2.0-flash-lite", 30),
-                ("gemini-2.5-pro", 20),
-            ],
-        ),
-        44,
-    ),
+    (("gemini", &[("gemini-2.5-flash", 50), ("gemini-2.0-flash-lite", 30), ("gemini-2.5-pro", 20)]), 44),
     (("openai", &[("gpt-4o-mini", 55), ("gpt-4o", 35), ("gpt-4", 10)]), 15),
     (("anthropic", &[("claude-3-5-sonnet", 70), ("claude-3-haiku", 30)]), 9),
     (("mistral", &[("mistral-large", 40), ("mistral-7b", 60)]), 5),
@@ -376,11 +297,7 @@ fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
         id: format!("demo-{n:07}"),
         user_id: DEMO_USER_ID.into(),
         provider: Provider::parse(provider).expect("valid"),
-        model: if llm || provider == "stability" {
-            Some(model.into())
-        } else {
-            None
-        },
+        model: if llm || provider == "stability" { Some(model.into()) } else { None },
         operation_type: Some(operation.into()),
         endpoint: Some(endpoint.into()),
         method: Some("POST".into()),
@@ -388,21 +305,9 @@ fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
         tokens_input,
         tokens_output: if failed { 0 } else { tokens_output },
         tokens_cached_input: cached,
-        units: if provider == "firecrawl" {
-            Some(1 + rng.below(3))
-        } else {
-            None
-        },
-        response_time_ms: Some(if llm {
-            rng.log_between(400, 9_000)
-        } else {
-            rng.log_between(150, 2_500)
-        }),
-        status_code: if failed {
-            *rng.pick(&[(500u16, 2), (429, 2), (503, 1)])
-        } else {
-            200
-        },
+        units: if provider == "firecrawl" { Some(1 + rng.below(3)) } else { None },
+        response_time_ms: Some(if llm { rng.log_between(400, 9_000) } else { rng.log_between(150, 2_500) }),
+        status_code: if failed { *rng.pick(&[(500u16, 2), (429, 2), (503, 1)]) } else { 200 },
         error_message: failed.then(|| "upstream provider error".to_string()),
         timestamp: at,
         reservation_id: None,
@@ -424,10 +329,7 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
         return Ok(SeedReport::default());
     }
     // History starts on the first of the month, twelve months back.
-    let month_start = Utc
-        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .ok_or(AppError::Internal)?;
+    let month_start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().ok_or(AppError::Internal)?;
     let start = add_months(month_start, -12);
     let catalog_from = start - Duration::days(30);
 
@@ -441,30 +343,13 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
     }
     // A mid-history price change, so the catalog shows versioning at work.
     let flash_change = add_months(start, 8);
-    let flash = llm(
-        "gemini",
-        "gemini-2.5-flash",
-        "Gemini 2.5 Flash (GA pricing)",
-        "0.30",
-        "2.50",
-        Some("0.075"),
-    );
+    let flash = llm("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash (GA pricing)", "0.30", "2.50", Some("0.075"));
     catalog::insert_price_version(&mut tx, &version_of(&flash, flash_change), Some("seed"), catalog_from).await?;
     tx.commit().await?;
     drop(conn);
 
-    let plan = |tier| {
-        plan_ids
-            .iter()
-            .find(|(t, _)| *t == tier)
-            .map(|(_, id)| *id)
-            .expect("seeded plan")
-    };
-    let hash = |p: &str| {
-        super::auth::hash_password(p)
-            .map(|h| h.0)
-            .map_err(|_| AppError::Internal)
-    };
+    let plan = |tier| plan_ids.iter().find(|(t, _)| *t == tier).map(|(_, id)| *id).expect("seeded plan");
+    let hash = |p: &str| super::auth::hash_password(p).map(|h| h.0).map_err(|_| AppError::Internal);
     engine
         .create_user(
             NewUser {
@@ -528,9 +413,7 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
             // Each event is recorded under the plan it happened on.
             let (before, after): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.timestamp < upgrade_at);
             engine.record(before.into_iter().map(Ok).collect(), upgrade_at).await?;
-            engine
-                .assign_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, upgrade_at)
-                .await?;
+            engine.assign_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, upgrade_at).await?;
             engine.record(after.into_iter().map(Ok).collect(), day_end).await?;
         } else {
             engine.record(events.into_iter().map(Ok).collect(), day_end).await?;
@@ -541,10 +424,7 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
     // 90% of the plan's Tavily limit, so the dashboard shows live alerts.
     let view = engine.period_view(DEMO_USER_ID, now).await?;
     let tavily = Provider::parse("tavily").expect("valid");
-    let tavily_limit = view
-        .plan
-        .as_ref()
-        .and_then(|p| p.limits.get(&LimitKey::Calls(tavily.clone())));
+    let tavily_limit = view.plan.as_ref().and_then(|p| p.limits.get(&LimitKey::Calls(tavily.clone())));
     if let Some(limit) = tavily_limit {
         let used = view.usage.provider(&tavily).calls;
         let window = (now - view.period.start).num_seconds().clamp(1, 36 * 3600) as u64;
@@ -563,10 +443,7 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
         burst.sort_by_key(|e| e.timestamp);
         engine.record(burst.into_iter().map(Ok).collect(), now).await?;
     }
-    Ok(SeedReport {
-        seeded: true,
-        events: n as usize,
-    })
+    Ok(SeedReport { seeded: true, events: n as usize })
 }
 
 /// The generator's seed.
@@ -582,11 +459,7 @@ pub struct Simulator {
 impl Simulator {
     pub fn new(user_id: &str) -> Simulator {
         let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-        Simulator {
-            user_id: user_id.to_string(),
-            rng: Rng(seed),
-            n: 0,
-        }
+        Simulator { user_id: user_id.to_string(), rng: Rng(seed), n: 0 }
     }
 
     /// One to three events happening at `now`, with ids unique to this run.

@@ -36,18 +36,14 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
     AppState {
         engine,
         leptos_options: leptos_options(args),
-        ui: Arc::new(UiSettings {
-            refresh_secs: args.refresh_secs.max(1),
-            demo: args.demo,
-        }),
+        ui: Arc::new(UiSettings { refresh_secs: args.refresh_secs.max(1), demo: args.demo }),
         started_at: Instant::now(),
+        metrics: Arc::new(super::metrics::Metrics::default()),
     }
 }
 
 pub fn engine_config(args: &ServeArgs) -> EngineConfig {
-    EngineConfig {
-        hold_ttl: Duration::from_secs(args.hold_ttl_secs.max(1)),
-    }
+    EngineConfig { hold_ttl: Duration::from_secs(args.hold_ttl_secs.max(1)) }
 }
 
 async fn healthz() -> &'static str {
@@ -79,14 +75,13 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
             move || provide_context(ctx_state.clone()),
             move || shell(shell_options.clone()),
         )
+        // Only matched routes are timed, under their route template.
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(envelope_bare_413))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

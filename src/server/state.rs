@@ -7,6 +7,7 @@ use std::time::Instant;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
+use super::metrics::Metrics;
 use super::service::Engine;
 
 /// Settings the UI needs from the server.
@@ -22,6 +23,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub ui: Arc<UiSettings>,
     pub started_at: Instant,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

@@ -37,11 +37,7 @@ impl TestDb {
             .await
             .expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
-        TestDb {
-            store,
-            sqlite_file: Some(path),
-            pg_schema: None,
-        }
+        TestDb { store, sqlite_file: Some(path), pg_schema: None }
     }
 
     /// `None` when Postgres tests are skipped for this run.
@@ -51,20 +47,12 @@ impl TestDb {
         }
         let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.into());
         let schema = format!("tally_test_{}", uuid::Uuid::new_v4().simple());
-        let opts = StoreOptions {
-            schema: Some(schema.clone()),
-            max_connections: 20,
-            ..StoreOptions::default()
-        };
+        let opts = StoreOptions { schema: Some(schema.clone()), max_connections: 20, ..StoreOptions::default() };
         let store = Store::connect(&url, opts)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {url} is unreachable ({e}); set TALLY_SKIP_POSTGRES=1 to skip"));
         store.migrate().await.expect("migrate postgres");
-        Some(TestDb {
-            store,
-            sqlite_file: None,
-            pg_schema: Some((url, schema)),
-        })
+        Some(TestDb { store, sqlite_file: None, pg_schema: Some((url, schema)) })
     }
 
     pub async fn cleanup(self) {
@@ -144,14 +132,7 @@ pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<U
                 ..Rates::default()
             },
         ),
-        (
-            "tavily",
-            "*",
-            Rates {
-                per_search: price("0.001"),
-                ..Rates::default()
-            },
-        ),
+        ("tavily", "*", Rates { per_search: price("0.001"), ..Rates::default() }),
     ];
     for (p, m, rates) in versions {
         let v = PriceVersion {
@@ -162,9 +143,7 @@ pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<U
             rates,
             description: String::new(),
         };
-        catalog::insert_price_version(&mut tx, &v, None, since)
-            .await
-            .expect("price");
+        catalog::insert_price_version(&mut tx, &v, None, since).await.expect("price");
     }
     tx.commit().await.expect("commit");
     (engine, plan_id)

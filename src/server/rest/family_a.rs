@@ -135,15 +135,10 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
         breakdown.insert(p.into(), json!({"calls": 0, "tokens": 0, "cost": 0.0}));
     }
     for r in &s.by_provider {
-        breakdown.insert(
-            r.provider.clone(),
-            json!({"calls": r.calls, "tokens": r.tokens(), "cost": usd(r.cost)}),
-        );
+        breakdown.insert(r.provider.clone(), json!({"calls": r.calls, "tokens": r.tokens(), "cost": usd(r.cost)}));
     }
     let pct = |key: &LimitKey| -> f64 {
-        uses.iter()
-            .find(|u| &u.key == key)
-            .map_or(0.0, |u| (u.percent() * 100.0).round() / 100.0)
+        uses.iter().find(|u| &u.key == key).map_or(0.0, |u| (u.percent() * 100.0).round() / 100.0)
     };
     let mut percentages = Map::new();
     for (slug, _) in BUILTIN_PROVIDERS {
@@ -154,16 +149,9 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
         }
     }
     percentages.insert("cost".into(), json!(pct(&LimitKey::MonthlyCost)));
-    let avg = if total.response_ms_count > 0 {
-        total.response_ms_sum as f64 / total.response_ms_count as f64
-    } else {
-        0.0
-    };
-    let error_rate = if total.calls > 0 {
-        total.errors as f64 * 100.0 / total.calls as f64
-    } else {
-        0.0
-    };
+    let avg =
+        if total.response_ms_count > 0 { total.response_ms_sum as f64 / total.response_ms_count as f64 } else { 0.0 };
+    let error_rate = if total.calls > 0 { total.errors as f64 * 100.0 / total.calls as f64 } else { 0.0 };
     json!({
         "billing_period": s.label,
         "usage_status": overall_status(&uses).as_str(),
@@ -303,10 +291,7 @@ pub async fn usage(
 ) -> AppResult<Json<Value>> {
     principal.require_read(&user_id)?;
     let now = Utc::now();
-    let snap = state
-        .engine
-        .snapshot(&user_id, q.billing_period.as_deref(), now)
-        .await?;
+    let snap = state.engine.snapshot(&user_id, q.billing_period.as_deref(), now).await?;
     Ok(envelope(usage_stats(&snap, now)))
 }
 
@@ -321,9 +306,7 @@ pub fn parse_months(raw: Option<&str>) -> AppResult<usize> {
         None => Ok(6),
         Some(s) => match s.parse::<usize>() {
             Ok(n @ 1..=24) => Ok(n),
-            _ => Err(AppError::BadRequest(format!(
-                "months must be a whole number from 1 to 24 (got `{s}`)"
-            ))),
+            _ => Err(AppError::BadRequest(format!("months must be a whole number from 1 to 24 (got `{s}`)"))),
         },
     }
 }
@@ -385,9 +368,7 @@ fn parse_bool(name: &str, raw: Option<&str>) -> AppResult<bool> {
         None => Ok(false),
         Some("true" | "1") => Ok(true),
         Some("false" | "0") => Ok(false),
-        Some(s) => Err(AppError::BadRequest(format!(
-            "{name} must be true or false (got `{s}`)"
-        ))),
+        Some(s) => Err(AppError::BadRequest(format!("{name} must be true or false (got `{s}`)"))),
     }
 }
 
@@ -412,9 +393,8 @@ pub async fn mark_read(
     principal: Principal,
     Path(alert_id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let id: i64 = alert_id
-        .parse()
-        .map_err(|_| AppError::BadRequest(format!("alert id `{alert_id}` is not a number")))?;
+    let id: i64 =
+        alert_id.parse().map_err(|_| AppError::BadRequest(format!("alert id `{alert_id}` is not a number")))?;
     match state.engine.alert_owner(id).await? {
         None => return Err(AppError::NotFound(format!("no alert with id {id}"))),
         Some(Some(owner)) => principal.require_read(&owner)?,
@@ -497,18 +477,11 @@ pub fn log_query(q: &PageQuery) -> AppResult<(LogFilter, i64, i64)> {
         Some("success") => Some(false),
         Some("failed") => Some(true),
         Some(s) => {
-            return Err(AppError::BadRequest(format!(
-                "status must be success or failed (got `{s}`)"
-            )));
+            return Err(AppError::BadRequest(format!("status must be success or failed (got `{s}`)")));
         }
     };
     Ok((
-        LogFilter {
-            provider: provider.map(|p| p.as_str().to_string()),
-            status_code,
-            failed,
-            billing_period,
-        },
+        LogFilter { provider: provider.map(|p| p.as_str().to_string()), status_code, failed, billing_period },
         limit,
         offset,
     ))
@@ -608,9 +581,7 @@ pub async fn preflight(
                 crate::domain::provider::Provider::parse(&o.provider).map_err(|e| AppError::Invalid(e.to_string()))?;
             let tokens = o.tokens_requested.unwrap_or(0);
             if tokens > MAX_COUNT {
-                return Err(AppError::Invalid(format!(
-                    "tokens_requested is larger than {MAX_COUNT}"
-                )));
+                return Err(AppError::Invalid(format!("tokens_requested is larger than {MAX_COUNT}")));
             }
             Ok(Operation {
                 provider,

@@ -26,9 +26,7 @@ pub async fn record_events(
     body: Body,
 ) -> Result<Response, AppError> {
     principal.require_ingest()?;
-    let bytes = to_bytes(body, MAX_INGEST_BYTES)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge(MAX_INGEST_BYTES))?;
+    let bytes = to_bytes(body, MAX_INGEST_BYTES).await.map_err(|_| AppError::PayloadTooLarge(MAX_INGEST_BYTES))?;
     let doc: Value =
         serde_json::from_slice(&bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
     let events = doc
@@ -36,10 +34,7 @@ pub async fn record_events(
         .and_then(Value::as_array)
         .ok_or_else(|| AppError::Invalid("the body must be {\"events\": [ ... ]}".into()))?;
     if events.is_empty() || events.len() > MAX_BATCH {
-        return Err(AppError::Invalid(format!(
-            "a batch holds 1 to {MAX_BATCH} events (got {})",
-            events.len()
-        )));
+        return Err(AppError::Invalid(format!("a batch holds 1 to {MAX_BATCH} events (got {})", events.len())));
     }
     let now = Utc::now();
     let incoming: Vec<Incoming> = events
@@ -57,11 +52,8 @@ pub async fn record_events(
         .collect();
     let results = state.engine.record(incoming, now).await?;
     let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
-    let (accepted, duplicates, rejected) = (
-        count(Outcome::Accepted),
-        count(Outcome::Duplicate),
-        count(Outcome::Rejected),
-    );
+    let (accepted, duplicates, rejected) =
+        (count(Outcome::Accepted), count(Outcome::Duplicate), count(Outcome::Rejected));
     let rows: Vec<Value> = results
         .iter()
         .map(|r| {

@@ -1,14 +1,16 @@
 //! The REST front door: thin handlers that check the caller, call a
 //! service and shape the contract's JSON. No business rule lives here.
 
+pub mod admin;
 pub mod family_a;
 pub mod ingest;
+pub mod monitoring;
 pub mod principal;
 #[cfg(test)]
 mod tests;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -32,7 +34,24 @@ pub fn router() -> Router<AppState> {
         .route("/usage-logs", get(family_a::usage_logs))
         .route("/renewal-history/{user_id}", get(family_a::renewal_history))
         .route("/preflight-check", post(family_a::preflight));
+    let monitoring = Router::new()
+        .route("/health", get(monitoring::health))
+        .route("/api-stats", get(monitoring::api_stats))
+        .route("/lightweight-stats", get(monitoring::lightweight_stats))
+        .route("/cache-stats", get(monitoring::cache_stats));
+    let admin = Router::new()
+        .route("/plans", get(admin::list_plans).post(admin::create_plan))
+        .route("/plans/{plan_id}", get(admin::get_plan).put(admin::update_plan))
+        .route("/pricing", get(admin::list_pricing).post(admin::add_price))
+        .route("/users", get(admin::list_users).post(admin::create_user))
+        .route("/users/{user_id}", get(admin::get_user))
+        .route("/users/{user_id}/subscription", axum::routing::put(admin::assign_subscription))
+        .route("/api-keys", get(admin::list_keys).post(admin::create_key))
+        .route("/api-keys/{key_id}", delete(admin::revoke_key))
+        .route("/audit-log", get(admin::audit_log));
     Router::new()
         .nest("/api/subscription", sub)
+        .nest("/api/admin", admin)
+        .nest("/api/content-planning/monitoring", monitoring)
         .route("/api/usage/events", post(ingest::record_events))
 }

@@ -47,11 +47,7 @@ impl Principal {
     /// Admin operations: an admin, or a key with the `admin` scope.
     pub fn require_admin(&self) -> Result<(), AppError> {
         self.require_known()?;
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("this needs an administrator".into()))
-        }
+        if self.is_admin() { Ok(()) } else { Err(AppError::Forbidden("this needs an administrator".into())) }
     }
 
     /// Reading `user_id`'s billing: that user, an admin, or a key with the
@@ -65,11 +61,7 @@ impl Principal {
             }
             Principal::Anonymous => false,
         };
-        if allowed {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("you may not read this user's billing".into()))
-        }
+        if allowed { Ok(()) } else { Err(AppError::Forbidden("you may not read this user's billing".into())) }
     }
 
     /// Recording usage: a key with the `ingest` scope. A key bound to a
@@ -79,9 +71,7 @@ impl Principal {
         if self.has_scope("ingest") {
             Ok(())
         } else {
-            Err(AppError::Forbidden(
-                "recording usage needs an API key with the ingest scope".into(),
-            ))
+            Err(AppError::Forbidden("recording usage needs an API key with the ingest scope".into()))
         }
     }
 
@@ -126,15 +116,9 @@ impl FromRequestParts<AppState> for Principal {
             .map(str::trim)
             .ok_or(AppError::Unauthorized)?;
         let mut conn = state.engine.store.pool().acquire().await?;
-        let key = keys::key_by_hash(&mut conn, &hash_token(token))
-            .await?
-            .ok_or(AppError::Unauthorized)?;
+        let key = keys::key_by_hash(&mut conn, &hash_token(token)).await?.ok_or(AppError::Unauthorized)?;
         keys::touch_key(&mut conn, &key.id, Utc::now()).await?;
-        Ok(Principal::Key {
-            id: key.id,
-            user_id: key.user_id,
-            scopes: key.scopes,
-        })
+        Ok(Principal::Key { id: key.id, user_id: key.user_id, scopes: key.scopes })
     }
 }
 
@@ -152,14 +136,8 @@ mod tests {
 
     #[test]
     fn authorization_table() {
-        let user_a = Principal::User {
-            id: "a".into(),
-            role: Role::User,
-        };
-        let admin = Principal::User {
-            id: "x".into(),
-            role: Role::Admin,
-        };
+        let user_a = Principal::User { id: "a".into(), role: Role::User };
+        let admin = Principal::User { id: "x".into(), role: Role::Admin };
         let cases: Vec<(&str, Principal, bool, bool, bool)> = vec![
             // name, principal, read a, read b, ingest
             ("anonymous", Principal::Anonymous, false, false, false),
@@ -175,9 +153,6 @@ mod tests {
             assert_eq!(p.require_read("b").is_ok(), b, "{name} read b");
             assert_eq!(p.require_ingest().is_ok(), ingest, "{name} ingest");
         }
-        assert!(matches!(
-            Principal::Anonymous.require_read("a"),
-            Err(AppError::Unauthorized)
-        ));
+        assert!(matches!(Principal::Anonymous.require_read("a"), Err(AppError::Unauthorized)));
     }
 }

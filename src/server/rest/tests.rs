@@ -33,36 +33,22 @@ struct Reply {
 
 impl Api {
     fn new(engine: Engine) -> Api {
-        let router = build_router(
-            app_state(engine.clone(), &ServeArgs::default()),
-            Duration::from_secs(30),
-        );
+        let router = build_router(app_state(engine.clone(), &ServeArgs::default()), Duration::from_secs(30));
         Api { router, engine }
     }
 
     async fn key(&self, user: Option<&str>, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.engine
-            .create_api_key(user, &scopes, "test", "test", Utc::now())
-            .await
-            .unwrap()
-            .1
+        self.engine.create_api_key(user, &scopes, "test", "test", Utc::now()).await.unwrap().1
     }
 
     async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Vec<u8>>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/json");
+        let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
         if let Some(k) = key {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
         }
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body.map(Body::from).unwrap_or_default()).unwrap())
-            .await
-            .unwrap();
+        let resp =
+            self.router.clone().oneshot(req.body(body.map(Body::from).unwrap_or_default()).unwrap()).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -112,14 +98,9 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
     let ingest = api.key(None, &["ingest"]).await;
     let read = api.key(None, &["read"]).await;
     let ok_body = json!({"events": [event("e1", "alice")]});
+    assert_error(&api.post("/api/usage/events", None, ok_body.clone()).await, StatusCode::UNAUTHORIZED, "unauthorized");
     assert_error(
-        &api.post("/api/usage/events", None, ok_body.clone()).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    );
-    assert_error(
-        &api.post("/api/usage/events", Some("tly_not_a_key"), ok_body.clone())
-            .await,
+        &api.post("/api/usage/events", Some("tly_not_a_key"), ok_body.clone()).await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
@@ -128,18 +109,10 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let malformed = api
-        .call(
-            "POST",
-            "/api/usage/events",
-            Some(&ingest),
-            Some(b"{\"events\": [".to_vec()),
-        )
-        .await;
+    let malformed = api.call("POST", "/api/usage/events", Some(&ingest), Some(b"{\"events\": [".to_vec())).await;
     assert_error(&malformed, StatusCode::BAD_REQUEST, "bad_request");
     assert_error(
-        &api.post("/api/usage/events", Some(&ingest), json!({"events": []}))
-            .await,
+        &api.post("/api/usage/events", Some(&ingest), json!({"events": []})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
@@ -150,8 +123,7 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
     );
     let many: Vec<Value> = (0..1001).map(|i| event(&format!("m{i}"), "alice")).collect();
     assert_error(
-        &api.post("/api/usage/events", Some(&ingest), json!({"events": many}))
-            .await,
+        &api.post("/api/usage/events", Some(&ingest), json!({"events": many})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
@@ -160,46 +132,25 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
         "a".repeat(1_100_000)
     );
     assert_error(
-        &api.call("POST", "/api/usage/events", Some(&ingest), Some(huge.into_bytes()))
-            .await,
+        &api.call("POST", "/api/usage/events", Some(&ingest), Some(huge.into_bytes())).await,
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
     );
     let future = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     for (bad, why) in [
-        (
-            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_input": "12"}),
-            "must be a number",
-        ),
-        (
-            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_input": -1}),
-            "must not be negative",
-        ),
-        (
-            json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_output": 1e15}),
-            "whole number",
-        ),
+        (json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_input": "12"}), "must be a number"),
+        (json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_input": -1}), "must not be negative"),
+        (json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_output": 1e15}), "whole number"),
         (
             json!({"id": "b", "user_id": "alice", "provider": "gemini", "tokens_output": 5_000_000_000_000u64}),
             "larger than",
         ),
-        (
-            json!({"id": "b", "user_id": "alice", "provider": "cohere"}),
-            "unknown provider",
-        ),
-        (
-            json!({"id": "b", "user_id": "alice", "provider": "gemini", "timestamp": future}),
-            "future",
-        ),
-        (
-            json!({"id": "b", "user_id": "nobody", "provider": "gemini"}),
-            "unknown user",
-        ),
+        (json!({"id": "b", "user_id": "alice", "provider": "cohere"}), "unknown provider"),
+        (json!({"id": "b", "user_id": "alice", "provider": "gemini", "timestamp": future}), "future"),
+        (json!({"id": "b", "user_id": "nobody", "provider": "gemini"}), "unknown user"),
         (json!({"user_id": "alice", "provider": "gemini"}), "`id` is required"),
     ] {
-        let r = api
-            .post("/api/usage/events", Some(&ingest), json!({"events": [bad]}))
-            .await;
+        let r = api.post("/api/usage/events", Some(&ingest), json!({"events": [bad]})).await;
         assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
         let e = r.body["data"]["results"][0]["error"].as_str().unwrap_or_default();
         assert!(e.contains(why), "{why}: {}", r.body);
@@ -212,11 +163,7 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
-        (
-            r.body["data"]["accepted"].clone(),
-            r.body["data"]["duplicates"].clone(),
-            r.body["data"]["rejected"].clone()
-        ),
+        (r.body["data"]["accepted"].clone(), r.body["data"]["duplicates"].clone(), r.body["data"]["rejected"].clone()),
         (json!(2), json!(1), json!(1))
     );
     let statuses: Vec<_> = r.body["data"]["results"]
@@ -229,24 +176,12 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
     assert_eq!(statuses[1], (json!("e1"), json!("duplicate"), json!("0.006250000")));
     assert_eq!(statuses[2].1, json!("rejected"));
     // Across batches, forever.
-    let again = api
-        .post(
-            "/api/usage/events",
-            Some(&ingest),
-            json!({"events": [event("e1", "alice")]}),
-        )
-        .await;
+    let again = api.post("/api/usage/events", Some(&ingest), json!({"events": [event("e1", "alice")]})).await;
     assert_eq!(again.body["data"]["results"][0]["status"], json!("duplicate"));
     assert_eq!(count_events(&store).await, 2);
     // A key bound to a user records only that user's usage.
     let bound = api.key(Some("alice"), &["ingest"]).await;
-    let r = api
-        .post(
-            "/api/usage/events",
-            Some(&bound),
-            json!({"events": [event("b1", "bob")]}),
-        )
-        .await;
+    let r = api.post("/api/usage/events", Some(&bound), json!({"events": [event("b1", "bob")]})).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     // Unpriced models are flagged, never silently free.
     let r = api
@@ -258,10 +193,7 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
         .await;
     assert_eq!(r.body["data"]["results"][0]["unpriced"], json!(true), "{}", r.body);
 }
-both_stores!(
-    ingest_refuses_bad_input_and_writes_nothing,
-    ingest_refuses_bad_input_and_writes_nothing
-);
+both_stores!(ingest_refuses_bad_input_and_writes_nothing, ingest_refuses_bad_input_and_writes_nothing);
 
 // ----- JSON type checks against the contract's field lists -----
 
@@ -300,16 +232,7 @@ fn check(v: &Value, what: &str, fields: &[(&str, K)]) {
 const LIMIT_KEYS: &[&str] = crate::domain::provider::FAMILY_A_LIMIT_KEYS;
 
 fn check_limits(v: &Value) {
-    check(
-        v,
-        "SubscriptionLimits",
-        &[
-            ("plan_name", K::S),
-            ("tier", K::S),
-            ("limits", K::O),
-            ("features", K::A),
-        ],
-    );
+    check(v, "SubscriptionLimits", &[("plan_name", K::S), ("tier", K::S), ("limits", K::O), ("features", K::A)]);
     let fields: Vec<(&str, K)> = LIMIT_KEYS.iter().map(|k| (*k, K::N)).collect();
     check(&v["limits"], "limits", &fields);
 }
@@ -358,11 +281,7 @@ fn check_usage_stats(v: &Value) {
     assert!(["active", "warning", "limit_reached"].contains(&v["usage_status"].as_str().unwrap()));
     check_limits(&v["limits"]);
     for p in ["gemini", "huggingface"] {
-        check(
-            &v["provider_breakdown"][p],
-            "ProviderUsage",
-            &[("calls", K::N), ("tokens", K::N), ("cost", K::N)],
-        );
+        check(&v["provider_breakdown"][p], "ProviderUsage", &[("calls", K::N), ("tokens", K::N), ("cost", K::N)]);
     }
     check(
         &v["usage_percentages"],
@@ -390,11 +309,7 @@ fn check_trends(v: &Value) {
         assert!(v[k].as_array().unwrap().iter().all(Value::is_number));
     }
     for (_, p) in v["provider_trends"].as_object().unwrap() {
-        check(
-            p,
-            "provider trend",
-            &[("calls", K::A), ("cost", K::A), ("tokens", K::A)],
-        );
+        check(p, "provider trend", &[("calls", K::A), ("cost", K::A), ("tokens", K::A)]);
         assert_eq!(p["cost"].as_array().unwrap().len(), n);
     }
 }
@@ -428,18 +343,9 @@ async fn family_a_shapes(store: Store) {
             ],
         );
     }
-    let pro = r.body["data"]["plans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "Pro")
-        .unwrap();
+    let pro = r.body["data"]["plans"].as_array().unwrap().iter().find(|p| p["name"] == "Pro").unwrap();
     assert_eq!(
-        (
-            pro["price_monthly"].clone(),
-            pro["limits"]["gemini_calls"].clone(),
-            pro["limits"]["monthly_cost"].clone()
-        ),
+        (pro["price_monthly"].clone(), pro["limits"]["gemini_calls"].clone(), pro["limits"]["monthly_cost"].clone()),
         (json!(79.0), json!(5000), json!(150.0))
     );
 
@@ -507,11 +413,7 @@ async fn family_a_shapes(store: Store) {
     check(
         &d["projections"],
         "projections",
-        &[
-            ("projected_monthly_cost", K::N),
-            ("cost_limit", K::N),
-            ("projected_usage_percentage", K::N),
-        ],
+        &[("projected_monthly_cost", K::N), ("cost_limit", K::N), ("projected_usage_percentage", K::N)],
     );
     check(
         &d["summary"],
@@ -528,33 +430,17 @@ async fn family_a_shapes(store: Store) {
     assert_eq!(d["current_usage"]["total_calls"], usage.body["data"]["total_calls"]);
 
     let alerts = api.get("/api/subscription/alerts/demo", k).await;
-    check(
-        &alerts.body["data"],
-        "alerts",
-        &[("alerts", K::A), ("total", K::N), ("unread_count", K::N)],
-    );
+    check(&alerts.body["data"], "alerts", &[("alerts", K::A), ("total", K::N), ("unread_count", K::N)]);
     let list = alerts.body["data"]["alerts"].as_array().unwrap().clone();
     assert!(!list.is_empty(), "the demo raises alerts");
     list.iter().for_each(check_alert);
     let id = list[0]["id"].as_i64().unwrap();
     let unread_before = alerts.body["data"]["unread_count"].as_i64().unwrap();
-    let mark = api
-        .post(
-            &format!("/api/subscription/alerts/{id}/mark-read"),
-            Some(&me),
-            json!({}),
-        )
-        .await;
+    let mark = api.post(&format!("/api/subscription/alerts/{id}/mark-read"), Some(&me), json!({})).await;
     assert_eq!(mark.body["success"], json!(true), "{}", mark.body);
     let after = api.get("/api/subscription/alerts/demo?unread_only=true", k).await;
     assert_eq!(after.body["data"]["unread_count"].as_i64().unwrap(), unread_before - 1);
-    assert!(
-        after.body["data"]["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["is_read"] == json!(false))
-    );
+    assert!(after.body["data"]["alerts"].as_array().unwrap().iter().all(|a| a["is_read"] == json!(false)));
 
     let sub = api.get("/api/subscription/user/demo/subscription", k).await;
     check(
@@ -571,23 +457,12 @@ async fn family_a_shapes(store: Store) {
         ],
     );
 
-    let logs = api
-        .get(
-            "/api/subscription/usage-logs?limit=5&offset=0&provider=gemini",
-            Some(&me),
-        )
-        .await;
+    let logs = api.get("/api/subscription/usage-logs?limit=5&offset=0&provider=gemini", Some(&me)).await;
     assert!(logs.body.get("success").is_none(), "usage-logs is not enveloped");
     check(
         &logs.body,
         "UsageLogsResponse",
-        &[
-            ("logs", K::A),
-            ("total_count", K::N),
-            ("limit", K::N),
-            ("offset", K::N),
-            ("has_more", K::B),
-        ],
+        &[("logs", K::A), ("total_count", K::N), ("limit", K::N), ("offset", K::N), ("has_more", K::B)],
     );
     assert_eq!(logs.body["logs"].as_array().unwrap().len(), 5);
     for l in logs.body["logs"].as_array().unwrap() {
@@ -618,16 +493,8 @@ async fn family_a_shapes(store: Store) {
         );
         assert_eq!(l["provider"], json!("gemini"));
     }
-    let failed = api
-        .get("/api/subscription/usage-logs?limit=1000&status=failed", Some(&me))
-        .await;
-    assert!(
-        failed.body["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|l| l["status"] == json!("failed"))
-    );
+    let failed = api.get("/api/subscription/usage-logs?limit=1000&status=failed", Some(&me)).await;
+    assert!(failed.body["logs"].as_array().unwrap().iter().all(|l| l["status"] == json!("failed")));
     assert!(failed.body["total_count"].as_i64().unwrap() > 0);
     assert_error(
         &api.get("/api/subscription/usage-logs?limit=0", Some(&me)).await,
@@ -635,19 +502,11 @@ async fn family_a_shapes(store: Store) {
         "bad_request",
     );
 
-    let ren = api
-        .get("/api/subscription/renewal-history/demo?limit=50&offset=0", k)
-        .await;
+    let ren = api.get("/api/subscription/renewal-history/demo?limit=50&offset=0", k).await;
     check(
         &ren.body["data"],
         "RenewalHistoryResponse",
-        &[
-            ("renewals", K::A),
-            ("total_count", K::N),
-            ("limit", K::N),
-            ("offset", K::N),
-            ("has_more", K::B),
-        ],
+        &[("renewals", K::A), ("total_count", K::N), ("limit", K::N), ("offset", K::N), ("has_more", K::B)],
     );
     let renewals = ren.body["data"]["renewals"].as_array().unwrap();
     assert!(renewals.iter().any(|r| r["renewal_type"] == json!("upgrade")));
@@ -714,39 +573,15 @@ async fn reads_are_authorized(store: Store) {
     let api = setup(store, Limits::new()).await;
     let alice = api.key(Some("alice"), &["read"]).await;
     let ingest = api.key(None, &["ingest"]).await;
-    assert_error(
-        &api.get("/api/subscription/usage/alice", None).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    );
-    assert_eq!(
-        api.get("/api/subscription/usage/alice", Some(&alice)).await.status,
-        StatusCode::OK
-    );
-    assert_error(
-        &api.get("/api/subscription/usage/bob", Some(&alice)).await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    );
-    assert_error(
-        &api.get("/api/subscription/dashboard/bob", Some(&alice)).await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    );
-    assert_error(
-        &api.get("/api/subscription/usage/alice", Some(&ingest)).await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    );
+    assert_error(&api.get("/api/subscription/usage/alice", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(api.get("/api/subscription/usage/alice", Some(&alice)).await.status, StatusCode::OK);
+    assert_error(&api.get("/api/subscription/usage/bob", Some(&alice)).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(&api.get("/api/subscription/dashboard/bob", Some(&alice)).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(&api.get("/api/subscription/usage/alice", Some(&ingest)).await, StatusCode::FORBIDDEN, "forbidden");
     let admin = api.key(None, &["admin"]).await;
+    assert_error(&api.get("/api/subscription/usage/nobody", Some(&admin)).await, StatusCode::NOT_FOUND, "not_found");
     assert_error(
-        &api.get("/api/subscription/usage/nobody", Some(&admin)).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    assert_error(
-        &api.post("/api/subscription/alerts/999999/mark-read", Some(&alice), json!({}))
-            .await,
+        &api.post("/api/subscription/alerts/999999/mark-read", Some(&alice), json!({})).await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -759,55 +594,299 @@ async fn preflight_gate_answers_429(store: Store) {
     let ingest = api.key(None, &["ingest"]).await;
     let body = json!({"user_id": "alice", "reserve": true, "operations": [{"provider": "tavily", "operation_type": "search"}]});
     for _ in 0..2 {
-        let r = api
-            .post("/api/subscription/preflight-check", Some(&ingest), body.clone())
-            .await;
+        let r = api.post("/api/subscription/preflight-check", Some(&ingest), body.clone()).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(r.body["data"]["reservation_id"].as_str().unwrap().starts_with("rsv_"));
     }
-    let r = api
-        .post("/api/subscription/preflight-check", Some(&ingest), body.clone())
-        .await;
+    let r = api.post("/api/subscription/preflight-check", Some(&ingest), body.clone()).await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "limit_reached");
     let retry: i64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!(retry > 0);
     assert_eq!(r.body["limit"]["key"], json!("tavily_calls"));
-    assert_eq!(
-        (
-            r.body["limit"]["current_usage"].clone(),
-            r.body["limit"]["limit"].clone()
-        ),
-        (json!(2), json!(2))
-    );
+    assert_eq!((r.body["limit"]["current_usage"].clone(), r.body["limit"]["limit"].clone()), (json!(2), json!(2)));
     assert!(r.body["limit"]["resets_at"].is_string());
     assert_eq!(r.body["data"]["can_proceed"], json!(false));
     assert!(r.body["error"].as_str().unwrap().contains("Tavily calls limit reached"));
     // Without reserve it only answers, 200 either way.
     let mut check_only = body.clone();
     check_only["reserve"] = json!(false);
-    let r = api
-        .post("/api/subscription/preflight-check", Some(&ingest), check_only)
-        .await;
-    assert_eq!(
-        (r.status, r.body["data"]["can_proceed"].clone()),
-        (StatusCode::OK, json!(false))
-    );
-    let bad = api
-        .call(
-            "POST",
-            "/api/subscription/preflight-check",
-            Some(&ingest),
-            Some(b"{".to_vec()),
-        )
-        .await;
+    let r = api.post("/api/subscription/preflight-check", Some(&ingest), check_only).await;
+    assert_eq!((r.status, r.body["data"]["can_proceed"].clone()), (StatusCode::OK, json!(false)));
+    let bad = api.call("POST", "/api/subscription/preflight-check", Some(&ingest), Some(b"{".to_vec())).await;
     assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request");
     let bad = api
-        .post(
-            "/api/subscription/preflight-check",
-            Some(&ingest),
-            json!({"user_id": "alice", "operations": []}),
-        )
+        .post("/api/subscription/preflight-check", Some(&ingest), json!({"user_id": "alice", "operations": []}))
         .await;
     assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }
 both_stores!(preflight_gate_answers_429, preflight_gate_answers_429);
+
+/// Monitoring reports real traffic and real cache hits.
+async fn monitoring_reports_real_numbers(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let key = api.key(Some("alice"), &["read"]).await;
+    let k = Some(key.as_str());
+    assert_error(
+        &api.get("/api/content-planning/monitoring/health", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let cache = |r: &Reply| (r.body["data"]["hits"].as_i64().unwrap(), r.body["data"]["misses"].as_i64().unwrap());
+    let before = cache(&api.get("/api/content-planning/monitoring/cache-stats", k).await);
+    for _ in 0..3 {
+        assert_eq!(api.get("/api/subscription/plans", None).await.status, StatusCode::OK);
+    }
+    assert_eq!(api.get("/api/subscription/usage/bob", k).await.status, StatusCode::FORBIDDEN);
+    let after = cache(&api.get("/api/content-planning/monitoring/cache-stats", k).await);
+    assert_eq!(after.0 + after.1 - before.0 - before.1, 3, "each plans request used the catalog cache once");
+    assert!(after.0 >= before.0 + 2, "unchanged catalog: hits, not reloads");
+
+    let stats = api.get("/api/content-planning/monitoring/api-stats?minutes=5", k).await;
+    let d = &stats.body["data"];
+    check(
+        d,
+        "api-stats",
+        &[
+            ("requests", K::N),
+            ("errors", K::N),
+            ("error_rate", K::N),
+            ("avg_response_time", K::N),
+            ("p95_response_time", K::N),
+            ("endpoints", K::A),
+        ],
+    );
+    let plans = d["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == json!("/api/subscription/plans"))
+        .expect("plans row");
+    assert_eq!(plans["requests"], json!(3));
+    let usage = d["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == json!("/api/subscription/usage/{user_id}"))
+        .expect("usage row by template");
+    assert_eq!(
+        (usage["requests"].clone(), usage["errors"].clone()),
+        (json!(1), json!(0)),
+        "a 403 is not a server error"
+    );
+
+    let h = api.get("/api/content-planning/monitoring/health", k).await;
+    assert_eq!(h.body["status"], json!("success"));
+    check(
+        &h.body["data"],
+        "health",
+        &[("system_health", K::S), ("icon", K::S), ("api_performance", K::O), ("timestamp", K::S)],
+    );
+    assert_eq!(h.body["data"]["system_health"], json!("healthy"));
+    check(
+        &h.body["data"]["api_performance"],
+        "api_performance",
+        &[("recent_requests", K::N), ("recent_errors", K::N), ("error_rate", K::N)],
+    );
+    let l = api.get("/api/content-planning/monitoring/lightweight-stats", k).await;
+    check(
+        &l.body["data"],
+        "lightweight",
+        &[
+            ("status", K::S),
+            ("icon", K::S),
+            ("recent_requests", K::N),
+            ("recent_errors", K::N),
+            ("error_rate", K::N),
+            ("timestamp", K::S),
+        ],
+    );
+    assert_error(
+        &api.get("/api/content-planning/monitoring/api-stats?minutes=0", k).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+}
+both_stores!(monitoring_reports_real_numbers, monitoring_reports_real_numbers);
+
+/// The admin API: everything the admin UI does, scriptable and audited.
+async fn admin_api_journey(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let admin = api.key(None, &["admin"]).await;
+    let reader = api.key(None, &["read"]).await;
+    let a = Some(admin.as_str());
+    assert_error(&api.get("/api/admin/plans", Some(&reader)).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(&api.get("/api/admin/plans", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Validation errors come back per field.
+    let bad = api.post("/api/admin/plans", a, json!({"name": "", "tier": "gold", "price_monthly": "-1", "price_yearly": "x", "limits": {"gemini_calls": "lots", "bogus_key": 1}})).await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    for f in ["name", "tier", "price_monthly", "price_yearly", "limits.gemini_calls", "limits.bogus_key"] {
+        assert!(bad.body["fields"][f].is_string(), "{f}: {}", bad.body);
+    }
+    let plan = api
+        .post("/api/admin/plans", a, json!({"name": "Team", "tier": "pro", "price_monthly": "49.50", "price_yearly": "495", "description": "For teams", "features": ["Shared limits"], "limits": {"gemini_calls": 800, "monthly_cost": "60", "openai_calls": null}}))
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    let p = &plan.body["data"];
+    assert_eq!(
+        (
+            p["price_monthly"].clone(),
+            p["limits"]["gemini_calls"].clone(),
+            p["limits"]["monthly_cost"].clone(),
+            p["limits"]["openai_calls"].clone()
+        ),
+        (json!("49.500000000"), json!(800), json!("60.000000000"), Value::Null)
+    );
+    let id = p["id"].as_i64().unwrap();
+    assert_error(
+        &api.post(
+            "/api/admin/plans",
+            a,
+            json!({"name": "Team", "tier": "pro", "price_monthly": "1", "price_yearly": "1"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    // Family A sees it at once (the catalog cache follows the revision).
+    let fa = api.get("/api/subscription/plans", None).await;
+    assert!(
+        fa.body["data"]["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "Team" && x["price_monthly"] == json!(49.5))
+    );
+
+    // Assign it, then archive it: the subscriber keeps it, new ones cannot join.
+    let assign = api
+        .call(
+            "PUT",
+            "/api/admin/users/alice/subscription",
+            a,
+            Some(json!({"plan_id": id, "billing_cycle": "yearly"}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(assign.status, StatusCode::OK, "{}", assign.body);
+    let archived = api
+        .call("PUT", &format!("/api/admin/plans/{id}"), a, Some(json!({"archived": true}).to_string().into_bytes()))
+        .await;
+    assert_eq!(archived.body["data"]["archived"], json!(true), "{}", archived.body);
+    assert_eq!(archived.body["data"]["name"], json!("Team"), "a partial PUT keeps the other fields");
+    let sub = api.get("/api/subscription/user/alice/subscription", a).await;
+    assert_eq!(
+        (
+            sub.body["data"]["plan"].clone(),
+            sub.body["data"]["billing_cycle"].clone(),
+            sub.body["data"]["price"].clone()
+        ),
+        (json!("Team"), json!("yearly"), json!(495.0))
+    );
+    let bob = api
+        .call(
+            "PUT",
+            "/api/admin/users/bob/subscription",
+            a,
+            Some(json!({"plan_id": id, "billing_cycle": "monthly"}).to_string().into_bytes()),
+        )
+        .await;
+    assert_error(&bob, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(
+        !api.get("/api/subscription/plans", None).await.body["data"]["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "Team")
+    );
+
+    // Prices: a new version from an instant; the history stays.
+    let v1 = api.post("/api/admin/pricing", a, json!({"provider": "openai", "model": "o9", "input_per_million": "5", "output_per_million": "20", "effective_from": "2026-01-01T00:00:00Z"})).await;
+    assert_eq!(v1.status, StatusCode::OK, "{}", v1.body);
+    let dup = api.post("/api/admin/pricing", a, json!({"provider": "openai", "model": "o9", "input_per_million": "6", "effective_from": "2026-01-01T00:00:00Z"})).await;
+    assert_error(&dup, StatusCode::CONFLICT, "conflict");
+    let bad_price = api
+        .post("/api/admin/pricing", a, json!({"provider": "openai", "model": "o9", "input_per_million": "-5"}))
+        .await;
+    assert_error(&bad_price, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(bad_price.body["fields"]["input_per_million"].is_string());
+    let v2 = api
+        .post(
+            "/api/admin/pricing",
+            a,
+            json!({"provider": "openai", "model": "o9", "input_per_million": "4", "output_per_million": "16"}),
+        )
+        .await;
+    assert_eq!(v2.status, StatusCode::OK);
+    let all = api.get("/api/admin/pricing", a).await;
+    assert_eq!(all.body["data"]["pricing"].as_array().unwrap().iter().filter(|x| x["model"] == "o9").count(), 2);
+
+    // Users.
+    let u = api.post("/api/admin/users", a, json!({"id": "carol-42", "email": "carol@example.test", "name": "Carol", "role": "user", "password": "long-enough-pw"})).await;
+    assert_eq!((u.status, u.body["data"]["user_id"].clone()), (StatusCode::OK, json!("carol-42")), "{}", u.body);
+    assert_error(
+        &api.post("/api/admin/users", a, json!({"email": "carol@example.test"})).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_error(
+        &api.post("/api/admin/users", a, json!({"email": "x@example.test", "password": "short"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    let listed = api.get("/api/admin/users?search=carol", a).await;
+    assert_eq!(listed.body["data"]["total"], json!(1));
+    assert_eq!(api.get("/api/admin/users/carol-42", a).await.body["data"]["email"], json!("carol@example.test"));
+
+    // Keys: the secret once, then revoked and dead.
+    let k = api.post("/api/admin/api-keys", a, json!({"user_id": "carol-42", "scopes": ["read"]})).await;
+    let secret = k.body["data"]["key"].as_str().unwrap().to_string();
+    assert_eq!(api.get("/api/subscription/usage/carol-42", Some(&secret)).await.status, StatusCode::OK);
+    assert!(
+        api.get("/api/admin/api-keys", a).await.body["data"]["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x.get("key").is_none()),
+        "secrets are never listed"
+    );
+    let kid = k.body["data"]["id"].as_str().unwrap();
+    assert_eq!(api.call("DELETE", &format!("/api/admin/api-keys/{kid}"), a, None).await.status, StatusCode::OK);
+    assert_error(
+        &api.get("/api/subscription/usage/carol-42", Some(&secret)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.post("/api/admin/api-keys", a, json!({"scopes": ["superuser"]})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+
+    // The audit log saw every change, with before and after.
+    let log = api.get("/api/admin/audit-log?limit=100", a).await;
+    let actions: Vec<String> = log.body["data"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "plan.create",
+        "plan.update",
+        "subscription.assign",
+        "price.create",
+        "user.create",
+        "api_key.create",
+        "api_key.revoke",
+    ] {
+        assert!(actions.iter().any(|x| x == want), "{want} in {actions:?}");
+    }
+    let update = log.body["data"]["entries"].as_array().unwrap().iter().find(|e| e["action"] == "plan.update").unwrap();
+    assert_eq!(
+        (update["before"]["archived"].clone(), update["after"]["archived"].clone()),
+        (json!(false), json!(true))
+    );
+    let filtered = api.get("/api/admin/audit-log?entity_type=price", a).await;
+    assert!(filtered.body["data"]["entries"].as_array().unwrap().iter().all(|e| e["entity_type"] == "price"));
+}
+both_stores!(admin_api_journey, admin_api_journey);

@@ -30,10 +30,7 @@ impl CatalogSnapshot {
 
     /// The plan new users get: the cheapest active free-tier plan.
     pub fn default_plan(&self) -> Option<&Plan> {
-        self.plans
-            .iter()
-            .filter(|p| !p.archived)
-            .min_by_key(|p| (p.tier, p.price_monthly, p.id))
+        self.plans.iter().filter(|p| !p.archived).min_by_key(|p| (p.tier, p.price_monthly, p.id))
     }
 }
 
@@ -69,9 +66,6 @@ impl CatalogCache {
     }
 
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-        }
+        CacheStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
     }
 }

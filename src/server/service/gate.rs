@@ -65,22 +65,8 @@ pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
     };
     let units = v.rates.has_unit_price() as u64;
     let t = op.tokens_requested;
-    let as_input = price_event(
-        &v.rates,
-        Quantities {
-            tokens_input: t,
-            units,
-            ..Quantities::default()
-        },
-    );
-    let as_output = price_event(
-        &v.rates,
-        Quantities {
-            tokens_output: t,
-            units,
-            ..Quantities::default()
-        },
-    );
+    let as_input = price_event(&v.rates, Quantities { tokens_input: t, units, ..Quantities::default() });
+    let as_output = price_event(&v.rates, Quantities { tokens_output: t, units, ..Quantities::default() });
     match (as_input, as_output) {
         (Ok(a), Ok(b)) => a.total.max(b.total),
         _ => Nanos(i64::MAX),
@@ -120,36 +106,25 @@ impl Engine {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
         let period = usage_period(sub.anchor_at, sub.period_start);
-        let limits = sub
-            .plan_id
-            .and_then(|id| catalog.plan(id))
-            .map(|p| p.limits.clone())
-            .unwrap_or_default();
+        let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
         let mut seen: Usage = usage::period_usage(&mut tx, user_id, period.start).await?;
         for (p, held) in usage::active_holds(&mut tx, user_id, period.start, now).await? {
             if let Ok(p) = Provider::parse(&p) {
                 seen.add(&p, held);
             }
         }
-        let calls_summary = limits
-            .get(&LimitKey::Calls(ops[0].provider.clone()))
-            .map(|limit| LimitUse {
-                key: LimitKey::Calls(ops[0].provider.clone()),
-                used: seen.provider(&ops[0].provider).calls,
-                limit,
-            });
+        let calls_summary = limits.get(&LimitKey::Calls(ops[0].provider.clone())).map(|limit| LimitUse {
+            key: LimitKey::Calls(ops[0].provider.clone()),
+            used: seen.provider(&ops[0].provider).calls,
+            limit,
+        });
 
         let mut checks = Vec::with_capacity(ops.len());
         let mut denied_by = None;
         let mut holds: BTreeMap<String, ProviderUsage> = BTreeMap::new();
         for op in ops {
             let cost = estimate(&catalog.prices, op, now);
-            let demand = Demand {
-                provider: op.provider.clone(),
-                calls: 1,
-                tokens: op.tokens_requested as i64,
-                cost,
-            };
+            let demand = Demand { provider: op.provider.clone(), calls: 1, tokens: op.tokens_requested as i64, cost };
             let exceeded = first_exceeded(&limits, &seen, &demand);
             let calls_key = LimitKey::Calls(op.provider.clone());
             let limit = exceeded.clone().or_else(|| {
@@ -164,11 +139,7 @@ impl Engine {
                 denied_by.get_or_insert(l.clone());
             } else {
                 // Later operations of the same request see this one's demand.
-                let add = ProviderUsage {
-                    calls: 1,
-                    tokens: demand.tokens,
-                    cost,
-                };
+                let add = ProviderUsage { calls: 1, tokens: demand.tokens, cost };
                 seen.add(&op.provider, add);
                 holds.entry(op.provider.as_str().to_string()).or_default().add(add);
             }

@@ -22,24 +22,15 @@ impl Engine {
         actor: &str,
         now: DateTime<Utc>,
     ) -> AppResult<(ApiKey, String)> {
-        let mut scopes: Vec<String> = scopes
-            .iter()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut scopes: Vec<String> =
+            scopes.iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() {
-            return Err(AppError::Invalid(format!(
-                "give at least one scope of {}",
-                SCOPES.join(", ")
-            )));
+            return Err(AppError::Invalid(format!("give at least one scope of {}", SCOPES.join(", "))));
         }
         if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-            return Err(AppError::Invalid(format!(
-                "unknown scope `{bad}`; scopes are {}",
-                SCOPES.join(", ")
-            )));
+            return Err(AppError::Invalid(format!("unknown scope `{bad}`; scopes are {}", SCOPES.join(", "))));
         }
         let mut tx = self.store.begin().await?;
         if let Some(u) = user_id
@@ -60,16 +51,7 @@ impl Engine {
         };
         keys::insert_key(&mut tx, &key, &secret.hash, Some(actor)).await?;
         let after = serde_json::json!({"id": key.id, "prefix": key.prefix, "user_id": key.user_id, "scopes": key.scopes, "name": key.name});
-        keys::audit(
-            &mut tx,
-            actor,
-            "api_key.create",
-            ("api_key", &key.id),
-            None,
-            Some(&after),
-            now,
-        )
-        .await?;
+        keys::audit(&mut tx, actor, "api_key.create", ("api_key", &key.id), None, Some(&after), now).await?;
         tx.commit().await?;
         Ok((key, secret.secret))
     }

@@ -4,6 +4,7 @@
 //! Services take `now` from their caller, so tests and the demo seed can
 //! drive the engine through simulated time with the same code as production.
 
+pub mod admin;
 pub mod catalog;
 pub mod gate;
 pub mod keys;
@@ -28,9 +29,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            hold_ttl: Duration::from_secs(300),
-        }
+        EngineConfig { hold_ttl: Duration::from_secs(300) }
     }
 }
 
@@ -44,10 +43,6 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Store, config: EngineConfig) -> Engine {
-        Engine {
-            store,
-            catalog: Arc::new(CatalogCache::default()),
-            config,
-        }
+        Engine { store, catalog: Arc::new(CatalogCache::default()), config }
     }
 }

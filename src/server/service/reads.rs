@@ -87,15 +87,7 @@ impl Engine {
             }
         }
         let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
-        Ok(PeriodView {
-            user,
-            subscription,
-            plan,
-            period,
-            by_provider,
-            usage: u,
-            catalog,
-        })
+        Ok(PeriodView { user, subscription, plan, period, by_provider, usage: u, catalog })
     }
 
     /// Usage of the last `months` periods, oldest first, zeros for empty ones.
@@ -109,11 +101,7 @@ impl Engine {
         let rows = usage::rollups_by_label(&mut conn, user_id, &first.label(), &last.label()).await?;
         let mut by_label = PeriodUsage::new();
         for r in rows {
-            let cell = by_label
-                .entry(r.billing_period.clone())
-                .or_default()
-                .entry(r.provider.clone())
-                .or_default();
+            let cell = by_label.entry(r.billing_period.clone()).or_default().entry(r.provider.clone()).or_default();
             cell.add(r.usage());
         }
         Ok(trends(&periods, &by_label))
@@ -135,10 +123,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn total(&self) -> RollupSum {
-        let mut t = RollupSum {
-            billing_period: self.label.clone(),
-            ..RollupSum::default()
-        };
+        let mut t = RollupSum { billing_period: self.label.clone(), ..RollupSum::default() };
         for r in &self.by_provider {
             t.calls += r.calls;
             t.errors += r.errors;
@@ -160,11 +145,7 @@ pub fn parse_label(s: &str) -> AppResult<String> {
         && s.as_bytes()[4] == b'-'
         && s[..4].chars().all(|c| c.is_ascii_digit())
         && matches!(s[5..].parse::<u32>(), Ok(1..=12));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(AppError::BadRequest(format!("billing_period `{s}` is not YYYY-MM")))
-    }
+    if ok { Ok(s.to_string()) } else { Err(AppError::BadRequest(format!("billing_period `{s}` is not YYYY-MM"))) }
 }
 
 impl Engine {
@@ -189,14 +170,7 @@ impl Engine {
             }
         }
         let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
-        Ok(Snapshot {
-            label,
-            by_provider,
-            plan,
-            subscription,
-            alerts,
-            usage: u,
-        })
+        Ok(Snapshot { label, by_provider, plan, subscription, alerts, usage: u })
     }
 
     /// A user's alerts, unread first, and the unread count.

@@ -57,13 +57,7 @@ pub struct EventResult {
 
 impl EventResult {
     fn rejected(id: String, error: String) -> EventResult {
-        EventResult {
-            id,
-            outcome: Outcome::Rejected,
-            cost: Nanos::ZERO,
-            unpriced: false,
-            error: Some(error),
-        }
+        EventResult { id, outcome: Outcome::Rejected, cost: Nanos::ZERO, unpriced: false, error: Some(error) }
     }
 }
 
@@ -95,11 +89,7 @@ impl Engine {
                 }
                 continue;
             };
-            let limits = sub
-                .plan_id
-                .and_then(|id| catalog.plan(id))
-                .map(|p| p.limits.clone())
-                .unwrap_or_default();
+            let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
             let current = usage_period(sub.anchor_at, sub.period_start);
             let mut period_usage = usage::period_usage(&mut tx, &user_id, current.start).await?;
 
@@ -107,10 +97,7 @@ impl Engine {
                 if !(ev.provider.is_builtin() || catalog.prices.knows_provider(&ev.provider)) {
                     results[i] = Some(EventResult::rejected(
                         ev.id,
-                        format!(
-                            "unknown provider `{}`; add it to the pricing catalog first",
-                            ev.provider
-                        ),
+                        format!("unknown provider `{}`; add it to the pricing catalog first", ev.provider),
                     ));
                     continue;
                 }
@@ -175,11 +162,7 @@ impl Engine {
                 // Threshold alerts concern the current period only; a late
                 // event for a closed period changes history, not today's plan.
                 if period_start == current.start {
-                    let added = ProviderUsage {
-                        calls: 1,
-                        tokens: ev.tokens_total() as i64,
-                        cost: cost.total,
-                    };
+                    let added = ProviderUsage { calls: 1, tokens: ev.tokens_total() as i64, cost: cost.total };
                     let touched = [
                         LimitKey::Calls(ev.provider.clone()),
                         LimitKey::Tokens(ev.provider.clone()),
@@ -191,11 +174,7 @@ impl Engine {
                         .collect();
                     period_usage.add(&ev.provider, added);
                     for (key, used_before, limit) in before {
-                        let after = LimitUse {
-                            used: period_usage.measure(&key),
-                            key,
-                            limit,
-                        };
+                        let after = LimitUse { used: period_usage.measure(&key), key, limit };
                         for t in crossed(used_before, &after) {
                             let alert =
                                 threshold_alert(&user_id, &current.label(), ms(current.start), &after, t, current.end);
@@ -220,9 +199,6 @@ impl Engine {
             }
         }
         tx.commit().await?;
-        Ok(results
-            .into_iter()
-            .map(|r| r.expect("every event has a result"))
-            .collect())
+        Ok(results.into_iter().map(|r| r.expect("every event has a result")).collect())
     }
 }

@@ -76,11 +76,8 @@ pub async fn ensure_current(
     let plan = sub.plan_id.and_then(|id| catalog.plan(id));
     while now >= sub.period_end {
         let closed = period_of(sub);
-        let usage_cost: Nanos = usage::period_rollups(conn, &sub.user_id, closed.start, false)
-            .await?
-            .iter()
-            .map(|r| r.cost)
-            .sum();
+        let usage_cost: Nanos =
+            usage::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
         let fee = fee_for(plan, sub.billing_cycle, &closed, sub.cycle_start);
         usage::insert_billing_record(
             conn,
@@ -218,30 +215,17 @@ impl Engine {
         };
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
-        let user = User {
-            id,
-            email,
-            name: new.name.trim().to_string(),
-            role: new.role,
-            created_at: now,
-        };
-        users::insert_user(&mut tx, &user, new.password_hash.as_deref())
-            .await
-            .map_err(|e| {
-                if e.is_unique_violation() {
-                    AppError::Conflict(format!(
-                        "a user with id `{}` or email `{}` already exists",
-                        user.id, user.email
-                    ))
-                } else {
-                    e.into()
-                }
-            })?;
+        let user = User { id, email, name: new.name.trim().to_string(), role: new.role, created_at: now };
+        users::insert_user(&mut tx, &user, new.password_hash.as_deref()).await.map_err(|e| {
+            if e.is_unique_violation() {
+                AppError::Conflict(format!("a user with id `{}` or email `{}` already exists", user.id, user.email))
+            } else {
+                e.into()
+            }
+        })?;
         let (plan, cycle) = match new.plan {
             Some((id, cycle)) => {
-                let p = catalog
-                    .plan(id)
-                    .ok_or_else(|| AppError::NotFound(format!("no plan with id {id}")))?;
+                let p = catalog.plan(id).ok_or_else(|| AppError::NotFound(format!("no plan with id {id}")))?;
                 if p.archived {
                     return Err(AppError::Invalid(format!(
                         "plan `{}` is archived and takes no new subscribers",
@@ -271,27 +255,19 @@ impl Engine {
     ) -> AppResult<Subscription> {
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
-        let plan = catalog
-            .plan(plan_id)
-            .ok_or_else(|| AppError::NotFound(format!("no plan with id {plan_id}")))?;
+        let plan = catalog.plan(plan_id).ok_or_else(|| AppError::NotFound(format!("no plan with id {plan_id}")))?;
         let Some(old) = lock_current(&mut tx, &catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         };
         if plan.archived && old.plan_id != Some(plan.id) {
-            return Err(AppError::Invalid(format!(
-                "plan `{}` is archived and takes no new subscribers",
-                plan.name
-            )));
+            return Err(AppError::Invalid(format!("plan `{}` is archived and takes no new subscribers", plan.name)));
         }
         let old_plan = old.plan_id.and_then(|id| catalog.plan(id));
         let kind = classify_change(old_plan.map(|p| (p, old.billing_cycle)), (plan, cycle));
         // Close the current period at `now` with what was used so far.
         let current = period_of(&old);
-        let used: Nanos = usage::period_rollups(&mut tx, user_id, current.start, false)
-            .await?
-            .iter()
-            .map(|r| r.cost)
-            .sum();
+        let used: Nanos =
+            usage::period_rollups(&mut tx, user_id, current.start, false).await?.iter().map(|r| r.cost).sum();
         let fee = fee_for(old_plan, old.billing_cycle, &current, old.cycle_start);
         usage::insert_billing_record(
             &mut tx,

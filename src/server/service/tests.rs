@@ -50,27 +50,14 @@ fn ok(events: Vec<UsageEvent>) -> Vec<Incoming> {
 }
 
 async fn scalar(store: &Store, sql: &str) -> i64 {
-    sqlx::query(sql)
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap()
+    sqlx::query(sql).fetch_one(store.pool()).await.unwrap().try_get(0).unwrap()
 }
 
 /// Sum of recorded event costs, and the same from rollups.
 async fn sums(store: &Store) -> (i64, i64) {
     (
-        scalar(
-            store,
-            "SELECT CAST(COALESCE(SUM(cost_total_nanos), 0) AS BIGINT) FROM usage_events",
-        )
-        .await,
-        scalar(
-            store,
-            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_rollups",
-        )
-        .await,
+        scalar(store, "SELECT CAST(COALESCE(SUM(cost_total_nanos), 0) AS BIGINT) FROM usage_events").await,
+        scalar(store, "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_rollups").await,
     )
 }
 
@@ -81,15 +68,7 @@ async fn records_prices_and_deduplicates(store: Store) {
     let now = t(2026, 11, 10);
     let gem = |id: &str| ev(id, "u1", "gemini", Some("gemini-2.5-pro"), 1000, 500, now);
     let r = engine
-        .record(
-            ok(vec![
-                gem("a"),
-                gem("b"),
-                gem("a"),
-                ev("s", "u1", "tavily", None, 0, 0, now),
-            ]),
-            now,
-        )
+        .record(ok(vec![gem("a"), gem("b"), gem("a"), ev("s", "u1", "tavily", None, 0, 0, now)]), now)
         .await
         .unwrap();
     let outcomes: Vec<_> = r.iter().map(|r| (r.outcome, r.cost.0)).collect();
@@ -108,16 +87,10 @@ async fn records_prices_and_deduplicates(store: Store) {
     again.tokens_output = 99_999;
     let r = engine.record(ok(vec![again]), now).await.unwrap();
     assert_eq!((r[0].outcome, r[0].cost.0), (Outcome::Duplicate, 6_250_000));
-    assert_eq!(
-        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await,
-        3
-    );
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await, 3);
     assert_eq!(sums(&store).await, (13_500_000, 13_500_000));
     let view = engine.period_view("u1", now).await.unwrap();
-    assert_eq!(
-        (view.total_calls(), view.total_cost().0, view.total_tokens()),
-        (3, 13_500_000, 3000)
-    );
+    assert_eq!((view.total_calls(), view.total_cost().0, view.total_tokens()), (3, 13_500_000, 3000));
 }
 both_stores!(records_prices_and_deduplicates, records_prices_and_deduplicates);
 
@@ -141,23 +114,14 @@ async fn rejects_without_writing(store: Store) {
         )
         .await
         .unwrap();
-    let errs: Vec<_> = r
-        .iter()
-        .map(|r| (r.outcome, r.error.clone().unwrap_or_default()))
-        .collect();
+    let errs: Vec<_> = r.iter().map(|r| (r.outcome, r.error.clone().unwrap_or_default())).collect();
     assert_eq!(errs[0], (Outcome::Rejected, "unknown user `nobody`".into()));
     assert!(errs[1].1.contains("unknown provider `cohere`"), "{errs:?}");
     assert_eq!(errs[2].0, Outcome::Rejected);
     assert!(errs[3].1.contains("cannot exceed"), "{errs:?}");
     assert_eq!(errs[4], (Outcome::Accepted, String::new()));
-    assert_eq!(
-        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await,
-        1
-    );
-    assert_eq!(
-        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_rollups").await,
-        1
-    );
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await, 1);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_rollups").await, 1);
 }
 both_stores!(rejects_without_writing, rejects_without_writing);
 
@@ -176,28 +140,15 @@ async fn unpriced_models_are_flagged_never_silent(store: Store) {
         )
         .await
         .unwrap();
-    assert!(
-        r.iter()
-            .all(|r| r.outcome == Outcome::Accepted && r.unpriced && r.cost == Nanos::ZERO)
-    );
-    assert_eq!(
-        scalar(
-            &store,
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1"
-        )
-        .await,
-        2
-    );
+    assert!(r.iter().all(|r| r.outcome == Outcome::Accepted && r.unpriced && r.cost == Nanos::ZERO));
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 2);
     let mut conn = store.pool().acquire().await.unwrap();
     let admin_alerts = usage::alerts(&mut conn, None, false, 10).await.unwrap();
     assert_eq!(admin_alerts.len(), 1, "one alert per unpriced model, not per event");
     assert!(admin_alerts[0].title.contains("gemini-9-ultra"));
     assert_eq!(admin_alerts[0].severity, "error");
 }
-both_stores!(
-    unpriced_models_are_flagged_never_silent,
-    unpriced_models_are_flagged_never_silent
-);
+both_stores!(unpriced_models_are_flagged_never_silent, unpriced_models_are_flagged_never_silent);
 
 async fn thresholds_fire_once_each(store: Store) {
     let start = t(2026, 11, 1);
@@ -206,19 +157,13 @@ async fn thresholds_fire_once_each(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 5);
     for i in 0..14 {
-        engine
-            .record(ok(vec![ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)]), now)
-            .await
-            .unwrap();
+        engine.record(ok(vec![ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
     }
     let mut conn = store.pool().acquire().await.unwrap();
     let alerts = usage::alerts(&mut conn, Some("u1"), false, 100).await.unwrap();
     let mut got: Vec<(i64, String)> = alerts.iter().map(|a| (a.threshold, a.severity.clone())).collect();
     got.sort();
-    assert_eq!(
-        got,
-        [(80, "info".into()), (90, "warning".into()), (100, "error".into())]
-    );
+    assert_eq!(got, [(80, "info".into()), (90, "warning".into()), (100, "error".into())]);
     let full = alerts.iter().find(|a| a.threshold == 100).unwrap();
     assert_eq!(full.title, "Tavily calls limit reached");
     assert!(full.message.contains("10 of 10 Tavily API calls"), "{}", full.message);
@@ -226,10 +171,7 @@ async fn thresholds_fire_once_each(store: Store) {
     // The next period starts fresh.
     let next = t(2026, 12, 2);
     for i in 0..8 {
-        engine
-            .record(ok(vec![ev(&format!("d{i}"), "u1", "tavily", None, 0, 0, next)]), next)
-            .await
-            .unwrap();
+        engine.record(ok(vec![ev(&format!("d{i}"), "u1", "tavily", None, 0, 0, next)]), next).await.unwrap();
     }
     assert_eq!(usage::alerts(&mut conn, Some("u1"), false, 100).await.unwrap().len(), 4);
 }
@@ -240,19 +182,14 @@ async fn periods_roll_over_on_first_touch(store: Store) {
     let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
     user_on_plan(&engine, "u1", plan, anchor).await;
     let feb = t(2026, 2, 10);
-    engine
-        .record(ok(vec![ev("f", "u1", "tavily", None, 0, 0, feb)]), feb)
-        .await
-        .unwrap();
+    engine.record(ok(vec![ev("f", "u1", "tavily", None, 0, 0, feb)]), feb).await.unwrap();
     // Next touch is a read, weeks after two periods ended.
     let view = engine.period_view("u1", t(2026, 4, 2)).await.unwrap();
     assert_eq!((view.period.start, view.period.end), (t(2026, 3, 31), t(2026, 4, 30)));
     let mut conn = store.pool().acquire().await.unwrap();
     let bills = usage::billing_records(&mut conn, "u1").await.unwrap();
-    let got: Vec<_> = bills
-        .iter()
-        .map(|b| (b.billing_period.clone(), b.plan_fee.0, b.usage_cost.0, b.total.0))
-        .collect();
+    let got: Vec<_> =
+        bills.iter().map(|b| (b.billing_period.clone(), b.plan_fee.0, b.usage_cost.0, b.total.0)).collect();
     assert_eq!(
         got,
         [
@@ -279,10 +216,7 @@ async fn price_change_mid_period_splits(store: Store) {
         provider: Provider::parse("tavily").unwrap(),
         model: "*".into(),
         effective_from: change,
-        rates: crate::domain::pricing::Rates {
-            per_search: price("0.002"),
-            ..Default::default()
-        },
+        rates: crate::domain::pricing::Rates { per_search: price("0.002"), ..Default::default() },
         description: String::new(),
     };
     catalog::insert_price_version(&mut conn, &v, None, start).await.unwrap();
@@ -299,20 +233,10 @@ async fn price_change_mid_period_splits(store: Store) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        r.iter().map(|r| r.cost.0).collect::<Vec<_>>(),
-        [1_000_000, 2_000_000, 2_000_000]
-    );
+    assert_eq!(r.iter().map(|r| r.cost.0).collect::<Vec<_>>(), [1_000_000, 2_000_000, 2_000_000]);
     assert_eq!(engine.period_view("u1", now).await.unwrap().total_cost().0, 5_000_000);
     // Each event keeps the version it was charged.
-    assert_eq!(
-        scalar(
-            &store,
-            "SELECT CAST(COUNT(DISTINCT price_version_id) AS BIGINT) FROM usage_events"
-        )
-        .await,
-        2
-    );
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(DISTINCT price_version_id) AS BIGINT) FROM usage_events").await, 2);
 }
 both_stores!(price_change_mid_period_splits, price_change_mid_period_splits);
 
@@ -327,39 +251,18 @@ async fn demo_seed_reconciles(store: Store) {
     assert!(!crate::server::seed::seed_demo(&engine, now).await.unwrap().seeded);
     let (events, rollups) = sums(&store).await;
     assert_eq!(events, rollups);
-    let view = engine
-        .period_view(crate::server::seed::DEMO_USER_ID, now)
-        .await
-        .unwrap();
+    let view = engine.period_view(crate::server::seed::DEMO_USER_ID, now).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
     let bills = usage::billing_records(&mut conn, "demo").await.unwrap();
     let billed: i64 = bills.iter().map(|b| b.usage_cost.0).sum();
-    assert_eq!(
-        billed + view.total_cost().0,
-        events,
-        "closed bills + open period == every event"
-    );
+    assert_eq!(billed + view.total_cost().0, events, "closed bills + open period == every event");
     assert!(bills.len() >= 12, "{} bills", bills.len());
     assert!(view.total_calls() > 100);
     assert_eq!(view.plan.as_ref().unwrap().name, "Pro");
     let (renewals, _) = users::renewals(&mut conn, "demo", 50, 0).await.unwrap();
     assert!(renewals.iter().any(|r| r.renewal_type == "upgrade"));
-    assert!(
-        scalar(
-            &store,
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400"
-        )
-        .await
-            > 10
-    );
-    assert_eq!(
-        scalar(
-            &store,
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1"
-        )
-        .await,
-        3
-    );
+    assert!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400").await > 10);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 3);
 }
 both_stores!(demo_seed_reconciles, demo_seed_reconciles);
 
@@ -381,12 +284,7 @@ async fn concurrent_reservations_never_overshoot(store: Store) {
     let now = t(2026, 11, 10);
     // 10 calls already used: room for 50.
     engine
-        .record(
-            ok((0..10)
-                .map(|i| ev(&format!("pre{i}"), "u1", "tavily", None, 0, 0, now))
-                .collect()),
-            now,
-        )
+        .record(ok((0..10).map(|i| ev(&format!("pre{i}"), "u1", "tavily", None, 0, 0, now)).collect()), now)
         .await
         .unwrap();
     let tasks: Vec<_> = (0..200)
@@ -406,49 +304,27 @@ async fn concurrent_reservations_never_overshoot(store: Store) {
         }
     }
     assert_eq!(admitted, 50);
-    assert_eq!(
-        scalar(
-            &store,
-            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations"
-        )
-        .await,
-        50
-    );
+    assert_eq!(scalar(&store, "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations").await, 50);
 }
-both_stores!(
-    concurrent_reservations_never_overshoot,
-    concurrent_reservations_never_overshoot
-);
+both_stores!(concurrent_reservations_never_overshoot, concurrent_reservations_never_overshoot);
 
 /// Holds lapse after their TTL, and the event naming a hold releases it.
 async fn holds_expire_and_are_consumed(store: Store) {
     let start = t(2026, 11, 1);
-    let limits = Limits::new()
-        .with("gemini_tokens", 10_000)
-        .with("monthly_cost", 1_000_000_000);
+    let limits = Limits::new().with("gemini_tokens", 10_000).with("monthly_cost", 1_000_000_000);
     let (mut engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
     engine.config.hold_ttl = std::time::Duration::from_secs(60);
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
-    let big = |tokens| super::gate::Operation {
-        model: Some("gemini-2.5-pro".into()),
-        ..op("gemini", tokens)
-    };
+    let big = |tokens| super::gate::Operation { model: Some("gemini-2.5-pro".into()), ..op("gemini", tokens) };
     let first = engine.preflight("u1", &[big(8_000)], true, now).await.unwrap();
     assert!(first.can_proceed);
     // While held, the room is gone.
-    let second = engine
-        .preflight("u1", &[big(8_000)], true, now + Duration::seconds(30))
-        .await
-        .unwrap();
+    let second = engine.preflight("u1", &[big(8_000)], true, now + Duration::seconds(30)).await.unwrap();
     assert!(!second.can_proceed);
     assert_eq!(second.denied_by.as_ref().unwrap().key.as_string(), "gemini_tokens");
     assert!(
-        second.operations[0]
-            .message
-            .as_ref()
-            .unwrap()
-            .contains("Gemini tokens limit reached: 8,000 used of 10,000")
+        second.operations[0].message.as_ref().unwrap().contains("Gemini tokens limit reached: 8,000 used of 10,000")
     );
     // After the TTL the hold no longer counts: no phantom denial.
     let later = now + Duration::seconds(61);
@@ -519,10 +395,7 @@ async fn replay_with_duplicates_is_exact(store: Store) {
         .iter()
         .map(|e| {
             let rates = if e.provider.as_str() == "tavily" {
-                crate::domain::pricing::Rates {
-                    per_search: price("0.001"),
-                    ..Default::default()
-                }
+                crate::domain::pricing::Rates { per_search: price("0.001"), ..Default::default() }
             } else {
                 crate::domain::pricing::Rates {
                     input_per_million: price("1.25"),
@@ -532,10 +405,7 @@ async fn replay_with_duplicates_is_exact(store: Store) {
                 }
             };
             let units = rates.has_unit_price() as u64;
-            crate::domain::pricing::price_event(&rates, e.quantities(units))
-                .unwrap()
-                .total
-                .0
+            crate::domain::pricing::price_event(&rates, e.quantities(units)).unwrap().total.0
         })
         .sum();
     assert_eq!(sums(&store).await, (expected, expected));

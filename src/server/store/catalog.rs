@@ -11,16 +11,11 @@ use crate::domain::pricing::{PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
 
 pub async fn revision(conn: &mut AnyConnection) -> StoreResult<i64> {
-    Ok(sqlx::query("SELECT revision FROM catalog_revision WHERE id = 1")
-        .fetch_one(conn)
-        .await?
-        .try_get("revision")?)
+    Ok(sqlx::query("SELECT revision FROM catalog_revision WHERE id = 1").fetch_one(conn).await?.try_get("revision")?)
 }
 
 pub async fn bump_revision(conn: &mut AnyConnection) -> StoreResult<()> {
-    sqlx::query("UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1")
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1").execute(conn).await?;
     Ok(())
 }
 
@@ -32,19 +27,14 @@ pub async fn plans(conn: &mut AnyConnection) -> StoreResult<Vec<Plan>> {
     )
     .fetch_all(&mut *conn)
     .await?;
-    let limit_rows = sqlx::query("SELECT plan_id, limit_key, value FROM plan_limits")
-        .fetch_all(&mut *conn)
-        .await?;
+    let limit_rows = sqlx::query("SELECT plan_id, limit_key, value FROM plan_limits").fetch_all(&mut *conn).await?;
     let mut plans = Vec::with_capacity(rows.len());
     for r in rows {
         let id: i64 = r.try_get("id")?;
         let tier: String = r.try_get("tier")?;
         let features: String = r.try_get("features_json")?;
         let mut limits = Limits::new();
-        for l in limit_rows
-            .iter()
-            .filter(|l| l.try_get::<i64, _>("plan_id").ok() == Some(id))
-        {
+        for l in limit_rows.iter().filter(|l| l.try_get::<i64, _>("plan_id").ok() == Some(id)) {
             let key: String = l.try_get("limit_key")?;
             let key = LimitKey::parse(&key).ok_or_else(|| StoreError::Corrupt(format!("limit key {key}")))?;
             limits.set(key, Some(l.try_get("value")?));
@@ -66,10 +56,7 @@ pub async fn plans(conn: &mut AnyConnection) -> StoreResult<Vec<Plan>> {
 }
 
 async fn write_limits(conn: &mut AnyConnection, plan_id: i64, limits: &Limits) -> StoreResult<()> {
-    sqlx::query("DELETE FROM plan_limits WHERE plan_id = $1")
-        .bind(plan_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM plan_limits WHERE plan_id = $1").bind(plan_id).execute(&mut *conn).await?;
     for (key, value) in limits.iter() {
         sqlx::query("INSERT INTO plan_limits (plan_id, limit_key, value) VALUES ($1, $2, $3)")
             .bind(plan_id)
@@ -130,8 +117,7 @@ pub async fn update_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>)
 
 fn price_col(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<Option<Price>> {
     let v: Option<String> = r.try_get(col)?;
-    v.map(|s| Price::parse(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
-        .transpose()
+    v.map(|s| Price::parse(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))).transpose()
 }
 
 pub async fn price_versions(conn: &mut AnyConnection) -> StoreResult<Vec<PriceVersion>> {

@@ -23,11 +23,7 @@ fn key_from_row(r: &sqlx::any::AnyRow) -> StoreResult<ApiKey> {
         id: r.try_get("id")?,
         prefix: r.try_get("prefix")?,
         user_id: r.try_get("user_id")?,
-        scopes: scopes
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
         name: r.try_get("name")?,
         created_at: from_ms(r.try_get("created_at")?),
         last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(from_ms),
@@ -61,28 +57,21 @@ pub async fn insert_key(
 
 /// The live (not revoked) key with this secret hash.
 pub async fn key_by_hash(conn: &mut AnyConnection, secret_hash: &str) -> StoreResult<Option<ApiKey>> {
-    let row = sqlx::query(&format!(
-        "SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"
-    ))
-    .bind(secret_hash)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"))
+        .bind(secret_hash)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(key_from_row).transpose()
 }
 
 pub async fn touch_key(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(ms(now))
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(id).bind(ms(now)).execute(conn).await?;
     Ok(())
 }
 
 pub async fn list_keys(conn: &mut AnyConnection) -> StoreResult<Vec<ApiKey>> {
-    let rows = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys ORDER BY created_at DESC, id"))
-        .fetch_all(conn)
-        .await?;
+    let rows =
+        sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys ORDER BY created_at DESC, id")).fetch_all(conn).await?;
     rows.iter().map(key_from_row).collect()
 }
 
@@ -119,4 +108,61 @@ pub async fn audit(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Audit entries, newest first, optionally filtered by entity type, actor
+/// or action prefix.
+pub async fn audit_log(
+    conn: &mut AnyConnection,
+    entity_type: Option<&str>,
+    actor: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<AuditEntry>, i64)> {
+    let filter = "($1 IS NULL OR entity_type = $1) AND ($2 IS NULL OR actor = $2)";
+    let rows = sqlx::query(&format!(
+        "SELECT id, actor, action, entity_type, entity_id, before_json, after_json, created_at FROM audit_log
+         WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(entity_type)
+    .bind(actor)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query(&format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log WHERE {filter}"))
+        .bind(entity_type)
+        .bind(actor)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?;
+    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                id: r.try_get("id")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                entity_type: r.try_get("entity_type")?,
+                entity_id: r.try_get("entity_id")?,
+                before: parse(r.try_get("before_json")?),
+                after: parse(r.try_get("after_json")?),
+                created_at: from_ms(r.try_get("created_at")?),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((list, total))
 }

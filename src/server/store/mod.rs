@@ -85,10 +85,7 @@ impl StoreError {
 
     /// The store is unreachable or overloaded (as opposed to a bad query).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-        )
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
     }
 }
 
@@ -105,11 +102,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
-            schema: None,
-        }
+        StoreOptions { max_connections: 10, acquire_timeout: Duration::from_secs(10), schema: None }
     }
 }
 
@@ -168,13 +161,10 @@ impl Store {
         let schema = opts.schema.clone();
         if let (Backend::Postgres, Some(s)) = (backend, &schema) {
             if !valid_schema_name(s) {
-                return Err(StoreError::Config(format!(
-                    "schema name `{s}` must be 1-63 of a-z, 0-9 and _"
-                )));
+                return Err(StoreError::Config(format!("schema name `{s}` must be 1-63 of a-z, 0-9 and _")));
             }
             let mut conn = sqlx::AnyConnection::connect_with(&connect_opts).await?;
-            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"").as_str())
-                .await?;
+            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"").as_str()).await?;
             conn.close().await?;
         }
         let pool = AnyPoolOptions::new()
@@ -253,10 +243,7 @@ impl Store {
 
 /// Lower-case identifiers only, so quoting cannot be escaped.
 pub fn valid_schema_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Drops a Postgres schema and everything in it (test clean-up).
@@ -266,8 +253,7 @@ pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
     }
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(url).await?;
-    conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str())
-        .await?;
+    conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
     conn.close().await?;
     Ok(())
 }
@@ -301,18 +287,9 @@ mod tests {
         assert_eq!(Backend::from_url("sqlite://data/tally.db").unwrap(), Backend::Sqlite);
         assert_eq!(Backend::from_url("postgres://u@h/db").unwrap(), Backend::Postgres);
         assert!(Backend::from_url("mysql://x").is_err());
-        assert_eq!(
-            redact_url("postgres://user:secret@host/db"),
-            "postgres://user:***@host/db"
-        );
+        assert_eq!(redact_url("postgres://user:secret@host/db"), "postgres://user:***@host/db");
         assert_eq!(redact_url("postgres://user@host/db"), "postgres://user@host/db");
-        assert_eq!(
-            prepare_sqlite_url("sqlite::memory:").unwrap(),
-            "sqlite::memory:?mode=rwc"
-        );
-        assert_eq!(
-            prepare_sqlite_url("sqlite://x.db?mode=ro").unwrap(),
-            "sqlite://x.db?mode=ro"
-        );
+        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:?mode=rwc");
+        assert_eq!(prepare_sqlite_url("sqlite://x.db?mode=ro").unwrap(), "sqlite://x.db?mode=ro");
     }
 }

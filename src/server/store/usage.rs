@@ -84,10 +84,7 @@ pub async fn insert_event(
         .bind(&e.id)
         .fetch_one(conn)
         .await?;
-    Ok(Some(Recorded {
-        cost: Nanos(r.try_get("cost_total_nanos")?),
-        unpriced: r.try_get::<i64, _>("unpriced")? != 0,
-    }))
+    Ok(Some(Recorded { cost: Nanos(r.try_get("cost_total_nanos")?), unpriced: r.try_get::<i64, _>("unpriced")? != 0 }))
 }
 
 /// Adds one event to its rollup row.
@@ -149,11 +146,7 @@ impl RollupSum {
     }
 
     pub fn usage(&self) -> ProviderUsage {
-        ProviderUsage {
-            calls: self.calls,
-            tokens: self.tokens(),
-            cost: self.cost,
-        }
+        ProviderUsage { calls: self.calls, tokens: self.tokens(), cost: self.cost }
     }
 }
 
@@ -187,11 +180,7 @@ pub async fn period_rollups(
     period_start: DateTime<Utc>,
     by_model: bool,
 ) -> StoreResult<Vec<RollupSum>> {
-    let group = if by_model {
-        "billing_period, provider, model"
-    } else {
-        "billing_period, provider"
-    };
+    let group = if by_model { "billing_period, provider, model" } else { "billing_period, provider" };
     let rows = sqlx::query(&format!(
         "SELECT {group}, {SUMS} FROM usage_rollups WHERE user_id = $1 AND period_start = $2 GROUP BY {group} ORDER BY {group}"
     ))
@@ -376,21 +365,17 @@ pub async fn alerts(
     let order = "ORDER BY is_read, created_at DESC, id DESC";
     let rows = match user_id {
         Some(u) => {
-            sqlx::query(&format!(
-                "SELECT {cols} FROM alerts WHERE user_id = $1 {unread} {order} LIMIT $2"
-            ))
-            .bind(u)
-            .bind(limit)
-            .fetch_all(conn)
-            .await?
+            sqlx::query(&format!("SELECT {cols} FROM alerts WHERE user_id = $1 {unread} {order} LIMIT $2"))
+                .bind(u)
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
         }
         None => {
-            sqlx::query(&format!(
-                "SELECT {cols} FROM alerts WHERE user_id IS NULL {unread} {order} LIMIT $1"
-            ))
-            .bind(limit)
-            .fetch_all(conn)
-            .await?
+            sqlx::query(&format!("SELECT {cols} FROM alerts WHERE user_id IS NULL {unread} {order} LIMIT $1"))
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
         }
     };
     rows.iter()
@@ -415,13 +400,11 @@ pub async fn alerts(
 }
 
 pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
-    Ok(
-        sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM alerts WHERE user_id = $1 AND is_read = 0")
-            .bind(user_id)
-            .fetch_one(conn)
-            .await?
-            .try_get("n")?,
-    )
+    Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM alerts WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?)
 }
 
 /// A closed period's bill.
@@ -475,8 +458,7 @@ pub async fn closed_period_at(
     .bind(ms(at))
     .fetch_optional(conn)
     .await?;
-    row.map(|r| Ok((from_ms(r.try_get("period_start")?), r.try_get("billing_period")?)))
-        .transpose()
+    row.map(|r| Ok((from_ms(r.try_get("period_start")?), r.try_get("billing_period")?))).transpose()
 }
 
 /// Adds a late event's cost to the bill of the closed period it belongs to,
@@ -527,10 +509,7 @@ pub async fn billing_records(conn: &mut AnyConnection, user_id: &str) -> StoreRe
 
 /// The owner of an alert (`None` for an admin alert), if the alert exists.
 pub async fn alert_owner(conn: &mut AnyConnection, alert_id: i64) -> StoreResult<Option<Option<String>>> {
-    let row = sqlx::query("SELECT user_id FROM alerts WHERE id = $1")
-        .bind(alert_id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query("SELECT user_id FROM alerts WHERE id = $1").bind(alert_id).fetch_optional(conn).await?;
     row.map(|r| r.try_get("user_id").map_err(Into::into)).transpose()
 }
 
@@ -618,17 +597,15 @@ pub async fn usage_log(
     .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
-    let total: i64 = sqlx::query(&format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}"
-    ))
-    .bind(user_id)
-    .bind(&f.provider)
-    .bind(f.status_code)
-    .bind(&f.billing_period)
-    .bind(failed)
-    .fetch_one(conn)
-    .await?
-    .try_get("n")?;
+    let total: i64 = sqlx::query(&format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}"))
+        .bind(user_id)
+        .bind(&f.provider)
+        .bind(f.status_code)
+        .bind(&f.billing_period)
+        .bind(failed)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?;
     let list = rows
         .iter()
         .map(|r| {

@@ -69,10 +69,8 @@ pub async fn insert_user(conn: &mut AnyConnection, user: &User, password_hash: O
 }
 
 pub async fn user_by_id(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
-    let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row =
+        sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1")).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(user_from_row).transpose()
 }
 
@@ -85,10 +83,7 @@ pub async fn user_by_email(conn: &mut AnyConnection, email: &str) -> StoreResult
 }
 
 pub async fn password_hash(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<String>> {
-    let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1").bind(user_id).fetch_optional(conn).await?;
     Ok(match row {
         Some(r) => r.try_get("password_hash")?,
         None => None,
@@ -111,10 +106,7 @@ pub async fn set_password_hash(
 }
 
 pub async fn count_users(conn: &mut AnyConnection) -> StoreResult<i64> {
-    Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users")
-        .fetch_one(conn)
-        .await?
-        .try_get("n")?)
+    Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users").fetch_one(conn).await?.try_get("n")?)
 }
 
 /// Users ordered by email, optionally filtered by a substring of email or name.

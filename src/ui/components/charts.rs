@@ -15,14 +15,7 @@ use leptos::prelude::*;
 pub fn cost_trend_chart(labels: &[String], usd: &[f64]) -> Chart {
     Chart::new()
         .tooltip(Tooltip::new().trigger(Trigger::Axis))
-        .grid(
-            Grid::new()
-                .left("3%")
-                .right("4%")
-                .bottom("3%")
-                .top("8%")
-                .contain_label(true),
-        )
+        .grid(Grid::new().left("3%").right("4%").bottom("3%").top("8%").contain_label(true))
         .x_axis(Axis::new().type_(AxisType::Category).data(labels.to_vec()))
         .y_axis(Axis::new().type_(AxisType::Value).name("USD"))
         .series(Line::new().name("Cost").smooth(0.3).data(usd.to_vec()))

@@ -1,0 +1,194 @@
+//! Request metrics: a middleware records the status and latency of every
+//! request per matched route; the monitoring endpoints and the dashboard's
+//! health indicator read rolling windows of them.
+//!
+//! Samples live in memory for an hour (at most [`MAX_SAMPLES`]), per
+//! process: with several instances each reports its own traffic.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub const MAX_SAMPLES: usize = 200_000;
+const KEEP: Duration = Duration::from_secs(3600);
+
+#[derive(Clone, Debug)]
+struct Sample {
+    at: Instant,
+    route: Arc<str>,
+    method: Arc<str>,
+    status: u16,
+    micros: u64,
+}
+
+/// Aggregates of one window (or of one endpoint within it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub requests: u64,
+    /// Server errors (status 500 and above).
+    pub errors: u64,
+    pub avg_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+impl Stats {
+    /// Percent of requests that were server errors.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.errors as f64 * 100.0 / self.requests as f64 }
+    }
+
+    fn of(samples: &[&Sample]) -> Stats {
+        if samples.is_empty() {
+            return Stats::default();
+        }
+        let mut lat: Vec<u64> = samples.iter().map(|s| s.micros).collect();
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            let idx = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1;
+            lat[idx] as f64 / 1000.0
+        };
+        Stats {
+            requests: samples.len() as u64,
+            errors: samples.iter().filter(|s| s.status >= 500).count() as u64,
+            avg_ms: lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0,
+            p50_ms: pct(0.50),
+            p95_ms: pct(0.95),
+        }
+    }
+}
+
+/// One endpoint's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointStats {
+    pub method: String,
+    pub route: String,
+    pub stats: Stats,
+}
+
+/// Overall health from the recent window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Warning,
+    Critical,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Warning => "warning",
+            Health::Critical => "critical",
+        }
+    }
+
+    pub fn icon(self) -> &'static str {
+        match self {
+            Health::Healthy => "🟢",
+            Health::Warning => "🟡",
+            Health::Critical => "🔴",
+        }
+    }
+
+    /// Critical at 10% server errors or more; warning at 2%, or when the
+    /// p95 latency exceeds 2 s.
+    pub fn judge(s: &Stats) -> Health {
+        let rate = s.error_rate();
+        if rate >= 10.0 {
+            Health::Critical
+        } else if rate >= 2.0 || s.p95_ms > 2000.0 {
+            Health::Warning
+        } else {
+            Health::Healthy
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    samples: Mutex<VecDeque<Sample>>,
+    pub started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { samples: Mutex::new(VecDeque::new()), started: Instant::now() }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let now = Instant::now();
+        let Ok(mut q) = self.samples.lock() else { return };
+        while q.front().is_some_and(|s| now.duration_since(s.at) > KEEP) || q.len() >= MAX_SAMPLES {
+            q.pop_front();
+        }
+        q.push_back(Sample {
+            at: now,
+            route: route.into(),
+            method: method.into(),
+            status,
+            micros: took.as_micros() as u64,
+        });
+    }
+
+    /// Totals and per-endpoint rows over the last `window`.
+    pub fn window(&self, window: Duration) -> (Stats, Vec<EndpointStats>) {
+        let now = Instant::now();
+        let Ok(q) = self.samples.lock() else {
+            return (Stats::default(), vec![]);
+        };
+        let recent: Vec<&Sample> = q.iter().filter(|s| now.duration_since(s.at) <= window).collect();
+        let mut by_route: BTreeMap<(&str, &str), Vec<&Sample>> = BTreeMap::new();
+        for s in &recent {
+            by_route.entry((&s.method, &s.route)).or_default().push(s);
+        }
+        let rows = by_route
+            .into_iter()
+            .map(|((m, r), v)| EndpointStats { method: m.into(), route: r.into(), stats: Stats::of(&v) })
+            .collect();
+        (Stats::of(&recent), rows)
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// The middleware: times the request and records it under its route
+/// template (`/api/subscription/usage/{user_id}`), not the raw path.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "(unmatched)".into());
+    let method = req.method().to_string();
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    metrics.record(&method, &route, resp.status().as_u16(), t0.elapsed());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_percentiles_and_health() {
+        let m = Metrics::default();
+        for i in 1..=100u64 {
+            m.record("GET", "/a", if i <= 3 { 500 } else { 200 }, Duration::from_millis(i));
+        }
+        m.record("POST", "/b", 200, Duration::from_millis(1));
+        let (all, rows) = m.window(Duration::from_secs(300));
+        assert_eq!((all.requests, all.errors), (101, 3));
+        let a = &rows.iter().find(|r| r.route == "/a").unwrap().stats;
+        assert_eq!((a.p50_ms, a.p95_ms), (50.0, 95.0));
+        assert_eq!(Health::judge(&all), Health::Warning);
+        assert_eq!(Health::judge(&Stats { requests: 10, errors: 1, ..Stats::default() }), Health::Critical);
+        assert_eq!(Health::judge(&Stats::default()), Health::Healthy);
+    }
+}

@@ -1,0 +1,308 @@
+//! Family B admin API (`/api/admin`): an admin session or a key with the
+//! `admin` scope; the same operations as the admin web UI.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::envelope;
+use super::principal::Principal;
+use crate::domain::money::Nanos;
+use crate::domain::period::BillingCycle;
+use crate::domain::plan::Plan;
+use crate::domain::provider::LimitKey;
+use crate::server::error::{AppError, AppResult};
+use crate::server::service::admin::{PlanForm, PriceForm, UserForm, plan_admin_json, price_admin_json, user_json};
+use crate::server::state::AppState;
+use crate::server::store::users::Role;
+
+fn parse_body(body: &Bytes) -> AppResult<Value> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    if v.is_object() { Ok(v) } else { Err(AppError::Invalid("the body must be a JSON object".into())) }
+}
+
+/// A JSON scalar as form text: strings as-is, numbers printed, null empty.
+fn text(v: &Value, field: &str) -> AppResult<String> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(AppError::InvalidFields(vec![(field.into(), "must be a string or a number".into())])),
+    }
+}
+
+fn form_of(p: &Plan) -> PlanForm {
+    PlanForm {
+        name: p.name.clone(),
+        tier: p.tier.as_str().into(),
+        price_monthly: p.price_monthly.usd_string(),
+        price_yearly: p.price_yearly.usd_string(),
+        description: p.description.clone(),
+        features: p.features.clone(),
+        limits: p
+            .limits
+            .iter()
+            .map(|(k, v)| {
+                (k.as_string(), if *k == LimitKey::MonthlyCost { Nanos(v).usd_string() } else { v.to_string() })
+            })
+            .collect(),
+        archived: p.archived,
+    }
+}
+
+/// Applies the fields present in `v` to `form`.
+fn merge_plan(mut form: PlanForm, v: &Value) -> AppResult<PlanForm> {
+    let obj = v.as_object().expect("checked object");
+    for (k, val) in obj {
+        match k.as_str() {
+            "name" => form.name = text(val, k)?,
+            "tier" => form.tier = text(val, k)?,
+            "price_monthly" => form.price_monthly = text(val, k)?,
+            "price_yearly" => form.price_yearly = text(val, k)?,
+            "description" => form.description = text(val, k)?,
+            "features" => {
+                form.features = val
+                    .as_array()
+                    .and_then(|a| a.iter().map(|f| f.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| {
+                        AppError::InvalidFields(vec![("features".into(), "must be an array of strings".into())])
+                    })?;
+            }
+            "limits" => {
+                let limits = val
+                    .as_object()
+                    .ok_or_else(|| AppError::InvalidFields(vec![("limits".into(), "must be an object".into())]))?;
+                for (lk, lv) in limits {
+                    form.limits.insert(lk.clone(), text(lv, &format!("limits.{lk}"))?);
+                }
+            }
+            "archived" => {
+                form.archived = val
+                    .as_bool()
+                    .ok_or_else(|| AppError::InvalidFields(vec![("archived".into(), "must be true or false".into())]))?
+            }
+            "id" => {}
+            other => return Err(AppError::InvalidFields(vec![(other.into(), "unknown field".into())])),
+        }
+    }
+    Ok(form)
+}
+
+pub async fn list_plans(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let cat = state.engine.catalog_snapshot().await?;
+    Ok(envelope(json!({"plans": cat.plans.iter().map(plan_admin_json).collect::<Vec<_>>(), "total": cat.plans.len()})))
+}
+
+pub async fn get_plan(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let id: i64 = id.parse().map_err(|_| AppError::BadRequest(format!("plan id `{id}` is not a number")))?;
+    let cat = state.engine.catalog_snapshot().await?;
+    let p = cat.plan(id).ok_or_else(|| AppError::NotFound(format!("no plan with id {id}")))?;
+    Ok(envelope(plan_admin_json(p)))
+}
+
+pub async fn create_plan(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let form = merge_plan(PlanForm::default(), &parse_body(&body)?)?;
+    let plan = state.engine.create_plan(&form, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(plan_admin_json(&plan)))
+}
+
+/// Replaces the fields given (e.g. `{"archived": true}` archives).
+pub async fn update_plan(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let id: i64 = id.parse().map_err(|_| AppError::BadRequest(format!("plan id `{id}` is not a number")))?;
+    let v = parse_body(&body)?;
+    let cat = state.engine.catalog_snapshot().await?;
+    let existing = cat.plan(id).ok_or_else(|| AppError::NotFound(format!("no plan with id {id}")))?;
+    let form = merge_plan(form_of(existing), &v)?;
+    let plan = state.engine.update_plan(id, &form, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(plan_admin_json(&plan)))
+}
+
+/// Every price version, oldest first per provider and model.
+pub async fn list_pricing(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let cat = state.engine.catalog_snapshot().await?;
+    let rows: Vec<Value> = cat.prices.versions().iter().map(price_admin_json).collect();
+    Ok(envelope(json!({"total": rows.len(), "pricing": rows})))
+}
+
+pub async fn add_price(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let form: PriceForm =
+        serde_json::from_value(parse_body(&body)?).map_err(|e| AppError::Invalid(format!("invalid price: {e}")))?;
+    let v = state.engine.add_price(&form, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(price_admin_json(&v)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    search: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    entity_type: Option<String>,
+    actor: Option<String>,
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let (list, total) =
+        state.engine.list_users(q.search.as_deref(), q.limit.unwrap_or(50), q.offset.unwrap_or(0)).await?;
+    Ok(envelope(json!({"users": list.iter().map(user_json).collect::<Vec<_>>(), "total": total})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    id: Option<String>,
+    email: String,
+    #[serde(default)]
+    name: String,
+    role: Option<String>,
+    password: Option<String>,
+}
+
+pub async fn create_user(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let b: NewUserBody =
+        serde_json::from_value(parse_body(&body)?).map_err(|e| AppError::Invalid(format!("invalid user: {e}")))?;
+    let role = match b.role.as_deref() {
+        None => Role::User,
+        Some(r) => Role::parse(r)
+            .ok_or_else(|| AppError::InvalidFields(vec![("role".into(), "role must be user or admin".into())]))?,
+    };
+    let form = UserForm { id: b.id, email: b.email, name: b.name, role, password: b.password };
+    let user = state.engine.admin_create_user(form, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(user_json(&user)))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let user = state.engine.user(&user_id).await?;
+    let (_, sub, cat) = state.engine.current_subscription(&user_id, Utc::now()).await?;
+    let mut v = user_json(&user);
+    v["subscription"] = json!({
+        "plan_id": sub.plan_id,
+        "plan": sub.plan_id.and_then(|id| cat.plan(id)).map(|p| p.name.clone()),
+        "billing_cycle": sub.billing_cycle.as_str(),
+        "current_period_start": sub.period_start.to_rfc3339(),
+        "current_period_end": sub.period_end.to_rfc3339(),
+    });
+    Ok(envelope(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    plan_id: i64,
+    billing_cycle: String,
+}
+
+pub async fn assign_subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let b: AssignBody = serde_json::from_value(parse_body(&body)?)
+        .map_err(|e| AppError::Invalid(format!("invalid subscription: {e}")))?;
+    let cycle = BillingCycle::parse(&b.billing_cycle)
+        .ok_or_else(|| AppError::InvalidFields(vec![("billing_cycle".into(), "must be monthly or yearly".into())]))?;
+    let sub = state.engine.admin_assign_plan(&user_id, b.plan_id, cycle, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(json!({
+        "user_id": user_id,
+        "plan_id": sub.plan_id,
+        "billing_cycle": sub.billing_cycle.as_str(),
+        "current_period_start": sub.period_start.to_rfc3339(),
+        "current_period_end": sub.period_end.to_rfc3339(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    user_id: Option<String>,
+    scopes: Vec<String>,
+    #[serde(default)]
+    name: String,
+}
+
+fn key_json(k: &crate::server::store::keys::ApiKey) -> Value {
+    json!({
+        "id": k.id,
+        "prefix": k.prefix,
+        "user_id": k.user_id,
+        "scopes": k.scopes,
+        "name": k.name,
+        "created_at": k.created_at.to_rfc3339(),
+        "last_used_at": k.last_used_at.map(|t| t.to_rfc3339()),
+        "revoked_at": k.revoked_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+pub async fn list_keys(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let keys = state.engine.list_api_keys().await?;
+    Ok(envelope(json!({"api_keys": keys.iter().map(key_json).collect::<Vec<_>>(), "total": keys.len()})))
+}
+
+pub async fn create_key(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let b: NewKeyBody = serde_json::from_value(parse_body(&body)?)
+        .map_err(|e| AppError::Invalid(format!("invalid API key request: {e}")))?;
+    let (key, secret) =
+        state.engine.create_api_key(b.user_id.as_deref(), &b.scopes, &b.name, &principal.actor(), Utc::now()).await?;
+    let mut v = key_json(&key);
+    v["key"] = json!(secret);
+    Ok(envelope(v))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(key_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    state.engine.revoke_api_key(&key_id, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(json!({"id": key_id, "revoked": true})))
+}
+
+pub async fn audit_log(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let (list, total) = state
+        .engine
+        .audit_log(q.entity_type.as_deref(), q.actor.as_deref(), q.limit.unwrap_or(50), q.offset.unwrap_or(0))
+        .await?;
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|e| json!({"id": e.id, "actor": e.actor, "action": e.action, "entity_type": e.entity_type, "entity_id": e.entity_id, "before": e.before, "after": e.after, "created_at": e.created_at.to_rfc3339()}))
+        .collect();
+    Ok(envelope(json!({"entries": rows, "total": total})))
+}

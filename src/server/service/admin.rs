@@ -1,0 +1,412 @@
+//! Administration: plans, price versions, users, subscriptions and keys.
+//! Every change is written with its audit entry (who, what, before, after)
+//! in the same transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::Engine;
+use super::subscriptions::NewUser;
+use crate::domain::limits::Limits;
+use crate::domain::money::{Nanos, Price};
+use crate::domain::period::BillingCycle;
+use crate::domain::plan::{Plan, Tier};
+use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
+use crate::domain::provider::{LimitKey, Provider};
+use crate::server::auth::hash_password;
+use crate::server::error::{AppError, AppResult};
+use crate::server::store::keys::{self, ApiKey, AuditEntry};
+use crate::server::store::users::{self, Role, Subscription, User};
+use crate::server::store::{StoreError, catalog};
+
+/// A plan as typed into a form or sent to the admin API: strings, checked
+/// field by field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlanForm {
+    pub name: String,
+    pub tier: String,
+    /// USD, e.g. `"29"` or `"29.00"`.
+    pub price_monthly: String,
+    pub price_yearly: String,
+    pub description: String,
+    pub features: Vec<String>,
+    /// Limit key → value; empty, `"0"` or absent = unlimited. Calls and tokens
+    /// are whole numbers; `monthly_cost` is USD.
+    pub limits: BTreeMap<String, String>,
+    pub archived: bool,
+}
+
+impl PlanForm {
+    /// The plan, or every problem by field.
+    pub fn validate(&self, id: i64) -> AppResult<Plan> {
+        let mut errs: Vec<(String, String)> = Vec::new();
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            errs.push(("name".into(), "a name of 1 to 64 characters is required".into()));
+        }
+        let tier = Tier::parse(self.tier.trim());
+        if tier.is_none() {
+            errs.push(("tier".into(), "tier must be free, basic, pro or enterprise".into()));
+        }
+        let mut money = |field: &str, raw: &str| match Nanos::parse_usd(raw) {
+            Ok(n) => n,
+            Err(e) => {
+                errs.push((field.into(), e.to_string()));
+                Nanos::ZERO
+            }
+        };
+        let price_monthly = money("price_monthly", &self.price_monthly);
+        let price_yearly = money("price_yearly", &self.price_yearly);
+        let mut limits = Limits::new();
+        for (k, raw) in &self.limits {
+            let Some(key) = LimitKey::parse(k) else {
+                errs.push((
+                    format!("limits.{k}"),
+                    format!("`{k}` is not a limit key (e.g. gemini_calls, openai_tokens, monthly_cost)"),
+                ));
+                continue;
+            };
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let value = match key {
+                LimitKey::MonthlyCost => Nanos::parse_usd(raw).map(|n| n.0).map_err(|e| e.to_string()),
+                _ => raw
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| "a whole number, 0 or empty for unlimited".to_string()),
+            };
+            match value {
+                Ok(v) => limits.set(key, Some(v)),
+                Err(e) => errs.push((format!("limits.{k}"), e)),
+            }
+        }
+        let features: Vec<String> =
+            self.features.iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+        if features.iter().any(|f| f.chars().count() > 200) {
+            errs.push(("features".into(), "each feature is at most 200 characters".into()));
+        }
+        if self.description.chars().count() > 2000 {
+            errs.push(("description".into(), "at most 2000 characters".into()));
+        }
+        if !errs.is_empty() {
+            return Err(AppError::InvalidFields(errs));
+        }
+        Ok(Plan {
+            id,
+            name: name.to_string(),
+            tier: tier.expect("checked"),
+            price_monthly,
+            price_yearly,
+            description: self.description.trim().to_string(),
+            features,
+            limits,
+            archived: self.archived,
+        })
+    }
+}
+
+/// The admin API's view of a plan: USD as exact strings, `null` = unlimited.
+pub fn plan_admin_json(p: &Plan) -> Value {
+    let mut limits = serde_json::Map::new();
+    for key in crate::domain::provider::FAMILY_A_LIMIT_KEYS {
+        limits.insert((*key).into(), Value::Null);
+    }
+    for (k, v) in p.limits.iter() {
+        let val = match k {
+            LimitKey::MonthlyCost => json!(Nanos(v).usd_string()),
+            _ => json!(v),
+        };
+        limits.insert(k.as_string(), val);
+    }
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "tier": p.tier.as_str(),
+        "price_monthly": p.price_monthly.usd_string(),
+        "price_yearly": p.price_yearly.usd_string(),
+        "description": p.description,
+        "features": p.features,
+        "limits": limits,
+        "archived": p.archived,
+    })
+}
+
+/// A new price version as typed or sent: prices as USD strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PriceForm {
+    pub provider: String,
+    pub model: String,
+    pub input_per_million: Option<String>,
+    pub output_per_million: Option<String>,
+    pub cached_input_per_million: Option<String>,
+    pub per_request: Option<String>,
+    pub per_search: Option<String>,
+    pub per_image: Option<String>,
+    pub per_page: Option<String>,
+    pub description: Option<String>,
+    /// RFC 3339; now when absent.
+    pub effective_from: Option<String>,
+}
+
+impl PriceForm {
+    pub fn validate(&self, now: DateTime<Utc>) -> AppResult<PriceVersion> {
+        let mut errs: Vec<(String, String)> = Vec::new();
+        let provider = Provider::parse(&self.provider).map_err(|e| errs.push(("provider".into(), e.to_string()))).ok();
+        let model = self.model.trim();
+        if model.is_empty() || model.chars().count() > 128 {
+            errs.push((
+                "model".into(),
+                format!("a model name of 1 to 128 characters is required (`{ANY_MODEL}` prices every model)"),
+            ));
+        }
+        let mut price = |field: &str, raw: &Option<String>| -> Option<Price> {
+            let raw = raw.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+            Price::parse(raw).map_err(|e| errs.push((field.into(), e.to_string()))).ok()
+        };
+        let rates = Rates {
+            input_per_million: price("input_per_million", &self.input_per_million),
+            output_per_million: price("output_per_million", &self.output_per_million),
+            cached_input_per_million: price("cached_input_per_million", &self.cached_input_per_million),
+            per_request: price("per_request", &self.per_request),
+            per_search: price("per_search", &self.per_search),
+            per_image: price("per_image", &self.per_image),
+            per_page: price("per_page", &self.per_page),
+        };
+        if rates.is_empty() && errs.is_empty() {
+            errs.push(("input_per_million".into(), "set at least one price".into()));
+        }
+        let effective_from = match self.effective_from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => now,
+            Some(s) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => t.with_timezone(&Utc),
+                Err(_) => {
+                    errs.push(("effective_from".into(), format!("`{s}` is not an RFC 3339 date-time")));
+                    now
+                }
+            },
+        };
+        if !errs.is_empty() {
+            return Err(AppError::InvalidFields(errs));
+        }
+        Ok(PriceVersion {
+            id: 0,
+            provider: provider.expect("checked"),
+            model: model.to_string(),
+            effective_from,
+            rates,
+            description: self.description.clone().unwrap_or_default().trim().to_string(),
+        })
+    }
+}
+
+pub fn price_admin_json(v: &PriceVersion) -> Value {
+    let s = |p: Option<Price>| p.map(|p| p.as_string());
+    json!({
+        "id": v.id,
+        "provider": v.provider.as_str(),
+        "model": v.model,
+        "effective_from": v.effective_from.to_rfc3339(),
+        "input_per_million": s(v.rates.input_per_million),
+        "output_per_million": s(v.rates.output_per_million),
+        "cached_input_per_million": s(v.rates.cached_input_per_million),
+        "per_request": s(v.rates.per_request),
+        "per_search": s(v.rates.per_search),
+        "per_image": s(v.rates.per_image),
+        "per_page": s(v.rates.per_page),
+        "description": v.description,
+    })
+}
+
+/// A user as an admin creates one.
+#[derive(Clone, Debug)]
+pub struct UserForm {
+    /// The host product's id for the user; generated when `None`.
+    pub id: Option<String>,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password: Option<String>,
+}
+
+pub fn user_json(u: &User) -> Value {
+    json!({"id": u.id, "user_id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(), "created_at": u.created_at.to_rfc3339()})
+}
+
+fn conflict_or(e: StoreError, what: String) -> AppError {
+    if e.is_unique_violation() { AppError::Conflict(what) } else { e.into() }
+}
+
+impl Engine {
+    pub async fn create_plan(&self, form: &PlanForm, actor: &str, now: DateTime<Utc>) -> AppResult<Plan> {
+        let mut plan = form.validate(0)?;
+        let mut tx = self.store.begin().await?;
+        plan.id = catalog::insert_plan(&mut tx, &plan, now)
+            .await
+            .map_err(|e| conflict_or(e, format!("a plan named `{}` already exists", plan.name)))?;
+        keys::audit(
+            &mut tx,
+            actor,
+            "plan.create",
+            ("plan", &plan.id.to_string()),
+            None,
+            Some(&plan_admin_json(&plan)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(plan)
+    }
+
+    /// Replaces a plan; archiving keeps its subscribers on it.
+    pub async fn update_plan(&self, id: i64, form: &PlanForm, actor: &str, now: DateTime<Utc>) -> AppResult<Plan> {
+        let plan = form.validate(id)?;
+        let mut tx = self.store.begin().await?;
+        let before = catalog::plans(&mut tx)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| AppError::NotFound(format!("no plan with id {id}")))?;
+        catalog::update_plan(&mut tx, &plan, now)
+            .await
+            .map_err(|e| conflict_or(e, format!("a plan named `{}` already exists", plan.name)))?;
+        keys::audit(
+            &mut tx,
+            actor,
+            "plan.update",
+            ("plan", &id.to_string()),
+            Some(&plan_admin_json(&before)),
+            Some(&plan_admin_json(&plan)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(plan)
+    }
+
+    /// Adds a price version from its effective instant; history is kept.
+    pub async fn add_price(&self, form: &PriceForm, actor: &str, now: DateTime<Utc>) -> AppResult<PriceVersion> {
+        let mut v = form.validate(now)?;
+        let mut tx = self.store.begin().await?;
+        let previous = catalog::price_versions(&mut tx)
+            .await?
+            .into_iter()
+            .filter(|p| p.provider == v.provider && p.model == v.model && p.effective_from <= v.effective_from)
+            .max_by_key(|p| p.effective_from);
+        v.id = catalog::insert_price_version(&mut tx, &v, Some(actor), now).await.map_err(|e| {
+            conflict_or(
+                e,
+                format!("{} / {} already has a version from {}", v.provider, v.model, v.effective_from.to_rfc3339()),
+            )
+        })?;
+        let before = previous.as_ref().map(price_admin_json);
+        keys::audit(
+            &mut tx,
+            actor,
+            "price.create",
+            ("price", &format!("{}/{}", v.provider, v.model)),
+            before.as_ref(),
+            Some(&price_admin_json(&v)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    /// Creates a user (and its subscription on the default plan).
+    pub async fn admin_create_user(&self, form: UserForm, actor: &str, now: DateTime<Utc>) -> AppResult<User> {
+        let password_hash = match form.password.as_deref() {
+            Some(p) => {
+                Some(hash_password(p).map_err(|e| AppError::InvalidFields(vec![("password".into(), e.to_string())]))?.0)
+            }
+            None => None,
+        };
+        let new =
+            NewUser { id: form.id, email: form.email, name: form.name, role: form.role, password_hash, plan: None };
+        let user = self.create_user(new, now).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        keys::audit(&mut conn, actor, "user.create", ("user", &user.id), None, Some(&user_json(&user)), now).await?;
+        Ok(user)
+    }
+
+    pub async fn user(&self, user_id: &str) -> AppResult<User> {
+        let mut conn = self.store.pool().acquire().await?;
+        users::user_by_id(&mut conn, user_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))
+    }
+
+    pub async fn list_users(&self, search: Option<&str>, limit: i64, offset: i64) -> AppResult<(Vec<User>, i64)> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(users::list_users(&mut conn, search, limit.clamp(1, 1000), offset.max(0)).await?)
+    }
+
+    /// Assigns a plan as an admin, with an audit entry.
+    pub async fn admin_assign_plan(
+        &self,
+        user_id: &str,
+        plan_id: i64,
+        cycle: BillingCycle,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Subscription> {
+        let before = {
+            let mut conn = self.store.pool().acquire().await?;
+            users::subscription(&mut conn, user_id).await?
+        };
+        let sub = self.assign_plan(user_id, plan_id, cycle, now).await?;
+        let view = |s: &Subscription| json!({"plan_id": s.plan_id, "billing_cycle": s.billing_cycle.as_str(), "period_start": s.period_start.to_rfc3339()});
+        let mut conn = self.store.pool().acquire().await?;
+        keys::audit(
+            &mut conn,
+            actor,
+            "subscription.assign",
+            ("user", user_id),
+            before.as_ref().map(view).as_ref(),
+            Some(&view(&sub)),
+            now,
+        )
+        .await?;
+        Ok(sub)
+    }
+
+    pub async fn list_api_keys(&self) -> AppResult<Vec<ApiKey>> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(keys::list_keys(&mut conn).await?)
+    }
+
+    pub async fn revoke_api_key(&self, key_id: &str, actor: &str, now: DateTime<Utc>) -> AppResult<()> {
+        let mut tx = self.store.begin().await?;
+        if !keys::revoke_key(&mut tx, key_id, now).await? {
+            return Err(AppError::NotFound(format!("no active API key with id `{key_id}`")));
+        }
+        keys::audit(
+            &mut tx,
+            actor,
+            "api_key.revoke",
+            ("api_key", key_id),
+            None,
+            Some(&json!({"revoked_at": now.to_rfc3339()})),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn audit_log(
+        &self,
+        entity_type: Option<&str>,
+        actor: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> AppResult<(Vec<AuditEntry>, i64)> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(keys::audit_log(&mut conn, entity_type, actor, limit.clamp(1, 1000), offset.max(0)).await?)
+    }
+}

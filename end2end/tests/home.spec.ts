@@ -39,3 +39,21 @@ test('unknown pages answer 404 with a way back', async ({ page }) => {
   expect(res?.status()).toBe(404);
   await expect(page.getByRole('link', { name: 'Back to the overview' })).toBeVisible();
 });
+
+test('an event recorded through the API shows on the next load', async ({ page, request }, info) => {
+  const key = process.env.E2E_INGEST_KEY;
+  test.skip(!key, 'needs E2E_INGEST_KEY (scripts/e2e provides one)');
+  await page.goto('/');
+  await ready(page, info);
+  const calls = async () => Number((await page.getByTestId('total-calls').innerText()).replace(/,/g, ''));
+  const before = await calls();
+  const res = await request.post('/api/usage/events', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { events: [{ id: `e2e-${info.project.name}-${Date.now()}`, user_id: 'demo', provider: 'serper', operation_type: 'search' }] },
+  });
+  expect(res.status()).toBe(200);
+  expect((await res.json()).data.accepted).toBe(1);
+  await page.reload();
+  await ready(page, info);
+  expect(await calls()).toBe(before + 1);
+});

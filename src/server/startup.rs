@@ -80,24 +80,39 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(envelope_bare_413))
+        .layer(axum::middleware::from_fn(api_error_envelope))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// The body-limit layer answers 413 with a bare body; give it the
-/// contract's error envelope like every other error.
-async fn envelope_bare_413(resp: axum::response::Response) -> axum::response::Response {
+/// Every error under `/api/` speaks the contract's envelope, including the
+/// ones axum and tower produce themselves (unknown route, wrong method,
+/// body too large, malformed query string).
+async fn api_error_envelope(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let is_api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let status = resp.status();
     let is_json = resp
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return super::error::AppError::PayloadTooLarge(MAX_BODY_BYTES).into_response();
+    if !is_api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
     }
-    resp
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let body = serde_json::json!({"success": false, "error": format!("{reason} ({})", status.as_u16()), "code": code});
+    (status, axum::Json(body)).into_response()
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

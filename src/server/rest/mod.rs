@@ -21,6 +21,10 @@ pub fn envelope<T: Serialize>(data: T) -> axum::Json<Value> {
     axum::Json(json!({"success": true, "data": data}))
 }
 
+async fn api_not_found(uri: axum::http::Uri) -> super::error::AppError {
+    super::error::AppError::NotFound(format!("no API endpoint at {}", uri.path()))
+}
+
 pub fn router() -> Router<AppState> {
     let sub = Router::new()
         .route("/plans", get(family_a::plans))
@@ -54,4 +58,5 @@ pub fn router() -> Router<AppState> {
         .nest("/api/admin", admin)
         .nest("/api/content-planning/monitoring", monitoring)
         .route("/api/usage/events", post(ingest::record_events))
+        .route("/api/{*path}", axum::routing::any(api_not_found))
 }

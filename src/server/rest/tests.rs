@@ -890,3 +890,38 @@ async fn admin_api_journey(store: Store) {
     assert!(filtered.body["data"]["entries"].as_array().unwrap().iter().all(|e| e["entity_type"] == "price"));
 }
 both_stores!(admin_api_journey, admin_api_journey);
+
+/// Errors axum produces itself still speak the envelope; never a 500.
+async fn framework_errors_are_enveloped(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let admin = api.key(None, &["admin"]).await;
+    assert_error(&api.get("/api/no/such/endpoint", None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &api.call("DELETE", "/api/subscription/plans", None, None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    assert_error(&api.get("/api/admin/users?limit=abc", Some(&admin)).await, StatusCode::BAD_REQUEST, "bad_request");
+    let huge = vec![b' '; 3 * 1024 * 1024];
+    assert_error(
+        &api.call("POST", "/api/admin/plans", Some(&admin), Some(huge)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    // Pages are still pages.
+    let page = api.get("/no-such-page", None).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body["raw"].as_str().unwrap().contains("<html"));
+}
+both_stores!(framework_errors_are_enveloped, framework_errors_are_enveloped);
+
+async fn probes_answer(store: Store) {
+    let api = setup(store.clone(), Limits::new()).await;
+    let h = api.get("/healthz", None).await;
+    assert_eq!((h.status, h.body["raw"].clone()), (StatusCode::OK, json!("ok")));
+    assert_eq!(api.get("/readyz", None).await.status, StatusCode::OK);
+    store.close().await;
+    assert_eq!(api.get("/readyz", None).await.status, StatusCode::SERVICE_UNAVAILABLE, "a closed store is not ready");
+    assert_eq!(api.get("/healthz", None).await.status, StatusCode::OK, "the process is still up");
+}
+both_stores!(probes_answer, probes_answer);

@@ -414,3 +414,38 @@ async fn replay_with_duplicates_is_exact(store: Store) {
     assert_eq!(view.total_calls(), 8_000);
 }
 both_stores!(replay_with_duplicates_is_exact, replay_with_duplicates_is_exact);
+
+/// Yearly cycles: twelve monthly usage periods, the yearly fee on the first,
+/// one renewal when the year ends.
+async fn yearly_cycles_bill_once_a_year(store: Store) {
+    let anchor = t(2025, 3, 15);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new().with("tavily_calls", 5), t(2025, 1, 1)).await;
+    engine
+        .create_user(
+            super::subscriptions::NewUser {
+                id: Some("y".into()),
+                email: "y@example.test".into(),
+                name: "Y".into(),
+                role: crate::server::store::users::Role::User,
+                password_hash: None,
+                plan: Some((plan, crate::domain::period::BillingCycle::Yearly)),
+            },
+            anchor,
+        )
+        .await
+        .unwrap();
+    let view = engine.period_view("y", t(2026, 4, 20)).await.unwrap();
+    assert_eq!((view.period.start, view.period.end), (t(2026, 4, 15), t(2026, 5, 15)), "limits stay monthly");
+    let mut conn = store.pool().acquire().await.unwrap();
+    let bills = usage::billing_records(&mut conn, "y").await.unwrap();
+    assert_eq!(bills.len(), 13);
+    let fees: Vec<i64> = bills.iter().rev().map(|b| b.plan_fee.0).collect();
+    assert_eq!(fees[0], 790_000_000_000, "the year's fee on its first period");
+    assert!(fees[1..12].iter().all(|f| *f == 0));
+    assert_eq!(fees[12], 790_000_000_000, "the second year starts with its fee");
+    let (renewals, n) = users::renewals(&mut conn, "y", 10, 0).await.unwrap();
+    assert_eq!(n, 2, "new + one yearly renewal");
+    assert_eq!((renewals[0].renewal_type.as_str(), renewals[0].billing_cycle.as_str()), ("renewal", "yearly"));
+    assert_eq!((renewals[0].new_period_start, renewals[0].new_period_end), (t(2026, 3, 15), t(2027, 3, 15)));
+}
+both_stores!(yearly_cycles_bill_once_a_year, yearly_cycles_bill_once_a_year);

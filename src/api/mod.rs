@@ -2,4 +2,6 @@
 //! area. Each server function is thin: take the state from context, check
 //! the caller, call a service, map the result to a DTO.
 
+pub mod admin;
 pub mod overview;
+pub mod session;

@@ -16,7 +16,7 @@ pub mod telemetry;
 #[cfg(test)]
 pub mod testing;
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -157,7 +157,8 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         print_demo_logins();
     }
-    axum::serve(listener, router).with_graceful_shutdown(startup::shutdown_signal()).await.context("server error")?;
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(startup::shutdown_signal()).await.context("server error")?;
     store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -179,12 +180,19 @@ async fn simulate(g: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
         let batch = sim.batch(now);
         let results =
             engine.record(batch.into_iter().map(Ok).collect(), now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = std::io::stdout().lock();
         for r in &results {
-            match &r.error {
-                Some(err) => println!("{} rejected: {err}", r.id),
-                None => println!("{} {} {}", r.id, r.outcome.as_str(), r.cost.usd_string()),
+            let line = match &r.error {
+                Some(err) => writeln!(out, "{} rejected: {err}", r.id),
+                None => writeln!(out, "{} {} {}", r.id, r.outcome.as_str(), r.cost.usd_string()),
+            };
+            // The reader went away (e.g. `| head`): stop quietly.
+            if line.and_then(|()| out.flush()).is_err() {
+                store.close().await;
+                return Ok(());
             }
         }
+        drop(out);
         if results.iter().all(|r| r.error.as_deref().is_some_and(|e| e.starts_with("unknown user"))) {
             bail!("user `{}` does not exist", args.user);
         }

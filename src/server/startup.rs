@@ -80,6 +80,7 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(super::rest::session::csrf_guard))
         .layer(axum::middleware::from_fn(api_error_envelope))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(TraceLayer::new_for_http())

@@ -6,6 +6,7 @@ pub mod family_a;
 pub mod ingest;
 pub mod monitoring;
 pub mod principal;
+pub mod session;
 #[cfg(test)]
 mod tests;
 

@@ -107,7 +107,12 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            return Ok(Principal::Anonymous);
+            // A browser session, if the cookie names a live one.
+            let Some(token) = super::session::token_from(&parts.headers) else { return Ok(Principal::Anonymous) };
+            return Ok(match state.engine.session_user(&token, Utc::now()).await? {
+                Some(u) => Principal::User { id: u.id, role: u.role },
+                None => Principal::Anonymous,
+            });
         };
         let token = header
             .to_str()

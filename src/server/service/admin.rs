@@ -410,3 +410,34 @@ impl Engine {
         Ok(keys::audit_log(&mut conn, entity_type, actor, limit.clamp(1, 1000), offset.max(0)).await?)
     }
 }
+
+/// A model the engine saw without a price and that still has none.
+#[derive(Clone, Debug)]
+pub struct UnpricedModel {
+    pub provider: String,
+    pub model: Option<String>,
+    pub events: i64,
+    pub last_seen: DateTime<Utc>,
+}
+
+impl Engine {
+    pub async fn all_alerts(
+        &self,
+        limit: i64,
+    ) -> AppResult<Vec<(crate::server::store::usage::AlertRow, Option<String>)>> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(crate::server::store::usage::all_alerts(&mut conn, limit.clamp(1, 1000)).await?)
+    }
+
+    /// Unpriced models that the catalog still cannot price now.
+    pub async fn unpriced_models(&self, now: DateTime<Utc>) -> AppResult<Vec<UnpricedModel>> {
+        let cat = self.catalog_snapshot().await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let rows = crate::server::store::usage::unpriced_models(&mut conn).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(p, m, _, _)| Provider::parse(p).is_ok_and(|p| cat.prices.lookup(&p, m.as_deref(), now).is_none()))
+            .map(|(provider, model, events, last_seen)| UnpricedModel { provider, model, events, last_seen })
+            .collect())
+    }
+}

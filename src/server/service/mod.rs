@@ -4,6 +4,7 @@
 //! Services take `now` from their caller, so tests and the demo seed can
 //! drive the engine through simulated time with the same code as production.
 
+pub mod accounts;
 pub mod admin;
 pub mod catalog;
 pub mod gate;

@@ -17,6 +17,7 @@
 
 pub mod catalog;
 pub mod keys;
+pub mod sessions;
 pub mod usage;
 pub mod users;
 

@@ -637,3 +637,53 @@ pub async fn usage_log(
         .collect::<StoreResult<Vec<_>>>()?;
     Ok((list, total))
 }
+
+/// Alerts across every user (and the admin alerts), newest first, with the
+/// user's email.
+pub async fn all_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec<(AlertRow, Option<String>)>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.user_id, a.alert_type, a.limit_key, a.threshold, a.provider, a.title, a.message, a.severity, a.is_read,
+         a.read_at, a.billing_period, a.created_at, u.email FROM alerts a LEFT JOIN users u ON u.id = a.user_id
+         ORDER BY a.created_at DESC, a.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                AlertRow {
+                    id: r.try_get("id")?,
+                    user_id: r.try_get("user_id")?,
+                    alert_type: r.try_get("alert_type")?,
+                    limit_key: r.try_get("limit_key")?,
+                    threshold: r.try_get("threshold")?,
+                    provider: r.try_get("provider")?,
+                    title: r.try_get("title")?,
+                    message: r.try_get("message")?,
+                    severity: r.try_get("severity")?,
+                    is_read: r.try_get::<i64, _>("is_read")? != 0,
+                    read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
+                    billing_period: r.try_get("billing_period")?,
+                    created_at: from_ms(r.try_get("created_at")?),
+                },
+                r.try_get("email")?,
+            ))
+        })
+        .collect()
+}
+
+/// Provider and model pairs recorded without a price: events, last seen.
+pub async fn unpriced_models(
+    conn: &mut AnyConnection,
+) -> StoreResult<Vec<(String, Option<String>, i64, DateTime<Utc>)>> {
+    let rows = sqlx::query(
+        "SELECT provider, model, CAST(COUNT(*) AS BIGINT) AS n, CAST(MAX(occurred_at) AS BIGINT) AS last
+         FROM usage_events WHERE unpriced = 1 GROUP BY provider, model ORDER BY provider, model",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("provider")?, r.try_get("model")?, r.try_get("n")?, from_ms(r.try_get("last")?))))
+        .collect()
+}

@@ -1,0 +1,418 @@
+//! Server functions of the admin web UI. Every one checks on the server
+//! that the caller is an administrator; they call the same services as the
+//! `/api/admin` REST endpoints.
+
+use std::collections::BTreeMap;
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::session::FormError;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPlan {
+    pub id: i64,
+    pub name: String,
+    pub tier: String,
+    pub price_monthly: String,
+    pub price_yearly: String,
+    pub description: String,
+    pub features: Vec<String>,
+    /// Limit key → value as typed (USD for `monthly_cost`); absent = unlimited.
+    pub limits: BTreeMap<String, String>,
+    pub archived: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceRow {
+    pub id: i64,
+    pub provider: String,
+    pub model: String,
+    pub effective_from: String,
+    pub input_per_million: Option<String>,
+    pub output_per_million: Option<String>,
+    pub cached_input_per_million: Option<String>,
+    pub per_unit: Option<String>,
+    pub description: String,
+    /// Whether this version is the one in force now.
+    pub current: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unpriced {
+    pub provider: String,
+    pub model: String,
+    pub events: i64,
+    pub last_seen: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pricing {
+    pub versions: Vec<PriceRow>,
+    pub unpriced: Vec<Unpriced>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub plan_id: Option<i64>,
+    pub plan: String,
+    pub billing_cycle: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminAlert {
+    pub id: i64,
+    pub user: String,
+    pub title: String,
+    pub message: String,
+    pub severity: String,
+    pub is_read: bool,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRow {
+    pub id: String,
+    pub prefix: String,
+    pub user: String,
+    pub scopes: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub revoked: bool,
+}
+
+#[cfg(feature = "ssr")]
+async fn admin() -> Result<crate::server::state::AppState, ServerFnError> {
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    Ok(state)
+}
+
+#[cfg(feature = "ssr")]
+fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[server(prefix = "/sfn")]
+pub async fn admin_plans() -> Result<Vec<AdminPlan>, ServerFnError> {
+    use crate::domain::money::Nanos;
+    use crate::domain::provider::LimitKey;
+    let state = admin().await?;
+    let cat = state.engine.catalog_snapshot().await.map_err(super::session::ssr::fail)?;
+    Ok(cat
+        .plans
+        .iter()
+        .map(|p| AdminPlan {
+            id: p.id,
+            name: p.name.clone(),
+            tier: p.tier.as_str().into(),
+            price_monthly: Nanos::to_decimal(p.price_monthly).normalize().to_string(),
+            price_yearly: Nanos::to_decimal(p.price_yearly).normalize().to_string(),
+            description: p.description.clone(),
+            features: p.features.clone(),
+            limits: p
+                .limits
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if *k == LimitKey::MonthlyCost {
+                        Nanos(v).to_decimal().normalize().to_string()
+                    } else {
+                        v.to_string()
+                    };
+                    (k.as_string(), shown)
+                })
+                .collect(),
+            archived: p.archived,
+        })
+        .collect())
+}
+
+/// Creates (no `id`) or updates a plan. Features are one per line.
+#[server(prefix = "/sfn")]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_plan(
+    id: Option<i64>,
+    name: String,
+    tier: String,
+    price_monthly: String,
+    price_yearly: String,
+    description: String,
+    features: String,
+    limits: BTreeMap<String, String>,
+    archived: Option<String>,
+) -> Result<Option<FormError>, ServerFnError> {
+    use crate::server::service::admin::PlanForm;
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    let form = PlanForm {
+        name,
+        tier,
+        price_monthly,
+        price_yearly,
+        description,
+        features: features.lines().map(str::to_string).collect(),
+        limits,
+        archived: archived.is_some_and(|a| a == "on" || a == "true"),
+    };
+    let now = chrono::Utc::now();
+    let actor = principal.actor();
+    let result = match id {
+        Some(id) => state.engine.update_plan(id, &form, &actor, now).await,
+        None => state.engine.create_plan(&form, &actor, now).await,
+    };
+    match result {
+        Ok(_) => Ok(None),
+        Err(e) => super::session::ssr::form_error(e).map(Some),
+    }
+}
+
+#[server(prefix = "/sfn")]
+pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
+    let state = admin().await?;
+    let now = chrono::Utc::now();
+    let cat = state.engine.catalog_snapshot().await.map_err(super::session::ssr::fail)?;
+    let current: Vec<i64> = cat.prices.current(now).iter().map(|v| v.id).collect();
+    let s = |p: Option<crate::domain::money::Price>| p.map(|p| p.as_string());
+    let mut versions: Vec<PriceRow> = cat
+        .prices
+        .versions()
+        .iter()
+        .map(|v| {
+            let unit = [
+                ("request", v.rates.per_request),
+                ("search", v.rates.per_search),
+                ("image", v.rates.per_image),
+                ("page", v.rates.per_page),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| p.map(|p| format!("{} / {k}", p.as_string())))
+            .collect::<Vec<_>>();
+            PriceRow {
+                id: v.id,
+                provider: v.provider.as_str().into(),
+                model: v.model.clone(),
+                effective_from: fmt_time(v.effective_from),
+                input_per_million: s(v.rates.input_per_million),
+                output_per_million: s(v.rates.output_per_million),
+                cached_input_per_million: s(v.rates.cached_input_per_million),
+                per_unit: (!unit.is_empty()).then(|| unit.join(", ")),
+                description: v.description.clone(),
+                current: current.contains(&v.id),
+            }
+        })
+        .collect();
+    // Current versions first, each followed by its history, newest first.
+    versions.sort_by(|a, b| {
+        (&a.provider, &a.model, std::cmp::Reverse(&a.effective_from)).cmp(&(
+            &b.provider,
+            &b.model,
+            std::cmp::Reverse(&b.effective_from),
+        ))
+    });
+    let unpriced = state
+        .engine
+        .unpriced_models(now)
+        .await
+        .map_err(super::session::ssr::fail)?
+        .into_iter()
+        .map(|u| Unpriced {
+            provider: u.provider,
+            model: u.model.unwrap_or_else(|| "*".into()),
+            events: u.events,
+            last_seen: fmt_time(u.last_seen),
+        })
+        .collect();
+    Ok(Pricing { versions, unpriced })
+}
+
+/// Adds a price version from `effective_from` (RFC 3339 or a local
+/// `YYYY-MM-DDTHH:MM` taken as UTC; now when empty).
+#[server(prefix = "/sfn")]
+#[allow(clippy::too_many_arguments)]
+pub async fn add_price(
+    provider: String,
+    model: String,
+    input_per_million: String,
+    output_per_million: String,
+    cached_input_per_million: String,
+    per_request: String,
+    per_search: String,
+    per_image: String,
+    per_page: String,
+    description: String,
+    effective_from: String,
+) -> Result<Option<FormError>, ServerFnError> {
+    use crate::server::service::admin::PriceForm;
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    let opt = |s: String| Some(s).filter(|s| !s.trim().is_empty());
+    let effective = effective_from.trim();
+    // <input type="datetime-local"> sends no zone and no seconds.
+    let effective = if effective.len() == 16 { format!("{effective}:00Z") } else { effective.to_string() };
+    let form = PriceForm {
+        provider,
+        model,
+        input_per_million: opt(input_per_million),
+        output_per_million: opt(output_per_million),
+        cached_input_per_million: opt(cached_input_per_million),
+        per_request: opt(per_request),
+        per_search: opt(per_search),
+        per_image: opt(per_image),
+        per_page: opt(per_page),
+        description: opt(description),
+        effective_from: opt(effective),
+    };
+    match state.engine.add_price(&form, &principal.actor(), chrono::Utc::now()).await {
+        Ok(_) => Ok(None),
+        Err(e) => super::session::ssr::form_error(e).map(Some),
+    }
+}
+
+#[server(prefix = "/sfn")]
+pub async fn admin_users(search: Option<String>) -> Result<Vec<AdminUser>, ServerFnError> {
+    let state = admin().await?;
+    let now = chrono::Utc::now();
+    let (list, _) = state
+        .engine
+        .list_users(search.as_deref().filter(|s| !s.is_empty()), 200, 0)
+        .await
+        .map_err(super::session::ssr::fail)?;
+    let mut out = Vec::with_capacity(list.len());
+    for u in list {
+        let (_, sub, cat) = state.engine.current_subscription(&u.id, now).await.map_err(super::session::ssr::fail)?;
+        out.push(AdminUser {
+            plan: sub.plan_id.and_then(|id| cat.plan(id)).map_or_else(|| "No plan".into(), |p| p.name.clone()),
+            plan_id: sub.plan_id,
+            billing_cycle: sub.billing_cycle.as_str().into(),
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role.as_str().into(),
+        });
+    }
+    Ok(out)
+}
+
+#[server(prefix = "/sfn")]
+pub async fn assign_plan(
+    user_id: String,
+    plan_id: i64,
+    billing_cycle: String,
+) -> Result<Option<FormError>, ServerFnError> {
+    use crate::domain::period::BillingCycle;
+    use crate::server::error::AppError;
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    let result = match BillingCycle::parse(&billing_cycle) {
+        None => Err(AppError::InvalidFields(vec![("billing_cycle".into(), "choose monthly or yearly".into())])),
+        Some(cycle) => state
+            .engine
+            .admin_assign_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now())
+            .await
+            .map(|_| ()),
+    };
+    match result {
+        Ok(()) => Ok(None),
+        Err(e) => super::session::ssr::form_error(e).map(Some),
+    }
+}
+
+#[server(prefix = "/sfn")]
+pub async fn admin_alerts() -> Result<Vec<AdminAlert>, ServerFnError> {
+    let state = admin().await?;
+    let rows = state.engine.all_alerts(300).await.map_err(super::session::ssr::fail)?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, email)| AdminAlert {
+            id: a.id,
+            user: email.unwrap_or_else(|| "(administrators)".into()),
+            title: a.title,
+            message: a.message,
+            severity: a.severity,
+            is_read: a.is_read,
+            created_at: fmt_time(a.created_at),
+        })
+        .collect())
+}
+
+#[server(prefix = "/sfn")]
+pub async fn audit_entries(entity_type: Option<String>, actor: Option<String>) -> Result<Vec<AuditRow>, ServerFnError> {
+    let state = admin().await?;
+    let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let (rows, _) = state
+        .engine
+        .audit_log(nonempty(&entity_type).as_deref(), nonempty(&actor).as_deref(), 200, 0)
+        .await
+        .map_err(super::session::ssr::fail)?;
+    let show = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    Ok(rows
+        .iter()
+        .map(|e| AuditRow {
+            id: e.id,
+            at: fmt_time(e.created_at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            entity: format!("{} {}", e.entity_type, e.entity_id),
+            before: show(&e.before),
+            after: show(&e.after),
+        })
+        .collect())
+}
+
+#[server(prefix = "/sfn")]
+pub async fn api_keys() -> Result<Vec<KeyRow>, ServerFnError> {
+    let state = admin().await?;
+    let keys = state.engine.list_api_keys().await.map_err(super::session::ssr::fail)?;
+    Ok(keys
+        .into_iter()
+        .map(|k| KeyRow {
+            id: k.id,
+            prefix: k.prefix,
+            user: k.user_id.unwrap_or_else(|| "(service)".into()),
+            scopes: k.scopes.join(", "),
+            name: k.name,
+            created_at: fmt_time(k.created_at),
+            last_used_at: k.last_used_at.map(fmt_time).unwrap_or_else(|| "never".into()),
+            revoked: k.revoked_at.is_some(),
+        })
+        .collect())
+}
+
+/// Creates a key; the secret comes back this once.
+#[server(prefix = "/sfn")]
+pub async fn create_api_key(
+    user_id: String,
+    scopes: Vec<String>,
+    name: String,
+) -> Result<Result<String, FormError>, ServerFnError> {
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    let user = Some(user_id.trim()).filter(|u| !u.is_empty());
+    match state.engine.create_api_key(user, &scopes, &name, &principal.actor(), chrono::Utc::now()).await {
+        Ok((_, secret)) => Ok(Ok(secret)),
+        Err(e) => super::session::ssr::form_error(e).map(Err),
+    }
+}
+
+#[server(prefix = "/sfn")]
+pub async fn revoke_api_key(id: String) -> Result<(), ServerFnError> {
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    state.engine.revoke_api_key(&id, &principal.actor(), chrono::Utc::now()).await.map_err(super::session::ssr::fail)
+}

@@ -24,3 +24,20 @@ export async function shot(page: Page, info: TestInfo, name: string) {
   fs.mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: path.join(dir, `${name}-${info.project.name}.png`), fullPage: true });
 }
+
+export const DEMO = { email: 'demo@example.com', password: 'demo-password' };
+export const ADMIN = { email: 'admin@example.com', password: 'admin-password' };
+
+/** Signs in through the sign-in form (a plain form post: works without JS). */
+export async function signIn(page: Page, who: { email: string; password: string }, next = '/') {
+  await page.goto(`/login?next=${encodeURIComponent(next)}`);
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+}
+
+export async function signOut(page: Page) {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/\/login/);
+}

@@ -143,36 +143,44 @@ pub async fn admin_plans() -> Result<Vec<AdminPlan>, ServerFnError> {
         .collect())
 }
 
-/// Creates (no `id`) or updates a plan. Features are one per line.
+/// A plan form as posted (`plan[name]`, `plan[limits][gemini_calls]`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInput {
+    pub id: Option<i64>,
+    pub name: String,
+    pub tier: String,
+    pub price_monthly: String,
+    pub price_yearly: String,
+    #[serde(default)]
+    pub description: String,
+    /// One per line.
+    #[serde(default)]
+    pub features: String,
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+    /// A checkbox: present when checked.
+    pub archived: Option<String>,
+}
+
+/// Creates (no `id`) or updates a plan.
 #[server(prefix = "/sfn")]
-#[allow(clippy::too_many_arguments)]
-pub async fn save_plan(
-    id: Option<i64>,
-    name: String,
-    tier: String,
-    price_monthly: String,
-    price_yearly: String,
-    description: String,
-    features: String,
-    limits: BTreeMap<String, String>,
-    archived: Option<String>,
-) -> Result<Option<FormError>, ServerFnError> {
+pub async fn save_plan(plan: PlanInput) -> Result<Option<FormError>, ServerFnError> {
     use crate::server::service::admin::PlanForm;
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let form = PlanForm {
-        name,
-        tier,
-        price_monthly,
-        price_yearly,
-        description,
-        features: features.lines().map(str::to_string).collect(),
-        limits,
-        archived: archived.is_some_and(|a| a == "on" || a == "true"),
+        name: plan.name,
+        tier: plan.tier,
+        price_monthly: plan.price_monthly,
+        price_yearly: plan.price_yearly,
+        description: plan.description,
+        features: plan.features.lines().map(str::to_string).collect(),
+        limits: plan.limits,
+        archived: plan.archived.is_some_and(|a| a == "on" || a == "true"),
     };
     let now = chrono::Utc::now();
     let actor = principal.actor();
-    let result = match id {
+    let result = match plan.id {
         Some(id) => state.engine.update_plan(id, &form, &actor, now).await,
         None => state.engine.create_plan(&form, &actor, now).await,
     };
@@ -241,41 +249,47 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
     Ok(Pricing { versions, unpriced })
 }
 
-/// Adds a price version from `effective_from` (RFC 3339 or a local
-/// `YYYY-MM-DDTHH:MM` taken as UTC; now when empty).
+/// A price form as posted (`price[provider]`, ...); empty fields are unset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PriceInput {
+    pub provider: String,
+    pub model: String,
+    pub input_per_million: String,
+    pub output_per_million: String,
+    pub cached_input_per_million: String,
+    pub per_request: String,
+    pub per_search: String,
+    pub per_image: String,
+    pub per_page: String,
+    pub description: String,
+    /// RFC 3339, or `YYYY-MM-DDTHH:MM` (a datetime-local input) taken as
+    /// UTC; now when empty.
+    pub effective_from: String,
+}
+
+/// Adds a price version.
 #[server(prefix = "/sfn")]
-#[allow(clippy::too_many_arguments)]
-pub async fn add_price(
-    provider: String,
-    model: String,
-    input_per_million: String,
-    output_per_million: String,
-    cached_input_per_million: String,
-    per_request: String,
-    per_search: String,
-    per_image: String,
-    per_page: String,
-    description: String,
-    effective_from: String,
-) -> Result<Option<FormError>, ServerFnError> {
+pub async fn add_price(price: PriceInput) -> Result<Option<FormError>, ServerFnError> {
     use crate::server::service::admin::PriceForm;
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let opt = |s: String| Some(s).filter(|s| !s.trim().is_empty());
-    let effective = effective_from.trim();
+    let p = price;
+    let effective = p.effective_from.trim();
     // <input type="datetime-local"> sends no zone and no seconds.
     let effective = if effective.len() == 16 { format!("{effective}:00Z") } else { effective.to_string() };
     let form = PriceForm {
-        provider,
-        model,
-        input_per_million: opt(input_per_million),
-        output_per_million: opt(output_per_million),
-        cached_input_per_million: opt(cached_input_per_million),
-        per_request: opt(per_request),
-        per_search: opt(per_search),
-        per_image: opt(per_image),
-        per_page: opt(per_page),
-        description: opt(description),
+        provider: p.provider,
+        model: p.model,
+        input_per_million: opt(p.input_per_million),
+        output_per_million: opt(p.output_per_million),
+        cached_input_per_million: opt(p.cached_input_per_million),
+        per_request: opt(p.per_request),
+        per_search: opt(p.per_search),
+        per_image: opt(p.per_image),
+        per_page: opt(p.per_page),
+        description: opt(p.description),
         effective_from: opt(effective),
     };
     match state.engine.add_price(&form, &principal.actor(), chrono::Utc::now()).await {
@@ -398,9 +412,15 @@ pub async fn api_keys() -> Result<Vec<KeyRow>, ServerFnError> {
 #[server(prefix = "/sfn")]
 pub async fn create_api_key(
     user_id: String,
-    scopes: Vec<String>,
     name: String,
+    scope_ingest: Option<String>,
+    scope_read: Option<String>,
+    scope_admin: Option<String>,
 ) -> Result<Result<String, FormError>, ServerFnError> {
+    let scopes: Vec<String> = [("ingest", scope_ingest), ("read", scope_read), ("admin", scope_admin)]
+        .into_iter()
+        .filter_map(|(s, on)| on.map(|_| s.to_string()))
+        .collect();
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let user = Some(user_id.trim()).filter(|u| !u.is_empty());

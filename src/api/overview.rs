@@ -36,23 +36,20 @@ pub struct Overview {
     pub trend: Vec<TrendPoint>,
 }
 
-/// The overview of the demo user (until sign-in arrives, the home page shows
-/// the demo account, read-only).
+/// The current period of the signed-in user, or of `user` for an admin.
+/// `None` when nobody is signed in.
 #[server(prefix = "/sfn")]
-pub async fn get_overview() -> Result<Option<Overview>, ServerFnError> {
+pub async fn get_overview(user: Option<String>) -> Result<Option<Overview>, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
     use crate::domain::provider::display_name;
-    use crate::server::error::AppError;
-    use crate::server::seed::DEMO_USER_ID;
-    use crate::server::state::AppState;
 
-    let state = AppState::from_context()?;
+    let (state, principal) = caller().await?;
+    let Some(own) = principal.own_user().map(str::to_string) else { return Ok(None) };
+    let user_id = user.filter(|u| !u.is_empty()).unwrap_or(own);
+    principal.require_read(&user_id).map_err(fail)?;
     let now = chrono::Utc::now();
-    let view = match state.engine.period_view(DEMO_USER_ID, now).await {
-        Ok(v) => v,
-        Err(AppError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(ServerFnError::new(e.to_string())),
-    };
-    let trends = state.engine.trends(DEMO_USER_ID, 12, now).await.map_err(|e| ServerFnError::new(e.to_string()))?;
+    let view = state.engine.period_view(&user_id, now).await.map_err(fail)?;
+    let trends = state.engine.trends(&user_id, 12, now).await.map_err(fail)?;
     let mut providers: Vec<ProviderLine> = view
         .by_provider
         .iter()

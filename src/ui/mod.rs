@@ -12,7 +12,11 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+use components::layout::MeResource;
+use pages::account::AccountPage;
+use pages::admin::{AdminAlertsPage, AdminAuditPage, AdminKeysPage, AdminPlansPage, AdminPricingPage, AdminUsersPage};
 use pages::home::HomePage;
+use pages::login::LoginPage;
 
 /// The HTML document around the app. ECharts is served from our own origin
 /// and must load before hydration, because charming calls the global.
@@ -39,6 +43,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let me: MeResource = Resource::new(|| (), |_| crate::api::session::current_user());
+    provide_context(me);
     // Runs only in the browser: marks the page as hydrated (tests wait on it).
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
@@ -54,6 +60,14 @@ pub fn App() -> impl IntoView {
             <main class="mx-auto max-w-6xl px-4 py-6 sm:px-6">
                 <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=AdminUsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/plans") view=AdminPlansPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/pricing") view=AdminPricingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/alerts") view=AdminAlertsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/keys") view=AdminKeysPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

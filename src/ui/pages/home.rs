@@ -4,24 +4,29 @@
 
 use leptos::prelude::*;
 
+use leptos_router::hooks::use_query_map;
+
 use crate::api::overview::{Overview, get_overview};
 use crate::domain::money::{Nanos, format_count};
 use crate::ui::components::charts::{EChart, cost_trend_chart};
+use crate::ui::components::layout::RequireUser;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| get_overview());
+    view! { <RequireUser><UserOverview/></RequireUser> }
+}
+
+/// The signed-in user's period (an admin may add `?user=ID`).
+#[component]
+fn UserOverview() -> impl IntoView {
+    let query = use_query_map();
+    let overview = Resource::new(move || query.read().get("user"), get_overview);
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(Some(o)) => view! { <OverviewView o/> }.into_any(),
-                    Ok(None) => view! {
-                        <section class="rounded-xl border border-slate-200 bg-white p-8">
-                            <h1 class="text-xl font-semibold">"No demo account"</h1>
-                            <p class="mt-2 text-slate-600">"Start the server with --demo (or run `tally seed --demo`) to load demo data."</p>
-                        </section>
-                    }.into_any(),
+                    Ok(None) => view! { <p class="text-slate-600">"Sign in to see your usage."</p> }.into_any(),
                     Err(e) => view! {
                         <section role="alert" class="rounded-xl border border-red-200 bg-red-50 p-6 text-red-800">
                             <h1 class="font-semibold">"Could not load usage"</h1>

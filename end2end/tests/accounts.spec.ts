@@ -1,0 +1,132 @@
+import { expect, test } from '@playwright/test';
+import { ADMIN, DEMO, hydrated, ready, shot, signIn, signOut } from './helpers';
+
+test('anonymous visitors are sent to sign in, and come back after', async ({ page }) => {
+  await page.goto('/account');
+  await expect(page).toHaveURL(/\/login\?next=(%2F|\/)account$/);
+  await page.getByLabel('Email').fill(DEMO.email);
+  await page.getByLabel('Password').fill(DEMO.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('signed-in-as')).toHaveText(DEMO.email);
+});
+
+test('a wrong password says so and signs nobody in', async ({ page }) => {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(DEMO.email);
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('The email or password is not right.');
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/login/);
+});
+
+test('a user cannot open /admin nor read another user through the UI or HTTP', async ({ page }, info) => {
+  await signIn(page, DEMO);
+  await ready(page, info);
+  await expect(page.getByTestId('nav-admin')).toHaveCount(0);
+  const res = await page.goto('/admin');
+  expect(res?.status()).toBe(403);
+  await expect(page.getByTestId('forbidden')).toBeVisible();
+  for (const path of ['/admin/plans', '/admin/pricing', '/admin/keys', '/admin/audit']) {
+    expect((await page.goto(path))?.status(), path).toBe(403);
+  }
+  // Another user's dashboard through the UI: refused, nothing of theirs shown.
+  await page.goto('/?user=admin');
+  await expect(page.getByTestId('billing-overview')).toHaveCount(0);
+  await expect(page.getByRole('alert')).toContainText('may not read');
+  // And through HTTP with the same session cookie.
+  for (const path of ['/api/subscription/usage/admin', '/api/subscription/dashboard/admin', '/api/admin/users']) {
+    const r = await page.request.get(path);
+    expect(r.status(), path).toBe(403);
+    expect((await r.json()).success).toBe(false);
+  }
+  expect((await page.request.get('/api/subscription/usage/demo')).status()).toBe(200);
+  await signOut(page);
+  expect((await page.request.get('/api/subscription/usage/demo')).status()).toBe(401);
+});
+
+test('admin creates a plan, reprices a model, assigns the plan; the user sees it', async ({ page, request }, info) => {
+  test.skip(!hydrated(info), 'the admin journey runs once, hydrated');
+  const key = process.env.E2E_INGEST_KEY;
+  test.skip(!key, 'needs E2E_INGEST_KEY');
+  const planName = `Growth ${Date.now()}`;
+  await signIn(page, ADMIN, '/admin/plans');
+  await ready(page, info);
+
+  // A plan, with a validation error first, shown beside the field.
+  await page.getByRole('link', { name: 'New plan' }).click();
+  const form = page.getByTestId('plan-form');
+  await form.getByLabel('Name').fill(planName);
+  await form.getByLabel('Tier').selectOption('pro');
+  await form.getByLabel('Monthly price (USD)').fill('twelve');
+  await form.getByLabel('Yearly price (USD)').fill('120');
+  await form.getByLabel('tavily_calls').fill('7777');
+  await form.getByLabel('monthly_cost').fill('42.50');
+  await form.getByRole('button', { name: 'Save plan' }).click();
+  await expect(form.getByText('is not a decimal amount of USD')).toBeVisible();
+  await form.getByLabel('Monthly price (USD)').fill('12');
+  await form.getByRole('button', { name: 'Save plan' }).click();
+  await expect(page.getByRole('status')).toHaveText('Plan saved.');
+  await expect(page.getByTestId('plans-table')).toContainText(planName);
+  await shot(page, info, 'admin-plans');
+
+  // A new price for Gemini 2.5 Flash, from now.
+  await page.goto('/admin/pricing');
+  await ready(page, info);
+  await page.getByRole('link', { name: 'Edit gemini-2.5-flash' }).click();
+  const price = page.getByTestId('price-form');
+  await expect(price.getByLabel('Model (* = every model)')).toHaveValue('gemini-2.5-flash');
+  await price.getByLabel('Input per 1M tokens').fill('0.40');
+  await price.getByLabel('Output per 1M tokens').fill('3.00');
+  await price.getByLabel('Cached input per 1M').fill('0.10');
+  await price.getByRole('button', { name: 'Add price version' }).click();
+  await expect(page.getByText('Price version added.')).toBeVisible();
+  const current = page.locator('tr[data-model="gemini-2.5-flash"][data-current="true"]');
+  await expect(current).toContainText('0.4');
+  await expect(page.locator('tr[data-model="gemini-2.5-flash"][data-current="false"]').first()).toBeVisible();
+  // The demo's unpriced model is listed with a way to price it.
+  await expect(page.getByTestId('unpriced-models')).toContainText('o4-preview');
+  await shot(page, info, 'admin-pricing');
+
+  // Assign the plan to the demo user.
+  await page.goto('/admin?q=demo');
+  await ready(page, info);
+  await page.getByLabel(`Plan for ${DEMO.email}`).selectOption({ label: planName });
+  await page.getByLabel(`Billing cycle for ${DEMO.email}`).selectOption('monthly');
+  await page.getByRole('button', { name: `Assign plan to ${DEMO.email}` }).click();
+  await expect(page.getByRole('status')).toHaveText('Plan assigned; a new period started.');
+  await expect(page.getByTestId('users-table')).toContainText(`${planName} (monthly)`);
+
+  // Every change is in the audit log.
+  await page.goto('/admin/audit');
+  await expect(page.getByTestId('audit-table')).toContainText('subscription.assign');
+  await expect(page.getByTestId('audit-table')).toContainText('price.create');
+  await expect(page.getByTestId('audit-table')).toContainText('plan.create');
+  await signOut(page);
+
+  // The user sees the new plan, its limits, and the new price on new usage.
+  await signIn(page, DEMO);
+  await expect(page.getByTestId('billing-overview')).toContainText(`${planName} plan`);
+  const usage = await (await page.request.get('/api/subscription/usage/demo')).json();
+  expect(usage.data.limits.plan_name).toBe(planName);
+  expect(usage.data.limits.limits.tavily_calls).toBe(7777);
+  expect(usage.data.limits.limits.monthly_cost).toBe(42.5);
+  const rec = await request.post('/api/usage/events', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { events: [{ id: `journey-${Date.now()}`, user_id: 'demo', provider: 'gemini', model: 'gemini-2.5-flash', tokens_input: 1000000, tokens_output: 1000000 }] },
+  });
+  // 1M input at $0.40 + 1M output at $3.00, at the price set above.
+  expect((await rec.json()).data.results[0].cost).toBe('3.400000000');
+  await page.reload();
+  await expect(page.getByTestId('total-cost')).toHaveText('$3.40');
+  await shot(page, info, 'user-after-plan-change');
+
+  // Put the demo back on Pro for the other tests.
+  await signOut(page);
+  await signIn(page, ADMIN, '/admin?q=demo');
+  await ready(page, info);
+  await page.getByLabel(`Plan for ${DEMO.email}`).selectOption({ label: 'Pro' });
+  await page.getByRole('button', { name: `Assign plan to ${DEMO.email}` }).click();
+  await expect(page.getByRole('status')).toHaveText('Plan assigned; a new period started.');
+});

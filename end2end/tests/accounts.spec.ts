@@ -130,3 +130,38 @@ test('admin creates a plan, reprices a model, assigns the plan; the user sees it
   await page.getByRole('button', { name: `Assign plan to ${DEMO.email}` }).click();
   await expect(page.getByRole('status')).toHaveText('Plan assigned; a new period started.');
 });
+
+test('a user changes their password; the old one stops working', async ({ page, baseURL }, info) => {
+  test.skip(!hydrated(info), 'runs once, hydrated');
+  const email = `pw-${Date.now()}@example.test`;
+  await signIn(page, ADMIN, '/admin');
+  // The admin API with the admin's browser session (same-origin, as a page would send it).
+  const created = await page.request.post('/api/admin/users', {
+    headers: { Origin: baseURL! },
+    data: { email, name: 'Pat Password', password: 'first-password-1' },
+  });
+  expect(created.status()).toBe(200);
+  // The same request from another origin is refused.
+  const forged = await page.request.post('/api/admin/users', { headers: { Origin: 'https://evil.example' }, data: { email: `x${email}` } });
+  expect(forged.status()).toBe(403);
+  await signOut(page);
+
+  await signIn(page, { email, password: 'first-password-1' }, '/account');
+  await ready(page, info);
+  await page.getByLabel('Current password').fill('not-it');
+  await page.getByLabel('New password (8 characters or more)').fill('second-password-2');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'the current password is not right' })).toBeVisible();
+  await page.getByLabel('Current password').fill('first-password-1');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('status')).toContainText('Password changed');
+  await signOut(page);
+
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('first-password-1');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toBeVisible();
+  await signIn(page, { email, password: 'second-password-2' });
+  await expect(page.getByTestId('signed-in-as')).toHaveText(email);
+});

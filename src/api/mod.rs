@@ -3,5 +3,5 @@
 //! the caller, call a service, map the result to a DTO.
 
 pub mod admin;
-pub mod overview;
+pub mod dashboard;
 pub mod session;

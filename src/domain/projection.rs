@@ -29,12 +29,12 @@ impl Projection {
 }
 
 /// Runs `cost_so_far` forward to the period's end at the average rate since
-/// its start. Less than an hour of history counts as an hour, so a first
-/// call does not project a fortune.
+/// its start. Less than a day of history counts as a day, so the first
+/// calls of a period do not project a fortune.
 pub fn project(period: &Period, now: DateTime<Utc>, cost_so_far: Nanos, cap: Option<Nanos>) -> Projection {
     let total_ms = (period.end - period.start).num_milliseconds().max(1) as i128;
     let elapsed_ms =
-        ((now.min(period.end) - period.start).num_milliseconds() as i128).clamp(3_600_000.min(total_ms), total_ms);
+        ((now.min(period.end) - period.start).num_milliseconds() as i128).clamp(86_400_000.min(total_ms), total_ms);
     let spent = cost_so_far.0 as i128;
     let projected = (spent * total_ms / elapsed_ms).min(i64::MAX as i128) as i64;
     let projected_cost = Nanos(projected.max(cost_so_far.0));
@@ -117,9 +117,9 @@ mod tests {
         assert_eq!((pr.projected_cost, pr.days_until_cap), (Nanos::ZERO, None));
         // Over the cap already.
         assert_eq!(project(&p, anchor + Duration::days(1), Nanos::from_usd(200), cap).days_until_cap, Some(0));
-        // Minutes into the period: treated as an hour.
+        // Minutes into the period: treated as a day.
         let early = project(&p, anchor + Duration::minutes(1), Nanos::from_usd(1), None);
-        assert_eq!(early.projected_cost, Nanos::from_usd(720));
+        assert_eq!(early.projected_cost, Nanos::from_usd(30));
         // After the end: exactly what was spent.
         assert_eq!(project(&p, p.end + Duration::days(3), Nanos::from_usd(5), None).projected_cost, Nanos::from_usd(5));
     }

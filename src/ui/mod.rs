@@ -15,7 +15,7 @@ use leptos_router::{SsrMode, path};
 use components::layout::MeResource;
 use pages::account::AccountPage;
 use pages::admin::{AdminAlertsPage, AdminAuditPage, AdminKeysPage, AdminPlansPage, AdminPricingPage, AdminUsersPage};
-use pages::home::HomePage;
+use pages::dashboard::DashboardPage;
 use pages::login::LoginPage;
 
 /// The HTML document around the app. ECharts is served from our own origin
@@ -59,7 +59,8 @@ pub fn App() -> impl IntoView {
             <components::layout::Header/>
             <main class="mx-auto max-w-6xl px-4 py-6 sm:px-6">
                 <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
-                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view=DashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/dashboard") view=DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=AdminUsersPage ssr=SsrMode::Async/>

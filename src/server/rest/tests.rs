@@ -976,7 +976,7 @@ fn sfn_url<T: leptos::server_fn::ServerFn>() -> String {
 /// Every route and server function × every kind of caller → the expected
 /// status; and no answer to one user ever carries the other's identity.
 async fn authorization_matrix(store: Store) {
-    use crate::api::{admin as a, overview as o, session as s};
+    use crate::api::{admin as a, dashboard as d, session as s};
     use crate::server::service::admin::UserForm;
     use crate::server::store::users::Role;
 
@@ -1077,7 +1077,19 @@ async fn authorization_matrix(store: Store) {
         ),
         // Server functions (form-encoded, as the browser posts them).
         ("POST", sfn_url::<s::CurrentUser>(), Some((form_ct, String::new())), public),
-        ("POST", sfn_url::<o::GetOverview>(), Some((form_ct, "user=user-alpha".into())), [OK, OK, NO, OK, OK, OK]),
+        (
+            "POST",
+            sfn_url::<d::GetDashboard>(),
+            Some((form_ct, "user=user-alpha&months=6".into())),
+            [OK, OK, NO, OK, OK, OK],
+        ),
+        (
+            "POST",
+            sfn_url::<d::MarkAllAlertsRead>(),
+            Some((form_ct, "user=user-alpha".into())),
+            [UN, OK, NO, OK, NO, OK],
+        ),
+        ("POST", sfn_url::<d::MarkAlertRead>(), Some((form_ct, format!("id={alert_id}"))), [UN, OK, NO, OK, NO, OK]),
         ("POST", sfn_url::<a::AdminPlans>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminPricing>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminUsers>(), Some((form_ct, String::new())), admin_only),

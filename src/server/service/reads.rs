@@ -235,3 +235,11 @@ impl Engine {
         Ok(self.catalog.get(&mut conn).await?)
     }
 }
+
+impl Engine {
+    /// A period's usage per provider and model (for the cost drill-down).
+    pub async fn period_models(&self, user_id: &str, period_start: DateTime<Utc>) -> AppResult<Vec<RollupSum>> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(usage::period_rollups(&mut conn, user_id, period_start, true).await?)
+    }
+}

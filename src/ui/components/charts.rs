@@ -1,15 +1,24 @@
 //! Charts: pure builders of charming options (data in, `Chart` out), and the
 //! component that draws one in the browser.
 //!
-//! Builders run on both sides and are unit-tested as data; drawing happens
-//! only after hydration (charming's `wasm` renderer calls the global
-//! `echarts` that the shell loads from our own origin).
+//! Builders run on both sides and are unit-tested as data. Drawing happens
+//! only after hydration: one ECharts instance per chart, options replaced
+//! wholesale on every change (so a series can disappear), resized with the
+//! window, with hover and click reported back to Leptos.
 
 use charming::Chart;
-use charming::component::{Axis, Grid};
-use charming::element::{AxisType, Tooltip, Trigger};
-use charming::series::Line;
+use charming::component::{Axis, Grid, Legend, LegendType};
+use charming::element::{
+    AxisType, LineStyle, LineStyleType, MarkPoint, MarkPointData, MarkPointDataType, Tooltip, Trigger,
+};
+use charming::series::{Line, Pie};
 use leptos::prelude::*;
+
+use crate::api::dashboard::{Series, TrendData};
+
+/// Colors shared by the charts and the tables beside them.
+pub const PALETTE: [&str; 10] =
+    ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#475569"];
 
 /// A line of monthly cost in USD. `labels` and `usd` are aligned.
 pub fn cost_trend_chart(labels: &[String], usd: &[f64]) -> Chart {
@@ -21,6 +30,103 @@ pub fn cost_trend_chart(labels: &[String], usd: &[f64]) -> Chart {
         .series(Line::new().name("Cost").smooth(0.3).data(usd.to_vec()))
 }
 
+/// A donut of cost by provider: `(name, usd)` slices.
+pub fn cost_pie_chart(slices: &[(String, f64)]) -> Chart {
+    Chart::new()
+        .color(PALETTE.iter().map(|c| charming::element::Color::from(*c)).collect::<Vec<_>>())
+        .tooltip(Tooltip::new().trigger(Trigger::Item).formatter("{b}: ${c} ({d}%)"))
+        .series(
+            Pie::new()
+                .name("Cost by provider")
+                .radius(vec!["45%", "72%"])
+                .data(slices.iter().map(|(n, v)| (*v, n.clone())).collect::<Vec<_>>()),
+        )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Cost,
+    Calls,
+    Tokens,
+}
+
+impl Metric {
+    fn of(self, s: &Series) -> Vec<f64> {
+        match self {
+            // Cents are enough for a line (the tables beside it are exact).
+            Metric::Cost => s.cost_nanos.iter().map(|n| (*n as f64 / 1e7).round() / 100.0).collect(),
+            Metric::Calls => s.calls.iter().map(|n| *n as f64).collect(),
+            Metric::Tokens => s.tokens.iter().map(|n| *n as f64).collect(),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Cost => "Cost (USD)",
+            Metric::Calls => "Calls",
+            Metric::Tokens => "Tokens",
+        }
+    }
+}
+
+/// Total and per-provider lines of `metric`, the peak month marked, and the
+/// current month's projection dashed (from last month to the projected
+/// month-end value).
+pub fn usage_trend_chart(t: &TrendData, metric: Metric) -> Chart {
+    let total = metric.of(&t.total);
+    let n = total.len();
+    let mut chart = Chart::new()
+        .color(PALETTE.iter().map(|c| charming::element::Color::from(*c)).collect::<Vec<_>>())
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().type_(LegendType::Scroll).bottom("0"))
+        .grid(Grid::new().left("3%").right("4%").bottom("14%").top("10%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Category).data(t.periods.clone()))
+        .y_axis(Axis::new().type_(AxisType::Value).name(metric.label()))
+        .series(
+            Line::new()
+                .name("Total")
+                .line_style(LineStyle::new().width(3))
+                .mark_point(
+                    MarkPoint::new().data(vec![MarkPointData::new().type_(MarkPointDataType::Max).name("Peak")]),
+                )
+                .data(total.clone()),
+        );
+    for (_, name, s) in &t.by_provider {
+        chart =
+            chart.series(Line::new().name(name.as_str()).line_style(LineStyle::new().width(1.5)).data(metric.of(s)));
+    }
+    if n > 0 {
+        let current = total[n - 1];
+        let projected = match metric {
+            Metric::Cost => (t.projected_cost_nanos as f64 / 1e7).round() / 100.0,
+            _ => {
+                let cost_now = *t.total.cost_nanos.last().unwrap_or(&0) as f64;
+                let factor = if cost_now > 0.0 { t.projected_cost_nanos as f64 / cost_now } else { 1.0 };
+                current * factor
+            }
+        };
+        let mut points: Vec<Option<f64>> = vec![None; n];
+        if n >= 2 {
+            points[n - 2] = Some(total[n - 2]);
+        }
+        points[n - 1] = Some(projected);
+        chart = chart.series(
+            Line::new()
+                .name("Projection")
+                .line_style(LineStyle::new().type_(LineStyleType::Dashed).width(2))
+                .data(points),
+        );
+    }
+    chart
+}
+
+/// What the user did on a chart: the name of the item (slice or series).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChartEvent {
+    Hover(Option<String>),
+    Click(String),
+}
+
 /// Draws `chart` into a div once hydrated, and again whenever it changes.
 #[component]
 pub fn EChart(
@@ -30,25 +136,124 @@ pub fn EChart(
     #[prop(default = 300)] height: u32,
     /// Accessible description of what the chart shows.
     label: String,
+    /// Hover and click on items.
+    #[prop(optional)]
+    on_event: Option<Callback<ChartEvent>>,
 ) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let c = chart.get();
-        if let Some(el) = document().get_element_by_id(id) {
-            let width = el.client_width().max(280) as u32;
-            if let Err(e) = charming::WasmRenderer::new(width, height).render(id, &c) {
-                leptos::logging::warn!("chart {id} failed to render: {e:?}");
-            }
-        }
+        browser::draw(id, &c, on_event);
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = chart;
+    let _ = (chart, on_event);
     view! { <div id=id role="img" aria-label=label class="w-full" style=format!("height: {height}px")></div> }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    //! The ECharts instances of the page, kept by element id.
+
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use charming::Chart;
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::*;
+
+    use super::ChartEvent;
+
+    #[wasm_bindgen]
+    extern "C" {
+        type Instance;
+        #[wasm_bindgen(js_namespace = echarts, js_name = init)]
+        fn echarts_init(el: &web_sys::Element) -> Instance;
+        #[wasm_bindgen(method, js_name = setOption)]
+        fn set_option(this: &Instance, option: JsValue, not_merge: bool);
+        #[wasm_bindgen(method)]
+        fn on(this: &Instance, event: &str, handler: &js_sys::Function);
+        #[wasm_bindgen(method)]
+        fn resize(this: &Instance);
+        #[wasm_bindgen(method, js_name = isDisposed)]
+        fn is_disposed(this: &Instance) -> bool;
+    }
+
+    thread_local! {
+        static CHARTS: RefCell<HashMap<&'static str, (web_sys::Element, Instance)>> = RefCell::new(HashMap::new());
+    }
+
+    fn name_of(params: &JsValue) -> Option<String> {
+        js_sys::Reflect::get(params, &"name".into()).ok().and_then(|v| v.as_string())
+    }
+
+    pub fn draw(id: &'static str, chart: &Chart, on_event: Option<Callback<ChartEvent>>) {
+        let Some(el) = document().get_element_by_id(id) else { return };
+        let Ok(json) = serde_json::to_string(chart) else { return };
+        let Ok(option) = js_sys::JSON::parse(&json) else { return };
+        CHARTS.with(|charts| {
+            let mut charts = charts.borrow_mut();
+            // A new element (after navigation) needs a new instance.
+            let stale = charts.get(id).is_none_or(|(e, i)| e != &el || i.is_disposed());
+            if stale {
+                let inst = echarts_init(&el);
+                if let Some(cb) = on_event {
+                    let click = Closure::<dyn Fn(JsValue)>::new(move |p: JsValue| {
+                        if let Some(n) = name_of(&p) {
+                            cb.run(ChartEvent::Click(n));
+                        }
+                    });
+                    let over =
+                        Closure::<dyn Fn(JsValue)>::new(move |p: JsValue| cb.run(ChartEvent::Hover(name_of(&p))));
+                    let out = Closure::<dyn Fn(JsValue)>::new(move |_| cb.run(ChartEvent::Hover(None)));
+                    inst.on("click", click.as_ref().unchecked_ref());
+                    inst.on("mouseover", over.as_ref().unchecked_ref());
+                    inst.on("mouseout", out.as_ref().unchecked_ref());
+                    // The handlers live as long as the chart: until the page goes.
+                    click.forget();
+                    over.forget();
+                    out.forget();
+                }
+                charts.insert(id, (el.clone(), inst));
+            }
+            if let Some((_, inst)) = charts.get(id) {
+                inst.set_option(option, true);
+            }
+        });
+        ensure_resize_listener();
+    }
+
+    fn ensure_resize_listener() {
+        thread_local!(static ATTACHED: RefCell<bool> = const { RefCell::new(false) });
+        if ATTACHED.with(|a| a.replace(true)) {
+            return;
+        }
+        let on_resize = Closure::<dyn Fn()>::new(|| CHARTS.with(|c| c.borrow().values().for_each(|(_, i)| i.resize())));
+        let _ = window().add_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
+        on_resize.forget();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trend() -> TrendData {
+        let s = |c: Vec<i64>| Series {
+            calls: c.clone(),
+            tokens: c.iter().map(|x| x * 10).collect(),
+            cost_nanos: c.iter().map(|x| x * 1_000_000_000).collect(),
+        };
+        TrendData {
+            periods: vec!["2026-09".into(), "2026-10".into(), "2026-11".into()],
+            total: s(vec![3, 5, 2]),
+            by_provider: vec![
+                ("gemini".into(), "Gemini".into(), s(vec![1, 4, 1])),
+                ("openai".into(), "OpenAI".into(), s(vec![2, 1, 1])),
+            ],
+            projected_cost_nanos: 6_000_000_000,
+        }
+    }
 
     #[test]
     fn trend_chart_carries_labels_and_values() {
@@ -57,5 +262,31 @@ mod tests {
         assert_eq!(v["xAxis"]["data"], serde_json::json!(["2026-10", "2026-11"]));
         assert_eq!(v["series"][0]["type"], "line");
         assert_eq!(v["series"][0]["data"], serde_json::json!([1.5, 2.25]));
+    }
+
+    #[test]
+    fn usage_trend_has_total_providers_peak_and_dashed_projection() {
+        let v = serde_json::to_value(usage_trend_chart(&trend(), Metric::Cost)).unwrap();
+        let series = v["series"].as_array().unwrap();
+        let names: Vec<&str> = series.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Total", "Gemini", "OpenAI", "Projection"]);
+        assert_eq!(series[0]["data"], serde_json::json!([3.0, 5.0, 2.0]));
+        assert_eq!(series[0]["markPoint"]["data"][0]["type"], "max");
+        assert_eq!(series[3]["lineStyle"]["type"], "dashed");
+        assert_eq!(series[3]["data"], serde_json::json!([null, 5.0, 6.0]));
+        // Calls: the same projection factor (6/2 = 3x) applied to the month's calls.
+        let c = serde_json::to_value(usage_trend_chart(&trend(), Metric::Calls)).unwrap();
+        assert_eq!(c["series"][3]["data"], serde_json::json!([null, 5.0, 6.0]));
+        assert_eq!(c["yAxis"]["name"], "Calls");
+        let tk = serde_json::to_value(usage_trend_chart(&trend(), Metric::Tokens)).unwrap();
+        assert_eq!(tk["series"][0]["data"], serde_json::json!([30.0, 50.0, 20.0]));
+    }
+
+    #[test]
+    fn pie_has_a_slice_per_provider() {
+        let v = serde_json::to_value(cost_pie_chart(&[("Gemini".into(), 1.25), ("OpenAI".into(), 0.5)])).unwrap();
+        assert_eq!(v["series"][0]["type"], "pie");
+        assert_eq!(v["series"][0]["data"][0], serde_json::json!({"value": 1.25, "name": "Gemini"}));
+        assert_eq!(v["series"][0]["data"].as_array().unwrap().len(), 2);
     }
 }

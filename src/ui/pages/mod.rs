@@ -2,6 +2,6 @@
 
 pub mod account;
 pub mod admin;
-pub mod home;
+pub mod dashboard;
 pub mod login;
 pub mod not_found;

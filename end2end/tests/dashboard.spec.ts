@@ -1,0 +1,175 @@
+import { expect, Page, test } from '@playwright/test';
+import { DEMO, hydrated, ready, shot, signIn } from './helpers';
+
+/** The option ECharts is drawing in element `id`. */
+async function chartOption(page: Page, id: string) {
+  return page.evaluate((id) => {
+    const el = document.getElementById(id);
+    // @ts-ignore: the global ECharts served by the page
+    const inst = el && (window as any).echarts.getInstanceByDom(el);
+    return inst ? inst.getOption() : null;
+  }, id);
+}
+
+// Usage in the current period for these tests, whatever ran before (a plan
+// change elsewhere in the run starts a fresh period).
+test.beforeAll(async ({ request }) => {
+  const key = process.env.E2E_INGEST_KEY;
+  if (!key) return;
+  const t = Date.now();
+  const events = [
+    { id: `dash-${t}-1`, user_id: 'demo', provider: 'gemini', model: 'gemini-2.5-pro', tokens_input: 40000, tokens_output: 4000 },
+    { id: `dash-${t}-2`, user_id: 'demo', provider: 'gemini', model: 'gemini-2.5-flash', tokens_input: 9000, tokens_output: 800 },
+    { id: `dash-${t}-3`, user_id: 'demo', provider: 'openai', model: 'gpt-4o', tokens_input: 5000, tokens_output: 700 },
+    { id: `dash-${t}-4`, user_id: 'demo', provider: 'tavily', operation_type: 'search' },
+  ];
+  const res = await request.post('/api/usage/events', { headers: { Authorization: `Bearer ${key}` }, data: { events } });
+  expect(res.status()).toBe(200);
+});
+
+test('every part of the dashboard carries its test id and real numbers', async ({ page }, info) => {
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  for (const id of ['billing-overview', 'total-cost', 'total-calls', 'total-tokens', 'usage-status', 'cost-pie', 'usage-trends',
+    'trend-range-3m', 'trend-range-6m', 'trend-range-12m', 'trend-metric-cost', 'trend-metric-calls', 'trend-metric-tokens',
+    'alerts-list', 'health-indicator', 'last-updated', 'refresh-button']) {
+    await expect(page.getByTestId(id).first(), id).toBeVisible();
+  }
+  await expect(page.getByTestId('usage-status')).toHaveText(/Active|Warning|Limit reached/);
+  // One bar per limit of the Pro plan, with ARIA values that match the text.
+  const bars = page.getByTestId('limit-bar');
+  expect(await bars.count()).toBe(16);
+  const tavily = page.locator('[data-testid="limit-bar"][data-limit="tavily_calls"]');
+  const bar = tavily.getByRole('progressbar');
+  await expect(bar).toHaveAttribute('aria-valuemax', '300');
+  const now = Number(await bar.getAttribute('aria-valuenow'));
+  expect(now).toBeGreaterThan(0);
+  await expect(tavily).toContainText(`${now.toLocaleString('en-US')} / 300`);
+  // The bar's width is the share used.
+  const width = await tavily.locator('[role="progressbar"] > div').evaluate((el) => (el as HTMLElement).style.width);
+  expect(parseFloat(width)).toBeCloseTo(Math.min(100, (now * 100) / 300), 0);
+  await expect(page.getByTestId('health-indicator')).toContainText(/Healthy|Warning|Critical/);
+  await expect(page.getByTestId('projection')).toContainText("You're on track to spend");
+  await expect(page.getByTestId('last-updated')).toHaveAttribute('data-refresh-secs', '30');
+});
+
+test('range and metric toggles change the series', async ({ page }, info) => {
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  await page.getByTestId('trend-range-12m').click();
+  await expect(page.getByTestId('trend-table').locator('tbody tr')).toHaveCount(12);
+  await expect(page.getByTestId('trend-range-12m')).toHaveAttribute('aria-pressed', 'true');
+  await page.getByTestId('trend-range-3m').click();
+  await expect(page.getByTestId('trend-table').locator('tbody tr')).toHaveCount(3);
+  if (hydrated(info)) {
+    let opt = await chartOption(page, 'usage-trend-chart');
+    expect(opt.xAxis[0].data.length).toBe(3);
+    expect(opt.yAxis[0].name).toBe('Cost (USD)');
+    const names = opt.series.map((s: any) => s.name);
+    expect(names[0]).toBe('Total');
+    expect(names).toContain('Projection');
+    expect(opt.series.find((s: any) => s.name === 'Projection').lineStyle.type).toBe('dashed');
+    await page.getByTestId('trend-metric-calls').click();
+    await expect(page.getByTestId('trend-metric-calls')).toHaveAttribute('aria-pressed', 'true');
+    await expect.poll(async () => (await chartOption(page, 'usage-trend-chart')).yAxis[0].name).toBe('Calls');
+    opt = await chartOption(page, 'usage-trend-chart');
+    const lastCalls = opt.series[0].data[opt.series[0].data.length - 1];
+    const tableCalls = Number((await page.getByTestId('trend-table').locator('tbody tr').last().locator('td').nth(1).innerText()).replace(/,/g, ''));
+    expect(lastCalls).toBe(tableCalls);
+    await page.getByTestId('trend-metric-tokens').click();
+    await expect.poll(async () => (await chartOption(page, 'usage-trend-chart')).yAxis[0].name).toBe('Tokens');
+  }
+});
+
+test('clicking a slice (or a provider) opens its models', async ({ page }, info) => {
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  const pie = page.getByTestId('cost-pie');
+  const first = (await pie.locator('tbody tr').first().locator('td').first().innerText()).trim();
+  if (hydrated(info)) {
+    // Hover the middle of the first (largest) slice, where ECharts laid it out.
+    await page.locator('#cost-pie-chart').scrollIntoViewIfNeeded();
+    await page.waitForTimeout(1200);
+    const box = (await page.locator('#cost-pie-chart').boundingBox())!;
+    const p = await page.evaluate(() => {
+      // @ts-ignore: the global ECharts served by the page
+      const inst = (window as any).echarts.getInstanceByDom(document.getElementById('cost-pie-chart'));
+      const l = inst.getModel().getSeriesByIndex(0).getData().getItemLayout(0);
+      const mid = (l.startAngle + l.endAngle) / 2;
+      const r = (l.r0 + l.r) / 2;
+      return { x: l.cx + Math.cos(mid) * r, y: l.cy + Math.sin(mid) * r };
+    });
+    await page.mouse.move(box.x + p.x, box.y + p.y);
+    await expect(page.getByTestId('pie-hover')).toContainText(`${first}:`);
+    await expect(page.getByTestId('pie-hover')).toContainText('calls');
+    await page.mouse.down();
+    await page.mouse.up();
+  } else {
+    await pie.getByRole('link', { name: first }).click();
+  }
+  const drill = page.getByTestId('provider-drilldown');
+  await expect(drill).toContainText(`${first}: models this period`);
+  expect(await drill.locator('tbody tr').count()).toBeGreaterThan(0);
+});
+
+test('mark one alert read, and it stays read after a reload', async ({ page }, info) => {
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  const unread = page.locator('[data-testid="alert-item"][data-read="false"]');
+  const before = await unread.count();
+  expect(before).toBeGreaterThan(0);
+  const title = await unread.first().locator('p').first().innerText();
+  await unread.first().getByTestId('alert-mark-read').click();
+  await expect(unread).toHaveCount(before - 1);
+  await page.reload();
+  await ready(page, info);
+  await expect(page.locator('[data-testid="alert-item"][data-read="false"]')).toHaveCount(before - 1);
+  await expect(page.locator('[data-testid="alert-item"][data-read="true"]').filter({ hasText: title.replace(/^\s+/, '') }).first()).toBeVisible();
+  // Filters.
+  await page.getByRole('link', { name: 'unread', exact: true }).click();
+  await expect(page.locator('[data-testid="alert-item"][data-read="true"]')).toHaveCount(0);
+});
+
+test('the dashboard refreshes itself every 30 s and shows new usage', async ({ page, request }, info) => {
+  test.skip(!hydrated(info), 'refresh needs JavaScript');
+  const key = process.env.E2E_INGEST_KEY;
+  test.skip(!key, 'needs E2E_INGEST_KEY');
+  await page.clock.install();
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  const calls = async () => Number((await page.getByTestId('total-calls').innerText()).replace(/,/g, ''));
+  const before = await calls();
+  const stamp = await page.getByTestId('last-updated').innerText();
+  const res = await request.post('/api/usage/events', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { events: [{ id: `refresh-${Date.now()}`, user_id: 'demo', provider: 'tavily', operation_type: 'search' }] },
+  });
+  expect(res.status()).toBe(200);
+  // Nothing moves before the interval.
+  await page.clock.runFor(20_000);
+  expect(await calls()).toBe(before);
+  // After 30 s the data reloads in place, without a page load.
+  await page.clock.runFor(11_000);
+  await expect.poll(calls).toBe(before + 1);
+  await expect(page.getByTestId('billing-overview')).toBeVisible();
+  expect(await page.getByTestId('last-updated').innerText()).not.toBe(stamp);
+  // The manual button refreshes too.
+  await request.post('/api/usage/events', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { events: [{ id: `refresh-b-${Date.now()}`, user_id: 'demo', provider: 'tavily', operation_type: 'search' }] },
+  });
+  await page.getByTestId('refresh-button').click();
+  await expect.poll(calls).toBe(before + 2);
+});
+
+test('screenshots at phone, tablet and desktop widths', async ({ page }, info) => {
+  test.skip(!hydrated(info), 'once, hydrated');
+  await signIn(page, DEMO, '/dashboard');
+  for (const width of [375, 768, 1280]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.goto('/dashboard?months=12');
+    await ready(page, info);
+    await page.waitForTimeout(1200); // let the chart animations finish
+    await shot(page, info, `dashboard-${width}`);
+  }
+});

@@ -1,0 +1,258 @@
+//! The billing dashboard's data: one call returns everything the page
+//! shows, so a refresh is one round trip and every number on the page comes
+//! from the same snapshot of the engine.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitBar {
+    pub key: String,
+    pub label: String,
+    pub used: i64,
+    pub limit: i64,
+    /// Display texts (money for the cost cap, counts otherwise).
+    pub used_text: String,
+    pub limit_text: String,
+    /// Percent used, in hundredths (may exceed 10000).
+    pub pct_hundredths: i64,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSlice {
+    pub model: String,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost_nanos: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSlice {
+    pub provider: String,
+    pub name: String,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost_nanos: i64,
+    pub errors: i64,
+    pub models: Vec<ModelSlice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    pub calls: Vec<i64>,
+    pub tokens: Vec<i64>,
+    pub cost_nanos: Vec<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendData {
+    pub periods: Vec<String>,
+    pub total: Series,
+    pub by_provider: Vec<(String, String, Series)>,
+    /// The current period's projected month-end cost (nanos).
+    pub projected_cost_nanos: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub title: String,
+    pub message: String,
+    pub severity: String,
+    pub is_read: bool,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthView {
+    pub status: String,
+    pub requests: u64,
+    pub error_rate: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub uptime_secs: u64,
+    /// Provider name and error percent of its calls this period.
+    pub provider_errors: Vec<(String, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub user_id: String,
+    pub user_name: String,
+    pub plan_name: String,
+    pub billing_cycle: String,
+    pub period_label: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub days_left: i64,
+    pub status: String,
+    pub total_cost_nanos: i64,
+    pub total_calls: i64,
+    pub total_tokens: i64,
+    pub limits: Vec<LimitBar>,
+    pub cost_cap_nanos: Option<i64>,
+    pub projected_cost_nanos: i64,
+    pub projected_pct_hundredths: i64,
+    pub days_until_cap: Option<i64>,
+    pub providers: Vec<ProviderSlice>,
+    pub trends: TrendData,
+    pub alerts: Vec<AlertView>,
+    pub unread_alerts: i64,
+    pub health: HealthView,
+    pub refresh_secs: u32,
+    /// When this snapshot was taken (RFC 3339).
+    pub generated_at: String,
+}
+
+/// The dashboard of the signed-in user (or `user`, for an admin), with
+/// `months` of trends (3, 6 or 12).
+#[server(prefix = "/sfn")]
+pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<Dashboard>, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::domain::limits::{evaluate, overall_status};
+    use crate::domain::money::{Nanos, format_count};
+    use crate::domain::period::usage_period;
+    use crate::domain::projection::project;
+    use crate::domain::provider::{LimitKey, display_name};
+
+    let (state, principal) = caller().await?;
+    let Some(own) = principal.own_user().map(str::to_string) else { return Ok(None) };
+    let user_id = user.filter(|u| !u.is_empty()).unwrap_or(own);
+    principal.require_read(&user_id).map_err(fail)?;
+    let months = if matches!(months, 3 | 6 | 12) { months } else { 6 } as usize;
+    let now = chrono::Utc::now();
+    let engine = &state.engine;
+    let view = engine.period_view(&user_id, now).await.map_err(fail)?;
+    let period = usage_period(view.subscription.anchor_at, view.subscription.period_start);
+    let limits = view.plan.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
+    let uses = evaluate(&limits, &view.usage);
+    let proj = project(&period, now, view.total_cost(), limits.cost_cap());
+    let by_model = engine.period_models(&user_id, period.start).await.map_err(fail)?;
+    let mut providers: Vec<ProviderSlice> = view
+        .by_provider
+        .iter()
+        .map(|r| ProviderSlice {
+            provider: r.provider.clone(),
+            name: display_name(&r.provider),
+            calls: r.calls,
+            tokens: r.tokens(),
+            cost_nanos: r.cost.0,
+            errors: r.errors,
+            models: by_model
+                .iter()
+                .filter(|m| m.provider == r.provider)
+                .map(|m| ModelSlice {
+                    model: if m.model.is_empty() { "(no model)".into() } else { m.model.clone() },
+                    calls: m.calls,
+                    tokens: m.tokens(),
+                    cost_nanos: m.cost.0,
+                })
+                .collect(),
+        })
+        .collect();
+    providers.sort_by_key(|p| std::cmp::Reverse((p.cost_nanos, p.calls)));
+    let t = engine.trends(&user_id, months, now).await.map_err(fail)?;
+    let series = |v: &[crate::domain::limits::ProviderUsage]| Series {
+        calls: v.iter().map(|u| u.calls).collect(),
+        tokens: v.iter().map(|u| u.tokens).collect(),
+        cost_nanos: v.iter().map(|u| u.cost.0).collect(),
+    };
+    let (alerts, unread) = engine.alerts(&user_id, false).await.map_err(fail)?;
+    let (recent, _) = state.metrics.window(std::time::Duration::from_secs(300));
+    let health = crate::server::rest::monitoring::current_health(&state).await.0;
+    let amount = |k: &LimitKey, v: i64| if *k == LimitKey::MonthlyCost { Nanos(v).display() } else { format_count(v) };
+    Ok(Some(Dashboard {
+        user_id: user_id.clone(),
+        user_name: view.user.name.clone(),
+        plan_name: view.plan.as_ref().map_or_else(|| "No plan".into(), |p| p.name.clone()),
+        billing_cycle: view.subscription.billing_cycle.as_str().into(),
+        period_label: period.label(),
+        period_start: period.start.format("%b %-d, %Y").to_string(),
+        period_end: period.end.format("%b %-d, %Y").to_string(),
+        days_left: period.days_left(now),
+        status: overall_status(&uses).as_str().into(),
+        total_cost_nanos: view.total_cost().0,
+        total_calls: view.total_calls(),
+        total_tokens: view.total_tokens(),
+        limits: uses
+            .iter()
+            .map(|u| LimitBar {
+                key: u.key.as_string(),
+                label: u.key.label(),
+                used: u.used,
+                limit: u.limit,
+                used_text: amount(&u.key, u.used),
+                limit_text: amount(&u.key, u.limit),
+                pct_hundredths: ((u.used as i128 * 10_000) / (u.limit.max(1) as i128)).min(i64::MAX as i128) as i64,
+                status: u.status().as_str().into(),
+            })
+            .collect(),
+        cost_cap_nanos: limits.cost_cap().map(|n| n.0),
+        projected_cost_nanos: proj.projected_cost.0,
+        projected_pct_hundredths: proj.projected_pct_hundredths,
+        days_until_cap: proj.days_until_cap,
+        providers: providers.clone(),
+        trends: TrendData {
+            periods: t.periods.clone(),
+            total: series(&t.total),
+            by_provider: t.by_provider.iter().map(|(p, v)| (p.clone(), display_name(p), series(v))).collect(),
+            projected_cost_nanos: proj.projected_cost.0,
+        },
+        alerts: alerts
+            .iter()
+            .map(|a| AlertView {
+                id: a.id,
+                title: a.title.clone(),
+                message: a.message.clone(),
+                severity: a.severity.clone(),
+                is_read: a.is_read,
+                created_at: a.created_at.format("%b %-d, %H:%M UTC").to_string(),
+            })
+            .collect(),
+        unread_alerts: unread,
+        health: HealthView {
+            status: health.as_str().into(),
+            requests: recent.requests,
+            error_rate: recent.error_rate(),
+            p50_ms: recent.p50_ms,
+            p95_ms: recent.p95_ms,
+            uptime_secs: state.metrics.uptime().as_secs(),
+            provider_errors: providers
+                .iter()
+                .filter(|p| p.calls > 0)
+                .map(|p| (p.name.clone(), p.errors as f64 * 100.0 / p.calls as f64))
+                .collect(),
+        },
+        refresh_secs: state.ui.refresh_secs,
+        generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
+/// Marks one of the caller's alerts read.
+#[server(prefix = "/sfn")]
+pub async fn mark_alert_read(id: i64) -> Result<(), ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::server::error::AppError;
+    let (state, principal) = caller().await?;
+    match state.engine.alert_owner(id).await.map_err(fail)? {
+        None => return Err(fail(AppError::NotFound(format!("no alert with id {id}")))),
+        Some(Some(owner)) => principal.require_read(&owner).map_err(fail)?,
+        Some(None) => principal.require_admin().map_err(fail)?,
+    }
+    state.engine.mark_alert_read(id, chrono::Utc::now()).await.map_err(fail)
+}
+
+/// Marks every alert of `user` (default: the caller) read.
+#[server(prefix = "/sfn")]
+pub async fn mark_all_alerts_read(user: Option<String>) -> Result<u64, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::server::error::AppError;
+    let (state, principal) = caller().await?;
+    let user_id = user
+        .filter(|u| !u.is_empty())
+        .or_else(|| principal.own_user().map(str::to_string))
+        .ok_or_else(|| fail(AppError::Unauthorized))?;
+    principal.require_read(&user_id).map_err(fail)?;
+    state.engine.mark_all_alerts_read(&user_id, chrono::Utc::now()).await.map_err(fail)
+}

@@ -3,5 +3,6 @@
 //! the caller, call a service, map the result to a DTO.
 
 pub mod admin;
+pub mod billing;
 pub mod dashboard;
 pub mod session;

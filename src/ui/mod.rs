@@ -15,6 +15,7 @@ use leptos_router::{SsrMode, path};
 use components::layout::MeResource;
 use pages::account::AccountPage;
 use pages::admin::{AdminAlertsPage, AdminAuditPage, AdminKeysPage, AdminPlansPage, AdminPricingPage, AdminUsersPage};
+use pages::billing::{BillingPage, PlansPage, UsagePage};
 use pages::dashboard::DashboardPage;
 use pages::login::LoginPage;
 
@@ -61,6 +62,9 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
                     <Route path=path!("/") view=DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/dashboard") view=DashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/usage") view=UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/plans") view=PlansPage ssr=SsrMode::Async/>
+                    <Route path=path!("/billing") view=BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=AdminUsersPage ssr=SsrMode::Async/>

@@ -2,6 +2,7 @@
 //! service and shape the contract's JSON. No business rule lives here.
 
 pub mod admin;
+pub mod csv;
 pub mod family_a;
 pub mod ingest;
 pub mod monitoring;
@@ -59,5 +60,7 @@ pub fn router() -> Router<AppState> {
         .nest("/api/admin", admin)
         .nest("/api/content-planning/monitoring", monitoring)
         .route("/api/usage/events", post(ingest::record_events))
+        .route("/api/billing/{user_id}/history.csv", get(csv::billing_history))
+        .route("/api/billing/{user_id}/renewals.csv", get(csv::renewal_history))
         .route("/api/{*path}", axum::routing::any(api_not_found))
 }

@@ -976,7 +976,7 @@ fn sfn_url<T: leptos::server_fn::ServerFn>() -> String {
 /// Every route and server function × every kind of caller → the expected
 /// status; and no answer to one user ever carries the other's identity.
 async fn authorization_matrix(store: Store) {
-    use crate::api::{admin as a, dashboard as d, session as s};
+    use crate::api::{admin as a, billing as b, dashboard as d, session as s};
     use crate::server::service::admin::UserForm;
     use crate::server::store::users::Role;
 
@@ -1090,6 +1090,17 @@ async fn authorization_matrix(store: Store) {
             [UN, OK, NO, OK, NO, OK],
         ),
         ("POST", sfn_url::<d::MarkAlertRead>(), Some((form_ct, format!("id={alert_id}"))), [UN, OK, NO, OK, NO, OK]),
+        ("POST", sfn_url::<b::UsageLogPage>(), Some((form_ct, "user=user-alpha".into())), [UN, OK, NO, OK, NO, OK]),
+        ("POST", sfn_url::<b::BillingHistory>(), Some((form_ct, "user=user-alpha".into())), [UN, OK, NO, OK, NO, OK]),
+        ("POST", sfn_url::<b::PlanChoice>(), Some((form_ct, String::new())), [UN, OK, OK, OK, UN, UN]),
+        (
+            "POST",
+            sfn_url::<b::ChangeMyPlan>(),
+            Some((form_ct, "plan_id=1&billing_cycle=monthly".into())),
+            [UN, OK, OK, OK, UN, UN],
+        ),
+        ("GET", "/api/billing/user-alpha/history.csv".into(), None, own_read),
+        ("GET", "/api/billing/user-alpha/renewals.csv".into(), None, own_read),
         ("POST", sfn_url::<a::AdminPlans>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminPricing>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminUsers>(), Some((form_ct, String::new())), admin_only),

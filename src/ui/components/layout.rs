@@ -43,7 +43,10 @@ fn UserNav(me: Me) -> impl IntoView {
     let link = "rounded px-2 py-1 text-sm text-slate-700 hover:bg-slate-100";
     view! {
         <nav aria-label="Main" class="flex flex-wrap items-center gap-1">
-            <a href="/" class=link>"Overview"</a>
+            <a href="/dashboard" class=link>"Dashboard"</a>
+            <a href="/usage" class=link>"Usage"</a>
+            <a href="/plans" class=link>"Plans"</a>
+            <a href="/billing" class=link>"Billing"</a>
             {me.is_admin.then(|| view! { <a href="/admin" class=link data-testid="nav-admin">"Admin"</a> })}
             <a href="/account" class=link>"Account"</a>
             <span class="mx-2 hidden text-sm text-slate-500 sm:inline" data-testid="signed-in-as">{me.email.clone()}</span>

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod billing;
 pub mod dashboard;
 pub mod login;
 pub mod not_found;

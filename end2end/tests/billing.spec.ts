@@ -1,0 +1,70 @@
+import { expect, test } from '@playwright/test';
+import { DEMO, dollars, hydrated, ready, shot, signIn } from './helpers';
+
+test('the usage log filters by provider and status, and pages', async ({ page }, info) => {
+  await signIn(page, DEMO, '/usage');
+  await ready(page, info);
+  const rows = page.getByTestId('usage-table').locator('tbody tr');
+  await expect(rows).toHaveCount(25);
+  await page.getByLabel('Provider').fill('gemini');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/provider=gemini/);
+  await expect(rows.first()).toHaveAttribute('data-provider', 'gemini');
+  expect(await page.locator('tbody tr:not([data-provider="gemini"])').count()).toBe(0);
+  await page.getByLabel('Status').selectOption('failed');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/status=failed/);
+  expect(await rows.count()).toBeGreaterThan(0);
+  expect(await page.locator('tbody tr[data-status="success"]').count()).toBe(0);
+  // Paging keeps the filters.
+  await page.goto('/usage?provider=gemini');
+  const firstPage = await rows.first().innerText();
+  await page.getByRole('link', { name: 'Older' }).click();
+  await expect(page).toHaveURL(/page=2/);
+  await expect(page).toHaveURL(/provider=gemini/);
+  await expect(page.getByTestId('usage-count')).toContainText('page 2 of');
+  expect(await rows.first().innerText()).not.toBe(firstPage);
+  await page.goto('/usage?period=1999-01');
+  await expect(page.getByTestId('usage-empty')).toBeVisible();
+});
+
+test('billing history and renewals, each as CSV that matches the page', async ({ page }, info) => {
+  await signIn(page, DEMO, '/billing');
+  await ready(page, info);
+  const bills = page.getByTestId('billing-table').locator('tbody tr');
+  expect(await bills.count()).toBeGreaterThanOrEqual(12);
+  await expect(page.getByTestId('renewals-table')).toContainText('upgrade');
+  const href = await page.getByTestId('billing-csv').getAttribute('href');
+  const csv = await page.request.get(href!);
+  expect(csv.status()).toBe(200);
+  expect(csv.headers()['content-type']).toContain('text/csv');
+  const lines = (await csv.text()).trim().split(/\r\n/);
+  expect(lines[0]).toBe('billing_period,period_start,period_end,plan,plan_fee_usd,usage_cost_usd,total_usd,status');
+  expect(lines.length - 1).toBe(await bills.count());
+  // The newest bill's total on the page equals the CSV's exact total, rounded for display.
+  const pageTotal = dollars(await bills.first().locator('td').nth(4).innerText());
+  const csvTotal = Number(lines[1].split(',')[6]);
+  expect(Math.abs(pageTotal - csvTotal)).toBeLessThan(0.005);
+  const ren = await page.request.get((await page.getByTestId('renewals-csv').getAttribute('href'))!);
+  expect((await ren.text()).split('\r\n')[0]).toContain('renewal_type');
+  // Not someone else's.
+  expect((await page.request.get('/api/billing/admin/history.csv')).status()).toBe(403);
+});
+
+test('plans: compare, upgrade and come back, recorded in the renewal history', async ({ page }, info) => {
+  test.skip(!hydrated(info), 'changes the demo plan: once, hydrated');
+  await signIn(page, DEMO, '/plans');
+  await ready(page, info);
+  await expect(page.locator('[data-current="true"]')).toHaveAttribute('data-plan', 'Pro');
+  await page.getByRole('button', { name: 'Upgrade: Enterprise' }).click();
+  await expect(page.getByRole('status')).toContainText('Your plan changed');
+  await expect(page.locator('[data-current="true"]')).toHaveAttribute('data-plan', 'Enterprise');
+  await shot(page, info, 'plans');
+  await page.getByRole('button', { name: 'Downgrade: Pro' }).click();
+  await expect(page.locator('[data-current="true"]')).toHaveAttribute('data-plan', 'Pro');
+  await page.goto('/billing');
+  const renewals = page.getByTestId('renewals-table');
+  await expect(renewals).toContainText('Pro → Enterprise');
+  await expect(renewals).toContainText('Enterprise → Pro');
+  await expect(renewals).toContainText('downgrade');
+});

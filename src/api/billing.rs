@@ -1,0 +1,237 @@
+//! The usage log, plan comparison and self-service plan changes, and
+//! billing history, for the signed-in user (or `user`, for an admin).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub event_id: String,
+    pub at: String,
+    pub provider: String,
+    pub model: String,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub cost_nanos: i64,
+    pub unpriced: bool,
+    pub status_code: i64,
+    pub response_ms: Option<i64>,
+    pub period: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPage {
+    pub rows: Vec<LogLine>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+}
+
+pub const PAGE_SIZE: i64 = 25;
+
+#[server(prefix = "/sfn")]
+pub async fn usage_log_page(
+    user: Option<String>,
+    page: Option<i64>,
+    provider: Option<String>,
+    status: Option<String>,
+    period: Option<String>,
+) -> Result<LogPage, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::server::error::AppError;
+    use crate::server::store::usage::LogFilter;
+    let (state, principal) = caller().await?;
+    let user_id = user
+        .filter(|u| !u.is_empty())
+        .or_else(|| principal.own_user().map(str::to_string))
+        .ok_or_else(|| fail(AppError::Unauthorized))?;
+    principal.require_read(&user_id).map_err(fail)?;
+    let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let failed = match nonempty(status).as_deref() {
+        None => None,
+        Some("success") => Some(false),
+        Some("failed") => Some(true),
+        Some(other) => {
+            return Err(fail(AppError::BadRequest(format!("status must be success or failed (got `{other}`)"))));
+        }
+    };
+    let period = nonempty(period).map(|p| crate::server::service::reads::parse_label(&p)).transpose().map_err(fail)?;
+    let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period };
+    let page = page.unwrap_or(1).max(1);
+    let (rows, total) =
+        state.engine.usage_log(&user_id, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE).await.map_err(fail)?;
+    Ok(LogPage {
+        rows: rows
+            .into_iter()
+            .map(|r| LogLine {
+                event_id: r.event_id,
+                at: r.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                provider: r.provider,
+                model: r.model.unwrap_or_default(),
+                tokens_input: r.tokens_input,
+                tokens_output: r.tokens_output,
+                cost_nanos: r.cost_total.0,
+                unpriced: r.unpriced,
+                status_code: r.status_code,
+                response_ms: r.response_time_ms,
+                period: r.billing_period,
+            })
+            .collect(),
+        total,
+        page,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCard {
+    pub id: i64,
+    pub name: String,
+    pub tier: String,
+    pub monthly_nanos: i64,
+    pub yearly_nanos: i64,
+    pub description: String,
+    pub features: Vec<String>,
+    pub limits: Vec<(String, String)>,
+    pub current: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOptions {
+    pub plans: Vec<PlanCard>,
+    pub current_cycle: String,
+}
+
+#[server(prefix = "/sfn")]
+pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::domain::money::{Nanos, format_count};
+    use crate::domain::provider::LimitKey;
+    use crate::server::error::AppError;
+    let (state, principal) = caller().await?;
+    let user_id = principal.own_user().ok_or_else(|| fail(AppError::Unauthorized))?.to_string();
+    let (_, sub, cat) = state.engine.current_subscription(&user_id, chrono::Utc::now()).await.map_err(fail)?;
+    Ok(PlanOptions {
+        plans: cat
+            .plans
+            .iter()
+            .filter(|p| !p.archived || sub.plan_id == Some(p.id))
+            .map(|p| PlanCard {
+                id: p.id,
+                name: p.name.clone(),
+                tier: p.tier.as_str().into(),
+                monthly_nanos: p.price_monthly.0,
+                yearly_nanos: p.price_yearly.0,
+                description: p.description.clone(),
+                features: p.features.clone(),
+                limits: p
+                    .limits
+                    .iter()
+                    .map(|(k, v)| {
+                        (k.label(), if *k == LimitKey::MonthlyCost { Nanos(v).display() } else { format_count(v) })
+                    })
+                    .collect(),
+                current: sub.plan_id == Some(p.id),
+            })
+            .collect(),
+        current_cycle: sub.billing_cycle.as_str().into(),
+    })
+}
+
+/// The signed-in user moves to another plan (or cycle): a new period starts
+/// at once, recorded in the renewal history as an upgrade or downgrade.
+#[server(prefix = "/sfn")]
+pub async fn change_my_plan(plan_id: i64, billing_cycle: String) -> Result<(), ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::domain::period::BillingCycle;
+    use crate::server::error::AppError;
+    let (state, principal) = caller().await?;
+    let user_id = match &principal {
+        crate::server::rest::principal::Principal::User { id, .. } => id.clone(),
+        _ => return Err(fail(AppError::Unauthorized)),
+    };
+    let cycle = BillingCycle::parse(&billing_cycle)
+        .ok_or_else(|| fail(AppError::Invalid("choose monthly or yearly".into())))?;
+    state
+        .engine
+        .admin_assign_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now())
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillLine {
+    pub period: String,
+    pub from: String,
+    pub to: String,
+    pub plan: String,
+    pub plan_fee_nanos: i64,
+    pub usage_nanos: i64,
+    pub total_nanos: i64,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalLine {
+    pub at: String,
+    pub kind: String,
+    pub plan: String,
+    pub previous_plan: String,
+    pub cycle: String,
+    pub new_period: String,
+    pub amount_nanos: i64,
+    pub payment_status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub user_id: String,
+    pub bills: Vec<BillLine>,
+    pub renewals: Vec<RenewalLine>,
+}
+
+#[server(prefix = "/sfn")]
+pub async fn billing_history(user: Option<String>) -> Result<History, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::server::error::AppError;
+    let (state, principal) = caller().await?;
+    let user_id = user
+        .filter(|u| !u.is_empty())
+        .or_else(|| principal.own_user().map(str::to_string))
+        .ok_or_else(|| fail(AppError::Unauthorized))?;
+    principal.require_read(&user_id).map_err(fail)?;
+    let now = chrono::Utc::now();
+    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+    let bills = state.engine.billing_history(&user_id, now).await.map_err(fail)?;
+    let (renewals, _) = state.engine.renewals(&user_id, 1000, 0).await.map_err(fail)?;
+    Ok(History {
+        user_id,
+        bills: bills
+            .iter()
+            .map(|b| BillLine {
+                period: b.billing_period.clone(),
+                from: day(b.period_start),
+                to: day(b.period_end),
+                plan: b.plan_name.clone(),
+                plan_fee_nanos: b.plan_fee.0,
+                usage_nanos: b.usage_cost.0,
+                total_nanos: b.total.0,
+                status: b.status.clone(),
+            })
+            .collect(),
+        renewals: renewals
+            .iter()
+            .map(|r| RenewalLine {
+                at: day(r.created_at),
+                kind: r.renewal_type.clone(),
+                plan: r.plan_name.clone(),
+                previous_plan: r.previous_plan_name.clone().unwrap_or_default(),
+                cycle: r.billing_cycle.clone(),
+                new_period: format!("{} – {}", day(r.new_period_start), day(r.new_period_end)),
+                amount_nanos: r.payment_amount.0,
+                payment_status: r.payment_status.clone(),
+            })
+            .collect(),
+    })
+}

@@ -152,6 +152,9 @@ test('the dashboard refreshes itself every 30 s and shows new usage', async ({ p
   await page.clock.runFor(11_000);
   await expect.poll(calls).toBe(before + 1);
   await expect(page.getByTestId('billing-overview')).toBeVisible();
+  // The counter that changed flashes; the one that did not (tokens) does not.
+  await expect(page.getByTestId('total-calls').locator('.counter-changed')).toHaveCount(1);
+  await expect(page.getByTestId('total-tokens').locator('.counter-changed')).toHaveCount(0);
   expect(await page.getByTestId('last-updated').innerText()).not.toBe(stamp);
   // The manual button refreshes too.
   await request.post('/api/usage/events', {
@@ -172,4 +175,40 @@ test('screenshots at phone, tablet and desktop widths', async ({ page }, info) =
     await page.waitForTimeout(1200); // let the chart animations finish
     await shot(page, info, `dashboard-${width}`);
   }
+});
+
+test('a new user with no usage sees an empty state, not zeros pretending to be data', async ({ page, baseURL }, info) => {
+  test.skip(!hydrated(info), 'creates a user: once, hydrated');
+  const email = `empty-${Date.now()}@example.test`;
+  await signIn(page, { email: 'admin@example.com', password: 'admin-password' }, '/admin');
+  const made = await page.request.post('/api/admin/users', { headers: { Origin: baseURL! }, data: { email, name: 'New Person', password: 'new-person-pw' } });
+  expect(made.status()).toBe(200);
+  const minted = await page.request.post('/api/admin/api-keys', { headers: { Origin: baseURL! }, data: { scopes: ['ingest'], name: 'e2e service' } });
+  const serviceKey = (await minted.json()).data.key as string;
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, { email, password: 'new-person-pw' }, '/dashboard');
+  await ready(page, info);
+  await expect(page.getByTestId('empty-state')).toBeVisible();
+  await expect(page.getByTestId('total-cost')).toHaveText('$0.0000');
+  await expect(page.getByTestId('cost-pie')).toContainText('No cost this period yet.');
+  await expect(page.getByTestId('alerts-list')).toContainText('No alerts to show.');
+  await shot(page, info, 'dashboard-empty');
+
+  // Usage arrives: 18 of the Free plan's 20 Tavily calls raise the 80% and 90% alerts.
+  const userId = (await made.json()).data.user_id;
+  const events = Array.from({ length: 18 }, (_, i) => ({ id: `n-${i}`, user_id: userId, provider: 'tavily', operation_type: 'search' }));
+  const rec = await page.request.post('/api/usage/events', { headers: { Authorization: `Bearer ${serviceKey}` }, data: { events } });
+  expect((await rec.json()).data.accepted).toBe(18);
+  // Refresh from the keyboard; focus is visible.
+  await page.getByTestId('refresh-button').focus();
+  const outline = await page.getByTestId('refresh-button').evaluate((el) => getComputedStyle(el).outlineStyle);
+  expect(outline).not.toBe('none');
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('empty-state')).toHaveCount(0);
+  await expect(page.locator('[data-testid="alert-item"][data-read="false"]')).toHaveCount(2);
+  await expect(page.getByTestId('usage-status')).toHaveText('Warning');
+  await expect(page.locator('[data-testid="limit-bar"][data-limit="tavily_calls"]')).toHaveAttribute('data-status', 'warning');
+  await page.getByRole('button', { name: 'Mark all read' }).click();
+  await expect(page.locator('[data-testid="alert-item"][data-read="false"]')).toHaveCount(0);
+  await expect(page.getByTestId('unread-count')).toHaveText('0 unread');
 });

@@ -48,6 +48,8 @@ fn DashboardView() -> impl IntoView {
         |(user, months, ..)| get_dashboard(user, months),
     );
     let refresh_secs = RwSignal::new(30u32);
+    // The totals last shown, so a refresh can flash the ones that changed.
+    let shown = StoredValue::new(None::<[i64; 3]>);
     #[cfg(feature = "hydrate")]
     {
         // Refresh on a timer while the tab is visible; the interval comes
@@ -78,7 +80,11 @@ fn DashboardView() -> impl IntoView {
                 match data.await {
                     Ok(Some(d)) => {
                         refresh_secs.set(d.refresh_secs);
-                        view! { <Loaded d tick mark mark_all/> }.into_any()
+                        let now = [d.total_cost_nanos, d.total_calls, d.total_tokens];
+                        let before = shown.get_value();
+                        shown.set_value(Some(now));
+                        let changed = before.map_or([false; 3], |b| [b[0] != now[0], b[1] != now[1], b[2] != now[2]]);
+                        view! { <Loaded d tick mark mark_all changed/> }.into_any()
                     }
                     Ok(None) => view! { <p>"Sign in to see your usage."</p> }.into_any(),
                     Err(e) => view! {
@@ -129,8 +135,11 @@ fn Loaded(
     tick: RwSignal<u32>,
     mark: ServerAction<MarkAlertRead>,
     mark_all: ServerAction<MarkAllAlertsRead>,
+    /// Which of cost, calls and tokens changed since the last refresh.
+    changed: [bool; 3],
 ) -> impl IntoView {
     let (label, badge) = status_badge(&d.status);
+    let flash = |i: usize| if changed[i] { "counter-changed" } else { "" };
     let projected = Nanos(d.projected_cost_nanos).display();
     let cap = d.cost_cap_nanos.map(|c| Nanos(c).display());
     view! {
@@ -153,9 +162,9 @@ fn Loaded(
             </div>
             <p class="text-sm text-slate-500">{format!("Period {} – {} · {} days left", d.period_start, d.period_end, d.days_left)}</p>
             <dl class="mt-4 grid grid-cols-1 gap-4 sm:grid-cols-3">
-                <div class="rounded-lg bg-slate-50 p-4"><dt class="text-sm text-slate-500">"Cost this period"</dt><dd class="mt-1 text-2xl font-semibold tabular-nums" data-testid="total-cost">{Nanos(d.total_cost_nanos).display()}</dd></div>
-                <div class="rounded-lg bg-slate-50 p-4"><dt class="text-sm text-slate-500">"API calls"</dt><dd class="mt-1 text-2xl font-semibold tabular-nums" data-testid="total-calls">{format_count(d.total_calls)}</dd></div>
-                <div class="rounded-lg bg-slate-50 p-4"><dt class="text-sm text-slate-500">"Tokens"</dt><dd class="mt-1 text-2xl font-semibold tabular-nums" data-testid="total-tokens">{format_count(d.total_tokens)}</dd></div>
+                <div class="rounded-lg bg-slate-50 p-4"><dt class="text-sm text-slate-500">"Cost this period"</dt><dd class="mt-1 text-2xl font-semibold tabular-nums" data-testid="total-cost"><span class=flash(0)>{Nanos(d.total_cost_nanos).display()}</span></dd></div>
+                <div class="rounded-lg bg-slate-50 p-4"><dt class="text-sm text-slate-500">"API calls"</dt><dd class="mt-1 text-2xl font-semibold tabular-nums" data-testid="total-calls"><span class=flash(1)>{format_count(d.total_calls)}</span></dd></div>
+                <div class="rounded-lg bg-slate-50 p-4"><dt class="text-sm text-slate-500">"Tokens"</dt><dd class="mt-1 text-2xl font-semibold tabular-nums" data-testid="total-tokens"><span class=flash(2)>{format_count(d.total_tokens)}</span></dd></div>
             </dl>
             <p class="mt-4 text-sm text-slate-700">{format!("This month you've used {} across {} calls.", Nanos(d.total_cost_nanos).display(), format_count(d.total_calls))}</p>
             <p class="text-sm text-slate-700" data-testid="projection">{match &cap {

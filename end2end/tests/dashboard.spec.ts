@@ -212,3 +212,27 @@ test('a new user with no usage sees an empty state, not zeros pretending to be d
   await expect(page.locator('[data-testid="alert-item"][data-read="false"]')).toHaveCount(0);
   await expect(page.getByTestId('unread-count')).toHaveText('0 unread');
 });
+
+test('refresh pauses while the tab is hidden; a failed load offers a retry', async ({ page }, info) => {
+  test.skip(!hydrated(info), 'needs JavaScript');
+  await page.clock.install();
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  let loads = 0;
+  page.on('request', (r) => { if (r.url().includes('/sfn/get_dashboard')) loads++; });
+  // Hidden: three intervals pass, nothing is fetched.
+  await page.evaluate(() => Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' }));
+  await page.clock.runFor(95_000);
+  expect(loads).toBe(0);
+  // Visible again: the next interval fetches.
+  await page.evaluate(() => Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' }));
+  await page.clock.runFor(31_000);
+  await expect.poll(() => loads).toBeGreaterThan(0);
+  // The store goes away: an error with a way to retry, not a blank page.
+  await page.route('**/sfn/get_dashboard*', (route) => route.abort());
+  await page.getByTestId('refresh-button').click();
+  await expect(page.getByRole('alert').filter({ hasText: 'Could not load your usage' })).toBeVisible();
+  await page.unroute('**/sfn/get_dashboard*');
+  await page.getByRole('button', { name: 'Retry' }).click();
+  await expect(page.getByTestId('billing-overview')).toBeVisible();
+});

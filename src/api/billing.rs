@@ -37,15 +37,10 @@ pub async fn usage_log_page(
     status: Option<String>,
     period: Option<String>,
 ) -> Result<LogPage, ServerFnError> {
-    use crate::api::session::ssr::{caller, fail};
+    use crate::api::session::ssr::{fail, reader_of};
     use crate::server::error::AppError;
     use crate::server::store::usage::LogFilter;
-    let (state, principal) = caller().await?;
-    let user_id = user
-        .filter(|u| !u.is_empty())
-        .or_else(|| principal.own_user().map(str::to_string))
-        .ok_or_else(|| fail(AppError::Unauthorized))?;
-    principal.require_read(&user_id).map_err(fail)?;
+    let (state, _, user_id) = reader_of(user).await?;
     let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let failed = match nonempty(status).as_deref() {
         None => None,
@@ -193,14 +188,8 @@ pub struct History {
 
 #[server(prefix = "/sfn")]
 pub async fn billing_history(user: Option<String>) -> Result<History, ServerFnError> {
-    use crate::api::session::ssr::{caller, fail};
-    use crate::server::error::AppError;
-    let (state, principal) = caller().await?;
-    let user_id = user
-        .filter(|u| !u.is_empty())
-        .or_else(|| principal.own_user().map(str::to_string))
-        .ok_or_else(|| fail(AppError::Unauthorized))?;
-    principal.require_read(&user_id).map_err(fail)?;
+    use crate::api::session::ssr::{fail, reader_of};
+    let (state, _, user_id) = reader_of(user).await?;
     let now = chrono::Utc::now();
     let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
     let bills = state.engine.billing_history(&user_id, now).await.map_err(fail)?;

@@ -246,13 +246,7 @@ pub async fn mark_alert_read(id: i64) -> Result<(), ServerFnError> {
 /// Marks every alert of `user` (default: the caller) read.
 #[server(prefix = "/sfn")]
 pub async fn mark_all_alerts_read(user: Option<String>) -> Result<u64, ServerFnError> {
-    use crate::api::session::ssr::{caller, fail};
-    use crate::server::error::AppError;
-    let (state, principal) = caller().await?;
-    let user_id = user
-        .filter(|u| !u.is_empty())
-        .or_else(|| principal.own_user().map(str::to_string))
-        .ok_or_else(|| fail(AppError::Unauthorized))?;
-    principal.require_read(&user_id).map_err(fail)?;
+    use crate::api::session::ssr::{fail, reader_of};
+    let (state, _, user_id) = reader_of(user).await?;
     state.engine.mark_all_alerts_read(&user_id, chrono::Utc::now()).await.map_err(fail)
 }

@@ -42,6 +42,16 @@ pub mod ssr {
         Ok((state, principal))
     }
 
+    /// The user a read is about (`user`, else the caller's own), checked
+    /// against the caller's rights.
+    pub async fn reader_of(user: Option<String>) -> Result<(AppState, Principal, String), ServerFnError> {
+        let (state, principal) = caller().await?;
+        let own = principal.own_user().map(str::to_string);
+        let user_id = user.filter(|u| !u.is_empty()).or(own).ok_or_else(|| fail(AppError::Unauthorized))?;
+        principal.require_read(&user_id).map_err(fail)?;
+        Ok((state, principal, user_id))
+    }
+
     /// An error for the browser: the user-safe message, with the status set
     /// on the response.
     pub fn fail(e: AppError) -> ServerFnError {

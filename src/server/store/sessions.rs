@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::users::{Role, User};
-use super::{StoreError, StoreResult, from_ms, ms};
+use super::users::User;
+use super::{StoreResult, ms};
 
 pub async fn insert_session(
     conn: &mut AnyConnection,
@@ -36,17 +36,7 @@ pub async fn session_user(conn: &mut AnyConnection, id_hash: &str, now: DateTime
     .bind(ms(now))
     .fetch_optional(conn)
     .await?;
-    row.map(|r| {
-        let role: String = r.try_get("role")?;
-        Ok(User {
-            id: r.try_get("id")?,
-            email: r.try_get("email")?,
-            name: r.try_get("name")?,
-            role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-            created_at: from_ms(r.try_get("created_at")?),
-        })
-    })
-    .transpose()
+    row.as_ref().map(super::users::user_from_row).transpose()
 }
 
 /// Slides a session's expiry forward.

@@ -352,6 +352,24 @@ pub struct AlertRow {
     pub created_at: DateTime<Utc>,
 }
 
+fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AlertRow> {
+    Ok(AlertRow {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        alert_type: r.try_get("alert_type")?,
+        limit_key: r.try_get("limit_key")?,
+        threshold: r.try_get("threshold")?,
+        provider: r.try_get("provider")?,
+        title: r.try_get("title")?,
+        message: r.try_get("message")?,
+        severity: r.try_get("severity")?,
+        is_read: r.try_get::<i64, _>("is_read")? != 0,
+        read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
+        billing_period: r.try_get("billing_period")?,
+        created_at: from_ms(r.try_get("created_at")?),
+    })
+}
+
 /// A user's alerts (or the admin alerts when `user_id` is `None`), unread
 /// first, newest first.
 pub async fn alerts(
@@ -378,25 +396,7 @@ pub async fn alerts(
                 .await?
         }
     };
-    rows.iter()
-        .map(|r| {
-            Ok(AlertRow {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                alert_type: r.try_get("alert_type")?,
-                limit_key: r.try_get("limit_key")?,
-                threshold: r.try_get("threshold")?,
-                provider: r.try_get("provider")?,
-                title: r.try_get("title")?,
-                message: r.try_get("message")?,
-                severity: r.try_get("severity")?,
-                is_read: r.try_get::<i64, _>("is_read")? != 0,
-                read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
-                billing_period: r.try_get("billing_period")?,
-                created_at: from_ms(r.try_get("created_at")?),
-            })
-        })
-        .collect()
+    rows.iter().map(alert_from_row).collect()
 }
 
 pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
@@ -649,28 +649,7 @@ pub async fn all_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                AlertRow {
-                    id: r.try_get("id")?,
-                    user_id: r.try_get("user_id")?,
-                    alert_type: r.try_get("alert_type")?,
-                    limit_key: r.try_get("limit_key")?,
-                    threshold: r.try_get("threshold")?,
-                    provider: r.try_get("provider")?,
-                    title: r.try_get("title")?,
-                    message: r.try_get("message")?,
-                    severity: r.try_get("severity")?,
-                    is_read: r.try_get::<i64, _>("is_read")? != 0,
-                    read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
-                    billing_period: r.try_get("billing_period")?,
-                    created_at: from_ms(r.try_get("created_at")?),
-                },
-                r.try_get("email")?,
-            ))
-        })
-        .collect()
+    rows.iter().map(|r| Ok((alert_from_row(r)?, r.try_get("email")?))).collect()
 }
 
 /// Provider and model pairs recorded without a price: events, last seen.

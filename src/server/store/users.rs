@@ -40,7 +40,7 @@ impl Role {
     }
 }
 
-fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
+pub(crate) fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
     let role: String = r.try_get("role")?;
     Ok(User {
         id: r.try_get("id")?,

@@ -236,3 +236,47 @@ test('refresh pauses while the tab is hidden; a failed load offers a retry', asy
   await page.getByRole('button', { name: 'Retry' }).click();
   await expect(page.getByTestId('billing-overview')).toBeVisible();
 });
+
+test('text contrast meets WCAG AA on the dashboard', async ({ page }, info) => {
+  test.skip(!hydrated(info), 'once');
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  const failures = await page.evaluate(() => {
+    // Any CSS colour (Tailwind 4 emits lab/oklch) to sRGB + alpha, via a canvas.
+    const ctx = document.createElement('canvas').getContext('2d', { willReadFrequently: true })!;
+    const parse = (c: string): number[] => {
+      ctx.clearRect(0, 0, 1, 1);
+      ctx.fillStyle = '#000';
+      ctx.fillStyle = c;
+      ctx.fillRect(0, 0, 1, 1);
+      const [r, g, b, a] = Array.from(ctx.getImageData(0, 0, 1, 1).data);
+      return [r, g, b, a / 255];
+    };
+    const lum = ([r, g, b]: number[]) => {
+      const f = (v: number) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el: Element | null): number[] => {
+      for (; el; el = el.parentElement) {
+        const c = parse(getComputedStyle(el).backgroundColor);
+        if (c[3] > 0.5) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const out: string[] = [];
+    for (const el of Array.from(document.querySelectorAll('body *'))) {
+      const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent!.trim().length > 0);
+      if (!own) continue;
+      const s = getComputedStyle(el);
+      const r = el.getBoundingClientRect();
+      if (s.visibility === 'hidden' || r.width === 0 || s.opacity === '0' || el.closest('.sr-only')) continue;
+      const fg = parse(s.color).slice(0, 3);
+      const [a, b] = [lum(fg), lum(background(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const large = parseFloat(s.fontSize) >= 24 || (parseFloat(s.fontSize) >= 18.66 && Number(s.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) out.push(`${ratio.toFixed(2)} "${el.textContent!.trim().slice(0, 40)}" (${s.color})`);
+    }
+    return out;
+  });
+  expect(failures, failures.join('\n')).toEqual([]);
+});

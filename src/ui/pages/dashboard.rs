@@ -432,7 +432,7 @@ fn AlertsPanel(
                                     <div>
                                         <p class="font-medium">{(!a.is_read).then(|| view! { <span class="mr-1 inline-block h-2 w-2 rounded-full bg-blue-600" aria-label="unread"></span> })}{a.title.clone()}</p>
                                         <p class="text-sm text-slate-700">{a.message.clone()}</p>
-                                        <p class="text-xs text-slate-500">{format!("{} · {}", a.severity, a.created_at)}</p>
+                                        <p class="text-xs text-slate-600">{format!("{} · {}", a.severity, a.created_at)}</p>
                                     </div>
                                     {(!a.is_read).then(|| view! {
                                         <ActionForm action=mark>

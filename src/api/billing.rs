@@ -100,8 +100,6 @@ pub struct PlanOptions {
 #[server(prefix = "/sfn")]
 pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
-    use crate::domain::money::{Nanos, format_count};
-    use crate::domain::provider::LimitKey;
     use crate::server::error::AppError;
     let (state, principal) = caller().await?;
     let user_id = principal.own_user().ok_or_else(|| fail(AppError::Unauthorized))?.to_string();
@@ -119,13 +117,7 @@ pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
                 yearly_nanos: p.price_yearly.0,
                 description: p.description.clone(),
                 features: p.features.clone(),
-                limits: p
-                    .limits
-                    .iter()
-                    .map(|(k, v)| {
-                        (k.label(), if *k == LimitKey::MonthlyCost { Nanos(v).display() } else { format_count(v) })
-                    })
-                    .collect(),
+                limits: p.limits.iter().map(|(k, v)| (k.label(), k.display_value(v))).collect(),
                 current: sub.plan_id == Some(p.id),
             })
             .collect(),

@@ -111,10 +111,9 @@ pub struct Dashboard {
 pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<Dashboard>, ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
     use crate::domain::limits::{evaluate, overall_status};
-    use crate::domain::money::{Nanos, format_count};
     use crate::domain::period::usage_period;
     use crate::domain::projection::project;
-    use crate::domain::provider::{LimitKey, display_name};
+    use crate::domain::provider::display_name;
 
     let (state, principal) = caller().await?;
     let Some(own) = principal.own_user().map(str::to_string) else { return Ok(None) };
@@ -161,7 +160,6 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
     let (alerts, unread) = engine.alerts(&user_id, false).await.map_err(fail)?;
     let (recent, _) = state.metrics.window(std::time::Duration::from_secs(300));
     let health = crate::server::rest::monitoring::current_health(&state).await.0;
-    let amount = |k: &LimitKey, v: i64| if *k == LimitKey::MonthlyCost { Nanos(v).display() } else { format_count(v) };
     Ok(Some(Dashboard {
         user_id: user_id.clone(),
         user_name: view.user.name.clone(),
@@ -182,8 +180,8 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
                 label: u.key.label(),
                 used: u.used,
                 limit: u.limit,
-                used_text: amount(&u.key, u.used),
-                limit_text: amount(&u.key, u.limit),
+                used_text: u.key.display_value(u.used),
+                limit_text: u.key.display_value(u.limit),
                 pct_hundredths: ((u.used as i128 * 10_000) / (u.limit.max(1) as i128)).min(i64::MAX as i128) as i64,
                 status: u.status().as_str().into(),
             })

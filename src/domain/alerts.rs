@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::limits::{ALERT_THRESHOLDS, LimitUse};
-use super::money::{Nanos, format_count};
 use super::provider::LimitKey;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,13 +66,6 @@ pub fn crossed(before_used: i64, after: &LimitUse) -> Vec<u8> {
     ALERT_THRESHOLDS.into_iter().filter(|&t| after.reached(t) && !before.reached(t)).collect()
 }
 
-fn amount(key: &LimitKey, v: i64) -> String {
-    match key {
-        LimitKey::MonthlyCost => Nanos(v).display(),
-        _ => format_count(v),
-    }
-}
-
 /// The alert for `limit` reaching `threshold` in the period labelled
 /// `period_label` for `user_id`, which resets at `resets_at`.
 pub fn threshold_alert(
@@ -97,7 +89,8 @@ pub fn threshold_alert(
     } else {
         (format!("{} at {threshold}% of plan limit", limit.key.label()), format!("It resets on {reset}."))
     };
-    let (used, cap, pct) = (amount(&limit.key, limit.used), amount(&limit.key, limit.limit), limit.percent().floor());
+    let (used, cap, pct) =
+        (limit.key.display_value(limit.used), limit.key.display_value(limit.limit), limit.percent().floor());
     let message = match &limit.key {
         LimitKey::Calls(p) => {
             format!("You have used {used} of {cap} {} API calls this period ({pct:.0}%). {tail}", p.display_name())

@@ -151,6 +151,15 @@ impl LimitKey {
         }
     }
 
+    /// A used amount or limit of this key, for people: money for the cost
+    /// cap (`$150.00`), a count otherwise (`5,000`).
+    pub fn display_value(&self, v: i64) -> String {
+        match self {
+            LimitKey::MonthlyCost => super::money::Nanos(v).display(),
+            _ => super::money::format_count(v),
+        }
+    }
+
     /// `Gemini calls`, `OpenAI tokens`, `Monthly cost`.
     pub fn label(&self) -> String {
         match self {
@@ -190,5 +199,7 @@ mod tests {
         assert_eq!(LimitKey::parse("image_edit_calls").unwrap().provider().unwrap().as_str(), "image_edit");
         assert_eq!(LimitKey::parse("bogus"), None);
         assert_eq!(LimitKey::parse("gemini_tokens").unwrap().label(), "Gemini tokens");
+        assert_eq!(LimitKey::parse("gemini_calls").unwrap().display_value(5000), "5,000");
+        assert_eq!(LimitKey::MonthlyCost.display_value(150_000_000_000), "$150.00");
     }
 }

@@ -74,15 +74,11 @@ pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
 }
 
 fn describe(l: &LimitUse, resets_at: DateTime<Utc>) -> String {
-    let amount = |v: i64| match l.key {
-        LimitKey::MonthlyCost => Nanos(v).display(),
-        _ => crate::domain::money::format_count(v),
-    };
     format!(
         "{} limit reached: {} used of {} (including requests in flight); it resets on {}",
         l.key.label(),
-        amount(l.used),
-        amount(l.limit),
+        l.key.display_value(l.used),
+        l.key.display_value(l.limit),
         resets_at.format("%b %-d, %Y %H:%M UTC")
     )
 }

@@ -1170,3 +1170,19 @@ async fn authorization_matrix(store: Store) {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 both_stores!(authorization_matrix, authorization_matrix);
+
+/// Responses are compressed for clients that accept it.
+async fn responses_are_compressed(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let req = Request::builder()
+        .uri("/api/subscription/pricing")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap()), Some("gzip"));
+    let plain = api.get("/api/subscription/pricing", None).await;
+    assert!(plain.headers.get(header::CONTENT_ENCODING).is_none(), "no encoding unless asked");
+}
+both_stores!(responses_are_compressed, responses_are_compressed);

@@ -112,7 +112,6 @@ fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
 #[server(prefix = "/sfn")]
 pub async fn admin_plans() -> Result<Vec<AdminPlan>, ServerFnError> {
     use crate::domain::money::Nanos;
-    use crate::domain::provider::LimitKey;
     let state = admin().await?;
     let cat = state.engine.catalog_snapshot().await.map_err(super::session::ssr::fail)?;
     Ok(cat
@@ -126,18 +125,7 @@ pub async fn admin_plans() -> Result<Vec<AdminPlan>, ServerFnError> {
             price_yearly: Nanos::to_decimal(p.price_yearly).normalize().to_string(),
             description: p.description.clone(),
             features: p.features.clone(),
-            limits: p
-                .limits
-                .iter()
-                .map(|(k, v)| {
-                    let shown = if *k == LimitKey::MonthlyCost {
-                        Nanos(v).to_decimal().normalize().to_string()
-                    } else {
-                        v.to_string()
-                    };
-                    (k.as_string(), shown)
-                })
-                .collect(),
+            limits: p.limits.iter().map(|(k, v)| (k.as_string(), k.input_value(v))).collect(),
             archived: p.archived,
         })
         .collect())

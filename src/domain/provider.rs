@@ -160,6 +160,15 @@ impl LimitKey {
         }
     }
 
+    /// A limit value as typed into a form: plain USD for the cost cap
+    /// (`150`, `42.5`), the whole number otherwise.
+    pub fn input_value(&self, v: i64) -> String {
+        match self {
+            LimitKey::MonthlyCost => super::money::Nanos(v).to_decimal().normalize().to_string(),
+            _ => v.to_string(),
+        }
+    }
+
     /// `Gemini calls`, `OpenAI tokens`, `Monthly cost`.
     pub fn label(&self) -> String {
         match self {
@@ -201,5 +210,7 @@ mod tests {
         assert_eq!(LimitKey::parse("gemini_tokens").unwrap().label(), "Gemini tokens");
         assert_eq!(LimitKey::parse("gemini_calls").unwrap().display_value(5000), "5,000");
         assert_eq!(LimitKey::MonthlyCost.display_value(150_000_000_000), "$150.00");
+        assert_eq!(LimitKey::MonthlyCost.input_value(42_500_000_000), "42.5");
+        assert_eq!(LimitKey::parse("gemini_calls").unwrap().input_value(5000), "5000");
     }
 }

@@ -10,10 +10,8 @@ use serde_json::{Value, json};
 
 use super::envelope;
 use super::principal::Principal;
-use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::Plan;
-use crate::domain::provider::LimitKey;
 use crate::server::error::{AppError, AppResult};
 use crate::server::service::admin::{PlanForm, PriceForm, UserForm, plan_admin_json, price_admin_json, user_json};
 use crate::server::state::AppState;
@@ -42,13 +40,7 @@ fn form_of(p: &Plan) -> PlanForm {
         price_yearly: p.price_yearly.usd_string(),
         description: p.description.clone(),
         features: p.features.clone(),
-        limits: p
-            .limits
-            .iter()
-            .map(|(k, v)| {
-                (k.as_string(), if *k == LimitKey::MonthlyCost { Nanos(v).usd_string() } else { v.to_string() })
-            })
-            .collect(),
+        limits: p.limits.iter().map(|(k, v)| (k.as_string(), k.input_value(v))).collect(),
         archived: p.archived,
     }
 }

@@ -435,7 +435,12 @@ pub struct PageQuery {
     status: Option<String>,
 }
 
-fn parse_num(name: &str, raw: Option<&str>, default: i64, range: std::ops::RangeInclusive<i64>) -> AppResult<i64> {
+pub(crate) fn parse_num(
+    name: &str,
+    raw: Option<&str>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> AppResult<i64> {
     match raw {
         None => Ok(default),
         Some(s) => match s.parse::<i64>() {

@@ -62,15 +62,7 @@ pub async fn api_stats(
     Query(q): Query<MinutesQuery>,
 ) -> AppResult<Json<Value>> {
     require_known(&principal)?;
-    let minutes = match q.minutes.as_deref() {
-        None => 5,
-        Some(s) => match s.parse::<u64>() {
-            Ok(m @ 1..=60) => m,
-            _ => {
-                return Err(AppError::BadRequest(format!("minutes must be a whole number from 1 to 60 (got `{s}`)")));
-            }
-        },
-    };
+    let minutes = super::family_a::parse_num("minutes", q.minutes.as_deref(), 5, 1..=60)? as u64;
     let (all, rows) = state.metrics.window(Duration::from_secs(minutes * 60));
     let stat = |s: &Stats| {
         json!({

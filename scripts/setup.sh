@@ -14,52 +14,79 @@ export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required but not installed ($2)"; }
 
+# Runs a set-up command; on failure stops everything with what failed and
+# what to do about it, so a broken step can never look like a success.
+try() {
+  local what=$1; shift
+  "$@" || die "$what failed (command: $*). Fix the cause above and run this again."
+}
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "installing system packages needs root; run as root or install sudo (wanted: $*)"
+  fi
+}
+
 setup_build_tools() {
   need cargo "install Rust with rustup"
+  need rustup "install Rust with rustup"
   need node "install Node.js 20+"
   need npm "install npm"
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
-    rustup target add wasm32-unknown-unknown
+    try "adding the wasm32 target" rustup target add wasm32-unknown-unknown
   fi
   if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION\$"; then
     say "installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, ~15 min on 2 cores)"
     # 0.3.11 needs rustc 1.96; --locked keeps 0.3.10's tested dependencies.
-    cargo install --locked cargo-leptos --version "$CARGO_LEPTOS_VERSION"
+    try "installing cargo-leptos" cargo install --locked cargo-leptos --version "$CARGO_LEPTOS_VERSION"
   fi
   if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (must equal the crate in Cargo.lock)"
     # Not --locked: its lock file names a crate version the registry lacks.
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+    try "installing wasm-bindgen-cli" cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "installing npm packages (tailwindcss, echarts, binaryen)"
     # `npm install` honours package-lock.json; npm 11's `npm ci` rejects
     # lock files without every optional platform package of Tailwind.
-    npm install --no-audit --no-fund --loglevel=error
+    try "installing the npm packages" npm install --no-audit --no-fund --loglevel=error
   fi
+  for tool in tailwindcss wasm-opt; do
+    [ -x "node_modules/.bin/$tool" ] || die "node_modules/.bin/$tool is missing after npm install; delete node_modules and run this again"
+  done
   # ECharts is served from our own origin, never a CDN.
+  [ -f node_modules/echarts/dist/echarts.min.js ] || die "ECharts is missing from node_modules; delete node_modules and run this again"
   mkdir -p public/vendor
   if ! cmp -s node_modules/echarts/dist/echarts.min.js public/vendor/echarts.min.js; then
-    cp node_modules/echarts/dist/echarts.min.js public/vendor/echarts.min.js
+    try "copying ECharts into public/vendor" cp node_modules/echarts/dist/echarts.min.js public/vendor/echarts.min.js
   fi
 }
 
 setup_test_tools() {
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's Chromium for the browser tests"
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    need apt-get "the browser tests need Debian's chromium package"
+    try "apt-get update" as_root apt-get update -qq
+    try "installing chromium with apt-get" as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    [ -x /usr/bin/chromium ] || die "apt-get reported success but /usr/bin/chromium is missing"
   fi
+  /usr/bin/chromium --version >/dev/null 2>&1 || die "/usr/bin/chromium does not run (chromium --version failed)"
   if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing Playwright (the library only; the browser is Debian's)"
-    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error) \
+      || die "installing Playwright with npm in end2end/ failed"
   fi
+  [ -f end2end/node_modules/@playwright/test/package.json ] || die "Playwright is missing from end2end/node_modules after npm install"
 }
 
 # Builds the server binary and the site (WASM, JS, CSS) with cargo-leptos.
 build_site() {
   say "building Tally (cargo leptos build ${1:-})"
-  cargo leptos build ${1:-}
+  cargo leptos build ${1:-} || die "cargo leptos build ${1:-} failed"
 }

@@ -51,20 +51,26 @@ test('billing history and renewals, each as CSV that matches the page', async ({
   expect((await page.request.get('/api/billing/admin/history.csv')).status()).toBe(403);
 });
 
-test('plans: compare, upgrade and come back, recorded in the renewal history', async ({ page }, info) => {
+test('plans: no change resets usage; a downgrade waits for the cycle end and can be cancelled', async ({ page }, info) => {
   test.skip(!hydrated(info), 'changes the demo plan: once, hydrated');
   await signIn(page, DEMO, '/plans');
   await ready(page, info);
   await expect(page.locator('[data-current="true"]')).toHaveAttribute('data-plan', 'Pro');
-  await page.getByRole('button', { name: 'Upgrade: Enterprise' }).click();
-  await expect(page.getByRole('status')).toContainText('Your plan changed');
-  await expect(page.locator('[data-current="true"]')).toHaveAttribute('data-plan', 'Enterprise');
-  await shot(page, info, 'plans');
-  await page.getByRole('button', { name: 'Downgrade: Pro' }).click();
+  const before = await (await page.request.get('/api/subscription/usage/demo')).json();
+  // Choosing the plan in force is refused: it never starts a new period.
+  await page.getByRole('button', { name: 'Change cycle: Pro' }).click();
+  await expect(page.getByRole('alert')).toContainText('already on this plan');
+  // A downgrade is scheduled; Pro and its usage stay until the cycle ends.
+  await page.getByRole('button', { name: 'Downgrade: Basic' }).click();
+  await expect(page.getByTestId('plan-change-result')).toContainText('takes effect when this billing cycle ends');
+  await expect(page.getByTestId('scheduled-change')).toContainText('Basic (monthly)');
   await expect(page.locator('[data-current="true"]')).toHaveAttribute('data-plan', 'Pro');
-  await page.goto('/billing');
-  const renewals = page.getByTestId('renewals-table');
-  await expect(renewals).toContainText('Pro → Enterprise');
-  await expect(renewals).toContainText('Enterprise → Pro');
-  await expect(renewals).toContainText('downgrade');
+  await shot(page, info, 'plans');
+  const after = await (await page.request.get('/api/subscription/usage/demo')).json();
+  expect(after.data.billing_period).toBe(before.data.billing_period);
+  expect(after.data.total_calls).toBeGreaterThanOrEqual(before.data.total_calls);
+  // Choosing Pro again cancels the scheduled change.
+  await page.getByRole('button', { name: 'Change cycle: Pro' }).click();
+  await expect(page.getByTestId('plan-change-result')).toContainText('cancelled');
+  await expect(page.getByTestId('scheduled-change')).toHaveCount(0);
 });

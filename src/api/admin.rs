@@ -197,7 +197,7 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
                 ("page", v.rates.per_page),
             ]
             .into_iter()
-            .filter_map(|(k, p)| p.map(|p| format!("{} / {k}", p.as_string())))
+            .filter_map(|(k, p)| p.map(|p| format!("${} per {k}", p.as_string())))
             .collect::<Vec<_>>();
             PriceRow {
                 id: v.id,
@@ -323,14 +323,23 @@ pub async fn assign_plan(
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let result = match BillingCycle::parse(&billing_cycle) {
         None => Err(AppError::InvalidFields(vec![("billing_cycle".into(), "choose monthly or yearly".into())])),
-        Some(cycle) => state
-            .engine
-            .admin_assign_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now())
-            .await
-            .map(|_| ()),
+        Some(cycle) => {
+            state.engine.change_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now()).await.map(|_| ())
+        }
     };
     match result {
         Ok(()) => Ok(None),
+        Err(e) => super::session::ssr::form_error(e).map(Some),
+    }
+}
+
+/// Ends every session of a user.
+#[server(prefix = "/sfn")]
+pub async fn sign_out_user(user_id: String) -> Result<Option<FormError>, ServerFnError> {
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    match state.engine.sign_out_everywhere(&user_id, &principal.actor(), chrono::Utc::now()).await {
+        Ok(_) => Ok(None),
         Err(e) => super::session::ssr::form_error(e).map(Some),
     }
 }

@@ -50,9 +50,15 @@ pub async fn usage_log_page(
             return Err(fail(AppError::BadRequest(format!("status must be success or failed (got `{other}`)"))));
         }
     };
-    let period = nonempty(period).map(|p| crate::server::service::reads::parse_label(&p)).transpose().map_err(fail)?;
+    let period = nonempty(period)
+        .map(|p| match crate::domain::period::parse_month_label(&p) {
+            Some(_) => Ok(p),
+            None => Err(fail(AppError::BadRequest(format!("billing_period `{p}` is not YYYY-MM")))),
+        })
+        .transpose()?;
     let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period };
-    let page = page.unwrap_or(1).max(1);
+    // Any page number is fine to ask for; past the end is simply empty.
+    let page = page.unwrap_or(1).clamp(1, i64::MAX / PAGE_SIZE);
     let (rows, total) =
         state.engine.usage_log(&user_id, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE).await.map_err(fail)?;
     Ok(LogPage {
@@ -95,6 +101,8 @@ pub struct PlanCard {
 pub struct PlanOptions {
     pub plans: Vec<PlanCard>,
     pub current_cycle: String,
+    /// A change waiting for the end of the cycle, in words.
+    pub scheduled: Option<String>,
 }
 
 #[server(prefix = "/sfn")]
@@ -122,13 +130,17 @@ pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
             })
             .collect(),
         current_cycle: sub.billing_cycle.as_str().into(),
+        scheduled: sub.pending.map(|(id, cycle)| {
+            let name = cat.plan(id).map_or("another plan", |p| p.name.as_str());
+            format!("{name} ({}) from {}", cycle.as_str(), sub.cycle_end.format("%Y-%m-%d"))
+        }),
     })
 }
 
-/// The signed-in user moves to another plan (or cycle): a new period starts
-/// at once, recorded in the renewal history as an upgrade or downgrade.
+/// The signed-in user asks for another plan (or cycle), by the same rule as
+/// every other door (see `Engine::change_plan`); answers what happened.
 #[server(prefix = "/sfn")]
-pub async fn change_my_plan(plan_id: i64, billing_cycle: String) -> Result<(), ServerFnError> {
+pub async fn change_my_plan(plan_id: i64, billing_cycle: String) -> Result<String, ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
     use crate::domain::period::BillingCycle;
     use crate::server::error::AppError;
@@ -139,12 +151,14 @@ pub async fn change_my_plan(plan_id: i64, billing_cycle: String) -> Result<(), S
     };
     let cycle = BillingCycle::parse(&billing_cycle)
         .ok_or_else(|| fail(AppError::Invalid("choose monthly or yearly".into())))?;
-    state
+    let (sub, change) = state
         .engine
-        .admin_assign_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now())
+        .change_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now())
         .await
         .map_err(fail)?;
-    Ok(())
+    let cat = state.engine.catalog_snapshot().await.map_err(fail)?;
+    let name = cat.plan(plan_id).map_or_else(|| "the new plan".to_string(), |p| p.name.clone());
+    Ok(crate::server::service::subscriptions::change_message(&name, cycle, change, &sub))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

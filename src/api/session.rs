@@ -62,16 +62,30 @@ pub mod ssr {
     }
 
     /// Field errors become a [`FormError`]; anything else fails the call.
+    ///
+    /// A plain form post (no JavaScript) is sent back to the page it came
+    /// from with the error in the query (`form`, `form_error`), so the page
+    /// shows it just as the hydrated form would.
     pub fn form_error(e: AppError) -> Result<FormError, ServerFnError> {
-        match e {
+        let fe = match e {
             AppError::InvalidFields(fields) => {
-                Ok(FormError { message: "Please correct the fields marked below.".into(), fields })
+                FormError { message: "Please correct the fields marked below.".into(), fields }
             }
             AppError::Invalid(m) | AppError::Conflict(m) | AppError::NotFound(m) => {
-                Ok(FormError { message: m, fields: vec![] })
+                FormError { message: m, fields: vec![] }
             }
-            other => Err(fail(other)),
+            other => return Err(fail(other)),
+        };
+        if let Some(parts) = leptos::prelude::use_context::<axum::http::request::Parts>() {
+            let header = |h| parts.headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if header(axum::http::header::ACCEPT).contains("text/html")
+                && let Some(back) =
+                    super::back_with_form_error(header(axum::http::header::REFERER), parts.uri.path(), &fe)
+            {
+                leptos_axum::redirect(&back);
+            }
         }
+        Ok(fe)
     }
 }
 
@@ -90,42 +104,49 @@ pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
     }))
 }
 
-/// Signs in and goes to `next` (a local path), or answers why not.
+/// Signs in and goes to `next` (a path on this site), or back to the
+/// sign-in page with the reason.
 #[server(prefix = "/sfn")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), ServerFnError> {
+    use crate::server::rest::session::{set_cookie, token_from};
     use axum::extract::ConnectInfo;
     use axum::http::HeaderMap;
     let state = crate::server::state::AppState::from_context()?;
     let headers: HeaderMap = leptos_axum::extract().await?;
-    let ip = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
-        .await
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let peer = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip());
+    let ip = state.web.client_ip(peer, &headers).map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let next = next.as_deref().and_then(safe_next).map(str::to_string);
     // Failures go back to the sign-in page with a reason, so the page can
     // say what happened with or without JavaScript.
-    let back = |code: &str| {
+    let back = |code: &str, wait: Option<i64>| {
         let next_q = next.as_deref().map(|n| format!("&next={}", urlencode(n))).unwrap_or_default();
-        leptos_axum::redirect(&format!("/login?error={code}{next_q}"));
+        let wait_q = wait.map(|w| format!("&wait={w}")).unwrap_or_default();
+        leptos_axum::redirect(&format!("/login?error={code}{wait_q}{next_q}"));
     };
-    let token = match state.engine.login(&email, &password, &ip, chrono::Utc::now()).await {
+    let now = chrono::Utc::now();
+    let token = match state.engine.login(&email, &password, &ip, now).await {
         Ok((_, token)) => token,
         Err(crate::server::error::AppError::InvalidCredentials) => {
-            back("invalid");
+            back("invalid", None);
             return Ok(());
         }
-        Err(crate::server::error::AppError::LimitReached { .. }) => {
-            back("locked");
+        Err(crate::server::error::AppError::LimitReached { retry_after_secs, .. }) => {
+            back("locked", Some(retry_after_secs));
             return Ok(());
         }
         Err(e) => return Err(ssr::fail(e)),
     };
+    // A session that came with the request (fixation) ends; the new token
+    // is the only one that works from here on.
+    if let Some(old) = token_from(&headers) {
+        state.engine.logout(&old).await.map_err(ssr::fail)?;
+    }
     let resp = expect_context::<leptos_axum::ResponseOptions>();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&crate::server::rest::session::set_cookie(&token, &headers)) {
+    let max_age = state.engine.config.session_max.num_seconds();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&set_cookie(&token, &headers, &state.web, max_age)) {
         resp.insert_header(axum::http::header::SET_COOKIE, v);
     }
-    // Only local paths, so the login page cannot be used to bounce elsewhere.
-    let target = next.filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/".into());
-    leptos_axum::redirect(&target);
+    leptos_axum::redirect(next.as_deref().unwrap_or("/"));
     Ok(())
 }
 
@@ -138,7 +159,8 @@ pub async fn logout() -> Result<(), ServerFnError> {
         state.engine.logout(&token).await.map_err(ssr::fail)?;
     }
     let resp = expect_context::<leptos_axum::ResponseOptions>();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&crate::server::rest::session::clear_cookie(&headers)) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&crate::server::rest::session::clear_cookie(&headers, &state.web))
+    {
         resp.insert_header(axum::http::header::SET_COOKIE, v);
     }
     leptos_axum::redirect("/login");
@@ -163,6 +185,60 @@ pub async fn change_password(
     }
 }
 
+/// The page a plain form post came from (its path and query only, so never
+/// another site), with `form=<server fn path>&form_error=<json>` replacing
+/// any earlier pair.
+pub fn back_with_form_error(referer: &str, form_path: &str, e: &FormError) -> Option<String> {
+    let path_and_query = match referer.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => referer,
+    };
+    let path_and_query = path_and_query.split('#').next().unwrap_or("/");
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    safe_next(path)?;
+    let mut kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("form=") && !kv.starts_with("form_error="))
+        .collect();
+    let json = serde_json::to_string(e).ok()?;
+    let form = format!("form={}", urlencode(form_path));
+    let err = format!("form_error={}", urlencode(&json));
+    kept.push(&form);
+    kept.push(&err);
+    Some(format!("{path}?{}", kept.join("&")))
+}
+
+/// A form's outcome: the action's answer once it ran in the browser, else
+/// the error a plain form post came back with in the query.
+pub fn form_outcome(
+    value: impl Get<Value = Option<Result<Option<FormError>, ServerFnError>>> + Send + Sync + 'static,
+    form_path: &'static str,
+) -> Signal<Option<Result<Option<FormError>, ServerFnError>>> {
+    let query = leptos_router::hooks::use_query_map();
+    Signal::derive(move || {
+        value.get().or_else(|| {
+            let q = query.read();
+            if q.get("form").as_deref() != Some(form_path) {
+                return None;
+            }
+            q.get("form_error").and_then(|j| serde_json::from_str::<FormError>(&j).ok()).map(|fe| Ok(Some(fe)))
+        })
+    })
+}
+
+/// `next` if it is a path on this site, by a strict pattern: one leading
+/// `/` not followed by `/` or `\\`, then only URL characters with no
+/// whitespace, control characters or backslashes (which browsers may read
+/// as a host: `/\\evil.com`, `/<TAB>/evil.com`).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let b = next.as_bytes();
+    let ok = (1..=2048).contains(&b.len())
+        && b[0] == b'/'
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._~/?=&%+,:@!$'()*;#".contains(&c));
+    ok.then_some(next)
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     s.bytes()
@@ -171,4 +247,51 @@ pub fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_plain_form_goes_back_with_its_errors() {
+        let fe =
+            FormError { message: "Fix it".into(), fields: vec![("price_monthly".into(), "Enter an amount".into())] };
+        let back = back_with_form_error(
+            "http://127.0.0.1:3000/admin/plans?edit=new&form=x&form_error=y#top",
+            "/sfn/save",
+            &fe,
+        )
+        .unwrap();
+        assert!(back.starts_with("/admin/plans?edit=new&form=/sfn/save&form_error=%7B"), "{back}");
+        assert_eq!(back.matches("form_error=").count(), 1);
+        assert!(back_with_form_error("https://evil.test//x", "/sfn/save", &fe).is_none());
+    }
+
+    #[test]
+    fn next_allows_only_paths_on_this_site() {
+        for ok in ["/", "/dashboard", "/usage?provider=gemini&period=2026-01", "/admin/plans#x"] {
+            assert_eq!(safe_next(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "//evil.com",
+            "/\\evil.com",
+            "/\t/evil.com",
+            "https://evil.com",
+            "evil.com",
+            "/a\u{0}b",
+            "/a\nb",
+            "/a b",
+            "/\u{e9}",
+            "\\\\evil.com",
+            "/%0d%0aSet-Cookie:x",
+            "javascript:alert(1)",
+        ] {
+            // Percent escapes are fine (they stay a path); raw bytes are not.
+            let allowed = safe_next(bad).is_some();
+            assert_eq!(allowed, bad.starts_with("/%"), "{bad:?}");
+        }
+        assert!(safe_next(&format!("/{}", "a".repeat(3000))).is_none());
+    }
 }

@@ -103,6 +103,25 @@ impl Nanos {
     }
 }
 
+impl Nanos {
+    /// A price as people write it, exact: `$0`, `$29`, `$29.90`, `$0.0025`,
+    /// `$1,234.5678` (whole dollars alone, cents as two places, any finer
+    /// amount to its last significant digit).
+    pub fn display_plain(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let (int, frac) = (abs / NANOS_PER_USD as u64, abs % NANOS_PER_USD as u64);
+        let int = group_thousands(&int.to_string());
+        if frac == 0 {
+            return format!("{sign}${int}");
+        }
+        let digits = format!("{frac:09}");
+        let trimmed = digits.trim_end_matches('0');
+        let frac = if trimmed.len() <= 2 { &digits[..2] } else { trimmed };
+        format!("{sign}${int}.{frac}")
+    }
+}
+
 impl std::ops::Add for Nanos {
     type Output = Nanos;
     /// Panics on overflow in debug builds like any integer; callers that take
@@ -274,5 +293,22 @@ mod tests {
         assert!(Price::parse("-0.1").is_err());
         assert!(Price::parse("0.0000000000001").is_err());
         assert!((Price::parse("1.25").unwrap().per_token_f64() - 0.00000125).abs() < 1e-15);
+    }
+
+    #[test]
+    fn plain_prices_read_as_people_write_them() {
+        let cases = [
+            (0, "$0"),
+            (29_000_000_000, "$29"),
+            (29_990_000_000, "$29.99"),
+            (29_900_000_000, "$29.90"),
+            (2_500_000, "$0.0025"),
+            (1_234_567_800_000, "$1,234.5678"),
+            (1, "$0.000000001"),
+            (-1_500_000_000, "-$1.50"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(Nanos(n).display_plain(), want, "{n}");
+        }
     }
 }

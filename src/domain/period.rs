@@ -124,6 +124,26 @@ pub fn billing_cycle(anchor: DateTime<Utc>, cycle: BillingCycle, at: DateTime<Ut
     period_containing(anchor, cycle.months(), at)
 }
 
+/// Parses a `YYYY-MM` period label into (year, month).
+pub fn parse_month_label(s: &str) -> Option<(i32, u32)> {
+    let b = s.as_bytes();
+    if b.len() != 7 || b[4] != b'-' || !s[..4].bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = s[..4].parse().ok()?;
+    let month: u32 = s[5..].parse().ok().filter(|m| (1..=12).contains(m))?;
+    Some((year, month))
+}
+
+/// The one monthly usage period (counted from `anchor`) that starts in the
+/// month `label` names: every such month has exactly one, so a label never
+/// names two periods.
+pub fn period_for_label(anchor: DateTime<Utc>, label: &str) -> Option<Period> {
+    let (year, month) = parse_month_label(label)?;
+    let index = (i64::from(year) - i64::from(anchor.year())) * 12 + i64::from(month) - i64::from(anchor.month());
+    Some(Period { index, start: add_months(anchor, index), end: add_months(anchor, index + 1) })
+}
+
 /// The labels of the `n` monthly usage periods ending with the one containing
 /// `now`, oldest first.
 pub fn recent_periods(anchor: DateTime<Utc>, now: DateTime<Utc>, n: usize) -> Vec<Period> {
@@ -144,6 +164,31 @@ mod tests {
 
     fn t(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_label_names_exactly_one_period() {
+        let a = t(2026, 1, 31);
+        for (label, start) in [("2026-02", "2026-02-28"), ("2026-03", "2026-03-31"), ("2025-12", "2025-12-31")] {
+            let p = period_for_label(a, label).unwrap();
+            assert_eq!(p.start.date_naive().to_string(), start, "{label}");
+            assert_eq!(p.label(), label);
+            assert_eq!(usage_period(a, p.start), p);
+        }
+        for bad in ["2026-13", "2026-00", "26-01", "2026/01", "2026-1", "abcd-01", "+026-01"] {
+            assert!(period_for_label(a, bad).is_none(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn labels_and_periods_are_one_to_one(day in 1u32..=31, month in 1u32..=12, k in -30i64..30) {
+            let anchor = Utc.with_ymd_and_hms(2026, month, day.min(days_in_month(2026, month)), 7, 30, 0).unwrap();
+            let p = usage_period(anchor, add_months(anchor, k));
+            let q = usage_period(anchor, p.end);
+            prop_assert_ne!(p.label(), q.label());
+            prop_assert_eq!(period_for_label(anchor, &p.label()), Some(p));
+        }
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub fn project(period: &Period, now: DateTime<Utc>, cost_so_far: Nanos, cap: Opt
     Projection { projected_cost, cost_cap: cap, projected_pct_hundredths: pct, days_until_cap: days }
 }
 
-/// Usage per period label and provider, as read from rollups.
-pub type PeriodUsage = BTreeMap<String, BTreeMap<String, ProviderUsage>>;
+/// Usage per period (by its start instant) and provider, as read from
+/// rollups. Periods are identified by their start, never by their label.
+pub type PeriodUsage = BTreeMap<DateTime<Utc>, BTreeMap<String, ProviderUsage>>;
 
 /// Trend series aligned with `periods` (oldest first); empty months are zeros.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,18 +72,19 @@ pub struct Trends {
 
 pub fn trends(periods: &[Period], usage: &PeriodUsage) -> Trends {
     let labels: Vec<String> = periods.iter().map(Period::label).collect();
+    let starts: Vec<DateTime<Utc>> = periods.iter().map(|p| p.start).collect();
     let providers: std::collections::BTreeSet<&String> =
-        labels.iter().filter_map(|l| usage.get(l)).flat_map(|m| m.keys()).collect();
+        starts.iter().filter_map(|s| usage.get(s)).flat_map(|m| m.keys()).collect();
     let mut by_provider: BTreeMap<String, Vec<ProviderUsage>> = BTreeMap::new();
     for p in providers {
-        let series = labels.iter().map(|l| usage.get(l).and_then(|m| m.get(p)).copied().unwrap_or_default()).collect();
+        let series = starts.iter().map(|s| usage.get(s).and_then(|m| m.get(p)).copied().unwrap_or_default()).collect();
         by_provider.insert(p.clone(), series);
     }
-    let total = labels
+    let total = starts
         .iter()
-        .map(|l| {
+        .map(|s| {
             let mut t = ProviderUsage::default();
-            if let Some(m) = usage.get(l) {
+            if let Some(m) = usage.get(s) {
                 m.values().for_each(|u| t.add(*u));
             }
             t
@@ -130,15 +132,15 @@ mod tests {
         let periods = recent_periods(anchor, Utc.with_ymd_and_hms(2026, 4, 2, 0, 0, 0).unwrap(), 3);
         let mut usage = PeriodUsage::new();
         usage
-            .entry("2026-02".into())
+            .entry(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap())
             .or_default()
             .insert("gemini".into(), ProviderUsage { calls: 2, tokens: 10, cost: Nanos(5) });
         usage
-            .entry("2026-04".into())
+            .entry(Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap())
             .or_default()
             .insert("openai".into(), ProviderUsage { calls: 1, tokens: 1, cost: Nanos(1) });
         usage
-            .entry("2025-01".into())
+            .entry(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap())
             .or_default()
             .insert("mistral".into(), ProviderUsage { calls: 9, tokens: 9, cost: Nanos(9) });
         let t = trends(&periods, &usage);

@@ -45,6 +45,25 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// At most this many argon2 computations run at once (one per core): a
+/// burst of sign-ins queues here instead of starving the async workers or
+/// the machine.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+});
+
+/// [`verify_password`] on a blocking thread, bounded by [`HASHING`].
+pub async fn verify_password_off_thread(password: String, stored: String) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else { return false };
+    tokio::task::spawn_blocking(move || verify_password(&password, &stored)).await.unwrap_or(false)
+}
+
+/// [`hash_password`] on a blocking thread, bounded by [`HASHING`].
+pub async fn hash_password_off_thread(password: String) -> Result<PasswordHashString, CredentialError> {
+    let _permit = HASHING.acquire().await.map_err(|_| CredentialError::Hash)?;
+    tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|_| CredentialError::Hash)?
+}
+
 /// A new API key: the secret (shown once), its public prefix, and its hash.
 pub struct NewKeySecret {
     pub secret: String,

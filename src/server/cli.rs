@@ -77,9 +77,16 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TALLY_LISTEN", default_value = "127.0.0.1:3000")]
-    pub listen: SocketAddr,
+    /// Address to listen on. When neither this nor `TALLY_LISTEN` is set,
+    /// `LEPTOS_SITE_ADDR` (which `cargo leptos serve` sets) is used, else
+    /// 127.0.0.1:3000.
+    #[arg(long, env = "TALLY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// The listen address cargo-leptos hands every app; used only when
+    /// `--listen`/`TALLY_LISTEN` is absent.
+    #[arg(long = "site-addr", env = "LEPTOS_SITE_ADDR", hide_short_help = true)]
+    pub site_addr: Option<SocketAddr>,
 
     /// Demo mode: on an empty database, seed plans, prices, 12 months of usage
     /// and the demo logins before serving.
@@ -89,6 +96,27 @@ pub struct ServeArgs {
     /// Directory of the built site (JS, WASM, CSS, assets) made by cargo-leptos.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+
+    /// The public origin people reach Tally at, e.g. `https://billing.example.com`.
+    /// When set, it (not the request's `Host` header) decides the session
+    /// cookie's `Secure` flag and which `Origin` state-changing requests must
+    /// come from. Set it in production.
+    #[arg(long, env = "TALLY_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// Comma-separated addresses or CIDR ranges of reverse proxies whose
+    /// `X-Forwarded-For` is believed (e.g. `127.0.0.1,10.0.0.0/8`). Others'
+    /// forwarding headers are ignored and the peer address is the client.
+    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Minutes without a request after which a signed-in session ends.
+    #[arg(long, env = "TALLY_SESSION_IDLE_MINUTES", default_value_t = 720, value_parser = clap::value_parser!(u32).range(1..=525_600))]
+    pub session_idle_minutes: u32,
+
+    /// Days after sign-in at which a session ends however active it is.
+    #[arg(long, env = "TALLY_SESSION_MAX_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub session_max_days: u32,
 
     /// Seconds before a request is abandoned with 408.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
@@ -103,16 +131,92 @@ pub struct ServeArgs {
     pub refresh_secs: u32,
 }
 
+/// Where `serve` listens when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+impl ServeArgs {
+    /// `--listen`/`TALLY_LISTEN`, else `LEPTOS_SITE_ADDR`, else the default.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.or(self.site_addr).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"))
+    }
+}
+
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
-            listen: "127.0.0.1:3000".parse().expect("valid"),
+            listen: None,
+            site_addr: None,
             demo: false,
             site_root: "target/site".into(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            session_idle_minutes: 720,
+            session_max_days: 7,
             request_timeout_secs: 30,
             hold_ttl_secs: 300,
             refresh_secs: 30,
         }
+    }
+}
+
+/// An address range: an address and a prefix length (a single address has
+/// the full length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address.
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr =
+        addr.parse().map_err(|_| format!("`{s}` is not an IP address or CIDR range such as 10.0.0.0/8"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => return Err(format!("`{s}`: the prefix length must be 0 to {max}")),
+        },
+    };
+    Ok(IpNet { addr, prefix })
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let ok = (s.starts_with("https://") || s.starts_with("http://"))
+        && !s.split_once("://").map_or("", |(_, rest)| rest).is_empty()
+        && !s.split_once("://").map_or("", |(_, rest)| rest).contains(['/', '?', '#', ' ']);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not an origin such as https://billing.example.com (scheme and host, no path)"))
     }
 }
 
@@ -170,4 +274,40 @@ pub struct SimulateArgs {
     /// Stop after this many batches (runs until Ctrl-C when omitted).
     #[arg(long)]
     pub batches: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_address_precedence() {
+        let a: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:3999".parse().unwrap();
+        let mut args = ServeArgs::default();
+        assert_eq!(args.listen_addr().to_string(), DEFAULT_LISTEN);
+        args.site_addr = Some(b);
+        assert_eq!(args.listen_addr(), b, "LEPTOS_SITE_ADDR when nothing else is set");
+        args.listen = Some(a);
+        assert_eq!(args.listen_addr(), a, "--listen/TALLY_LISTEN first");
+    }
+
+    #[test]
+    fn nets_and_origins() {
+        let n = parse_net("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.2.3.4".parse().unwrap()));
+        assert!(n.contains("::ffff:10.2.3.4".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        let one = parse_net("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()) && !one.contains("127.0.0.2".parse().unwrap()));
+        assert!(parse_net("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(parse_net("::1").unwrap().contains("::1".parse().unwrap()));
+        for bad in ["x", "10.0.0.0/33", "::1/129", "10.0.0.0/"] {
+            assert!(parse_net(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_public_url("https://b.example.com/").unwrap(), "https://b.example.com");
+        for bad in ["b.example.com", "https://", "https://b.example.com/x", "ftp://b"] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 pub mod testing;
+pub mod web;
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -148,12 +149,27 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     if !args.site_root.join("pkg").exists() {
         tracing::warn!(site_root = %args.site_root.display(), "no built site found; pages will load without scripts and styles (build with `cargo leptos build`)");
     }
+    // Ended sessions and old sign-in attempts are deleted now and every ten
+    // minutes (by every instance; the deletes are idempotent).
+    let pruner = engine.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match pruner.prune_auth(Utc::now()).await {
+                Ok((sessions, attempts)) if sessions + attempts > 0 => {
+                    tracing::info!(sessions, attempts, "pruned ended sessions and old sign-in attempts");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning sessions failed; will retry"),
+            }
+        }
+    });
     let state = startup::app_state(engine, &args);
     let router = startup::build_router(state, Duration::from_secs(args.request_timeout_secs.max(1)));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!("Tally is running at http://{}", args.listen);
+    let listen = args.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    println!("Tally is running at http://{listen}");
     if args.demo {
         print_demo_logins();
     }

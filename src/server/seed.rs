@@ -2,7 +2,7 @@
 //! twelve months of realistic usage for the demo user.
 //!
 //! The history is not written into tables directly: it is replayed day by
-//! day through [`Engine::record`] and [`Engine::assign_plan`] with a
+//! day through [`Engine::record`] and [`Engine::change_plan`] with a
 //! simulated clock, so rollovers, billing records, renewals and alerts are
 //! the engine's own output and every demo number reconciles with the events.
 //! The generator is seeded, so two demo databases made the same day match.
@@ -413,7 +413,7 @@ pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRep
             // Each event is recorded under the plan it happened on.
             let (before, after): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.timestamp < upgrade_at);
             engine.record(before.into_iter().map(Ok).collect(), upgrade_at).await?;
-            engine.assign_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, upgrade_at).await?;
+            engine.change_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, "seed", upgrade_at).await?;
             engine.record(after.into_iter().map(Ok).collect(), day_end).await?;
         } else {
             engine.record(events.into_iter().map(Ok).collect(), day_end).await?;

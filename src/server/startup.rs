@@ -28,7 +28,7 @@ pub fn leptos_options(args: &ServeArgs) -> LeptosOptions {
         .output_name("tally")
         .site_root(args.site_root.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
-        .site_addr(args.listen)
+        .site_addr(args.listen_addr())
         .build()
 }
 
@@ -39,11 +39,19 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
         ui: Arc::new(UiSettings { refresh_secs: args.refresh_secs.max(1), demo: args.demo }),
         started_at: Instant::now(),
         metrics: Arc::new(super::metrics::Metrics::default()),
+        web: Arc::new(super::web::WebSettings {
+            public_url: args.public_url.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
+        }),
     }
 }
 
 pub fn engine_config(args: &ServeArgs) -> EngineConfig {
-    EngineConfig { hold_ttl: Duration::from_secs(args.hold_ttl_secs.max(1)) }
+    EngineConfig {
+        hold_ttl: Duration::from_secs(args.hold_ttl_secs.max(1)),
+        session_idle: chrono::Duration::minutes(i64::from(args.session_idle_minutes.max(1))),
+        session_max: chrono::Duration::days(i64::from(args.session_max_days.max(1))),
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -78,9 +86,11 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         // Only matched routes are timed, under their route template.
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::web::page_guard))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(super::rest::session::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.web.clone(), super::rest::session::csrf_guard))
+        .layer(axum::middleware::from_fn(super::web::security_headers))
         .layer(axum::middleware::from_fn(api_error_envelope))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(TraceLayer::new_for_http())

@@ -9,6 +9,7 @@ use leptos::prelude::LeptosOptions;
 
 use super::metrics::Metrics;
 use super::service::Engine;
+use super::web::WebSettings;
 
 /// Settings the UI needs from the server.
 #[derive(Clone, Debug)]
@@ -24,6 +25,7 @@ pub struct AppState {
     pub ui: Arc<UiSettings>,
     pub started_at: Instant,
     pub metrics: Arc<Metrics>,
+    pub web: Arc<WebSettings>,
 }
 
 impl AppState {

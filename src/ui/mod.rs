@@ -22,6 +22,15 @@ use pages::login::LoginPage;
 /// The HTML document around the app. ECharts is served from our own origin
 /// and must load before hydration, because charming calls the global.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The page's Content-Security-Policy allows the inline hydration scripts
+    // by this response's nonce (leptos_axum makes one per request).
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        let nonce = leptos::nonce::use_nonce().map(|n| n.to_string());
+        if let Ok(v) = axum::http::HeaderValue::from_str(&crate::server::web::page_csp(nonce.as_deref())) {
+            resp.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

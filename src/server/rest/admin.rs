@@ -186,6 +186,17 @@ pub async fn create_user(State(state): State<AppState>, principal: Principal, bo
     Ok(envelope(user_json(&user)))
 }
 
+/// Ends every session of a user: `{"sessions_ended": n}`.
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let ended = state.engine.sign_out_everywhere(&user_id, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(json!({"user_id": user_id, "sessions_ended": ended})))
+}
+
 pub async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -223,13 +234,24 @@ pub async fn assign_subscription(
         .map_err(|e| AppError::Invalid(format!("invalid subscription: {e}")))?;
     let cycle = BillingCycle::parse(&b.billing_cycle)
         .ok_or_else(|| AppError::InvalidFields(vec![("billing_cycle".into(), "must be monthly or yearly".into())]))?;
-    let sub = state.engine.admin_assign_plan(&user_id, b.plan_id, cycle, &principal.actor(), Utc::now()).await?;
+    let (sub, change) = state.engine.change_plan(&user_id, b.plan_id, cycle, &principal.actor(), Utc::now()).await?;
+    use crate::domain::plan::PlanChange;
+    let (kind, fee) = match change {
+        PlanChange::Upgrade { fee, .. } => ("upgraded", Some(fee.usd_string())),
+        PlanChange::Scheduled => ("scheduled", None),
+        PlanChange::CancelScheduled => ("scheduled_change_cancelled", None),
+    };
     Ok(envelope(json!({
         "user_id": user_id,
         "plan_id": sub.plan_id,
         "billing_cycle": sub.billing_cycle.as_str(),
         "current_period_start": sub.period_start.to_rfc3339(),
         "current_period_end": sub.period_end.to_rfc3339(),
+        "change": kind,
+        "fee": fee,
+        "scheduled": sub.pending.map(|(plan_id, cycle)| json!({
+            "plan_id": plan_id, "billing_cycle": cycle.as_str(), "effective_at": sub.cycle_end.to_rfc3339(),
+        })),
     })))
 }
 

@@ -475,7 +475,11 @@ pub fn log_query(q: &PageQuery) -> AppResult<(LogFilter, i64, i64)> {
         .billing_period
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(crate::server::service::reads::parse_label)
+        .map(|l| {
+            crate::domain::period::parse_month_label(l)
+                .map(|_| l.to_string())
+                .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))
+        })
         .transpose()?;
     let failed = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,

@@ -10,6 +10,8 @@ pub mod principal;
 pub mod session;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -52,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(admin::list_users).post(admin::create_user))
         .route("/users/{user_id}", get(admin::get_user))
         .route("/users/{user_id}/subscription", axum::routing::put(admin::assign_subscription))
+        .route("/users/{user_id}/sessions", delete(admin::sign_out_everywhere))
         .route("/api-keys", get(admin::list_keys).post(admin::create_key))
         .route("/api-keys/{key_id}", delete(admin::revoke_key))
         .route("/audit-log", get(admin::audit_log));

@@ -724,7 +724,7 @@ async fn admin_api_journey(store: Store) {
         assert!(bad.body["fields"][f].is_string(), "{f}: {}", bad.body);
     }
     let plan = api
-        .post("/api/admin/plans", a, json!({"name": "Team", "tier": "pro", "price_monthly": "49.50", "price_yearly": "495", "description": "For teams", "features": ["Shared limits"], "limits": {"gemini_calls": 800, "monthly_cost": "60", "openai_calls": null}}))
+        .post("/api/admin/plans", a, json!({"name": "Team", "tier": "enterprise", "price_monthly": "49.50", "price_yearly": "495", "description": "For teams", "features": ["Shared limits"], "limits": {"gemini_calls": 800, "monthly_cost": "60", "openai_calls": null}}))
         .await;
     assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
     let p = &plan.body["data"];
@@ -768,6 +768,10 @@ async fn admin_api_journey(store: Store) {
         )
         .await;
     assert_eq!(assign.status, StatusCode::OK, "{}", assign.body);
+    // A higher tier: the plan applies now; the yearly cycle waits for the
+    // current cycle's end.
+    assert_eq!(assign.body["data"]["change"], json!("upgraded"), "{}", assign.body);
+    assert_eq!(assign.body["data"]["scheduled"]["billing_cycle"], json!("yearly"), "{}", assign.body);
     let archived = api
         .call("PUT", &format!("/api/admin/plans/{id}"), a, Some(json!({"archived": true}).to_string().into_bytes()))
         .await;
@@ -780,7 +784,7 @@ async fn admin_api_journey(store: Store) {
             sub.body["data"]["billing_cycle"].clone(),
             sub.body["data"]["price"].clone()
         ),
-        (json!("Team"), json!("yearly"), json!(495.0))
+        (json!("Team"), json!("monthly"), json!(49.5))
     );
     let bob = api
         .call(
@@ -873,7 +877,7 @@ async fn admin_api_journey(store: Store) {
     for want in [
         "plan.create",
         "plan.update",
-        "subscription.assign",
+        "subscription.change",
         "price.create",
         "user.create",
         "api_key.create",
@@ -1096,7 +1100,7 @@ async fn authorization_matrix(store: Store) {
         (
             "POST",
             sfn_url::<b::ChangeMyPlan>(),
-            Some((form_ct, "plan_id=1&billing_cycle=monthly".into())),
+            Some((form_ct, "plan_id=1&billing_cycle=yearly".into())),
             [UN, OK, OK, OK, UN, UN],
         ),
         ("GET", "/api/billing/user-alpha/history.csv".into(), None, own_read),

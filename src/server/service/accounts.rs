@@ -1,69 +1,181 @@
 //! Signing in and out, sessions, password changes.
 //!
-//! Sessions live in the database (any instance can check any session);
-//! failed sign-ins are rate-limited per email and per address, also from
-//! the database, so the limit holds across instances.
+//! Sessions live in the database (any instance can check any session) and
+//! end when idle for `session_idle` or `session_max` after sign-in; failed
+//! sign-ins are throttled per (email, address) and per address, also in the
+//! database, so the limits hold across instances.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::Engine;
-use crate::server::auth::{hash_password, hash_token, random_token, verify_password};
+use crate::server::auth::{
+    hash_password, hash_password_off_thread, hash_token, random_token, verify_password_off_thread,
+};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::sessions;
 use crate::server::store::users::{self, User};
 
-pub const SESSION_DAYS: i64 = 7;
-/// Failed attempts allowed per email (and 4× per address) in the window.
-pub const MAX_FAILURES: i64 = 5;
+/// Sign-in attempts one (email, address) pair may fail before back-off.
+pub const FREE_FAILURES: i64 = 5;
+/// Failures from one address, across all emails, before back-off.
+pub const FREE_FAILURES_PER_ADDRESS: i64 = 30;
+/// Failures older than this are forgotten.
 pub const FAILURE_WINDOW_MINUTES: i64 = 15;
+/// Sign-in attempt records are kept this long (for the audit of attacks).
+pub const ATTEMPT_RETENTION_DAYS: i64 = 7;
+/// A session's last-seen time is written at most this often.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+/// The key of the address-wide counter in `login_throttle`.
+const ANY_EMAIL: &str = "*";
 
 /// A stand-in hash so that unknown emails cost as much time as wrong
 /// passwords (no user enumeration by timing).
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("not-a-real-password").map(|h| h.0).unwrap_or_default());
 
+/// How long a (email, address) pair with `failures` failures must wait after
+/// its last failure: nothing for the first [`FREE_FAILURES`] (`free`), then
+/// 30 s doubling per failure, at most the failure window.
+pub fn backoff(failures: i64, free: i64) -> Duration {
+    if failures < free {
+        return Duration::zero();
+    }
+    let doublings = (failures - free).min(10) as u32;
+    Duration::seconds(30 * 2i64.pow(doublings)).min(Duration::minutes(FAILURE_WINDOW_MINUTES))
+}
+
 impl Engine {
     /// Checks the credentials and opens a session; returns the user and the
     /// session token for the cookie.
+    ///
+    /// The attempt is counted *before* the password is checked, atomically
+    /// per (email, address) and per address, so a parallel burst gets no
+    /// more guesses than a serial one; a success clears the pair's count.
+    /// Counting per pair means a stranger failing from elsewhere cannot lock
+    /// the owner out.
     pub async fn login(&self, email: &str, password: &str, ip: &str, now: DateTime<Utc>) -> AppResult<(User, String)> {
         let email = email.trim().to_lowercase();
+        let ip = if ip.is_empty() { "unknown" } else { ip };
         let mut conn = self.store.pool().acquire().await?;
-        let since = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
-        let (by_email, by_ip) = sessions::recent_failures(&mut conn, &email, ip, since).await?;
-        if by_email >= MAX_FAILURES || by_ip >= MAX_FAILURES * 4 {
-            return Err(AppError::LimitReached {
-                message: format!("Too many failed sign-in attempts. Try again in {FAILURE_WINDOW_MINUTES} minutes."),
-                retry_after_secs: FAILURE_WINDOW_MINUTES * 60,
-                body: None,
-            });
+        for (key, free) in [(email.as_str(), FREE_FAILURES), (ANY_EMAIL, FREE_FAILURES_PER_ADDRESS)] {
+            if let Err(wait) = self.claim_attempt(&mut conn, key, ip, free, now).await? {
+                sessions::record_attempt(&mut conn, &email, ip, false, now).await?;
+                let secs = ((wait.num_milliseconds() + 999) / 1000).max(1);
+                return Err(AppError::LimitReached {
+                    message: format!("Too many failed sign-in attempts. Try again in {}.", human_wait(secs)),
+                    retry_after_secs: secs,
+                    body: None,
+                });
+            }
         }
         let user = users::user_by_email(&mut conn, &email).await?;
         let stored = match &user {
             Some(u) => users::password_hash(&mut conn, &u.id).await?,
             None => None,
         };
-        let ok = verify_password(password, stored.as_deref().unwrap_or(DUMMY_HASH.as_str())) && stored.is_some();
+        drop(conn);
+        let hash = stored.clone().unwrap_or_else(|| DUMMY_HASH.clone());
+        let ok = verify_password_off_thread(password.to_string(), hash).await && stored.is_some();
+        let mut conn = self.store.pool().acquire().await?;
         sessions::record_attempt(&mut conn, &email, ip, ok, now).await?;
         let Some(user) = user.filter(|_| ok) else {
             return Err(AppError::InvalidCredentials);
         };
+        sessions::clear_throttle(&mut conn, &email, ANY_EMAIL, ip).await?;
         let token = random_token();
-        sessions::insert_session(&mut conn, &hash_token(&token), &user.id, now, now + Duration::days(SESSION_DAYS))
-            .await?;
+        sessions::insert_session(&mut conn, &hash_token(&token), &user.id, now, now + self.config.session_max).await?;
         tracing::info!(user = %user.id, "signed in");
         Ok((user, token))
     }
 
-    /// The signed-in user of a session token, if the session is live.
+    /// Counts one attempt for (`key`, `ip`) unless it must wait; `Err(wait)`
+    /// when it must. Compare-and-set on the counter row, so concurrent
+    /// attempts each take their own slot.
+    async fn claim_attempt(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        key: &str,
+        ip: &str,
+        free: i64,
+        now: DateTime<Utc>,
+    ) -> AppResult<Result<(), Duration>> {
+        let window = Duration::minutes(FAILURE_WINDOW_MINUTES);
+        for _ in 0..8 {
+            let current = sessions::throttle(conn, key, ip).await?;
+            let (failures, last) = match current {
+                Some((f, last)) if now - last < window => (f, Some(last)),
+                Some((_, last)) => (0, Some(last)),
+                None => (0, None),
+            };
+            if let Some(last) = last {
+                let wait = backoff(failures, free) - (now - last);
+                if failures >= free && wait > Duration::zero() {
+                    return Ok(Err(wait));
+                }
+            }
+            if sessions::claim_throttle(conn, key, ip, current, failures + 1, now).await? {
+                return Ok(Ok(()));
+            }
+        }
+        // Lost the race eight times: someone is hammering this pair.
+        Ok(Err(Duration::seconds(30)))
+    }
+
+    /// The signed-in user of a session token, if the session is live: not
+    /// past its absolute lifetime and not idle longer than allowed.
     pub async fn session_user(&self, token: &str, now: DateTime<Utc>) -> AppResult<Option<User>> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(sessions::session_user(&mut conn, &hash_token(token), now).await?)
+        let id_hash = hash_token(token);
+        let Some((user, last_seen)) =
+            sessions::session_user(&mut conn, &id_hash, now, now - self.config.session_idle).await?
+        else {
+            return Ok(None);
+        };
+        if now - last_seen >= TOUCH_EVERY {
+            sessions::touch_session(&mut conn, &id_hash, now).await?;
+        }
+        Ok(Some(user))
     }
 
     pub async fn logout(&self, token: &str) -> AppResult<()> {
         let mut conn = self.store.pool().acquire().await?;
         sessions::delete_session(&mut conn, &hash_token(token)).await?;
         Ok(())
+    }
+
+    /// Ends every session of a user (an admin's "sign out everywhere").
+    pub async fn sign_out_everywhere(&self, user_id: &str, actor: &str, now: DateTime<Utc>) -> AppResult<u64> {
+        let mut tx = self.store.begin().await?;
+        if users::user_by_id(&mut tx, user_id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        let ended = sessions::delete_user_sessions(&mut tx, user_id).await?;
+        crate::server::store::keys::audit(
+            &mut tx,
+            actor,
+            "user.sign_out_everywhere",
+            ("user", user_id),
+            None,
+            Some(&serde_json::json!({"sessions_ended": ended})),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Deletes ended sessions, old sign-in attempts and stale throttle rows.
+    pub async fn prune_auth(&self, now: DateTime<Utc>) -> AppResult<(u64, u64)> {
+        let mut conn = self.store.pool().acquire().await?;
+        let sessions = sessions::prune_sessions(&mut conn, now, now - self.config.session_idle).await?;
+        let attempts = sessions::prune_attempts(
+            &mut conn,
+            now - Duration::days(ATTEMPT_RETENTION_DAYS),
+            now - Duration::minutes(FAILURE_WINDOW_MINUTES),
+        )
+        .await?;
+        Ok((sessions, attempts))
     }
 
     /// Changes the password after checking the current one; other sessions
@@ -78,7 +190,11 @@ impl Engine {
     ) -> AppResult<()> {
         let mut conn = self.store.pool().acquire().await?;
         let stored = users::password_hash(&mut conn, user_id).await?;
-        if !stored.as_deref().is_some_and(|h| verify_password(current, h)) {
+        let matches = match stored {
+            Some(h) => verify_password_off_thread(current.to_string(), h).await,
+            None => false,
+        };
+        if !matches {
             return Err(AppError::InvalidFields(vec![(
                 "current_password".into(),
                 "the current password is not right".into(),
@@ -90,8 +206,9 @@ impl Engine {
                 "choose a password different from the current one".into(),
             )]));
         }
-        let hash =
-            hash_password(new).map_err(|e| AppError::InvalidFields(vec![("new_password".into(), e.to_string())]))?;
+        let hash = hash_password_off_thread(new.to_string())
+            .await
+            .map_err(|e| AppError::InvalidFields(vec![("new_password".into(), e.to_string())]))?;
         users::set_password_hash(&mut conn, user_id, &hash.0, now).await?;
         sessions::delete_other_sessions(&mut conn, user_id, &hash_token(session_token)).await?;
         crate::server::store::keys::audit(
@@ -105,5 +222,33 @@ impl Engine {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// "2 minutes", "45 seconds".
+fn human_wait(secs: i64) -> String {
+    if secs >= 90 {
+        let m = (secs + 59) / 60;
+        format!("{m} minutes")
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0, 5), Duration::zero());
+        assert_eq!(backoff(4, 5), Duration::zero());
+        assert_eq!(backoff(5, 5), Duration::seconds(30));
+        assert_eq!(backoff(6, 5), Duration::seconds(60));
+        assert_eq!(backoff(9, 5), Duration::seconds(480));
+        assert_eq!(backoff(10, 5), Duration::minutes(15));
+        assert_eq!(backoff(1_000, 5), Duration::minutes(15));
+        assert_eq!(human_wait(30), "30 seconds");
+        assert_eq!(human_wait(900), "15 minutes");
     }
 }

@@ -11,14 +11,13 @@ use super::Engine;
 use super::subscriptions::NewUser;
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
-use crate::domain::period::BillingCycle;
 use crate::domain::plan::{Plan, Tier};
 use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::auth::hash_password;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::keys::{self, ApiKey, AuditEntry};
-use crate::server::store::users::{self, Role, Subscription, User};
+use crate::server::store::users::{self, Role, User};
 use crate::server::store::{StoreError, catalog};
 
 /// A plan as typed into a form or sent to the admin API: strings, checked
@@ -38,6 +37,25 @@ pub struct PlanForm {
     pub archived: bool,
 }
 
+/// The largest plan price or cost cap: $100,000,000 (twelve of them still
+/// fit the integer nano-dollars with room to spare).
+pub const MAX_PLAN_PRICE: Nanos = Nanos::from_usd(100_000_000);
+/// The largest calls or tokens limit.
+pub const MAX_COUNT_LIMIT: i64 = 1_000_000_000_000_000;
+
+/// A plan price or cost cap typed by a person, or a sentence saying why not.
+pub fn plan_price(raw: &str) -> Result<Nanos, String> {
+    use crate::domain::money::MoneyError;
+    match Nanos::parse_usd(raw) {
+        Ok(n) if n > MAX_PLAN_PRICE => Err("Enter an amount up to 100,000,000 US dollars.".into()),
+        Ok(n) => Ok(n),
+        Err(MoneyError::Negative) => Err("Enter an amount of 0 or more.".into()),
+        Err(MoneyError::TooPrecise(..)) => Err("Use at most 9 decimal places, as in 0.000000001.".into()),
+        Err(MoneyError::Overflow) => Err("Enter an amount up to 100,000,000 US dollars.".into()),
+        Err(MoneyError::NotDecimal(_)) => Err("Enter an amount in US dollars such as 29 or 29.99.".into()),
+    }
+}
+
 impl PlanForm {
     /// The plan, or every problem by field.
     pub fn validate(&self, id: i64) -> AppResult<Plan> {
@@ -50,15 +68,22 @@ impl PlanForm {
         if tier.is_none() {
             errs.push(("tier".into(), "tier must be free, basic, pro or enterprise".into()));
         }
-        let mut money = |field: &str, raw: &str| match Nanos::parse_usd(raw) {
-            Ok(n) => n,
-            Err(e) => {
-                errs.push((field.into(), e.to_string()));
+        // Empty monthly price: free. Empty yearly price: twelve months at
+        // the monthly price (no yearly discount).
+        let price_monthly = match self.price_monthly.trim() {
+            "" => Nanos::ZERO,
+            raw => plan_price(raw).unwrap_or_else(|e| {
+                errs.push(("price_monthly".into(), e));
                 Nanos::ZERO
-            }
+            }),
         };
-        let price_monthly = money("price_monthly", &self.price_monthly);
-        let price_yearly = money("price_yearly", &self.price_yearly);
+        let price_yearly = match self.price_yearly.trim() {
+            "" => Nanos(price_monthly.0 * 12),
+            raw => plan_price(raw).unwrap_or_else(|e| {
+                errs.push(("price_yearly".into(), e));
+                Nanos::ZERO
+            }),
+        };
         let mut limits = Limits::new();
         for (k, raw) in &self.limits {
             let Some(key) = LimitKey::parse(k) else {
@@ -73,12 +98,10 @@ impl PlanForm {
                 continue;
             }
             let value = match key {
-                LimitKey::MonthlyCost => Nanos::parse_usd(raw).map(|n| n.0).map_err(|e| e.to_string()),
-                _ => raw
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| "a whole number, 0 or empty for unlimited".to_string()),
+                LimitKey::MonthlyCost => plan_price(raw).map(|n| n.0),
+                _ => raw.parse::<i64>().ok().filter(|v| (0..=MAX_COUNT_LIMIT).contains(v)).ok_or_else(|| {
+                    format!("Enter a whole number such as 1000 (at most {MAX_COUNT_LIMIT}), or leave it empty for unlimited.")
+                }),
             };
             match value {
                 Ok(v) => limits.set(key, Some(v)),
@@ -344,35 +367,6 @@ impl Engine {
     pub async fn list_users(&self, search: Option<&str>, limit: i64, offset: i64) -> AppResult<(Vec<User>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
         Ok(users::list_users(&mut conn, search, limit.clamp(1, 1000), offset.max(0)).await?)
-    }
-
-    /// Assigns a plan as an admin, with an audit entry.
-    pub async fn admin_assign_plan(
-        &self,
-        user_id: &str,
-        plan_id: i64,
-        cycle: BillingCycle,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> AppResult<Subscription> {
-        let before = {
-            let mut conn = self.store.pool().acquire().await?;
-            users::subscription(&mut conn, user_id).await?
-        };
-        let sub = self.assign_plan(user_id, plan_id, cycle, now).await?;
-        let view = |s: &Subscription| json!({"plan_id": s.plan_id, "billing_cycle": s.billing_cycle.as_str(), "period_start": s.period_start.to_rfc3339()});
-        let mut conn = self.store.pool().acquire().await?;
-        keys::audit(
-            &mut conn,
-            actor,
-            "subscription.assign",
-            ("user", user_id),
-            before.as_ref().map(view).as_ref(),
-            Some(&view(&sub)),
-            now,
-        )
-        .await?;
-        Ok(sub)
     }
 
     pub async fn list_api_keys(&self) -> AppResult<Vec<ApiKey>> {

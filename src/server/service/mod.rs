@@ -5,10 +5,14 @@
 //! drive the engine through simulated time with the same code as production.
 
 pub mod accounts;
+#[cfg(test)]
+mod accounts_tests;
 pub mod admin;
 pub mod catalog;
 pub mod gate;
 pub mod keys;
+#[cfg(test)]
+mod ledger_tests;
 pub mod reads;
 pub mod recording;
 pub mod subscriptions;
@@ -26,11 +30,19 @@ use catalog::CatalogCache;
 pub struct EngineConfig {
     /// How long a preflight reservation holds usage before it lapses.
     pub hold_ttl: Duration,
+    /// A session ends after this long without a request...
+    pub session_idle: chrono::Duration,
+    /// ...and this long after sign-in in any case.
+    pub session_max: chrono::Duration,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { hold_ttl: Duration::from_secs(300) }
+        EngineConfig {
+            hold_ttl: Duration::from_secs(300),
+            session_idle: chrono::Duration::hours(12),
+            session_max: chrono::Duration::days(7),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::limits::Usage;
 use crate::domain::money::Nanos;
-use crate::domain::period::{Period, recent_periods, usage_period};
+use crate::domain::period::{Period, period_for_label, recent_periods, usage_period};
 use crate::domain::plan::Plan;
 use crate::domain::projection::{PeriodUsage, Trends, trends};
 use crate::domain::provider::Provider;
@@ -98,21 +98,21 @@ impl Engine {
             return Ok(Trends::default());
         };
         let mut conn = self.store.pool().acquire().await?;
-        let rows = usage::rollups_by_label(&mut conn, user_id, &first.label(), &last.label()).await?;
-        let mut by_label = PeriodUsage::new();
-        for r in rows {
-            let cell = by_label.entry(r.billing_period.clone()).or_default().entry(r.provider.clone()).or_default();
-            cell.add(r.usage());
+        let rows = usage::rollups_by_period(&mut conn, user_id, first.start, last.start).await?;
+        let mut by_period = PeriodUsage::new();
+        for (start, r) in rows {
+            by_period.entry(start).or_default().entry(r.provider.clone()).or_default().add(r.usage());
         }
-        Ok(trends(&periods, &by_label))
+        Ok(trends(&periods, &by_period))
     }
 }
 
-/// Usage of one billing period label (the current one by default).
+/// Usage of one billing period (the current one by default).
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub label: String,
-    /// Per provider, summed over the label's periods.
+    pub period: Period,
+    /// Per provider.
     pub by_provider: Vec<RollupSum>,
     pub plan: Option<Plan>,
     pub subscription: Subscription,
@@ -139,25 +139,17 @@ impl Snapshot {
     }
 }
 
-/// Validates a `YYYY-MM` label.
-pub fn parse_label(s: &str) -> AppResult<String> {
-    let ok = s.len() == 7
-        && s.as_bytes()[4] == b'-'
-        && s[..4].chars().all(|c| c.is_ascii_digit())
-        && matches!(s[5..].parse::<u32>(), Ok(1..=12));
-    if ok { Ok(s.to_string()) } else { Err(AppError::BadRequest(format!("billing_period `{s}` is not YYYY-MM"))) }
-}
-
 impl Engine {
     pub async fn snapshot(&self, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
         let (_, subscription, catalog) = self.current_subscription(user_id, now).await?;
-        let current = usage_period(subscription.anchor_at, subscription.period_start);
-        let label = match label {
-            Some(l) => parse_label(l)?,
-            None => current.label(),
+        let period = match label {
+            Some(l) => period_for_label(subscription.anchor_at, l)
+                .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))?,
+            None => usage_period(subscription.anchor_at, subscription.period_start),
         };
+        let label = period.label();
         let mut conn = self.store.pool().acquire().await?;
-        let by_provider = usage::rollups_by_label(&mut conn, user_id, &label, &label).await?;
+        let by_provider = usage::period_rollups(&mut conn, user_id, period.start, false).await?;
         let alerts: Vec<usage::AlertRow> = usage::alerts(&mut conn, Some(user_id), false, 500)
             .await?
             .into_iter()
@@ -170,7 +162,7 @@ impl Engine {
             }
         }
         let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
-        Ok(Snapshot { label, by_provider, plan, subscription, alerts, usage: u })
+        Ok(Snapshot { label, period, by_provider, plan, subscription, alerts, usage: u })
     }
 
     /// A user's alerts, unread first, and the unread count.

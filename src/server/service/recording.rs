@@ -7,9 +7,12 @@
 //! acknowledged event is durable and counted exactly once, and a crash
 //! leaves nothing half-written.
 //!
-//! A late event (its time before the current period) is filed under the
-//! closed period that covered that time and added to that period's bill, so
-//! bills, rollups and events always reconcile.
+//! Every acknowledged cost lands in exactly one bill:
+//! - an event timestamped before its user's subscription began belongs to
+//!   no bill, so it is rejected with the reason and nothing is recorded;
+//! - a late event (timestamped in a period whose bill is already issued) is
+//!   billed in the open period and marked `late`, keeping its own
+//!   timestamp; a closed bill never changes.
 
 use std::collections::BTreeMap;
 
@@ -113,19 +116,24 @@ impl Engine {
                     },
                     None => Cost::default(),
                 };
-                // A late event belongs to the closed period that covered its
-                // time (periods cut short by a plan change included).
-                let closed = if ev.timestamp < current.start {
-                    usage::closed_period_at(&mut tx, &user_id, ev.timestamp).await?
+                if ev.timestamp < sub.started_at {
+                    results[i] = Some(EventResult::rejected(
+                        ev.id,
+                        format!(
+                            "`timestamp` {} is before this user's subscription began ({}), so it belongs to no bill; nothing was recorded",
+                            ev.timestamp.to_rfc3339(),
+                            sub.started_at.to_rfc3339()
+                        ),
+                    ));
+                    continue;
+                }
+                // Late usage is billed in the open period; closed bills stay.
+                let late = ev.timestamp < current.start;
+                let (period_start, billing_period) = if late {
+                    (current.start, current.label())
                 } else {
-                    None
-                };
-                let (period_start, billing_period) = match &closed {
-                    Some((start, label)) => (*start, label.clone()),
-                    None => {
-                        let p = usage_period(sub.anchor_at, ev.timestamp);
-                        (p.start, p.label())
-                    }
+                    let p = usage_period(sub.anchor_at, ev.timestamp);
+                    (p.start, p.label())
                 };
                 let priced = usage::PricedEvent {
                     event: &ev,
@@ -135,6 +143,7 @@ impl Engine {
                     unpriced: version.is_none(),
                     period_start,
                     billing_period,
+                    late,
                 };
                 if let Some(first) = usage::insert_event(&mut tx, &priced, now).await? {
                     results[i] = Some(EventResult {
@@ -147,9 +156,6 @@ impl Engine {
                     continue;
                 }
                 usage::add_to_rollup(&mut tx, &priced).await?;
-                if closed.is_some() {
-                    usage::amend_bill(&mut tx, &user_id, period_start, cost.total).await?;
-                }
                 if let Some(rid) = &ev.reservation_id {
                     usage::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), now).await?;
                 }
@@ -159,8 +165,7 @@ impl Engine {
                         tracing::warn!(provider = %ev.provider, model = ?ev.model, "usage recorded for a model without a price");
                     }
                 }
-                // Threshold alerts concern the current period only; a late
-                // event for a closed period changes history, not today's plan.
+                // Threshold alerts concern the current period only.
                 if period_start == current.start {
                     let added = ProviderUsage { calls: 1, tokens: ev.tokens_total() as i64, cost: cost.total };
                     let touched = [

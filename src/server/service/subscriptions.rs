@@ -2,8 +2,13 @@
 //!
 //! Rollover needs no background job: every read or write of a user's usage
 //! goes through [`ensure_current`] first, which closes any periods that ended
-//! (a billing record each, a renewal row at each cycle end) and moves the
-//! subscription to the period containing `now`.
+//! (a billing record each, a renewal row at each cycle end, where a scheduled
+//! change takes effect) and moves the subscription to the period containing
+//! `now`.
+//!
+//! Plan changes follow [`decide_plan_change`]'s rule on every door: they
+//! never restart the usage period, so usage cannot be reset by changing
+//! plan, and a period's `YYYY-MM` label names exactly one period.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -12,8 +17,8 @@ use sqlx::{Any, AnyConnection, Transaction};
 use super::Engine;
 use super::catalog::CatalogSnapshot;
 use crate::domain::money::Nanos;
-use crate::domain::period::{BillingCycle, Period, billing_cycle, usage_period};
-use crate::domain::plan::{Plan, RenewalType, classify_change};
+use crate::domain::period::{BillingCycle, Period, add_months, billing_cycle, usage_period};
+use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide_plan_change};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::users::{self, Renewal, Role, Subscription, User};
 use crate::server::store::{self, StoreResult, usage};
@@ -62,6 +67,12 @@ fn fee_for(plan: Option<&Plan>, cycle: BillingCycle, period: &Period, cycle_star
     }
 }
 
+/// A billing cycle of `cycle` opening with usage period `first`: it ends on
+/// the anchor's grid, so cycles and usage periods always line up.
+fn cycle_from(anchor: DateTime<Utc>, first: &Period, cycle: BillingCycle) -> Period {
+    Period { index: first.index, start: first.start, end: add_months(anchor, first.index + i64::from(cycle.months())) }
+}
+
 /// Closes every period that ended before `now` and moves `sub` to the
 /// current one. The caller holds the user's lock.
 pub async fn ensure_current(
@@ -73,12 +84,12 @@ pub async fn ensure_current(
     if now < sub.period_end {
         return Ok(());
     }
-    let plan = sub.plan_id.and_then(|id| catalog.plan(id));
+    let mut plan = sub.plan_id.and_then(|id| catalog.plan(id));
     while now >= sub.period_end {
         let closed = period_of(sub);
         let usage_cost: Nanos =
             usage::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
-        let fee = fee_for(plan, sub.billing_cycle, &closed, sub.cycle_start);
+        let fee = sub.period_fee.unwrap_or_else(|| fee_for(plan, sub.billing_cycle, &closed, sub.cycle_start));
         usage::insert_billing_record(
             conn,
             &usage::BillingRecord {
@@ -98,11 +109,22 @@ pub async fn ensure_current(
         .await?;
         let next = usage_period(sub.anchor_at, closed.end);
         if next.start >= sub.cycle_end {
-            // The cycle ended: renew on the same plan.
-            let new_cycle = billing_cycle(sub.anchor_at, sub.billing_cycle, next.start);
+            // The cycle ended: renew, on the scheduled terms if a change waits.
+            let previous = plan;
+            let (next_plan, next_cycle) = match sub.pending.take() {
+                Some((id, cycle)) => (catalog.plan(id).or(plan), cycle),
+                None => (plan, sub.billing_cycle),
+            };
+            let kind = match (previous, next_plan) {
+                (Some(a), Some(b)) if a.id != b.id || sub.billing_cycle != next_cycle => {
+                    classify_change(Some((a, sub.billing_cycle)), (b, next_cycle))
+                }
+                _ => RenewalType::Renewal,
+            };
+            let new_cycle = cycle_from(sub.anchor_at, &next, next_cycle);
             let usage_before = usage_summary(conn, &sub.user_id, sub.cycle_start, sub.cycle_end).await?;
             sub.renewal_count += 1;
-            if let Some(p) = plan {
+            if let Some(p) = next_plan {
                 users::insert_renewal(
                     conn,
                     &Renewal {
@@ -111,17 +133,17 @@ pub async fn ensure_current(
                         plan_id: Some(p.id),
                         plan_name: p.name.clone(),
                         plan_tier: p.tier.as_str().into(),
-                        previous_plan_name: Some(p.name.clone()),
-                        previous_plan_tier: Some(p.tier.as_str().into()),
+                        previous_plan_name: previous.map(|x| x.name.clone()),
+                        previous_plan_tier: previous.map(|x| x.tier.as_str().into()),
                         previous_period_start: Some(sub.cycle_start),
                         previous_period_end: Some(sub.cycle_end),
                         new_period_start: new_cycle.start,
                         new_period_end: new_cycle.end,
-                        billing_cycle: sub.billing_cycle.as_str().into(),
-                        renewal_type: RenewalType::Renewal.as_str().into(),
+                        billing_cycle: next_cycle.as_str().into(),
+                        renewal_type: kind.as_str().into(),
                         renewal_count: sub.renewal_count,
                         usage_before: Some(usage_before),
-                        payment_amount: p.price(sub.billing_cycle),
+                        payment_amount: p.price(next_cycle),
                         payment_status: PAYMENT_STATUS.into(),
                         payment_date: None,
                         created_at: new_cycle.start,
@@ -129,11 +151,15 @@ pub async fn ensure_current(
                 )
                 .await?;
             }
+            sub.plan_id = next_plan.map(|p| p.id);
+            sub.billing_cycle = next_cycle;
             sub.cycle_start = new_cycle.start;
             sub.cycle_end = new_cycle.end;
+            plan = next_plan;
         }
         sub.period_start = next.start;
         sub.period_end = next.end;
+        sub.period_fee = Some(fee_for(plan, sub.billing_cycle, &next, sub.cycle_start));
     }
     users::update_subscription(conn, sub, now).await
 }
@@ -177,6 +203,9 @@ fn fresh_subscription(
         cycle_start: cyc.start,
         cycle_end: cyc.end,
         renewal_count,
+        started_at: now,
+        pending: None,
+        period_fee: Some(plan.map_or(Nanos::ZERO, |p| p.price(cycle))),
     }
 }
 
@@ -245,54 +274,140 @@ impl Engine {
         Ok(user)
     }
 
-    /// Puts the user on `plan_id` with `cycle`, starting a new period at once.
-    pub async fn assign_plan(
+    /// Changes the user's plan by [`decide_plan_change`]'s rule, in one
+    /// transaction with its audit entry; at most
+    /// [`MAX_PLAN_CHANGES_PER_DAY`] changes a day per user.
+    pub async fn change_plan(
         &self,
         user_id: &str,
         plan_id: i64,
         cycle: BillingCycle,
+        actor: &str,
         now: DateTime<Utc>,
-    ) -> AppResult<Subscription> {
+    ) -> AppResult<(Subscription, PlanChange)> {
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
         let plan = catalog.plan(plan_id).ok_or_else(|| AppError::NotFound(format!("no plan with id {plan_id}")))?;
-        let Some(old) = lock_current(&mut tx, &catalog, user_id, now).await? else {
+        let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         };
-        if plan.archived && old.plan_id != Some(plan.id) {
+        if plan.archived && sub.plan_id != Some(plan.id) {
             return Err(AppError::Invalid(format!("plan `{}` is archived and takes no new subscribers", plan.name)));
         }
-        let old_plan = old.plan_id.and_then(|id| catalog.plan(id));
-        let kind = classify_change(old_plan.map(|p| (p, old.billing_cycle)), (plan, cycle));
-        // Close the current period at `now` with what was used so far.
-        let current = period_of(&old);
-        let used: Nanos =
-            usage::period_rollups(&mut tx, user_id, current.start, false).await?.iter().map(|r| r.cost).sum();
-        let fee = fee_for(old_plan, old.billing_cycle, &current, old.cycle_start);
-        usage::insert_billing_record(
+        let since = now - chrono::Duration::days(1);
+        let recent = store::keys::count_audit(&mut tx, "subscription.change", ("user", user_id), since).await?;
+        if recent >= MAX_PLAN_CHANGES_PER_DAY {
+            return Err(AppError::LimitReached {
+                message: format!(
+                    "at most {MAX_PLAN_CHANGES_PER_DAY} plan changes a day; try again tomorrow or ask an administrator"
+                ),
+                retry_after_secs: 86_400,
+                body: None,
+            });
+        }
+        let before = SubscriptionSnapshot::of(&sub);
+        let old_plan = sub.plan_id.and_then(|id| catalog.plan(id));
+        let change = decide_plan_change(
+            old_plan.map(|p| (p, sub.billing_cycle)),
+            sub.pending,
+            (plan, cycle),
+            (sub.cycle_start, sub.cycle_end),
+            now,
+        )
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+        match change {
+            PlanChange::Upgrade { fee, then } => {
+                let kind = if old_plan.is_some() { RenewalType::Upgrade } else { RenewalType::New };
+                let usage_before = usage_summary(&mut tx, user_id, sub.cycle_start, now).await?;
+                sub.plan_id = Some(plan.id);
+                sub.pending = then.map(|c| (plan.id, c));
+                let accrued = sub
+                    .period_fee
+                    .unwrap_or_else(|| fee_for(old_plan, sub.billing_cycle, &period_of(&sub), sub.cycle_start));
+                sub.period_fee = Some(accrued.checked_add(fee).ok_or(AppError::Internal)?);
+                sub.renewal_count += 1;
+                let mut renewal = new_renewal(&sub, plan, old_plan.map(|p| (p, &sub)), kind, Some(usage_before));
+                renewal.payment_amount = fee;
+                renewal.billing_cycle = sub.billing_cycle.as_str().into();
+                renewal.created_at = now;
+                users::insert_renewal(&mut tx, &renewal).await?;
+            }
+            PlanChange::Scheduled => sub.pending = Some((plan.id, cycle)),
+            PlanChange::CancelScheduled => sub.pending = None,
+        }
+        users::update_subscription(&mut tx, &sub, now).await?;
+        let after = SubscriptionSnapshot::of(&sub);
+        store::keys::audit(
             &mut tx,
-            &usage::BillingRecord {
-                user_id: user_id.into(),
-                period_start: current.start,
-                period_end: now,
-                billing_period: current.label(),
-                plan_id: old.plan_id,
-                plan_name: old_plan.map(|p| p.name.clone()).unwrap_or_else(|| "No plan".into()),
-                plan_fee: fee,
-                usage_cost: used,
-                total: fee + used,
-                status: BILL_STATUS.into(),
-            },
+            actor,
+            "subscription.change",
+            ("user", user_id),
+            Some(&before.to_json()),
+            Some(&after.to_json()),
             now,
         )
         .await?;
-        let usage_before = usage_summary(&mut tx, user_id, old.cycle_start, now).await?;
-        let sub = fresh_subscription(user_id, Some(plan), cycle, now, old.renewal_count + 1);
-        users::update_subscription(&mut tx, &sub, now).await?;
-        let prev = old_plan.map(|p| (p, &old));
-        users::insert_renewal(&mut tx, &new_renewal(&sub, plan, prev, kind, Some(usage_before))).await?;
         tx.commit().await?;
-        Ok(sub)
+        Ok((sub, change))
+    }
+}
+
+/// What a change did, in a sentence for the person who asked.
+pub fn change_message(plan_name: &str, cycle: BillingCycle, change: PlanChange, sub: &Subscription) -> String {
+    let when = sub.cycle_end.format("%Y-%m-%d");
+    match change {
+        PlanChange::Upgrade { fee, then } => {
+            let mut m = format!(
+                "You are now on {plan_name}; your usage so far this period carries over. {} was added to this period's bill for the rest of the billing cycle.",
+                fee.display_plain()
+            );
+            if then.is_some() {
+                m.push_str(&format!(" Your {} billing starts on {when}.", cycle.as_str()));
+            }
+            m
+        }
+        PlanChange::Scheduled => format!(
+            "Your move to {plan_name} ({}) takes effect when this billing cycle ends on {when}; until then your current plan stays.",
+            cycle.as_str()
+        ),
+        PlanChange::CancelScheduled => "The scheduled plan change is cancelled; your current plan continues.".into(),
+    }
+}
+
+/// At most this many plan changes per user in any 24 hours, on every door.
+pub const MAX_PLAN_CHANGES_PER_DAY: i64 = 5;
+
+/// What the audit log records of a subscription: its own shape, not any
+/// API's, so changing an API never changes the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionSnapshot {
+    pub plan_id: Option<i64>,
+    pub billing_cycle: BillingCycle,
+    pub period_start: DateTime<Utc>,
+    pub pending: Option<(i64, BillingCycle)>,
+    pub period_fee: Option<Nanos>,
+}
+
+impl SubscriptionSnapshot {
+    pub fn of(s: &Subscription) -> SubscriptionSnapshot {
+        SubscriptionSnapshot {
+            plan_id: s.plan_id,
+            billing_cycle: s.billing_cycle,
+            period_start: s.period_start,
+            pending: s.pending,
+            period_fee: s.period_fee,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "plan_id": self.plan_id,
+            "billing_cycle": self.billing_cycle.as_str(),
+            "period_start": self.period_start.to_rfc3339(),
+            "scheduled_plan_id": self.pending.map(|(p, _)| p),
+            "scheduled_billing_cycle": self.pending.map(|(_, c)| c.as_str()),
+            "period_plan_fee": self.period_fee.map(|f| f.usd_string()),
+        })
     }
 }
 

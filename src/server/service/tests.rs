@@ -14,7 +14,7 @@ use crate::domain::provider::Provider;
 use crate::server::store::{Store, catalog, usage, users};
 use crate::server::testing::{engine_with_catalog, price, t, user_on_plan};
 
-fn ev(
+pub(super) fn ev(
     id: &str,
     user: &str,
     provider: &str,
@@ -45,16 +45,16 @@ fn ev(
     }
 }
 
-fn ok(events: Vec<UsageEvent>) -> Vec<Incoming> {
+pub(super) fn ok(events: Vec<UsageEvent>) -> Vec<Incoming> {
     events.into_iter().map(Ok).collect()
 }
 
-async fn scalar(store: &Store, sql: &str) -> i64 {
+pub(super) async fn scalar(store: &Store, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(store.pool()).await.unwrap().try_get(0).unwrap()
 }
 
 /// Sum of recorded event costs, and the same from rollups.
-async fn sums(store: &Store) -> (i64, i64) {
+pub(super) async fn sums(store: &Store) -> (i64, i64) {
     (
         scalar(store, "SELECT CAST(COALESCE(SUM(cost_total_nanos), 0) AS BIGINT) FROM usage_events").await,
         scalar(store, "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_rollups").await,
@@ -266,7 +266,7 @@ async fn demo_seed_reconciles(store: Store) {
 }
 both_stores!(demo_seed_reconciles, demo_seed_reconciles);
 
-fn op(provider: &str, tokens: u64) -> super::gate::Operation {
+pub(super) fn op(provider: &str, tokens: u64) -> super::gate::Operation {
     super::gate::Operation {
         provider: Provider::parse(provider).unwrap(),
         model: None,
@@ -449,59 +449,3 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
     assert_eq!((renewals[0].new_period_start, renewals[0].new_period_end), (t(2026, 3, 15), t(2027, 3, 15)));
 }
 both_stores!(yearly_cycles_bill_once_a_year, yearly_cycles_bill_once_a_year);
-
-/// Failed sign-ins lock the email for a while (across instances: the count
-/// is in the store); sessions open and close.
-async fn sign_in_is_rate_limited(store: Store) {
-    use crate::server::error::AppError;
-    use crate::server::service::admin::UserForm;
-    let (engine, _) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
-    let now = Utc::now();
-    let form = UserForm {
-        id: Some("s".into()),
-        email: "S@Example.test".into(),
-        name: "S".into(),
-        role: crate::server::store::users::Role::User,
-        password: Some("right-password".into()),
-    };
-    engine.admin_create_user(form, "test", now).await.unwrap();
-    let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.1", now).await.unwrap();
-    assert_eq!(engine.session_user(&token, now).await.unwrap().unwrap().id, "s");
-    engine.logout(&token).await.unwrap();
-    assert!(engine.session_user(&token, now).await.unwrap().is_none());
-    assert!(matches!(
-        engine.login("nobody@example.test", "x", "10.0.0.1", now).await,
-        Err(AppError::InvalidCredentials)
-    ));
-    for _ in 0..super::accounts::MAX_FAILURES {
-        assert!(matches!(
-            engine.login("s@example.test", "wrong", "10.0.0.2", now).await,
-            Err(AppError::InvalidCredentials)
-        ));
-    }
-    // Now even the right password is refused, from any address...
-    assert!(matches!(
-        engine.login("s@example.test", "right-password", "10.0.0.3", now).await,
-        Err(AppError::LimitReached { .. })
-    ));
-    // ...until the window has passed.
-    let later = now + Duration::minutes(super::accounts::FAILURE_WINDOW_MINUTES + 1);
-    assert!(engine.login("s@example.test", "right-password", "10.0.0.3", later).await.is_ok());
-    // Sessions expire.
-    let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.3", later).await.unwrap();
-    assert!(
-        engine
-            .session_user(&token, later + Duration::days(super::accounts::SESSION_DAYS) + Duration::seconds(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    // A password change keeps this session and ends the others.
-    let (_, other) = engine.login("s@example.test", "right-password", "10.0.0.4", later).await.unwrap();
-    assert!(engine.change_password("s", "wrong", "new-password-1", &token, later).await.is_err());
-    engine.change_password("s", "right-password", "new-password-1", &token, later).await.unwrap();
-    assert!(engine.session_user(&token, later).await.unwrap().is_some());
-    assert!(engine.session_user(&other, later).await.unwrap().is_none());
-    assert!(engine.login("s@example.test", "new-password-1", "10.0.0.4", later).await.is_ok());
-}
-both_stores!(sign_in_is_rate_limited, sign_in_is_rate_limited);

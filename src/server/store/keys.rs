@@ -110,6 +110,26 @@ pub async fn audit(
     Ok(())
 }
 
+/// How many `action` entries about `entity` were written since `since`.
+pub async fn count_audit(
+    conn: &mut AnyConnection,
+    action: &str,
+    entity: (&str, &str),
+    since: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let r = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log
+         WHERE entity_type = $1 AND entity_id = $2 AND action = $3 AND created_at > $4",
+    )
+    .bind(entity.0)
+    .bind(entity.1)
+    .bind(action)
+    .bind(ms(since))
+    .fetch_one(conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEntry {
     pub id: i64,

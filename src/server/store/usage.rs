@@ -23,6 +23,8 @@ pub struct PricedEvent<'a> {
     pub unpriced: bool,
     pub period_start: DateTime<Utc>,
     pub billing_period: String,
+    /// Timestamped in a period already billed; billed in the open one.
+    pub late: bool,
 }
 
 /// The cost first recorded for an event id, and whether it was unpriced.
@@ -44,8 +46,8 @@ pub async fn insert_event(
         "INSERT INTO usage_events (user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
          tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
          price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
-         period_start, billing_period, reservation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+         period_start, billing_period, reservation_id, late)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
          ON CONFLICT (user_id, event_id) DO NOTHING RETURNING id",
     )
     .bind(&e.user_id)
@@ -74,6 +76,7 @@ pub async fn insert_event(
     .bind(ms(p.period_start))
     .bind(&p.billing_period)
     .bind(&e.reservation_id)
+    .bind(p.late as i64)
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
@@ -191,24 +194,25 @@ pub async fn period_rollups(
     rows.iter().map(|r| rollup_from_row(r, by_model)).collect()
 }
 
-/// Per label and provider sums for the given period labels.
-pub async fn rollups_by_label(
+/// Per period (by start) and provider sums for the periods starting in
+/// `[from, to]`.
+pub async fn rollups_by_period(
     conn: &mut AnyConnection,
     user_id: &str,
-    from_label: &str,
-    to_label: &str,
-) -> StoreResult<Vec<RollupSum>> {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<Vec<(DateTime<Utc>, RollupSum)>> {
     let rows = sqlx::query(&format!(
-        "SELECT billing_period, provider, {SUMS} FROM usage_rollups
-         WHERE user_id = $1 AND billing_period >= $2 AND billing_period <= $3
-         GROUP BY billing_period, provider ORDER BY billing_period, provider"
+        "SELECT period_start, billing_period, provider, {SUMS} FROM usage_rollups
+         WHERE user_id = $1 AND period_start >= $2 AND period_start <= $3
+         GROUP BY period_start, billing_period, provider ORDER BY period_start, provider"
     ))
     .bind(user_id)
-    .bind(from_label)
-    .bind(to_label)
+    .bind(ms(from))
+    .bind(ms(to))
     .fetch_all(conn)
     .await?;
-    rows.iter().map(|r| rollup_from_row(r, false)).collect()
+    rows.iter().map(|r| Ok((from_ms(r.try_get("period_start")?), rollup_from_row(r, false)?))).collect()
 }
 
 /// The period's usage per provider.
@@ -439,43 +443,6 @@ pub async fn insert_billing_record(conn: &mut AnyConnection, b: &BillingRecord, 
     .bind(b.total.0)
     .bind(&b.status)
     .bind(ms(now))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The closed period (its billing record) that contains `at`, if any.
-pub async fn closed_period_at(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<Option<(DateTime<Utc>, String)>> {
-    let row = sqlx::query(
-        "SELECT period_start, billing_period FROM billing_records WHERE user_id = $1 AND period_start <= $2 AND period_end > $2
-         ORDER BY period_start DESC LIMIT 1",
-    )
-    .bind(user_id)
-    .bind(ms(at))
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| Ok((from_ms(r.try_get("period_start")?), r.try_get("billing_period")?))).transpose()
-}
-
-/// Adds a late event's cost to the bill of the closed period it belongs to,
-/// so bills keep reconciling with the events.
-pub async fn amend_bill(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    period_start: DateTime<Utc>,
-    cost: Nanos,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE billing_records SET usage_cost_nanos = usage_cost_nanos + $3, total_nanos = total_nanos + $3
-         WHERE user_id = $1 AND period_start = $2",
-    )
-    .bind(user_id)
-    .bind(ms(period_start))
-    .bind(cost.0)
     .execute(conn)
     .await?;
     Ok(())

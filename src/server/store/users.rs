@@ -148,12 +148,19 @@ pub struct Subscription {
     pub cycle_start: DateTime<Utc>,
     pub cycle_end: DateTime<Utc>,
     pub renewal_count: i64,
+    /// When the subscription began; usage before it belongs to no bill.
+    pub started_at: DateTime<Utc>,
+    /// A change waiting for the end of the current cycle (a downgrade).
+    pub pending: Option<(i64, BillingCycle)>,
+    /// Plan fee accrued by the open usage period (`None`: written before
+    /// fees were tracked per period; the cycle price then applies).
+    pub period_fee: Option<Nanos>,
 }
 
 pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
     let row = sqlx::query(
-        "SELECT user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start, cycle_end, renewal_count
-         FROM subscriptions WHERE user_id = $1",
+        "SELECT user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start, cycle_end, renewal_count,
+         started_at, pending_plan_id, pending_cycle, period_fee_nanos FROM subscriptions WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(conn)
@@ -171,13 +178,25 @@ pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResul
         cycle_start: from_ms(r.try_get("cycle_start")?),
         cycle_end: from_ms(r.try_get("cycle_end")?),
         renewal_count: r.try_get("renewal_count")?,
+        started_at: from_ms(r.try_get("started_at")?),
+        pending: match (
+            r.try_get::<Option<i64>, _>("pending_plan_id")?,
+            r.try_get::<Option<String>, _>("pending_cycle")?,
+        ) {
+            (Some(plan), Some(c)) => {
+                Some((plan, BillingCycle::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("pending cycle {c}")))?))
+            }
+            _ => None,
+        },
+        period_fee: r.try_get::<Option<i64>, _>("period_fee_nanos")?.map(Nanos),
     }))
 }
 
 pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO subscriptions (user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start,
-         cycle_end, renewal_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         cycle_end, renewal_count, created_at, updated_at, started_at, pending_plan_id, pending_cycle, period_fee_nanos)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)",
     )
     .bind(&s.user_id)
     .bind(s.plan_id)
@@ -190,6 +209,10 @@ pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now
     .bind(ms(s.cycle_end))
     .bind(s.renewal_count)
     .bind(ms(now))
+    .bind(ms(s.started_at))
+    .bind(s.pending.map(|(p, _)| p))
+    .bind(s.pending.map(|(_, c)| c.as_str()))
+    .bind(s.period_fee.map(|f| f.0))
     .execute(conn)
     .await?;
     Ok(())
@@ -198,7 +221,8 @@ pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now
 pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
         "UPDATE subscriptions SET plan_id = $2, billing_cycle = $3, status = $4, anchor_at = $5, period_start = $6,
-         period_end = $7, cycle_start = $8, cycle_end = $9, renewal_count = $10, updated_at = $11 WHERE user_id = $1",
+         period_end = $7, cycle_start = $8, cycle_end = $9, renewal_count = $10, updated_at = $11, pending_plan_id = $12,
+         pending_cycle = $13, period_fee_nanos = $14 WHERE user_id = $1",
     )
     .bind(&s.user_id)
     .bind(s.plan_id)
@@ -211,6 +235,9 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
     .bind(ms(s.cycle_end))
     .bind(s.renewal_count)
     .bind(ms(now))
+    .bind(s.pending.map(|(p, _)| p))
+    .bind(s.pending.map(|(_, c)| c.as_str()))
+    .bind(s.period_fee.map(|f| f.0))
     .execute(conn)
     .await?;
     Ok(())

@@ -30,7 +30,10 @@ pub fn cost_trend_chart(labels: &[String], usd: &[f64]) -> Chart {
         .series(Line::new().name("Cost").smooth(0.3).data(usd.to_vec()))
 }
 
-/// A donut of cost by provider: `(name, usd)` slices.
+/// A donut of cost by provider: `(name, usd)` slices. Slices carry no
+/// labels on the canvas (small slices' labels stack on top of each other at
+/// any width); the legend beside the chart names every slice with its
+/// amount, and hovering a slice shows its tooltip.
 pub fn cost_pie_chart(slices: &[(String, f64)]) -> Chart {
     Chart::new()
         .color(PALETTE.iter().map(|c| charming::element::Color::from(*c)).collect::<Vec<_>>())
@@ -39,6 +42,9 @@ pub fn cost_pie_chart(slices: &[(String, f64)]) -> Chart {
             Pie::new()
                 .name("Cost by provider")
                 .radius(vec!["45%", "72%"])
+                .avoid_label_overlap(true)
+                .label(charming::element::Label::new().show(false))
+                .label_line(charming::element::LabelLine::new().show(false))
                 .data(slices.iter().map(|(n, v)| (*v, n.clone())).collect::<Vec<_>>()),
         )
 }
@@ -286,6 +292,9 @@ mod tests {
     fn pie_has_a_slice_per_provider() {
         let v = serde_json::to_value(cost_pie_chart(&[("Gemini".into(), 1.25), ("OpenAI".into(), 0.5)])).unwrap();
         assert_eq!(v["series"][0]["type"], "pie");
+        // No labels drawn on the canvas, so none can overlap at any width.
+        assert_eq!(v["series"][0]["label"]["show"], false);
+        assert_eq!(v["series"][0]["labelLine"]["show"], false);
         assert_eq!(v["series"][0]["data"][0], serde_json::json!({"value": 1.25, "name": "Gemini"}));
         assert_eq!(v["series"][0]["data"].as_array().unwrap().len(), 2);
     }

@@ -14,7 +14,8 @@ pub fn AccountPage() -> impl IntoView {
 fn AccountForm() -> impl IntoView {
     let me = use_me();
     let change = ServerAction::<ChangePassword>::new();
-    let outcome = change.value();
+    let outcome =
+        crate::api::session::form_outcome(change.value(), <ChangePassword as leptos::server_fn::ServerFn>::PATH);
     let field = move |name: &'static str| {
         outcome.with(|o| match o {
             Some(Ok(Some(e))) => e.field(name),

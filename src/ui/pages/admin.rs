@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::admin::{
-    AddPrice, AdminPlan, AssignPlan, CreateApiKey, RevokeApiKey, SavePlan, admin_alerts, admin_plans, admin_pricing,
-    admin_users, api_keys, audit_entries,
+    AddPrice, AdminPlan, AssignPlan, CreateApiKey, RevokeApiKey, SavePlan, SignOutUser, admin_alerts, admin_plans,
+    admin_pricing, admin_users, api_keys, audit_entries,
 };
 use crate::api::session::FormError;
 use crate::domain::provider::FAMILY_A_LIMIT_KEYS;
@@ -36,6 +36,13 @@ fn AdminFrame(title: &'static str, children: Children) -> impl IntoView {
         <h1 class="mb-4 text-xl font-semibold">{title}</h1>
         {children()}
     }
+}
+
+use crate::api::session::form_outcome as outcome_of;
+
+/// A server function's path, which a plain form post names in `form=`.
+fn path<S: leptos::server_fn::ServerFn>() -> &'static str {
+    S::PATH
 }
 
 fn field_error(outcome: &Option<Result<Option<FormError>, ServerFnError>>, name: &str) -> Option<String> {
@@ -78,6 +85,7 @@ pub fn AdminUsersPage() -> impl IntoView {
 fn UsersView() -> impl IntoView {
     let query = use_query_map();
     let assign = ServerAction::<AssignPlan>::new();
+    let sign_out = ServerAction::<SignOutUser>::new();
     let users = Resource::new(move || (query.read().get("q"), assign.version().get()), |(q, _)| admin_users(q));
     let plans = Resource::new(|| (), |_| admin_plans());
     view! {
@@ -86,7 +94,8 @@ fn UsersView() -> impl IntoView {
             <input id="user-search" name="q" placeholder="Search by email or name" class=INPUT value=move || query.read().get("q").unwrap_or_default()/>
             <button type="submit" class=BUTTON>"Search"</button>
         </form>
-        {move || form_banner(assign.value().get(), "Plan assigned; a new period started.")}
+        {move || form_banner(outcome_of(assign.value(), path::<AssignPlan>()).get(), "Plan change saved: upgrades apply now, other changes at the end of the cycle.")}
+        {move || form_banner(outcome_of(sign_out.value(), path::<SignOutUser>()).get(), "Signed out everywhere: every session of that user has ended.")}
         <Suspense fallback=|| view! { <p>"Loading users…"</p> }>
             {move || Suspend::new(async move {
                 let (users, plans) = match (users.await, plans.await) {
@@ -103,12 +112,17 @@ fn UsersView() -> impl IntoView {
                             let plans = active.clone();
                             let current = u.plan_id;
                             let uid = u.id.clone();
+                            let (out_id, out_label) = (u.id.clone(), format!("Sign out {} everywhere", u.email));
                             view! {
                                 <tr class="border-t border-slate-100" data-user=u.id.clone()>
                                     <td class=TD>
                                         <div class="font-medium">{u.email.clone()}</div>
                                         <div class="text-slate-500">{format!("{} · id {}", u.name, u.id)}</div>
                                         <a class="text-blue-700 underline" href=format!("/?user={}", u.id)>"Open dashboard"</a>
+                                        <ActionForm action=sign_out attr:class="mt-1">
+                                            <input type="hidden" name="user_id" value=out_id/>
+                                            <button type="submit" class="text-xs text-red-700 underline" aria-label=out_label>"Sign out everywhere"</button>
+                                        </ActionForm>
                                     </td>
                                     <td class=TD>{u.role.clone()}</td>
                                     <td class=TD>{format!("{} ({})", u.plan, u.billing_cycle)}</td>
@@ -155,7 +169,7 @@ fn PlansView() -> impl IntoView {
     let plans = Resource::new(move || save.version().get(), |_| admin_plans());
     view! {
         <p class="mb-4"><a href="/admin/plans?edit=new" class=BUTTON>"New plan"</a></p>
-        {move || form_banner(save.value().get(), "Plan saved.")}
+        {move || form_banner(outcome_of(save.value(), path::<SavePlan>()).get(), "Plan saved.")}
         <Suspense fallback=|| view! { <p>"Loading plans…"</p> }>
             {move || Suspend::new(async move {
                 let plans = match plans.await { Ok(p) => p, Err(e) => return load_error(e) };
@@ -173,9 +187,13 @@ fn PlansView() -> impl IntoView {
                         {plans.into_iter().map(|p| view! {
                             <tr class="border-t border-slate-100" class:opacity-60=p.archived>
                                 <td class=TD><div class="font-medium">{p.name.clone()}</div><div class="text-slate-500">{p.tier.clone()}{p.archived.then_some(" · archived")}</div></td>
-                                <td class=TD>{format!("${}", p.price_monthly)}</td>
-                                <td class=TD>{format!("${}", p.price_yearly)}</td>
-                                <td class=TD>{if p.limits.is_empty() { "unlimited".to_string() } else { p.limits.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") }}</td>
+                                <td class=TD>{plain_usd(&p.price_monthly)}</td>
+                                <td class=TD>{plain_usd(&p.price_yearly)}</td>
+                                <td class=TD>{if p.limits.is_empty() {
+                                    view! { <span>"Unlimited"</span> }.into_any()
+                                } else {
+                                    view! { <ul data-testid="plan-limits">{p.limits.iter().map(|(k, v)| view! { <li>{limit_in_words(k, v)}</li> }).collect_view()}</ul> }.into_any()
+                                }}</td>
                                 <td class=TD><a class="text-blue-700 underline" href=format!("/admin/plans?edit={}", p.id)>{format!("Edit {}", p.name)}</a></td>
                             </tr>
                         }).collect_view()}
@@ -201,7 +219,7 @@ fn PlanForm(plan: Option<AdminPlan>, save: ServerAction<SavePlan>) -> impl IntoV
         limits: Default::default(),
         archived: false,
     });
-    let outcome = save.value();
+    let outcome = outcome_of(save.value(), path::<SavePlan>());
     let err = move |name: &'static str| {
         move || {
             field_error(&outcome.get(), name)
@@ -220,17 +238,19 @@ fn PlanForm(plan: Option<AdminPlan>, save: ServerAction<SavePlan>) -> impl IntoV
                         {tiers.into_iter().map(|t| view! { <option value=t selected=p.tier == t>{t}</option> }).collect_view()}
                     </select>{err("tier")}
                 </label>
-                <label class="text-sm">"Monthly price (USD)"<input name="plan[price_monthly]" value=p.price_monthly.clone() class=INPUT/>{err("price_monthly")}</label>
-                <label class="text-sm">"Yearly price (USD)"<input name="plan[price_yearly]" value=p.price_yearly.clone() class=INPUT/>{err("price_yearly")}</label>
+                <label class="text-sm">"Monthly price (USD)"<input name="plan[price_monthly]" value=p.price_monthly.clone() class=INPUT inputmode="decimal" placeholder="e.g. 29 or 29.99"/>
+                    <span class="block text-xs text-slate-500">"Empty means free."</span>{err("price_monthly")}</label>
+                <label class="text-sm">"Yearly price (USD)"<input name="plan[price_yearly]" value=p.price_yearly.clone() class=INPUT inputmode="decimal" placeholder="e.g. 290"/>
+                    <span class="block text-xs text-slate-500">"Empty means 12 × the monthly price."</span>{err("price_yearly")}</label>
                 <label class="text-sm sm:col-span-2">"Description"<input name="plan[description]" value=p.description.clone() class=INPUT/>{err("description")}</label>
                 <label class="text-sm sm:col-span-2">"Features (one per line)"<textarea name="plan[features]" rows="3" class=INPUT>{p.features.join("\n")}</textarea>{err("features")}</label>
                 <fieldset class="sm:col-span-2">
-                    <legend class="text-sm font-medium">"Limits per month (empty or 0 = unlimited; monthly cost in USD)"</legend>
+                    <legend class="text-sm font-medium">"Limits per month (empty or 0 means unlimited)"</legend>
                     <div class="mt-2 grid grid-cols-2 gap-2 sm:grid-cols-4">
                         {FAMILY_A_LIMIT_KEYS.iter().map(|k| {
                             let key: &'static str = k;
                             view! {
-                                <label class="text-xs">{key}
+                                <label class="text-xs">{limit_field_label(key)}
                                     <input name=format!("plan[limits][{key}]") value=p.limits.get(key).cloned().unwrap_or_default() class=INPUT inputmode="decimal"/>
                                     {err_limit(outcome, key)}
                                 </label>
@@ -242,6 +262,34 @@ fn PlanForm(plan: Option<AdminPlan>, save: ServerAction<SavePlan>) -> impl IntoV
                 <div class="sm:col-span-2"><button type="submit" class=BUTTON>"Save plan"</button></div>
             </ActionForm>
         </section>
+    }
+}
+
+/// `$29`, `$0.0025`: a USD decimal string as people write prices.
+fn plain_usd(usd: &str) -> String {
+    crate::domain::money::Nanos::parse_usd(usd).map_or_else(|_| format!("${usd}"), |n| n.display_plain())
+}
+
+/// "Gemini calls a month", "Monthly cost cap (USD)".
+fn limit_field_label(key: &str) -> String {
+    use crate::domain::provider::LimitKey;
+    match LimitKey::parse(key) {
+        Some(LimitKey::MonthlyCost) => "Monthly cost cap (USD)".into(),
+        Some(k) => format!("{} a month", k.label()),
+        None => key.into(),
+    }
+}
+
+/// "Gemini calls: 100 a month", "Monthly cost cap: $150".
+fn limit_in_words(key: &str, value: &str) -> String {
+    use crate::domain::provider::LimitKey;
+    match LimitKey::parse(key) {
+        Some(LimitKey::MonthlyCost) => format!("Monthly cost cap: {}", plain_usd(value)),
+        Some(k) => {
+            let n = value.parse::<i64>().map_or_else(|_| value.to_string(), crate::domain::money::format_count);
+            format!("{}: {n} a month", k.label())
+        }
+        None => format!("{key}: {value}"),
     }
 }
 
@@ -267,7 +315,7 @@ fn PricingView() -> impl IntoView {
     let query = use_query_map();
     let add = ServerAction::<AddPrice>::new();
     let pricing = Resource::new(move || add.version().get(), |_| admin_pricing());
-    let outcome = add.value();
+    let outcome = outcome_of(add.value(), path::<AddPrice>());
     let err = move |name: &'static str| {
         move || {
             field_error(&outcome.get(), name)
@@ -301,9 +349,9 @@ fn PricingView() -> impl IntoView {
                             <tr class="border-t border-slate-100" class:text-slate-400=!v.current data-current=v.current.to_string() data-model=v.model.clone()>
                                 <td class=TD><span class="font-medium">{format!("{} / {}", v.provider, v.model)}</span>{(!v.current).then_some(" (history)")}</td>
                                 <td class=TD>{v.effective_from.clone()}</td>
-                                <td class=TD>{v.input_per_million.clone().unwrap_or_default()}</td>
-                                <td class=TD>{v.cached_input_per_million.clone().unwrap_or_default()}</td>
-                                <td class=TD>{v.output_per_million.clone().unwrap_or_default()}</td>
+                                <td class=TD>{v.input_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
+                                <td class=TD>{v.cached_input_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
+                                <td class=TD>{v.output_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
                                 <td class=TD>{v.per_unit.clone().unwrap_or_default()}</td>
                                 <td class=TD>{v.current.then(|| view! {
                                     <a class="text-blue-700 underline" href=format!("/admin/pricing?provider={}&model={}&input={}&output={}&cached={}#new-price", v.provider, v.model, v.input_per_million.clone().unwrap_or_default(), v.output_per_million.clone().unwrap_or_default(), v.cached_input_per_million.clone().unwrap_or_default())>{if v.model == "*" { format!("Edit {}", v.provider) } else { format!("Edit {}", v.model) }}</a>

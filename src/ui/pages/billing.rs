@@ -106,7 +106,7 @@ fn PlanComparison() -> impl IntoView {
     view! {
         <h1 class="mb-4 text-2xl font-semibold">"Plans"</h1>
         {move || match change.value().get() {
-            Some(Ok(())) => Some(view! { <p role="status" class="mb-4 rounded bg-green-50 p-3 text-sm text-green-800">"Your plan changed; a new billing period started today."</p> }.into_any()),
+            Some(Ok(message)) => Some(view! { <p role="status" data-testid="plan-change-result" class="mb-4 rounded bg-green-50 p-3 text-sm text-green-800">{message}</p> }.into_any()),
             Some(Err(e)) => Some(view! { <p role="alert" class="mb-4 rounded bg-red-50 p-3 text-sm text-red-800">{e.to_string()}</p> }.into_any()),
             None => None,
         }}
@@ -114,7 +114,14 @@ fn PlanComparison() -> impl IntoView {
             {move || Suspend::new(async move {
                 let c = match plans.await { Ok(c) => c, Err(e) => return failed(e) };
                 let current_tier = c.plans.iter().find(|p| p.current).map(|p| (p.tier.clone(), p.monthly_nanos));
+                let scheduled = c.scheduled.clone().map(|s| view! {
+                    <p class="mb-4 rounded bg-blue-50 p-3 text-sm text-blue-900" data-testid="scheduled-change">
+                        {format!("Scheduled: {s}. Choose your current plan and cycle again to cancel it.")}
+                    </p>
+                });
                 view! {
+                    {scheduled}
+                    <p class="mb-4 text-sm text-slate-600">"Upgrades start at once, keep this period's usage and charge the price difference for the rest of the billing cycle. Downgrades and cycle changes start when the current cycle ends."</p>
                     <div class="grid grid-cols-1 gap-4 md:grid-cols-2 xl:grid-cols-4" data-testid="plan-cards">
                         {c.plans.into_iter().map(|p| {
                             let verb = match &current_tier {
@@ -128,8 +135,8 @@ fn PlanComparison() -> impl IntoView {
                             view! {
                                 <section class=format!("{CARD} {}", if p.current { "ring-2 ring-blue-600" } else { "" }) data-plan=p.name.clone() data-current=p.current.to_string()>
                                     <h2 class="text-lg font-semibold">{p.name.clone()}{p.current.then(|| view! { <span class="ml-2 rounded-full bg-blue-100 px-2 py-0.5 text-xs text-blue-800">"Current plan"</span> })}</h2>
-                                    <p class="text-2xl font-semibold">{format!("{}/mo", Nanos(p.monthly_nanos).display())}</p>
-                                    <p class="text-sm text-slate-500">{format!("or {}/yr", Nanos(p.yearly_nanos).display())}</p>
+                                    <p class="text-2xl font-semibold">{format!("{}/mo", Nanos(p.monthly_nanos).display_plain())}</p>
+                                    <p class="text-sm text-slate-500">{format!("or {}/yr", Nanos(p.yearly_nanos).display_plain())}</p>
                                     <p class="mt-2 text-sm">{p.description.clone()}</p>
                                     <ul class="mt-2 list-disc pl-5 text-sm">{p.features.iter().map(|f| view! { <li>{f.clone()}</li> }).collect_view()}</ul>
                                     <details class="mt-2 text-sm"><summary class="cursor-pointer">"Limits per month"</summary>

@@ -101,7 +101,7 @@ fn DashboardView() -> impl IntoView {
 }
 
 #[component]
-fn Skeleton() -> impl IntoView {
+fn Skeleton() -> AnyView {
     view! {
         <div class="space-y-4" aria-busy="true" aria-label="Loading your usage">
             <div class="h-40 animate-pulse rounded-xl bg-slate-200"></div>
@@ -111,6 +111,7 @@ fn Skeleton() -> impl IntoView {
             </div>
         </div>
     }
+    .into_any()
 }
 
 fn status_badge(status: &str) -> (&'static str, &'static str) {
@@ -137,7 +138,7 @@ fn Loaded(
     mark_all: ServerAction<MarkAllAlertsRead>,
     /// Which of cost, calls and tokens changed since the last refresh.
     changed: [bool; 3],
-) -> impl IntoView {
+) -> AnyView {
     let (label, badge) = status_badge(&d.status);
     let flash = |i: usize| if changed[i] { "counter-changed" } else { "" };
     let projected = Nanos(d.projected_cost_nanos).display();
@@ -212,10 +213,11 @@ fn Loaded(
         <TrendsPanel d=d.clone()/>
         <AlertsPanel d mark mark_all/>
     }
+    .into_any()
 }
 
 #[component]
-fn CostBreakdown(d: Dashboard) -> impl IntoView {
+fn CostBreakdown(d: Dashboard) -> AnyView {
     let query = use_query_map();
     let navigate = use_navigate();
     let total = d.total_cost_nanos.max(1) as f64;
@@ -290,10 +292,11 @@ fn CostBreakdown(d: Dashboard) -> impl IntoView {
             })}
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn HealthPanel(d: Dashboard) -> impl IntoView {
+fn HealthPanel(d: Dashboard) -> AnyView {
     let h = d.health.clone();
     let (tone, words) = match h.status.as_str() {
         "critical" => ("bg-red-600", "Critical: requests are failing"),
@@ -328,10 +331,11 @@ fn HealthPanel(d: Dashboard) -> impl IntoView {
             </ul>
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn TrendsPanel(d: Dashboard) -> impl IntoView {
+fn TrendsPanel(d: Dashboard) -> AnyView {
     let query = use_query_map();
     let metric = move || match query.read().get("metric").as_deref() {
         Some("calls") => Metric::Calls,
@@ -382,14 +386,11 @@ fn TrendsPanel(d: Dashboard) -> impl IntoView {
             </table>
         </section>
     }
+    .into_any()
 }
 
 #[component]
-fn AlertsPanel(
-    d: Dashboard,
-    mark: ServerAction<MarkAlertRead>,
-    mark_all: ServerAction<MarkAllAlertsRead>,
-) -> impl IntoView {
+fn AlertsPanel(d: Dashboard, mark: ServerAction<MarkAlertRead>, mark_all: ServerAction<MarkAllAlertsRead>) -> AnyView {
     let query = use_query_map();
     let filter = move || query.read().get("alerts").unwrap_or_else(|| "all".into());
     let mut alerts = d.alerts.clone();
@@ -448,4 +449,5 @@ fn AlertsPanel(
             </ul>
         </section>
     }
+    .into_any()
 }

@@ -11,12 +11,18 @@ use crate::api::session::Login;
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let error = move || match query.read().get("error").as_deref() {
-        Some("invalid") => Some("The email or password is not right."),
-        Some("locked") => Some("Too many failed attempts. Wait 15 minutes, then try again."),
-        Some(_) => Some("Signing in failed. Try again."),
+        Some("invalid") => Some("The email or password is not right.".to_string()),
+        Some("locked") => {
+            let secs = query.read().get("wait").and_then(|w| w.parse::<i64>().ok()).unwrap_or(900).clamp(1, 3600);
+            let wait = if secs >= 90 { format!("{} minutes", (secs + 59) / 60) } else { format!("{secs} seconds") };
+            Some(format!("Too many failed attempts from here. Wait {wait}, then try again."))
+        }
+        Some(_) => Some("Signing in failed. Try again.".to_string()),
         None => None,
     };
-    let next = move || query.read().get("next").unwrap_or_else(|| "/".into());
+    let next = move || {
+        query.read().get("next").filter(|n| crate::api::session::safe_next(n).is_some()).unwrap_or_else(|| "/".into())
+    };
     let input = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 shadow-sm focus:border-blue-500";
     view! {
         <section class="mx-auto mt-8 max-w-sm rounded-xl border border-slate-200 bg-white p-6 shadow-sm">

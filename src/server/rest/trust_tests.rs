@@ -1,0 +1,177 @@
+//! Through the real router, on both stores: signed-out visitors are sent
+//! to sign in before anything renders, admin pages refuse non-admins,
+//! security headers, cross-site and open-redirect defences, plan changes.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use chrono::Utc;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::both_stores;
+use crate::domain::limits::Limits;
+use crate::server::cli::ServeArgs;
+use crate::server::service::Engine;
+use crate::server::service::admin::UserForm;
+use crate::server::startup::{app_state, build_router};
+use crate::server::store::Store;
+use crate::server::store::users::Role;
+use crate::server::testing::{engine_with_catalog, t};
+
+struct Site {
+    router: Router,
+    engine: Engine,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Site {
+    async fn new(store: Store) -> Site {
+        let (engine, plan) = engine_with_catalog(store, Limits::new(), t(2026, 1, 1)).await;
+        for (id, role) in [("ann", Role::User), ("root", Role::Admin)] {
+            let form = UserForm {
+                id: Some(id.into()),
+                email: format!("{id}@example.test"),
+                name: id.into(),
+                role,
+                password: Some(format!("{id}-password")),
+            };
+            engine.admin_create_user(form, "test", Utc::now()).await.unwrap();
+        }
+        let _ = plan;
+        let router = build_router(app_state(engine.clone(), &ServeArgs::default()), Duration::from_secs(30));
+        Site { router, engine }
+    }
+
+    async fn cookie(&self, who: &str) -> String {
+        let (_, token) = self
+            .engine
+            .login(&format!("{who}@example.test"), &format!("{who}-password"), "10.9.9.9", Utc::now())
+            .await
+            .unwrap();
+        format!("tally_session={token}")
+    }
+
+    async fn send(&self, req: Request<Body>) -> Page {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).to_string();
+        Page { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Page {
+        let mut req =
+            Request::builder().uri(path).header(header::HOST, "127.0.0.1:3000").header(header::ACCEPT, "text/html");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+}
+
+fn location(p: &Page) -> &str {
+    p.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+async fn signed_out_visitors_are_sent_to_sign_in(store: Store) {
+    let site = Site::new(store).await;
+    for path in
+        ["/", "/dashboard", "/usage", "/plans", "/billing", "/account", "/admin", "/admin/plans", "/admin/pricing"]
+    {
+        let p = site.get(path, None).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&p), format!("/login?next={path}"), "{path}");
+    }
+    // The query comes along, encoded.
+    let p = site.get("/usage?provider=gemini&page=2", None).await;
+    assert_eq!(location(&p), "/login?next=/usage%3Fprovider%3Dgemini%26page%3D2");
+    // A dead session is no session.
+    let p = site.get("/dashboard", Some("tally_session=not-a-session")).await;
+    assert_eq!((p.status, location(&p)), (StatusCode::SEE_OTHER, "/login?next=/dashboard"));
+    // The sign-in page itself is open; the API still answers JSON 401.
+    assert_eq!(site.get("/login", None).await.status, StatusCode::OK);
+    let api = site.get("/api/subscription/dashboard/ann", None).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert!(api.body.contains("\"code\":\"unauthorized\""), "{}", api.body);
+    // Signed in: the page renders; a user on an admin page gets a 403 page.
+    let ann = site.cookie("ann").await;
+    let p = site.get("/dashboard", Some(&ann)).await;
+    assert_eq!(p.status, StatusCode::OK);
+    let p = site.get("/admin/plans", Some(&ann)).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("Administrators only"), "{}", p.body);
+    let root = site.cookie("root").await;
+    assert_eq!(site.get("/admin/plans", Some(&root)).await.status, StatusCode::OK);
+    // A signed-in visitor of /login goes on to `next`, if it is on this site.
+    let p = site.get("/login?next=%2Fbilling", Some(&ann)).await;
+    assert_eq!((p.status, location(&p)), (StatusCode::SEE_OTHER, "/billing"));
+    for evil in ["%2F%5Cevil.com", "%2F%2Fevil.com", "%2F%09%2Fevil.com", "https%3A%2F%2Fevil.com", "%2F%00x"] {
+        let p = site.get(&format!("/login?next={evil}"), Some(&ann)).await;
+        assert_eq!((p.status, location(&p)), (StatusCode::SEE_OTHER, "/"), "{evil}");
+    }
+}
+both_stores!(signed_out_visitors_are_sent_to_sign_in, signed_out_visitors_are_sent_to_sign_in);
+
+async fn pages_carry_security_headers(store: Store) {
+    let site = Site::new(store).await;
+    let ann = site.cookie("ann").await;
+    let page = site.get("/dashboard", Some(&ann)).await;
+    let csp = page.headers.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap().to_string();
+    for part in ["script-src 'self' 'nonce-", "'wasm-unsafe-eval'", "frame-ancestors 'none'", "object-src 'none'"] {
+        assert!(csp.contains(part), "{part} missing from {csp}");
+    }
+    assert!(!csp.contains("'unsafe-inline' 'wasm") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    // The nonce in the header is the one on the page's inline scripts.
+    let nonce = csp.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).unwrap();
+    assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "inline scripts carry the nonce");
+    for p in [&page, &site.get("/api/subscription/plans", None).await, &site.get("/login", None).await] {
+        assert_eq!(p.headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
+        assert_eq!(p.headers.get(header::REFERRER_POLICY).unwrap(), "strict-origin-when-cross-origin");
+        assert!(
+            p.headers
+                .get(header::CONTENT_SECURITY_POLICY)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+    }
+}
+both_stores!(pages_carry_security_headers, pages_carry_security_headers);
+
+/// Sign-in is a form post: another site cannot post it (login CSRF), and a
+/// hostile `next` never leaves the site nor crashes the redirect.
+async fn sign_in_refuses_cross_site_and_open_redirects(store: Store) {
+    let site = Site::new(store).await;
+    let path = <crate::api::session::Login as leptos::server_fn::ServerFn>::PATH;
+    let post = |origin: &str, next: &str| {
+        let body = format!("email=ann%40example.test&password=ann-password&next={next}");
+        Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:3000")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCEPT, "text/html")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let p = site.send(post("https://evil.test", "%2Fdashboard")).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    assert!(p.headers.get(header::SET_COOKIE).is_none());
+    let p = site.send(post("http://127.0.0.1:3000", "%2Fbilling")).await;
+    assert_eq!((p.status.is_redirection(), location(&p)), (true, "/billing"), "{}", p.body);
+    assert!(p.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().starts_with("tally_session="));
+    for evil in ["%2F%5Cevil.com", "%2F%09%2Fevil.com", "%2F%2Fevil.com", "%2Fa%0D%0ALocation%3A+x", "%2F%01"] {
+        let p = site.send(post("http://127.0.0.1:3000", evil)).await;
+        assert_eq!((p.status.is_redirection(), location(&p)), (true, "/"), "{evil}: {}", p.body);
+    }
+}
+both_stores!(sign_in_refuses_cross_site_and_open_redirects, sign_in_refuses_cross_site_and_open_redirects);

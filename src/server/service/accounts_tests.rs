@@ -1,0 +1,155 @@
+//! Sign-in, throttling and sessions against real stores (both).
+
+use chrono::{Duration, Utc};
+
+use super::Engine;
+use super::accounts::{FAILURE_WINDOW_MINUTES, FREE_FAILURES};
+use crate::both_stores;
+use crate::domain::limits::Limits;
+use crate::server::error::AppError;
+use crate::server::service::admin::UserForm;
+use crate::server::store::Store;
+use crate::server::testing::{engine_with_catalog, t};
+
+async fn with_user(store: Store) -> Engine {
+    let (engine, _) = engine_with_catalog(store, Limits::new(), t(2026, 1, 1)).await;
+    let form = UserForm {
+        id: Some("s".into()),
+        email: "S@Example.test".into(),
+        name: "S".into(),
+        role: crate::server::store::users::Role::User,
+        password: Some("right-password".into()),
+    };
+    engine.admin_create_user(form, "test", Utc::now()).await.unwrap();
+    engine
+}
+
+/// Failures from one address cannot lock the owner out from another; the
+/// address itself backs off, and recovers.
+async fn sign_in_throttles_per_email_and_address(store: Store) {
+    let engine = with_user(store).await;
+    let now = Utc::now();
+    let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.1", now).await.unwrap();
+    assert_eq!(engine.session_user(&token, now).await.unwrap().unwrap().id, "s");
+    engine.logout(&token).await.unwrap();
+    assert!(engine.session_user(&token, now).await.unwrap().is_none());
+    assert!(matches!(
+        engine.login("nobody@example.test", "x", "10.0.0.1", now).await,
+        Err(AppError::InvalidCredentials)
+    ));
+    for _ in 0..FREE_FAILURES {
+        assert!(matches!(
+            engine.login("s@example.test", "wrong", "203.0.113.9", now).await,
+            Err(AppError::InvalidCredentials)
+        ));
+    }
+    // The attacker's address now waits, even with the right password...
+    match engine.login("s@example.test", "right-password", "203.0.113.9", now).await {
+        Err(AppError::LimitReached { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 30),
+        other => panic!("expected a back-off, got {other:?}"),
+    }
+    // ...but the owner, elsewhere, signs in at once.
+    assert!(engine.login("s@example.test", "right-password", "198.51.100.7", now).await.is_ok());
+    // After the back-off one more guess is allowed, and the wait doubles.
+    let later = now + Duration::seconds(31);
+    assert!(matches!(
+        engine.login("s@example.test", "wrong", "203.0.113.9", later).await,
+        Err(AppError::InvalidCredentials)
+    ));
+    match engine.login("s@example.test", "wrong", "203.0.113.9", later).await {
+        Err(AppError::LimitReached { retry_after_secs, .. }) => assert_eq!(retry_after_secs, 60),
+        other => panic!("expected a longer back-off, got {other:?}"),
+    }
+    // Once the window has passed, the count is forgotten.
+    let much_later = later + Duration::minutes(FAILURE_WINDOW_MINUTES + 1);
+    assert!(engine.login("s@example.test", "right-password", "203.0.113.9", much_later).await.is_ok());
+}
+both_stores!(sign_in_throttles_per_email_and_address, sign_in_throttles_per_email_and_address);
+
+/// A parallel burst of guesses gets no more than the serial allowance: each
+/// attempt is counted before its password is checked.
+async fn parallel_guesses_get_no_extra_tries(store: Store) {
+    let engine = with_user(store.clone()).await;
+    let now = Utc::now();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.login("s@example.test", &format!("guess-{i}"), "203.0.113.9", now).await })
+        })
+        .collect();
+    let mut checked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Err(AppError::InvalidCredentials) => checked += 1,
+            Err(AppError::LimitReached { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(checked, FREE_FAILURES, "only the free attempts reached the password check");
+    let recorded = crate::server::service::tests::scalar(
+        &store,
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM login_attempts WHERE email = 's@example.test'",
+    )
+    .await;
+    assert_eq!(recorded, 40, "every attempt is on record");
+}
+both_stores!(parallel_guesses_get_no_extra_tries, parallel_guesses_get_no_extra_tries);
+
+/// Sessions end when idle or at their absolute lifetime; a password change
+/// ends the others; an admin can end them all; pruning deletes the dead.
+async fn sessions_end_and_are_pruned(store: Store) {
+    let engine = with_user(store.clone()).await;
+    let idle = engine.config.session_idle;
+    let max = engine.config.session_max;
+    let now = Utc::now();
+    let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.3", now).await.unwrap();
+    // Activity keeps it alive past the idle timeout...
+    let mut at = now;
+    while at < now + idle * 2 {
+        at += idle / 2;
+        assert!(engine.session_user(&token, at).await.unwrap().is_some(), "active at {at}");
+    }
+    // ...idleness ends it.
+    assert!(engine.session_user(&token, at + idle + Duration::seconds(1)).await.unwrap().is_none());
+    // The absolute lifetime ends even an active session.
+    let (_, busy) = engine.login("s@example.test", "right-password", "10.0.0.3", now).await.unwrap();
+    let mut at = now;
+    while at + idle / 2 < now + max {
+        at += idle / 2;
+        assert!(engine.session_user(&busy, at).await.unwrap().is_some());
+    }
+    assert!(engine.session_user(&busy, now + max + Duration::seconds(1)).await.unwrap().is_none());
+    // A password change keeps this session and ends the others.
+    let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.4", now).await.unwrap();
+    let (_, other) = engine.login("s@example.test", "right-password", "10.0.0.4", now).await.unwrap();
+    assert!(engine.change_password("s", "wrong", "new-password-1", &token, now).await.is_err());
+    engine.change_password("s", "right-password", "new-password-1", &token, now).await.unwrap();
+    assert!(engine.session_user(&token, now).await.unwrap().is_some());
+    assert!(engine.session_user(&other, now).await.unwrap().is_none());
+    // An admin signs the user out everywhere.
+    let (_, second) = engine.login("s@example.test", "new-password-1", "10.0.0.5", now).await.unwrap();
+    assert_eq!(engine.sign_out_everywhere("s", "user:admin", now).await.unwrap(), 2);
+    assert!(engine.session_user(&token, now).await.unwrap().is_none());
+    assert!(engine.session_user(&second, now).await.unwrap().is_none());
+    assert!(matches!(engine.sign_out_everywhere("ghost", "user:admin", now).await, Err(AppError::NotFound(_))));
+    // Pruning: old attempts and ended sessions go; live ones stay.
+    let (_, live) = engine.login("s@example.test", "new-password-1", "10.0.0.5", now).await.unwrap();
+    let long_ago = now - idle - Duration::minutes(2);
+    let (_, stale) = engine.login("s@example.test", "new-password-1", "10.0.0.5", long_ago).await.unwrap();
+    assert!(engine.login("s@example.test", "wrong", "10.0.0.6", long_ago).await.is_err());
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move { crate::server::service::tests::scalar(&store, sql).await }
+    };
+    assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM sessions").await, 2);
+    assert!(engine.session_user(&stale, now).await.unwrap().is_none(), "idle since long ago");
+    engine.prune_auth(now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM sessions").await, 1, "only the live session is left");
+    assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_throttle").await, 0, "stale throttle rows go");
+    assert!(engine.session_user(&live, now + Duration::minutes(1)).await.unwrap().is_some());
+    engine.prune_auth(now + Duration::days(30)).await.unwrap();
+    assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM sessions").await, 0);
+    assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_attempts").await, 0);
+    assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_throttle").await, 0);
+}
+both_stores!(sessions_end_and_are_pruned, sessions_end_and_are_pruned);

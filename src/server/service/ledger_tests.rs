@@ -1,0 +1,157 @@
+//! Plan changes and where every acknowledged cost lands, against real
+//! stores (both).
+
+use chrono::Duration;
+
+use super::Engine;
+use super::tests::{ev, ok, op, scalar, sums};
+use crate::both_stores;
+use crate::domain::limits::Limits;
+use crate::domain::money::Nanos;
+use crate::domain::period::BillingCycle;
+use crate::domain::plan::{Plan, PlanChange, Tier};
+use crate::server::error::AppError;
+use crate::server::store::{Store, catalog, usage, users};
+use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+
+/// A second plan, Basic at $29/month, 300 Tavily calls.
+async fn basic_plan(engine: &Engine) -> i64 {
+    let mut conn = engine.store.pool().acquire().await.unwrap();
+    let plan = Plan {
+        id: 0,
+        name: "Basic".into(),
+        tier: Tier::Basic,
+        price_monthly: Nanos::from_usd(29),
+        price_yearly: Nanos::from_usd(290),
+        description: String::new(),
+        features: vec![],
+        limits: Limits::new().with("tavily_calls", 300),
+        archived: false,
+    };
+    let id = catalog::insert_plan(&mut conn, &plan, t(2026, 1, 1)).await.unwrap();
+    catalog::bump_revision(&mut conn).await.unwrap();
+    id
+}
+
+/// The reported exploit: at 276 of 300 Tavily calls, "changing" to the same
+/// plan started a new period and reset the count, and charged the fee again.
+async fn changing_plan_never_resets_usage(store: Store) {
+    let start = t(2026, 4, 1);
+    let (engine, _pro) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    let basic = basic_plan(&engine).await;
+    user_on_plan(&engine, "u1", basic, start).await;
+    let now = t(2026, 4, 20);
+    let calls: Vec<_> = (0..276).map(|i| ev(&format!("c{i}"), "u1", "tavily", None, 0, 0, now)).collect();
+    engine.record(ok(calls), now).await.unwrap();
+    for attempt in 0..3 {
+        let r = engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", now).await;
+        assert!(matches!(r, Err(AppError::Conflict(_))), "attempt {attempt}: {r:?}");
+    }
+    let view = engine.period_view("u1", now).await.unwrap();
+    assert_eq!(view.period.start, start, "the period did not restart");
+    assert_eq!(view.total_calls(), 276);
+    let gate = engine.preflight("u1", &[op("tavily", 0)], false, now).await.unwrap();
+    assert_eq!(gate.calls_summary.map(|u| (u.used, u.limit)), Some((276, 300)));
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert!(usage::billing_records(&mut conn, "u1").await.unwrap().is_empty(), "no period was closed");
+    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0).await.unwrap();
+    assert_eq!((n, renewals[0].renewal_type.as_str()), (1, "new"), "no fee charged again");
+}
+both_stores!(changing_plan_never_resets_usage, changing_plan_never_resets_usage);
+
+/// Up: at once, usage carries over, the prorated difference is billed once.
+/// Down: at the cycle end, with a renewal row saying so. Changes are
+/// rate-limited and audited.
+async fn upgrades_now_downgrades_at_cycle_end(store: Store) {
+    let start = t(2026, 4, 1); // April: 30 days
+    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    let basic = basic_plan(&engine).await;
+    user_on_plan(&engine, "u1", basic, start).await;
+    let mid = t(2026, 4, 16); // 15 of 30 days left
+    engine.record(ok(vec![ev("a", "u1", "tavily", None, 0, 0, mid)]), mid).await.unwrap();
+    let (sub, change) = engine.change_plan("u1", pro, BillingCycle::Monthly, "user:u1", mid).await.unwrap();
+    assert_eq!(change, PlanChange::Upgrade { fee: Nanos::from_usd(25), then: None }, "half of $79 - $29");
+    assert_eq!((sub.plan_id, sub.period_start), (Some(pro), start));
+    assert_eq!(engine.period_view("u1", mid).await.unwrap().total_calls(), 1, "usage carried over");
+    // Down again: scheduled; Pro stays in force until May 1.
+    let later = t(2026, 4, 20);
+    let (sub, change) = engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", later).await.unwrap();
+    assert_eq!(change, PlanChange::Scheduled);
+    assert_eq!((sub.plan_id, sub.pending), (Some(pro), Some((basic, BillingCycle::Monthly))));
+    assert!(matches!(
+        engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", later).await,
+        Err(AppError::Conflict(_))
+    ));
+    // The April bill: Basic's $29 + the $25 upgrade + $0.001 of usage.
+    let may = t(2026, 5, 2);
+    let view = engine.period_view("u1", may).await.unwrap();
+    assert_eq!(view.plan.as_ref().map(|p| p.id), Some(basic), "the downgrade took effect at the cycle end");
+    let mut conn = store.pool().acquire().await.unwrap();
+    let bills = usage::billing_records(&mut conn, "u1").await.unwrap();
+    assert_eq!(bills.len(), 1);
+    assert_eq!((bills[0].plan_fee, bills[0].usage_cost), (Nanos::from_usd(54), Nanos(1_000_000)));
+    let (renewals, _) = users::renewals(&mut conn, "u1", 10, 0).await.unwrap();
+    let kinds: Vec<_> = renewals.iter().map(|r| (r.renewal_type.as_str(), r.payment_amount)).collect();
+    assert_eq!(
+        kinds,
+        [("downgrade", Nanos::from_usd(29)), ("upgrade", Nanos::from_usd(25)), ("new", Nanos::from_usd(29))]
+    );
+    // Every change is in the audit log, with before and after.
+    let audited =
+        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action = 'subscription.change'").await;
+    assert_eq!(audited, 2);
+    drop(conn);
+    // Rate limit: five changes a day at most.
+    let day = t(2026, 5, 10);
+    for i in 0..5 {
+        let target = if i % 2 == 0 { pro } else { basic };
+        engine.change_plan("u1", target, BillingCycle::Monthly, "user:u1", day).await.unwrap();
+    }
+    assert!(matches!(
+        engine.change_plan("u1", pro, BillingCycle::Monthly, "user:u1", day).await,
+        Err(AppError::LimitReached { .. })
+    ));
+    let next_day = day + Duration::days(1);
+    assert_eq!(
+        engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", next_day).await.unwrap().1,
+        PlanChange::Scheduled
+    );
+}
+both_stores!(upgrades_now_downgrades_at_cycle_end, upgrades_now_downgrades_at_cycle_end);
+
+/// Every acknowledged cost is in exactly one bill: events before the
+/// subscription are refused; late events go to the open period, marked,
+/// and closed bills never change.
+async fn every_cost_lands_in_exactly_one_bill(store: Store) {
+    let start = t(2026, 4, 1);
+    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
+    user_on_plan(&engine, "u1", pro, start).await;
+    let before = start - Duration::days(3);
+    let r = engine.record(ok(vec![ev("early", "u1", "tavily", None, 0, 0, before)]), start).await.unwrap();
+    assert_eq!(r[0].outcome, super::recording::Outcome::Rejected);
+    assert!(r[0].error.as_deref().unwrap().contains("before this user's subscription began"), "{:?}", r[0].error);
+    assert_eq!(sums(&store).await, (0, 0), "nothing recorded");
+    // April's bill closes in May; then an April event arrives late.
+    let may = t(2026, 5, 10);
+    engine.record(ok(vec![ev("apr", "u1", "tavily", None, 0, 0, t(2026, 4, 5))]), t(2026, 4, 5)).await.unwrap();
+    engine.period_view("u1", may).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let closed = usage::billing_records(&mut conn, "u1").await.unwrap();
+    assert_eq!(closed[0].usage_cost, Nanos(1_000_000));
+    let r = engine.record(ok(vec![ev("late", "u1", "tavily", None, 0, 0, t(2026, 4, 28))]), may).await.unwrap();
+    assert_eq!(r[0].outcome, super::recording::Outcome::Accepted);
+    let after = usage::billing_records(&mut conn, "u1").await.unwrap();
+    assert_eq!(after, closed, "a closed bill never changes");
+    let view = engine.period_view("u1", may).await.unwrap();
+    assert_eq!((view.period.start, view.total_cost()), (t(2026, 5, 1), Nanos(1_000_000)), "billed in the open period");
+    assert_eq!(scalar(&store, "SELECT late FROM usage_events WHERE event_id = 'late'").await, 1);
+    assert_eq!(scalar(&store, "SELECT late FROM usage_events WHERE event_id = 'apr'").await, 0);
+    // Closed bills + the open period == every acknowledged cost.
+    let (events, rollups) = sums(&store).await;
+    let billed: i64 = after.iter().map(|b| b.usage_cost.0).sum();
+    assert_eq!((events, billed + view.total_cost().0), (rollups, events));
+    // The label names that one period, by its start.
+    let snap = engine.snapshot("u1", Some("2026-04"), may).await.unwrap();
+    assert_eq!((snap.period.start, snap.total().calls), (start, 1));
+}
+both_stores!(every_cost_lands_in_exactly_one_bill, every_cost_lands_in_exactly_one_bill);

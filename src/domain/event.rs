@@ -83,11 +83,28 @@ const FIELDS: &[&str] = &[
     "retry_count",
 ];
 
+/// The most one event may cost: far above any real API call, low enough
+/// that no sum of events can come near the integer's range unnoticed.
+pub const MAX_EVENT_COST_USD: i64 = 1_000_000;
+
+/// A string field of at most `max` characters with no control characters
+/// (a NUL, say, which PostgreSQL refuses to store).
 fn opt_string(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, String> {
+    opt_text(m, key, max, false)
+}
+
+/// Like [`opt_string`]; `multiline` also allows tab, CR and LF (error texts).
+fn opt_text(m: &Map<String, Value>, key: &str, max: usize, multiline: bool) -> Result<Option<String>, String> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(format!("`{key}` is longer than {max} characters")),
+        Some(Value::String(s)) if s.chars().count() > max => Err(format!("`{key}` is longer than {max} characters")),
+        Some(Value::String(s)) => {
+            let bad = s.chars().find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')));
+            match bad {
+                Some(c) => Err(format!("`{key}` contains a control character (U+{:04X})", c as u32)),
+                None => Ok(Some(s.clone())),
+            }
+        }
         Some(_) => Err(format!("`{key}` must be a string")),
     }
 }
@@ -162,7 +179,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
         units,
         response_time_ms,
         status_code,
-        error_message: opt_string(m, "error_message", 2000)?,
+        error_message: opt_text(m, "error_message", 2000, true)?,
         timestamp,
         reservation_id: opt_string(m, "reservation_id", 64)?,
         retry_count,
@@ -177,6 +194,16 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn error_texts_may_span_lines() {
+        let e = parse_event(
+            &json!({"id": "e1", "user_id": "u", "provider": "gemini", "error_message": "line 1\n\tline 2\r\n"}),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(e.error_message.as_deref(), Some("line 1\n\tline 2\r\n"));
     }
 
     #[test]
@@ -197,6 +224,10 @@ mod tests {
             b
         };
         let cases = [
+            (with("model", json!("gpt\u{0}4")), "`model` contains a control character (U+0000)"),
+            (with("id", json!("a\nb")), "`id` contains a control character (U+000A)"),
+            (with("user_id", json!("u\u{7f}")), "`user_id` contains a control character (U+007F)"),
+            (with("error_message", json!("boom\u{0}")), "`error_message` contains a control character (U+0000)"),
             (json!([1]), "JSON object"),
             (json!({"user_id": "u", "provider": "gemini"}), "`id` is required"),
             (with("id", json!("")), "1-128"),

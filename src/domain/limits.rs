@@ -69,10 +69,22 @@ pub struct ProviderUsage {
 }
 
 impl ProviderUsage {
+    /// Adds `other`, saturating: sums shown to people never wrap or panic.
+    /// The recorder refuses, per event, any usage that would not fit (see
+    /// [`Usage::checked_add`]), so stored totals never reach the bounds.
     pub fn add(&mut self, other: ProviderUsage) {
-        self.calls += other.calls;
-        self.tokens += other.tokens;
-        self.cost = self.cost + other.cost;
+        self.calls = self.calls.saturating_add(other.calls);
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.cost = self.cost.saturating_add(other.cost);
+    }
+
+    /// `self + other`, or `None` if any sum overflows.
+    pub fn checked_add(self, other: ProviderUsage) -> Option<ProviderUsage> {
+        Some(ProviderUsage {
+            calls: self.calls.checked_add(other.calls)?,
+            tokens: self.tokens.checked_add(other.tokens)?,
+            cost: self.cost.checked_add(other.cost)?,
+        })
     }
 }
 
@@ -85,6 +97,23 @@ pub struct Usage {
 impl Usage {
     pub fn add(&mut self, provider: &Provider, u: ProviderUsage) {
         self.by_provider.entry(provider.clone()).or_default().add(u);
+    }
+
+    /// Whether `u` can be added to `provider` with the provider's sums and
+    /// the period's total still in range.
+    pub fn fits(&self, provider: &Provider, u: ProviderUsage) -> bool {
+        let total = self.by_provider.values().try_fold(ProviderUsage::default(), |t, x| t.checked_add(*x));
+        total.and_then(|t| t.checked_add(u)).is_some() && self.provider(provider).checked_add(u).is_some()
+    }
+
+    /// Adds `u` to `provider` if it [fits](Usage::fits); `false` (and
+    /// nothing changed) otherwise.
+    pub fn checked_add(&mut self, provider: &Provider, u: ProviderUsage) -> bool {
+        let fits = self.fits(provider, u);
+        if fits {
+            self.by_provider.entry(provider.clone()).or_default().add(u);
+        }
+        fits
     }
 
     pub fn total(&self) -> ProviderUsage {
@@ -244,5 +273,23 @@ mod tests {
         assert_eq!(first_exceeded(&limits, &u, &d(1, 100)), None);
         assert_eq!(first_exceeded(&limits, &u, &d(2, 0)).unwrap().key.as_string(), "gemini_calls");
         assert_eq!(first_exceeded(&limits, &u, &d(1, 101)).unwrap().key.as_string(), "gemini_tokens");
+    }
+
+    #[test]
+    fn sums_are_checked_and_never_wrap() {
+        let p = Provider::parse("gemini").unwrap();
+        let q = Provider::parse("openai").unwrap();
+        let big = ProviderUsage { calls: 1, tokens: 1, cost: Nanos(i64::MAX - 10) };
+        let mut u = Usage::default();
+        assert!(u.checked_add(&p, big));
+        // Another provider's cost would overflow the period's total.
+        assert!(!u.checked_add(&q, ProviderUsage { calls: 1, tokens: 0, cost: Nanos(11) }));
+        assert_eq!(u.provider(&q), ProviderUsage::default(), "nothing added on refusal");
+        assert!(u.checked_add(&q, ProviderUsage { calls: 1, tokens: 0, cost: Nanos(10) }));
+        assert_eq!(u.total().cost, Nanos(i64::MAX));
+        // Display sums saturate instead of wrapping.
+        let mut t = big;
+        t.add(big);
+        assert_eq!(t.cost, Nanos(i64::MAX));
     }
 }

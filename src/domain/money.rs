@@ -63,7 +63,7 @@ impl Nanos {
         if d.scale() > 9 {
             return Err(MoneyError::TooPrecise(s.trim().to_string(), 9));
         }
-        (d * Decimal::from(NANOS_PER_USD)).to_i64().map(Nanos).ok_or(MoneyError::Overflow)
+        d.checked_mul(Decimal::from(NANOS_PER_USD)).and_then(|n| n.to_i64()).map(Nanos).ok_or(MoneyError::Overflow)
     }
 
     /// Family B wire format: a decimal string with exactly nine places.
@@ -124,10 +124,13 @@ impl Nanos {
 
 impl std::ops::Add for Nanos {
     type Output = Nanos;
-    /// Panics on overflow in debug builds like any integer; callers that take
-    /// untrusted input use [`Nanos::checked_add`].
+    /// Saturates instead of wrapping, the same in debug and release builds.
+    /// Stored totals never come near the bound (the recorder refuses, per
+    /// event, usage whose period totals would not fit; see
+    /// `Usage::checked_add`); code that takes untrusted sums uses
+    /// [`Nanos::checked_add`].
     fn add(self, rhs: Nanos) -> Nanos {
-        Nanos(self.0 + rhs.0)
+        Nanos(self.0.saturating_add(rhs.0))
     }
 }
 
@@ -310,5 +313,13 @@ mod tests {
         for (n, want) in cases {
             assert_eq!(Nanos(n).display_plain(), want, "{n}");
         }
+    }
+
+    #[test]
+    fn huge_amounts_are_an_error_not_a_panic() {
+        for s in ["100000000000000000000", "79228162514264337593543950335", "9223372037"] {
+            assert_eq!(Nanos::parse_usd(s), Err(MoneyError::Overflow), "{s}");
+        }
+        assert_eq!(Nanos::parse_usd("9223372036").unwrap(), Nanos(9_223_372_036_000_000_000));
     }
 }

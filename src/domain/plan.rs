@@ -171,8 +171,11 @@ pub fn prorate(amount: Nanos, (start, end): (DateTime<Utc>, DateTime<Utc>), now:
         return Nanos::ZERO;
     }
     let left = (end - now).num_milliseconds().clamp(0, length);
-    let exact = Decimal::from(amount.0) * Decimal::from(left) / Decimal::from(length);
-    Nanos::round_from_decimal(exact).unwrap_or(amount)
+    Decimal::from(amount.0)
+        .checked_mul(Decimal::from(left))
+        .and_then(|x| x.checked_div(Decimal::from(length)))
+        .and_then(|exact| Nanos::round_from_decimal(exact).ok())
+        .unwrap_or(amount)
 }
 
 #[cfg(test)]

@@ -457,7 +457,7 @@ pub(crate) fn parse_num(
 /// Parsed filters and page of the usage log.
 pub fn log_query(q: &PageQuery) -> AppResult<(LogFilter, i64, i64)> {
     let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
-    let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=i64::MAX)?;
+    let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
     let provider = q
         .provider
         .as_deref()
@@ -526,7 +526,7 @@ pub async fn renewal_history(
 ) -> AppResult<Json<Value>> {
     principal.require_read(&user_id)?;
     let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
-    let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=i64::MAX)?;
+    let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
     let (rows, total) = state.engine.renewals(&user_id, limit, offset).await?;
     Ok(envelope(json!({
         "renewals": rows.iter().map(renewal_json).collect::<Vec<_>>(),

@@ -175,3 +175,74 @@ async fn sign_in_refuses_cross_site_and_open_redirects(store: Store) {
     }
 }
 both_stores!(sign_in_refuses_cross_site_and_open_redirects, sign_in_refuses_cross_site_and_open_redirects);
+
+impl Site {
+    async fn key(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.engine.create_api_key(None, &scopes, "test", "test", Utc::now()).await.unwrap().1
+    }
+
+    async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let p = self.send(req).await;
+        (p.status, serde_json::from_str(&p.body).unwrap_or(serde_json::Value::String(p.body)))
+    }
+}
+
+/// Hostile strings and numbers are refused one by one with a reason; they
+/// never fail a batch, wrap a sum or panic.
+async fn hostile_input_is_refused_not_crashed(store: Store) {
+    use serde_json::json;
+    let site = Site::new(store).await;
+    let ingest = site.key(&["ingest"]).await;
+    let events = json!({"events": [
+        {"id": "nul", "user_id": "ann", "provider": "gemini", "model": "gemini\u{0}-2.5-pro", "tokens_input": 10},
+        {"id": "ctl", "user_id": "ann\u{1b}", "provider": "tavily"},
+        {"id": "huge", "user_id": "ann", "provider": "gemini", "model": "gemini-2.5-pro", "tokens_output": 1_000_000_000_000u64},
+        {"id": "fine", "user_id": "ann", "provider": "tavily", "operation_type": "search"},
+    ]});
+    let (status, body) = site.json("POST", "/api/usage/events", &ingest, events).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["data"]["results"].as_array().unwrap();
+    let outcome: Vec<_> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(outcome, ["rejected", "rejected", "rejected", "accepted"], "{body}");
+    assert!(results[0]["error"].as_str().unwrap().contains("control character (U+0000)"), "{body}");
+    assert!(results[2]["error"].as_str().unwrap().contains("more than the $1,000,000 one event may cost"), "{body}");
+    // Admin money near 1e20 USD: a 422 with a sentence, not a panic.
+    let admin = site.key(&["admin"]).await;
+    let (status, body) = site
+        .json(
+            "POST",
+            "/api/admin/plans",
+            &admin,
+            json!({"name": "Huge", "tier": "pro", "price_monthly": "100000000000000000000"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["fields"]["price_monthly"], json!("Enter an amount up to 100,000,000 US dollars."));
+    let (status, body) = site
+        .json("POST", "/api/admin/pricing", &admin, json!({"provider": "gemini", "model": "x", "per_request": "1e20"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Page numbers far past the end: a 4xx or an empty page, never a panic.
+    let ann = site.cookie("ann").await;
+    let reader = site.engine.create_api_key(Some("ann"), &["read".into()], "t", "t", Utc::now()).await.unwrap().1;
+    let (status, _) =
+        site.json("GET", &format!("/api/subscription/usage-logs?offset={}", i64::MAX), &reader, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let page = site.get(&format!("/usage?page={}", i64::MAX), Some(&ann)).await;
+    assert_eq!(page.status, StatusCode::OK);
+}
+both_stores!(hostile_input_is_refused_not_crashed, hostile_input_is_refused_not_crashed);

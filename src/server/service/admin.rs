@@ -40,6 +40,8 @@ pub struct PlanForm {
 /// The largest plan price or cost cap: $100,000,000 (twelve of them still
 /// fit the integer nano-dollars with room to spare).
 pub const MAX_PLAN_PRICE: Nanos = Nanos::from_usd(100_000_000);
+/// The largest price per million tokens or per unit, in USD.
+pub const MAX_UNIT_PRICE_USD: i64 = 1_000_000;
 /// The largest calls or tokens limit.
 pub const MAX_COUNT_LIMIT: i64 = 1_000_000_000_000_000;
 
@@ -189,7 +191,17 @@ impl PriceForm {
         }
         let mut price = |field: &str, raw: &Option<String>| -> Option<Price> {
             let raw = raw.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
-            Price::parse(raw).map_err(|e| errs.push((field.into(), e.to_string()))).ok()
+            match Price::parse(raw) {
+                Ok(p) if p.decimal() > rust_decimal::Decimal::from(MAX_UNIT_PRICE_USD) => {
+                    errs.push((field.into(), format!("Enter a price up to {MAX_UNIT_PRICE_USD} US dollars.")));
+                    None
+                }
+                Ok(p) => Some(p),
+                Err(_) => {
+                    errs.push((field.into(), "Enter a price in US dollars such as 1.25 or 0.0025.".into()));
+                    None
+                }
+            }
         };
         let rates = Rates {
             input_per_million: price("input_per_million", &self.input_per_million),
@@ -366,7 +378,7 @@ impl Engine {
 
     pub async fn list_users(&self, search: Option<&str>, limit: i64, offset: i64) -> AppResult<(Vec<User>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(users::list_users(&mut conn, search, limit.clamp(1, 1000), offset.max(0)).await?)
+        Ok(users::list_users(&mut conn, search, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)
     }
 
     pub async fn list_api_keys(&self) -> AppResult<Vec<ApiKey>> {
@@ -401,7 +413,7 @@ impl Engine {
         offset: i64,
     ) -> AppResult<(Vec<AuditEntry>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(keys::audit_log(&mut conn, entity_type, actor, limit.clamp(1, 1000), offset.max(0)).await?)
+        Ok(keys::audit_log(&mut conn, entity_type, actor, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)
     }
 }
 

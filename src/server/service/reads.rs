@@ -204,7 +204,7 @@ impl Engine {
         offset: i64,
     ) -> AppResult<(Vec<usage::LogRow>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(usage::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), offset.max(0)).await?)
+        Ok(usage::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)
     }
 
     pub async fn renewals(&self, user_id: &str, limit: i64, offset: i64) -> AppResult<(Vec<users::Renewal>, i64)> {
@@ -212,7 +212,7 @@ impl Engine {
         if users::user_by_id(&mut conn, user_id).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         }
-        Ok(users::renewals(&mut conn, user_id, limit.clamp(1, 1000), offset.max(0)).await?)
+        Ok(users::renewals(&mut conn, user_id, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)
     }
 
     pub async fn billing_history(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Vec<usage::BillingRecord>> {

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use super::Engine;
 use super::subscriptions::lock_current;
 use crate::domain::alerts::{crossed, threshold_alert, unpriced_alert};
-use crate::domain::event::UsageEvent;
+use crate::domain::event::{MAX_EVENT_COST_USD, UsageEvent};
 use crate::domain::limits::{LimitUse, ProviderUsage};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
@@ -116,6 +116,17 @@ impl Engine {
                     },
                     None => Cost::default(),
                 };
+                if cost.total > Nanos::from_usd(MAX_EVENT_COST_USD) {
+                    results[i] = Some(EventResult::rejected(
+                        ev.id,
+                        format!(
+                            "this event would cost {}, more than the {} one event may cost; check its counts",
+                            cost.total.display_plain(),
+                            Nanos::from_usd(MAX_EVENT_COST_USD).display_plain()
+                        ),
+                    ));
+                    continue;
+                }
                 if ev.timestamp < sub.started_at {
                     results[i] = Some(EventResult::rejected(
                         ev.id,
@@ -145,6 +156,15 @@ impl Engine {
                     billing_period,
                     late,
                 };
+                let added = ProviderUsage { calls: 1, tokens: ev.tokens_total() as i64, cost: cost.total };
+                if period_start == current.start && !period_usage.fits(&ev.provider, added) {
+                    results[i] = Some(EventResult::rejected(
+                        ev.id,
+                        "this period's totals for this user would exceed what can be counted; nothing was recorded"
+                            .into(),
+                    ));
+                    continue;
+                }
                 if let Some(first) = usage::insert_event(&mut tx, &priced, now).await? {
                     results[i] = Some(EventResult {
                         id: ev.id.clone(),
@@ -167,7 +187,6 @@ impl Engine {
                 }
                 // Threshold alerts concern the current period only.
                 if period_start == current.start {
-                    let added = ProviderUsage { calls: 1, tokens: ev.tokens_total() as i64, cost: cost.total };
                     let touched = [
                         LimitKey::Calls(ev.provider.clone()),
                         LimitKey::Tokens(ev.provider.clone()),
@@ -177,7 +196,7 @@ impl Engine {
                         .into_iter()
                         .filter_map(|k| limits.get(&k).map(|limit| (k.clone(), period_usage.measure(&k), limit)))
                         .collect();
-                    period_usage.add(&ev.provider, added);
+                    period_usage.checked_add(&ev.provider, added);
                     for (key, used_before, limit) in before {
                         let after = LimitUse { used: period_usage.measure(&key), key, limit };
                         for t in crossed(used_before, &after) {

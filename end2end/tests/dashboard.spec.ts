@@ -185,7 +185,7 @@ test('a new user with no usage sees an empty state, not zeros pretending to be d
   expect(made.status()).toBe(200);
   const minted = await page.request.post('/api/admin/api-keys', { headers: { Origin: baseURL! }, data: { scopes: ['ingest'], name: 'e2e service' } });
   const serviceKey = (await minted.json()).data.key as string;
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await signIn(page, { email, password: 'new-person-pw' }, '/dashboard');
   await ready(page, info);
   await expect(page.getByTestId('empty-state')).toBeVisible();

@@ -38,6 +38,6 @@ export async function signIn(page: Page, who: { email: string; password: string 
 }
 
 export async function signOut(page: Page) {
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await page.waitForURL(/\/login/);
 }

@@ -235,7 +235,7 @@ pub async fn mark_alert_read(id: i64) -> Result<(), ServerFnError> {
     let (state, principal) = caller().await?;
     match state.engine.alert_owner(id).await.map_err(fail)? {
         None => return Err(fail(AppError::NotFound(format!("no alert with id {id}")))),
-        Some(Some(owner)) => principal.require_read(&owner).map_err(fail)?,
+        Some(Some(owner)) => principal.require_write_alerts(&owner).map_err(fail)?,
         Some(None) => principal.require_admin().map_err(fail)?,
     }
     state.engine.mark_alert_read(id, chrono::Utc::now()).await.map_err(fail)
@@ -245,6 +245,7 @@ pub async fn mark_alert_read(id: i64) -> Result<(), ServerFnError> {
 #[server(prefix = "/sfn")]
 pub async fn mark_all_alerts_read(user: Option<String>) -> Result<u64, ServerFnError> {
     use crate::api::session::ssr::{fail, reader_of};
-    let (state, _, user_id) = reader_of(user).await?;
+    let (state, principal, user_id) = reader_of(user).await?;
+    principal.require_write_alerts(&user_id).map_err(fail)?;
     state.engine.mark_all_alerts_read(&user_id, chrono::Utc::now()).await.map_err(fail)
 }

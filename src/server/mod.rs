@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod metrics;
+pub mod policy;
 pub mod rest;
 pub mod seed;
 pub mod service;

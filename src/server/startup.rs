@@ -83,6 +83,8 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
             move || provide_context(ctx_state.clone()),
             move || shell(shell_options.clone()),
         )
+        // Every API route and server function declares who may call it.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::policy::enforce))
         // Only matched routes are timed, under their route template.
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

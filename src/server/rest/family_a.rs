@@ -397,7 +397,7 @@ pub async fn mark_read(
         alert_id.parse().map_err(|_| AppError::BadRequest(format!("alert id `{alert_id}` is not a number")))?;
     match state.engine.alert_owner(id).await? {
         None => return Err(AppError::NotFound(format!("no alert with id {id}"))),
-        Some(Some(owner)) => principal.require_read(&owner)?,
+        Some(Some(owner)) => principal.require_write_alerts(&owner)?,
         Some(None) => principal.require_admin()?,
     }
     state.engine.mark_alert_read(id, Utc::now()).await?;
@@ -577,9 +577,11 @@ pub async fn preflight(
         (None, Some(u)) => u.to_string(),
         (None, None) => return Err(AppError::Invalid("user_id is required for this caller".into())),
     };
-    // The host product's backend gates with its ingest key; a user or a
-    // read key may check for the users it can read.
-    if principal.require_ingest().is_err() || principal.bound_user().is_some_and(|b| b != user_id) {
+    // Holding usage is a write: the host product's backend gates with a
+    // `gate` (or `ingest`) key. Only checking is a read.
+    if req.reserve {
+        principal.require_gate(&user_id)?;
+    } else if principal.require_gate(&user_id).is_err() {
         principal.require_read(&user_id)?;
     }
     let ops = req

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::envelope;
 use super::principal::Principal;
-use crate::server::error::{AppError, AppResult};
+use crate::server::error::AppResult;
 use crate::server::metrics::{Health, Stats};
 use crate::server::state::AppState;
 
@@ -28,13 +28,9 @@ pub async fn current_health(state: &AppState) -> (Health, Stats) {
     (health, recent)
 }
 
-fn require_known(p: &Principal) -> AppResult<()> {
-    if *p == Principal::Anonymous { Err(AppError::Unauthorized) } else { Ok(()) }
-}
-
 /// Not enveloped the usual way: `{"status": "success", "data": ...}`.
 pub async fn health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    require_known(&principal)?;
+    principal.require_metrics()?;
     let (h, recent) = current_health(&state).await;
     Ok(Json(json!({
         "status": "success",
@@ -61,7 +57,7 @@ pub async fn api_stats(
     principal: Principal,
     Query(q): Query<MinutesQuery>,
 ) -> AppResult<Json<Value>> {
-    require_known(&principal)?;
+    principal.require_metrics()?;
     let minutes = super::family_a::parse_num("minutes", q.minutes.as_deref(), 5, 1..=60)? as u64;
     let (all, rows) = state.metrics.window(Duration::from_secs(minutes * 60));
     let stat = |s: &Stats| {
@@ -90,7 +86,7 @@ pub async fn api_stats(
 }
 
 pub async fn lightweight_stats(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    require_known(&principal)?;
+    principal.require_metrics()?;
     let (h, recent) = current_health(&state).await;
     Ok(envelope(json!({
         "status": h.as_str(),
@@ -103,7 +99,7 @@ pub async fn lightweight_stats(State(state): State<AppState>, principal: Princip
 }
 
 pub async fn cache_stats(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    require_known(&principal)?;
+    principal.require_metrics()?;
     let s = state.engine.catalog.stats();
     let total = s.hits + s.misses;
     Ok(envelope(json!({

@@ -29,7 +29,7 @@ pub enum Principal {
 }
 
 impl Principal {
-    fn has_scope(&self, scope: &str) -> bool {
+    pub fn has_scope(&self, scope: &str) -> bool {
         matches!(self, Principal::Key { scopes, .. } if scopes.iter().any(|s| s == scope))
     }
 
@@ -75,6 +75,55 @@ impl Principal {
         }
     }
 
+    /// Holding usage against `user_id`'s limits (a preflight with
+    /// `reserve`): an admin, or a key with the `gate` or `ingest` scope
+    /// (bound to that user, if bound at all), or that user signed in.
+    pub fn require_gate(&self, user_id: &str) -> Result<(), AppError> {
+        self.require_known()?;
+        let allowed = match self {
+            Principal::User { id, role } => *role == Role::Admin || id == user_id,
+            Principal::Key { user_id: bound, .. } => {
+                self.is_admin()
+                    || ((self.has_scope("gate") || self.has_scope("ingest"))
+                        && bound.as_deref().is_none_or(|b| b == user_id))
+            }
+            Principal::Anonymous => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("holding usage needs an API key with the gate or ingest scope".into()))
+        }
+    }
+
+    /// Marking `user_id`'s alerts read: that user signed in, an admin, or a
+    /// key with the `alerts` scope (bound to that user, if bound at all).
+    pub fn require_write_alerts(&self, user_id: &str) -> Result<(), AppError> {
+        self.require_known()?;
+        let allowed = match self {
+            Principal::User { id, role } => *role == Role::Admin || id == user_id,
+            Principal::Key { user_id: bound, .. } => {
+                self.is_admin() || (self.has_scope("alerts") && bound.as_deref().is_none_or(|b| b == user_id))
+            }
+            Principal::Anonymous => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("marking alerts read needs an API key with the alerts scope".into()))
+        }
+    }
+
+    /// Monitoring: an admin, or a key with the `metrics` scope.
+    pub fn require_metrics(&self) -> Result<(), AppError> {
+        self.require_known()?;
+        if self.is_admin() || self.has_scope("metrics") {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("monitoring needs an API key with the metrics or admin scope".into()))
+        }
+    }
+
     /// The user an ingest key is bound to, if any.
     pub fn bound_user(&self) -> Option<&str> {
         match self {
@@ -106,6 +155,10 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Resolved already by the policy layer for this request.
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             // A browser session, if the cookie names a live one.
             let Some(token) = super::session::token_from(&parts.headers) else { return Ok(Principal::Anonymous) };

@@ -436,7 +436,8 @@ async fn family_a_shapes(store: Store) {
     list.iter().for_each(check_alert);
     let id = list[0]["id"].as_i64().unwrap();
     let unread_before = alerts.body["data"]["unread_count"].as_i64().unwrap();
-    let mark = api.post(&format!("/api/subscription/alerts/{id}/mark-read"), Some(&me), json!({})).await;
+    let writer = api.key(Some("demo"), &["alerts"]).await;
+    let mark = api.post(&format!("/api/subscription/alerts/{id}/mark-read"), Some(&writer), json!({})).await;
     assert_eq!(mark.body["success"], json!(true), "{}", mark.body);
     let after = api.get("/api/subscription/alerts/demo?unread_only=true", k).await;
     assert_eq!(after.body["data"]["unread_count"].as_i64().unwrap(), unread_before - 1);
@@ -580,8 +581,9 @@ async fn reads_are_authorized(store: Store) {
     assert_error(&api.get("/api/subscription/usage/alice", Some(&ingest)).await, StatusCode::FORBIDDEN, "forbidden");
     let admin = api.key(None, &["admin"]).await;
     assert_error(&api.get("/api/subscription/usage/nobody", Some(&admin)).await, StatusCode::NOT_FOUND, "not_found");
+    let alice_alerts = api.key(Some("alice"), &["alerts"]).await;
     assert_error(
-        &api.post("/api/subscription/alerts/999999/mark-read", Some(&alice), json!({})).await,
+        &api.post("/api/subscription/alerts/999999/mark-read", Some(&alice_alerts), json!({})).await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -624,7 +626,7 @@ both_stores!(preflight_gate_answers_429, preflight_gate_answers_429);
 /// Monitoring reports real traffic and real cache hits.
 async fn monitoring_reports_real_numbers(store: Store) {
     let api = setup(store, Limits::new()).await;
-    let key = api.key(Some("alice"), &["read"]).await;
+    let key = api.key(None, &["metrics", "read"]).await;
     let k = Some(key.as_str());
     assert_error(
         &api.get("/api/content-planning/monitoring/health", None).await,
@@ -636,7 +638,8 @@ async fn monitoring_reports_real_numbers(store: Store) {
     for _ in 0..3 {
         assert_eq!(api.get("/api/subscription/plans", None).await.status, StatusCode::OK);
     }
-    assert_eq!(api.get("/api/subscription/usage/bob", k).await.status, StatusCode::FORBIDDEN);
+    let alice = api.key(Some("alice"), &["read"]).await;
+    assert_eq!(api.get("/api/subscription/usage/bob", Some(&alice)).await.status, StatusCode::FORBIDDEN);
     let after = cache(&api.get("/api/content-planning/monitoring/cache-stats", k).await);
     assert_eq!(after.0 + after.1 - before.0 - before.1, 3, "each plans request used the catalog cache once");
     assert!(after.0 >= before.0 + 2, "unchanged catalog: hits, not reloads");
@@ -1029,7 +1032,6 @@ async fn authorization_matrix(store: Store) {
     // (method, path, body, expected for [Anon, UserA, UserB, Admin, Ingest, Read])
     let own_read = [UN, OK, NO, OK, NO, OK];
     let admin_only = [UN, NO, NO, OK, NO, NO];
-    let known = [UN, OK, OK, OK, OK, OK];
     let public = [OK; 6];
     type Row = (&'static str, String, Option<(&'static str, String)>, [S; 6]);
     let mut rows: Vec<Row> = vec![
@@ -1042,7 +1044,8 @@ async fn authorization_matrix(store: Store) {
         ("GET", "/api/subscription/user/user-alpha/subscription".into(), None, own_read),
         ("GET", "/api/subscription/renewal-history/user-alpha".into(), None, own_read),
         ("GET", "/api/subscription/usage-logs".into(), None, [UN, OK, OK, OK, NO, NO]),
-        ("POST", format!("/api/subscription/alerts/{alert_id}/mark-read"), None, own_read),
+        // Marking read is a write: a read key may not.
+        ("POST", format!("/api/subscription/alerts/{alert_id}/mark-read"), None, [UN, OK, NO, OK, NO, NO]),
         (
             "POST",
             "/api/subscription/preflight-check".into(),
@@ -1062,10 +1065,10 @@ async fn authorization_matrix(store: Store) {
             )),
             [UN, NO, NO, NO, OK, NO],
         ),
-        ("GET", "/api/content-planning/monitoring/health".into(), None, known),
-        ("GET", "/api/content-planning/monitoring/api-stats".into(), None, known),
-        ("GET", "/api/content-planning/monitoring/lightweight-stats".into(), None, known),
-        ("GET", "/api/content-planning/monitoring/cache-stats".into(), None, known),
+        ("GET", "/api/content-planning/monitoring/health".into(), None, admin_only),
+        ("GET", "/api/content-planning/monitoring/api-stats".into(), None, admin_only),
+        ("GET", "/api/content-planning/monitoring/lightweight-stats".into(), None, admin_only),
+        ("GET", "/api/content-planning/monitoring/cache-stats".into(), None, admin_only),
         ("GET", "/api/admin/plans".into(), None, admin_only),
         ("GET", "/api/admin/plans/1".into(), None, admin_only),
         ("GET", "/api/admin/pricing".into(), None, admin_only),
@@ -1081,27 +1084,22 @@ async fn authorization_matrix(store: Store) {
         ),
         // Server functions (form-encoded, as the browser posts them).
         ("POST", sfn_url::<s::CurrentUser>(), Some((form_ct, String::new())), public),
-        (
-            "POST",
-            sfn_url::<d::GetDashboard>(),
-            Some((form_ct, "user=user-alpha&months=6".into())),
-            [OK, OK, NO, OK, OK, OK],
-        ),
+        ("POST", sfn_url::<d::GetDashboard>(), Some((form_ct, "user=user-alpha&months=6".into())), own_read),
         (
             "POST",
             sfn_url::<d::MarkAllAlertsRead>(),
             Some((form_ct, "user=user-alpha".into())),
-            [UN, OK, NO, OK, NO, OK],
+            [UN, OK, NO, OK, NO, NO],
         ),
-        ("POST", sfn_url::<d::MarkAlertRead>(), Some((form_ct, format!("id={alert_id}"))), [UN, OK, NO, OK, NO, OK]),
+        ("POST", sfn_url::<d::MarkAlertRead>(), Some((form_ct, format!("id={alert_id}"))), [UN, OK, NO, OK, NO, NO]),
         ("POST", sfn_url::<b::UsageLogPage>(), Some((form_ct, "user=user-alpha".into())), [UN, OK, NO, OK, NO, OK]),
         ("POST", sfn_url::<b::BillingHistory>(), Some((form_ct, "user=user-alpha".into())), [UN, OK, NO, OK, NO, OK]),
-        ("POST", sfn_url::<b::PlanChoice>(), Some((form_ct, String::new())), [UN, OK, OK, OK, UN, UN]),
+        ("POST", sfn_url::<b::PlanChoice>(), Some((form_ct, String::new())), [UN, OK, OK, OK, NO, NO]),
         (
             "POST",
             sfn_url::<b::ChangeMyPlan>(),
             Some((form_ct, "plan_id=1&billing_cycle=yearly".into())),
-            [UN, OK, OK, OK, UN, UN],
+            [UN, OK, OK, OK, NO, NO],
         ),
         ("GET", "/api/billing/user-alpha/history.csv".into(), None, own_read),
         ("GET", "/api/billing/user-alpha/renewals.csv".into(), None, own_read),
@@ -1134,7 +1132,7 @@ async fn authorization_matrix(store: Store) {
             "POST",
             sfn_url::<s::ChangePassword>(),
             Some((form_ct, "current_password=wrong-one&new_password=another-one".into())),
-            [UN, OK, OK, OK, UN, UN],
+            [UN, OK, OK, OK, NO, NO],
         ),
     ];
     rows.push((

@@ -246,3 +246,128 @@ async fn hostile_input_is_refused_not_crashed(store: Store) {
     assert_eq!(page.status, StatusCode::OK);
 }
 both_stores!(hostile_input_is_refused_not_crashed, hostile_input_is_refused_not_crashed);
+
+/// Every endpoint declares its policy: each REST route below answers an
+/// anonymous caller 401 unless public, each server function in the registry
+/// has a policy, and a key with the wrong scope is refused. Undeclared
+/// endpoints are refused by the policy layer itself (deny by default).
+async fn every_endpoint_declares_its_policy(store: Store) {
+    use crate::server::policy::{Policy, rest_policy, server_fn_policy};
+    use axum::http::Method;
+    let site = Site::new(store).await;
+    let routes: &[(&str, &str, &str)] = &[
+        ("GET", "/api/subscription/plans", "/api/subscription/plans"),
+        ("GET", "/api/subscription/pricing", "/api/subscription/pricing"),
+        ("GET", "/api/subscription/usage/{user_id}", "/api/subscription/usage/ann"),
+        ("GET", "/api/subscription/usage/{user_id}/trends", "/api/subscription/usage/ann/trends"),
+        ("GET", "/api/subscription/dashboard/{user_id}", "/api/subscription/dashboard/ann"),
+        ("GET", "/api/subscription/alerts/{user_id}", "/api/subscription/alerts/ann"),
+        ("POST", "/api/subscription/alerts/{alert_id}/mark-read", "/api/subscription/alerts/1/mark-read"),
+        ("GET", "/api/subscription/user/{user_id}/subscription", "/api/subscription/user/ann/subscription"),
+        ("GET", "/api/subscription/usage-logs", "/api/subscription/usage-logs"),
+        ("GET", "/api/subscription/renewal-history/{user_id}", "/api/subscription/renewal-history/ann"),
+        ("POST", "/api/subscription/preflight-check", "/api/subscription/preflight-check"),
+        ("GET", "/api/content-planning/monitoring/health", "/api/content-planning/monitoring/health"),
+        ("GET", "/api/content-planning/monitoring/api-stats", "/api/content-planning/monitoring/api-stats"),
+        (
+            "GET",
+            "/api/content-planning/monitoring/lightweight-stats",
+            "/api/content-planning/monitoring/lightweight-stats",
+        ),
+        ("GET", "/api/content-planning/monitoring/cache-stats", "/api/content-planning/monitoring/cache-stats"),
+        ("POST", "/api/usage/events", "/api/usage/events"),
+        ("GET", "/api/billing/{user_id}/history.csv", "/api/billing/ann/history.csv"),
+        ("GET", "/api/billing/{user_id}/renewals.csv", "/api/billing/ann/renewals.csv"),
+        ("GET", "/api/admin/plans", "/api/admin/plans"),
+        ("POST", "/api/admin/plans", "/api/admin/plans"),
+        ("GET", "/api/admin/plans/{plan_id}", "/api/admin/plans/1"),
+        ("PUT", "/api/admin/plans/{plan_id}", "/api/admin/plans/1"),
+        ("GET", "/api/admin/pricing", "/api/admin/pricing"),
+        ("POST", "/api/admin/pricing", "/api/admin/pricing"),
+        ("GET", "/api/admin/users", "/api/admin/users"),
+        ("POST", "/api/admin/users", "/api/admin/users"),
+        ("GET", "/api/admin/users/{user_id}", "/api/admin/users/ann"),
+        ("PUT", "/api/admin/users/{user_id}/subscription", "/api/admin/users/ann/subscription"),
+        ("DELETE", "/api/admin/users/{user_id}/sessions", "/api/admin/users/ann/sessions"),
+        ("GET", "/api/admin/api-keys", "/api/admin/api-keys"),
+        ("POST", "/api/admin/api-keys", "/api/admin/api-keys"),
+        ("DELETE", "/api/admin/api-keys/{key_id}", "/api/admin/api-keys/k"),
+        ("GET", "/api/admin/audit-log", "/api/admin/audit-log"),
+    ];
+    let ingest_only = site.key(&["ingest"]).await;
+    for (method, template, path) in routes {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let policy = rest_policy(&m, template).unwrap_or_else(|| panic!("{method} {template} declares no policy"));
+        let req = Request::builder().method(m.clone()).uri(*path).header(header::CONTENT_TYPE, "application/json");
+        let anon = site.send(req.body(Body::from("{}")).unwrap()).await;
+        if policy == Policy::Public {
+            assert_ne!(anon.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        } else {
+            assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{method} {path}: {}", anon.body);
+        }
+        // A key that may only record usage may do nothing else.
+        if !matches!(policy, Policy::Public | Policy::Ingest | Policy::Gate) {
+            let req = Request::builder()
+                .method(m)
+                .uri(*path)
+                .header(header::AUTHORIZATION, format!("Bearer {ingest_only}"))
+                .header(header::CONTENT_TYPE, "application/json");
+            let p = site.send(req.body(Body::from("{}")).unwrap()).await;
+            assert_eq!(p.status, StatusCode::FORBIDDEN, "{method} {path} with an ingest key: {}", p.body);
+        }
+    }
+    // Every registered server function has a policy; an unknown one is refused.
+    let registered: Vec<_> = leptos::server_fn::axum::server_fn_paths().collect();
+    assert!(registered.len() >= 20, "{registered:?}");
+    for (path, _) in &registered {
+        assert!(server_fn_policy(path).is_some(), "server function {path} declares no policy");
+    }
+    // A function nobody registered has no policy and no route.
+    assert_eq!(server_fn_policy("/sfn/not_declared_anywhere"), None);
+    let req =
+        Request::builder().method("POST").uri("/sfn/not_declared_anywhere").header(header::HOST, "127.0.0.1:3000");
+    assert_eq!(site.send(req.body(Body::empty()).unwrap()).await.status, StatusCode::NOT_FOUND);
+}
+both_stores!(every_endpoint_declares_its_policy, every_endpoint_declares_its_policy);
+
+/// Reads read: a `read` key can neither hold usage nor mark alerts read;
+/// `gate` and `alerts` keys can.
+async fn writes_need_a_scope_that_says_so(store: Store) {
+    use serde_json::json;
+    let site = Site::new(store).await;
+    let read = site.key(&["read"]).await;
+    let gate = site.key(&["gate"]).await;
+    let alerts = site.key(&["alerts"]).await;
+    let check = json!({"user_id": "ann", "operations": [{"provider": "tavily", "operation_type": "search"}]});
+    let mut hold = check.clone();
+    hold["reserve"] = json!(true);
+    assert_eq!(site.json("POST", "/api/subscription/preflight-check", &read, check.clone()).await.0, StatusCode::OK);
+    assert_eq!(
+        site.json("POST", "/api/subscription/preflight-check", &read, hold.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = site.json("POST", "/api/subscription/preflight-check", &gate, hold).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["data"]["reservation_id"].is_string(), "{body}");
+    // An alert of ann's (the Test plan caps Tavily... none here: make one).
+    let mut conn = site.engine.store.pool().acquire().await.unwrap();
+    let alert = crate::domain::alerts::unpriced_alert("gemini", Some("x"));
+    crate::server::store::usage::insert_alert(&mut conn, Some("ann"), None, &alert, Utc::now()).await.unwrap();
+    drop(conn);
+    let (_, list) = site.json("GET", "/api/subscription/alerts/ann", &read, json!({})).await;
+    let id = list["data"]["alerts"][0]["id"].as_i64().unwrap();
+    let path = format!("/api/subscription/alerts/{id}/mark-read");
+    assert_eq!(site.json("POST", &path, &read, json!({})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(site.json("POST", &path, &alerts, json!({})).await.0, StatusCode::OK);
+    // Monitoring needs the metrics scope.
+    let metrics = site.key(&["metrics"]).await;
+    assert_eq!(
+        site.json("GET", "/api/content-planning/monitoring/health", &read, json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        site.json("GET", "/api/content-planning/monitoring/health", &metrics, json!({})).await.0,
+        StatusCode::OK
+    );
+}
+both_stores!(writes_need_a_scope_that_says_so, writes_need_a_scope_that_says_so);

@@ -9,7 +9,7 @@ use crate::server::store::keys::{self, ApiKey};
 use crate::server::store::users;
 
 /// The scopes a key may carry.
-pub const SCOPES: &[&str] = &["ingest", "read", "admin"];
+pub const SCOPES: &[&str] = &["ingest", "read", "gate", "alerts", "metrics", "admin"];
 
 impl Engine {
     /// Creates a key for `user_id` (or for no user: a service key). Returns

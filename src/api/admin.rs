@@ -412,9 +412,19 @@ pub async fn create_api_key(
     name: String,
     scope_ingest: Option<String>,
     scope_read: Option<String>,
+    #[server(default)] scope_gate: Option<String>,
+    #[server(default)] scope_alerts: Option<String>,
+    #[server(default)] scope_metrics: Option<String>,
     scope_admin: Option<String>,
 ) -> Result<Result<String, FormError>, ServerFnError> {
-    let scopes: Vec<String> = [("ingest", scope_ingest), ("read", scope_read), ("admin", scope_admin)]
+    let scopes: Vec<String> = [
+        ("ingest", scope_ingest),
+        ("read", scope_read),
+        ("gate", scope_gate),
+        ("alerts", scope_alerts),
+        ("metrics", scope_metrics),
+        ("admin", scope_admin),
+    ]
         .into_iter()
         .filter_map(|(s, on)| on.map(|_| s.to_string()))
         .collect();

@@ -23,8 +23,17 @@ pub struct LogLine {
 pub struct LogPage {
     pub rows: Vec<LogLine>,
     pub total: i64,
+    /// The page's number, for display (pages are fetched by cursor).
     pub page: i64,
     pub pages: i64,
+    /// The cursor of the next (older) page, if there is one.
+    pub older: Option<String>,
+}
+
+/// A usage-log cursor: `<occurred_at ms>.<row id>` of the last row shown.
+pub fn parse_cursor(s: &str) -> Option<(i64, i64)> {
+    let (at, id) = s.split_once('.')?;
+    Some((at.parse().ok()?, id.parse().ok()?))
 }
 
 pub const PAGE_SIZE: i64 = 25;
@@ -33,6 +42,7 @@ pub const PAGE_SIZE: i64 = 25;
 pub async fn usage_log_page(
     user: Option<String>,
     page: Option<i64>,
+    before: Option<String>,
     provider: Option<String>,
     status: Option<String>,
     period: Option<String>,
@@ -57,11 +67,26 @@ pub async fn usage_log_page(
         })
         .transpose()?;
     let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period };
-    // Any page number is fine to ask for; past the end is simply empty.
-    let page = page.unwrap_or(1).clamp(1, i64::MAX / PAGE_SIZE);
-    let (rows, total) =
-        state.engine.usage_log(&user_id, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE).await.map_err(fail)?;
+    use crate::server::store::usage::LogStart;
+    // Pages after the first follow a cursor (keyset): a deep page costs what
+    // the first does. The page number is only shown.
+    let start = match nonempty(before) {
+        None => LogStart::Offset(0),
+        Some(c) => {
+            let (at, id) = parse_cursor(&c)
+                .ok_or_else(|| fail(AppError::BadRequest(format!("`{c}` is not a usage-log position"))))?;
+            let at = chrono::DateTime::from_timestamp_millis(at)
+                .ok_or_else(|| fail(AppError::BadRequest(format!("`{c}` is not a usage-log position"))))?;
+            LogStart::Before(at, id)
+        }
+    };
+    let page = if matches!(start, LogStart::Offset(_)) { 1 } else { page.unwrap_or(2).clamp(2, 1_000_000_000) };
+    let (rows, total) = state.engine.usage_log(&user_id, &filter, PAGE_SIZE, start).await.map_err(fail)?;
+    let older = (rows.len() as i64 == PAGE_SIZE)
+        .then(|| rows.last().map(|r| format!("{}.{}", r.occurred_at.timestamp_millis(), r.id)))
+        .flatten();
     Ok(LogPage {
+        older,
         rows: rows
             .into_iter()
             .map(|r| LogLine {

@@ -249,8 +249,11 @@ pub enum AdminCommand {
 pub enum ApikeyCommand {
     /// Create an API key; the secret is printed alone on the last line.
     Create {
-        /// Comma-separated scopes: `ingest` (record usage), `read` (read any
-        /// user's billing, or only its own user's with --user), `admin`.
+        /// Comma-separated scopes: `ingest` (record usage, and hold usage at
+        /// the gate), `read` (read any user's billing, or only its own user's
+        /// with --user; check the gate without holding), `gate` (hold usage
+        /// at the gate), `alerts` (mark alerts read), `metrics` (monitoring
+        /// endpoints), `admin` (everything).
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
         /// Email of the user the key acts for (a read-only key then sees only

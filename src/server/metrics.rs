@@ -137,13 +137,17 @@ impl Metrics {
         });
     }
 
-    /// Totals and per-endpoint rows over the last `window`.
+    /// Totals and per-endpoint rows over the last `window`. The lock that
+    /// every request takes is held only to copy the window's samples (the
+    /// newest, walking back from the end); grouping and sorting happen
+    /// after it is released.
     pub fn window(&self, window: Duration) -> (Stats, Vec<EndpointStats>) {
         let now = Instant::now();
-        let Ok(q) = self.samples.lock() else {
-            return (Stats::default(), vec![]);
+        let copied: Vec<Sample> = match self.samples.lock() {
+            Ok(q) => q.iter().rev().take_while(|s| now.duration_since(s.at) <= window).cloned().collect(),
+            Err(_) => return (Stats::default(), vec![]),
         };
-        let recent: Vec<&Sample> = q.iter().filter(|s| now.duration_since(s.at) <= window).collect();
+        let recent: Vec<&Sample> = copied.iter().collect();
         let mut by_route: BTreeMap<(&str, &str), Vec<&Sample>> = BTreeMap::new();
         for s in &recent {
             by_route.entry((&s.method, &s.route)).or_default().push(s);

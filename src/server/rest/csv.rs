@@ -10,9 +10,12 @@ use super::principal::Principal;
 use crate::server::error::AppResult;
 use crate::server::state::AppState;
 
-/// One CSV field, quoted when it must be.
+/// One CSV field, quoted when it must be. A cell that a spreadsheet would
+/// run as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a CR) gets a
+/// leading `'`, so a plan name such as `=HYPERLINK(..)` stays text.
 fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
@@ -106,10 +109,29 @@ pub async fn renewal_history(
 
 #[cfg(test)]
 mod tests {
+    use super::field;
+
     #[test]
     fn fields_are_quoted_when_needed() {
-        assert_eq!(super::field("Pro"), "Pro");
-        assert_eq!(super::field("a,b"), "\"a,b\"");
-        assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("Pro"), "Pro");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn formulas_are_neutralised_and_quoting_kept() {
+        let cases = [
+            ("Pro", "Pro"),
+            ("=HYPERLINK(\"http://evil\")", "\"'=HYPERLINK(\"\"http://evil\"\")\""),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("a,b", "\"a,b\""),
+            ("29.000000000", "29.000000000"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(field(raw), want, "{raw:?}");
+        }
     }
 }

@@ -507,7 +507,8 @@ pub async fn usage_logs(
         _ => AppError::Forbidden("this key is not bound to a user; the usage log is per user".into()),
     })?;
     let (filter, limit, offset) = log_query(&q)?;
-    let (rows, total) = state.engine.usage_log(user_id, &filter, limit, offset).await?;
+    let start = crate::server::store::usage::LogStart::Offset(offset);
+    let (rows, total) = state.engine.usage_log(user_id, &filter, limit, start).await?;
     Ok(Json(json!({
         "logs": rows.iter().map(log_json).collect::<Vec<_>>(),
         "total_count": total,

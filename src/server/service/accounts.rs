@@ -209,10 +209,12 @@ impl Engine {
         let hash = hash_password_off_thread(new.to_string())
             .await
             .map_err(|e| AppError::InvalidFields(vec![("new_password".into(), e.to_string())]))?;
-        users::set_password_hash(&mut conn, user_id, &hash.0, now).await?;
-        sessions::delete_other_sessions(&mut conn, user_id, &hash_token(session_token)).await?;
+        drop(conn);
+        let mut tx = self.store.begin().await?;
+        users::set_password_hash(&mut tx, user_id, &hash.0, now).await?;
+        sessions::delete_other_sessions(&mut tx, user_id, &hash_token(session_token)).await?;
         crate::server::store::keys::audit(
-            &mut conn,
+            &mut tx,
             &format!("user:{user_id}"),
             "user.password_change",
             ("user", user_id),
@@ -221,6 +223,7 @@ impl Engine {
             now,
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

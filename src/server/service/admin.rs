@@ -14,7 +14,7 @@ use crate::domain::money::{Nanos, Price};
 use crate::domain::plan::{Plan, Tier};
 use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
-use crate::server::auth::hash_password;
+use crate::server::auth::hash_password_off_thread;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::keys::{self, ApiKey, AuditEntry};
 use crate::server::store::users::{self, Role, User};
@@ -355,18 +355,18 @@ impl Engine {
 
     /// Creates a user (and its subscription on the default plan).
     pub async fn admin_create_user(&self, form: UserForm, actor: &str, now: DateTime<Utc>) -> AppResult<User> {
-        let password_hash = match form.password.as_deref() {
-            Some(p) => {
-                Some(hash_password(p).map_err(|e| AppError::InvalidFields(vec![("password".into(), e.to_string())]))?.0)
-            }
+        let password_hash = match form.password {
+            Some(p) => Some(
+                hash_password_off_thread(p)
+                    .await
+                    .map_err(|e| AppError::InvalidFields(vec![("password".into(), e.to_string())]))?
+                    .0,
+            ),
             None => None,
         };
         let new =
             NewUser { id: form.id, email: form.email, name: form.name, role: form.role, password_hash, plan: None };
-        let user = self.create_user(new, now).await?;
-        let mut conn = self.store.pool().acquire().await?;
-        keys::audit(&mut conn, actor, "user.create", ("user", &user.id), None, Some(&user_json(&user)), now).await?;
-        Ok(user)
+        self.create_user_by(new, Some(actor), now).await
     }
 
     pub async fn user(&self, user_id: &str) -> AppResult<User> {

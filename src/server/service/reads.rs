@@ -196,15 +196,22 @@ impl Engine {
         Ok(usage::mark_all_alerts_read(&mut conn, user_id, now).await?)
     }
 
+    /// A page of the usage log and how many events match in all.
     pub async fn usage_log(
         &self,
         user_id: &str,
         filter: &usage::LogFilter,
         limit: i64,
-        offset: i64,
+        start: usage::LogStart,
     ) -> AppResult<(Vec<usage::LogRow>, i64)> {
+        let start = match start {
+            usage::LogStart::Offset(o) => usage::LogStart::Offset(o.clamp(0, 1_000_000_000)),
+            before => before,
+        };
         let mut conn = self.store.pool().acquire().await?;
-        Ok(usage::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)
+        let rows = usage::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), start).await?;
+        let total = usage::usage_log_count(&mut conn, user_id, filter).await?;
+        Ok((rows, total))
     }
 
     pub async fn renewals(&self, user_id: &str, limit: i64, offset: i64) -> AppResult<(Vec<users::Renewal>, i64)> {

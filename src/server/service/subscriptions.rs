@@ -224,6 +224,12 @@ impl Engine {
     /// Creates a user with a subscription starting at `now` on the chosen
     /// plan, else the default plan (the cheapest active plan), else no plan.
     pub async fn create_user(&self, new: NewUser, now: DateTime<Utc>) -> AppResult<User> {
+        self.create_user_by(new, None, now).await
+    }
+
+    /// As [`Engine::create_user`], with an audit entry naming `actor` written
+    /// in the same transaction.
+    pub async fn create_user_by(&self, new: NewUser, actor: Option<&str>, now: DateTime<Utc>) -> AppResult<User> {
         let email = new.email.trim().to_string();
         if !(email.contains('@') && email.len() <= 254 && !email.contains(char::is_whitespace)) {
             return Err(AppError::Invalid(format!("`{email}` is not an email address")));
@@ -269,6 +275,10 @@ impl Engine {
         users::insert_subscription(&mut tx, &sub, now).await?;
         if let Some(p) = plan {
             users::insert_renewal(&mut tx, &new_renewal(&sub, p, None, RenewalType::New, None)).await?;
+        }
+        if let Some(actor) = actor {
+            let after = json!({"id": user.id, "email": user.email, "name": user.name, "role": user.role.as_str()});
+            store::keys::audit(&mut tx, actor, "user.create", ("user", &user.id), None, Some(&after), now).await?;
         }
         tx.commit().await?;
         Ok(user)

@@ -538,41 +538,93 @@ pub struct LogRow {
 }
 
 /// A user's events, newest first, filtered and paginated, with the total.
+/// Where a usage-log page starts: an offset (the family A contract), or
+/// after a row (keyset: the cost of a deep page does not grow with depth).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStart {
+    Offset(i64),
+    /// Rows strictly older than this (occurred_at, id).
+    Before(DateTime<Utc>, i64),
+}
+
+/// The WHERE clause of a filter with only the filters that are set (so the
+/// database can use its indexes), and the values to bind after `user_id`.
+fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
+    let mut sql = String::from("user_id = $1");
+    let mut binds = Vec::new();
+    let mut push = |clause: &str, b: Bind| {
+        binds.push(b);
+        sql.push_str(&format!(" AND {clause}${}", binds.len() + 1));
+    };
+    if let Some(p) = &f.provider {
+        push("provider = ", Bind::Text(p.clone()));
+    }
+    if let Some(c) = f.status_code {
+        push("status_code = ", Bind::Int(c));
+    }
+    if let Some(l) = &f.billing_period {
+        push("billing_period = ", Bind::Text(l.clone()));
+    }
+    match f.failed {
+        Some(true) => sql.push_str(" AND status_code >= 400"),
+        Some(false) => sql.push_str(" AND status_code < 400"),
+        None => {}
+    }
+    (sql, binds)
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// One page of a user's usage log, newest first.
 pub async fn usage_log(
     conn: &mut AnyConnection,
     user_id: &str,
     f: &LogFilter,
     limit: i64,
-    offset: i64,
-) -> StoreResult<(Vec<LogRow>, i64)> {
-    // Each filter is always bound; a NULL parameter disables it.
-    let filter = "user_id = $1 AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR status_code = $3)
-        AND ($4 IS NULL OR billing_period = $4) AND ($5 IS NULL OR ($5 = 1 AND status_code >= 400) OR ($5 = 0 AND status_code < 400))";
-    let failed = f.failed.map(i64::from);
-    let rows = sqlx::query(&format!(
+    start: LogStart,
+) -> StoreResult<Vec<LogRow>> {
+    let (mut filter, binds) = log_where(f);
+    let n = binds.len() + 2;
+    let page = match start {
+        LogStart::Offset(_) => format!("LIMIT ${n} OFFSET ${}", n + 1),
+        LogStart::Before(..) => {
+            filter.push_str(&format!(
+                " AND (occurred_at < ${} OR (occurred_at = ${} AND id < ${}))",
+                n + 1,
+                n + 1,
+                n + 2
+            ));
+            format!("LIMIT ${n}")
+        }
+    };
+    let sql = format!(
         "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
          tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
          response_time_ms, status_code, error_message, billing_period, retry_count
-         FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC LIMIT $6 OFFSET $7"
-    ))
-    .bind(user_id)
-    .bind(&f.provider)
-    .bind(f.status_code)
-    .bind(&f.billing_period)
-    .bind(failed)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
-    let total: i64 = sqlx::query(&format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}"))
-        .bind(user_id)
-        .bind(&f.provider)
-        .bind(f.status_code)
-        .bind(&f.billing_period)
-        .bind(failed)
-        .fetch_one(conn)
-        .await?
-        .try_get("n")?;
+         FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC {page}"
+    );
+    let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
+    q = match start {
+        LogStart::Offset(o) => q.bind(o),
+        LogStart::Before(at, id) => q.bind(ms(at)).bind(id),
+    };
+    let rows = q.fetch_all(&mut *conn).await?;
     let list = rows
         .iter()
         .map(|r| {
@@ -602,7 +654,35 @@ pub async fn usage_log(
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok((list, total))
+    Ok(list)
+}
+
+/// How many events match a filter. Read from the rollups (one row per
+/// period, provider and model, which count calls and errors) unless the
+/// filter names a status code, so it costs the same at ten million events
+/// as at ten.
+pub async fn usage_log_count(conn: &mut AnyConnection, user_id: &str, f: &LogFilter) -> StoreResult<i64> {
+    if f.status_code.is_some() {
+        let (filter, binds) = log_where(f);
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}");
+        return Ok(bind_all(sqlx::query(&sql).bind(user_id), &binds).fetch_one(conn).await?.try_get("n")?);
+    }
+    let what = match f.failed {
+        None => "calls",
+        Some(true) => "errors",
+        Some(false) => "calls - errors",
+    };
+    let mut sql = format!("SELECT CAST(COALESCE(SUM({what}), 0) AS BIGINT) AS n FROM usage_rollups WHERE user_id = $1");
+    let mut binds = Vec::new();
+    if let Some(p) = &f.provider {
+        binds.push(Bind::Text(p.clone()));
+        sql.push_str(&format!(" AND provider = ${}", binds.len() + 1));
+    }
+    if let Some(l) = &f.billing_period {
+        binds.push(Bind::Text(l.clone()));
+        sql.push_str(&format!(" AND billing_period = ${}", binds.len() + 1));
+    }
+    Ok(bind_all(sqlx::query(&sql).bind(user_id), &binds).fetch_one(conn).await?.try_get("n")?)
 }
 
 /// Alerts across every user (and the admin alerts), newest first, with the

@@ -486,6 +486,9 @@ fn KeysView() -> impl IntoView {
                 <fieldset class="flex gap-3 text-sm"><legend class="sr-only">"Scopes"</legend>
                     <label><input type="checkbox" name="scope_ingest"/>" ingest"</label>
                     <label><input type="checkbox" name="scope_read"/>" read"</label>
+                    <label><input type="checkbox" name="scope_gate"/>" gate"</label>
+                    <label><input type="checkbox" name="scope_alerts"/>" alerts"</label>
+                    <label><input type="checkbox" name="scope_metrics"/>" metrics"</label>
                     <label><input type="checkbox" name="scope_admin"/>" admin"</label>
                 </fieldset>
                 <button type="submit" class=BUTTON>"Create key"</button>

@@ -27,18 +27,31 @@ fn UsageLog() -> impl IntoView {
     let query = use_query_map();
     let q = move |k: &str| query.read().get(k).filter(|v| !v.is_empty());
     let page = Resource::new(
-        move || (q("user"), q("page").and_then(|p| p.parse::<i64>().ok()), q("provider"), q("status"), q("period")),
-        |(user, page, provider, status, period)| usage_log_page(user, page, provider, status, period),
+        move || {
+            (
+                q("user"),
+                q("page").and_then(|p| p.parse::<i64>().ok()),
+                q("before"),
+                q("provider"),
+                q("status"),
+                q("period"),
+            )
+        },
+        |(user, page, before, provider, status, period)| usage_log_page(user, page, before, provider, status, period),
     );
-    let link = move |p: i64| {
+    // The same filters, at another position (`None`: the newest page).
+    let link = move |at: Option<(String, i64)>| {
         let mut pairs: Vec<String> = query
             .read()
             .clone()
             .into_iter()
-            .filter(|(k, _)| k != "page")
+            .filter(|(k, _)| k != "page" && k != "before")
             .map(|(k, v)| format!("{k}={}", crate::api::session::urlencode(&v)))
             .collect();
-        pairs.push(format!("page={p}"));
+        if let Some((before, page)) = at {
+            pairs.push(format!("before={before}"));
+            pairs.push(format!("page={page}"));
+        }
         format!("/usage?{}", pairs.join("&"))
     };
     view! {
@@ -82,9 +95,9 @@ fn UsageLog() -> impl IntoView {
                         </table>
                         </div>
                         <nav class="mt-3 flex justify-between text-sm" aria-label="Pages">
-                            {(p.page > 1).then(|| view! { <a class="text-blue-700 underline" href=link(p.page - 1) rel="prev">"Newer"</a> })}
+                            {(p.page > 1).then(|| view! { <a class="text-blue-700 underline" href=link(None)>"Newest"</a> })}
                             <span></span>
-                            {(p.page < p.pages).then(|| view! { <a class="text-blue-700 underline" href=link(p.page + 1) rel="next">"Older"</a> })}
+                            {p.older.clone().map(|c| view! { <a class="text-blue-700 underline" href=link(Some((c, p.page + 1))) rel="next">"Older"</a> })}
                         </nav>
                         <p class="sr-only">{format!("{PAGE_SIZE} events per page")}</p>
                     </section>

@@ -425,9 +425,9 @@ pub async fn create_api_key(
         ("metrics", scope_metrics),
         ("admin", scope_admin),
     ]
-        .into_iter()
-        .filter_map(|(s, on)| on.map(|_| s.to_string()))
-        .collect();
+    .into_iter()
+    .filter_map(|(s, on)| on.map(|_| s.to_string()))
+    .collect();
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let user = Some(user_id.trim()).filter(|u| !u.is_empty());

@@ -78,8 +78,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&g).await?;
             let engine = Engine::new(store.clone(), Default::default());
             let user = engine
-                .create_user(
+                .create_user_by(
                     NewUser { id: None, email, name, role: Role::Admin, password_hash: Some(hash.0), plan: None },
+                    Some("cli"),
                     Utc::now(),
                 )
                 .await

@@ -371,3 +371,43 @@ async fn writes_need_a_scope_that_says_so(store: Store) {
     );
 }
 both_stores!(writes_need_a_scope_that_says_so, writes_need_a_scope_that_says_so);
+
+/// The reported exploit, over HTTP: a signed-in user "changes" to the plan
+/// they are on, again and again, through the plans page's server function.
+/// It used to start a new period each time (usage back to 0, the fee
+/// charged again); now each call is refused and nothing moves.
+async fn changing_to_the_same_plan_resets_nothing(store: Store) {
+    use serde_json::json;
+    let site = Site::new(store).await;
+    let ingest = site.key(&["ingest"]).await;
+    let events: Vec<_> =
+        (0..12).map(|i| json!({"id": format!("x{i}"), "user_id": "ann", "provider": "tavily"})).collect();
+    assert_eq!(site.json("POST", "/api/usage/events", &ingest, json!({"events": events})).await.0, StatusCode::OK);
+    let reader = site.key(&["read"]).await;
+    let before = site.json("GET", "/api/subscription/usage/ann", &reader, json!({})).await.1;
+    let renewals_before = site.json("GET", "/api/subscription/renewal-history/ann", &reader, json!({})).await.1;
+    let ann = site.cookie("ann").await;
+    let plan_id = site.engine.current_subscription("ann", Utc::now()).await.unwrap().1.plan_id.unwrap();
+    let path = <crate::api::billing::ChangeMyPlan as leptos::server_fn::ServerFn>::PATH;
+    for _ in 0..3 {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:3000")
+            .header(header::ORIGIN, "http://127.0.0.1:3000")
+            .header(header::COOKIE, &ann)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("plan_id={plan_id}&billing_cycle=monthly")))
+            .unwrap();
+        let p = site.send(req).await;
+        assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+        assert!(p.body.contains("already on this plan"), "{}", p.body);
+    }
+    let after = site.json("GET", "/api/subscription/usage/ann", &reader, json!({})).await.1;
+    assert_eq!(after["data"]["total_calls"], json!(12));
+    assert_eq!(after["data"]["billing_period"], before["data"]["billing_period"]);
+    let renewals_after = site.json("GET", "/api/subscription/renewal-history/ann", &reader, json!({})).await.1;
+    assert!(renewals_before["data"]["total_count"].as_i64().unwrap() >= 1, "{renewals_before}");
+    assert_eq!(renewals_after["data"]["total_count"], renewals_before["data"]["total_count"], "no fee charged again");
+}
+both_stores!(changing_to_the_same_plan_resets_nothing, changing_to_the_same_plan_resets_nothing);

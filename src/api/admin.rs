@@ -405,25 +405,32 @@ pub async fn api_keys() -> Result<Vec<KeyRow>, ServerFnError> {
         .collect())
 }
 
+/// The new-key form: checkboxes are present when ticked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInput {
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub name: String,
+    pub scope_ingest: Option<String>,
+    pub scope_read: Option<String>,
+    pub scope_gate: Option<String>,
+    pub scope_alerts: Option<String>,
+    pub scope_metrics: Option<String>,
+    pub scope_admin: Option<String>,
+}
+
 /// Creates a key; the secret comes back this once.
 #[server(prefix = "/sfn")]
-pub async fn create_api_key(
-    user_id: String,
-    name: String,
-    scope_ingest: Option<String>,
-    scope_read: Option<String>,
-    #[server(default)] scope_gate: Option<String>,
-    #[server(default)] scope_alerts: Option<String>,
-    #[server(default)] scope_metrics: Option<String>,
-    scope_admin: Option<String>,
-) -> Result<Result<String, FormError>, ServerFnError> {
+pub async fn create_api_key(key: KeyInput) -> Result<Result<String, FormError>, ServerFnError> {
+    let KeyInput { user_id, name, .. } = key.clone();
     let scopes: Vec<String> = [
-        ("ingest", scope_ingest),
-        ("read", scope_read),
-        ("gate", scope_gate),
-        ("alerts", scope_alerts),
-        ("metrics", scope_metrics),
-        ("admin", scope_admin),
+        ("ingest", key.scope_ingest),
+        ("read", key.scope_read),
+        ("gate", key.scope_gate),
+        ("alerts", key.scope_alerts),
+        ("metrics", key.scope_metrics),
+        ("admin", key.scope_admin),
     ]
     .into_iter()
     .filter_map(|(s, on)| on.map(|_| s.to_string()))

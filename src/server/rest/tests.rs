@@ -1121,7 +1121,12 @@ async fn authorization_matrix(store: Store) {
             Some((form_ct, "id=no-such-key".into())),
             [UN, NO, NO, S::NOT_FOUND, NO, NO],
         ),
-        ("POST", sfn_url::<a::CreateApiKey>(), Some((form_ct, "user_id=&name=x&scope_read=on".into())), admin_only),
+        (
+            "POST",
+            sfn_url::<a::CreateApiKey>(),
+            Some((form_ct, "key[user_id]=&key[name]=x&key[scope_read]=on".into())),
+            admin_only,
+        ),
         (
             "POST",
             sfn_url::<a::SavePlan>(),

@@ -481,15 +481,15 @@ fn KeysView() -> impl IntoView {
         <section class="mb-6 rounded-xl border border-slate-200 bg-white p-4">
             <h2 class="font-semibold">"New key"</h2>
             <ActionForm action=create attr:class="mt-3 flex flex-wrap items-end gap-3">
-                <label class="text-sm">"For user id (empty: a service key)"<input name="user_id" class=INPUT/></label>
-                <label class="text-sm">"Label"<input name="name" class=INPUT/></label>
+                <label class="text-sm">"For user id (empty: a service key)"<input name="key[user_id]" class=INPUT/></label>
+                <label class="text-sm">"Label"<input name="key[name]" class=INPUT/></label>
                 <fieldset class="flex gap-3 text-sm"><legend class="sr-only">"Scopes"</legend>
-                    <label><input type="checkbox" name="scope_ingest"/>" ingest"</label>
-                    <label><input type="checkbox" name="scope_read"/>" read"</label>
-                    <label><input type="checkbox" name="scope_gate"/>" gate"</label>
-                    <label><input type="checkbox" name="scope_alerts"/>" alerts"</label>
-                    <label><input type="checkbox" name="scope_metrics"/>" metrics"</label>
-                    <label><input type="checkbox" name="scope_admin"/>" admin"</label>
+                    <label><input type="checkbox" name="key[scope_ingest]"/>" ingest"</label>
+                    <label><input type="checkbox" name="key[scope_read]"/>" read"</label>
+                    <label><input type="checkbox" name="key[scope_gate]"/>" gate"</label>
+                    <label><input type="checkbox" name="key[scope_alerts]"/>" alerts"</label>
+                    <label><input type="checkbox" name="key[scope_metrics]"/>" metrics"</label>
+                    <label><input type="checkbox" name="key[scope_admin]"/>" admin"</label>
                 </fieldset>
                 <button type="submit" class=BUTTON>"Create key"</button>
             </ActionForm>

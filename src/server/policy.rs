@@ -87,6 +87,7 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             "GET",
             "/api/subscription/usage/{user_id}"
             | "/api/subscription/usage/{user_id}/trends"
+            | "/api/subscription/trends/{user_id}"
             | "/api/subscription/dashboard/{user_id}"
             | "/api/subscription/alerts/{user_id}"
             | "/api/subscription/user/{user_id}/subscription"

@@ -322,12 +322,90 @@ pub struct SeedReport {
     pub events: usize,
 }
 
+/// How long an instance waits for another one's demo seed to finish.
+const SEED_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Seeds the demo on an empty database; does nothing if any user exists.
+///
+/// Several instances may start together on one empty database: the first
+/// to claim the `seed_runs` row seeds, the others wait until it is done, so
+/// the demo is seeded exactly once. A seed that never finished (its instance
+/// died) is reported instead of serving half a demo.
 pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedReport> {
     let mut conn = engine.store.pool().acquire().await?;
+    match seed_run_state(&mut conn).await?.map(|(state, _)| state) {
+        Some(state) if state == "done" => return Ok(SeedReport::default()),
+        Some(_) => {
+            drop(conn);
+            return wait_for_other_seed(engine).await;
+        }
+        None => {}
+    }
     if users::count_users(&mut conn).await? > 0 {
         return Ok(SeedReport::default());
     }
+    let claimed = sqlx::query(
+        "INSERT INTO seed_runs (name, state, started_at) VALUES ('demo', 'running', $1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(crate::server::store::ms(Utc::now()))
+    .execute(&mut *conn)
+    .await
+    .map_err(AppError::from)?
+    .rows_affected()
+        == 1;
+    if !claimed {
+        drop(conn);
+        return wait_for_other_seed(engine).await;
+    }
+    drop(conn);
+    let report = seed_claimed(engine, now).await?;
+    let mut conn = engine.store.pool().acquire().await?;
+    sqlx::query("UPDATE seed_runs SET state = 'done', finished_at = $1 WHERE name = 'demo'")
+        .bind(crate::server::store::ms(Utc::now()))
+        .execute(&mut *conn)
+        .await
+        .map_err(AppError::from)?;
+    Ok(report)
+}
+
+/// The demo seed's state (`running` or `done`) and when it started (ms).
+async fn seed_run_state(conn: &mut sqlx::AnyConnection) -> AppResult<Option<(String, i64)>> {
+    use sqlx::Row;
+    let row = sqlx::query("SELECT state, started_at FROM seed_runs WHERE name = 'demo'")
+        .fetch_optional(conn)
+        .await
+        .map_err(AppError::from)?;
+    row.map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("started_at")?)))
+        .transpose()
+        .map_err(|e: sqlx::Error| AppError::from(e))
+}
+
+/// Another instance claimed the seed: wait until it is done, or until it
+/// has run longer than any seed takes (its instance died).
+async fn wait_for_other_seed(engine: &Engine) -> AppResult<SeedReport> {
+    loop {
+        let mut conn = engine.store.pool().acquire().await?;
+        let state = seed_run_state(&mut conn).await?;
+        drop(conn);
+        let started = match state {
+            Some((s, _)) if s == "done" => return Ok(SeedReport::default()),
+            Some((_, started)) => started,
+            None => 0,
+        };
+        if crate::server::store::ms(Utc::now()) - started > SEED_WAIT.as_millis() as i64 {
+            return Err(AppError::Invalid(
+                "another instance started seeding the demo and has not finished; if it died, start again from an \
+                 empty database"
+                    .into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The demo seed proper, once this instance holds the claim.
+async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedReport> {
+    let mut conn = engine.store.pool().acquire().await?;
     // History starts on the first of the month, twelve months back.
     let month_start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().ok_or(AppError::Internal)?;
     let start = add_months(month_start, -12);

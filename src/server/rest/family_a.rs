@@ -130,9 +130,11 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
     let limits = s.plan.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
     let uses = evaluate(&limits, &s.usage);
     let total = s.total();
+    // Every built-in provider is present (zeros when unused), as the
+    // client's ProviderBreakdown type requires; others follow.
     let mut breakdown = Map::new();
-    for p in ["gemini", "huggingface"] {
-        breakdown.insert(p.into(), json!({"calls": 0, "tokens": 0, "cost": 0.0}));
+    for (p, _) in BUILTIN_PROVIDERS.iter().filter(|(p, _)| !matches!(*p, "video" | "image_edit")) {
+        breakdown.insert((*p).into(), json!({"calls": 0, "tokens": 0, "cost": 0.0}));
     }
     for r in &s.by_provider {
         breakdown.insert(r.provider.clone(), json!({"calls": r.calls, "tokens": r.tokens(), "cost": usd(r.cost)}));

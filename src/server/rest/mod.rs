@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/pricing", get(family_a::pricing))
         .route("/usage/{user_id}", get(family_a::usage))
         .route("/usage/{user_id}/trends", get(family_a::trends))
+        // The seed documents' client also asks here.
+        .route("/trends/{user_id}", get(family_a::trends))
         .route("/dashboard/{user_id}", get(family_a::dashboard))
         .route("/alerts/{user_id}", get(family_a::alerts))
         .route("/alerts/{alert_id}/mark-read", post(family_a::mark_read))

@@ -280,7 +280,20 @@ fn check_usage_stats(v: &Value) {
     );
     assert!(["active", "warning", "limit_reached"].contains(&v["usage_status"].as_str().unwrap()));
     check_limits(&v["limits"]);
-    for p in ["gemini", "huggingface"] {
+    // The seed client's ProviderBreakdown: all nine providers (and Hugging
+    // Face, which the contract adds), zeros when unused.
+    for p in [
+        "gemini",
+        "openai",
+        "anthropic",
+        "mistral",
+        "tavily",
+        "serper",
+        "metaphor",
+        "firecrawl",
+        "stability",
+        "huggingface",
+    ] {
         check(&v["provider_breakdown"][p], "ProviderUsage", &[("calls", K::N), ("tokens", K::N), ("cost", K::N)]);
     }
     check(
@@ -384,6 +397,9 @@ async fn family_a_shapes(store: Store) {
     );
 
     let trends = api.get("/api/subscription/usage/demo/trends?months=12", k).await;
+    // The seed documents' path answers the same.
+    let alias = api.get("/api/subscription/trends/demo?months=12", k).await;
+    assert_eq!(alias.body, trends.body);
     check_trends(&trends.body["data"]);
     assert_eq!(trends.body["data"]["periods"].as_array().unwrap().len(), 12);
     assert_error(

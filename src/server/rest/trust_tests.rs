@@ -260,6 +260,7 @@ async fn every_endpoint_declares_its_policy(store: Store) {
         ("GET", "/api/subscription/pricing", "/api/subscription/pricing"),
         ("GET", "/api/subscription/usage/{user_id}", "/api/subscription/usage/ann"),
         ("GET", "/api/subscription/usage/{user_id}/trends", "/api/subscription/usage/ann/trends"),
+        ("GET", "/api/subscription/trends/{user_id}", "/api/subscription/trends/ann"),
         ("GET", "/api/subscription/dashboard/{user_id}", "/api/subscription/dashboard/ann"),
         ("GET", "/api/subscription/alerts/{user_id}", "/api/subscription/alerts/ann"),
         ("POST", "/api/subscription/alerts/{alert_id}/mark-read", "/api/subscription/alerts/1/mark-read"),

@@ -207,3 +207,25 @@ async fn usage_log_pages_by_cursor(store: Store) {
     assert_eq!(engine.usage_log("u1", &f, 1, LogStart::Offset(0)).await.unwrap().1, failed);
 }
 both_stores!(usage_log_pages_by_cursor, usage_log_pages_by_cursor);
+
+/// Two instances started together with `--demo` on one empty database seed
+/// it once: one seeds, the other waits for it and seeds nothing.
+async fn instances_started_together_seed_once(store: Store) {
+    let now = t(2026, 11, 23) + Duration::hours(13);
+    let a = Engine::new(store.clone(), Default::default());
+    let b = Engine::new(store.clone(), Default::default());
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move { crate::server::seed::seed_demo(&a, now).await }),
+        tokio::spawn(async move { crate::server::seed::seed_demo(&b, now).await })
+    );
+    let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+    assert!(ra.seeded ^ rb.seeded, "exactly one seeded: {ra:?} {rb:?}");
+    let events = (ra.events + rb.events) as i64;
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await, events);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM users").await, 2);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM plans").await, 4);
+    // A later start finds it done.
+    let c = Engine::new(store.clone(), Default::default());
+    assert!(!crate::server::seed::seed_demo(&c, now).await.unwrap().seeded);
+}
+both_stores!(instances_started_together_seed_once, instances_started_together_seed_once);

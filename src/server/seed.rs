@@ -405,7 +405,6 @@ async fn wait_for_other_seed(engine: &Engine) -> AppResult<SeedReport> {
 
 /// The demo seed proper, once this instance holds the claim.
 async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedReport> {
-    let mut conn = engine.store.pool().acquire().await?;
     // History starts on the first of the month, twelve months back.
     let month_start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().ok_or(AppError::Internal)?;
     let start = add_months(month_start, -12);
@@ -424,7 +423,6 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
     let flash = llm("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash (GA pricing)", "0.30", "2.50", Some("0.075"));
     catalog::insert_price_version(&mut tx, &version_of(&flash, flash_change), Some("seed"), catalog_from).await?;
     tx.commit().await?;
-    drop(conn);
 
     let plan = |tier| plan_ids.iter().find(|(t, _)| *t == tier).map(|(_, id)| *id).expect("seeded plan");
     let hash = |p: &str| super::auth::hash_password(p).map(|h| h.0).map_err(|_| AppError::Internal);

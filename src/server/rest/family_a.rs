@@ -553,6 +553,7 @@ pub struct PreflightOp {
     provider: String,
     model: Option<String>,
     tokens_requested: Option<u64>,
+    units_requested: Option<u64>,
     operation_type: String,
     #[serde(rename = "actual_provider_name")]
     _actual_provider_name: Option<String>,
@@ -597,10 +598,14 @@ pub async fn preflight(
             if tokens > MAX_COUNT {
                 return Err(AppError::Invalid(format!("tokens_requested is larger than {MAX_COUNT}")));
             }
+            if o.units_requested.is_some_and(|u| u > MAX_COUNT) {
+                return Err(AppError::Invalid(format!("units_requested is larger than {MAX_COUNT}")));
+            }
             Ok(Operation {
                 provider,
                 model: o.model.clone(),
                 tokens_requested: tokens,
+                units_requested: o.units_requested,
                 operation_type: o.operation_type.clone(),
             })
         })

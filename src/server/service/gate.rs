@@ -7,8 +7,6 @@
 //! counts until the event naming it arrives or it expires; expired holds
 //! simply stop counting, so there are no phantom 429s.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
 
 use super::Engine;
@@ -27,6 +25,9 @@ pub struct Operation {
     pub provider: Provider,
     pub model: Option<String>,
     pub tokens_requested: u64,
+    /// Requests, searches, images or pages; `None`: one where the price is
+    /// per unit, none otherwise.
+    pub units_requested: Option<u64>,
     pub operation_type: String,
 }
 
@@ -57,13 +58,14 @@ pub struct Preflight {
 }
 
 /// Estimated cost: every requested token at the higher of the input and
-/// output rates, plus one unit where the price is per unit. Unpriced models
-/// estimate at zero (their calls and tokens still count against limits).
+/// output rates, plus the requested units (one by default where the price
+/// is per unit) at the unit price. Unpriced models estimate at zero (their
+/// calls and tokens still count against limits).
 pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
     let Some(v) = catalog.lookup(&op.provider, op.model.as_deref(), at) else {
         return Nanos::ZERO;
     };
-    let units = v.rates.has_unit_price() as u64;
+    let units = op.units_requested.unwrap_or(v.rates.has_unit_price() as u64);
     let t = op.tokens_requested;
     let as_input = price_event(&v.rates, Quantities { tokens_input: t, units, ..Quantities::default() });
     let as_output = price_event(&v.rates, Quantities { tokens_output: t, units, ..Quantities::default() });
@@ -117,8 +119,9 @@ impl Engine {
 
         let mut checks = Vec::with_capacity(ops.len());
         let mut denied_by = None;
-        let mut holds: BTreeMap<String, ProviderUsage> = BTreeMap::new();
-        for op in ops {
+        // One hold per allowed operation, settled one by one.
+        let mut holds: Vec<(usize, ProviderUsage)> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
             let cost = estimate(&catalog.prices, op, now);
             let demand = Demand { provider: op.provider.clone(), calls: 1, tokens: op.tokens_requested as i64, cost };
             let exceeded = first_exceeded(&limits, &seen, &demand);
@@ -137,7 +140,7 @@ impl Engine {
                 // Later operations of the same request see this one's demand.
                 let add = ProviderUsage { calls: 1, tokens: demand.tokens, cost };
                 seen.add(&op.provider, add);
-                holds.entry(op.provider.as_str().to_string()).or_default().add(add);
+                holds.push((i, add));
             }
             checks.push(OperationCheck {
                 provider: op.provider.as_str().to_string(),
@@ -153,14 +156,17 @@ impl Engine {
         if reserve && can_proceed {
             let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
             let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
-            for (provider, usage) in &holds {
+            for (i, usage) in &holds {
+                let op = &ops[*i];
                 usage::insert_hold(
                     &mut tx,
                     &NewHold {
                         id: &id,
+                        op_index: *i as i64,
                         user_id,
                         period_start: period.start,
-                        provider,
+                        provider: op.provider.as_str(),
+                        model: op.model.as_deref().unwrap_or(""),
                         usage: *usage,
                         expires_at: (now + ttl).min(period.end),
                     },

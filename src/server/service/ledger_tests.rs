@@ -229,3 +229,82 @@ async fn instances_started_together_seed_once(store: Store) {
     assert!(!crate::server::seed::seed_demo(&c, now).await.unwrap().seeded);
 }
 both_stores!(instances_started_together_seed_once, instances_started_together_seed_once);
+
+/// Concurrent reservations against a cost cap and a token limit (not only a
+/// calls limit) admit exactly what fits; `units_requested` is held at the
+/// unit price.
+async fn holds_respect_cost_and_token_limits(store: Store) {
+    use super::gate::Operation;
+    use crate::domain::provider::Provider;
+    let start = t(2026, 11, 1);
+    // $0.04 cap; Tavily is $0.001 a search: 40 searches. 100,000 Gemini tokens.
+    let limits = Limits::new().with("monthly_cost", 40_000_000).with("gemini_tokens", 100_000);
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let run = |ops: Vec<Operation>, n: usize| {
+        let engine = engine.clone();
+        async move {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let (engine, ops) = (engine.clone(), ops.clone());
+                    tokio::spawn(async move { engine.preflight("u1", &ops, true, now).await.unwrap().can_proceed })
+                })
+                .collect();
+            let mut admitted = 0;
+            for t in tasks {
+                admitted += t.await.unwrap() as usize;
+            }
+            admitted
+        }
+    };
+    // Two searches per request at the unit price: 20 of 120 fit the cap.
+    let searches = Operation { units_requested: Some(2), ..op("tavily", 0) };
+    assert_eq!(run(vec![searches], 120).await, 20);
+    let held = scalar(&store, "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM reservations").await;
+    assert_eq!(held, 40_000_000, "the cap is held to the nano-dollar");
+    // Tokens: 2,500 a request, 40 of 120 fit 100,000 (model unpriced-free: a
+    // cheap priced one would hit the cost cap first, so price nothing here).
+    let tokens = Operation {
+        provider: Provider::parse("gemini").unwrap(),
+        model: Some("gemini-unpriced-test".into()),
+        tokens_requested: 2_500,
+        units_requested: None,
+        operation_type: "chat".into(),
+    };
+    assert_eq!(run(vec![tokens], 120).await, 40);
+}
+both_stores!(holds_respect_cost_and_token_limits, holds_respect_cost_and_token_limits);
+
+/// A reservation of several operations holds each; an event settles only
+/// the hold of its own provider and model.
+async fn an_event_settles_only_its_own_hold(store: Store) {
+    use super::gate::Operation;
+    let start = t(2026, 11, 1);
+    let limits = Limits::new().with("tavily_calls", 3).with("gemini_calls", 2);
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let pro = Operation { model: Some("gemini-2.5-pro".into()), ..op("gemini", 100) };
+    let p = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0), pro.clone()], true, now).await.unwrap();
+    assert!(p.can_proceed);
+    let rid = p.reservation_id.unwrap();
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations").await, 3, "one hold per operation");
+    // The first Tavily search arrives: one Tavily hold settles, the other and
+    // the Gemini one keep counting.
+    let mut e = ev("s1", "u1", "tavily", None, 0, 0, now);
+    e.reservation_id = Some(rid.clone());
+    engine.record(ok(vec![e]), now).await.unwrap();
+    let open = "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL";
+    assert_eq!(scalar(&store, open).await, 2);
+    // 1 recorded + 1 held of 3: one more Tavily call fits, not two.
+    let check = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0)], false, now).await.unwrap();
+    assert!(!check.can_proceed);
+    assert!(engine.preflight("u1", &[op("tavily", 0)], false, now).await.unwrap().can_proceed);
+    // Gemini's hold settles with its own event, by model.
+    let mut g = ev("g1", "u1", "gemini", Some("gemini-2.5-pro"), 100, 0, now);
+    g.reservation_id = Some(rid);
+    engine.record(ok(vec![g]), now).await.unwrap();
+    assert_eq!(scalar(&store, open).await, 1, "only the second Tavily hold is left");
+}
+both_stores!(an_event_settles_only_its_own_hold, an_event_settles_only_its_own_hold);

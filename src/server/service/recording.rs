@@ -177,7 +177,8 @@ impl Engine {
                 }
                 usage::add_to_rollup(&mut tx, &priced).await?;
                 if let Some(rid) = &ev.reservation_id {
-                    usage::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), now).await?;
+                    let model = ev.model.as_deref().unwrap_or("");
+                    usage::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), model, now).await?;
                 }
                 if priced.unpriced {
                     let alert = unpriced_alert(ev.provider.as_str(), ev.model.as_deref());

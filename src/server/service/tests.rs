@@ -271,6 +271,7 @@ pub(super) fn op(provider: &str, tokens: u64) -> super::gate::Operation {
         provider: Provider::parse(provider).unwrap(),
         model: None,
         tokens_requested: tokens,
+        units_requested: None,
         operation_type: "search".into(),
     }
 }

@@ -122,6 +122,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// What the gate answers for a model without a price: `deny` refuses it
+    /// (422 `unpriced_model`); `allow` admits it against call and token
+    /// limits with $0 held.
+    #[arg(long, env = "TALLY_UNPRICED_POLICY", value_enum, default_value_t = crate::server::service::UnpricedPolicy::Deny)]
+    pub unpriced_policy: crate::server::service::UnpricedPolicy,
+
     /// Seconds a preflight reservation holds usage before it lapses.
     #[arg(long, env = "TALLY_HOLD_TTL_SECS", default_value_t = 300)]
     pub hold_ttl_secs: u64,
@@ -152,6 +158,7 @@ impl Default for ServeArgs {
             trusted_proxies: Vec::new(),
             session_idle_minutes: 720,
             session_max_days: 7,
+            unpriced_policy: crate::server::service::UnpricedPolicy::Deny,
             request_timeout_secs: 30,
             hold_ttl_secs: 300,
             refresh_secs: 30,

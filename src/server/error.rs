@@ -30,6 +30,9 @@ pub enum AppError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     Invalid(String),
+    /// The gate refuses a model without a price (`TALLY_UNPRICED_POLICY=deny`).
+    #[error("{0}")]
+    Unpriced(String),
     /// Invalid input, field by field (`field`, `what is wrong`).
     #[error("invalid input: {}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
     InvalidFields(Vec<(String, String)>),
@@ -53,7 +56,9 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Invalid(_) | AppError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Invalid(_) | AppError::InvalidFields(_) | AppError::Unpriced(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::LimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,6 +76,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::Invalid(_) | AppError::InvalidFields(_) => "invalid",
+            AppError::Unpriced(_) => "unpriced_model",
             AppError::LimitReached { .. } => "limit_reached",
             AppError::Unavailable => "unavailable",
             AppError::Internal => "internal",

@@ -51,6 +51,7 @@ pub fn engine_config(args: &ServeArgs) -> EngineConfig {
         hold_ttl: Duration::from_secs(args.hold_ttl_secs.max(1)),
         session_idle: chrono::Duration::minutes(i64::from(args.session_idle_minutes.max(1))),
         session_max: chrono::Duration::days(i64::from(args.session_max_days.max(1))),
+        unpriced_policy: args.unpriced_policy,
     }
 }
 

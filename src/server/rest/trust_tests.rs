@@ -412,3 +412,18 @@ async fn changing_to_the_same_plan_resets_nothing(store: Store) {
     assert_eq!(renewals_after["data"]["total_count"], renewals_before["data"]["total_count"], "no fee charged again");
 }
 both_stores!(changing_to_the_same_plan_resets_nothing, changing_to_the_same_plan_resets_nothing);
+
+/// `TALLY_UNPRICED_POLICY=deny` (the default): the gate answers a model
+/// without a price with 422 `unpriced_model`, naming it.
+async fn the_gate_refuses_unpriced_models(store: Store) {
+    use serde_json::json;
+    let site = Site::new(store).await;
+    let gate = site.key(&["gate"]).await;
+    let body = json!({"user_id": "ann", "reserve": true,
+        "operations": [{"provider": "openai", "model": "o9-secret", "tokens_requested": 5000, "operation_type": "chat"}]});
+    let (status, reply) = site.json("POST", "/api/subscription/preflight-check", &gate, body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["code"], json!("unpriced_model"));
+    assert!(reply["error"].as_str().unwrap().contains("o9-secret"), "{reply}");
+}
+both_stores!(the_gate_refuses_unpriced_models, the_gate_refuses_unpriced_models);

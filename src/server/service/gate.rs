@@ -122,6 +122,16 @@ impl Engine {
         // One hold per allowed operation, settled one by one.
         let mut holds: Vec<(usize, ProviderUsage)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
+            if self.config.unpriced_policy == super::UnpricedPolicy::Deny
+                && catalog.prices.lookup(&op.provider, op.model.as_deref(), now).is_none()
+            {
+                return Err(AppError::Unpriced(format!(
+                    "{} model `{}` has no price, so its cost cannot be held against your limits; an administrator must \
+                     price it first",
+                    op.provider,
+                    op.model.as_deref().unwrap_or("(none)")
+                )));
+            }
             let cost = estimate(&catalog.prices, op, now);
             let demand = Demand { provider: op.provider.clone(), calls: 1, tokens: op.tokens_requested as i64, cost };
             let exceeded = first_exceeded(&limits, &seen, &demand);

@@ -239,7 +239,9 @@ async fn holds_respect_cost_and_token_limits(store: Store) {
     let start = t(2026, 11, 1);
     // $0.04 cap; Tavily is $0.001 a search: 40 searches. 100,000 Gemini tokens.
     let limits = Limits::new().with("monthly_cost", 40_000_000).with("gemini_tokens", 100_000);
-    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    let (mut engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    // Unpriced models are admitted against call and token limits, $0 held.
+    engine.config.unpriced_policy = super::UnpricedPolicy::Allow;
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let run = |ops: Vec<Operation>, n: usize| {
@@ -308,3 +310,78 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
     assert_eq!(scalar(&store, open).await, 1, "only the second Tavily hold is left");
 }
 both_stores!(an_event_settles_only_its_own_hold, an_event_settles_only_its_own_hold);
+
+/// Unpriced calls are not free forever: the gate refuses them by default,
+/// and adding a price re-prices what was recorded: in place while the
+/// period is open, in the open period (late) once its bill is issued.
+async fn unpriced_usage_is_denied_then_repriced(store: Store) {
+    use super::gate::Operation;
+    use crate::server::service::admin::PriceForm;
+    let start = t(2026, 4, 1);
+    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
+    user_on_plan(&engine, "u1", pro, start).await;
+    let preview = Operation { model: Some("o4-preview".into()), ..op("openai", 1000) };
+    let denied = engine.preflight("u1", std::slice::from_ref(&preview), true, t(2026, 4, 10)).await;
+    match denied {
+        Err(AppError::Unpriced(m)) => assert!(m.contains("o4-preview"), "{m}"),
+        other => panic!("expected an unpriced refusal, got {other:?}"),
+    }
+    // Recorded anyway (it happened): $0, flagged, alerted.
+    let mut april = ev("apr", "u1", "openai", Some("o4-preview"), 1_000_000, 0, t(2026, 4, 20));
+    april.tokens_output = 1_000_000;
+    engine.record(ok(vec![april.clone()]), t(2026, 4, 20)).await.unwrap();
+    let may = t(2026, 5, 10);
+    let may_ev = ev("may", "u1", "openai", Some("o4-preview"), 1_000_000, 0, may);
+    engine.record(ok(vec![may_ev]), may).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let april_bill = usage::billing_records(&mut conn, "u1").await.unwrap();
+    assert_eq!(april_bill.len(), 1);
+    drop(conn);
+    assert_eq!(engine.period_view("u1", may).await.unwrap().total_cost(), Nanos::ZERO);
+    // The admin prices it from April 1: $2/M in, $8/M out.
+    let form = PriceForm {
+        provider: "openai".into(),
+        model: "o4-preview".into(),
+        input_per_million: Some("2".into()),
+        output_per_million: Some("8".into()),
+        effective_from: Some("2026-04-01T00:00:00Z".into()),
+        ..Default::default()
+    };
+    engine.add_price(&form, "user:root", may).await.unwrap();
+    // May's event: in place, $2. April's: its bill was issued, so it is
+    // billed in May, late: $2 + $8.
+    let view = engine.period_view("u1", may).await.unwrap();
+    assert_eq!(view.total_cost(), Nanos::from_usd(12));
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(usage::billing_records(&mut conn, "u1").await.unwrap(), april_bill, "the closed bill stays as issued");
+    drop(conn);
+    assert_eq!(scalar(&store, "SELECT late FROM usage_events WHERE event_id = 'apr'").await, 1);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 0);
+    let (events, rollups) = sums(&store).await;
+    assert_eq!((events, rollups), (12_000_000_000, 12_000_000_000));
+    assert_eq!(scalar(&store, "SELECT CAST(SUM(unpriced_calls) AS BIGINT) FROM usage_rollups").await, 0);
+    assert_eq!(scalar(&store, "SELECT CAST(SUM(calls) AS BIGINT) FROM usage_rollups").await, 2);
+    // The admin alert resolved; the audit log says what and by whom.
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM alerts WHERE alert_type = 'unpriced_model' AND resolved_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action = 'usage.reprice' AND actor = 'user:root'"
+        )
+        .await,
+        1
+    );
+    // A resend of the event answers the cost it now carries.
+    let again = engine.record(ok(vec![april]), may).await.unwrap();
+    assert_eq!((again[0].outcome, again[0].cost), (super::recording::Outcome::Duplicate, Nanos::from_usd(10)));
+    // And the gate prices it now.
+    assert!(engine.preflight("u1", &[preview], false, may).await.unwrap().can_proceed);
+}
+both_stores!(unpriced_usage_is_denied_then_repriced, unpriced_usage_is_denied_then_repriced);

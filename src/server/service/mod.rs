@@ -15,6 +15,7 @@ pub mod keys;
 mod ledger_tests;
 pub mod reads;
 pub mod recording;
+pub mod repricing;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,19 @@ pub struct EngineConfig {
     pub session_idle: chrono::Duration,
     /// ...and this long after sign-in in any case.
     pub session_max: chrono::Duration,
+    /// What the gate answers for a model without a price.
+    pub unpriced_policy: UnpricedPolicy,
+}
+
+/// The gate's answer for a model the catalog cannot price.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnpricedPolicy {
+    /// Refuse it (422, `unpriced_model`), naming the model: nobody spends
+    /// past a cost cap through a model without a price.
+    #[default]
+    Deny,
+    /// Admit it against call and token limits, holding $0.
+    Allow,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +56,7 @@ impl Default for EngineConfig {
             hold_ttl: Duration::from_secs(300),
             session_idle: chrono::Duration::hours(12),
             session_max: chrono::Duration::days(7),
+            unpriced_policy: UnpricedPolicy::Deny,
         }
     }
 }

@@ -184,6 +184,10 @@ impl Engine {
                     let alert = unpriced_alert(ev.provider.as_str(), ev.model.as_deref());
                     if usage::insert_alert(&mut tx, None, None, &alert, now).await? {
                         tracing::warn!(provider = %ev.provider, model = ?ev.model, "usage recorded for a model without a price");
+                    } else {
+                        // A model priced since (alert resolved) but used again
+                        // before that price's start: the alert applies again.
+                        usage::reopen_alert(&mut tx, &alert.dedupe_key).await?;
                     }
                 }
                 // Threshold alerts concern the current period only.

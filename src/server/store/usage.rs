@@ -725,3 +725,184 @@ pub async fn unpriced_models(
         .map(|r| Ok((r.try_get("provider")?, r.try_get("model")?, r.try_get("n")?, from_ms(r.try_get("last")?))))
         .collect()
 }
+
+/// An event recorded without a price, as re-pricing needs it.
+#[derive(Clone, Debug)]
+pub struct UnpricedEvent {
+    pub id: i64,
+    pub user_id: String,
+    pub model: Option<String>,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub tokens_cached_input: i64,
+    pub units: i64,
+    pub status_code: i64,
+    pub response_time_ms: Option<i64>,
+    pub occurred_at: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub billing_period: String,
+}
+
+/// Unpriced events of `provider` (and `model`, unless `None` = any model)
+/// that happened at or after `since`, by user.
+pub async fn unpriced_events(
+    conn: &mut AnyConnection,
+    provider: &str,
+    model: Option<&str>,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<UnpricedEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code, response_time_ms,
+         occurred_at, period_start, billing_period FROM usage_events
+         WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
+         ORDER BY user_id, id",
+    )
+    .bind(provider)
+    .bind(ms(since))
+    .bind(model)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(UnpricedEvent {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                model: r.try_get("model")?,
+                tokens_input: r.try_get("tokens_input")?,
+                tokens_output: r.try_get("tokens_output")?,
+                tokens_cached_input: r.try_get("tokens_cached_input")?,
+                units: r.try_get("units")?,
+                status_code: r.try_get("status_code")?,
+                response_time_ms: r.try_get("response_time_ms")?,
+                occurred_at: from_ms(r.try_get("occurred_at")?),
+                period_start: from_ms(r.try_get("period_start")?),
+                billing_period: r.try_get("billing_period")?,
+            })
+        })
+        .collect()
+}
+
+/// Writes a re-priced event: its cost, its price version, and (when its
+/// period was already billed) the open period it is now billed in, marked
+/// late.
+pub async fn set_event_price(
+    conn: &mut AnyConnection,
+    id: i64,
+    cost: &Cost,
+    units: i64,
+    price_version_id: i64,
+    moved_to: Option<(DateTime<Utc>, &str)>,
+) -> StoreResult<()> {
+    let q = match moved_to {
+        None => sqlx::query(
+            "UPDATE usage_events SET cost_input_nanos = $2, cost_output_nanos = $3, cost_total_nanos = $4,
+             price_version_id = $5, units = $6, unpriced = 0 WHERE id = $1",
+        ),
+        Some(_) => sqlx::query(
+            "UPDATE usage_events SET cost_input_nanos = $2, cost_output_nanos = $3, cost_total_nanos = $4,
+             price_version_id = $5, units = $6, unpriced = 0, period_start = $7, billing_period = $8, late = 1 WHERE id = $1",
+        ),
+    };
+    let mut q = q.bind(id).bind(cost.input.0).bind(cost.output.0).bind(cost.total.0).bind(price_version_id).bind(units);
+    if let Some((start, label)) = moved_to {
+        q = q.bind(ms(start)).bind(label);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
+/// A change to one rollup row (each field added, possibly negative).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RollupDelta {
+    pub calls: i64,
+    pub errors: i64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub tokens_cached_input: i64,
+    pub cost: Nanos,
+    pub unpriced_calls: i64,
+    pub response_ms_sum: i64,
+    pub response_ms_count: i64,
+}
+
+/// Adds `d` to the rollup row of (user, period, provider, model), creating it.
+pub async fn adjust_rollup(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period: (DateTime<Utc>, &str),
+    provider: &str,
+    model: &str,
+    d: &RollupDelta,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO usage_rollups (user_id, period_start, billing_period, provider, model, calls, errors, tokens_input,
+         tokens_output, tokens_cached_input, cost_nanos, unpriced_calls, response_ms_sum, response_ms_count)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (user_id, period_start, provider, model) DO UPDATE SET
+           calls = usage_rollups.calls + excluded.calls,
+           errors = usage_rollups.errors + excluded.errors,
+           tokens_input = usage_rollups.tokens_input + excluded.tokens_input,
+           tokens_output = usage_rollups.tokens_output + excluded.tokens_output,
+           tokens_cached_input = usage_rollups.tokens_cached_input + excluded.tokens_cached_input,
+           cost_nanos = usage_rollups.cost_nanos + excluded.cost_nanos,
+           unpriced_calls = usage_rollups.unpriced_calls + excluded.unpriced_calls,
+           response_ms_sum = usage_rollups.response_ms_sum + excluded.response_ms_sum,
+           response_ms_count = usage_rollups.response_ms_count + excluded.response_ms_count",
+    )
+    .bind(user_id)
+    .bind(ms(period.0))
+    .bind(period.1)
+    .bind(provider)
+    .bind(model)
+    .bind(d.calls)
+    .bind(d.errors)
+    .bind(d.tokens_input)
+    .bind(d.tokens_output)
+    .bind(d.tokens_cached_input)
+    .bind(d.cost.0)
+    .bind(d.unpriced_calls)
+    .bind(d.response_ms_sum)
+    .bind(d.response_ms_count)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Unpriced events left for (provider, model).
+pub async fn unpriced_left(conn: &mut AnyConnection, provider: &str, model: &str) -> StoreResult<i64> {
+    Ok(sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE provider = $1 AND unpriced = 1 AND COALESCE(model, '') = $2",
+    )
+    .bind(provider)
+    .bind(model)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?)
+}
+
+/// Resolves the admin alert about an unpriced (provider, model).
+pub async fn resolve_unpriced_alert(
+    conn: &mut AnyConnection,
+    provider: &str,
+    model: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let key = crate::domain::alerts::unpriced_alert(provider, model).dedupe_key;
+    sqlx::query(
+        "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE dedupe_key = $1 AND resolved_at IS NULL",
+    )
+    .bind(key)
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Opens a resolved alert again (unread).
+pub async fn reopen_alert(conn: &mut AnyConnection, dedupe_key: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL WHERE dedupe_key = $1 AND resolved_at IS NOT NULL")
+        .bind(dedupe_key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -331,7 +331,7 @@ fn PricingView() -> impl IntoView {
                     {(!p.unpriced.is_empty()).then(|| view! {
                         <section class="mb-6 rounded-xl border border-red-200 bg-red-50 p-4" data-testid="unpriced-models">
                             <h2 class="font-semibold text-red-900">"Models used without a price"</h2>
-                            <p class="text-sm text-red-900">"Their usage was recorded at $0 and flagged. Add a price; future events use it, past ones keep theirs."</p>
+                            <p class="text-sm text-red-900">"Their usage was recorded at $0 and flagged, and the gate refuses them (TALLY_UNPRICED_POLICY). Add a price in force from when they were used: that usage is re-priced at once (usage from periods already billed goes on the open period's bill, marked late)."</p>
                             <ul class="mt-2 space-y-1 text-sm">
                                 {p.unpriced.iter().map(|u| view! {
                                     <li>{format!("{} / {}: {} events, last {} ", u.provider, u.model, u.events, u.last_seen)}

@@ -1,0 +1,135 @@
+//! Re-pricing usage recorded without a price, when a price version that
+//! covers it is added.
+//!
+//! An unpriced event is stored at $0 and flagged. When the catalog gains a
+//! version that prices it (its provider and model, in force at the event's
+//! time), the event gets its cost in the same transaction as the new
+//! version: in its own period while that period is open; if that period's
+//! bill is already issued, in the open period, marked late (a closed bill
+//! never changes). Rollups move with it, so events, rollups and bills keep
+//! reconciling; the admin alert resolves once nothing of that model is left
+//! unpriced; the audit log says what was re-priced and by whom.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{Any, Transaction};
+
+use super::catalog::CatalogSnapshot;
+use super::subscriptions::lock_current;
+use crate::domain::money::Nanos;
+use crate::domain::period::usage_period;
+use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion, Quantities, price_event};
+use crate::server::error::AppResult;
+use crate::server::store::{catalog, keys, usage};
+
+/// What a re-pricing did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repriced {
+    pub events: i64,
+    pub cost: Nanos,
+    /// Events whose own period was closed, billed in the open period.
+    pub moved_to_open_period: i64,
+}
+
+/// Prices the unpriced events that `version` now covers. Runs inside the
+/// transaction that added the version; locks each affected user in turn.
+pub async fn reprice_for(
+    tx: &mut Transaction<'static, Any>,
+    snapshot: &CatalogSnapshot,
+    version: &PriceVersion,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Repriced> {
+    // The catalog as it is now, the new version included.
+    let prices = Catalog::new(catalog::price_versions(tx).await?);
+    let model = (version.model != ANY_MODEL).then_some(version.model.as_str());
+    let events = usage::unpriced_events(tx, version.provider.as_str(), model, version.effective_from).await?;
+    let mut done = Repriced::default();
+    let mut locked_user: Option<(String, DateTime<Utc>, String)> = None;
+    let mut models = std::collections::BTreeSet::new();
+    for e in events {
+        let Some(v) = prices.lookup(&version.provider, e.model.as_deref(), e.occurred_at) else { continue };
+        if v.id != version.id {
+            // A more specific or later version prices it; not this one's doing.
+            continue;
+        }
+        if locked_user.as_ref().is_none_or(|(u, _, _)| *u != e.user_id) {
+            let Some(sub) = lock_current(tx, snapshot, &e.user_id, now).await? else { continue };
+            let open = usage_period(sub.anchor_at, sub.period_start);
+            locked_user = Some((e.user_id.clone(), open.start, open.label()));
+        }
+        let Some((_, open_start, open_label)) = &locked_user else { continue };
+        let units = if e.units == 0 { v.rates.has_unit_price() as u64 } else { e.units as u64 };
+        let q = Quantities {
+            tokens_input: e.tokens_input as u64,
+            tokens_output: e.tokens_output as u64,
+            tokens_cached_input: e.tokens_cached_input as u64,
+            units,
+        };
+        let Ok(cost) = price_event(&v.rates, q) else { continue };
+        let model_key = e.model.clone().unwrap_or_default();
+        let provider = version.provider.as_str();
+        let closed = e.period_start < *open_start;
+        if closed {
+            // Out of the closed period (its bill stays as issued)...
+            let out = usage::RollupDelta {
+                calls: -1,
+                errors: -((e.status_code >= 400) as i64),
+                tokens_input: -e.tokens_input,
+                tokens_output: -e.tokens_output,
+                tokens_cached_input: -e.tokens_cached_input,
+                cost: Nanos::ZERO,
+                unpriced_calls: -1,
+                response_ms_sum: -e.response_time_ms.unwrap_or(0),
+                response_ms_count: -(e.response_time_ms.is_some() as i64),
+            };
+            usage::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &out)
+                .await?;
+            // ...into the open one, priced.
+            let into = usage::RollupDelta {
+                calls: 1,
+                errors: -out.errors,
+                tokens_input: e.tokens_input,
+                tokens_output: e.tokens_output,
+                tokens_cached_input: e.tokens_cached_input,
+                cost: cost.total,
+                unpriced_calls: 0,
+                response_ms_sum: -out.response_ms_sum,
+                response_ms_count: -out.response_ms_count,
+            };
+            usage::adjust_rollup(tx, &e.user_id, (*open_start, open_label), provider, &model_key, &into).await?;
+            usage::set_event_price(tx, e.id, &cost, units as i64, v.id, Some((*open_start, open_label))).await?;
+            done.moved_to_open_period += 1;
+        } else {
+            let d = usage::RollupDelta { cost: cost.total, unpriced_calls: -1, ..Default::default() };
+            usage::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &d).await?;
+            usage::set_event_price(tx, e.id, &cost, units as i64, v.id, None).await?;
+        }
+        done.events += 1;
+        done.cost = done.cost.saturating_add(cost.total);
+        models.insert(e.model.clone());
+    }
+    for m in &models {
+        if usage::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {
+            usage::resolve_unpriced_alert(tx, version.provider.as_str(), m.as_deref(), now).await?;
+        }
+    }
+    if done.events > 0 {
+        keys::audit(
+            tx,
+            actor,
+            "usage.reprice",
+            ("price", &format!("{}/{}", version.provider, version.model)),
+            None,
+            Some(&json!({
+                "price_version_id": version.id,
+                "events": done.events,
+                "cost": done.cost.usd_string(),
+                "billed_in_open_period_as_late": done.moved_to_open_period,
+            })),
+            now,
+        )
+        .await?;
+    }
+    Ok(done)
+}

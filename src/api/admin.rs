@@ -61,6 +61,9 @@ pub struct AdminUser {
     pub plan_id: Option<i64>,
     pub plan: String,
     pub billing_cycle: String,
+    pub status: String,
+    pub cancels_on: Option<String>,
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,6 +305,9 @@ pub async fn admin_users(search: Option<String>) -> Result<Vec<AdminUser>, Serve
             plan: sub.plan_id.and_then(|id| cat.plan(id)).map_or_else(|| "No plan".into(), |p| p.name.clone()),
             plan_id: sub.plan_id,
             billing_cycle: sub.billing_cycle.as_str().into(),
+            status: sub.status.clone(),
+            cancels_on: sub.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
+            disabled: state.engine.account_disabled(&u.id).await.map_err(super::session::ssr::fail)?,
             id: u.id,
             email: u.email,
             name: u.name,
@@ -326,6 +332,70 @@ pub async fn assign_plan(
         Some(cycle) => {
             state.engine.change_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now()).await.map(|_| ())
         }
+    };
+    match result {
+        Ok(()) => Ok(None),
+        Err(e) => super::session::ssr::form_error(e).map(Some),
+    }
+}
+
+/// The new-user form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUserInput {
+    #[serde(default)]
+    pub id: String,
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    pub role: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+/// Creates a user (on the default plan).
+#[server(prefix = "/sfn")]
+pub async fn admin_create_user(user: NewUserInput) -> Result<Option<FormError>, ServerFnError> {
+    use crate::server::error::AppError;
+    use crate::server::service::admin::UserForm;
+    use crate::server::store::users::Role;
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    let Some(role) = Role::parse(user.role.trim()) else {
+        return super::session::ssr::form_error(AppError::InvalidFields(vec![(
+            "role".into(),
+            "choose user or admin".into(),
+        )]))
+        .map(Some);
+    };
+    let nonempty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let form =
+        UserForm { id: nonempty(user.id), email: user.email, name: user.name, role, password: nonempty(user.password) };
+    match state.engine.admin_create_user(form, &principal.actor(), chrono::Utc::now()).await {
+        Ok(_) => Ok(None),
+        Err(e) => super::session::ssr::form_error(e).map(Some),
+    }
+}
+
+/// One admin action on a user: `make_admin`, `make_user`, `disable`,
+/// `enable`, `cancel_now`, `cancel_at_cycle_end`, `pause`, `resume`.
+#[server(prefix = "/sfn")]
+pub async fn admin_user_action(user_id: String, action: String) -> Result<Option<FormError>, ServerFnError> {
+    use crate::server::error::AppError;
+    use crate::server::service::subscriptions::Lifecycle;
+    use crate::server::store::users::Role;
+    let (state, principal) = super::session::ssr::caller().await?;
+    principal.require_admin().map_err(super::session::ssr::fail)?;
+    let (e, actor, now) = (&state.engine, principal.actor(), chrono::Utc::now());
+    let result = match action.as_str() {
+        "make_admin" => e.set_user_role(&user_id, Role::Admin, &actor, now).await,
+        "make_user" => e.set_user_role(&user_id, Role::User, &actor, now).await,
+        "disable" => e.set_account_disabled(&user_id, true, &actor, now).await,
+        "enable" => e.set_account_disabled(&user_id, false, &actor, now).await,
+        "cancel_now" => e.change_status(&user_id, Lifecycle::CancelNow, &actor, now).await.map(|_| ()),
+        "cancel_at_cycle_end" => e.change_status(&user_id, Lifecycle::CancelAtCycleEnd, &actor, now).await.map(|_| ()),
+        "pause" => e.change_status(&user_id, Lifecycle::Pause, &actor, now).await.map(|_| ()),
+        "resume" => e.change_status(&user_id, Lifecycle::Resume, &actor, now).await.map(|_| ()),
+        other => Err(AppError::Invalid(format!("`{other}` is not an action on a user"))),
     };
     match result {
         Ok(()) => Ok(None),

@@ -128,6 +128,10 @@ pub struct PlanOptions {
     pub current_cycle: String,
     /// A change waiting for the end of the cycle, in words.
     pub scheduled: Option<String>,
+    /// `active`, `paused` or `cancelled`.
+    pub status: String,
+    /// The day a scheduled cancellation takes effect.
+    pub cancels_on: Option<String>,
 }
 
 #[server(prefix = "/sfn")]
@@ -155,6 +159,8 @@ pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
             })
             .collect(),
         current_cycle: sub.billing_cycle.as_str().into(),
+        status: sub.status.clone(),
+        cancels_on: sub.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
         scheduled: sub.pending.map(|(id, cycle)| {
             let name = cat.plan(id).map_or("another plan", |p| p.name.as_str());
             format!("{name} ({}) from {}", cycle.as_str(), sub.cycle_end.format("%Y-%m-%d"))
@@ -184,6 +190,33 @@ pub async fn change_my_plan(plan_id: i64, billing_cycle: String) -> Result<Strin
     let cat = state.engine.catalog_snapshot().await.map_err(fail)?;
     let name = cat.plan(plan_id).map_or_else(|| "the new plan".to_string(), |p| p.name.clone());
     Ok(crate::server::service::subscriptions::change_message(&name, cycle, change, &sub))
+}
+
+/// The signed-in user cancels (`action=cancel`, `at=now|period_end`),
+/// pauses or resumes their subscription; answers what happened.
+#[server(prefix = "/sfn")]
+pub async fn change_my_status(action: String, at: Option<String>) -> Result<String, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail};
+    use crate::server::error::AppError;
+    use crate::server::service::subscriptions::Lifecycle;
+    let (state, principal) = caller().await?;
+    let user_id = principal.own_user().ok_or_else(|| fail(AppError::Unauthorized))?.to_string();
+    let action = Lifecycle::parse(&action, at.as_deref().filter(|a| !a.is_empty()))
+        .ok_or_else(|| fail(AppError::Invalid("choose cancel (now or at the cycle end), pause or resume".into())))?;
+    let sub =
+        state.engine.change_status(&user_id, action, &principal.actor(), chrono::Utc::now()).await.map_err(fail)?;
+    Ok(match (action, sub.cancel_at) {
+        (Lifecycle::CancelAtCycleEnd, Some(at)) => format!(
+            "Your subscription ends on {}; until then it runs as usual. Resume it any time before then.",
+            at.format("%Y-%m-%d")
+        ),
+        (Lifecycle::CancelNow, _) => "Your subscription is cancelled; nothing more is admitted or charged.".into(),
+        (Lifecycle::Pause, _) => {
+            "Your subscription is paused: nothing is admitted, and cycles that start while it is paused cost nothing."
+                .into()
+        }
+        _ => "Your subscription is active again.".into(),
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,7 +257,7 @@ pub async fn billing_history(user: Option<String>) -> Result<History, ServerFnEr
     let now = chrono::Utc::now();
     let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
     let bills = state.engine.billing_history(&user_id, now).await.map_err(fail)?;
-    let (renewals, _) = state.engine.renewals(&user_id, 1000, 0).await.map_err(fail)?;
+    let (renewals, _) = state.engine.renewals(&user_id, 1000, 0, false).await.map_err(fail)?;
     Ok(History {
         user_id,
         bills: bills

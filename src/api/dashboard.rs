@@ -81,6 +81,9 @@ pub struct Dashboard {
     pub user_id: String,
     pub user_name: String,
     pub plan_name: String,
+    /// `active`, `paused` or `cancelled`, with a scheduled cancellation.
+    pub subscription_status: String,
+    pub cancels_on: Option<String>,
     pub billing_cycle: String,
     pub period_label: String,
     pub period_start: String,
@@ -164,6 +167,8 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
         user_id: user_id.clone(),
         user_name: view.user.name.clone(),
         plan_name: view.plan.as_ref().map_or_else(|| "No plan".into(), |p| p.name.clone()),
+        subscription_status: view.subscription.status.clone(),
+        cancels_on: view.subscription.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
         billing_cycle: view.subscription.billing_cycle.as_str().into(),
         period_label: period.label(),
         period_start: period.start.format("%b %-d, %Y").to_string(),

@@ -134,6 +134,10 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
             back("locked", Some(retry_after_secs));
             return Ok(());
         }
+        Err(crate::server::error::AppError::Forbidden(_)) => {
+            back("disabled", None);
+            return Ok(());
+        }
         Err(e) => return Err(ssr::fail(e)),
     };
     // A session that came with the request (fixation) ends; the new token

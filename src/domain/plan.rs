@@ -68,6 +68,10 @@ pub enum RenewalType {
     Renewal,
     Upgrade,
     Downgrade,
+    /// Lifecycle entries: family A's client is not shown these.
+    Cancellation,
+    Pause,
+    Resume,
 }
 
 impl RenewalType {
@@ -77,6 +81,9 @@ impl RenewalType {
             RenewalType::Renewal => "renewal",
             RenewalType::Upgrade => "upgrade",
             RenewalType::Downgrade => "downgrade",
+            RenewalType::Cancellation => "cancellation",
+            RenewalType::Pause => "pause",
+            RenewalType::Resume => "resume",
         }
     }
 }

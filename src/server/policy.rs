@@ -112,6 +112,13 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
         ("GET" | "PUT", "/api/admin/plans/{plan_id}") => Admin,
         ("GET", "/api/admin/users/{user_id}" | "/api/admin/audit-log") => Admin,
         ("PUT", "/api/admin/users/{user_id}/subscription") => Admin,
+        ("PATCH", "/api/admin/users/{user_id}") => Admin,
+        (
+            "POST",
+            "/api/admin/users/{user_id}/subscription/cancel"
+            | "/api/admin/users/{user_id}/subscription/pause"
+            | "/api/admin/users/{user_id}/subscription/resume",
+        ) => Admin,
         ("DELETE", "/api/admin/users/{user_id}/sessions" | "/api/admin/api-keys/{key_id}") => Admin,
         // Unknown API paths answer the contract's 404 envelope.
         (_, "/api/{*path}") => Public,
@@ -121,14 +128,16 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
 
 /// Whether some method of `route` has a policy.
 fn declares_any_method(route: &str) -> bool {
-    [Method::GET, Method::POST, Method::PUT, Method::DELETE].iter().any(|m| rest_policy(m, route).is_some())
+    [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE]
+        .iter()
+        .any(|m| rest_policy(m, route).is_some())
 }
 
 /// The policy of a server function, by its path.
 pub fn server_fn_policy(path: &str) -> Option<Policy> {
     use crate::api::{admin as a, billing as b, dashboard as d, session as s};
     use Policy::*;
-    let table: [(&str, Policy); 23] = [
+    let table: [(&str, Policy); 26] = [
         (s::CurrentUser::PATH, Public),
         (s::Login::PATH, Public),
         (s::Logout::PATH, Public),
@@ -140,6 +149,7 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (b::BillingHistory::PATH, Read),
         (b::PlanChoice::PATH, SignedIn),
         (b::ChangeMyPlan::PATH, SignedIn),
+        (b::ChangeMyStatus::PATH, SignedIn),
         (a::AdminPlans::PATH, Admin),
         (a::SavePlan::PATH, Admin),
         (a::AdminPricing::PATH, Admin),
@@ -147,6 +157,8 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (a::AdminUsers::PATH, Admin),
         (a::AssignPlan::PATH, Admin),
         (a::SignOutUser::PATH, Admin),
+        (a::AdminCreateUser::PATH, Admin),
+        (a::AdminUserAction::PATH, Admin),
         (a::AdminAlerts::PATH, Admin),
         (a::AuditEntries::PATH, Admin),
         (a::ApiKeys::PATH, Admin),

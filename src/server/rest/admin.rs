@@ -186,6 +186,100 @@ pub async fn create_user(State(state): State<AppState>, principal: Principal, bo
     Ok(envelope(user_json(&user)))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    at: Option<String>,
+}
+
+fn status_json(user_id: &str, sub: &crate::server::store::users::Subscription) -> Value {
+    json!({
+        "user_id": user_id,
+        "status": sub.status,
+        "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339()),
+        "current_period_start": sub.period_start.to_rfc3339(),
+        "current_period_end": sub.period_end.to_rfc3339(),
+    })
+}
+
+async fn lifecycle(
+    state: &AppState,
+    principal: &Principal,
+    user_id: &str,
+    action: crate::server::service::subscriptions::Lifecycle,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let sub = state.engine.change_status(user_id, action, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(status_json(user_id, &sub)))
+}
+
+/// `POST …/subscription/cancel` `{"at": "now"|"period_end"}` (default the
+/// end of the paid cycle).
+pub async fn cancel_subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Json<Value>> {
+    use crate::server::service::subscriptions::Lifecycle;
+    let b: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("invalid cancellation: {e}")))?
+    };
+    let action = Lifecycle::parse("cancel", b.at.as_deref())
+        .ok_or_else(|| AppError::InvalidFields(vec![("at".into(), "must be now or period_end".into())]))?;
+    lifecycle(&state, &principal, &user_id, action).await
+}
+
+pub async fn pause_subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    lifecycle(&state, &principal, &user_id, crate::server::service::subscriptions::Lifecycle::Pause).await
+}
+
+pub async fn resume_subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    lifecycle(&state, &principal, &user_id, crate::server::service::subscriptions::Lifecycle::Resume).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    role: Option<String>,
+    disabled: Option<bool>,
+}
+
+/// `PATCH /api/admin/users/{user_id}` `{"role"?, "disabled"?}`.
+pub async fn patch_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let b: UserPatch =
+        serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("invalid user change: {e}")))?;
+    let now = Utc::now();
+    if let Some(role) = &b.role {
+        let role = crate::server::store::users::Role::parse(role)
+            .ok_or_else(|| AppError::InvalidFields(vec![("role".into(), "must be user or admin".into())]))?;
+        state.engine.set_user_role(&user_id, role, &principal.actor(), now).await?;
+    }
+    if let Some(disabled) = b.disabled {
+        state.engine.set_account_disabled(&user_id, disabled, &principal.actor(), now).await?;
+    }
+    let user = state.engine.user(&user_id).await?;
+    let mut v = user_json(&user);
+    v["disabled"] = json!(state.engine.account_disabled(&user_id).await?);
+    Ok(envelope(v))
+}
+
 /// Ends every session of a user: `{"sessions_ended": n}`.
 pub async fn sign_out_everywhere(
     State(state): State<AppState>,

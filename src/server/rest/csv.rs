@@ -76,7 +76,7 @@ pub async fn renewal_history(
     Path(user_id): Path<String>,
 ) -> AppResult<Response> {
     principal.require_read(&user_id)?;
-    let (renewals, _) = state.engine.renewals(&user_id, 1000, 0).await?;
+    let (renewals, _) = state.engine.renewals(&user_id, 1000, 0, false).await?;
     let rows = renewals
         .iter()
         .map(|r| {

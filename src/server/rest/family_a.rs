@@ -530,7 +530,7 @@ pub async fn renewal_history(
     principal.require_read(&user_id)?;
     let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
     let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
-    let (rows, total) = state.engine.renewals(&user_id, limit, offset).await?;
+    let (rows, total) = state.engine.renewals(&user_id, limit, offset, true).await?;
     Ok(envelope(json!({
         "renewals": rows.iter().map(renewal_json).collect::<Vec<_>>(),
         "total_count": total,

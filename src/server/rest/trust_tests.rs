@@ -288,6 +288,10 @@ async fn every_endpoint_declares_its_policy(store: Store) {
         ("GET", "/api/admin/users", "/api/admin/users"),
         ("POST", "/api/admin/users", "/api/admin/users"),
         ("GET", "/api/admin/users/{user_id}", "/api/admin/users/ann"),
+        ("PATCH", "/api/admin/users/{user_id}", "/api/admin/users/ann"),
+        ("POST", "/api/admin/users/{user_id}/subscription/cancel", "/api/admin/users/ann/subscription/cancel"),
+        ("POST", "/api/admin/users/{user_id}/subscription/pause", "/api/admin/users/ann/subscription/pause"),
+        ("POST", "/api/admin/users/{user_id}/subscription/resume", "/api/admin/users/ann/subscription/resume"),
         ("PUT", "/api/admin/users/{user_id}/subscription", "/api/admin/users/ann/subscription"),
         ("DELETE", "/api/admin/users/{user_id}/sessions", "/api/admin/users/ann/sessions"),
         ("GET", "/api/admin/api-keys", "/api/admin/api-keys"),
@@ -427,3 +431,43 @@ async fn the_gate_refuses_unpriced_models(store: Store) {
     assert!(reply["error"].as_str().unwrap().contains("o9-secret"), "{reply}");
 }
 both_stores!(the_gate_refuses_unpriced_models, the_gate_refuses_unpriced_models);
+
+/// The lifecycle and account endpoints, through the router.
+async fn lifecycle_and_accounts_over_http(store: Store) {
+    use serde_json::json;
+    let site = Site::new(store).await;
+    let admin = site.key(&["admin"]).await;
+    let gate = site.key(&["gate"]).await;
+    let hold =
+        json!({"user_id": "ann", "reserve": true, "operations": [{"provider": "tavily", "operation_type": "search"}]});
+    let (status, body) =
+        site.json("POST", "/api/admin/users/ann/subscription/cancel", &admin, json!({"at": "later"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = site.json("POST", "/api/admin/users/ann/subscription/pause", &admin, json!({})).await;
+    assert_eq!((status, body["data"]["status"].clone()), (StatusCode::OK, json!("paused")), "{body}");
+    let (status, body) = site.json("POST", "/api/subscription/preflight-check", &gate, hold.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("paused"), "{body}");
+    let reader = site.key(&["read"]).await;
+    let (_, sub) = site.json("GET", "/api/subscription/user/ann/subscription", &reader, json!({})).await;
+    assert_eq!(sub["data"]["status"], json!("paused"), "family A shows the status");
+    let (status, _) = site.json("POST", "/api/admin/users/ann/subscription/resume", &admin, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(site.json("POST", "/api/subscription/preflight-check", &gate, hold).await.0, StatusCode::OK);
+    let (status, body) =
+        site.json("POST", "/api/admin/users/ann/subscription/cancel", &admin, json!({"at": "now"})).await;
+    assert_eq!((status, body["data"]["status"].clone()), (StatusCode::OK, json!("cancelled")), "{body}");
+    // Accounts: disable, then enable and promote.
+    let (status, body) = site.json("PATCH", "/api/admin/users/ann", &admin, json!({"disabled": true})).await;
+    assert_eq!((status, body["data"]["disabled"].clone()), (StatusCode::OK, json!(true)), "{body}");
+    assert!(matches!(
+        site.engine.login("ann@example.test", "ann-password", "10.1.1.1", Utc::now()).await,
+        Err(crate::server::error::AppError::Forbidden(_))
+    ));
+    let (status, body) =
+        site.json("PATCH", "/api/admin/users/ann", &admin, json!({"disabled": false, "role": "admin"})).await;
+    assert_eq!((status, body["data"]["role"].clone()), (StatusCode::OK, json!("admin")), "{body}");
+    let (status, _) = site.json("PATCH", "/api/admin/users/ann", &admin, json!({"role": "owner"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+both_stores!(lifecycle_and_accounts_over_http, lifecycle_and_accounts_over_http);

@@ -82,6 +82,10 @@ impl Engine {
         let Some(user) = user.filter(|_| ok) else {
             return Err(AppError::InvalidCredentials);
         };
+        // Said only to someone who knows the password.
+        if users::disabled_at(&mut conn, &user.id).await?.is_some() {
+            return Err(AppError::Forbidden("this account is disabled; ask an administrator".into()));
+        }
         sessions::clear_throttle(&mut conn, &email, ANY_EMAIL, ip).await?;
         let token = random_token();
         sessions::insert_session(&mut conn, &hash_token(&token), &user.id, now, now + self.config.session_max).await?;
@@ -163,6 +167,90 @@ impl Engine {
         .await?;
         tx.commit().await?;
         Ok(ended)
+    }
+
+    /// Disables or enables an account. Disabling ends its sessions, and its
+    /// bound API keys stop working; the last active administrator cannot be
+    /// disabled.
+    pub async fn set_account_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let mut tx = self.store.begin().await?;
+        let user = users::user_by_id(&mut tx, user_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        let was = users::disabled_at(&mut tx, user_id).await?;
+        if was.is_some() == disabled {
+            return Err(AppError::Conflict(format!(
+                "the account is already {}",
+                if disabled { "disabled" } else { "enabled" }
+            )));
+        }
+        if disabled && user.role == users::Role::Admin && users::active_admins(&mut tx).await? <= 1 {
+            return Err(AppError::Conflict("the last active administrator cannot be disabled".into()));
+        }
+        users::set_disabled(&mut tx, user_id, disabled.then_some(now), now).await?;
+        if disabled {
+            sessions::delete_user_sessions(&mut tx, user_id).await?;
+        }
+        crate::server::store::keys::audit(
+            &mut tx,
+            actor,
+            if disabled { "user.disable" } else { "user.enable" },
+            ("user", user_id),
+            Some(&serde_json::json!({"disabled": was.is_some()})),
+            Some(&serde_json::json!({"disabled": disabled})),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether an account is disabled.
+    pub async fn account_disabled(&self, user_id: &str) -> AppResult<bool> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(users::disabled_at(&mut conn, user_id).await?.is_some())
+    }
+
+    /// Changes a user's role; the last active administrator keeps theirs.
+    pub async fn set_user_role(
+        &self,
+        user_id: &str,
+        role: users::Role,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let mut tx = self.store.begin().await?;
+        let user = users::user_by_id(&mut tx, user_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        if user.role == role {
+            return Err(AppError::Conflict(format!("`{user_id}` is already {}", role.as_str())));
+        }
+        if user.role == users::Role::Admin
+            && users::disabled_at(&mut tx, user_id).await?.is_none()
+            && users::active_admins(&mut tx).await? <= 1
+        {
+            return Err(AppError::Conflict("the last active administrator must stay an administrator".into()));
+        }
+        users::set_role(&mut tx, user_id, role, now).await?;
+        crate::server::store::keys::audit(
+            &mut tx,
+            actor,
+            "user.role",
+            ("user", user_id),
+            Some(&serde_json::json!({"role": user.role.as_str()})),
+            Some(&serde_json::json!({"role": role.as_str()})),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Deletes ended sessions, old sign-in attempts and stale throttle rows.

@@ -153,3 +153,42 @@ async fn sessions_end_and_are_pruned(store: Store) {
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_throttle").await, 0);
 }
 both_stores!(sessions_end_and_are_pruned, sessions_end_and_are_pruned);
+
+/// Disabled accounts cannot sign in; their sessions and bound keys stop
+/// working; roles change; the last administrator stays one.
+async fn accounts_are_disabled_and_roles_change(store: Store) {
+    use crate::server::store::users::Role;
+    let engine = with_user(store.clone()).await;
+    let now = Utc::now();
+    let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.1", now).await.unwrap();
+    let (_, key) = engine.create_api_key(Some("s"), &["read".into()], "k", "test", now).await.unwrap();
+    let key_hash = crate::server::auth::hash_token(&key);
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert!(crate::server::store::keys::key_by_hash(&mut conn, &key_hash).await.unwrap().is_some());
+    drop(conn);
+    engine.set_account_disabled("s", true, "user:root", now).await.unwrap();
+    assert!(engine.session_user(&token, now).await.unwrap().is_none(), "sessions ended");
+    assert!(matches!(
+        engine.login("s@example.test", "right-password", "10.0.0.1", now).await,
+        Err(AppError::Forbidden(_))
+    ));
+    // The wrong password still only says the credentials are wrong.
+    assert!(matches!(engine.login("s@example.test", "nope", "10.0.0.1", now).await, Err(AppError::InvalidCredentials)));
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert!(crate::server::store::keys::key_by_hash(&mut conn, &key_hash).await.unwrap().is_none(), "bound key stops");
+    drop(conn);
+    assert!(matches!(engine.set_account_disabled("s", true, "user:root", now).await, Err(AppError::Conflict(_))));
+    engine.set_account_disabled("s", false, "user:root", now).await.unwrap();
+    assert!(engine.login("s@example.test", "right-password", "10.0.0.1", now).await.is_ok());
+    // Roles: s becomes the only admin, and then cannot be demoted or disabled.
+    engine.set_user_role("s", Role::Admin, "user:root", now).await.unwrap();
+    assert!(matches!(engine.set_user_role("s", Role::User, "user:root", now).await, Err(AppError::Conflict(_))));
+    assert!(matches!(engine.set_account_disabled("s", true, "user:root", now).await, Err(AppError::Conflict(_))));
+    let audited = crate::server::service::tests::scalar(
+        &store,
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action IN ('user.disable', 'user.enable', 'user.role')",
+    )
+    .await;
+    assert_eq!(audited, 3);
+}
+both_stores!(accounts_are_disabled_and_roles_change, accounts_are_disabled_and_roles_change);

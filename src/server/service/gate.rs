@@ -103,6 +103,12 @@ impl Engine {
         let sub = lock_current(&mut tx, &catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        if sub.status != crate::server::store::users::ACTIVE {
+            return Err(AppError::Forbidden(format!(
+                "the subscription of `{user_id}` is {}; nothing is admitted until it is resumed",
+                sub.status
+            )));
+        }
         let period = usage_period(sub.anchor_at, sub.period_start);
         let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
         let mut seen: Usage = usage::period_usage(&mut tx, user_id, period.start).await?;

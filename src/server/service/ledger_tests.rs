@@ -54,7 +54,7 @@ async fn changing_plan_never_resets_usage(store: Store) {
     assert_eq!(gate.calls_summary.map(|u| (u.used, u.limit)), Some((276, 300)));
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(usage::billing_records(&mut conn, "u1").await.unwrap().is_empty(), "no period was closed");
-    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0).await.unwrap();
+    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0, false).await.unwrap();
     assert_eq!((n, renewals[0].renewal_type.as_str()), (1, "new"), "no fee charged again");
 }
 both_stores!(changing_plan_never_resets_usage, changing_plan_never_resets_usage);
@@ -90,7 +90,7 @@ async fn upgrades_now_downgrades_at_cycle_end(store: Store) {
     let bills = usage::billing_records(&mut conn, "u1").await.unwrap();
     assert_eq!(bills.len(), 1);
     assert_eq!((bills[0].plan_fee, bills[0].usage_cost), (Nanos::from_usd(54), Nanos(1_000_000)));
-    let (renewals, _) = users::renewals(&mut conn, "u1", 10, 0).await.unwrap();
+    let (renewals, _) = users::renewals(&mut conn, "u1", 10, 0, false).await.unwrap();
     let kinds: Vec<_> = renewals.iter().map(|r| (r.renewal_type.as_str(), r.payment_amount)).collect();
     assert_eq!(
         kinds,
@@ -385,3 +385,71 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     assert!(engine.preflight("u1", &[preview], false, may).await.unwrap().can_proceed);
 }
 both_stores!(unpriced_usage_is_denied_then_repriced, unpriced_usage_is_denied_then_repriced);
+
+/// Cancel (at the cycle end or now), pause and resume: the gate admits
+/// nothing while not active, cycles that start then cost nothing, and the
+/// renewal history and audit log record each change (family A's history
+/// keeps to its four types).
+async fn subscription_lifecycle(store: Store) {
+    use super::subscriptions::Lifecycle;
+    let start = t(2026, 4, 1);
+    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
+    user_on_plan(&engine, "u1", pro, start).await;
+    let mid = t(2026, 4, 15);
+    let sub = engine.change_status("u1", Lifecycle::CancelAtCycleEnd, "user:u1", mid).await.unwrap();
+    assert_eq!((sub.status.as_str(), sub.cancel_at), ("active", Some(t(2026, 5, 1))));
+    assert!(engine.preflight("u1", &[op("tavily", 0)], true, mid).await.unwrap().can_proceed, "runs until then");
+    assert!(matches!(
+        engine.change_status("u1", Lifecycle::CancelAtCycleEnd, "user:u1", mid).await,
+        Err(AppError::Conflict(_))
+    ));
+    // The cycle ends: cancelled, May costs nothing, the gate says why.
+    let may = t(2026, 5, 3);
+    let view = engine.period_view("u1", may).await.unwrap();
+    assert_eq!(view.subscription.status, "cancelled");
+    match engine.preflight("u1", &[op("tavily", 0)], false, may).await {
+        Err(AppError::Forbidden(m)) => assert!(m.contains("cancelled"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        engine.change_plan("u1", pro, BillingCycle::Yearly, "user:u1", may).await,
+        Err(AppError::Conflict(_))
+    ));
+    // Resume: active again; the fee comes back with the next cycle.
+    engine.change_status("u1", Lifecycle::Resume, "user:u1", may).await.unwrap();
+    assert!(engine.preflight("u1", &[op("tavily", 0)], false, may).await.unwrap().can_proceed);
+    // Pause in June: nothing admitted; July's cycle starts while paused: $0.
+    let june = t(2026, 6, 10);
+    engine.change_status("u1", Lifecycle::Pause, "admin", june).await.unwrap();
+    assert!(matches!(engine.preflight("u1", &[op("tavily", 0)], false, june).await, Err(AppError::Forbidden(_))));
+    engine.period_view("u1", t(2026, 7, 2)).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let fees: Vec<(String, i64)> = usage::billing_records(&mut conn, "u1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.billing_period.clone(), b.plan_fee.0))
+        .collect();
+    assert_eq!(
+        fees,
+        [("2026-06".into(), 79_000_000_000), ("2026-05".into(), 0), ("2026-04".into(), 79_000_000_000)],
+        "April paid; May cancelled (resumed mid-cycle: no fee); June's cycle started active: paid"
+    );
+    // July's cycle started while paused: nothing accrues.
+    assert_eq!(engine.period_view("u1", t(2026, 7, 2)).await.unwrap().subscription.period_fee, Some(Nanos::ZERO));
+    let (all, _) = users::renewals(&mut conn, "u1", 20, 0, false).await.unwrap();
+    let kinds: Vec<_> = all.iter().map(|r| r.renewal_type.as_str()).collect();
+    assert_eq!(kinds, ["pause", "renewal", "resume", "cancellation", "new"]);
+    let (family_a, n) = users::renewals(&mut conn, "u1", 20, 0, true).await.unwrap();
+    let kinds: Vec<_> = family_a.iter().map(|r| r.renewal_type.as_str()).collect();
+    assert_eq!((n, kinds), (2, vec!["renewal", "new"]), "family A sees its four types only");
+    drop(conn);
+    let audited =
+        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action LIKE 'subscription.%'").await;
+    assert_eq!(audited, 3);
+    // Cancelled now: at once.
+    engine.change_status("u1", Lifecycle::Resume, "admin", t(2026, 7, 3)).await.unwrap();
+    let sub = engine.change_status("u1", Lifecycle::CancelNow, "admin", t(2026, 7, 4)).await.unwrap();
+    assert_eq!(sub.status, "cancelled");
+}
+both_stores!(subscription_lifecycle, subscription_lifecycle);

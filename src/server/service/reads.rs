@@ -214,12 +214,20 @@ impl Engine {
         Ok((rows, total))
     }
 
-    pub async fn renewals(&self, user_id: &str, limit: i64, offset: i64) -> AppResult<(Vec<users::Renewal>, i64)> {
+    /// The renewal history; `plan_changes_only` for family A's client.
+    pub async fn renewals(
+        &self,
+        user_id: &str,
+        limit: i64,
+        offset: i64,
+        plan_changes_only: bool,
+    ) -> AppResult<(Vec<users::Renewal>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
         if users::user_by_id(&mut conn, user_id).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         }
-        Ok(users::renewals(&mut conn, user_id, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)
+        Ok(users::renewals(&mut conn, user_id, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000), plan_changes_only)
+            .await?)
     }
 
     pub async fn billing_history(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Vec<usage::BillingRecord>> {

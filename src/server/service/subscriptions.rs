@@ -108,7 +108,19 @@ pub async fn ensure_current(
         )
         .await?;
         let next = usage_period(sub.anchor_at, closed.end);
-        if next.start >= sub.cycle_end {
+        // A cancellation waiting for the end of the paid cycle takes effect.
+        if sub.cancel_at.is_some_and(|at| next.start >= at) {
+            sub.status = users::CANCELLED.into();
+            sub.cancel_at = None;
+            sub.pending = None;
+        }
+        let active = sub.status == users::ACTIVE;
+        if next.start >= sub.cycle_end && !active {
+            // Paused or cancelled: the cycle moves on, nothing is charged.
+            let new_cycle = cycle_from(sub.anchor_at, &next, sub.billing_cycle);
+            sub.cycle_start = new_cycle.start;
+            sub.cycle_end = new_cycle.end;
+        } else if next.start >= sub.cycle_end {
             // The cycle ended: renew, on the scheduled terms if a change waits.
             let previous = plan;
             let (next_plan, next_cycle) = match sub.pending.take() {
@@ -159,7 +171,8 @@ pub async fn ensure_current(
         }
         sub.period_start = next.start;
         sub.period_end = next.end;
-        sub.period_fee = Some(fee_for(plan, sub.billing_cycle, &next, sub.cycle_start));
+        sub.period_fee =
+            Some(if active { fee_for(plan, sub.billing_cycle, &next, sub.cycle_start) } else { Nanos::ZERO });
     }
     users::update_subscription(conn, sub, now).await
 }
@@ -206,6 +219,7 @@ fn fresh_subscription(
         started_at: now,
         pending: None,
         period_fee: Some(plan.map_or(Nanos::ZERO, |p| p.price(cycle))),
+        cancel_at: None,
     }
 }
 
@@ -304,6 +318,12 @@ impl Engine {
         if plan.archived && sub.plan_id != Some(plan.id) {
             return Err(AppError::Invalid(format!("plan `{}` is archived and takes no new subscribers", plan.name)));
         }
+        if sub.status != users::ACTIVE {
+            return Err(AppError::Conflict(format!(
+                "the subscription is {}; resume it before changing plan",
+                sub.status
+            )));
+        }
         let since = now - chrono::Duration::days(1);
         let recent = store::keys::count_audit(&mut tx, "subscription.change", ("user", user_id), since).await?;
         if recent >= MAX_PLAN_CHANGES_PER_DAY {
@@ -359,6 +379,103 @@ impl Engine {
         .await?;
         tx.commit().await?;
         Ok((sub, change))
+    }
+}
+
+/// A change of a subscription's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Ends it now: nothing is admitted from now on, nothing refunded.
+    CancelNow,
+    /// Ends it when the paid billing cycle ends; until then it runs.
+    CancelAtCycleEnd,
+    /// Stops admitting usage; cycles that start while paused cost nothing.
+    Pause,
+    /// Active again (from paused or cancelled, or undoing a scheduled
+    /// cancellation); the fee resumes with the next cycle.
+    Resume,
+}
+
+impl Lifecycle {
+    pub fn parse(action: &str, at: Option<&str>) -> Option<Lifecycle> {
+        match (action, at) {
+            ("cancel", Some("now")) => Some(Lifecycle::CancelNow),
+            ("cancel", None | Some("period_end")) => Some(Lifecycle::CancelAtCycleEnd),
+            ("pause", None) => Some(Lifecycle::Pause),
+            ("resume", None) => Some(Lifecycle::Resume),
+            _ => None,
+        }
+    }
+}
+
+impl Engine {
+    /// Cancels, pauses or resumes a subscription, with a renewal-history
+    /// row and an audit entry in the same transaction.
+    pub async fn change_status(
+        &self,
+        user_id: &str,
+        action: Lifecycle,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Subscription> {
+        let mut tx = self.store.begin().await?;
+        let catalog = self.catalog.get(&mut tx).await?;
+        let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        };
+        let before = json!({"status": sub.status, "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339())});
+        let (kind, what) = match action {
+            Lifecycle::CancelNow if sub.status == users::CANCELLED => {
+                return Err(AppError::Conflict("the subscription is already cancelled".into()));
+            }
+            Lifecycle::CancelNow => {
+                sub.status = users::CANCELLED.into();
+                sub.cancel_at = None;
+                sub.pending = None;
+                (RenewalType::Cancellation, "subscription.cancel")
+            }
+            Lifecycle::CancelAtCycleEnd if sub.status != users::ACTIVE || sub.cancel_at.is_some() => {
+                return Err(AppError::Conflict(format!(
+                    "only an active subscription without a scheduled cancellation can be cancelled at the cycle end (it is {}{})",
+                    sub.status,
+                    if sub.cancel_at.is_some() { ", cancelling at the cycle end" } else { "" }
+                )));
+            }
+            Lifecycle::CancelAtCycleEnd => {
+                sub.cancel_at = Some(sub.cycle_end);
+                sub.pending = None;
+                (RenewalType::Cancellation, "subscription.cancel_at_cycle_end")
+            }
+            Lifecycle::Pause if sub.status != users::ACTIVE => {
+                return Err(AppError::Conflict(format!(
+                    "only an active subscription can be paused (it is {})",
+                    sub.status
+                )));
+            }
+            Lifecycle::Pause => {
+                sub.status = users::PAUSED.into();
+                (RenewalType::Pause, "subscription.pause")
+            }
+            Lifecycle::Resume if sub.status == users::ACTIVE && sub.cancel_at.is_none() => {
+                return Err(AppError::Conflict("the subscription is already active".into()));
+            }
+            Lifecycle::Resume => {
+                sub.status = users::ACTIVE.into();
+                sub.cancel_at = None;
+                (RenewalType::Resume, "subscription.resume")
+            }
+        };
+        users::update_subscription(&mut tx, &sub, now).await?;
+        if let Some(plan) = sub.plan_id.and_then(|id| catalog.plan(id)) {
+            let mut r = new_renewal(&sub, plan, None, kind, None);
+            r.payment_amount = Nanos::ZERO;
+            r.created_at = now;
+            users::insert_renewal(&mut tx, &r).await?;
+        }
+        let after = json!({"status": sub.status, "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339())});
+        store::keys::audit(&mut tx, actor, what, ("user", user_id), Some(&before), Some(&after), now).await?;
+        tx.commit().await?;
+        Ok(sub)
     }
 }
 

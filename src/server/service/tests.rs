@@ -197,7 +197,7 @@ async fn periods_roll_over_on_first_touch(store: Store) {
             ("2026-01".into(), 79_000_000_000, 1_000_000, 79_001_000_000)
         ]
     );
-    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0).await.unwrap();
+    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0, false).await.unwrap();
     assert_eq!(n, 3, "new + two monthly renewals");
     assert_eq!(renewals[0].renewal_type, "renewal");
     assert_eq!(renewals[0].renewal_count, 2);
@@ -259,7 +259,7 @@ async fn demo_seed_reconciles(store: Store) {
     assert!(bills.len() >= 12, "{} bills", bills.len());
     assert!(view.total_calls() > 100);
     assert_eq!(view.plan.as_ref().unwrap().name, "Pro");
-    let (renewals, _) = users::renewals(&mut conn, "demo", 50, 0).await.unwrap();
+    let (renewals, _) = users::renewals(&mut conn, "demo", 50, 0, false).await.unwrap();
     assert!(renewals.iter().any(|r| r.renewal_type == "upgrade"));
     assert!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400").await > 10);
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 3);
@@ -444,7 +444,7 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
     assert_eq!(fees[0], 790_000_000_000, "the year's fee on its first period");
     assert!(fees[1..12].iter().all(|f| *f == 0));
     assert_eq!(fees[12], 790_000_000_000, "the second year starts with its fee");
-    let (renewals, n) = users::renewals(&mut conn, "y", 10, 0).await.unwrap();
+    let (renewals, n) = users::renewals(&mut conn, "y", 10, 0, false).await.unwrap();
     assert_eq!(n, 2, "new + one yearly renewal");
     assert_eq!((renewals[0].renewal_type.as_str(), renewals[0].billing_cycle.as_str()), ("renewal", "yearly"));
     assert_eq!((renewals[0].new_period_start, renewals[0].new_period_end), (t(2026, 3, 15), t(2027, 3, 15)));

@@ -57,10 +57,14 @@ pub async fn insert_key(
 
 /// The live (not revoked) key with this secret hash.
 pub async fn key_by_hash(conn: &mut AnyConnection, secret_hash: &str) -> StoreResult<Option<ApiKey>> {
-    let row = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"))
-        .bind(secret_hash)
-        .fetch_optional(conn)
-        .await?;
+    // A key acting for a disabled account stops working with it.
+    let row = sqlx::query(&format!(
+        "SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL
+         AND (user_id IS NULL OR user_id NOT IN (SELECT id FROM users WHERE disabled_at IS NOT NULL))"
+    ))
+    .bind(secret_hash)
+    .fetch_optional(conn)
+    .await?;
     row.as_ref().map(key_from_row).transpose()
 }
 

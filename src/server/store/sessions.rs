@@ -36,7 +36,7 @@ pub async fn session_user(
 ) -> StoreResult<Option<(User, DateTime<Utc>)>> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.name, u.role, u.created_at, s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3",
+         WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled_at IS NULL",
     )
     .bind(id_hash)
     .bind(ms(now))

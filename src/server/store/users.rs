@@ -90,6 +90,50 @@ pub async fn password_hash(conn: &mut AnyConnection, user_id: &str) -> StoreResu
     })
 }
 
+/// When the account was disabled, if it is.
+pub async fn disabled_at(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    let row = sqlx::query("SELECT disabled_at FROM users WHERE id = $1").bind(user_id).fetch_optional(conn).await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>("disabled_at")?.map(from_ms),
+        None => None,
+    })
+}
+
+/// Disables (`Some`) or enables (`None`) an account; whether it exists.
+pub async fn set_disabled(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(at.map(ms))
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Changes a user's role; whether the user exists.
+pub async fn set_role(conn: &mut AnyConnection, user_id: &str, role: Role, now: DateTime<Utc>) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// How many administrators can still sign in.
+pub async fn active_admins(conn: &mut AnyConnection) -> StoreResult<i64> {
+    Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users WHERE role = 'admin' AND disabled_at IS NULL")
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?)
+}
+
 pub async fn set_password_hash(
     conn: &mut AnyConnection,
     user_id: &str,
@@ -155,12 +199,19 @@ pub struct Subscription {
     /// Plan fee accrued by the open usage period (`None`: written before
     /// fees were tracked per period; the cycle price then applies).
     pub period_fee: Option<Nanos>,
+    /// A cancellation waiting for this instant (the end of the paid cycle).
+    pub cancel_at: Option<DateTime<Utc>>,
 }
+
+/// Whether a subscription admits usage.
+pub const ACTIVE: &str = "active";
+pub const PAUSED: &str = "paused";
+pub const CANCELLED: &str = "cancelled";
 
 pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
     let row = sqlx::query(
         "SELECT user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start, cycle_end, renewal_count,
-         started_at, pending_plan_id, pending_cycle, period_fee_nanos FROM subscriptions WHERE user_id = $1",
+         started_at, pending_plan_id, pending_cycle, period_fee_nanos, cancel_at FROM subscriptions WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(conn)
@@ -189,6 +240,7 @@ pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResul
             _ => None,
         },
         period_fee: r.try_get::<Option<i64>, _>("period_fee_nanos")?.map(Nanos),
+        cancel_at: r.try_get::<Option<i64>, _>("cancel_at")?.map(from_ms),
     }))
 }
 
@@ -222,7 +274,7 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
     sqlx::query(
         "UPDATE subscriptions SET plan_id = $2, billing_cycle = $3, status = $4, anchor_at = $5, period_start = $6,
          period_end = $7, cycle_start = $8, cycle_end = $9, renewal_count = $10, updated_at = $11, pending_plan_id = $12,
-         pending_cycle = $13, period_fee_nanos = $14 WHERE user_id = $1",
+         pending_cycle = $13, period_fee_nanos = $14, cancel_at = $15 WHERE user_id = $1",
     )
     .bind(&s.user_id)
     .bind(s.plan_id)
@@ -238,6 +290,7 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
     .bind(s.pending.map(|(p, _)| p))
     .bind(s.pending.map(|(_, c)| c.as_str()))
     .bind(s.period_fee.map(|f| f.0))
+    .bind(s.cancel_at.map(ms))
     .execute(conn)
     .await?;
     Ok(())
@@ -297,28 +350,37 @@ pub async fn insert_renewal(conn: &mut AnyConnection, r: &Renewal) -> StoreResul
     .try_get("id")?)
 }
 
+/// A user's renewal history, newest first; `plan_changes_only` keeps to the
+/// four types family A's client knows (no cancellations, pauses, resumes).
 pub async fn renewals(
     conn: &mut AnyConnection,
     user_id: &str,
     limit: i64,
     offset: i64,
+    plan_changes_only: bool,
 ) -> StoreResult<(Vec<Renewal>, i64)> {
     let rows = sqlx::query(
         "SELECT id, user_id, plan_id, plan_name, plan_tier, previous_plan_name, previous_plan_tier, previous_period_start,
          previous_period_end, new_period_start, new_period_end, billing_cycle, renewal_type, renewal_count, usage_before_json,
          payment_amount_nanos, payment_status, payment_date, created_at
-         FROM subscription_renewals WHERE user_id = $1 ORDER BY new_period_start DESC, id DESC LIMIT $2 OFFSET $3",
+         FROM subscription_renewals WHERE user_id = $1 AND ($4 = 0 OR renewal_type IN ('new', 'renewal', 'upgrade', 'downgrade'))
+         ORDER BY new_period_start DESC, id DESC LIMIT $2 OFFSET $3",
     )
     .bind(user_id)
     .bind(limit)
     .bind(offset)
+    .bind(plan_changes_only as i64)
     .fetch_all(&mut *conn)
     .await?;
-    let total: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM subscription_renewals WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(conn)
-        .await?
-        .try_get("n")?;
+    let total: i64 = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM subscription_renewals
+         WHERE user_id = $1 AND ($2 = 0 OR renewal_type IN ('new', 'renewal', 'upgrade', 'downgrade'))",
+    )
+    .bind(user_id)
+    .bind(plan_changes_only as i64)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?;
     let list = rows
         .iter()
         .map(|r| {

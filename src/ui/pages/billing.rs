@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::billing::{ChangeMyPlan, PAGE_SIZE, billing_history, plan_choice, usage_log_page};
+use crate::api::billing::{ChangeMyPlan, ChangeMyStatus, PAGE_SIZE, billing_history, plan_choice, usage_log_page};
 use crate::domain::money::{Nanos, format_count};
 use crate::ui::components::layout::RequireUser;
 
@@ -115,11 +115,17 @@ pub fn PlansPage() -> impl IntoView {
 #[component]
 fn PlanComparison() -> impl IntoView {
     let change = ServerAction::<ChangeMyPlan>::new();
-    let plans = Resource::new(move || change.version().get(), |_| plan_choice());
+    let status = ServerAction::<ChangeMyStatus>::new();
+    let plans = Resource::new(move || (change.version().get(), status.version().get()), |_| plan_choice());
     view! {
         <h1 class="mb-4 text-2xl font-semibold">"Plans"</h1>
         {move || match change.value().get() {
             Some(Ok(message)) => Some(view! { <p role="status" data-testid="plan-change-result" class="mb-4 rounded bg-green-50 p-3 text-sm text-green-800">{message}</p> }.into_any()),
+            Some(Err(e)) => Some(view! { <p role="alert" class="mb-4 rounded bg-red-50 p-3 text-sm text-red-800">{e.to_string()}</p> }.into_any()),
+            None => None,
+        }}
+        {move || match status.value().get() {
+            Some(Ok(message)) => Some(view! { <p role="status" data-testid="status-change-result" class="mb-4 rounded bg-green-50 p-3 text-sm text-green-800">{message}</p> }.into_any()),
             Some(Err(e)) => Some(view! { <p role="alert" class="mb-4 rounded bg-red-50 p-3 text-sm text-red-800">{e.to_string()}</p> }.into_any()),
             None => None,
         }}
@@ -132,7 +138,9 @@ fn PlanComparison() -> impl IntoView {
                         {format!("Scheduled: {s}. Choose your current plan and cycle again to cancel it.")}
                     </p>
                 });
+                let lifecycle = subscription_controls(status, &c.status, c.cancels_on.as_deref());
                 view! {
+                    {lifecycle}
                     {scheduled}
                     <p class="mb-4 text-sm text-slate-600">"Upgrades start at once, keep this period's usage and charge the price difference for the rest of the billing cycle. Downgrades and cycle changes start when the current cycle ends."</p>
                     <div class="grid grid-cols-1 gap-4 md:grid-cols-2 xl:grid-cols-4" data-testid="plan-cards">
@@ -173,6 +181,36 @@ fn PlanComparison() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// The subscription's state and what the user can do about it.
+fn subscription_controls(action: ServerAction<ChangeMyStatus>, status: &str, cancels_on: Option<&str>) -> AnyView {
+    let button = "rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm hover:bg-slate-100";
+    let form = move |act: &'static str, at: &'static str, label: &'static str| {
+        view! {
+            <ActionForm action=action attr:class="inline">
+                <input type="hidden" name="action" value=act/>
+                <input type="hidden" name="at" value=at/>
+                <button type="submit" class=button>{label}</button>
+            </ActionForm>
+        }
+    };
+    let (text, controls) = match (status, cancels_on) {
+        ("active", None) => (
+            "Your subscription is active.".to_string(),
+            view! { {form("cancel", "period_end", "Cancel at the end of this cycle")} {form("cancel", "now", "Cancel now")} {form("pause", "", "Pause")} }.into_any(),
+        ),
+        ("active", Some(day)) => (format!("Your subscription ends on {day}."), form("resume", "", "Keep my subscription").into_any()),
+        ("paused", _) => ("Your subscription is paused: nothing is admitted.".to_string(), form("resume", "", "Resume").into_any()),
+        (_, _) => ("Your subscription is cancelled.".to_string(), form("resume", "", "Resume").into_any()),
+    };
+    view! {
+        <section class="mb-4 flex flex-wrap items-center gap-2 rounded-xl border border-slate-200 bg-white p-4" data-testid="subscription-controls" data-status=status.to_string()>
+            <p class="mr-2 text-sm font-medium">{text}</p>
+            {controls}
+        </section>
+    }
+    .into_any()
 }
 
 #[component]

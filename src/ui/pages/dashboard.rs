@@ -114,6 +114,23 @@ fn Skeleton() -> AnyView {
     .into_any()
 }
 
+/// The subscription's state when it is not simply active.
+fn subscription_badge(status: &str, cancels_on: Option<&str>) -> Option<AnyView> {
+    let text = match (status, cancels_on) {
+        ("active", None) => return None,
+        ("active", Some(day)) => format!("Cancels on {day}"),
+        ("paused", _) => "Paused: nothing is admitted".to_string(),
+        ("cancelled", _) => "Cancelled".to_string(),
+        (other, _) => other.to_string(),
+    };
+    Some(
+        view! {
+            <span data-testid="subscription-status" data-status=status.to_string() class="ml-2 rounded-full bg-amber-100 px-2 py-0.5 align-middle text-xs font-medium text-amber-900">{text}</span>
+        }
+        .into_any(),
+    )
+}
+
 fn status_badge(status: &str) -> (&'static str, &'static str) {
     match status {
         "limit_reached" => ("Limit reached", "bg-red-100 text-red-800 ring-red-300"),
@@ -158,7 +175,9 @@ fn Loaded(
 
         <section data-testid="billing-overview" class=CARD aria-labelledby="overview-title">
             <div class="flex flex-wrap items-baseline justify-between gap-2">
-                <h2 id="overview-title" class="text-lg font-semibold">{format!("{} · {} plan", d.user_name, d.plan_name)}</h2>
+                <h2 id="overview-title" class="text-lg font-semibold">{format!("{} · {} plan", d.user_name, d.plan_name)}
+                    {subscription_badge(&d.subscription_status, d.cancels_on.as_deref())}
+                </h2>
                 <span data-testid="usage-status" class=format!("rounded-full px-3 py-0.5 text-sm font-medium ring-1 {badge}")>{label}</span>
             </div>
             <p class="text-sm text-slate-500">{format!("Period {} – {} · {} days left", d.period_start, d.period_end, d.days_left)}</p>

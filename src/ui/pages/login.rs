@@ -17,6 +17,7 @@ pub fn LoginPage() -> impl IntoView {
             let wait = if secs >= 90 { format!("{} minutes", (secs + 59) / 60) } else { format!("{secs} seconds") };
             Some(format!("Too many failed attempts from here. Wait {wait}, then try again."))
         }
+        Some("disabled") => Some("This account is disabled. Ask an administrator.".to_string()),
         Some(_) => Some("Signing in failed. Try again.".to_string()),
         None => None,
     };

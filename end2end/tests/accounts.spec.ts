@@ -226,3 +226,59 @@ test('a user changes their password; the old one stops working', async ({ page, 
   await signIn(page, { email, password: 'second-password-2' });
   await expect(page.getByTestId('signed-in-as')).toHaveText(email);
 });
+
+test('admin creates a user, makes them an admin and disables them, all in the web UI', async ({ page }, info) => {
+  test.skip(!hydrated(info), 'changes accounts: once, hydrated');
+  const email = `ui-${Date.now()}@example.test`;
+  await signIn(page, ADMIN, '/admin');
+  await ready(page, info);
+  await page.getByTestId('new-user').locator('summary').click();
+  const form = page.getByTestId('new-user');
+  await form.getByLabel('Email').fill(email);
+  await form.getByLabel('Name').fill('Una Interface');
+  await form.getByLabel(/^Password/).fill('una-password-1');
+  await form.getByRole('button', { name: 'Create user' }).click();
+  await expect(form.getByRole('status')).toHaveText('User created on the default plan.');
+  const row = page.locator('tr', { hasText: email });
+  await expect(row).toContainText('user');
+  await row.getByRole('button', { name: `Make ${email} an admin` }).click();
+  await expect(row.getByRole('button', { name: `Make ${email} a user` })).toBeVisible();
+  await row.getByRole('button', { name: `Disable ${email}` }).click();
+  await expect(row).toContainText('disabled');
+  await shot(page, info, 'admin-users');
+  await signOut(page);
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('una-password-1');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('This account is disabled. Ask an administrator.');
+});
+
+test('a user pauses and resumes their subscription; the dashboard says so', async ({ page, baseURL }, info) => {
+  test.skip(!hydrated(info), 'changes a subscription: once, hydrated');
+  const email = `life-${Date.now()}@example.test`;
+  await signIn(page, ADMIN, '/admin');
+  const made = await page.request.post('/api/admin/users', {
+    headers: { Origin: baseURL! },
+    data: { email, name: 'Lee Cycle', password: 'lee-password-1' },
+  });
+  expect(made.status()).toBe(200);
+  await signOut(page);
+  await signIn(page, { email, password: 'lee-password-1' }, '/plans');
+  await ready(page, info);
+  const controls = page.getByTestId('subscription-controls');
+  await expect(controls).toHaveAttribute('data-status', 'active');
+  await controls.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByTestId('status-change-result')).toContainText('paused');
+  await expect(controls).toHaveAttribute('data-status', 'paused');
+  await page.goto('/dashboard');
+  await expect(page.getByTestId('subscription-status')).toContainText('Paused');
+  await page.goto('/plans');
+  await ready(page, info);
+  await page.getByTestId('subscription-controls').getByRole('button', { name: 'Resume' }).click();
+  await expect(page.getByTestId('status-change-result')).toContainText('active again');
+  await page.getByTestId('subscription-controls').getByRole('button', { name: 'Cancel at the end of this cycle' }).click();
+  await expect(page.getByTestId('status-change-result')).toContainText('ends on');
+  await page.goto('/dashboard');
+  await expect(page.getByTestId('subscription-status')).toContainText('Cancels on');
+});

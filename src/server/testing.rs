@@ -55,17 +55,47 @@ impl TestDb {
         Some(TestDb { store, sqlite_file: None, pg_schema: Some((url, schema)) })
     }
 
-    pub async fn cleanup(self) {
+    /// The Postgres schema this database lives in, if it is one.
+    pub fn schema(&self) -> Option<&str> {
+        self.pg_schema.as_ref().map(|(_, s)| s.as_str())
+    }
+
+    pub async fn cleanup(mut self) {
         self.store.close().await;
-        if let Some(p) = self.sqlite_file {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
-            }
+        if let Some(p) = self.sqlite_file.take() {
+            remove_sqlite_files(&p);
         }
-        if let Some((url, schema)) = self.pg_schema
+        if let Some((url, schema)) = self.pg_schema.take()
             && let Err(e) = drop_schema(&url, &schema).await
         {
             eprintln!("could not drop test schema {schema}: {e}");
+        }
+    }
+}
+
+fn remove_sqlite_files(p: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+}
+
+/// A test that panicked never reaches [`TestDb::cleanup`]: its database is
+/// removed here instead (the Postgres schema from a thread of its own, as
+/// `drop` cannot await).
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(p) = self.sqlite_file.take() {
+            remove_sqlite_files(&p);
+        }
+        if let Some((url, schema)) = self.pg_schema.take() {
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(drop_schema(&url, &schema)).ok()
+            })
+            .join();
+            if !matches!(dropped, Ok(Some(()))) {
+                eprintln!("could not drop a test schema after a failed test");
+            }
         }
     }
 }

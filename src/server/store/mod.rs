@@ -17,6 +17,8 @@
 
 pub mod catalog;
 pub mod keys;
+#[cfg(test)]
+mod schema_tests;
 pub mod sessions;
 pub mod usage;
 pub mod users;
@@ -254,6 +256,8 @@ pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
     }
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(url).await?;
+    // Never wait forever behind a connection a failed test left busy.
+    conn.execute("SET lock_timeout = '10s'").await?;
     conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
     conn.close().await?;
     Ok(())

@@ -177,7 +177,7 @@ pub async fn change_my_plan(plan_id: i64, billing_cycle: String) -> Result<Strin
     use crate::server::error::AppError;
     let (state, principal) = caller().await?;
     let user_id = match &principal {
-        crate::server::rest::principal::Principal::User { id, .. } => id.clone(),
+        crate::server::identity::principal::Principal::User { id, .. } => id.clone(),
         _ => return Err(fail(AppError::Unauthorized)),
     };
     let cycle = BillingCycle::parse(&billing_cycle)

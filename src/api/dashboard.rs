@@ -162,7 +162,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
     };
     let (alerts, unread) = engine.alerts(&user_id, false).await.map_err(fail)?;
     let (recent, _) = state.metrics.window(std::time::Duration::from_secs(300));
-    let health = crate::server::rest::monitoring::current_health(&state).await.0;
+    let health = state.current_health(crate::server::metrics::RECENT_WINDOW).await.0;
     Ok(Some(Dashboard {
         user_id: user_id.clone(),
         user_name: view.user.name.clone(),

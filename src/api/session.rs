@@ -32,7 +32,7 @@ pub mod ssr {
 
     use super::FormError;
     use crate::server::error::AppError;
-    use crate::server::rest::principal::Principal;
+    use crate::server::identity::principal::Principal;
     use crate::server::state::AppState;
 
     /// The state and the caller of the current server function.
@@ -92,7 +92,7 @@ pub mod ssr {
 /// The signed-in user, or `None`.
 #[server(prefix = "/sfn")]
 pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
-    use crate::server::rest::principal::Principal;
+    use crate::server::identity::principal::Principal;
     let (state, principal) = ssr::caller().await?;
     let Principal::User { id, .. } = principal else { return Ok(None) };
     let user = state.engine.user(&id).await.map_err(ssr::fail)?;
@@ -108,7 +108,7 @@ pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
 /// sign-in page with the reason.
 #[server(prefix = "/sfn")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), ServerFnError> {
-    use crate::server::rest::session::{set_cookie, token_from};
+    use crate::server::identity::cookies::{set_cookie, token_from};
     use axum::extract::ConnectInfo;
     use axum::http::HeaderMap;
     let state = crate::server::state::AppState::from_context()?;
@@ -159,11 +159,12 @@ pub async fn logout() -> Result<(), ServerFnError> {
     use axum::http::HeaderMap;
     let state = crate::server::state::AppState::from_context()?;
     let headers: HeaderMap = leptos_axum::extract().await?;
-    if let Some(token) = crate::server::rest::session::token_from(&headers) {
+    if let Some(token) = crate::server::identity::cookies::token_from(&headers) {
         state.engine.logout(&token).await.map_err(ssr::fail)?;
     }
     let resp = expect_context::<leptos_axum::ResponseOptions>();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&crate::server::rest::session::clear_cookie(&headers, &state.web))
+    if let Ok(v) =
+        axum::http::HeaderValue::from_str(&crate::server::identity::cookies::clear_cookie(&headers, &state.web))
     {
         resp.insert_header(axum::http::header::SET_COOKIE, v);
     }
@@ -178,11 +179,11 @@ pub async fn change_password(
     new_password: String,
 ) -> Result<Option<FormError>, ServerFnError> {
     use crate::server::error::AppError;
-    use crate::server::rest::principal::Principal;
+    use crate::server::identity::principal::Principal;
     let (state, principal) = ssr::caller().await?;
     let Principal::User { id, .. } = principal else { return Err(ssr::fail(AppError::Unauthorized)) };
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    let token = crate::server::rest::session::token_from(&headers).unwrap_or_default();
+    let token = crate::server::identity::cookies::token_from(&headers).unwrap_or_default();
     match state.engine.change_password(&id, &current_password, &new_password, &token, chrono::Utc::now()).await {
         Ok(()) => Ok(None),
         Err(e) => ssr::form_error(e).map(Some),

@@ -14,6 +14,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 pub const MAX_SAMPLES: usize = 200_000;
+/// The window "recent" health and error rates are judged over.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(300);
 const KEEP: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cli;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod policy;
 pub mod rest;

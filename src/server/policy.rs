@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use leptos::server_fn::ServerFn;
 
 use super::error::AppError;
-use super::rest::principal::Principal;
+use super::identity::principal::Principal;
 use super::state::AppState;
 
 /// The access rule of one endpoint.

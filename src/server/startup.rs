@@ -92,7 +92,7 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::web::page_guard))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.web.clone(), super::rest::session::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.web.clone(), super::identity::cookies::csrf_guard))
         .layer(axum::middleware::from_fn(super::web::security_headers))
         .layer(axum::middleware::from_fn(api_error_envelope))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))

@@ -29,6 +29,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The deployment's health now: critical when the store does not
+    /// answer, else judged from the requests of the last `window`.
+    pub async fn current_health(&self, window: std::time::Duration) -> (super::metrics::Health, super::metrics::Stats) {
+        let (recent, _) = self.metrics.window(window);
+        let health = if self.engine.store.ping().await.is_err() {
+            super::metrics::Health::Critical
+        } else {
+            super::metrics::Health::judge(&recent)
+        };
+        (health, recent)
+    }
+
     /// The state of the current server function call.
     pub fn from_context() -> Result<AppState, leptos::prelude::ServerFnError> {
         leptos::prelude::use_context::<AppState>()

@@ -132,7 +132,7 @@ pub async fn page_guard(State(state): State<AppState>, req: Request, next: Next)
     if !guarded && path != "/login" {
         return next.run(req).await;
     }
-    let signed_in = match super::rest::session::token_from(req.headers()) {
+    let signed_in = match super::identity::cookies::token_from(req.headers()) {
         Some(token) => match state.engine.session_user(&token, Utc::now()).await {
             Ok(user) => user.is_some(),
             Err(e) => return e.into_response(),

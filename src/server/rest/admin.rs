@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::envelope;
-use super::principal::Principal;
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::Plan;
 use crate::server::error::{AppError, AppResult};
+use crate::server::identity::Principal;
 use crate::server::service::admin::{PlanForm, PriceForm, UserForm, plan_admin_json, price_admin_json, user_json};
 use crate::server::state::AppState;
 use crate::server::store::users::Role;

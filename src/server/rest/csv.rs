@@ -6,8 +6,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::principal::Principal;
 use crate::server::error::AppResult;
+use crate::server::identity::Principal;
 use crate::server::state::AppState;
 
 /// One CSV field, quoted when it must be. A cell that a spreadsheet would

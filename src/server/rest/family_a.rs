@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::envelope;
-use super::principal::Principal;
 use crate::domain::limits::{LimitUse, Limits, evaluate, overall_status};
 use crate::domain::money::Nanos;
 use crate::domain::plan::Plan;
@@ -20,6 +19,7 @@ use crate::domain::pricing::PriceVersion;
 use crate::domain::projection::{Trends, project};
 use crate::domain::provider::{BUILTIN_PROVIDERS, FAMILY_A_LIMIT_KEYS, LimitKey};
 use crate::server::error::{AppError, AppResult};
+use crate::server::identity::Principal;
 use crate::server::service::reads::Snapshot;
 use crate::server::state::AppState;
 use crate::server::store::usage::{AlertRow, LogFilter, LogRow};

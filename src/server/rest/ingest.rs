@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::principal::Principal;
 use crate::domain::event::{MAX_BATCH, parse_event};
 use crate::server::error::AppError;
+use crate::server::identity::Principal;
 use crate::server::service::recording::{Incoming, Outcome};
 use crate::server::state::AppState;
 

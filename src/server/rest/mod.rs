@@ -6,8 +6,6 @@ pub mod csv;
 pub mod family_a;
 pub mod ingest;
 pub mod monitoring;
-pub mod principal;
-pub mod session;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

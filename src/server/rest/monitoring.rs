@@ -10,28 +10,21 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::envelope;
-use super::principal::Principal;
 use crate::server::error::AppResult;
-use crate::server::metrics::{Health, Stats};
+use crate::server::identity::Principal;
+use crate::server::metrics::Stats;
 use crate::server::state::AppState;
 
-const RECENT: Duration = Duration::from_secs(300);
+use crate::server::metrics::RECENT_WINDOW as RECENT;
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// The health over the recent window; critical when the store is down.
-pub async fn current_health(state: &AppState) -> (Health, Stats) {
-    let (recent, _) = state.metrics.window(RECENT);
-    let health = if state.engine.store.ping().await.is_err() { Health::Critical } else { Health::judge(&recent) };
-    (health, recent)
-}
-
 /// Not enveloped the usual way: `{"status": "success", "data": ...}`.
 pub async fn health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
     principal.require_metrics()?;
-    let (h, recent) = current_health(&state).await;
+    let (h, recent) = state.current_health(RECENT).await;
     Ok(Json(json!({
         "status": "success",
         "data": {
@@ -87,7 +80,7 @@ pub async fn api_stats(
 
 pub async fn lightweight_stats(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
     principal.require_metrics()?;
-    let (h, recent) = current_health(&state).await;
+    let (h, recent) = state.current_health(RECENT).await;
     Ok(envelope(json!({
         "status": h.as_str(),
         "icon": h.icon(),

@@ -12,6 +12,20 @@ use crate::server::store::users;
 pub const SCOPES: &[&str] = &["ingest", "read", "gate", "alerts", "metrics", "admin"];
 
 impl Engine {
+    /// The live key whose secret this is (not revoked, its user not
+    /// disabled). Records its last use to the minute, so a busy key does not
+    /// cost a database write per request.
+    pub async fn api_key_by_secret(&self, secret: &str, now: DateTime<Utc>) -> AppResult<Option<ApiKey>> {
+        let mut conn = self.store.pool().acquire().await?;
+        let Some(key) = keys::key_by_hash(&mut conn, &crate::server::auth::hash_token(secret)).await? else {
+            return Ok(None);
+        };
+        if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
+            keys::touch_key(&mut conn, &key.id, now).await?;
+        }
+        Ok(Some(key))
+    }
+
     /// Creates a key for `user_id` (or for no user: a service key). Returns
     /// the stored key and the secret, which is not kept.
     pub async fn create_api_key(

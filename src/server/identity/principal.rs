@@ -1,15 +1,14 @@
 //! Who is calling: resolved once per request from `Authorization: Bearer`
-//! (an API key), and checked on the server by every handler.
+//! (an API key) or the session cookie, through the services, and checked on
+//! the server by every handler.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
 
-use crate::server::auth::hash_token;
 use crate::server::error::AppError;
 use crate::server::state::AppState;
-use crate::server::store::keys;
 use crate::server::store::users::Role;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,7 +160,7 @@ impl FromRequestParts<AppState> for Principal {
         }
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             // A browser session, if the cookie names a live one.
-            let Some(token) = super::session::token_from(&parts.headers) else { return Ok(Principal::Anonymous) };
+            let Some(token) = super::cookies::token_from(&parts.headers) else { return Ok(Principal::Anonymous) };
             return Ok(match state.engine.session_user(&token, Utc::now()).await? {
                 Some(u) => Principal::User { id: u.id, role: u.role },
                 None => Principal::Anonymous,
@@ -173,13 +172,7 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or(AppError::Unauthorized)?;
-        let mut conn = state.engine.store.pool().acquire().await?;
-        let key = keys::key_by_hash(&mut conn, &hash_token(token)).await?.ok_or(AppError::Unauthorized)?;
-        // "Last used" to the minute: no database write on every request.
-        let now = Utc::now();
-        if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
-            keys::touch_key(&mut conn, &key.id, now).await?;
-        }
+        let key = state.engine.api_key_by_secret(token, Utc::now()).await?.ok_or(AppError::Unauthorized)?;
         Ok(Principal::Key { id: key.id, user_id: key.user_id, scopes: key.scopes })
     }
 }

@@ -300,10 +300,16 @@ pub async fn get_user(
     let user = state.engine.user(&user_id).await?;
     let (_, sub, cat) = state.engine.current_subscription(&user_id, Utc::now()).await?;
     let mut v = user_json(&user);
+    v["disabled"] = json!(state.engine.account_disabled(&user_id).await?);
     v["subscription"] = json!({
         "plan_id": sub.plan_id,
         "plan": sub.plan_id.and_then(|id| cat.plan(id)).map(|p| p.name.clone()),
         "billing_cycle": sub.billing_cycle.as_str(),
+        "status": sub.status,
+        "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339()),
+        "scheduled": sub.pending.map(|(plan_id, cycle)| json!({
+            "plan_id": plan_id, "billing_cycle": cycle.as_str(), "effective_at": sub.cycle_end.to_rfc3339(),
+        })),
         "current_period_start": sub.period_start.to_rfc3339(),
         "current_period_end": sub.period_end.to_rfc3339(),
     });

@@ -49,18 +49,47 @@ impl Principal {
         if self.is_admin() { Ok(()) } else { Err(AppError::Forbidden("this needs an administrator".into())) }
     }
 
+    /// Whether this principal may act on `user_id`'s account with one of
+    /// `scopes`: that user signed in, an admin, or a key holding one of the
+    /// scopes (bound to that user, if bound at all). The one rule behind
+    /// every `require_*` about a user.
+    fn acts_for(&self, user_id: &str, scopes: &[&str]) -> bool {
+        match self {
+            Principal::User { id, role } => *role == Role::Admin || id == user_id,
+            Principal::Key { user_id: bound, .. } => {
+                self.is_admin()
+                    || (scopes.iter().any(|s| self.has_scope(s)) && bound.as_deref().is_none_or(|b| b == user_id))
+            }
+            Principal::Anonymous => false,
+        }
+    }
+
+    fn require_acting_for(&self, user_id: &str, scopes: &[&str], refusal: &str) -> Result<(), AppError> {
+        self.require_known()?;
+        if self.acts_for(user_id, scopes) { Ok(()) } else { Err(AppError::Forbidden(refusal.into())) }
+    }
+
     /// Reading `user_id`'s billing: that user, an admin, or a key with the
     /// `read` scope (a key bound to a user reads only that user).
     pub fn require_read(&self, user_id: &str) -> Result<(), AppError> {
-        self.require_known()?;
-        let allowed = match self {
-            Principal::User { id, role } => *role == Role::Admin || id == user_id,
-            Principal::Key { user_id: bound, .. } => {
-                self.is_admin() || (self.has_scope("read") && bound.as_deref().is_none_or(|b| b == user_id))
-            }
-            Principal::Anonymous => false,
-        };
-        if allowed { Ok(()) } else { Err(AppError::Forbidden("you may not read this user's billing".into())) }
+        self.require_acting_for(user_id, &["read"], "you may not read this user's billing")
+    }
+
+    /// Holding usage against `user_id`'s limits (a preflight with
+    /// `reserve`): that user signed in, an admin, or a key with the `gate` or
+    /// `ingest` scope.
+    pub fn require_gate(&self, user_id: &str) -> Result<(), AppError> {
+        self.require_acting_for(
+            user_id,
+            &["gate", "ingest"],
+            "holding usage needs an API key with the gate or ingest scope",
+        )
+    }
+
+    /// Marking `user_id`'s alerts read: that user signed in, an admin, or a
+    /// key with the `alerts` scope.
+    pub fn require_write_alerts(&self, user_id: &str) -> Result<(), AppError> {
+        self.require_acting_for(user_id, &["alerts"], "marking alerts read needs an API key with the alerts scope")
     }
 
     /// Recording usage: a key with the `ingest` scope. A key bound to a
@@ -71,45 +100,6 @@ impl Principal {
             Ok(())
         } else {
             Err(AppError::Forbidden("recording usage needs an API key with the ingest scope".into()))
-        }
-    }
-
-    /// Holding usage against `user_id`'s limits (a preflight with
-    /// `reserve`): an admin, or a key with the `gate` or `ingest` scope
-    /// (bound to that user, if bound at all), or that user signed in.
-    pub fn require_gate(&self, user_id: &str) -> Result<(), AppError> {
-        self.require_known()?;
-        let allowed = match self {
-            Principal::User { id, role } => *role == Role::Admin || id == user_id,
-            Principal::Key { user_id: bound, .. } => {
-                self.is_admin()
-                    || ((self.has_scope("gate") || self.has_scope("ingest"))
-                        && bound.as_deref().is_none_or(|b| b == user_id))
-            }
-            Principal::Anonymous => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("holding usage needs an API key with the gate or ingest scope".into()))
-        }
-    }
-
-    /// Marking `user_id`'s alerts read: that user signed in, an admin, or a
-    /// key with the `alerts` scope (bound to that user, if bound at all).
-    pub fn require_write_alerts(&self, user_id: &str) -> Result<(), AppError> {
-        self.require_known()?;
-        let allowed = match self {
-            Principal::User { id, role } => *role == Role::Admin || id == user_id,
-            Principal::Key { user_id: bound, .. } => {
-                self.is_admin() || (self.has_scope("alerts") && bound.as_deref().is_none_or(|b| b == user_id))
-            }
-            Principal::Anonymous => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("marking alerts read needs an API key with the alerts scope".into()))
         }
     }
 

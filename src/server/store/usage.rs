@@ -93,37 +93,19 @@ pub async fn insert_event(
 /// Adds one event to its rollup row.
 pub async fn add_to_rollup(conn: &mut AnyConnection, p: &PricedEvent<'_>) -> StoreResult<()> {
     let e = p.event;
-    sqlx::query(
-        "INSERT INTO usage_rollups (user_id, period_start, billing_period, provider, model, calls, errors, tokens_input,
-         tokens_output, tokens_cached_input, cost_nanos, unpriced_calls, response_ms_sum, response_ms_count)
-         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (user_id, period_start, provider, model) DO UPDATE SET
-           calls = usage_rollups.calls + 1,
-           errors = usage_rollups.errors + excluded.errors,
-           tokens_input = usage_rollups.tokens_input + excluded.tokens_input,
-           tokens_output = usage_rollups.tokens_output + excluded.tokens_output,
-           tokens_cached_input = usage_rollups.tokens_cached_input + excluded.tokens_cached_input,
-           cost_nanos = usage_rollups.cost_nanos + excluded.cost_nanos,
-           unpriced_calls = usage_rollups.unpriced_calls + excluded.unpriced_calls,
-           response_ms_sum = usage_rollups.response_ms_sum + excluded.response_ms_sum,
-           response_ms_count = usage_rollups.response_ms_count + excluded.response_ms_count",
-    )
-    .bind(&e.user_id)
-    .bind(ms(p.period_start))
-    .bind(&p.billing_period)
-    .bind(e.provider.as_str())
-    .bind(e.model.clone().unwrap_or_default())
-    .bind(e.is_error() as i64)
-    .bind(e.tokens_input as i64)
-    .bind(e.tokens_output as i64)
-    .bind(e.tokens_cached_input as i64)
-    .bind(p.cost.total.0)
-    .bind(p.unpriced as i64)
-    .bind(e.response_time_ms.unwrap_or(0) as i64)
-    .bind(e.response_time_ms.is_some() as i64)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let d = RollupDelta {
+        calls: 1,
+        errors: e.is_error() as i64,
+        tokens_input: e.tokens_input as i64,
+        tokens_output: e.tokens_output as i64,
+        tokens_cached_input: e.tokens_cached_input as i64,
+        cost: p.cost.total,
+        unpriced_calls: p.unpriced as i64,
+        response_ms_sum: e.response_time_ms.unwrap_or(0) as i64,
+        response_ms_count: e.response_time_ms.is_some() as i64,
+    };
+    let model = e.model.clone().unwrap_or_default();
+    adjust_rollup(conn, &e.user_id, (p.period_start, &p.billing_period), e.provider.as_str(), &model, &d).await
 }
 
 /// A rollup row summed over models, or per model.

@@ -305,11 +305,11 @@ pub async fn admin_users(search: Option<String>) -> Result<Vec<AdminUser>, Serve
             plan: sub.plan_id.and_then(|id| cat.plan(id)).map_or_else(|| "No plan".into(), |p| p.name.clone()),
             plan_id: sub.plan_id,
             billing_cycle: sub.billing_cycle.as_str().into(),
-            status: sub.status.clone(),
+            status: sub.status.to_string(),
             cancels_on: sub.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
             disabled: state.engine.account_disabled(&u.id).await.map_err(super::session::ssr::fail)?,
-            id: u.id,
-            email: u.email,
+            id: u.id.to_string(),
+            email: u.email.to_string(),
             name: u.name,
             role: u.role.as_str().into(),
         });
@@ -355,9 +355,9 @@ pub struct NewUserInput {
 /// Creates a user (on the default plan).
 #[server(prefix = "/sfn")]
 pub async fn admin_create_user(user: NewUserInput) -> Result<Option<FormError>, ServerFnError> {
+    use crate::domain::identity::Role;
     use crate::server::error::AppError;
     use crate::server::service::admin::UserForm;
-    use crate::server::store::users::Role;
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let Some(role) = Role::parse(user.role.trim()) else {
@@ -380,9 +380,9 @@ pub async fn admin_create_user(user: NewUserInput) -> Result<Option<FormError>, 
 /// `enable`, `cancel_now`, `cancel_at_cycle_end`, `pause`, `resume`.
 #[server(prefix = "/sfn")]
 pub async fn admin_user_action(user_id: String, action: String) -> Result<Option<FormError>, ServerFnError> {
+    use crate::domain::identity::Role;
     use crate::server::error::AppError;
     use crate::server::service::subscriptions::Lifecycle;
-    use crate::server::store::users::Role;
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let (e, actor, now) = (&state.engine, principal.actor(), chrono::Utc::now());
@@ -465,8 +465,8 @@ pub async fn api_keys() -> Result<Vec<KeyRow>, ServerFnError> {
         .map(|k| KeyRow {
             id: k.id,
             prefix: k.prefix,
-            user: k.user_id.unwrap_or_else(|| "(service)".into()),
-            scopes: k.scopes.join(", "),
+            user: k.user_id.map_or_else(|| "(service)".into(), String::from),
+            scopes: k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             name: k.name,
             created_at: fmt_time(k.created_at),
             last_used_at: k.last_used_at.map(fmt_time).unwrap_or_else(|| "never".into()),
@@ -494,16 +494,17 @@ pub struct KeyInput {
 #[server(prefix = "/sfn")]
 pub async fn create_api_key(key: KeyInput) -> Result<Result<String, FormError>, ServerFnError> {
     let KeyInput { user_id, name, .. } = key.clone();
-    let scopes: Vec<String> = [
-        ("ingest", key.scope_ingest),
-        ("read", key.scope_read),
-        ("gate", key.scope_gate),
-        ("alerts", key.scope_alerts),
-        ("metrics", key.scope_metrics),
-        ("admin", key.scope_admin),
+    use crate::domain::identity::Scope;
+    let scopes: Vec<Scope> = [
+        (Scope::Ingest, key.scope_ingest),
+        (Scope::Read, key.scope_read),
+        (Scope::Gate, key.scope_gate),
+        (Scope::Alerts, key.scope_alerts),
+        (Scope::Metrics, key.scope_metrics),
+        (Scope::Admin, key.scope_admin),
     ]
     .into_iter()
-    .filter_map(|(s, on)| on.map(|_| s.to_string()))
+    .filter_map(|(s, on)| on.map(|_| s))
     .collect();
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;

@@ -48,8 +48,8 @@ pub async fn usage_log_page(
     period: Option<String>,
 ) -> Result<LogPage, ServerFnError> {
     use crate::api::session::ssr::{fail, reader_of};
+    use crate::domain::usage_log::LogFilter;
     use crate::server::error::AppError;
-    use crate::server::store::usage::LogFilter;
     let (state, _, user_id) = reader_of(user).await?;
     let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let failed = match nonempty(status).as_deref() {
@@ -67,7 +67,7 @@ pub async fn usage_log_page(
         })
         .transpose()?;
     let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period };
-    use crate::server::store::usage::LogStart;
+    use crate::domain::usage_log::LogStart;
     // Pages after the first follow a cursor (keyset): a deep page costs what
     // the first does. The page number is only shown.
     let start = match nonempty(before) {
@@ -159,7 +159,7 @@ pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
             })
             .collect(),
         current_cycle: sub.billing_cycle.as_str().into(),
-        status: sub.status.clone(),
+        status: sub.status.to_string(),
         cancels_on: sub.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
         scheduled: sub.pending.map(|(id, cycle)| {
             let name = cat.plan(id).map_or("another plan", |p| p.name.as_str());

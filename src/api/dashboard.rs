@@ -167,7 +167,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
         user_id: user_id.clone(),
         user_name: view.user.name.clone(),
         plan_name: view.plan.as_ref().map_or_else(|| "No plan".into(), |p| p.name.clone()),
-        subscription_status: view.subscription.status.clone(),
+        subscription_status: view.subscription.status.to_string(),
         cancels_on: view.subscription.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
         billing_cycle: view.subscription.billing_cycle.as_str().into(),
         period_label: period.label(),

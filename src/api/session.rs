@@ -97,9 +97,9 @@ pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
     let Principal::User { id, .. } = principal else { return Ok(None) };
     let user = state.engine.user(&id).await.map_err(ssr::fail)?;
     Ok(Some(Me {
-        is_admin: user.role == crate::server::store::users::Role::Admin,
-        id: user.id,
-        email: user.email,
+        is_admin: user.role == crate::domain::identity::Role::Admin,
+        id: user.id.into(),
+        email: user.email.into(),
         name: user.name,
     }))
 }

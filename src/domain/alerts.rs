@@ -131,6 +131,25 @@ pub fn unpriced_alert(provider: &str, model: Option<&str>) -> NewAlert {
     }
 }
 
+/// An alert as raised and stored: about a user's limit (`user_id` set)
+/// or for the administrators (`None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub alert_type: String,
+    pub limit_key: Option<String>,
+    pub threshold: i64,
+    pub provider: Option<String>,
+    pub title: String,
+    pub message: String,
+    pub severity: String,
+    pub is_read: bool,
+    pub read_at: Option<DateTime<Utc>>,
+    pub billing_period: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

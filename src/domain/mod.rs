@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod event;
+pub mod identity;
 pub mod limits;
 pub mod money;
 pub mod period;
@@ -14,3 +15,5 @@ pub mod plan;
 pub mod pricing;
 pub mod projection;
 pub mod provider;
+pub mod subscription;
+pub mod usage_log;

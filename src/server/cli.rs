@@ -242,7 +242,7 @@ pub enum AdminCommand {
     Create {
         /// The administrator's email, used to sign in.
         #[arg(long)]
-        email: String,
+        email: crate::domain::identity::Email,
         /// Password (at least 8 characters). Prompted from stdin when omitted.
         #[arg(long, env = "TALLY_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
@@ -262,7 +262,7 @@ pub enum ApikeyCommand {
         /// at the gate), `alerts` (mark alerts read), `metrics` (monitoring
         /// endpoints), `admin` (everything).
         #[arg(long, value_delimiter = ',', required = true)]
-        scopes: Vec<String>,
+        scopes: Vec<crate::domain::identity::Scope>,
         /// Email of the user the key acts for (a read-only key then sees only
         /// that user).
         #[arg(long)]

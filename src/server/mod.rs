@@ -27,10 +27,10 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 
+use crate::domain::identity::Role;
 use cli::{AdminCommand, ApikeyCommand, Cli, Command, GlobalArgs, ServeArgs, SimulateArgs};
 use service::Engine;
 use service::subscriptions::NewUser;
-use store::users::Role;
 use store::{Store, StoreOptions, redact_url};
 
 /// Parses the command line and runs the command; the process's exit code.
@@ -96,7 +96,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let created = engine.create_api_key_by_email(user.as_deref(), &scopes, &name, "cli", Utc::now()).await;
             store.close().await;
             let (key, secret) = created.map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!("created API key {} with scopes {} (shown once; store it now)", key.id, key.scopes.join(","));
+            eprintln!(
+                "created API key {} with scopes {} (shown once; store it now)",
+                key.id,
+                key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+            );
             println!("{secret}");
             Ok(())
         }

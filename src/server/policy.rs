@@ -11,6 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use leptos::server_fn::ServerFn;
 
+use crate::domain::identity::Scope;
+
 use super::error::AppError;
 use super::identity::principal::Principal;
 use super::state::AppState;
@@ -52,11 +54,13 @@ impl Policy {
         let ok = p.is_admin()
             || match self {
                 Policy::Public => true,
-                Policy::Read => person || p.has_scope("read"),
-                Policy::WriteAlerts => person || p.has_scope("alerts"),
-                Policy::Gate => person || p.has_scope("read") || p.has_scope("gate") || p.has_scope("ingest"),
-                Policy::Ingest => p.has_scope("ingest"),
-                Policy::Metrics => p.has_scope("metrics"),
+                Policy::Read => person || p.has_scope(Scope::Read),
+                Policy::WriteAlerts => person || p.has_scope(Scope::Alerts),
+                Policy::Gate => {
+                    person || p.has_scope(Scope::Read) || p.has_scope(Scope::Gate) || p.has_scope(Scope::Ingest)
+                }
+                Policy::Ingest => p.has_scope(Scope::Ingest),
+                Policy::Metrics => p.has_scope(Scope::Metrics),
                 Policy::SignedIn => person,
                 Policy::Admin => false,
             };

@@ -14,6 +14,7 @@ use super::service::Engine;
 use super::service::subscriptions::NewUser;
 use super::store::{catalog, users};
 use crate::domain::event::UsageEvent;
+use crate::domain::identity::{Email, Role, UserId};
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::period::{BillingCycle, add_months};
@@ -429,10 +430,10 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
     engine
         .create_user(
             NewUser {
-                id: Some("admin".into()),
-                email: ADMIN_EMAIL.into(),
+                id: Some(UserId::parse("admin").expect("valid id")),
+                email: Email::parse(ADMIN_EMAIL).expect("valid email"),
                 name: "Ada Admin".into(),
-                role: users::Role::Admin,
+                role: Role::Admin,
                 password_hash: Some(hash(ADMIN_PASSWORD)?),
                 plan: Some((plan(Tier::Enterprise), BillingCycle::Monthly)),
             },
@@ -442,10 +443,10 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
     engine
         .create_user(
             NewUser {
-                id: Some(DEMO_USER_ID.into()),
-                email: DEMO_EMAIL.into(),
+                id: Some(UserId::parse(DEMO_USER_ID).expect("valid id")),
+                email: Email::parse(DEMO_EMAIL).expect("valid email"),
                 name: "Demo User".into(),
-                role: users::Role::User,
+                role: Role::User,
                 password_hash: Some(hash(DEMO_PASSWORD)?),
                 plan: Some((plan(Tier::Basic), BillingCycle::Monthly)),
             },

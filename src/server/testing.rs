@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::service::subscriptions::NewUser;
 use super::service::{Engine, EngineConfig};
-use super::store::users::Role;
 use super::store::{Store, StoreOptions, drop_schema};
+use crate::domain::identity::Role;
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::period::BillingCycle;
@@ -184,8 +184,8 @@ pub async fn user_on_plan(engine: &Engine, id: &str, plan_id: i64, at: DateTime<
     engine
         .create_user(
             NewUser {
-                id: Some(id.into()),
-                email: format!("{id}@example.test"),
+                id: Some(crate::domain::identity::UserId::parse(id).expect("test user id")),
+                email: crate::domain::identity::Email::parse(&format!("{id}@example.test")).expect("test email"),
                 name: id.into(),
                 role: Role::User,
                 password_hash: None,

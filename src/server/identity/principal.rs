@@ -7,33 +7,33 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::Utc;
 
+use crate::domain::identity::{Role, Scope, UserId};
 use crate::server::error::AppError;
 use crate::server::state::AppState;
-use crate::server::store::users::Role;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     Anonymous,
     /// A signed-in person.
     User {
-        id: String,
+        id: UserId,
         role: Role,
     },
     /// An API key, optionally acting for one user.
     Key {
         id: String,
-        user_id: Option<String>,
-        scopes: Vec<String>,
+        user_id: Option<UserId>,
+        scopes: Vec<Scope>,
     },
 }
 
 impl Principal {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        matches!(self, Principal::Key { scopes, .. } if scopes.iter().any(|s| s == scope))
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        matches!(self, Principal::Key { scopes, .. } if scopes.contains(&scope))
     }
 
     pub fn is_admin(&self) -> bool {
-        matches!(self, Principal::User { role: Role::Admin, .. }) || self.has_scope("admin")
+        matches!(self, Principal::User { role: Role::Admin, .. }) || self.has_scope(Scope::Admin)
     }
 
     fn require_known(&self) -> Result<(), AppError> {
@@ -53,18 +53,19 @@ impl Principal {
     /// `scopes`: that user signed in, an admin, or a key holding one of the
     /// scopes (bound to that user, if bound at all). The one rule behind
     /// every `require_*` about a user.
-    fn acts_for(&self, user_id: &str, scopes: &[&str]) -> bool {
+    fn acts_for(&self, user_id: &str, scopes: &[Scope]) -> bool {
         match self {
-            Principal::User { id, role } => *role == Role::Admin || id == user_id,
+            Principal::User { id, role } => *role == Role::Admin || id.as_str() == user_id,
             Principal::Key { user_id: bound, .. } => {
                 self.is_admin()
-                    || (scopes.iter().any(|s| self.has_scope(s)) && bound.as_deref().is_none_or(|b| b == user_id))
+                    || (scopes.iter().any(|s| self.has_scope(*s))
+                        && bound.as_ref().is_none_or(|b| b.as_str() == user_id))
             }
             Principal::Anonymous => false,
         }
     }
 
-    fn require_acting_for(&self, user_id: &str, scopes: &[&str], refusal: &str) -> Result<(), AppError> {
+    fn require_acting_for(&self, user_id: &str, scopes: &[Scope], refusal: &str) -> Result<(), AppError> {
         self.require_known()?;
         if self.acts_for(user_id, scopes) { Ok(()) } else { Err(AppError::Forbidden(refusal.into())) }
     }
@@ -72,7 +73,7 @@ impl Principal {
     /// Reading `user_id`'s billing: that user, an admin, or a key with the
     /// `read` scope (a key bound to a user reads only that user).
     pub fn require_read(&self, user_id: &str) -> Result<(), AppError> {
-        self.require_acting_for(user_id, &["read"], "you may not read this user's billing")
+        self.require_acting_for(user_id, &[Scope::Read], "you may not read this user's billing")
     }
 
     /// Holding usage against `user_id`'s limits (a preflight with
@@ -81,7 +82,7 @@ impl Principal {
     pub fn require_gate(&self, user_id: &str) -> Result<(), AppError> {
         self.require_acting_for(
             user_id,
-            &["gate", "ingest"],
+            &[Scope::Gate, Scope::Ingest],
             "holding usage needs an API key with the gate or ingest scope",
         )
     }
@@ -89,14 +90,14 @@ impl Principal {
     /// Marking `user_id`'s alerts read: that user signed in, an admin, or a
     /// key with the `alerts` scope.
     pub fn require_write_alerts(&self, user_id: &str) -> Result<(), AppError> {
-        self.require_acting_for(user_id, &["alerts"], "marking alerts read needs an API key with the alerts scope")
+        self.require_acting_for(user_id, &[Scope::Alerts], "marking alerts read needs an API key with the alerts scope")
     }
 
     /// Recording usage: a key with the `ingest` scope. A key bound to a
     /// user may record only that user's events (checked per event).
     pub fn require_ingest(&self) -> Result<(), AppError> {
         self.require_known()?;
-        if self.has_scope("ingest") {
+        if self.has_scope(Scope::Ingest) {
             Ok(())
         } else {
             Err(AppError::Forbidden("recording usage needs an API key with the ingest scope".into()))
@@ -106,7 +107,7 @@ impl Principal {
     /// Monitoring: an admin, or a key with the `metrics` scope.
     pub fn require_metrics(&self) -> Result<(), AppError> {
         self.require_known()?;
-        if self.is_admin() || self.has_scope("metrics") {
+        if self.is_admin() || self.has_scope(Scope::Metrics) {
             Ok(())
         } else {
             Err(AppError::Forbidden("monitoring needs an API key with the metrics or admin scope".into()))
@@ -116,7 +117,7 @@ impl Principal {
     /// The user an ingest key is bound to, if any.
     pub fn bound_user(&self) -> Option<&str> {
         match self {
-            Principal::Key { user_id, .. } => user_id.as_deref(),
+            Principal::Key { user_id, .. } => user_id.as_ref().map(UserId::as_str),
             _ => None,
         }
     }
@@ -124,8 +125,8 @@ impl Principal {
     /// The user this principal is, for endpoints about "the caller".
     pub fn own_user(&self) -> Option<&str> {
         match self {
-            Principal::User { id, .. } => Some(id),
-            Principal::Key { user_id, .. } => user_id.as_deref(),
+            Principal::User { id, .. } => Some(id.as_str()),
+            Principal::Key { user_id, .. } => user_id.as_ref().map(UserId::as_str),
             Principal::Anonymous => None,
         }
     }
@@ -171,27 +172,23 @@ impl FromRequestParts<AppState> for Principal {
 mod tests {
     use super::*;
 
-    fn key(user: Option<&str>, scopes: &[&str]) -> Principal {
-        Principal::Key {
-            id: "k".into(),
-            user_id: user.map(Into::into),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        }
+    fn key(user: Option<&str>, scopes: &[Scope]) -> Principal {
+        Principal::Key { id: "k".into(), user_id: user.map(|u| UserId::parse(u).unwrap()), scopes: scopes.to_vec() }
     }
 
     #[test]
     fn authorization_table() {
-        let user_a = Principal::User { id: "a".into(), role: Role::User };
-        let admin = Principal::User { id: "x".into(), role: Role::Admin };
+        let user_a = Principal::User { id: UserId::parse("a").unwrap(), role: Role::User };
+        let admin = Principal::User { id: UserId::parse("x").unwrap(), role: Role::Admin };
         let cases: Vec<(&str, Principal, bool, bool, bool)> = vec![
             // name, principal, read a, read b, ingest
             ("anonymous", Principal::Anonymous, false, false, false),
             ("user a", user_a, true, false, false),
             ("admin", admin, true, true, false),
-            ("ingest key", key(None, &["ingest"]), false, false, true),
-            ("read key", key(None, &["read"]), true, true, false),
-            ("read key bound to a", key(Some("a"), &["read"]), true, false, false),
-            ("admin key", key(None, &["admin"]), true, true, false),
+            ("ingest key", key(None, &[Scope::Ingest]), false, false, true),
+            ("read key", key(None, &[Scope::Read]), true, true, false),
+            ("read key bound to a", key(Some("a"), &[Scope::Read]), true, false, false),
+            ("admin key", key(None, &[Scope::Admin]), true, true, false),
         ];
         for (name, p, a, b, ingest) in cases {
             assert_eq!(p.require_read("a").is_ok(), a, "{name} read a");

@@ -9,13 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::envelope;
+use crate::domain::identity::{Role, Scope};
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::Plan;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
 use crate::server::service::admin::{PlanForm, PriceForm, UserForm, plan_admin_json, price_admin_json, user_json};
 use crate::server::state::AppState;
-use crate::server::store::users::Role;
 
 fn parse_body(body: &Bytes) -> AppResult<Value> {
     let v: Value = serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
@@ -192,7 +192,7 @@ pub struct CancelBody {
     at: Option<String>,
 }
 
-fn status_json(user_id: &str, sub: &crate::server::store::users::Subscription) -> Value {
+fn status_json(user_id: &str, sub: &crate::domain::subscription::Subscription) -> Value {
     json!({
         "user_id": user_id,
         "status": sub.status,
@@ -267,7 +267,7 @@ pub async fn patch_user(
         serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("invalid user change: {e}")))?;
     let now = Utc::now();
     if let Some(role) = &b.role {
-        let role = crate::server::store::users::Role::parse(role)
+        let role = crate::domain::identity::Role::parse(role)
             .ok_or_else(|| AppError::InvalidFields(vec![("role".into(), "must be user or admin".into())]))?;
         state.engine.set_user_role(&user_id, role, &principal.actor(), now).await?;
     }
@@ -364,7 +364,7 @@ pub struct NewKeyBody {
     name: String,
 }
 
-fn key_json(k: &crate::server::store::keys::ApiKey) -> Value {
+fn key_json(k: &crate::domain::identity::ApiKey) -> Value {
     json!({
         "id": k.id,
         "prefix": k.prefix,
@@ -387,8 +387,20 @@ pub async fn create_key(State(state): State<AppState>, principal: Principal, bod
     principal.require_admin()?;
     let b: NewKeyBody = serde_json::from_value(parse_body(&body)?)
         .map_err(|e| AppError::Invalid(format!("invalid API key request: {e}")))?;
+    let scopes = b
+        .scopes
+        .iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Scope::parse(&s).ok_or_else(|| {
+                let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                AppError::Invalid(format!("unknown scope `{s}`; scopes are {}", all.join(", ")))
+            })
+        })
+        .collect::<AppResult<Vec<Scope>>>()?;
     let (key, secret) =
-        state.engine.create_api_key(b.user_id.as_deref(), &b.scopes, &b.name, &principal.actor(), Utc::now()).await?;
+        state.engine.create_api_key(b.user_id.as_deref(), &scopes, &b.name, &principal.actor(), Utc::now()).await?;
     let mut v = key_json(&key);
     v["key"] = json!(secret);
     Ok(envelope(v))

@@ -12,18 +12,19 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::envelope;
+use crate::domain::alerts::Alert;
 use crate::domain::limits::{LimitUse, Limits, evaluate, overall_status};
 use crate::domain::money::Nanos;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::PriceVersion;
 use crate::domain::projection::{Trends, project};
 use crate::domain::provider::{BUILTIN_PROVIDERS, FAMILY_A_LIMIT_KEYS, LimitKey};
+use crate::domain::subscription::Renewal;
+use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
 use crate::server::service::reads::Snapshot;
 use crate::server::state::AppState;
-use crate::server::store::usage::{AlertRow, LogFilter, LogRow};
-use crate::server::store::users::Renewal;
 
 fn usd(n: Nanos) -> f64 {
     n.as_f64_usd()
@@ -102,7 +103,7 @@ pub fn pricing_json(v: &PriceVersion) -> Value {
 }
 
 /// `UsageAlert`; optional strings omitted.
-pub fn alert_json(a: &AlertRow) -> Value {
+pub fn alert_json(a: &Alert) -> Value {
     let mut v = json!({
         "id": a.id,
         "type": a.alert_type,
@@ -192,7 +193,7 @@ pub fn trends_json(t: &Trends) -> Value {
     })
 }
 
-fn log_json(r: &LogRow) -> Value {
+fn log_json(r: &LogEntry) -> Value {
     let mut v = json!({
         "id": r.id,
         "timestamp": rfc3339(r.occurred_at),
@@ -509,7 +510,7 @@ pub async fn usage_logs(
         _ => AppError::Forbidden("this key is not bound to a user; the usage log is per user".into()),
     })?;
     let (filter, limit, offset) = log_query(&q)?;
-    let start = crate::server::store::usage::LogStart::Offset(offset);
+    let start = LogStart::Offset(offset);
     let (rows, total) = state.engine.usage_log(user_id, &filter, limit, start).await?;
     Ok(Json(json!({
         "logs": rows.iter().map(log_json).collect::<Vec<_>>(),

@@ -38,7 +38,8 @@ impl Api {
     }
 
     async fn key(&self, user: Option<&str>, scopes: &[&str]) -> String {
-        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let scopes: Vec<crate::domain::identity::Scope> =
+            scopes.iter().map(|s| crate::domain::identity::Scope::parse(s).expect("scope")).collect();
         self.engine.create_api_key(user, &scopes, "test", "test", Utc::now()).await.unwrap().1
     }
 
@@ -1000,8 +1001,8 @@ fn sfn_url<T: leptos::server_fn::ServerFn>() -> String {
 /// status; and no answer to one user ever carries the other's identity.
 async fn authorization_matrix(store: Store) {
     use crate::api::{admin as a, billing as b, dashboard as d, session as s};
+    use crate::domain::identity::Role;
     use crate::server::service::admin::UserForm;
-    use crate::server::store::users::Role;
 
     let api = setup(store.clone(), Limits::new().with("tavily_calls", 10)).await;
     let now = Utc::now();

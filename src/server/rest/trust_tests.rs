@@ -12,13 +12,13 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use crate::both_stores;
+use crate::domain::identity::Role;
 use crate::domain::limits::Limits;
 use crate::server::cli::ServeArgs;
 use crate::server::service::Engine;
 use crate::server::service::admin::UserForm;
 use crate::server::startup::{app_state, build_router};
 use crate::server::store::Store;
-use crate::server::store::users::Role;
 use crate::server::testing::{engine_with_catalog, t};
 
 struct Site {
@@ -178,7 +178,8 @@ both_stores!(sign_in_refuses_cross_site_and_open_redirects, sign_in_refuses_cros
 
 impl Site {
     async fn key(&self, scopes: &[&str]) -> String {
-        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let scopes: Vec<crate::domain::identity::Scope> =
+            scopes.iter().map(|s| crate::domain::identity::Scope::parse(s).expect("scope")).collect();
         self.engine.create_api_key(None, &scopes, "test", "test", Utc::now()).await.unwrap().1
     }
 
@@ -238,7 +239,12 @@ async fn hostile_input_is_refused_not_crashed(store: Store) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // Page numbers far past the end: a 4xx or an empty page, never a panic.
     let ann = site.cookie("ann").await;
-    let reader = site.engine.create_api_key(Some("ann"), &["read".into()], "t", "t", Utc::now()).await.unwrap().1;
+    let reader = site
+        .engine
+        .create_api_key(Some("ann"), &[crate::domain::identity::Scope::Read], "t", "t", Utc::now())
+        .await
+        .unwrap()
+        .1;
     let (status, _) =
         site.json("GET", &format!("/api/subscription/usage-logs?offset={}", i64::MAX), &reader, json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -357,7 +363,7 @@ async fn writes_need_a_scope_that_says_so(store: Store) {
     // An alert of ann's (the Test plan caps Tavily... none here: make one).
     let mut conn = site.engine.store.pool().acquire().await.unwrap();
     let alert = crate::domain::alerts::unpriced_alert("gemini", Some("x"));
-    crate::server::store::usage::insert_alert(&mut conn, Some("ann"), None, &alert, Utc::now()).await.unwrap();
+    crate::server::store::alerts::insert_alert(&mut conn, Some("ann"), None, &alert, Utc::now()).await.unwrap();
     drop(conn);
     let (_, list) = site.json("GET", "/api/subscription/alerts/ann", &read, json!({})).await;
     let id = list["data"]["alerts"][0]["id"].as_i64().unwrap();

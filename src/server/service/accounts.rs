@@ -8,12 +8,13 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Engine;
+use crate::domain::identity::{Role, User};
 use crate::server::auth::{
     hash_password, hash_password_off_thread, hash_token, random_token, verify_password_off_thread,
 };
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::sessions;
-use crate::server::store::users::{self, User};
+use crate::server::store::users;
 
 /// Sign-in attempts one (email, address) pair may fail before back-off.
 pub const FREE_FAILURES: i64 = 5;
@@ -190,7 +191,7 @@ impl Engine {
                 if disabled { "disabled" } else { "enabled" }
             )));
         }
-        if disabled && user.role == users::Role::Admin && users::active_admins(&mut tx).await? <= 1 {
+        if disabled && user.role == Role::Admin && users::active_admins(&mut tx).await? <= 1 {
             return Err(AppError::Conflict("the last active administrator cannot be disabled".into()));
         }
         users::set_disabled(&mut tx, user_id, disabled.then_some(now), now).await?;
@@ -218,13 +219,7 @@ impl Engine {
     }
 
     /// Changes a user's role; the last active administrator keeps theirs.
-    pub async fn set_user_role(
-        &self,
-        user_id: &str,
-        role: users::Role,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> AppResult<()> {
+    pub async fn set_user_role(&self, user_id: &str, role: Role, actor: &str, now: DateTime<Utc>) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
         let user = users::user_by_id(&mut tx, user_id)
             .await?
@@ -232,7 +227,7 @@ impl Engine {
         if user.role == role {
             return Err(AppError::Conflict(format!("`{user_id}` is already {}", role.as_str())));
         }
-        if user.role == users::Role::Admin
+        if user.role == Role::Admin
             && users::disabled_at(&mut tx, user_id).await?.is_none()
             && users::active_admins(&mut tx).await? <= 1
         {

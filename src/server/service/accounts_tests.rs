@@ -17,7 +17,7 @@ async fn with_user(store: Store) -> Engine {
         id: Some("s".into()),
         email: "S@Example.test".into(),
         name: "S".into(),
-        role: crate::server::store::users::Role::User,
+        role: crate::domain::identity::Role::User,
         password: Some("right-password".into()),
     };
     engine.admin_create_user(form, "test", Utc::now()).await.unwrap();
@@ -157,11 +157,12 @@ both_stores!(sessions_end_and_are_pruned, sessions_end_and_are_pruned);
 /// Disabled accounts cannot sign in; their sessions and bound keys stop
 /// working; roles change; the last administrator stays one.
 async fn accounts_are_disabled_and_roles_change(store: Store) {
-    use crate::server::store::users::Role;
+    use crate::domain::identity::Role;
     let engine = with_user(store.clone()).await;
     let now = Utc::now();
     let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.1", now).await.unwrap();
-    let (_, key) = engine.create_api_key(Some("s"), &["read".into()], "k", "test", now).await.unwrap();
+    let (_, key) =
+        engine.create_api_key(Some("s"), &[crate::domain::identity::Scope::Read], "k", "test", now).await.unwrap();
     let key_hash = crate::server::auth::hash_token(&key);
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(crate::server::store::keys::key_by_hash(&mut conn, &key_hash).await.unwrap().is_some());

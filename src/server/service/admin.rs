@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use super::Engine;
 use super::subscriptions::NewUser;
+use crate::domain::identity::ApiKey;
+use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::plan::{Plan, Tier};
@@ -16,8 +18,8 @@ use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::auth::hash_password_off_thread;
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::keys::{self, ApiKey, AuditEntry};
-use crate::server::store::users::{self, Role, User};
+use crate::server::store::keys::{self, AuditEntry};
+use crate::server::store::users;
 use crate::server::store::{StoreError, catalog};
 
 /// A plan as typed into a form or sent to the admin API: strings, checked
@@ -369,8 +371,9 @@ impl Engine {
             ),
             None => None,
         };
-        let new =
-            NewUser { id: form.id, email: form.email, name: form.name, role: form.role, password_hash, plan: None };
+        let id = form.id.as_deref().map(UserId::parse).transpose().map_err(|e| AppError::Invalid(e.to_string()))?;
+        let email = Email::parse(&form.email).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let new = NewUser { id, email, name: form.name, role: form.role, password_hash, plan: None };
         self.create_user_by(new, Some(actor), now).await
     }
 
@@ -432,19 +435,16 @@ pub struct UnpricedModel {
 }
 
 impl Engine {
-    pub async fn all_alerts(
-        &self,
-        limit: i64,
-    ) -> AppResult<Vec<(crate::server::store::usage::AlertRow, Option<String>)>> {
+    pub async fn all_alerts(&self, limit: i64) -> AppResult<Vec<(crate::domain::alerts::Alert, Option<String>)>> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(crate::server::store::usage::all_alerts(&mut conn, limit.clamp(1, 1000)).await?)
+        Ok(crate::server::store::alerts::all_alerts(&mut conn, limit.clamp(1, 1000)).await?)
     }
 
     /// Unpriced models that the catalog still cannot price now.
     pub async fn unpriced_models(&self, now: DateTime<Utc>) -> AppResult<Vec<UnpricedModel>> {
         let cat = self.catalog_snapshot().await?;
         let mut conn = self.store.pool().acquire().await?;
-        let rows = crate::server::store::usage::unpriced_models(&mut conn).await?;
+        let rows = crate::server::store::events::unpriced_models(&mut conn).await?;
         Ok(rows
             .into_iter()
             .filter(|(p, m, _, _)| Provider::parse(p).is_ok_and(|p| cat.prices.lookup(&p, m.as_deref(), now).is_none()))

@@ -17,7 +17,8 @@ use crate::domain::period::usage_period;
 use crate::domain::pricing::{Catalog, Quantities, price_event};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::usage::{self, NewHold};
+use crate::server::store::holds::{self, NewHold};
+use crate::server::store::rollups;
 
 /// One planned operation.
 #[derive(Clone, Debug)]
@@ -103,7 +104,7 @@ impl Engine {
         let sub = lock_current(&mut tx, &catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
-        if sub.status != crate::server::store::users::ACTIVE {
+        if sub.status != crate::domain::subscription::Status::Active {
             return Err(AppError::Forbidden(format!(
                 "the subscription of `{user_id}` is {}; nothing is admitted until it is resumed",
                 sub.status
@@ -111,8 +112,8 @@ impl Engine {
         }
         let period = usage_period(sub.anchor_at, sub.period_start);
         let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
-        let mut seen: Usage = usage::period_usage(&mut tx, user_id, period.start).await?;
-        for (p, held) in usage::active_holds(&mut tx, user_id, period.start, now).await? {
+        let mut seen: Usage = rollups::period_usage(&mut tx, user_id, period.start).await?;
+        for (p, held) in holds::active_holds(&mut tx, user_id, period.start, now).await? {
             if let Ok(p) = Provider::parse(&p) {
                 seen.add(&p, held);
             }
@@ -174,7 +175,7 @@ impl Engine {
             let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
             for (i, usage) in &holds {
                 let op = &ops[*i];
-                usage::insert_hold(
+                holds::insert_hold(
                     &mut tx,
                     &NewHold {
                         id: &id,

@@ -3,13 +3,11 @@
 use chrono::{DateTime, Utc};
 
 use super::Engine;
+use crate::domain::identity::{ApiKey, Scope};
 use crate::server::auth::new_api_key_secret;
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::keys::{self, ApiKey};
+use crate::server::store::keys;
 use crate::server::store::users;
-
-/// The scopes a key may carry.
-pub const SCOPES: &[&str] = &["ingest", "read", "gate", "alerts", "metrics", "admin"];
 
 impl Engine {
     /// The live key whose secret this is (not revoked, its user not
@@ -31,32 +29,33 @@ impl Engine {
     pub async fn create_api_key(
         &self,
         user_id: Option<&str>,
-        scopes: &[String],
+        scopes: &[Scope],
         name: &str,
         actor: &str,
         now: DateTime<Utc>,
     ) -> AppResult<(ApiKey, String)> {
-        let mut scopes: Vec<String> =
-            scopes.iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
+        let mut scopes = scopes.to_vec();
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() {
-            return Err(AppError::Invalid(format!("give at least one scope of {}", SCOPES.join(", "))));
-        }
-        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-            return Err(AppError::Invalid(format!("unknown scope `{bad}`; scopes are {}", SCOPES.join(", "))));
+            let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(AppError::Invalid(format!("give at least one scope of {}", all.join(", "))));
         }
         let mut tx = self.store.begin().await?;
-        if let Some(u) = user_id
-            && users::user_by_id(&mut tx, u).await?.is_none()
-        {
-            return Err(AppError::NotFound(format!("no user with id `{u}`")));
-        }
+        let user_id = match user_id {
+            Some(u) => Some(
+                users::user_by_id(&mut tx, u)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound(format!("no user with id `{u}`")))?
+                    .id,
+            ),
+            None => None,
+        };
         let secret = new_api_key_secret();
         let key = ApiKey {
             id: uuid::Uuid::new_v4().to_string(),
             prefix: secret.prefix.clone(),
-            user_id: user_id.map(str::to_string),
+            user_id,
             scopes,
             name: name.trim().to_string(),
             created_at: now,
@@ -74,7 +73,7 @@ impl Engine {
     pub async fn create_api_key_by_email(
         &self,
         email: Option<&str>,
-        scopes: &[String],
+        scopes: &[Scope],
         name: &str,
         actor: &str,
         now: DateTime<Utc>,

@@ -9,15 +9,21 @@ use chrono::{DateTime, Utc};
 use super::Engine;
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
+use crate::domain::alerts::Alert;
+use crate::domain::identity::User;
 use crate::domain::limits::Usage;
 use crate::domain::money::Nanos;
 use crate::domain::period::{Period, period_for_label, recent_periods, usage_period};
 use crate::domain::plan::Plan;
 use crate::domain::projection::{PeriodUsage, Trends, trends};
 use crate::domain::provider::Provider;
+use crate::domain::subscription::BillingRecord;
+use crate::domain::subscription::{Renewal, Subscription};
+use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::usage::{self, RollupSum};
-use crate::server::store::users::{self, Subscription, User};
+use crate::server::store::rollups::{self, RollupSum};
+use crate::server::store::users;
+use crate::server::store::{alerts, bills, events};
 
 /// A user's current period, as the dashboard shows it.
 #[derive(Clone, Debug)]
@@ -79,7 +85,7 @@ impl Engine {
         let (user, subscription, catalog) = self.current_subscription(user_id, now).await?;
         let period = usage_period(subscription.anchor_at, subscription.period_start);
         let mut conn = self.store.pool().acquire().await?;
-        let by_provider = usage::period_rollups(&mut conn, user_id, period.start, false).await?;
+        let by_provider = rollups::period_rollups(&mut conn, user_id, period.start, false).await?;
         let mut u = Usage::default();
         for r in &by_provider {
             if let Ok(p) = Provider::parse(&r.provider) {
@@ -98,7 +104,7 @@ impl Engine {
             return Ok(Trends::default());
         };
         let mut conn = self.store.pool().acquire().await?;
-        let rows = usage::rollups_by_period(&mut conn, user_id, first.start, last.start).await?;
+        let rows = rollups::rollups_by_period(&mut conn, user_id, first.start, last.start).await?;
         let mut by_period = PeriodUsage::new();
         for (start, r) in rows {
             by_period.entry(start).or_default().entry(r.provider.clone()).or_default().add(r.usage());
@@ -117,7 +123,7 @@ pub struct Snapshot {
     pub plan: Option<Plan>,
     pub subscription: Subscription,
     /// Alerts raised in this period, unread first.
-    pub alerts: Vec<usage::AlertRow>,
+    pub alerts: Vec<Alert>,
     pub usage: Usage,
 }
 
@@ -149,8 +155,8 @@ impl Engine {
         };
         let label = period.label();
         let mut conn = self.store.pool().acquire().await?;
-        let by_provider = usage::period_rollups(&mut conn, user_id, period.start, false).await?;
-        let alerts: Vec<usage::AlertRow> = usage::alerts(&mut conn, Some(user_id), false, 500)
+        let by_provider = rollups::period_rollups(&mut conn, user_id, period.start, false).await?;
+        let alerts: Vec<Alert> = alerts::alerts(&mut conn, Some(user_id), false, 500)
             .await?
             .into_iter()
             .filter(|a| a.billing_period.as_deref() == Some(label.as_str()))
@@ -166,25 +172,25 @@ impl Engine {
     }
 
     /// A user's alerts, unread first, and the unread count.
-    pub async fn alerts(&self, user_id: &str, unread_only: bool) -> AppResult<(Vec<usage::AlertRow>, i64)> {
+    pub async fn alerts(&self, user_id: &str, unread_only: bool) -> AppResult<(Vec<Alert>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
         if users::user_by_id(&mut conn, user_id).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         }
-        let list = usage::alerts(&mut conn, Some(user_id), unread_only, 500).await?;
-        let unread = usage::unread_alert_count(&mut conn, user_id).await?;
+        let list = alerts::alerts(&mut conn, Some(user_id), unread_only, 500).await?;
+        let unread = alerts::unread_alert_count(&mut conn, user_id).await?;
         Ok((list, unread))
     }
 
     /// Who owns an alert: `Some(None)` for an admin alert, `None` if absent.
     pub async fn alert_owner(&self, alert_id: i64) -> AppResult<Option<Option<String>>> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(usage::alert_owner(&mut conn, alert_id).await?)
+        Ok(alerts::alert_owner(&mut conn, alert_id).await?)
     }
 
     pub async fn mark_alert_read(&self, alert_id: i64, now: DateTime<Utc>) -> AppResult<()> {
         let mut conn = self.store.pool().acquire().await?;
-        if usage::mark_alert_read(&mut conn, alert_id, now).await? {
+        if alerts::mark_alert_read(&mut conn, alert_id, now).await? {
             Ok(())
         } else {
             Err(AppError::NotFound(format!("no alert with id {alert_id}")))
@@ -193,24 +199,24 @@ impl Engine {
 
     pub async fn mark_all_alerts_read(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<u64> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(usage::mark_all_alerts_read(&mut conn, user_id, now).await?)
+        Ok(alerts::mark_all_alerts_read(&mut conn, user_id, now).await?)
     }
 
     /// A page of the usage log and how many events match in all.
     pub async fn usage_log(
         &self,
         user_id: &str,
-        filter: &usage::LogFilter,
+        filter: &LogFilter,
         limit: i64,
-        start: usage::LogStart,
-    ) -> AppResult<(Vec<usage::LogRow>, i64)> {
+        start: LogStart,
+    ) -> AppResult<(Vec<LogEntry>, i64)> {
         let start = match start {
-            usage::LogStart::Offset(o) => usage::LogStart::Offset(o.clamp(0, 1_000_000_000)),
+            LogStart::Offset(o) => LogStart::Offset(o.clamp(0, 1_000_000_000)),
             before => before,
         };
         let mut conn = self.store.pool().acquire().await?;
-        let rows = usage::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), start).await?;
-        let total = usage::usage_log_count(&mut conn, user_id, filter).await?;
+        let rows = events::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), start).await?;
+        let total = events::usage_log_count(&mut conn, user_id, filter).await?;
         Ok((rows, total))
     }
 
@@ -221,7 +227,7 @@ impl Engine {
         limit: i64,
         offset: i64,
         plan_changes_only: bool,
-    ) -> AppResult<(Vec<users::Renewal>, i64)> {
+    ) -> AppResult<(Vec<Renewal>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
         if users::user_by_id(&mut conn, user_id).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
@@ -230,10 +236,10 @@ impl Engine {
             .await?)
     }
 
-    pub async fn billing_history(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Vec<usage::BillingRecord>> {
+    pub async fn billing_history(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Vec<BillingRecord>> {
         self.current_subscription(user_id, now).await?;
         let mut conn = self.store.pool().acquire().await?;
-        Ok(usage::billing_records(&mut conn, user_id).await?)
+        Ok(bills::billing_records(&mut conn, user_id).await?)
     }
 
     /// The catalog as of now (cached).
@@ -247,6 +253,6 @@ impl Engine {
     /// A period's usage per provider and model (for the cost drill-down).
     pub async fn period_models(&self, user_id: &str, period_start: DateTime<Utc>) -> AppResult<Vec<RollupSum>> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(usage::period_rollups(&mut conn, user_id, period_start, true).await?)
+        Ok(rollups::period_rollups(&mut conn, user_id, period_start, true).await?)
     }
 }

@@ -28,7 +28,7 @@ use crate::domain::period::usage_period;
 use crate::domain::pricing::{Cost, price_event};
 use crate::domain::provider::LimitKey;
 use crate::server::error::AppResult;
-use crate::server::store::{ms, usage};
+use crate::server::store::{alerts, events, holds, ms, rollups};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -94,7 +94,7 @@ impl Engine {
             };
             let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
             let current = usage_period(sub.anchor_at, sub.period_start);
-            let mut period_usage = usage::period_usage(&mut tx, &user_id, current.start).await?;
+            let mut period_usage = rollups::period_usage(&mut tx, &user_id, current.start).await?;
 
             for (i, ev) in events {
                 if !(ev.provider.is_builtin() || catalog.prices.knows_provider(&ev.provider)) {
@@ -146,7 +146,7 @@ impl Engine {
                     let p = usage_period(sub.anchor_at, ev.timestamp);
                     (p.start, p.label())
                 };
-                let priced = usage::PricedEvent {
+                let priced = events::PricedEvent {
                     event: &ev,
                     units: ev.units.unwrap_or(unit_default),
                     cost,
@@ -165,7 +165,7 @@ impl Engine {
                     ));
                     continue;
                 }
-                if let Some(first) = usage::insert_event(&mut tx, &priced, now).await? {
+                if let Some(first) = events::insert_event(&mut tx, &priced, now).await? {
                     results[i] = Some(EventResult {
                         id: ev.id.clone(),
                         outcome: Outcome::Duplicate,
@@ -175,19 +175,19 @@ impl Engine {
                     });
                     continue;
                 }
-                usage::add_to_rollup(&mut tx, &priced).await?;
+                rollups::add_to_rollup(&mut tx, &priced).await?;
                 if let Some(rid) = &ev.reservation_id {
                     let model = ev.model.as_deref().unwrap_or("");
-                    usage::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), model, now).await?;
+                    holds::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), model, now).await?;
                 }
                 if priced.unpriced {
                     let alert = unpriced_alert(ev.provider.as_str(), ev.model.as_deref());
-                    if usage::insert_alert(&mut tx, None, None, &alert, now).await? {
+                    if alerts::insert_alert(&mut tx, None, None, &alert, now).await? {
                         tracing::warn!(provider = %ev.provider, model = ?ev.model, "usage recorded for a model without a price");
                     } else {
                         // A model priced since (alert resolved) but used again
                         // before that price's start: the alert applies again.
-                        usage::reopen_alert(&mut tx, &alert.dedupe_key).await?;
+                        alerts::reopen_alert(&mut tx, &alert.dedupe_key).await?;
                     }
                 }
                 // Threshold alerts concern the current period only.
@@ -207,7 +207,7 @@ impl Engine {
                         for t in crossed(used_before, &after) {
                             let alert =
                                 threshold_alert(&user_id, &current.label(), ms(current.start), &after, t, current.end);
-                            usage::insert_alert(
+                            alerts::insert_alert(
                                 &mut tx,
                                 Some(&user_id),
                                 Some((current.start, &current.label())),

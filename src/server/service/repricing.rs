@@ -20,7 +20,7 @@ use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
 use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion, Quantities, price_event};
 use crate::server::error::AppResult;
-use crate::server::store::{catalog, keys, usage};
+use crate::server::store::{alerts, catalog, events, keys, rollups};
 
 /// What a re-pricing did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub async fn reprice_for(
     // The catalog as it is now, the new version included.
     let prices = Catalog::new(catalog::price_versions(tx).await?);
     let model = (version.model != ANY_MODEL).then_some(version.model.as_str());
-    let events = usage::unpriced_events(tx, version.provider.as_str(), model, version.effective_from).await?;
+    let events = events::unpriced_events(tx, version.provider.as_str(), model, version.effective_from).await?;
     let mut done = Repriced::default();
     let mut locked_user: Option<(String, DateTime<Utc>, String)> = None;
     let mut models = std::collections::BTreeSet::new();
@@ -72,7 +72,7 @@ pub async fn reprice_for(
         let closed = e.period_start < *open_start;
         if closed {
             // Out of the closed period (its bill stays as issued)...
-            let out = usage::RollupDelta {
+            let out = rollups::RollupDelta {
                 calls: -1,
                 errors: -((e.status_code >= 400) as i64),
                 tokens_input: -e.tokens_input,
@@ -83,10 +83,10 @@ pub async fn reprice_for(
                 response_ms_sum: -e.response_time_ms.unwrap_or(0),
                 response_ms_count: -(e.response_time_ms.is_some() as i64),
             };
-            usage::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &out)
+            rollups::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &out)
                 .await?;
             // ...into the open one, priced.
-            let into = usage::RollupDelta {
+            let into = rollups::RollupDelta {
                 calls: 1,
                 errors: -out.errors,
                 tokens_input: e.tokens_input,
@@ -97,21 +97,22 @@ pub async fn reprice_for(
                 response_ms_sum: -out.response_ms_sum,
                 response_ms_count: -out.response_ms_count,
             };
-            usage::adjust_rollup(tx, &e.user_id, (*open_start, open_label), provider, &model_key, &into).await?;
-            usage::set_event_price(tx, e.id, &cost, units as i64, v.id, Some((*open_start, open_label))).await?;
+            rollups::adjust_rollup(tx, &e.user_id, (*open_start, open_label), provider, &model_key, &into).await?;
+            events::set_event_price(tx, e.id, &cost, units as i64, v.id, Some((*open_start, open_label))).await?;
             done.moved_to_open_period += 1;
         } else {
-            let d = usage::RollupDelta { cost: cost.total, unpriced_calls: -1, ..Default::default() };
-            usage::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &d).await?;
-            usage::set_event_price(tx, e.id, &cost, units as i64, v.id, None).await?;
+            let d = rollups::RollupDelta { cost: cost.total, unpriced_calls: -1, ..Default::default() };
+            rollups::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &d)
+                .await?;
+            events::set_event_price(tx, e.id, &cost, units as i64, v.id, None).await?;
         }
         done.events += 1;
         done.cost = done.cost.saturating_add(cost.total);
         models.insert(e.model.clone());
     }
     for m in &models {
-        if usage::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {
-            usage::resolve_unpriced_alert(tx, version.provider.as_str(), m.as_deref(), now).await?;
+        if events::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {
+            alerts::resolve_unpriced_alert(tx, version.provider.as_str(), m.as_deref(), now).await?;
         }
     }
     if done.events > 0 {

@@ -16,12 +16,14 @@ use sqlx::{Any, AnyConnection, Transaction};
 
 use super::Engine;
 use super::catalog::CatalogSnapshot;
+use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::money::Nanos;
 use crate::domain::period::{BillingCycle, Period, add_months, billing_cycle, usage_period};
 use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide_plan_change};
+use crate::domain::subscription::{BillingRecord, Renewal, Status, Subscription};
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::users::{self, Renewal, Role, Subscription, User};
-use crate::server::store::{self, StoreResult, usage};
+use crate::server::store::users;
+use crate::server::store::{self, StoreResult, bills, rollups};
 
 /// Renewal payments are not collected by Tally; the host product's payment
 /// system settles them.
@@ -46,7 +48,7 @@ async fn usage_summary(
     // The cycle may span several usage periods (yearly).
     let mut p = usage_period(start, start);
     while p.start < end {
-        for r in usage::period_rollups(conn, user_id, p.start, false).await? {
+        for r in rollups::period_rollups(conn, user_id, p.start, false).await? {
             calls += r.calls;
             tokens += r.tokens();
             cost = cost + r.cost;
@@ -88,11 +90,11 @@ pub async fn ensure_current(
     while now >= sub.period_end {
         let closed = period_of(sub);
         let usage_cost: Nanos =
-            usage::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
+            rollups::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
         let fee = sub.period_fee.unwrap_or_else(|| fee_for(plan, sub.billing_cycle, &closed, sub.cycle_start));
-        usage::insert_billing_record(
+        bills::insert_billing_record(
             conn,
-            &usage::BillingRecord {
+            &BillingRecord {
                 user_id: sub.user_id.clone(),
                 period_start: closed.start,
                 period_end: closed.end,
@@ -110,11 +112,11 @@ pub async fn ensure_current(
         let next = usage_period(sub.anchor_at, closed.end);
         // A cancellation waiting for the end of the paid cycle takes effect.
         if sub.cancel_at.is_some_and(|at| next.start >= at) {
-            sub.status = users::CANCELLED.into();
+            sub.status = Status::Cancelled;
             sub.cancel_at = None;
             sub.pending = None;
         }
-        let active = sub.status == users::ACTIVE;
+        let active = sub.status == Status::Active;
         if next.start >= sub.cycle_end && !active {
             // Paused or cancelled: the cycle moves on, nothing is charged.
             let new_cycle = cycle_from(sub.anchor_at, &next, sub.billing_cycle);
@@ -197,7 +199,7 @@ pub async fn lock_current(
 
 /// A subscription starting at `now` on `plan`.
 fn fresh_subscription(
-    user_id: &str,
+    user_id: &UserId,
     plan: Option<&Plan>,
     cycle: BillingCycle,
     now: DateTime<Utc>,
@@ -206,10 +208,10 @@ fn fresh_subscription(
     let period = usage_period(now, now);
     let cyc = billing_cycle(now, cycle, now);
     Subscription {
-        user_id: user_id.into(),
+        user_id: user_id.clone(),
         plan_id: plan.map(|p| p.id),
         billing_cycle: cycle,
-        status: "active".into(),
+        status: Status::Active,
         anchor_at: now,
         period_start: period.start,
         period_end: period.end,
@@ -225,8 +227,9 @@ fn fresh_subscription(
 
 /// What creating a user needs.
 pub struct NewUser {
-    pub id: Option<String>,
-    pub email: String,
+    /// The host product's id; generated when `None`.
+    pub id: Option<UserId>,
+    pub email: Email,
     pub name: String,
     pub role: Role,
     pub password_hash: Option<String>,
@@ -244,23 +247,10 @@ impl Engine {
     /// As [`Engine::create_user`], with an audit entry naming `actor` written
     /// in the same transaction.
     pub async fn create_user_by(&self, new: NewUser, actor: Option<&str>, now: DateTime<Utc>) -> AppResult<User> {
-        let email = new.email.trim().to_string();
-        if !(email.contains('@') && email.len() <= 254 && !email.contains(char::is_whitespace)) {
-            return Err(AppError::Invalid(format!("`{email}` is not an email address")));
-        }
+        let email = new.email;
         let id = match new.id {
-            Some(id) => {
-                let ok = !id.is_empty()
-                    && id.len() <= 128
-                    && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c));
-                if !ok {
-                    return Err(AppError::Invalid(
-                        "`id` must be 1-128 characters of letters, digits and - _ . @ :".into(),
-                    ));
-                }
-                id
-            }
-            None => uuid::Uuid::new_v4().to_string(),
+            Some(id) => id,
+            None => UserId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid user id"),
         };
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
@@ -318,7 +308,7 @@ impl Engine {
         if plan.archived && sub.plan_id != Some(plan.id) {
             return Err(AppError::Invalid(format!("plan `{}` is archived and takes no new subscribers", plan.name)));
         }
-        if sub.status != users::ACTIVE {
+        if sub.status != Status::Active {
             return Err(AppError::Conflict(format!(
                 "the subscription is {}; resume it before changing plan",
                 sub.status
@@ -425,16 +415,16 @@ impl Engine {
         };
         let before = json!({"status": sub.status, "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339())});
         let (kind, what) = match action {
-            Lifecycle::CancelNow if sub.status == users::CANCELLED => {
+            Lifecycle::CancelNow if sub.status == Status::Cancelled => {
                 return Err(AppError::Conflict("the subscription is already cancelled".into()));
             }
             Lifecycle::CancelNow => {
-                sub.status = users::CANCELLED.into();
+                sub.status = Status::Cancelled;
                 sub.cancel_at = None;
                 sub.pending = None;
                 (RenewalType::Cancellation, "subscription.cancel")
             }
-            Lifecycle::CancelAtCycleEnd if sub.status != users::ACTIVE || sub.cancel_at.is_some() => {
+            Lifecycle::CancelAtCycleEnd if sub.status != Status::Active || sub.cancel_at.is_some() => {
                 return Err(AppError::Conflict(format!(
                     "only an active subscription without a scheduled cancellation can be cancelled at the cycle end (it is {}{})",
                     sub.status,
@@ -446,21 +436,21 @@ impl Engine {
                 sub.pending = None;
                 (RenewalType::Cancellation, "subscription.cancel_at_cycle_end")
             }
-            Lifecycle::Pause if sub.status != users::ACTIVE => {
+            Lifecycle::Pause if sub.status != Status::Active => {
                 return Err(AppError::Conflict(format!(
                     "only an active subscription can be paused (it is {})",
                     sub.status
                 )));
             }
             Lifecycle::Pause => {
-                sub.status = users::PAUSED.into();
+                sub.status = Status::Paused;
                 (RenewalType::Pause, "subscription.pause")
             }
-            Lifecycle::Resume if sub.status == users::ACTIVE && sub.cancel_at.is_none() => {
+            Lifecycle::Resume if sub.status == Status::Active && sub.cancel_at.is_none() => {
                 return Err(AppError::Conflict("the subscription is already active".into()));
             }
             Lifecycle::Resume => {
-                sub.status = users::ACTIVE.into();
+                sub.status = Status::Active;
                 sub.cancel_at = None;
                 (RenewalType::Resume, "subscription.resume")
             }

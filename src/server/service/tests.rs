@@ -11,7 +11,7 @@ use crate::domain::event::UsageEvent;
 use crate::domain::limits::Limits;
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
-use crate::server::store::{Store, catalog, usage, users};
+use crate::server::store::{Store, alerts, bills, catalog, users};
 use crate::server::testing::{engine_with_catalog, price, t, user_on_plan};
 
 pub(super) fn ev(
@@ -143,7 +143,7 @@ async fn unpriced_models_are_flagged_never_silent(store: Store) {
     assert!(r.iter().all(|r| r.outcome == Outcome::Accepted && r.unpriced && r.cost == Nanos::ZERO));
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 2);
     let mut conn = store.pool().acquire().await.unwrap();
-    let admin_alerts = usage::alerts(&mut conn, None, false, 10).await.unwrap();
+    let admin_alerts = alerts::alerts(&mut conn, None, false, 10).await.unwrap();
     assert_eq!(admin_alerts.len(), 1, "one alert per unpriced model, not per event");
     assert!(admin_alerts[0].title.contains("gemini-9-ultra"));
     assert_eq!(admin_alerts[0].severity, "error");
@@ -160,7 +160,7 @@ async fn thresholds_fire_once_each(store: Store) {
         engine.record(ok(vec![ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
     }
     let mut conn = store.pool().acquire().await.unwrap();
-    let alerts = usage::alerts(&mut conn, Some("u1"), false, 100).await.unwrap();
+    let alerts = alerts::alerts(&mut conn, Some("u1"), false, 100).await.unwrap();
     let mut got: Vec<(i64, String)> = alerts.iter().map(|a| (a.threshold, a.severity.clone())).collect();
     got.sort();
     assert_eq!(got, [(80, "info".into()), (90, "warning".into()), (100, "error".into())]);
@@ -173,7 +173,7 @@ async fn thresholds_fire_once_each(store: Store) {
     for i in 0..8 {
         engine.record(ok(vec![ev(&format!("d{i}"), "u1", "tavily", None, 0, 0, next)]), next).await.unwrap();
     }
-    assert_eq!(usage::alerts(&mut conn, Some("u1"), false, 100).await.unwrap().len(), 4);
+    assert_eq!(alerts::alerts(&mut conn, Some("u1"), false, 100).await.unwrap().len(), 4);
 }
 both_stores!(thresholds_fire_once_each, thresholds_fire_once_each);
 
@@ -187,7 +187,7 @@ async fn periods_roll_over_on_first_touch(store: Store) {
     let view = engine.period_view("u1", t(2026, 4, 2)).await.unwrap();
     assert_eq!((view.period.start, view.period.end), (t(2026, 3, 31), t(2026, 4, 30)));
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = usage::billing_records(&mut conn, "u1").await.unwrap();
+    let bills = bills::billing_records(&mut conn, "u1").await.unwrap();
     let got: Vec<_> =
         bills.iter().map(|b| (b.billing_period.clone(), b.plan_fee.0, b.usage_cost.0, b.total.0)).collect();
     assert_eq!(
@@ -253,7 +253,7 @@ async fn demo_seed_reconciles(store: Store) {
     assert_eq!(events, rollups);
     let view = engine.period_view(crate::server::seed::DEMO_USER_ID, now).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = usage::billing_records(&mut conn, "demo").await.unwrap();
+    let bills = bills::billing_records(&mut conn, "demo").await.unwrap();
     let billed: i64 = bills.iter().map(|b| b.usage_cost.0).sum();
     assert_eq!(billed + view.total_cost().0, events, "closed bills + open period == every event");
     assert!(bills.len() >= 12, "{} bills", bills.len());
@@ -424,10 +424,10 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
     engine
         .create_user(
             super::subscriptions::NewUser {
-                id: Some("y".into()),
-                email: "y@example.test".into(),
+                id: Some(crate::domain::identity::UserId::parse("y").unwrap()),
+                email: crate::domain::identity::Email::parse("y@example.test").unwrap(),
                 name: "Y".into(),
-                role: crate::server::store::users::Role::User,
+                role: crate::domain::identity::Role::User,
                 password_hash: None,
                 plan: Some((plan, crate::domain::period::BillingCycle::Yearly)),
             },
@@ -438,7 +438,7 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
     let view = engine.period_view("y", t(2026, 4, 20)).await.unwrap();
     assert_eq!((view.period.start, view.period.end), (t(2026, 4, 15), t(2026, 5, 15)), "limits stay monthly");
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = usage::billing_records(&mut conn, "y").await.unwrap();
+    let bills = bills::billing_records(&mut conn, "y").await.unwrap();
     assert_eq!(bills.len(), 13);
     let fees: Vec<i64> = bills.iter().rev().map(|b| b.plan_fee.0).collect();
     assert_eq!(fees[0], 790_000_000_000, "the year's fee on its first period");

@@ -3,27 +3,19 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, from_ms, ms};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiKey {
-    pub id: String,
-    pub prefix: String,
-    pub user_id: Option<String>,
-    pub scopes: Vec<String>,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+use super::{StoreError, StoreResult, from_ms, ms};
+use crate::domain::identity::{ApiKey, Scope, UserId};
 
 fn key_from_row(r: &sqlx::any::AnyRow) -> StoreResult<ApiKey> {
     let scopes: String = r.try_get("scopes")?;
     Ok(ApiKey {
         id: r.try_get("id")?,
         prefix: r.try_get("prefix")?,
-        user_id: r.try_get("user_id")?,
-        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        user_id: r
+            .try_get::<Option<String>, _>("user_id")?
+            .map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(format!("key user id: {e}"))))
+            .transpose()?,
+        scopes: Scope::parse_list(&scopes).map_err(|e| StoreError::Corrupt(format!("key scopes: {e}")))?,
         name: r.try_get("name")?,
         created_at: from_ms(r.try_get("created_at")?),
         last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(from_ms),
@@ -45,8 +37,8 @@ pub async fn insert_key(
     .bind(&key.id)
     .bind(&key.prefix)
     .bind(secret_hash)
-    .bind(&key.user_id)
-    .bind(key.scopes.join(","))
+    .bind(key.user_id.as_ref().map(|u| u.as_str().to_string()))
+    .bind(key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
     .bind(&key.name)
     .bind(created_by)
     .bind(ms(key.created_at))

@@ -15,12 +15,16 @@
 //! read-to-write upgrade that could fail), and `busy_timeout` queues the
 //! others.
 
+pub mod alerts;
+pub mod bills;
 pub mod catalog;
+pub mod events;
+pub mod holds;
 pub mod keys;
+pub mod rollups;
 #[cfg(test)]
 mod schema_tests;
 pub mod sessions;
-pub mod usage;
 pub mod users;
 
 use std::path::Path;
@@ -281,6 +285,13 @@ pub fn ms(t: DateTime<Utc>) -> i64 {
 /// The instant of unix milliseconds.
 pub fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// A user id read back from column `col`; a malformed one is corruption.
+pub(crate) fn user_id_at(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<crate::domain::identity::UserId> {
+    use sqlx::Row;
+    let raw: String = r.try_get(col)?;
+    crate::domain::identity::UserId::parse(&raw).map_err(|e| StoreError::Corrupt(format!("{col} `{raw}`: {e}")))
 }
 
 #[cfg(test)]

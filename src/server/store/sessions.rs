@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::users::User;
 use super::{StoreResult, from_ms, ms};
+use crate::domain::identity::User;
 
 pub async fn insert_session(
     conn: &mut AnyConnection,

@@ -3,48 +3,18 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreError, StoreResult, from_ms, ms};
+use super::{StoreError, StoreResult, from_ms, ms, user_id_at};
+use crate::domain::identity::{Email, Role, User};
 use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "user" => Some(Role::User),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-}
+use crate::domain::subscription::{Renewal, Status, Subscription};
 
 pub(crate) fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
     let role: String = r.try_get("role")?;
     Ok(User {
-        id: r.try_get("id")?,
-        email: r.try_get("email")?,
+        id: user_id_at(r, "id")?,
+        email: Email::parse(&r.try_get::<String, _>("email")?)
+            .map_err(|e| StoreError::Corrupt(format!("email: {e}")))?,
         name: r.try_get("name")?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
         created_at: from_ms(r.try_get("created_at")?),
@@ -57,8 +27,8 @@ pub async fn insert_user(conn: &mut AnyConnection, user: &User, password_hash: O
     sqlx::query(
         "INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
     )
-    .bind(&user.id)
-    .bind(&user.email)
+    .bind(user.id.as_str())
+    .bind(user.email.as_str())
     .bind(&user.name)
     .bind(user.role.as_str())
     .bind(password_hash)
@@ -179,35 +149,6 @@ pub async fn list_users(
     Ok((rows.iter().map(user_from_row).collect::<StoreResult<_>>()?, total))
 }
 
-/// A user's subscription row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subscription {
-    pub user_id: String,
-    pub plan_id: Option<i64>,
-    pub billing_cycle: BillingCycle,
-    pub status: String,
-    pub anchor_at: DateTime<Utc>,
-    pub period_start: DateTime<Utc>,
-    pub period_end: DateTime<Utc>,
-    pub cycle_start: DateTime<Utc>,
-    pub cycle_end: DateTime<Utc>,
-    pub renewal_count: i64,
-    /// When the subscription began; usage before it belongs to no bill.
-    pub started_at: DateTime<Utc>,
-    /// A change waiting for the end of the current cycle (a downgrade).
-    pub pending: Option<(i64, BillingCycle)>,
-    /// Plan fee accrued by the open usage period (`None`: written before
-    /// fees were tracked per period; the cycle price then applies).
-    pub period_fee: Option<Nanos>,
-    /// A cancellation waiting for this instant (the end of the paid cycle).
-    pub cancel_at: Option<DateTime<Utc>>,
-}
-
-/// Whether a subscription admits usage.
-pub const ACTIVE: &str = "active";
-pub const PAUSED: &str = "paused";
-pub const CANCELLED: &str = "cancelled";
-
 pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
     let row = sqlx::query(
         "SELECT user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start, cycle_end, renewal_count,
@@ -219,10 +160,13 @@ pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResul
     let Some(r) = row else { return Ok(None) };
     let cycle: String = r.try_get("billing_cycle")?;
     Ok(Some(Subscription {
-        user_id: r.try_get("user_id")?,
+        user_id: user_id_at(&r, "user_id")?,
         plan_id: r.try_get("plan_id")?,
         billing_cycle: BillingCycle::parse(&cycle).ok_or_else(|| StoreError::Corrupt(format!("cycle {cycle}")))?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("subscription status {s}")))?
+        },
         anchor_at: from_ms(r.try_get("anchor_at")?),
         period_start: from_ms(r.try_get("period_start")?),
         period_end: from_ms(r.try_get("period_end")?),
@@ -250,10 +194,10 @@ pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now
          cycle_end, renewal_count, created_at, updated_at, started_at, pending_plan_id, pending_cycle, period_fee_nanos)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)",
     )
-    .bind(&s.user_id)
+    .bind(s.user_id.as_str())
     .bind(s.plan_id)
     .bind(s.billing_cycle.as_str())
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(ms(s.anchor_at))
     .bind(ms(s.period_start))
     .bind(ms(s.period_end))
@@ -276,10 +220,10 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
          period_end = $7, cycle_start = $8, cycle_end = $9, renewal_count = $10, updated_at = $11, pending_plan_id = $12,
          pending_cycle = $13, period_fee_nanos = $14, cancel_at = $15 WHERE user_id = $1",
     )
-    .bind(&s.user_id)
+    .bind(s.user_id.as_str())
     .bind(s.plan_id)
     .bind(s.billing_cycle.as_str())
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(ms(s.anchor_at))
     .bind(ms(s.period_start))
     .bind(ms(s.period_end))
@@ -296,30 +240,6 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
     Ok(())
 }
 
-/// One row of the renewal history.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Renewal {
-    pub id: i64,
-    pub user_id: String,
-    pub plan_id: Option<i64>,
-    pub plan_name: String,
-    pub plan_tier: String,
-    pub previous_plan_name: Option<String>,
-    pub previous_plan_tier: Option<String>,
-    pub previous_period_start: Option<DateTime<Utc>>,
-    pub previous_period_end: Option<DateTime<Utc>>,
-    pub new_period_start: DateTime<Utc>,
-    pub new_period_end: DateTime<Utc>,
-    pub billing_cycle: String,
-    pub renewal_type: String,
-    pub renewal_count: i64,
-    pub usage_before: Option<serde_json::Value>,
-    pub payment_amount: Nanos,
-    pub payment_status: String,
-    pub payment_date: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
 pub async fn insert_renewal(conn: &mut AnyConnection, r: &Renewal) -> StoreResult<i64> {
     Ok(sqlx::query(
         "INSERT INTO subscription_renewals (user_id, plan_id, plan_name, plan_tier, previous_plan_name, previous_plan_tier,
@@ -327,7 +247,7 @@ pub async fn insert_renewal(conn: &mut AnyConnection, r: &Renewal) -> StoreResul
          renewal_count, usage_before_json, payment_amount_nanos, payment_status, payment_date, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
     )
-    .bind(&r.user_id)
+    .bind(r.user_id.as_str())
     .bind(r.plan_id)
     .bind(&r.plan_name)
     .bind(&r.plan_tier)
@@ -387,7 +307,7 @@ pub async fn renewals(
             let usage: Option<String> = r.try_get("usage_before_json")?;
             Ok(Renewal {
                 id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
+                user_id: user_id_at(r, "user_id")?,
                 plan_id: r.try_get("plan_id")?,
                 plan_name: r.try_get("plan_name")?,
                 plan_tier: r.try_get("plan_tier")?,

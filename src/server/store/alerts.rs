@@ -1,0 +1,159 @@
+//! Alerts: raised once per dedupe key, read and unread.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreResult, from_ms, ms};
+use crate::domain::alerts::{Alert, NewAlert};
+
+/// Inserts an alert unless its dedupe key exists; true when inserted.
+pub async fn insert_alert(
+    conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    period: Option<(DateTime<Utc>, &str)>,
+    a: &NewAlert,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "INSERT INTO alerts (user_id, period_start, billing_period, alert_type, limit_key, threshold, provider, title, message,
+         severity, is_read, created_at, dedupe_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(period.map(|p| ms(p.0)))
+    .bind(period.map(|p| p.1.to_string()))
+    .bind(&a.alert_type)
+    .bind(&a.limit_key)
+    .bind(a.threshold as i64)
+    .bind(&a.provider)
+    .bind(&a.title)
+    .bind(&a.message)
+    .bind(a.severity.as_str())
+    .bind(ms(now))
+    .bind(&a.dedupe_key)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Alert> {
+    Ok(Alert {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        alert_type: r.try_get("alert_type")?,
+        limit_key: r.try_get("limit_key")?,
+        threshold: r.try_get("threshold")?,
+        provider: r.try_get("provider")?,
+        title: r.try_get("title")?,
+        message: r.try_get("message")?,
+        severity: r.try_get("severity")?,
+        is_read: r.try_get::<i64, _>("is_read")? != 0,
+        read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
+        billing_period: r.try_get("billing_period")?,
+        created_at: from_ms(r.try_get("created_at")?),
+    })
+}
+
+/// A user's alerts (or the admin alerts when `user_id` is `None`), unread
+/// first, newest first.
+pub async fn alerts(
+    conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    unread_only: bool,
+    limit: i64,
+) -> StoreResult<Vec<Alert>> {
+    let unread = if unread_only { "AND is_read = 0" } else { "" };
+    let cols = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at";
+    let order = "ORDER BY is_read, created_at DESC, id DESC";
+    let rows = match user_id {
+        Some(u) => {
+            sqlx::query(&format!("SELECT {cols} FROM alerts WHERE user_id = $1 {unread} {order} LIMIT $2"))
+                .bind(u)
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+        None => {
+            sqlx::query(&format!("SELECT {cols} FROM alerts WHERE user_id IS NULL {unread} {order} LIMIT $1"))
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+    };
+    rows.iter().map(alert_from_row).collect()
+}
+
+pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
+    Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM alerts WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?)
+}
+
+/// The owner of an alert (`None` for an admin alert), if the alert exists.
+pub async fn alert_owner(conn: &mut AnyConnection, alert_id: i64) -> StoreResult<Option<Option<String>>> {
+    let row = sqlx::query("SELECT user_id FROM alerts WHERE id = $1").bind(alert_id).fetch_optional(conn).await?;
+    row.map(|r| r.try_get("user_id").map_err(Into::into)).transpose()
+}
+
+/// Marks one alert read (idempotent); false when there is no such alert.
+pub async fn mark_alert_read(conn: &mut AnyConnection, alert_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE alerts SET is_read = 1, read_at = COALESCE(read_at, $2) WHERE id = $1")
+        .bind(alert_id)
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks every unread alert of a user read; how many changed.
+pub async fn mark_all_alerts_read(conn: &mut AnyConnection, user_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+    let r = sqlx::query("UPDATE alerts SET is_read = 1, read_at = $2 WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Alerts across every user (and the admin alerts), newest first, with the
+/// user's email.
+pub async fn all_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec<(Alert, Option<String>)>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.user_id, a.alert_type, a.limit_key, a.threshold, a.provider, a.title, a.message, a.severity, a.is_read,
+         a.read_at, a.billing_period, a.created_at, u.email FROM alerts a LEFT JOIN users u ON u.id = a.user_id
+         ORDER BY a.created_at DESC, a.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((alert_from_row(r)?, r.try_get("email")?))).collect()
+}
+
+/// Resolves the admin alert about an unpriced (provider, model).
+pub async fn resolve_unpriced_alert(
+    conn: &mut AnyConnection,
+    provider: &str,
+    model: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let key = crate::domain::alerts::unpriced_alert(provider, model).dedupe_key;
+    sqlx::query(
+        "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE dedupe_key = $1 AND resolved_at IS NULL",
+    )
+    .bind(key)
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Opens a resolved alert again (unread).
+pub async fn reopen_alert(conn: &mut AnyConnection, dedupe_key: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL WHERE dedupe_key = $1 AND resolved_at IS NOT NULL")
+        .bind(dedupe_key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! Recorded usage events: writing one once, the usage log, and the events
+//! still waiting for a price.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreResult, from_ms, ms};
+use crate::domain::event::UsageEvent;
+use crate::domain::money::Nanos;
+use crate::domain::pricing::Cost;
+use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
+
+/// What the store keeps of a priced event beyond the event itself.
+pub struct PricedEvent<'a> {
+    pub event: &'a UsageEvent,
+    pub units: u64,
+    pub cost: Cost,
+    pub price_version_id: Option<i64>,
+    pub unpriced: bool,
+    pub period_start: DateTime<Utc>,
+    pub billing_period: String,
+    /// Timestamped in a period already billed; billed in the open one.
+    pub late: bool,
+}
+
+/// The cost first recorded for an event id, and whether it was unpriced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub cost: Nanos,
+    pub unpriced: bool,
+}
+
+/// Inserts the event unless its (user, id) exists. Returns `None` when
+/// inserted, or what was recorded first for a duplicate.
+pub async fn insert_event(
+    conn: &mut AnyConnection,
+    p: &PricedEvent<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Recorded>> {
+    let e = p.event;
+    let inserted = sqlx::query(
+        "INSERT INTO usage_events (user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
+         tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
+         price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
+         period_start, billing_period, reservation_id, late)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+         ON CONFLICT (user_id, event_id) DO NOTHING RETURNING id",
+    )
+    .bind(&e.user_id)
+    .bind(&e.id)
+    .bind(e.provider.as_str())
+    .bind(&e.model)
+    .bind(&e.operation_type)
+    .bind(&e.endpoint)
+    .bind(&e.method)
+    .bind(&e.actual_provider_name)
+    .bind(e.tokens_input as i64)
+    .bind(e.tokens_output as i64)
+    .bind(e.tokens_cached_input as i64)
+    .bind(p.units as i64)
+    .bind(p.cost.input.0)
+    .bind(p.cost.output.0)
+    .bind(p.cost.total.0)
+    .bind(p.price_version_id)
+    .bind(p.unpriced as i64)
+    .bind(e.response_time_ms.map(|v| v as i64))
+    .bind(e.status_code as i64)
+    .bind(&e.error_message)
+    .bind(e.retry_count as i64)
+    .bind(ms(e.timestamp))
+    .bind(ms(now))
+    .bind(ms(p.period_start))
+    .bind(&p.billing_period)
+    .bind(&e.reservation_id)
+    .bind(p.late as i64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_some() {
+        return Ok(None);
+    }
+    let r = sqlx::query("SELECT cost_total_nanos, unpriced FROM usage_events WHERE user_id = $1 AND event_id = $2")
+        .bind(&e.user_id)
+        .bind(&e.id)
+        .fetch_one(conn)
+        .await?;
+    Ok(Some(Recorded { cost: Nanos(r.try_get("cost_total_nanos")?), unpriced: r.try_get::<i64, _>("unpriced")? != 0 }))
+}
+
+/// The WHERE clause of a filter with only the filters that are set (so the
+/// database can use its indexes), and the values to bind after `user_id`.
+fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
+    let mut sql = String::from("user_id = $1");
+    let mut binds = Vec::new();
+    let mut push = |clause: &str, b: Bind| {
+        binds.push(b);
+        sql.push_str(&format!(" AND {clause}${}", binds.len() + 1));
+    };
+    if let Some(p) = &f.provider {
+        push("provider = ", Bind::Text(p.clone()));
+    }
+    if let Some(c) = f.status_code {
+        push("status_code = ", Bind::Int(c));
+    }
+    if let Some(l) = &f.billing_period {
+        push("billing_period = ", Bind::Text(l.clone()));
+    }
+    match f.failed {
+        Some(true) => sql.push_str(" AND status_code >= 400"),
+        Some(false) => sql.push_str(" AND status_code < 400"),
+        None => {}
+    }
+    (sql, binds)
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// One page of a user's usage log, newest first.
+pub async fn usage_log(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    f: &LogFilter,
+    limit: i64,
+    start: LogStart,
+) -> StoreResult<Vec<LogEntry>> {
+    let (mut filter, binds) = log_where(f);
+    let n = binds.len() + 2;
+    let page = match start {
+        LogStart::Offset(_) => format!("LIMIT ${n} OFFSET ${}", n + 1),
+        LogStart::Before(..) => {
+            filter.push_str(&format!(
+                " AND (occurred_at < ${} OR (occurred_at = ${} AND id < ${}))",
+                n + 1,
+                n + 1,
+                n + 2
+            ));
+            format!("LIMIT ${n}")
+        }
+    };
+    let sql = format!(
+        "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
+         tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
+         response_time_ms, status_code, error_message, billing_period, retry_count
+         FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC {page}"
+    );
+    let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
+    q = match start {
+        LogStart::Offset(o) => q.bind(o),
+        LogStart::Before(at, id) => q.bind(ms(at)).bind(id),
+    };
+    let rows = q.fetch_all(&mut *conn).await?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(LogEntry {
+                id: r.try_get("id")?,
+                event_id: r.try_get("event_id")?,
+                occurred_at: from_ms(r.try_get("occurred_at")?),
+                provider: r.try_get("provider")?,
+                actual_provider_name: r.try_get("actual_provider_name")?,
+                model: r.try_get("model")?,
+                operation_type: r.try_get("operation_type")?,
+                endpoint: r.try_get("endpoint")?,
+                method: r.try_get("method")?,
+                tokens_input: r.try_get("tokens_input")?,
+                tokens_output: r.try_get("tokens_output")?,
+                tokens_cached_input: r.try_get("tokens_cached_input")?,
+                units: r.try_get("units")?,
+                cost_input: Nanos(r.try_get("cost_input_nanos")?),
+                cost_output: Nanos(r.try_get("cost_output_nanos")?),
+                cost_total: Nanos(r.try_get("cost_total_nanos")?),
+                unpriced: r.try_get::<i64, _>("unpriced")? != 0,
+                response_time_ms: r.try_get("response_time_ms")?,
+                status_code: r.try_get("status_code")?,
+                error_message: r.try_get("error_message")?,
+                billing_period: r.try_get("billing_period")?,
+                retry_count: r.try_get("retry_count")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(list)
+}
+
+/// How many events match a filter. Read from the rollups (one row per
+/// period, provider and model, which count calls and errors) unless the
+/// filter names a status code, so it costs the same at ten million events
+/// as at ten.
+pub async fn usage_log_count(conn: &mut AnyConnection, user_id: &str, f: &LogFilter) -> StoreResult<i64> {
+    if f.status_code.is_some() {
+        let (filter, binds) = log_where(f);
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}");
+        return Ok(bind_all(sqlx::query(&sql).bind(user_id), &binds).fetch_one(conn).await?.try_get("n")?);
+    }
+    let what = match f.failed {
+        None => "calls",
+        Some(true) => "errors",
+        Some(false) => "calls - errors",
+    };
+    let mut sql = format!("SELECT CAST(COALESCE(SUM({what}), 0) AS BIGINT) AS n FROM usage_rollups WHERE user_id = $1");
+    let mut binds = Vec::new();
+    if let Some(p) = &f.provider {
+        binds.push(Bind::Text(p.clone()));
+        sql.push_str(&format!(" AND provider = ${}", binds.len() + 1));
+    }
+    if let Some(l) = &f.billing_period {
+        binds.push(Bind::Text(l.clone()));
+        sql.push_str(&format!(" AND billing_period = ${}", binds.len() + 1));
+    }
+    Ok(bind_all(sqlx::query(&sql).bind(user_id), &binds).fetch_one(conn).await?.try_get("n")?)
+}
+
+/// Provider and model pairs recorded without a price: events, last seen.
+pub async fn unpriced_models(
+    conn: &mut AnyConnection,
+) -> StoreResult<Vec<(String, Option<String>, i64, DateTime<Utc>)>> {
+    let rows = sqlx::query(
+        "SELECT provider, model, CAST(COUNT(*) AS BIGINT) AS n, CAST(MAX(occurred_at) AS BIGINT) AS last
+         FROM usage_events WHERE unpriced = 1 GROUP BY provider, model ORDER BY provider, model",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("provider")?, r.try_get("model")?, r.try_get("n")?, from_ms(r.try_get("last")?))))
+        .collect()
+}
+
+/// An event recorded without a price, as re-pricing needs it.
+#[derive(Clone, Debug)]
+pub struct UnpricedEvent {
+    pub id: i64,
+    pub user_id: String,
+    pub model: Option<String>,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub tokens_cached_input: i64,
+    pub units: i64,
+    pub status_code: i64,
+    pub response_time_ms: Option<i64>,
+    pub occurred_at: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub billing_period: String,
+}
+
+/// Unpriced events of `provider` (and `model`, unless `None` = any model)
+/// that happened at or after `since`, by user.
+pub async fn unpriced_events(
+    conn: &mut AnyConnection,
+    provider: &str,
+    model: Option<&str>,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<UnpricedEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code, response_time_ms,
+         occurred_at, period_start, billing_period FROM usage_events
+         WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
+         ORDER BY user_id, id",
+    )
+    .bind(provider)
+    .bind(ms(since))
+    .bind(model)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(UnpricedEvent {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                model: r.try_get("model")?,
+                tokens_input: r.try_get("tokens_input")?,
+                tokens_output: r.try_get("tokens_output")?,
+                tokens_cached_input: r.try_get("tokens_cached_input")?,
+                units: r.try_get("units")?,
+                status_code: r.try_get("status_code")?,
+                response_time_ms: r.try_get("response_time_ms")?,
+                occurred_at: from_ms(r.try_get("occurred_at")?),
+                period_start: from_ms(r.try_get("period_start")?),
+                billing_period: r.try_get("billing_period")?,
+            })
+        })
+        .collect()
+}
+
+/// Writes a re-priced event: its cost, its price version, and (when its
+/// period was already billed) the open period it is now billed in, marked
+/// late.
+pub async fn set_event_price(
+    conn: &mut AnyConnection,
+    id: i64,
+    cost: &Cost,
+    units: i64,
+    price_version_id: i64,
+    moved_to: Option<(DateTime<Utc>, &str)>,
+) -> StoreResult<()> {
+    let q = match moved_to {
+        None => sqlx::query(
+            "UPDATE usage_events SET cost_input_nanos = $2, cost_output_nanos = $3, cost_total_nanos = $4,
+             price_version_id = $5, units = $6, unpriced = 0 WHERE id = $1",
+        ),
+        Some(_) => sqlx::query(
+            "UPDATE usage_events SET cost_input_nanos = $2, cost_output_nanos = $3, cost_total_nanos = $4,
+             price_version_id = $5, units = $6, unpriced = 0, period_start = $7, billing_period = $8, late = 1 WHERE id = $1",
+        ),
+    };
+    let mut q = q.bind(id).bind(cost.input.0).bind(cost.output.0).bind(cost.total.0).bind(price_version_id).bind(units);
+    if let Some((start, label)) = moved_to {
+        q = q.bind(ms(start)).bind(label);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
+/// Unpriced events left for (provider, model).
+pub async fn unpriced_left(conn: &mut AnyConnection, provider: &str, model: &str) -> StoreResult<i64> {
+    Ok(sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE provider = $1 AND unpriced = 1 AND COALESCE(model, '') = $2",
+    )
+    .bind(provider)
+    .bind(model)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?)
+}

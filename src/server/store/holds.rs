@@ -1,0 +1,105 @@
+//! Holds: usage a preflight reservation keeps back until its event arrives
+//! or the hold lapses.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreResult, ms};
+use crate::domain::limits::ProviderUsage;
+use crate::domain::money::Nanos;
+
+/// Live holds of a period per provider (not consumed, not expired).
+pub async fn active_holds(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<BTreeMap<String, ProviderUsage>> {
+    let rows = sqlx::query(
+        "SELECT provider, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(tokens) AS BIGINT) AS tokens,
+         CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos FROM reservations
+         WHERE user_id = $1 AND period_start = $2 AND consumed_at IS NULL AND expires_at > $3 GROUP BY provider",
+    )
+    .bind(user_id)
+    .bind(ms(period_start))
+    .bind(ms(now))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("provider")?,
+                ProviderUsage {
+                    calls: r.try_get("calls")?,
+                    tokens: r.try_get("tokens")?,
+                    cost: Nanos(r.try_get("cost_nanos")?),
+                },
+            ))
+        })
+        .collect()
+}
+
+pub struct NewHold<'a> {
+    pub id: &'a str,
+    /// The operation's place in its reservation.
+    pub op_index: i64,
+    pub user_id: &'a str,
+    pub period_start: DateTime<Utc>,
+    pub provider: &'a str,
+    /// The operation's model; empty when it named none.
+    pub model: &'a str,
+    pub usage: ProviderUsage,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_hold(conn: &mut AnyConnection, h: &NewHold<'_>, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO reservations (id, op_index, user_id, period_start, provider, model, calls, tokens, cost_nanos,
+         created_at, expires_at) VALUES ($1, $10, $2, $3, $4, $11, $5, $6, $7, $8, $9)",
+    )
+    .bind(h.id)
+    .bind(h.user_id)
+    .bind(ms(h.period_start))
+    .bind(h.provider)
+    .bind(h.usage.calls)
+    .bind(h.usage.tokens)
+    .bind(h.usage.cost.0)
+    .bind(ms(now))
+    .bind(ms(h.expires_at))
+    .bind(h.op_index)
+    .bind(h.model)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Releases the hold of `reservation_id` for this provider: the event that
+/// names it now counts instead.
+/// Settles one hold of a reservation: the first open one of the event's
+/// provider and model, else of its provider with no model named. The
+/// reservation's other holds keep counting.
+pub async fn consume_hold(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    reservation_id: &str,
+    provider: &str,
+    model: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE reservations SET consumed_at = $4 WHERE id = $1 AND user_id = $2 AND op_index = (
+           SELECT op_index FROM reservations WHERE id = $1 AND user_id = $2 AND provider = $3 AND consumed_at IS NULL
+             AND (model = $5 OR model = '')
+           ORDER BY CASE WHEN model = $5 THEN 0 ELSE 1 END, op_index LIMIT 1)",
+    )
+    .bind(reservation_id)
+    .bind(user_id)
+    .bind(provider)
+    .bind(ms(now))
+    .bind(model)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

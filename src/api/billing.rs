@@ -52,20 +52,9 @@ pub async fn usage_log_page(
     use crate::server::error::AppError;
     let (state, _, user_id) = reader_of(user).await?;
     let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-    let failed = match nonempty(status).as_deref() {
-        None => None,
-        Some("success") => Some(false),
-        Some("failed") => Some(true),
-        Some(other) => {
-            return Err(fail(AppError::BadRequest(format!("status must be success or failed (got `{other}`)"))));
-        }
-    };
-    let period = nonempty(period)
-        .map(|p| match crate::domain::period::parse_month_label(&p) {
-            Some(_) => Ok(p),
-            None => Err(fail(AppError::BadRequest(format!("billing_period `{p}` is not YYYY-MM")))),
-        })
-        .transpose()?;
+    let bad = |e: String| fail(AppError::BadRequest(e));
+    let failed = LogFilter::parse_status(status.as_deref()).map_err(bad)?;
+    let period = LogFilter::parse_period(period.as_deref()).map_err(bad)?;
     let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period };
     use crate::domain::usage_log::LogStart;
     // Pages after the first follow a cursor (keyset): a deep page costs what

@@ -113,9 +113,6 @@ pub struct Dashboard {
 #[server(prefix = "/sfn")]
 pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<Dashboard>, ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
-    use crate::domain::limits::{evaluate, overall_status};
-    use crate::domain::period::usage_period;
-    use crate::domain::projection::project;
     use crate::domain::provider::display_name;
 
     let (state, principal) = caller().await?;
@@ -124,14 +121,10 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
     principal.require_read(&user_id).map_err(fail)?;
     let months = if matches!(months, 3 | 6 | 12) { months } else { 6 } as usize;
     let now = chrono::Utc::now();
-    let engine = &state.engine;
-    let view = engine.period_view(&user_id, now).await.map_err(fail)?;
-    let period = usage_period(view.subscription.anchor_at, view.subscription.period_start);
-    let limits = view.plan.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
-    let uses = evaluate(&limits, &view.usage);
-    let proj = project(&period, now, view.total_cost(), limits.cost_cap());
-    let by_model = engine.period_models(&user_id, period.start).await.map_err(fail)?;
-    let mut providers: Vec<ProviderSlice> = view
+    let d = state.engine.dashboard(&user_id, months, now).await.map_err(fail)?;
+    let cur = &d.current;
+    let period = &cur.period;
+    let mut providers: Vec<ProviderSlice> = cur
         .by_provider
         .iter()
         .map(|r| ProviderSlice {
@@ -141,7 +134,8 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
             tokens: r.tokens(),
             cost_nanos: r.cost.0,
             errors: r.errors,
-            models: by_model
+            models: d
+                .by_model
                 .iter()
                 .filter(|m| m.provider == r.provider)
                 .map(|m| ModelSlice {
@@ -154,31 +148,30 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
         })
         .collect();
     providers.sort_by_key(|p| std::cmp::Reverse((p.cost_nanos, p.calls)));
-    let t = engine.trends(&user_id, months, now).await.map_err(fail)?;
     let series = |v: &[crate::domain::limits::ProviderUsage]| Series {
         calls: v.iter().map(|u| u.calls).collect(),
         tokens: v.iter().map(|u| u.tokens).collect(),
         cost_nanos: v.iter().map(|u| u.cost.0).collect(),
     };
-    let (alerts, unread) = engine.alerts(&user_id, false).await.map_err(fail)?;
     let (recent, _) = state.metrics.window(std::time::Duration::from_secs(300));
     let health = state.current_health(crate::server::metrics::RECENT_WINDOW).await.0;
     Ok(Some(Dashboard {
         user_id: user_id.clone(),
-        user_name: view.user.name.clone(),
-        plan_name: view.plan.as_ref().map_or_else(|| "No plan".into(), |p| p.name.clone()),
-        subscription_status: view.subscription.status.to_string(),
-        cancels_on: view.subscription.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
-        billing_cycle: view.subscription.billing_cycle.as_str().into(),
+        user_name: cur.user.name.clone(),
+        plan_name: cur.plan_name().to_string(),
+        subscription_status: cur.subscription.status.to_string(),
+        cancels_on: cur.subscription.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
+        billing_cycle: cur.subscription.billing_cycle.as_str().into(),
         period_label: period.label(),
         period_start: period.start.format("%b %-d, %Y").to_string(),
         period_end: period.end.format("%b %-d, %Y").to_string(),
         days_left: period.days_left(now),
-        status: overall_status(&uses).as_str().into(),
-        total_cost_nanos: view.total_cost().0,
-        total_calls: view.total_calls(),
-        total_tokens: view.total_tokens(),
-        limits: uses
+        status: d.status.as_str().into(),
+        total_cost_nanos: cur.total_cost().0,
+        total_calls: cur.total_calls(),
+        total_tokens: cur.total_tokens(),
+        limits: d
+            .limits
             .iter()
             .map(|u| LimitBar {
                 key: u.key.as_string(),
@@ -187,22 +180,23 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
                 limit: u.limit,
                 used_text: u.key.display_value(u.used),
                 limit_text: u.key.display_value(u.limit),
-                pct_hundredths: ((u.used as i128 * 10_000) / (u.limit.max(1) as i128)).min(i64::MAX as i128) as i64,
+                pct_hundredths: u.pct_hundredths(),
                 status: u.status().as_str().into(),
             })
             .collect(),
-        cost_cap_nanos: limits.cost_cap().map(|n| n.0),
-        projected_cost_nanos: proj.projected_cost.0,
-        projected_pct_hundredths: proj.projected_pct_hundredths,
-        days_until_cap: proj.days_until_cap,
+        cost_cap_nanos: d.projection.cost_cap.map(|n| n.0),
+        projected_cost_nanos: d.projection.projected_cost.0,
+        projected_pct_hundredths: d.projection.projected_pct_hundredths,
+        days_until_cap: d.projection.days_until_cap,
         providers: providers.clone(),
         trends: TrendData {
-            periods: t.periods.clone(),
-            total: series(&t.total),
-            by_provider: t.by_provider.iter().map(|(p, v)| (p.clone(), display_name(p), series(v))).collect(),
-            projected_cost_nanos: proj.projected_cost.0,
+            periods: d.trends.periods.clone(),
+            total: series(&d.trends.total),
+            by_provider: d.trends.by_provider.iter().map(|(p, v)| (p.clone(), display_name(p), series(v))).collect(),
+            projected_cost_nanos: d.projection.projected_cost.0,
         },
-        alerts: alerts
+        alerts: d
+            .alerts
             .iter()
             .map(|a| AlertView {
                 id: a.id,
@@ -213,7 +207,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
                 created_at: a.created_at.format("%b %-d, %H:%M UTC").to_string(),
             })
             .collect(),
-        unread_alerts: unread,
+        unread_alerts: d.unread_alerts,
         health: HealthView {
             status: health.as_str().into(),
             requests: recent.requests,
@@ -221,10 +215,11 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
             p50_ms: recent.p50_ms,
             p95_ms: recent.p95_ms,
             uptime_secs: state.metrics.uptime().as_secs(),
+            // In the order of the cost breakdown (largest first).
             provider_errors: providers
                 .iter()
-                .filter(|p| p.calls > 0)
-                .map(|p| (p.name.clone(), p.errors as f64 * 100.0 / p.calls as f64))
+                .filter_map(|p| cur.by_provider.iter().find(|r| r.provider == p.provider && r.calls > 0))
+                .map(|r| (display_name(&r.provider), r.error_rate_pct()))
                 .collect(),
         },
         refresh_secs: state.ui.refresh_secs,
@@ -236,14 +231,12 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
 #[server(prefix = "/sfn")]
 pub async fn mark_alert_read(id: i64) -> Result<(), ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
-    use crate::server::error::AppError;
     let (state, principal) = caller().await?;
-    match state.engine.alert_owner(id).await.map_err(fail)? {
-        None => return Err(fail(AppError::NotFound(format!("no alert with id {id}")))),
-        Some(Some(owner)) => principal.require_write_alerts(&owner).map_err(fail)?,
-        Some(None) => principal.require_admin().map_err(fail)?,
-    }
-    state.engine.mark_alert_read(id, chrono::Utc::now()).await.map_err(fail)
+    state
+        .engine
+        .mark_alert_read(id, chrono::Utc::now(), |owner| principal.require_alert_writer(owner))
+        .await
+        .map_err(fail)
 }
 
 /// Marks every alert of `user` (default: the caller) read.

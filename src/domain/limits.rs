@@ -138,6 +138,44 @@ impl Usage {
     }
 }
 
+/// Usage summed from rollup rows: per provider (over its models), per
+/// model, or over everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollupSum {
+    pub billing_period: String,
+    pub provider: String,
+    pub model: String,
+    pub calls: i64,
+    pub errors: i64,
+    pub tokens_input: i64,
+    pub tokens_output: i64,
+    pub tokens_cached_input: i64,
+    pub cost: Nanos,
+    pub unpriced_calls: i64,
+    pub response_ms_sum: i64,
+    pub response_ms_count: i64,
+}
+
+impl RollupSum {
+    pub fn tokens(&self) -> i64 {
+        self.tokens_input + self.tokens_output
+    }
+
+    pub fn usage(&self) -> ProviderUsage {
+        ProviderUsage { calls: self.calls, tokens: self.tokens(), cost: self.cost }
+    }
+
+    /// Failed calls as a percent of all calls (0 without calls).
+    pub fn error_rate_pct(&self) -> f64 {
+        if self.calls > 0 { self.errors as f64 * 100.0 / self.calls as f64 } else { 0.0 }
+    }
+
+    /// Mean response time in milliseconds over the calls that reported one.
+    pub fn avg_response_ms(&self) -> f64 {
+        if self.response_ms_count > 0 { self.response_ms_sum as f64 / self.response_ms_count as f64 } else { 0.0 }
+    }
+}
+
 /// One limit with its use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitUse {
@@ -147,9 +185,19 @@ pub struct LimitUse {
 }
 
 impl LimitUse {
-    /// Percent used, for display (may exceed 100).
+    /// Percent used in hundredths of a percent, rounded half up, exact in
+    /// integers (may exceed 10,000; 0 for an unlimited limit).
+    pub fn pct_hundredths(&self) -> i64 {
+        if self.limit <= 0 {
+            return 0;
+        }
+        let (used, limit) = (self.used.max(0) as i128, self.limit as i128);
+        ((used * 20_000 + limit) / (2 * limit)).min(i64::MAX as i128) as i64
+    }
+
+    /// Percent used to two decimals (from [`LimitUse::pct_hundredths`]).
     pub fn percent(&self) -> f64 {
-        if self.limit <= 0 { 0.0 } else { self.used as f64 * 100.0 / self.limit as f64 }
+        self.pct_hundredths() as f64 / 100.0
     }
 
     /// Whether `used` has reached `pct` percent of the limit, exactly.

@@ -8,6 +8,9 @@ use super::limits::Limits;
 use super::money::Nanos;
 use super::period::BillingCycle;
 
+/// What a user without a plan is shown as being on.
+pub const NO_PLAN: &str = "No plan";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {

@@ -153,6 +153,12 @@ impl LimitKey {
 
     /// A used amount or limit of this key, for people: money for the cost
     /// cap (`$150.00`), a count otherwise (`5,000`).
+    /// Whether this limit is money (the monthly cost cap, in nanos) rather
+    /// than a count of calls or tokens.
+    pub fn is_money(&self) -> bool {
+        matches!(self, LimitKey::MonthlyCost)
+    }
+
     pub fn display_value(&self, v: i64) -> String {
         match self {
             LimitKey::MonthlyCost => super::money::Nanos(v).display(),

@@ -49,3 +49,45 @@ pub enum LogStart {
     /// Rows strictly older than this (occurred_at, id).
     Before(DateTime<Utc>, i64),
 }
+
+impl LogFilter {
+    /// The `status` filter: `success` (< 400), `failed` (>= 400), or empty
+    /// for both. Returns `failed`, or a sentence saying what is wrong.
+    pub fn parse_status(raw: Option<&str>) -> Result<Option<bool>, String> {
+        match raw.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some("success") => Ok(Some(false)),
+            Some("failed") => Ok(Some(true)),
+            Some(s) => Err(format!("status must be success or failed (got `{s}`)")),
+        }
+    }
+
+    /// The `billing_period` filter: a `YYYY-MM` label, or empty for all.
+    pub fn parse_period(raw: Option<&str>) -> Result<Option<String>, String> {
+        match raw.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(l) => match crate::domain::period::parse_month_label(l) {
+                Some(_) => Ok(Some(l.to_string())),
+                None => Err(format!("billing_period `{l}` is not YYYY-MM")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogFilter;
+
+    #[test]
+    fn status_and_period_filters() {
+        assert_eq!(LogFilter::parse_status(None), Ok(None));
+        assert_eq!(LogFilter::parse_status(Some(" ")), Ok(None));
+        assert_eq!(LogFilter::parse_status(Some("success")), Ok(Some(false)));
+        assert_eq!(LogFilter::parse_status(Some("failed")), Ok(Some(true)));
+        assert!(LogFilter::parse_status(Some("ok")).unwrap_err().contains("`ok`"));
+        assert_eq!(LogFilter::parse_period(Some("2026-04")), Ok(Some("2026-04".into())));
+        assert_eq!(LogFilter::parse_period(Some("")), Ok(None));
+        assert!(LogFilter::parse_period(Some("2026-13")).is_err());
+        assert!(LogFilter::parse_period(Some("April")).unwrap_err().contains("YYYY-MM"));
+    }
+}

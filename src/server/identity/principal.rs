@@ -93,6 +93,15 @@ impl Principal {
         self.require_acting_for(user_id, &[Scope::Alerts], "marking alerts read needs an API key with the alerts scope")
     }
 
+    /// Marking an alert read, given its owner: the owner's alerts as
+    /// [`Principal::require_write_alerts`]; admin alerts (`None`) an admin.
+    pub fn require_alert_writer(&self, owner: Option<&str>) -> Result<(), AppError> {
+        match owner {
+            Some(user_id) => self.require_write_alerts(user_id),
+            None => self.require_admin(),
+        }
+    }
+
     /// Recording usage: a key with the `ingest` scope. A key bound to a
     /// user may record only that user's events (checked per event).
     pub fn require_ingest(&self) -> Result<(), AppError> {

@@ -9,12 +9,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::envelope;
-use crate::domain::identity::{Role, Scope};
+use crate::domain::identity::{Role, Scope, User};
+use crate::domain::money::{Nanos, Price};
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::Plan;
+use crate::domain::pricing::PriceVersion;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
-use crate::server::service::admin::{PlanForm, PriceForm, UserForm, plan_admin_json, price_admin_json, user_json};
+use crate::server::service::admin::{PlanForm, PriceForm, UserForm};
 use crate::server::state::AppState;
 
 fn parse_body(body: &Bytes) -> AppResult<Value> {
@@ -431,4 +433,51 @@ pub async fn audit_log(
         .map(|e| json!({"id": e.id, "actor": e.actor, "action": e.action, "entity_type": e.entity_type, "entity_id": e.entity_id, "before": e.before, "after": e.after, "created_at": e.created_at.to_rfc3339()}))
         .collect();
     Ok(envelope(json!({"entries": rows, "total": total})))
+}
+
+// ----- the admin API's JSON -----
+
+/// The admin API's view of a plan: USD as exact strings, `null` = unlimited.
+fn plan_admin_json(p: &Plan) -> Value {
+    let mut limits = serde_json::Map::new();
+    for key in crate::domain::provider::FAMILY_A_LIMIT_KEYS {
+        limits.insert((*key).into(), Value::Null);
+    }
+    for (k, v) in p.limits.iter() {
+        let val = if k.is_money() { json!(Nanos(v).usd_string()) } else { json!(v) };
+        limits.insert(k.as_string(), val);
+    }
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "tier": p.tier.as_str(),
+        "price_monthly": p.price_monthly.usd_string(),
+        "price_yearly": p.price_yearly.usd_string(),
+        "description": p.description,
+        "features": p.features,
+        "limits": limits,
+        "archived": p.archived,
+    })
+}
+
+fn price_admin_json(v: &PriceVersion) -> Value {
+    let s = |p: Option<Price>| p.map(|p| p.as_string());
+    json!({
+        "id": v.id,
+        "provider": v.provider.as_str(),
+        "model": v.model,
+        "effective_from": v.effective_from.to_rfc3339(),
+        "input_per_million": s(v.rates.input_per_million),
+        "output_per_million": s(v.rates.output_per_million),
+        "cached_input_per_million": s(v.rates.cached_input_per_million),
+        "per_request": s(v.rates.per_request),
+        "per_search": s(v.rates.per_search),
+        "per_image": s(v.rates.per_image),
+        "per_page": s(v.rates.per_page),
+        "description": v.description,
+    })
+}
+
+fn user_json(u: &User) -> Value {
+    json!({"id": u.id, "user_id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(), "created_at": u.created_at.to_rfc3339()})
 }

@@ -13,11 +13,11 @@ use serde_json::{Map, Value, json};
 
 use super::envelope;
 use crate::domain::alerts::Alert;
-use crate::domain::limits::{LimitUse, Limits, evaluate, overall_status};
+use crate::domain::limits::{LimitUse, Limits, overall_status};
 use crate::domain::money::Nanos;
-use crate::domain::plan::Plan;
+use crate::domain::plan::{NO_PLAN, Plan};
 use crate::domain::pricing::PriceVersion;
-use crate::domain::projection::{Trends, project};
+use crate::domain::projection::Trends;
 use crate::domain::provider::{BUILTIN_PROVIDERS, FAMILY_A_LIMIT_KEYS, LimitKey};
 use crate::domain::subscription::Renewal;
 use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
@@ -39,11 +39,9 @@ pub fn limits_object(limits: &Limits) -> Map<String, Value> {
     let mut m = Map::new();
     for key in FAMILY_A_LIMIT_KEYS {
         let k = LimitKey::parse(key).expect("family A keys parse");
-        let v = match (&k, limits.get(&k)) {
-            (LimitKey::MonthlyCost, Some(n)) => json!(usd(Nanos(n))),
-            (LimitKey::MonthlyCost, None) => json!(0.0),
-            (_, Some(n)) => json!(n),
-            (_, None) => json!(0),
+        let v = match (k.is_money(), limits.get(&k)) {
+            (true, n) => json!(usd(Nanos(n.unwrap_or(0)))),
+            (false, n) => json!(n.unwrap_or(0)),
         };
         m.insert(key.to_string(), v);
     }
@@ -64,7 +62,7 @@ pub fn subscription_limits(plan: Option<&Plan>) -> Value {
             "features": p.features,
         }),
         None => {
-            json!({"plan_name": "No plan", "tier": "free", "limits": limits_object(&Limits::new()), "features": []})
+            json!({"plan_name": NO_PLAN, "tier": "free", "limits": limits_object(&Limits::new()), "features": []})
         }
     }
 }
@@ -128,8 +126,7 @@ pub fn alert_json(a: &Alert) -> Value {
 
 /// `UsageStats` of a snapshot.
 pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
-    let limits = s.plan.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
-    let uses = evaluate(&limits, &s.usage);
+    let uses = s.limit_uses();
     let total = s.total();
     // Every built-in provider is present (zeros when unused), as the
     // client's ProviderBreakdown type requires; others follow.
@@ -140,9 +137,7 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
     for r in &s.by_provider {
         breakdown.insert(r.provider.clone(), json!({"calls": r.calls, "tokens": r.tokens(), "cost": usd(r.cost)}));
     }
-    let pct = |key: &LimitKey| -> f64 {
-        uses.iter().find(|u| &u.key == key).map_or(0.0, |u| (u.percent() * 100.0).round() / 100.0)
-    };
+    let pct = |key: &LimitKey| -> f64 { uses.iter().find(|u| &u.key == key).map_or(0.0, LimitUse::percent) };
     let mut percentages = Map::new();
     for (slug, _) in BUILTIN_PROVIDERS {
         let p = crate::domain::provider::Provider::parse(slug).expect("builtin");
@@ -152,17 +147,14 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
         }
     }
     percentages.insert("cost".into(), json!(pct(&LimitKey::MonthlyCost)));
-    let avg =
-        if total.response_ms_count > 0 { total.response_ms_sum as f64 / total.response_ms_count as f64 } else { 0.0 };
-    let error_rate = if total.calls > 0 { total.errors as f64 * 100.0 / total.calls as f64 } else { 0.0 };
     json!({
         "billing_period": s.label,
         "usage_status": overall_status(&uses).as_str(),
         "total_calls": total.calls,
         "total_tokens": total.tokens(),
         "total_cost": usd(total.cost),
-        "avg_response_time": (avg * 100.0).round() / 100.0,
-        "error_rate": (error_rate * 100.0).round() / 100.0,
+        "avg_response_time": (total.avg_response_ms() * 100.0).round() / 100.0,
+        "error_rate": (total.error_rate_pct() * 100.0).round() / 100.0,
         "limits": subscription_limits(s.plan.as_ref()),
         "provider_breakdown": breakdown,
         "alerts": s.alerts.iter().map(alert_json).collect::<Vec<_>>(),
@@ -333,30 +325,23 @@ pub async fn dashboard(
 ) -> AppResult<Json<Value>> {
     principal.require_read(&user_id)?;
     let now = Utc::now();
-    let snap = state.engine.snapshot(&user_id, None, now).await?;
-    let trends = state.engine.trends(&user_id, 6, now).await?;
-    let (alerts, unread) = state.engine.alerts(&user_id, false).await?;
-    let stats = usage_stats(&snap, now);
-    let limits = snap.plan.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
-    let period = crate::domain::period::usage_period(snap.subscription.anchor_at, snap.subscription.period_start);
-    let total = snap.total();
-    let proj = project(&period, now, total.cost, limits.cost_cap());
-    let uses: Vec<LimitUse> = evaluate(&limits, &snap.usage);
+    let d = state.engine.dashboard(&user_id, 6, now).await?;
+    let total = d.current.total();
     Ok(envelope(json!({
-        "current_usage": stats,
-        "trends": trends_json(&trends),
-        "limits": subscription_limits(snap.plan.as_ref()),
-        "alerts": alerts.iter().take(20).map(alert_json).collect::<Vec<_>>(),
+        "current_usage": usage_stats(&d.current, now),
+        "trends": trends_json(&d.trends),
+        "limits": subscription_limits(d.current.plan.as_ref()),
+        "alerts": d.alerts.iter().take(20).map(alert_json).collect::<Vec<_>>(),
         "projections": {
-            "projected_monthly_cost": usd(proj.projected_cost),
-            "cost_limit": proj.cost_cap.map_or(0.0, usd),
-            "projected_usage_percentage": proj.projected_pct(),
+            "projected_monthly_cost": usd(d.projection.projected_cost),
+            "cost_limit": d.projection.cost_cap.map_or(0.0, usd),
+            "projected_usage_percentage": d.projection.projected_pct(),
         },
         "summary": {
             "total_api_calls_this_month": total.calls,
             "total_cost_this_month": usd(total.cost),
-            "usage_status": overall_status(&uses).as_str(),
-            "unread_alerts": unread,
+            "usage_status": d.status.as_str(),
+            "unread_alerts": d.unread_alerts,
         },
     })))
 }
@@ -398,12 +383,7 @@ pub async fn mark_read(
 ) -> AppResult<Json<Value>> {
     let id: i64 =
         alert_id.parse().map_err(|_| AppError::BadRequest(format!("alert id `{alert_id}` is not a number")))?;
-    match state.engine.alert_owner(id).await? {
-        None => return Err(AppError::NotFound(format!("no alert with id {id}"))),
-        Some(Some(owner)) => principal.require_write_alerts(&owner)?,
-        Some(None) => principal.require_admin()?,
-    }
-    state.engine.mark_alert_read(id, Utc::now()).await?;
+    state.engine.mark_alert_read(id, Utc::now(), |owner| principal.require_alert_writer(owner)).await?;
     Ok(envelope(json!({"id": id, "is_read": true})))
 }
 
@@ -417,7 +397,7 @@ pub async fn subscription(
     let plan = sub.plan_id.and_then(|id| catalog.plan(id));
     Ok(envelope(json!({
         "user_id": user_id,
-        "plan": plan.map_or("No plan".to_string(), |p| p.name.clone()),
+        "plan": plan.map_or(NO_PLAN, |p| p.name.as_str()),
         "plan_id": sub.plan_id,
         "tier": plan.map_or("free", |p| p.tier.as_str()),
         "billing_cycle": sub.billing_cycle.as_str(),
@@ -474,24 +454,8 @@ pub fn log_query(q: &PageQuery) -> AppResult<(LogFilter, i64, i64)> {
         .filter(|s| !s.is_empty())
         .map(|s| parse_num("status_code", Some(s), 0, 100..=599))
         .transpose()?;
-    let billing_period = q
-        .billing_period
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|l| {
-            crate::domain::period::parse_month_label(l)
-                .map(|_| l.to_string())
-                .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))
-        })
-        .transpose()?;
-    let failed = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some("success") => Some(false),
-        Some("failed") => Some(true),
-        Some(s) => {
-            return Err(AppError::BadRequest(format!("status must be success or failed (got `{s}`)")));
-        }
-    };
+    let billing_period = LogFilter::parse_period(q.billing_period.as_deref()).map_err(AppError::BadRequest)?;
+    let failed = LogFilter::parse_status(q.status.as_deref()).map_err(AppError::BadRequest)?;
     Ok((
         LogFilter { provider: provider.map(|p| p.as_str().to_string()), status_code, failed, billing_period },
         limit,
@@ -634,9 +598,10 @@ pub async fn preflight(
     match (&p.denied_by, req.reserve) {
         (Some(l), true) => {
             let message = p.operations.iter().find_map(|o| o.message.clone()).unwrap_or_default();
-            let limit_value = match l.key {
-                LimitKey::MonthlyCost => json!({"current_usage": usd(Nanos(l.used)), "limit": usd(Nanos(l.limit))}),
-                _ => json!({"current_usage": l.used, "limit": l.limit}),
+            let limit_value = if l.key.is_money() {
+                json!({"current_usage": usd(Nanos(l.used)), "limit": usd(Nanos(l.limit))})
+            } else {
+                json!({"current_usage": l.used, "limit": l.limit})
             };
             let mut limit = json!({"key": l.key.as_string(), "resets_at": rfc3339(p.resets_at)});
             if let (Some(m), Value::Object(extra)) = (limit.as_object_mut(), limit_value) {

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Engine;
+use super::audit;
 use crate::domain::identity::{Role, User};
 use crate::server::auth::{
     hash_password, hash_password_off_thread, hash_token, random_token, verify_password_off_thread,
@@ -156,12 +157,12 @@ impl Engine {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         }
         let ended = sessions::delete_user_sessions(&mut tx, user_id).await?;
-        crate::server::store::keys::audit(
+        audit::record(
             &mut tx,
             actor,
             "user.sign_out_everywhere",
             ("user", user_id),
-            None,
+            audit::NONE,
             Some(&serde_json::json!({"sessions_ended": ended})),
             now,
         )
@@ -198,7 +199,7 @@ impl Engine {
         if disabled {
             sessions::delete_user_sessions(&mut tx, user_id).await?;
         }
-        crate::server::store::keys::audit(
+        audit::record(
             &mut tx,
             actor,
             if disabled { "user.disable" } else { "user.enable" },
@@ -234,7 +235,7 @@ impl Engine {
             return Err(AppError::Conflict("the last active administrator must stay an administrator".into()));
         }
         users::set_role(&mut tx, user_id, role, now).await?;
-        crate::server::store::keys::audit(
+        audit::record(
             &mut tx,
             actor,
             "user.role",
@@ -296,13 +297,13 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         users::set_password_hash(&mut tx, user_id, &hash.0, now).await?;
         sessions::delete_other_sessions(&mut tx, user_id, &hash_token(session_token)).await?;
-        crate::server::store::keys::audit(
+        audit::record(
             &mut tx,
             &format!("user:{user_id}"),
             "user.password_change",
             ("user", user_id),
-            None,
-            None,
+            audit::NONE,
+            audit::NONE,
             now,
         )
         .await?;

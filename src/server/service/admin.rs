@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Engine;
+use super::audit::{self, PlanSnapshot, PriceSnapshot};
 use super::subscriptions::NewUser;
 use crate::domain::identity::ApiKey;
 use crate::domain::identity::{Email, Role, User, UserId};
@@ -137,32 +138,6 @@ impl PlanForm {
     }
 }
 
-/// The admin API's view of a plan: USD as exact strings, `null` = unlimited.
-pub fn plan_admin_json(p: &Plan) -> Value {
-    let mut limits = serde_json::Map::new();
-    for key in crate::domain::provider::FAMILY_A_LIMIT_KEYS {
-        limits.insert((*key).into(), Value::Null);
-    }
-    for (k, v) in p.limits.iter() {
-        let val = match k {
-            LimitKey::MonthlyCost => json!(Nanos(v).usd_string()),
-            _ => json!(v),
-        };
-        limits.insert(k.as_string(), val);
-    }
-    json!({
-        "id": p.id,
-        "name": p.name,
-        "tier": p.tier.as_str(),
-        "price_monthly": p.price_monthly.usd_string(),
-        "price_yearly": p.price_yearly.usd_string(),
-        "description": p.description,
-        "features": p.features,
-        "limits": limits,
-        "archived": p.archived,
-    })
-}
-
 /// A new price version as typed or sent: prices as USD strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PriceForm {
@@ -241,24 +216,6 @@ impl PriceForm {
     }
 }
 
-pub fn price_admin_json(v: &PriceVersion) -> Value {
-    let s = |p: Option<Price>| p.map(|p| p.as_string());
-    json!({
-        "id": v.id,
-        "provider": v.provider.as_str(),
-        "model": v.model,
-        "effective_from": v.effective_from.to_rfc3339(),
-        "input_per_million": s(v.rates.input_per_million),
-        "output_per_million": s(v.rates.output_per_million),
-        "cached_input_per_million": s(v.rates.cached_input_per_million),
-        "per_request": s(v.rates.per_request),
-        "per_search": s(v.rates.per_search),
-        "per_image": s(v.rates.per_image),
-        "per_page": s(v.rates.per_page),
-        "description": v.description,
-    })
-}
-
 /// A user as an admin creates one.
 #[derive(Clone, Debug)]
 pub struct UserForm {
@@ -268,10 +225,6 @@ pub struct UserForm {
     pub name: String,
     pub role: Role,
     pub password: Option<String>,
-}
-
-pub fn user_json(u: &User) -> Value {
-    json!({"id": u.id, "user_id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(), "created_at": u.created_at.to_rfc3339()})
 }
 
 fn conflict_or(e: StoreError, what: String) -> AppError {
@@ -285,13 +238,13 @@ impl Engine {
         plan.id = catalog::insert_plan(&mut tx, &plan, now)
             .await
             .map_err(|e| conflict_or(e, format!("a plan named `{}` already exists", plan.name)))?;
-        keys::audit(
+        audit::record(
             &mut tx,
             actor,
             "plan.create",
             ("plan", &plan.id.to_string()),
-            None,
-            Some(&plan_admin_json(&plan)),
+            audit::NONE,
+            Some(&PlanSnapshot::from(&plan)),
             now,
         )
         .await?;
@@ -311,13 +264,13 @@ impl Engine {
         catalog::update_plan(&mut tx, &plan, now)
             .await
             .map_err(|e| conflict_or(e, format!("a plan named `{}` already exists", plan.name)))?;
-        keys::audit(
+        audit::record(
             &mut tx,
             actor,
             "plan.update",
             ("plan", &id.to_string()),
-            Some(&plan_admin_json(&before)),
-            Some(&plan_admin_json(&plan)),
+            Some(&PlanSnapshot::from(&before)),
+            Some(&PlanSnapshot::from(&plan)),
             now,
         )
         .await?;
@@ -345,14 +298,14 @@ impl Engine {
         if repriced.events > 0 {
             tracing::info!(events = repriced.events, cost = %repriced.cost.usd_string(), "re-priced unpriced usage");
         }
-        let before = previous.as_ref().map(price_admin_json);
-        keys::audit(
+        let before = previous.as_ref().map(PriceSnapshot::from);
+        audit::record(
             &mut tx,
             actor,
             "price.create",
             ("price", &format!("{}/{}", v.provider, v.model)),
             before.as_ref(),
-            Some(&price_admin_json(&v)),
+            Some(&PriceSnapshot::from(&v)),
             now,
         )
         .await?;
@@ -399,12 +352,12 @@ impl Engine {
         if !keys::revoke_key(&mut tx, key_id, now).await? {
             return Err(AppError::NotFound(format!("no active API key with id `{key_id}`")));
         }
-        keys::audit(
+        audit::record(
             &mut tx,
             actor,
             "api_key.revoke",
             ("api_key", key_id),
-            None,
+            audit::NONE,
             Some(&json!({"revoked_at": now.to_rfc3339()})),
             now,
         )

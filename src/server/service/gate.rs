@@ -13,7 +13,6 @@ use super::Engine;
 use super::subscriptions::lock_current;
 use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, first_exceeded};
 use crate::domain::money::Nanos;
-use crate::domain::period::usage_period;
 use crate::domain::pricing::{Catalog, Quantities, price_event};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::{AppError, AppResult};
@@ -110,7 +109,7 @@ impl Engine {
                 sub.status
             )));
         }
-        let period = usage_period(sub.anchor_at, sub.period_start);
+        let period = sub.current_period();
         let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
         let mut seen: Usage = rollups::period_usage(&mut tx, user_id, period.start).await?;
         for (p, held) in holds::active_holds(&mut tx, user_id, period.start, now).await? {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Engine;
+use super::audit::{self, KeySnapshot};
 use crate::domain::identity::{ApiKey, Scope};
 use crate::server::auth::new_api_key_secret;
 use crate::server::error::{AppError, AppResult};
@@ -63,8 +64,8 @@ impl Engine {
             revoked_at: None,
         };
         keys::insert_key(&mut tx, &key, &secret.hash, Some(actor)).await?;
-        let after = serde_json::json!({"id": key.id, "prefix": key.prefix, "user_id": key.user_id, "scopes": key.scopes, "name": key.name});
-        keys::audit(&mut tx, actor, "api_key.create", ("api_key", &key.id), None, Some(&after), now).await?;
+        let after = KeySnapshot::from(&key);
+        audit::record(&mut tx, actor, "api_key.create", ("api_key", &key.id), audit::NONE, Some(&after), now).await?;
         tx.commit().await?;
         Ok((key, secret.secret))
     }

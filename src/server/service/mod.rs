@@ -8,6 +8,7 @@ pub mod accounts;
 #[cfg(test)]
 mod accounts_tests;
 pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod gate;
 pub mod keys;

@@ -11,46 +11,20 @@ use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::alerts::Alert;
 use crate::domain::identity::User;
-use crate::domain::limits::Usage;
+use crate::domain::limits::RollupSum;
+use crate::domain::limits::{LimitUse, Limits, Usage, UsageStatus, evaluate, overall_status};
 use crate::domain::money::Nanos;
-use crate::domain::period::{Period, period_for_label, recent_periods, usage_period};
-use crate::domain::plan::Plan;
-use crate::domain::projection::{PeriodUsage, Trends, trends};
+use crate::domain::period::{Period, period_for_label, recent_periods};
+use crate::domain::plan::{NO_PLAN, Plan};
+use crate::domain::projection::{PeriodUsage, Projection, Trends, project, trends};
 use crate::domain::provider::Provider;
 use crate::domain::subscription::BillingRecord;
 use crate::domain::subscription::{Renewal, Subscription};
 use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::rollups::{self, RollupSum};
+use crate::server::store::rollups;
 use crate::server::store::users;
 use crate::server::store::{alerts, bills, events};
-
-/// A user's current period, as the dashboard shows it.
-#[derive(Clone, Debug)]
-pub struct PeriodView {
-    pub user: User,
-    pub subscription: Subscription,
-    pub plan: Option<Plan>,
-    pub period: Period,
-    /// Per provider, sorted by provider.
-    pub by_provider: Vec<RollupSum>,
-    pub usage: Usage,
-    pub catalog: Arc<CatalogSnapshot>,
-}
-
-impl PeriodView {
-    pub fn total_cost(&self) -> Nanos {
-        self.by_provider.iter().map(|r| r.cost).sum()
-    }
-
-    pub fn total_calls(&self) -> i64 {
-        self.by_provider.iter().map(|r| r.calls).sum()
-    }
-
-    pub fn total_tokens(&self) -> i64 {
-        self.by_provider.iter().map(RollupSum::tokens).sum()
-    }
-}
 
 impl Engine {
     /// The user's subscription as of `now`, rolling periods over if one
@@ -81,19 +55,8 @@ impl Engine {
     }
 
     /// The current period's usage.
-    pub async fn period_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<PeriodView> {
-        let (user, subscription, catalog) = self.current_subscription(user_id, now).await?;
-        let period = usage_period(subscription.anchor_at, subscription.period_start);
-        let mut conn = self.store.pool().acquire().await?;
-        let by_provider = rollups::period_rollups(&mut conn, user_id, period.start, false).await?;
-        let mut u = Usage::default();
-        for r in &by_provider {
-            if let Ok(p) = Provider::parse(&r.provider) {
-                u.add(&p, r.usage());
-            }
-        }
-        let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
-        Ok(PeriodView { user, subscription, plan, period, by_provider, usage: u, catalog })
+    pub async fn period_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Snapshot> {
+        self.snapshot(user_id, None, now).await
     }
 
     /// Usage of the last `months` periods, oldest first, zeros for empty ones.
@@ -113,21 +76,25 @@ impl Engine {
     }
 }
 
-/// Usage of one billing period (the current one by default).
+/// Usage of one billing period (the current one by default), with what it
+/// is measured against.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    pub user: User,
+    pub subscription: Subscription,
+    pub plan: Option<Plan>,
     pub label: String,
     pub period: Period,
-    /// Per provider.
+    /// Per provider, sorted by provider.
     pub by_provider: Vec<RollupSum>,
-    pub plan: Option<Plan>,
-    pub subscription: Subscription,
     /// Alerts raised in this period, unread first.
     pub alerts: Vec<Alert>,
     pub usage: Usage,
+    pub catalog: Arc<CatalogSnapshot>,
 }
 
 impl Snapshot {
+    /// Every provider summed.
     pub fn total(&self) -> RollupSum {
         let mut t = RollupSum { billing_period: self.label.clone(), ..RollupSum::default() };
         for r in &self.by_provider {
@@ -143,15 +110,84 @@ impl Snapshot {
         }
         t
     }
+
+    pub fn total_cost(&self) -> Nanos {
+        self.by_provider.iter().map(|r| r.cost).sum()
+    }
+
+    pub fn total_calls(&self) -> i64 {
+        self.by_provider.iter().map(|r| r.calls).sum()
+    }
+
+    pub fn total_tokens(&self) -> i64 {
+        self.by_provider.iter().map(RollupSum::tokens).sum()
+    }
+
+    /// The plan's limits; none (all unlimited) without a plan.
+    pub fn limits(&self) -> Limits {
+        self.plan.as_ref().map(|p| p.limits.clone()).unwrap_or_default()
+    }
+
+    /// Every limit of the plan with its use.
+    pub fn limit_uses(&self) -> Vec<LimitUse> {
+        evaluate(&self.limits(), &self.usage)
+    }
+
+    pub fn plan_name(&self) -> &str {
+        self.plan.as_ref().map_or(NO_PLAN, |p| p.name.as_str())
+    }
+
+    /// The period's month-end cost at its run-rate, against the cost cap.
+    pub fn projection(&self, now: DateTime<Utc>) -> Projection {
+        project(&self.period, now, self.total_cost(), self.limits().cost_cap())
+    }
+}
+
+/// Everything a billing dashboard shows of one user, read together: the
+/// current period, its limits and projection, the cost by model, trends and
+/// alerts. The REST dashboard and the web dashboard both render this.
+#[derive(Clone, Debug)]
+pub struct Dashboard {
+    pub current: Snapshot,
+    pub limits: Vec<LimitUse>,
+    pub status: UsageStatus,
+    pub projection: Projection,
+    /// The current period per provider and model.
+    pub by_model: Vec<RollupSum>,
+    pub trends: Trends,
+    /// Every alert of the user, unread first, newest first.
+    pub alerts: Vec<Alert>,
+    pub unread_alerts: i64,
+}
+
+impl Engine {
+    /// The dashboard of `user_id` with `months` of trends.
+    pub async fn dashboard(&self, user_id: &str, months: usize, now: DateTime<Utc>) -> AppResult<Dashboard> {
+        let current = self.snapshot(user_id, None, now).await?;
+        let limits = current.limit_uses();
+        let by_model = self.period_models(user_id, current.period.start).await?;
+        let trends = self.trends(user_id, months, now).await?;
+        let (alerts, unread_alerts) = self.alerts(user_id, false).await?;
+        Ok(Dashboard {
+            status: overall_status(&limits),
+            projection: current.projection(now),
+            limits,
+            by_model,
+            trends,
+            alerts,
+            unread_alerts,
+            current,
+        })
+    }
 }
 
 impl Engine {
     pub async fn snapshot(&self, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
-        let (_, subscription, catalog) = self.current_subscription(user_id, now).await?;
+        let (user, subscription, catalog) = self.current_subscription(user_id, now).await?;
         let period = match label {
             Some(l) => period_for_label(subscription.anchor_at, l)
                 .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))?,
-            None => usage_period(subscription.anchor_at, subscription.period_start),
+            None => subscription.current_period(),
         };
         let label = period.label();
         let mut conn = self.store.pool().acquire().await?;
@@ -168,7 +204,7 @@ impl Engine {
             }
         }
         let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
-        Ok(Snapshot { label, period, by_provider, plan, subscription, alerts, usage: u })
+        Ok(Snapshot { user, subscription, plan, label, period, by_provider, alerts, usage: u, catalog })
     }
 
     /// A user's alerts, unread first, and the unread count.
@@ -182,14 +218,19 @@ impl Engine {
         Ok((list, unread))
     }
 
-    /// Who owns an alert: `Some(None)` for an admin alert, `None` if absent.
-    pub async fn alert_owner(&self, alert_id: i64) -> AppResult<Option<Option<String>>> {
+    /// Marks an alert read once `allowed` accepts its owner (`None`: an
+    /// admin alert). A missing alert is 404 before anyone is asked.
+    pub async fn mark_alert_read(
+        &self,
+        alert_id: i64,
+        now: DateTime<Utc>,
+        allowed: impl FnOnce(Option<&str>) -> AppResult<()>,
+    ) -> AppResult<()> {
         let mut conn = self.store.pool().acquire().await?;
-        Ok(alerts::alert_owner(&mut conn, alert_id).await?)
-    }
-
-    pub async fn mark_alert_read(&self, alert_id: i64, now: DateTime<Utc>) -> AppResult<()> {
-        let mut conn = self.store.pool().acquire().await?;
+        let owner = alerts::alert_owner(&mut conn, alert_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no alert with id {alert_id}")))?;
+        allowed(owner.as_deref())?;
         if alerts::mark_alert_read(&mut conn, alert_id, now).await? {
             Ok(())
         } else {

@@ -17,10 +17,9 @@ use sqlx::{Any, Transaction};
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::money::Nanos;
-use crate::domain::period::usage_period;
 use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion, Quantities, price_event};
 use crate::server::error::AppResult;
-use crate::server::store::{alerts, catalog, events, keys, rollups};
+use crate::server::store::{alerts, catalog, events, rollups};
 
 /// What a re-pricing did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub async fn reprice_for(
         }
         if locked_user.as_ref().is_none_or(|(u, _, _)| *u != e.user_id) {
             let Some(sub) = lock_current(tx, snapshot, &e.user_id, now).await? else { continue };
-            let open = usage_period(sub.anchor_at, sub.period_start);
+            let open = sub.current_period();
             locked_user = Some((e.user_id.clone(), open.start, open.label()));
         }
         let Some((_, open_start, open_label)) = &locked_user else { continue };
@@ -116,12 +115,12 @@ pub async fn reprice_for(
         }
     }
     if done.events > 0 {
-        keys::audit(
+        super::audit::record(
             tx,
             actor,
             "usage.reprice",
             ("price", &format!("{}/{}", version.provider, version.model)),
-            None,
+            super::audit::NONE,
             Some(&json!({
                 "price_version_id": version.id,
                 "events": done.events,

@@ -15,6 +15,7 @@ use serde_json::json;
 use sqlx::{Any, AnyConnection, Transaction};
 
 use super::Engine;
+use super::audit::{self, LifecycleSnapshot, SubscriptionSnapshot, UserSnapshot};
 use super::catalog::CatalogSnapshot;
 use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::money::Nanos;
@@ -30,10 +31,6 @@ use crate::server::store::{self, StoreResult, bills, rollups};
 pub const PAYMENT_STATUS: &str = "pending";
 /// A closed period's bill, issued by rollover.
 pub const BILL_STATUS: &str = "invoiced";
-
-fn period_of(sub: &Subscription) -> Period {
-    usage_period(sub.anchor_at, sub.period_start)
-}
 
 /// Usage of one period as stored in renewal history.
 async fn usage_summary(
@@ -88,7 +85,7 @@ pub async fn ensure_current(
     }
     let mut plan = sub.plan_id.and_then(|id| catalog.plan(id));
     while now >= sub.period_end {
-        let closed = period_of(sub);
+        let closed = sub.current_period();
         let usage_cost: Nanos =
             rollups::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
         let fee = sub.period_fee.unwrap_or_else(|| fee_for(plan, sub.billing_cycle, &closed, sub.cycle_start));
@@ -281,8 +278,8 @@ impl Engine {
             users::insert_renewal(&mut tx, &new_renewal(&sub, p, None, RenewalType::New, None)).await?;
         }
         if let Some(actor) = actor {
-            let after = json!({"id": user.id, "email": user.email, "name": user.name, "role": user.role.as_str()});
-            store::keys::audit(&mut tx, actor, "user.create", ("user", &user.id), None, Some(&after), now).await?;
+            let after = UserSnapshot::from(&user);
+            audit::record(&mut tx, actor, "user.create", ("user", &user.id), audit::NONE, Some(&after), now).await?;
         }
         tx.commit().await?;
         Ok(user)
@@ -325,7 +322,7 @@ impl Engine {
                 body: None,
             });
         }
-        let before = SubscriptionSnapshot::of(&sub);
+        let before = SubscriptionSnapshot::from(&sub);
         let old_plan = sub.plan_id.and_then(|id| catalog.plan(id));
         let change = decide_plan_change(
             old_plan.map(|p| (p, sub.billing_cycle)),
@@ -343,7 +340,7 @@ impl Engine {
                 sub.pending = then.map(|c| (plan.id, c));
                 let accrued = sub
                     .period_fee
-                    .unwrap_or_else(|| fee_for(old_plan, sub.billing_cycle, &period_of(&sub), sub.cycle_start));
+                    .unwrap_or_else(|| fee_for(old_plan, sub.billing_cycle, &sub.current_period(), sub.cycle_start));
                 sub.period_fee = Some(accrued.checked_add(fee).ok_or(AppError::Internal)?);
                 sub.renewal_count += 1;
                 let mut renewal = new_renewal(&sub, plan, old_plan.map(|p| (p, &sub)), kind, Some(usage_before));
@@ -356,17 +353,9 @@ impl Engine {
             PlanChange::CancelScheduled => sub.pending = None,
         }
         users::update_subscription(&mut tx, &sub, now).await?;
-        let after = SubscriptionSnapshot::of(&sub);
-        store::keys::audit(
-            &mut tx,
-            actor,
-            "subscription.change",
-            ("user", user_id),
-            Some(&before.to_json()),
-            Some(&after.to_json()),
-            now,
-        )
-        .await?;
+        let after = SubscriptionSnapshot::from(&sub);
+        audit::record(&mut tx, actor, "subscription.change", ("user", user_id), Some(&before), Some(&after), now)
+            .await?;
         tx.commit().await?;
         Ok((sub, change))
     }
@@ -413,7 +402,7 @@ impl Engine {
         let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         };
-        let before = json!({"status": sub.status, "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339())});
+        let before = LifecycleSnapshot::from(&sub);
         let (kind, what) = match action {
             Lifecycle::CancelNow if sub.status == Status::Cancelled => {
                 return Err(AppError::Conflict("the subscription is already cancelled".into()));
@@ -462,8 +451,8 @@ impl Engine {
             r.created_at = now;
             users::insert_renewal(&mut tx, &r).await?;
         }
-        let after = json!({"status": sub.status, "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339())});
-        store::keys::audit(&mut tx, actor, what, ("user", user_id), Some(&before), Some(&after), now).await?;
+        let after = LifecycleSnapshot::from(&sub);
+        audit::record(&mut tx, actor, what, ("user", user_id), Some(&before), Some(&after), now).await?;
         tx.commit().await?;
         Ok(sub)
     }
@@ -493,40 +482,6 @@ pub fn change_message(plan_name: &str, cycle: BillingCycle, change: PlanChange, 
 
 /// At most this many plan changes per user in any 24 hours, on every door.
 pub const MAX_PLAN_CHANGES_PER_DAY: i64 = 5;
-
-/// What the audit log records of a subscription: its own shape, not any
-/// API's, so changing an API never changes the audit trail.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubscriptionSnapshot {
-    pub plan_id: Option<i64>,
-    pub billing_cycle: BillingCycle,
-    pub period_start: DateTime<Utc>,
-    pub pending: Option<(i64, BillingCycle)>,
-    pub period_fee: Option<Nanos>,
-}
-
-impl SubscriptionSnapshot {
-    pub fn of(s: &Subscription) -> SubscriptionSnapshot {
-        SubscriptionSnapshot {
-            plan_id: s.plan_id,
-            billing_cycle: s.billing_cycle,
-            period_start: s.period_start,
-            pending: s.pending,
-            period_fee: s.period_fee,
-        }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "plan_id": self.plan_id,
-            "billing_cycle": self.billing_cycle.as_str(),
-            "period_start": self.period_start.to_rfc3339(),
-            "scheduled_plan_id": self.pending.map(|(p, _)| p),
-            "scheduled_billing_cycle": self.pending.map(|(_, c)| c.as_str()),
-            "period_plan_fee": self.period_fee.map(|f| f.usd_string()),
-        })
-    }
-}
 
 fn new_renewal(
     sub: &Subscription,

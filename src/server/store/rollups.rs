@@ -7,7 +7,8 @@ use sqlx::{AnyConnection, Row};
 
 use super::events::PricedEvent;
 use super::{StoreResult, from_ms, ms};
-use crate::domain::limits::{ProviderUsage, Usage};
+use crate::domain::limits::RollupSum;
+use crate::domain::limits::Usage;
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
 
@@ -27,33 +28,6 @@ pub async fn add_to_rollup(conn: &mut AnyConnection, p: &PricedEvent<'_>) -> Sto
     };
     let model = e.model.clone().unwrap_or_default();
     adjust_rollup(conn, &e.user_id, (p.period_start, &p.billing_period), e.provider.as_str(), &model, &d).await
-}
-
-/// A rollup row summed over models, or per model.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RollupSum {
-    pub billing_period: String,
-    pub provider: String,
-    pub model: String,
-    pub calls: i64,
-    pub errors: i64,
-    pub tokens_input: i64,
-    pub tokens_output: i64,
-    pub tokens_cached_input: i64,
-    pub cost: Nanos,
-    pub unpriced_calls: i64,
-    pub response_ms_sum: i64,
-    pub response_ms_count: i64,
-}
-
-impl RollupSum {
-    pub fn tokens(&self) -> i64 {
-        self.tokens_input + self.tokens_output
-    }
-
-    pub fn usage(&self) -> ProviderUsage {
-        ProviderUsage { calls: self.calls, tokens: self.tokens(), cost: self.cost }
-    }
 }
 
 const SUMS: &str = "CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(errors) AS BIGINT) AS errors,

@@ -302,7 +302,7 @@ pub async fn admin_users(search: Option<String>) -> Result<Vec<AdminUser>, Serve
     for u in list {
         let (_, sub, cat) = state.engine.current_subscription(&u.id, now).await.map_err(super::session::ssr::fail)?;
         out.push(AdminUser {
-            plan: sub.plan_id.and_then(|id| cat.plan(id)).map_or_else(|| "No plan".into(), |p| p.name.clone()),
+            plan: cat.plan_of(&sub).map_or_else(|| crate::domain::plan::NO_PLAN.into(), |p| p.name.clone()),
             plan_id: sub.plan_id,
             billing_cycle: sub.billing_cycle.as_str().into(),
             status: sub.status.to_string(),

@@ -305,7 +305,7 @@ pub async fn get_user(
     v["disabled"] = json!(state.engine.account_disabled(&user_id).await?);
     v["subscription"] = json!({
         "plan_id": sub.plan_id,
-        "plan": sub.plan_id.and_then(|id| cat.plan(id)).map(|p| p.name.clone()),
+        "plan": cat.plan_of(&sub).map(|p| p.name.clone()),
         "billing_cycle": sub.billing_cycle.as_str(),
         "status": sub.status,
         "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339()),

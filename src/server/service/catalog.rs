@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::AnyConnection;
 use tokio::sync::RwLock;
 
+use crate::domain::limits::Limits;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::Catalog;
+use crate::domain::subscription::Subscription;
 use crate::server::store::{StoreResult, catalog};
 
 /// One consistent view of plans and prices.
@@ -26,6 +28,17 @@ pub struct CatalogSnapshot {
 impl CatalogSnapshot {
     pub fn plan(&self, id: i64) -> Option<&Plan> {
         self.plans.iter().find(|p| p.id == id)
+    }
+
+    /// The plan a subscription is on, if any.
+    pub fn plan_of(&self, sub: &Subscription) -> Option<&Plan> {
+        sub.plan_id.and_then(|id| self.plan(id))
+    }
+
+    /// The limits a subscription is held to: its plan's, or none (every
+    /// limit unlimited) without a plan. The one limits lookup.
+    pub fn limits_of(&self, sub: &Subscription) -> Limits {
+        self.plan_of(sub).map(|p| p.limits.clone()).unwrap_or_default()
     }
 
     /// The plan new users get: the cheapest active free-tier plan.

@@ -110,7 +110,7 @@ impl Engine {
             )));
         }
         let period = sub.current_period();
-        let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
+        let limits = catalog.limits_of(&sub);
         let mut seen: Usage = rollups::period_usage(&mut tx, user_id, period.start).await?;
         for (p, held) in holds::active_holds(&mut tx, user_id, period.start, now).await? {
             if let Ok(p) = Provider::parse(&p) {

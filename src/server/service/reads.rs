@@ -203,7 +203,7 @@ impl Engine {
                 u.add(&p, r.usage());
             }
         }
-        let plan = subscription.plan_id.and_then(|id| catalog.plan(id)).cloned();
+        let plan = catalog.plan_of(&subscription).cloned();
         Ok(Snapshot { user, subscription, plan, label, period, by_provider, alerts, usage: u, catalog })
     }
 

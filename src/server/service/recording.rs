@@ -92,7 +92,7 @@ impl Engine {
                 }
                 continue;
             };
-            let limits = sub.plan_id.and_then(|id| catalog.plan(id)).map(|p| p.limits.clone()).unwrap_or_default();
+            let limits = catalog.limits_of(&sub);
             let current = sub.current_period();
             let mut period_usage = rollups::period_usage(&mut tx, &user_id, current.start).await?;
 

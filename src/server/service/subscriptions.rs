@@ -83,7 +83,7 @@ pub async fn ensure_current(
     if now < sub.period_end {
         return Ok(());
     }
-    let mut plan = sub.plan_id.and_then(|id| catalog.plan(id));
+    let mut plan = catalog.plan_of(sub);
     while now >= sub.period_end {
         let closed = sub.current_period();
         let usage_cost: Nanos =
@@ -97,7 +97,7 @@ pub async fn ensure_current(
                 period_end: closed.end,
                 billing_period: closed.label(),
                 plan_id: sub.plan_id,
-                plan_name: plan.map(|p| p.name.clone()).unwrap_or_else(|| "No plan".into()),
+                plan_name: plan.map_or_else(|| crate::domain::plan::NO_PLAN.into(), |p| p.name.clone()),
                 plan_fee: fee,
                 usage_cost,
                 total: fee + usage_cost,
@@ -323,7 +323,7 @@ impl Engine {
             });
         }
         let before = SubscriptionSnapshot::from(&sub);
-        let old_plan = sub.plan_id.and_then(|id| catalog.plan(id));
+        let old_plan = catalog.plan_of(&sub);
         let change = decide_plan_change(
             old_plan.map(|p| (p, sub.billing_cycle)),
             sub.pending,
@@ -445,7 +445,7 @@ impl Engine {
             }
         };
         users::update_subscription(&mut tx, &sub, now).await?;
-        if let Some(plan) = sub.plan_id.and_then(|id| catalog.plan(id)) {
+        if let Some(plan) = catalog.plan_of(&sub) {
             let mut r = new_renewal(&sub, plan, None, kind, None);
             r.payment_amount = Nanos::ZERO;
             r.created_at = now;

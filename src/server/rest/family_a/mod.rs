@@ -1,0 +1,288 @@
+//! Family A: the ALwrity billing client's endpoints (`/api/subscription`).
+//! The handlers parse and authorise; `wire` renders the contract's JSON;
+//! `gate` is the preflight check.
+
+mod gate;
+mod wire;
+
+pub use gate::preflight;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::envelope;
+use crate::domain::plan::NO_PLAN;
+use crate::domain::usage_log::{LogFilter, LogStart};
+use crate::server::error::{AppError, AppResult};
+use crate::server::identity::Principal;
+use crate::server::state::AppState;
+
+use wire::{
+    alert_json, log_json, plan_json, pricing_json, renewal_json, rfc3339, subscription_limits, trends_json,
+    usage_stats, usd,
+};
+
+pub async fn plans(State(state): State<AppState>) -> AppResult<Json<Value>> {
+    let cat = state.engine.catalog_snapshot().await?;
+    let plans: Vec<Value> = cat.plans.iter().filter(|p| !p.archived).map(plan_json).collect();
+    Ok(envelope(json!({"total": plans.len(), "plans": plans})))
+}
+
+#[derive(Deserialize)]
+pub struct PricingQuery {
+    provider: Option<String>,
+}
+
+pub async fn pricing(State(state): State<AppState>, Query(q): Query<PricingQuery>) -> AppResult<Json<Value>> {
+    let cat = state.engine.catalog_snapshot().await?;
+    let provider = q
+        .provider
+        .as_deref()
+        .map(crate::domain::provider::Provider::parse)
+        .transpose()
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let rows: Vec<Value> = cat
+        .prices
+        .current(Utc::now())
+        .into_iter()
+        .filter(|v| provider.as_ref().is_none_or(|p| &v.provider == p))
+        .map(pricing_json)
+        .collect();
+    Ok(envelope(json!({"total": rows.len(), "pricing": rows})))
+}
+
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    billing_period: Option<String>,
+}
+
+pub async fn usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Query(q): Query<UsageQuery>,
+) -> AppResult<Json<Value>> {
+    principal.require_read(&user_id)?;
+    let now = Utc::now();
+    let snap = state.engine.snapshot(&user_id, q.billing_period.as_deref(), now).await?;
+    Ok(envelope(usage_stats(&snap, now)))
+}
+
+#[derive(Deserialize)]
+pub struct TrendsQuery {
+    months: Option<String>,
+}
+
+/// `months` is 1 to 24 (default 6).
+pub fn parse_months(raw: Option<&str>) -> AppResult<usize> {
+    match raw {
+        None => Ok(6),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n @ 1..=24) => Ok(n),
+            _ => Err(AppError::BadRequest(format!("months must be a whole number from 1 to 24 (got `{s}`)"))),
+        },
+    }
+}
+
+pub async fn trends(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Query(q): Query<TrendsQuery>,
+) -> AppResult<Json<Value>> {
+    principal.require_read(&user_id)?;
+    let months = parse_months(q.months.as_deref())?;
+    let t = state.engine.trends(&user_id, months, Utc::now()).await?;
+    Ok(envelope(trends_json(&t)))
+}
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    principal.require_read(&user_id)?;
+    let now = Utc::now();
+    let d = state.engine.dashboard(&user_id, 6, now).await?;
+    let total = d.current.total();
+    Ok(envelope(json!({
+        "current_usage": usage_stats(&d.current, now),
+        "trends": trends_json(&d.trends),
+        "limits": subscription_limits(d.current.plan.as_ref()),
+        "alerts": d.alerts.iter().take(20).map(alert_json).collect::<Vec<_>>(),
+        "projections": {
+            "projected_monthly_cost": usd(d.projection.projected_cost),
+            "cost_limit": d.projection.cost_cap.map_or(0.0, usd),
+            "projected_usage_percentage": d.projection.projected_pct(),
+        },
+        "summary": {
+            "total_api_calls_this_month": total.calls,
+            "total_cost_this_month": usd(total.cost),
+            "usage_status": d.status.as_str(),
+            "unread_alerts": d.unread_alerts,
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct AlertsQuery {
+    unread_only: Option<String>,
+}
+
+fn parse_bool(name: &str, raw: Option<&str>) -> AppResult<bool> {
+    match raw {
+        None => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(s) => Err(AppError::BadRequest(format!("{name} must be true or false (got `{s}`)"))),
+    }
+}
+
+pub async fn alerts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Query(q): Query<AlertsQuery>,
+) -> AppResult<Json<Value>> {
+    principal.require_read(&user_id)?;
+    let unread_only = parse_bool("unread_only", q.unread_only.as_deref())?;
+    let (list, unread) = state.engine.alerts(&user_id, unread_only).await?;
+    Ok(envelope(json!({
+        "alerts": list.iter().map(alert_json).collect::<Vec<_>>(),
+        "total": list.len(),
+        "unread_count": unread,
+    })))
+}
+
+pub async fn mark_read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(alert_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let id: i64 =
+        alert_id.parse().map_err(|_| AppError::BadRequest(format!("alert id `{alert_id}` is not a number")))?;
+    state.engine.mark_alert_read(id, Utc::now(), |owner| principal.require_alert_writer(owner)).await?;
+    Ok(envelope(json!({"id": id, "is_read": true})))
+}
+
+pub async fn subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> AppResult<Json<Value>> {
+    principal.require_read(&user_id)?;
+    let (_, sub, catalog) = state.engine.current_subscription(&user_id, Utc::now()).await?;
+    let plan = catalog.plan_of(&sub);
+    Ok(envelope(json!({
+        "user_id": user_id,
+        "plan": plan.map_or(NO_PLAN, |p| p.name.as_str()),
+        "plan_id": sub.plan_id,
+        "tier": plan.map_or("free", |p| p.tier.as_str()),
+        "billing_cycle": sub.billing_cycle.as_str(),
+        "status": sub.status,
+        "current_period_start": rfc3339(sub.cycle_start),
+        "current_period_end": rfc3339(sub.cycle_end),
+        "price": plan.map_or(0.0, |p| usd(p.price(sub.billing_cycle))),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    provider: Option<String>,
+    status_code: Option<String>,
+    billing_period: Option<String>,
+    status: Option<String>,
+}
+
+pub(crate) fn parse_num(
+    name: &str,
+    raw: Option<&str>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> AppResult<i64> {
+    match raw {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(AppError::BadRequest(format!(
+                "{name} must be a whole number from {} to {} (got `{s}`)",
+                range.start(),
+                range.end()
+            ))),
+        },
+    }
+}
+
+/// Parsed filters and page of the usage log.
+pub fn log_query(q: &PageQuery) -> AppResult<(LogFilter, i64, i64)> {
+    let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
+    let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
+    let provider = q
+        .provider
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(crate::domain::provider::Provider::parse)
+        .transpose()
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let status_code = q
+        .status_code
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_num("status_code", Some(s), 0, 100..=599))
+        .transpose()?;
+    let billing_period = LogFilter::parse_period(q.billing_period.as_deref()).map_err(AppError::BadRequest)?;
+    let failed = LogFilter::parse_status(q.status.as_deref()).map_err(AppError::BadRequest)?;
+    Ok((
+        LogFilter { provider: provider.map(|p| p.as_str().to_string()), status_code, failed, billing_period },
+        limit,
+        offset,
+    ))
+}
+
+/// Not enveloped: the calling user's usage log.
+pub async fn usage_logs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<PageQuery>,
+) -> AppResult<Response> {
+    let user_id = principal.own_user().ok_or(match principal {
+        Principal::Anonymous => AppError::Unauthorized,
+        _ => AppError::Forbidden("this key is not bound to a user; the usage log is per user".into()),
+    })?;
+    let (filter, limit, offset) = log_query(&q)?;
+    let start = LogStart::Offset(offset);
+    let (rows, total) = state.engine.usage_log(user_id, &filter, limit, start).await?;
+    Ok(Json(json!({
+        "logs": rows.iter().map(log_json).collect::<Vec<_>>(),
+        "total_count": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + (rows.len() as i64) < total,
+    }))
+    .into_response())
+}
+
+pub async fn renewal_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> AppResult<Json<Value>> {
+    principal.require_read(&user_id)?;
+    let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
+    let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
+    let (rows, total) = state.engine.renewals(&user_id, limit, offset, true).await?;
+    Ok(envelope(json!({
+        "renewals": rows.iter().map(renewal_json).collect::<Vec<_>>(),
+        "total_count": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + (rows.len() as i64) < total,
+    })))
+}

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod event;
 pub mod identity;
 pub mod limits;
+pub mod links;
 pub mod money;
 pub mod period;
 pub mod plan;

@@ -13,7 +13,7 @@ use chrono::Utc;
 
 use super::cli::IpNet;
 use super::state::AppState;
-use crate::api::session::{safe_next, urlencode};
+use crate::domain::links::{safe_next, urlencode};
 
 /// Settings of the HTTP layer, from `serve`'s flags.
 #[derive(Clone, Debug, Default)]

@@ -71,7 +71,7 @@ pub fn RequireUser(children: ChildrenFn) -> impl IntoView {
                     match me.await {
                         Ok(Some(_)) => children().into_any(),
                         _ => {
-                            let next = crate::api::session::urlencode(&location.pathname.get_untracked());
+                            let next = crate::domain::links::urlencode(&location.pathname.get_untracked());
                             view! { <Redirect path=format!("/login?next={next}")/> }.into_any()
                         }
                     }

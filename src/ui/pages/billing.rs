@@ -46,7 +46,7 @@ fn UsageLog() -> impl IntoView {
             .clone()
             .into_iter()
             .filter(|(k, _)| k != "page" && k != "before")
-            .map(|(k, v)| format!("{k}={}", crate::api::session::urlencode(&v)))
+            .map(|(k, v)| format!("{k}={}", crate::domain::links::urlencode(&v)))
             .collect();
         if let Some((before, page)) = at {
             pairs.push(format!("before={before}"));

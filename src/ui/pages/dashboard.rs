@@ -30,7 +30,7 @@ fn with_param(query: &leptos_router::params::ParamsMap, key: &str, value: &str) 
     if !value.is_empty() {
         pairs.push((key.to_string(), value.to_string()));
     }
-    let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", crate::api::session::urlencode(v))).collect();
+    let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", crate::domain::links::urlencode(v))).collect();
     format!("/dashboard?{}", qs.join("&"))
 }
 

@@ -22,7 +22,7 @@ pub fn LoginPage() -> impl IntoView {
         None => None,
     };
     let next = move || {
-        query.read().get("next").filter(|n| crate::api::session::safe_next(n).is_some()).unwrap_or_else(|| "/".into())
+        query.read().get("next").filter(|n| crate::domain::links::safe_next(n).is_some()).unwrap_or_else(|| "/".into())
     };
     let input = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 shadow-sm focus:border-blue-500";
     view! {

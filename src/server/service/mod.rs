@@ -10,6 +10,8 @@ mod accounts_tests;
 pub mod admin;
 pub mod audit;
 pub mod catalog;
+#[cfg(test)]
+mod cluster_tests;
 pub mod gate;
 pub mod keys;
 #[cfg(test)]

@@ -1,0 +1,112 @@
+//! Two app nodes on one PostgreSQL database: separate pools and separate
+//! catalog caches, as two `tally serve` processes have. Limits hold across
+//! them and events sent to both are counted once. Postgres only (SQLite is
+//! one process by design).
+
+use chrono::Duration;
+
+use super::Engine;
+use super::gate::Operation;
+use super::recording::Incoming;
+use super::tests::{ev, ok};
+use crate::domain::limits::Limits;
+use crate::domain::money::Nanos;
+use crate::domain::provider::Provider;
+use crate::server::store::{Store, StoreOptions};
+use crate::server::testing::{TestDb, engine_with_catalog, t, user_on_plan};
+
+/// A second node: its own pool and engine on the first node's schema.
+async fn second_node(db: &TestDb, first: &Engine) -> Engine {
+    let url =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| crate::server::testing::DEFAULT_TEST_DATABASE_URL.into());
+    let opts = StoreOptions { schema: db.schema().map(str::to_string), max_connections: 20, ..StoreOptions::default() };
+    let store = Store::connect(&url, opts).await.expect("second node connects");
+    Engine::new(store, first.config.clone())
+}
+
+fn search() -> Operation {
+    Operation {
+        provider: Provider::parse("tavily").unwrap(),
+        model: None,
+        tokens_requested: 0,
+        units_requested: None,
+        operation_type: "search".into(),
+    }
+}
+
+/// Sends `n` reservations, alternating between the nodes, all at once;
+/// how many were admitted.
+async fn reserve_on_both(a: &Engine, b: &Engine, n: usize, now: chrono::DateTime<chrono::Utc>) -> usize {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let engine = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { engine.preflight("u1", &[search()], true, now).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().can_proceed {
+            admitted += 1;
+        }
+    }
+    admitted
+}
+
+#[tokio::test]
+async fn two_nodes_share_call_limits() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new().with("tavily_calls", 50), start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let b = second_node(&db, &a).await;
+    assert_eq!(reserve_on_both(&a, &b, 200, t(2026, 11, 10)).await, 50);
+    b.store.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_nodes_share_the_cost_cap() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    // A search costs $0.001: a $0.04 cap holds 40 of them.
+    let cap = Limits::new().with("monthly_cost", Nanos::from_usd(1).0 / 25);
+    let (a, plan) = engine_with_catalog(db.store.clone(), cap, start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let b = second_node(&db, &a).await;
+    assert_eq!(reserve_on_both(&a, &b, 120, t(2026, 11, 10)).await, 40);
+    b.store.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_nodes_count_each_event_once() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new(), start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let b = second_node(&db, &a).await;
+    let now = t(2026, 11, 10);
+    let batch = |k: usize| -> Vec<Incoming> {
+        ok((0..50).map(|i| ev(&format!("e{k}-{i}"), "u1", "tavily", None, 0, 0, now + Duration::seconds(i))).collect())
+    };
+    // 400 events: 8 batches of 50, each sent to both nodes at once.
+    let tasks: Vec<_> = (0..8)
+        .flat_map(|k| {
+            [a.clone(), b.clone()].map(|engine| {
+                let events = batch(k);
+                tokio::spawn(async move { engine.record(events, now).await })
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let view = a.period_view("u1", now).await.unwrap();
+    assert_eq!(view.total_calls(), 400);
+    assert_eq!(view.total_cost(), Nanos(Nanos::from_usd(1).0 / 1000 * 400));
+    let (_, logged) =
+        b.usage_log("u1", &Default::default(), 10, crate::domain::usage_log::LogStart::Offset(0)).await.unwrap();
+    assert_eq!(logged, 400);
+    b.store.close().await;
+    db.cleanup().await;
+}

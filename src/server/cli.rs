@@ -73,6 +73,10 @@ pub enum Command {
     /// Record a steady stream of realistic usage events for a user through the
     /// real recording path, so a running dashboard visibly moves.
     Simulate(SimulateArgs),
+    /// Measure the hot paths (gate, ingest, dashboard reads) over real HTTP
+    /// on a fresh store, and print each figure beside a baseline measured
+    /// in the same run. Run the release build for real figures.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -232,8 +236,20 @@ pub struct SeedArgs {
     /// Seed the demo: plans, pricing catalog, 12 months of usage for
     /// demo@example.com, and the demo and admin logins. Only on an empty
     /// database.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "events", conflicts_with = "events")]
     pub demo: bool,
+    /// Instead, write this many usage events for load users, through the
+    /// real recording engine (pricing, rollups, alerts), to measure at
+    /// scale. Seeds the demo catalog first on an empty database; running it
+    /// again with the same numbers adds nothing.
+    #[arg(long, value_name = "N")]
+    pub events: Option<u64>,
+    /// How many load users share the events (`load-00001`, ...).
+    #[arg(long, value_name = "U", default_value_t = 100, requires = "events")]
+    pub users: usize,
+    /// Over how many days before now the events are spread.
+    #[arg(long, value_name = "D", default_value_t = 45, requires = "events")]
+    pub days: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,4 +336,45 @@ mod tests {
             assert!(parse_public_url(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// Which store `tally bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchStore {
+    Sqlite,
+    Postgres,
+}
+
+impl BenchStore {
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchStore::Sqlite => "SQLite",
+            BenchStore::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The store to measure: a fresh SQLite file in the temp directory, or
+    /// a fresh schema in the PostgreSQL database of --database-url (dropped
+    /// afterwards). Never touches the database you serve from.
+    #[arg(long, value_enum, default_value_t = BenchStore::Sqlite)]
+    pub store: BenchStore,
+    /// The PostgreSQL database for `--store postgres`.
+    #[arg(long = "pg-url", env = "TEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub database_url: String,
+    /// A short run (2 s a figure, 5,000 seeded events) to check that it works.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seconds each figure is measured for.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Events seeded for 100 load users before the read figures (default
+    /// 200,000; 5,000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub events: Option<u64>,
+    /// Concurrent HTTP clients for the request figures.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
 }

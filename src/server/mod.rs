@@ -3,6 +3,7 @@
 //! telemetry and the demo seed.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod identity;
@@ -28,7 +29,7 @@ use chrono::Utc;
 use clap::Parser;
 
 use crate::domain::identity::Role;
-use cli::{AdminCommand, ApikeyCommand, Cli, Command, GlobalArgs, ServeArgs, SimulateArgs};
+use cli::{AdminCommand, ApikeyCommand, Cli, Command, GlobalArgs, SeedArgs, ServeArgs, SimulateArgs};
 use service::Engine;
 use service::subscriptions::NewUser;
 use store::{Store, StoreOptions, redact_url};
@@ -54,6 +55,29 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&g).await?;
             store.close().await;
             println!("migrations applied to {}", redact_url(&g.database_url));
+            Ok(())
+        }
+        Command::Seed(SeedArgs { events: Some(events), users, days, .. }) => {
+            let store = open_store(&g).await?;
+            let engine = Engine::new(store.clone(), Default::default());
+            let mut last_print = std::time::Instant::now();
+            let report = seed::seed_load(&engine, events, users, days, Utc::now(), |done| {
+                if last_print.elapsed() >= Duration::from_secs(5) {
+                    eprintln!("  {done} of {events} events");
+                    last_print = std::time::Instant::now();
+                }
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
+            store.close().await;
+            let secs = report.elapsed.as_secs_f64().max(0.001);
+            println!(
+                "recorded {} events for {} load users ({} were already there) in {secs:.1} s ({:.0} events/s)",
+                report.events,
+                report.users,
+                report.already_there,
+                (report.events + report.already_there) as f64 / secs
+            );
             Ok(())
         }
         Command::Seed(_) => {
@@ -105,6 +129,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate(&g, args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -1,0 +1,440 @@
+//! `tally bench`: the hot paths measured as a user meets them, over real
+//! HTTP against the real router on a fresh store, each figure printed beside
+//! a baseline measured in the same run (the server's own floor, `GET
+//! /healthz`, for request paths; the same rows written straight through the
+//! database driver, with no HTTP and no pricing, for batched ingest).
+//!
+//! Numbers, never assertions: the tests check behaviour; this measures it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use super::cli::{BenchArgs, BenchStore, ServeArgs};
+use super::seed;
+use super::service::admin::PlanForm;
+use super::service::{Engine, EngineConfig};
+use super::store::{Store, StoreOptions, drop_schema};
+use crate::domain::identity::Scope;
+
+/// One request a client sends: method, path and JSON body.
+type MakeRequest = Arc<dyn Fn(usize, u64) -> (Method, String, Option<String>) + Send + Sync>;
+
+/// What a run of concurrent clients measured.
+#[derive(Clone, Debug, Default)]
+struct Run {
+    requests: u64,
+    failures: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn pct(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)]
+    }
+}
+
+/// `clients` keep-alive HTTP/1.1 connections, each sending requests one
+/// after another for `duration`.
+async fn drive(addr: SocketAddr, key: &str, clients: usize, duration: Duration, make: MakeRequest) -> Run {
+    let seq = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (make, seq, auth) = (make.clone(), seq.clone(), format!("Bearer {key}"));
+            tokio::spawn(async move {
+                let mut run = Run::default();
+                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else { return run };
+                let _ = stream.set_nodelay(true);
+                let Ok((mut send, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+                    return run;
+                };
+                tokio::spawn(conn);
+                while Instant::now() < deadline {
+                    let (method, path, body) = make(c, seq.fetch_add(1, Ordering::Relaxed));
+                    let req = Request::builder()
+                        .method(method)
+                        .uri(path)
+                        .header("host", addr.to_string())
+                        .header("authorization", &auth)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                        .expect("valid request");
+                    let t = Instant::now();
+                    let ok = match send.send_request(req).await {
+                        Ok(resp) => {
+                            let status = resp.status();
+                            resp.into_body().collect().await.is_ok() && status.is_success()
+                        }
+                        Err(_) => false,
+                    };
+                    run.latencies.push(t.elapsed());
+                    run.requests += 1;
+                    run.failures += u64::from(!ok);
+                    if !ok && send.ready().await.is_err() {
+                        break;
+                    }
+                }
+                run
+            })
+        })
+        .collect();
+    let mut all = Run::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            all.requests += r.requests;
+            all.failures += r.failures;
+            all.latencies.extend(r.latencies);
+        }
+    }
+    all.elapsed = started.elapsed();
+    all.latencies.sort_unstable();
+    all
+}
+
+/// A row of the result table.
+struct Row {
+    path: String,
+    figure: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rate(v: f64, unit: &str) -> String {
+    format!("{} {unit}", crate::domain::money::format_count(v.round() as i64))
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 { format!("{:.2}x", a / b) } else { "-".into() }
+}
+
+/// The rows of one request path: throughput and tail beside the floor.
+fn request_rows(path: &str, run: &Run, floor: &Run) -> Vec<Row> {
+    let mut rows = vec![
+        Row {
+            path: path.into(),
+            figure: "throughput".into(),
+            value: rate(run.per_sec(), "req/s"),
+            baseline: rate(floor.per_sec(), "req/s"),
+            ratio: ratio(run.per_sec(), floor.per_sec()),
+        },
+        Row {
+            path: path.into(),
+            figure: "p50 / p99".into(),
+            value: format!("{} / {}", ms(run.pct(0.5)), ms(run.pct(0.99))),
+            baseline: format!("{} / {}", ms(floor.pct(0.5)), ms(floor.pct(0.99))),
+            ratio: ratio(run.pct(0.99).as_secs_f64(), floor.pct(0.99).as_secs_f64()),
+        },
+    ];
+    if run.failures > 0 {
+        rows.push(Row {
+            path: path.into(),
+            figure: "failed requests".into(),
+            value: run.failures.to_string(),
+            baseline: "0".into(),
+            ratio: "-".into(),
+        });
+    }
+    rows
+}
+
+/// A fresh, migrated store for the run and how to remove it afterwards.
+async fn fresh_store(args: &BenchArgs) -> anyhow::Result<(Store, Box<dyn FnOnce() + Send>, Option<(String, String)>)> {
+    match args.store {
+        BenchStore::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("tally-bench-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir)?;
+            let url = format!("sqlite://{}/bench.db", dir.display());
+            let store = Store::connect(&url, StoreOptions::default()).await?;
+            store.migrate().await?;
+            Ok((store, Box::new(move || drop(std::fs::remove_dir_all(&dir))), None))
+        }
+        BenchStore::Postgres => {
+            let url = args.database_url.clone();
+            let schema = format!("tally_bench_{}", uuid::Uuid::new_v4().simple());
+            let opts = StoreOptions { schema: Some(schema.clone()), ..StoreOptions::default() };
+            let store = Store::connect(&url, opts)
+                .await
+                .with_context(|| format!("cannot reach PostgreSQL at {}", super::store::redact_url(&url)))?;
+            store.migrate().await?;
+            Ok((store, Box::new(|| ()), Some((url, schema))))
+        }
+    }
+}
+
+/// Writes `n` event rows straight through the driver, 500 to a statement
+/// and 1,000 to a transaction: what batched ingest could approach.
+async fn raw_insert_baseline(store: &Store, user: &str, n: u64) -> anyhow::Result<Duration> {
+    const COLS: &str = "user_id, event_id, provider, model, tokens_input, tokens_output, tokens_cached_input, units,
+        cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced, status_code, retry_count, occurred_at, recorded_at,
+        period_start, billing_period, late";
+    const PER_ROW: usize = 19;
+    let now = Utc::now();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < n {
+        let mut tx = store.begin().await?;
+        for _ in 0..2 {
+            let rows = (n - done).min(500) as usize;
+            if rows == 0 {
+                break;
+            }
+            let values: Vec<String> = (0..rows)
+                .map(|r| {
+                    let p: Vec<String> = (1..=PER_ROW).map(|c| format!("${}", r * PER_ROW + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO usage_events ({COLS}) VALUES {}", values.join(", "));
+            let mut q = sqlx::query(&sql);
+            for i in 0..rows as u64 {
+                let at = now.timestamp_millis() - (done + i) as i64;
+                q = q
+                    .bind(user)
+                    .bind(format!("raw-{}", done + i))
+                    .bind("gemini")
+                    .bind("gemini-2.5-flash")
+                    .bind(1200i64)
+                    .bind(300i64)
+                    .bind(0i64)
+                    .bind(0i64)
+                    .bind(360_000i64)
+                    .bind(750_000i64)
+                    .bind(1_110_000i64)
+                    .bind(0i64)
+                    .bind(200i64)
+                    .bind(0i64)
+                    .bind(at)
+                    .bind(at)
+                    .bind(at)
+                    .bind("raw")
+                    .bind(0i64);
+            }
+            q.execute(&mut *tx).await?;
+            done += rows as u64;
+        }
+        tx.commit().await?;
+    }
+    Ok(started.elapsed())
+}
+
+fn event_json(user: &str, id: &str) -> serde_json::Value {
+    json!({"id": id, "user_id": user, "provider": "gemini", "model": "gemini-2.5-flash",
+           "tokens_input": 1200, "tokens_output": 300, "operation_type": "text_generation",
+           "status_code": 200, "response_time_ms": 420})
+}
+
+fn preflight_body(user: &str, reserve: bool) -> String {
+    json!({"user_id": user, "reserve": reserve, "operations": [
+        {"provider": "gemini", "model": "gemini-2.5-flash", "tokens_requested": 1500, "operation_type": "text_generation"}
+    ]})
+    .to_string()
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let secs = if args.quick { 2 } else { args.seconds.max(1) };
+    let dur = Duration::from_secs(secs);
+    let events = args.events.unwrap_or(if args.quick { 5_000 } else { 200_000 });
+    let (store, remove, pg) = fresh_store(&args).await?;
+    let result = bench_on(&args, store.clone(), dur, events).await;
+    store.close().await;
+    remove();
+    if let Some((url, schema)) = pg {
+        drop_schema(&url, &schema).await.ok();
+    }
+    result
+}
+
+async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) -> anyhow::Result<()> {
+    let engine = Engine::new(store.clone(), EngineConfig::default());
+    let now = Utc::now();
+    eprintln!("seeding {events} events for 100 load users through the recording engine...");
+    let seeded = seed::seed_load(&engine, events, 100, 45, now, |_| ()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let seed_rate = seeded.events as f64 / seeded.elapsed.as_secs_f64().max(1e-9);
+    // Bench users on a plan with limits the gate checks but never reaches.
+    let mut limits = std::collections::BTreeMap::new();
+    for k in ["gemini_calls", "gemini_tokens", "openai_calls", "openai_tokens"] {
+        limits.insert(k.to_string(), "1000000000000".to_string());
+    }
+    limits.insert("monthly_cost".into(), "100000000".into());
+    let form = PlanForm { name: "Bench".into(), tier: "enterprise".into(), limits, ..PlanForm::default() };
+    let plan = engine.create_plan(&form, "bench", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bench_users: Vec<String> = (1..=64).map(|i| format!("bench-{i:03}")).collect();
+    for id in &bench_users {
+        let new = super::service::subscriptions::NewUser {
+            id: Some(crate::domain::identity::UserId::parse(id).expect("valid")),
+            email: crate::domain::identity::Email::parse(&format!("{id}@bench.example")).expect("valid"),
+            name: id.clone(),
+            role: crate::domain::identity::Role::User,
+            password_hash: None,
+            plan: Some((plan.id, crate::domain::period::BillingCycle::Monthly)),
+        };
+        engine.create_user(new, now - chrono::Duration::days(1)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let (_, key) = engine
+        .create_api_key(None, &[Scope::Ingest, Scope::Read, Scope::Gate], "bench", "bench", now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, load_key) = engine
+        .create_api_key(Some("load-00001"), &[Scope::Read], "bench", "bench", now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let state = super::startup::app_state(engine.clone(), &ServeArgs::default());
+    let app = super::startup::build_router(state, Duration::from_secs(30));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let c = args.clients.max(1);
+    let users = Arc::new(bench_users);
+    let mut rows = Vec::new();
+    eprintln!("measuring, {} s per figure, {c} clients...", dur.as_secs());
+
+    let floor = drive(addr, &key, c, dur, Arc::new(|_, _| (Method::GET, "/healthz".into(), None))).await;
+    rows.extend(request_rows("GET /healthz (the floor)", &floor, &floor));
+
+    for reserve in [false, true] {
+        let u = users.clone();
+        let run = drive(
+            addr,
+            &key,
+            c,
+            dur,
+            Arc::new(move |_, i| {
+                let user = &u[(i % u.len() as u64) as usize];
+                (Method::POST, "/api/subscription/preflight-check".into(), Some(preflight_body(user, reserve)))
+            }),
+        )
+        .await;
+        let name = if reserve { "preflight, reserve" } else { "preflight, check only" };
+        rows.extend(request_rows(name, &run, &floor));
+    }
+
+    let u = users.clone();
+    let single = drive(
+        addr,
+        &key,
+        c,
+        dur,
+        Arc::new(move |_, i| {
+            let user = &u[(i % u.len() as u64) as usize];
+            let body = json!({"events": [event_json(user, &format!("single-{i}"))]}).to_string();
+            (Method::POST, "/api/usage/events".into(), Some(body))
+        }),
+    )
+    .await;
+    rows.extend(request_rows("ingest, 1 event a request", &single, &floor));
+
+    // Batched ingest: 1,000 events a request from 2 clients, alone and then
+    // with 16 preflight clients beside it.
+    let batch_maker = |tag: &'static str, users: Arc<Vec<String>>| -> MakeRequest {
+        Arc::new(move |c, i| {
+            let user = &users[c % users.len()];
+            let evs: Vec<_> = (0..1000).map(|k| event_json(user, &format!("{tag}-{c}-{i}-{k}"))).collect();
+            (Method::POST, "/api/usage/events".into(), Some(json!({"events": evs}).to_string()))
+        })
+    };
+    let batched = drive(addr, &key, 2, dur, batch_maker("batch", users.clone())).await;
+    let ingested = (batched.requests - batched.failures) * 1000;
+    let raw_time = raw_insert_baseline(&store, &users[0], ingested.max(1000)).await?;
+    let raw_rate = ingested.max(1000) as f64 / raw_time.as_secs_f64().max(1e-9);
+    let batch_rate = ingested as f64 / batched.elapsed.as_secs_f64().max(1e-9);
+    rows.push(Row {
+        path: "ingest, 1,000 events a request, 2 clients".into(),
+        figure: "events recorded".into(),
+        value: rate(batch_rate, "events/s"),
+        baseline: format!("{} (raw driver)", rate(raw_rate, "events/s")),
+        ratio: ratio(batch_rate, raw_rate),
+    });
+    let u = users.clone();
+    let beside_key = key.clone();
+    let beside_maker = batch_maker("beside", users.clone());
+    let beside = tokio::spawn(async move { drive(addr, &beside_key, 2, dur, beside_maker).await });
+    let gate = drive(
+        addr,
+        &key,
+        c,
+        dur,
+        Arc::new(move |_, i| {
+            let user = &u[(i % u.len() as u64) as usize];
+            (Method::POST, "/api/subscription/preflight-check".into(), Some(preflight_body(user, true)))
+        }),
+    )
+    .await;
+    let beside = beside.await?;
+    rows.extend(request_rows("preflight, reserve, beside batched ingest", &gate, &floor));
+    rows.push(Row {
+        path: "... the batched ingest beside it".into(),
+        figure: "events recorded".into(),
+        value: rate(((beside.requests - beside.failures) * 1000) as f64 / beside.elapsed.as_secs_f64(), "events/s"),
+        baseline: rate(batch_rate, "events/s (alone)"),
+        ratio: ratio(((beside.requests - beside.failures) * 1000) as f64 / beside.elapsed.as_secs_f64(), batch_rate),
+    });
+
+    // Reads of a load user holding events/100 of the seeded events.
+    let per_user = events / 100;
+    for (name, path) in [
+        ("dashboard API", "/api/subscription/dashboard/load-00001".to_string()),
+        ("usage log, first page", "/api/subscription/usage-logs?limit=50".to_string()),
+        (
+            "usage log, deep page",
+            format!("/api/subscription/usage-logs?limit=50&offset={}", per_user.saturating_sub(50)),
+        ),
+    ] {
+        let run = drive(addr, &load_key, c, dur, Arc::new(move |_, _| (Method::GET, path.clone(), None))).await;
+        rows.extend(request_rows(&format!("{name} ({per_user} events of the user)"), &run, &floor));
+    }
+    server.abort();
+
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l["VmHWM:".len()..].trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    print_table(args, events, seed_rate, &rss, &rows);
+    if rows.iter().any(|r| r.figure == "failed requests") {
+        bail!("some requests failed; the figures above are not trustworthy");
+    }
+    Ok(())
+}
+
+fn print_table(args: &BenchArgs, events: u64, seed_rate: f64, rss: &str, rows: &[Row]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let build = if cfg!(debug_assertions) { "debug build (use --release for real figures)" } else { "release build" };
+    println!(
+        "tally bench: {} store, {build}, {cores} cores, {} clients, {events} events seeded at {} events/s; peak memory {rss}",
+        args.store.name(),
+        args.clients,
+        crate::domain::money::format_count(seed_rate.round() as i64),
+    );
+    println!();
+    println!("| path | figure | value | baseline (same run) | ratio |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} | {} |", r.path, r.figure, r.value, r.baseline, r.ratio);
+    }
+}

@@ -9,15 +9,20 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use sqlx::AnyConnection;
+
 use super::Engine;
+use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, first_exceeded};
 use crate::domain::money::Nanos;
+use crate::domain::period::Period;
 use crate::domain::pricing::{Catalog, Quantities, price_event};
 use crate::domain::provider::{LimitKey, Provider};
+use crate::domain::subscription::Subscription;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::holds::{self, NewHold};
-use crate::server::store::rollups;
+use crate::server::store::{rollups, users};
 
 /// One planned operation.
 #[derive(Clone, Debug)]
@@ -85,9 +90,24 @@ fn describe(l: &LimitUse, resets_at: DateTime<Utc>) -> String {
     )
 }
 
+/// The verdict on a request before anything is held, with the holds the
+/// allowed operations would take.
+struct Verdict {
+    preflight: Preflight,
+    holds: Vec<(usize, ProviderUsage)>,
+    period: Period,
+}
+
 impl Engine {
     /// Checks `ops` for `user_id`; with `reserve`, holds their estimated
     /// usage when all are allowed.
+    ///
+    /// Checking only is a read: no lock and no write, so it never waits for
+    /// writers. It answers from the committed rollups and holds of the
+    /// moment and promises nothing; only a reservation holds room. Reserving locks the user's subscription row,
+    /// checks and writes the holds in that one transaction: the store is the
+    /// authority, so two nodes (or two requests) can never both take the
+    /// last of a limit.
     pub async fn preflight(
         &self,
         user_id: &str,
@@ -98,11 +118,60 @@ impl Engine {
         if ops.is_empty() || ops.len() > 100 {
             return Err(AppError::Invalid("operations must hold 1 to 100 operations".into()));
         }
+        if !reserve {
+            let mut conn = self.store.pool().acquire().await?;
+            let catalog = self.catalog.get(&mut conn).await?;
+            // A period that has ended must roll over first: that is a write,
+            // so it takes the locked path below.
+            if let Some(sub) = users::subscription(&mut conn, user_id).await?
+                && now < sub.period_end
+            {
+                return Ok(self.verdict(&mut conn, &catalog, &sub, ops, now).await?.preflight);
+            }
+        }
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
         let sub = lock_current(&mut tx, &catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        let Verdict { mut preflight, holds, period } = self.verdict(&mut tx, &catalog, &sub, ops, now).await?;
+        if reserve && preflight.can_proceed {
+            let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
+            let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
+            for (i, usage) in &holds {
+                let op = &ops[*i];
+                holds::insert_hold(
+                    &mut tx,
+                    &NewHold {
+                        id: &id,
+                        op_index: *i as i64,
+                        user_id,
+                        period_start: period.start,
+                        provider: op.provider.as_str(),
+                        model: op.model.as_deref().unwrap_or(""),
+                        usage: *usage,
+                        expires_at: (now + ttl).min(period.end),
+                    },
+                    now,
+                )
+                .await?;
+            }
+            preflight.reservation_id = Some(id);
+        }
+        tx.commit().await?;
+        Ok(preflight)
+    }
+
+    /// Checks `ops` against `sub`'s limits, given what is used and held.
+    async fn verdict(
+        &self,
+        conn: &mut AnyConnection,
+        catalog: &CatalogSnapshot,
+        sub: &Subscription,
+        ops: &[Operation],
+        now: DateTime<Utc>,
+    ) -> AppResult<Verdict> {
+        let user_id = sub.user_id.as_str();
         if sub.status != crate::domain::subscription::Status::Active {
             return Err(AppError::Forbidden(format!(
                 "the subscription of `{user_id}` is {}; nothing is admitted until it is resumed",
@@ -110,9 +179,9 @@ impl Engine {
             )));
         }
         let period = sub.current_period();
-        let limits = catalog.limits_of(&sub);
-        let mut seen: Usage = rollups::period_usage(&mut tx, user_id, period.start).await?;
-        for (p, held) in holds::active_holds(&mut tx, user_id, period.start, now).await? {
+        let limits = catalog.limits_of(sub);
+        let mut seen: Usage = rollups::period_usage(&mut *conn, user_id, period.start).await?;
+        for (p, held) in holds::active_holds(&mut *conn, user_id, period.start, now).await? {
             if let Ok(p) = Provider::parse(&p) {
                 seen.add(&p, held);
             }
@@ -167,40 +236,18 @@ impl Engine {
                 message,
             });
         }
-        let can_proceed = denied_by.is_none();
-        let mut reservation_id = None;
-        if reserve && can_proceed {
-            let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
-            let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
-            for (i, usage) in &holds {
-                let op = &ops[*i];
-                holds::insert_hold(
-                    &mut tx,
-                    &NewHold {
-                        id: &id,
-                        op_index: *i as i64,
-                        user_id,
-                        period_start: period.start,
-                        provider: op.provider.as_str(),
-                        model: op.model.as_deref().unwrap_or(""),
-                        usage: *usage,
-                        expires_at: (now + ttl).min(period.end),
-                    },
-                    now,
-                )
-                .await?;
-            }
-            reservation_id = Some(id);
-        }
-        tx.commit().await?;
-        Ok(Preflight {
-            can_proceed,
-            total_cost: checks.iter().map(|c| c.cost).fold(Nanos::ZERO, Nanos::saturating_add),
-            operations: checks,
-            calls_summary,
-            reservation_id,
-            resets_at: period.end,
-            denied_by,
+        Ok(Verdict {
+            preflight: Preflight {
+                can_proceed: denied_by.is_none(),
+                total_cost: checks.iter().map(|c| c.cost).fold(Nanos::ZERO, Nanos::saturating_add),
+                operations: checks,
+                calls_summary,
+                reservation_id: None,
+                resets_at: period.end,
+                denied_by,
+            },
+            holds,
+            period,
         })
     }
 }

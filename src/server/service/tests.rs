@@ -450,3 +450,30 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
     assert_eq!((renewals[0].new_period_start, renewals[0].new_period_end), (t(2026, 3, 15), t(2027, 3, 15)));
 }
 both_stores!(yearly_cycles_bill_once_a_year, yearly_cycles_bill_once_a_year);
+
+/// Checking without `reserve` is a read: it answers while another
+/// transaction holds the user's lock (it would otherwise wait for it), and
+/// it sees the usage that transaction has not committed as not yet there.
+async fn check_only_preflight_takes_no_lock(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new().with("tavily_calls", 5), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let mut writer = store.begin().await.unwrap();
+    assert!(crate::server::store::lock_user(&mut writer, "u1").await.unwrap());
+    // A hang guard, not a speed check: waiting for the lock never ends.
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        engine.preflight("u1", &[op("tavily", 0)], false, now),
+    )
+    .await
+    .expect("a check-only preflight waited for the user's lock")
+    .unwrap();
+    assert!(check.can_proceed);
+    assert_eq!(check.calls_summary.map(|l| (l.used, l.limit)), Some((0, 5)));
+    assert!(check.reservation_id.is_none());
+    writer.rollback().await.unwrap();
+    // Nothing was held by checking.
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations").await, 0);
+}
+both_stores!(check_only_preflight_takes_no_lock, check_only_preflight_takes_no_lock);

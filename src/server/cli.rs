@@ -232,11 +232,12 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "events"])))]
 pub struct SeedArgs {
     /// Seed the demo: plans, pricing catalog, 12 months of usage for
     /// demo@example.com, and the demo and admin logins. Only on an empty
     /// database.
-    #[arg(long, required_unless_present = "events", conflicts_with = "events")]
+    #[arg(long)]
     pub demo: bool,
     /// Instead, write this many usage events for load users, through the
     /// real recording engine (pricing, rollups, alerts), to measure at

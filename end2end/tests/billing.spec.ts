@@ -11,6 +11,19 @@ test('the usage log filters by provider and status, and pages', async ({ page },
   await expect(page).toHaveURL(/provider=gemini/);
   await expect(rows.first()).toHaveAttribute('data-provider', 'gemini');
   expect(await page.locator('tbody tr:not([data-provider="gemini"])').count()).toBe(0);
+  // The CSV download carries the filter and holds every matching event,
+  // not just this page.
+  const csvHref = await page.getByTestId('usage-csv').getAttribute('href');
+  expect(csvHref).toContain('provider=gemini');
+  const csv = await page.request.get(csvHref!);
+  expect(csv.status()).toBe(200);
+  expect(csv.headers()['content-type']).toContain('text/csv');
+  const lines = (await csv.text()).split('\r\n').filter((l) => l.length > 0);
+  expect(lines[0]).toContain('event_id,timestamp,provider');
+  const total = Number((await page.getByTestId('usage-count').innerText()).split(' ')[0].replace(/,/g, ''));
+  expect(total).toBeGreaterThan(25);
+  expect(lines.length - 1).toBe(total);
+  expect(lines.slice(1).every((l) => l.split(',')[2] === 'gemini')).toBe(true);
   await page.getByLabel('Status').selectOption('failed');
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page).toHaveURL(/status=failed/);

@@ -28,6 +28,8 @@ pub struct LogPage {
     pub pages: i64,
     /// The cursor of the next (older) page, if there is one.
     pub older: Option<String>,
+    /// The CSV download of the whole log with these filters.
+    pub csv_href: String,
 }
 
 /// A usage-log cursor: `<occurred_at ms>.<row id>` of the last row shown.
@@ -74,8 +76,23 @@ pub async fn usage_log_page(
     let older = (rows.len() as i64 == PAGE_SIZE)
         .then(|| rows.last().map(|r| format!("{}.{}", r.occurred_at.timestamp_millis(), r.id)))
         .flatten();
+    let csv_href = {
+        use crate::domain::links::urlencode;
+        let mut q = Vec::new();
+        if let Some(p) = &filter.provider {
+            q.push(format!("provider={}", urlencode(p)));
+        }
+        if let Some(f) = filter.failed {
+            q.push(format!("status={}", if f { "failed" } else { "success" }));
+        }
+        if let Some(l) = &filter.billing_period {
+            q.push(format!("billing_period={}", urlencode(l)));
+        }
+        format!("/api/usage/{}/logs.csv{}{}", urlencode(&user_id), if q.is_empty() { "" } else { "?" }, q.join("&"))
+    };
     Ok(LogPage {
         older,
+        csv_href,
         rows: rows
             .into_iter()
             .map(|r| LogLine {

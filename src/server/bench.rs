@@ -411,6 +411,7 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
             "usage log, deep page",
             format!("/api/subscription/usage-logs?limit=50&offset={}", per_user.saturating_sub(50)),
         ),
+        ("usage log CSV, whole log downloaded", "/api/usage/load-00001/logs.csv".to_string()),
     ] {
         let run = drive(addr, &load_key, c, dur, Arc::new(move |_, _| (Method::GET, path.clone(), None))).await;
         rows.extend(request_rows(&format!("{name} ({per_user} events of the user)"), &run, &floor));

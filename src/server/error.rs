@@ -47,6 +47,9 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// `Retry-After` of a 503 while the store is unavailable.
+pub const UNAVAILABLE_RETRY_SECS: i64 = 2;
+
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -111,7 +114,9 @@ impl IntoResponse for AppError {
         if let AppError::InvalidFields(fields) = &self {
             body["fields"] = fields.iter().map(|(f, m)| (f.clone(), serde_json::Value::from(m.clone()))).collect();
         }
-        let mut retry = None;
+        // The store comes back by itself (a restart, a failover): say when
+        // to try again.
+        let mut retry = matches!(self, AppError::Unavailable).then_some(UNAVAILABLE_RETRY_SECS);
         if let AppError::LimitReached { retry_after_secs, body: extra, .. } = &self {
             retry = Some(*retry_after_secs);
             if let Some(serde_json::Value::Object(m)) = extra {

@@ -97,6 +97,7 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/subscription/user/{user_id}/subscription"
             | "/api/subscription/usage-logs"
             | "/api/subscription/renewal-history/{user_id}"
+            | "/api/usage/{user_id}/logs.csv"
             | "/api/billing/{user_id}/history.csv"
             | "/api/billing/{user_id}/renewals.csv",
         ) => Read,

@@ -1,10 +1,14 @@
-//! CSV downloads of billing history and renewal history (family B: money as
-//! exact decimal strings).
+//! CSV downloads of the usage log, billing history and renewal history
+//! (family B: money as exact decimal strings).
 
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
+
+use super::family_a::{PageQuery, log_query};
+use crate::domain::usage_log::{LogEntry, LogStart};
 
 use crate::server::error::AppResult;
 use crate::server::identity::Principal;
@@ -105,6 +109,124 @@ pub async fn renewal_history(
         "payment_status",
     ];
     Ok(csv(&format!("renewal-history-{user_id}.csv"), &h, rows))
+}
+
+/// Rows fetched per page while streaming the usage log.
+const LOG_CSV_PAGE: i64 = 1000;
+
+const LOG_CSV_HEADER: [&str; 22] = [
+    "event_id",
+    "timestamp",
+    "provider",
+    "actual_provider_name",
+    "model",
+    "operation_type",
+    "endpoint",
+    "method",
+    "tokens_input",
+    "tokens_output",
+    "tokens_cached_input",
+    "units",
+    "cost_input_usd",
+    "cost_output_usd",
+    "cost_total_usd",
+    "unpriced",
+    "response_time_ms",
+    "status_code",
+    "status",
+    "error_message",
+    "billing_period",
+    "retry_count",
+];
+
+fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
+    for r in rows {
+        let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
+        let cells = [
+            field(&r.event_id),
+            r.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            field(&r.provider),
+            opt(&r.actual_provider_name),
+            opt(&r.model),
+            opt(&r.operation_type),
+            opt(&r.endpoint),
+            opt(&r.method),
+            r.tokens_input.to_string(),
+            r.tokens_output.to_string(),
+            r.tokens_cached_input.to_string(),
+            r.units.to_string(),
+            r.cost_input.usd_string(),
+            r.cost_output.usd_string(),
+            r.cost_total.usd_string(),
+            r.unpriced.to_string(),
+            r.response_time_ms.map(|v| v.to_string()).unwrap_or_default(),
+            r.status_code.to_string(),
+            (if r.status_code >= 400 { "failed" } else { "success" }).to_string(),
+            opt(&r.error_message),
+            field(&r.billing_period),
+            r.retry_count.to_string(),
+        ];
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+}
+
+/// The usage log as CSV, newest first, with the usage log's filters
+/// (`provider`, `status`, `status_code`, `billing_period`). Streamed a
+/// page at a time by cursor, so memory stays flat and the first byte leaves
+/// at once however many events match. A store failure after the first page
+/// aborts the download (the client sees an incomplete transfer, never a
+/// file that silently ends early).
+pub async fn usage_log(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> AppResult<Response> {
+    principal.require_read(&user_id)?;
+    let (filter, _, _) = log_query(&q)?;
+    state.engine.current_subscription(&user_id, Utc::now()).await?;
+    let first = state.engine.usage_log_rows(&user_id, &filter, LOG_CSV_PAGE, LogStart::Offset(0)).await?;
+    let mut head = LOG_CSV_HEADER.join(",");
+    head.push_str("\r\n");
+    let engine = state.engine.clone();
+    let uid = user_id.clone();
+    // State: the page in hand (already fetched) and whether more may follow.
+    use futures::StreamExt;
+    let pages = futures::stream::unfold(Some((head, first)), move |st| {
+        let (engine, uid, filter) = (engine.clone(), uid.clone(), filter.clone());
+        async move {
+            let (mut out, rows) = st?;
+            log_csv_rows(&mut out, &rows);
+            let next = match rows.last() {
+                Some(last) if rows.len() as i64 == LOG_CSV_PAGE => {
+                    match engine
+                        .usage_log_rows(&uid, &filter, LOG_CSV_PAGE, LogStart::Before(last.occurred_at, last.id))
+                        .await
+                    {
+                        Ok(more) => Some((String::new(), more)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, user = %uid, "usage-log CSV aborted");
+                            return Some((Err(std::io::Error::other("the store failed mid-export")), None));
+                        }
+                    }
+                }
+                _ => None,
+            };
+            Some((Ok::<_, std::io::Error>(Bytes::from(out)), next))
+        }
+    })
+    // The compression layer polls once more after the end; a bare unfold
+    // panics on that.
+    .fuse();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"usage-log-{user_id}.csv\"")),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .nest("/api/admin", admin)
         .nest("/api/content-planning/monitoring", monitoring)
         .route("/api/usage/events", post(ingest::record_events))
+        .route("/api/usage/{user_id}/logs.csv", get(csv::usage_log))
         .route("/api/billing/{user_id}/history.csv", get(csv::billing_history))
         .route("/api/billing/{user_id}/renewals.csv", get(csv::renewal_history))
         .route("/api/{*path}", axum::routing::any(api_not_found))

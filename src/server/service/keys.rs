@@ -20,7 +20,20 @@ impl Engine {
             return Ok(None);
         };
         if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
-            keys::touch_key(&mut conn, &key.id, now).await?;
+            // `last_used_at` is informational (to the minute): written off the
+            // request path, in its turn among the writers, so a request never
+            // waits for it.
+            let (store, id) = (self.store.clone(), key.id.clone());
+            tokio::spawn(async move {
+                let touched = async {
+                    let mut tx = store.begin().await?;
+                    keys::touch_key(&mut tx, &id, now).await?;
+                    tx.commit().await
+                };
+                if let Err(e) = touched.await {
+                    tracing::debug!(error = %e, key = %id, "could not note the key's last use");
+                }
+            });
         }
         Ok(Some(key))
     }

@@ -261,6 +261,18 @@ impl Engine {
         Ok((rows, total))
     }
 
+    /// A page of the usage log without the count (for streaming exports).
+    pub async fn usage_log_rows(
+        &self,
+        user_id: &str,
+        filter: &LogFilter,
+        limit: i64,
+        start: LogStart,
+    ) -> AppResult<Vec<LogEntry>> {
+        let mut conn = self.store.pool().acquire().await?;
+        Ok(events::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), start).await?)
+    }
+
     /// The renewal history; `plan_changes_only` for family A's client.
     pub async fn renewals(
         &self,

@@ -14,7 +14,7 @@
 //!   billed in the open period and marked `late`, keeping its own
 //!   timestamp; a closed bill never changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -26,8 +26,10 @@ use crate::domain::limits::{LimitUse, ProviderUsage};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
 use crate::domain::pricing::{Cost, price_event};
-use crate::domain::provider::LimitKey;
+use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::AppResult;
+use crate::server::store::events::Recorded;
+use crate::server::store::rollups::RollupDelta;
 use crate::server::store::{alerts, events, holds, ms, rollups};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,13 +97,25 @@ impl Engine {
             let limits = catalog.limits_of(&sub);
             let current = sub.current_period();
             let mut period_usage = rollups::period_usage(&mut tx, &user_id, current.start).await?;
+            // Set-based: decide every event in memory, then write the batch
+            // in a few statements (the new rows many a statement, one upsert
+            // per rollup row). Under the user's lock nothing else records
+            // for this user, so the ids found here are all there are.
+            let ids: Vec<&str> = events.iter().map(|(_, e)| e.id.as_str()).collect();
+            let recorded = events::recorded_among(&mut tx, &user_id, &ids).await?;
+            let mut first_in_batch: HashMap<&str, Recorded> = HashMap::new();
+            let mut rows: Vec<events::PricedEvent<'_>> = Vec::with_capacity(events.len());
+            let mut deltas: BTreeMap<(DateTime<Utc>, String, &str, &str), RollupDelta> = BTreeMap::new();
+            let mut consumed: Vec<(&str, &str, &str)> = Vec::new();
+            let mut unpriced: BTreeSet<(&Provider, Option<&str>)> = BTreeSet::new();
+            let mut threshold_alerts = Vec::new();
 
-            for (i, ev) in events {
+            for (i, ev) in &events {
+                let i = *i;
+                let reject = |error: String| Some(EventResult::rejected(ev.id.clone(), error));
                 if !(ev.provider.is_builtin() || catalog.prices.knows_provider(&ev.provider)) {
-                    results[i] = Some(EventResult::rejected(
-                        ev.id,
-                        format!("unknown provider `{}`; add it to the pricing catalog first", ev.provider),
-                    ));
+                    results[i] =
+                        reject(format!("unknown provider `{}`; add it to the pricing catalog first", ev.provider));
                     continue;
                 }
                 let version = catalog.prices.lookup(&ev.provider, ev.model.as_deref(), ev.timestamp);
@@ -110,31 +124,25 @@ impl Engine {
                     Some(v) => match price_event(&v.rates, ev.quantities(unit_default)) {
                         Ok(c) => c,
                         Err(e) => {
-                            results[i] = Some(EventResult::rejected(ev.id, e.to_string()));
+                            results[i] = reject(e.to_string());
                             continue;
                         }
                     },
                     None => Cost::default(),
                 };
                 if cost.total > Nanos::from_usd(MAX_EVENT_COST_USD) {
-                    results[i] = Some(EventResult::rejected(
-                        ev.id,
-                        format!(
-                            "this event would cost {}, more than the {} one event may cost; check its counts",
-                            cost.total.display_plain(),
-                            Nanos::from_usd(MAX_EVENT_COST_USD).display_plain()
-                        ),
+                    results[i] = reject(format!(
+                        "this event would cost {}, more than the {} one event may cost; check its counts",
+                        cost.total.display_plain(),
+                        Nanos::from_usd(MAX_EVENT_COST_USD).display_plain()
                     ));
                     continue;
                 }
                 if ev.timestamp < sub.started_at {
-                    results[i] = Some(EventResult::rejected(
-                        ev.id,
-                        format!(
-                            "`timestamp` {} is before this user's subscription began ({}), so it belongs to no bill; nothing was recorded",
-                            ev.timestamp.to_rfc3339(),
-                            sub.started_at.to_rfc3339()
-                        ),
+                    results[i] = reject(format!(
+                        "`timestamp` {} is before this user's subscription began ({}), so it belongs to no bill; nothing was recorded",
+                        ev.timestamp.to_rfc3339(),
+                        sub.started_at.to_rfc3339()
                     ));
                     continue;
                 }
@@ -147,7 +155,7 @@ impl Engine {
                     (p.start, p.label())
                 };
                 let priced = events::PricedEvent {
-                    event: &ev,
+                    event: ev,
                     units: ev.units.unwrap_or(unit_default),
                     cost,
                     price_version_id: version.map(|v| v.id),
@@ -157,15 +165,13 @@ impl Engine {
                     late,
                 };
                 let added = ProviderUsage { calls: 1, tokens: ev.tokens_total() as i64, cost: cost.total };
+                const TOO_BIG: &str =
+                    "this period's totals for this user would exceed what can be counted; nothing was recorded";
                 if period_start == current.start && !period_usage.fits(&ev.provider, added) {
-                    results[i] = Some(EventResult::rejected(
-                        ev.id,
-                        "this period's totals for this user would exceed what can be counted; nothing was recorded"
-                            .into(),
-                    ));
+                    results[i] = reject(TOO_BIG.into());
                     continue;
                 }
-                if let Some(first) = events::insert_event(&mut tx, &priced, now).await? {
+                if let Some(first) = recorded.get(ev.id.as_str()).or_else(|| first_in_batch.get(ev.id.as_str())) {
                     results[i] = Some(EventResult {
                         id: ev.id.clone(),
                         outcome: Outcome::Duplicate,
@@ -175,20 +181,20 @@ impl Engine {
                     });
                     continue;
                 }
-                rollups::add_to_rollup(&mut tx, &priced).await?;
+                let model = ev.model.as_deref().unwrap_or("");
+                let row_key = (priced.period_start, priced.billing_period.clone(), ev.provider.as_str(), model);
+                let delta = RollupDelta::of(&priced);
+                let Some(sum) = deltas.get(&row_key).copied().unwrap_or_default().checked_add(&delta) else {
+                    results[i] = reject(TOO_BIG.into());
+                    continue;
+                };
+                deltas.insert(row_key, sum);
+                first_in_batch.insert(&ev.id, Recorded { cost: cost.total, unpriced: priced.unpriced });
                 if let Some(rid) = &ev.reservation_id {
-                    let model = ev.model.as_deref().unwrap_or("");
-                    holds::consume_hold(&mut tx, &user_id, rid, ev.provider.as_str(), model, now).await?;
+                    consumed.push((rid.as_str(), ev.provider.as_str(), model));
                 }
                 if priced.unpriced {
-                    let alert = unpriced_alert(ev.provider.as_str(), ev.model.as_deref());
-                    if alerts::insert_alert(&mut tx, None, None, &alert, now).await? {
-                        tracing::warn!(provider = %ev.provider, model = ?ev.model, "usage recorded for a model without a price");
-                    } else {
-                        // A model priced since (alert resolved) but used again
-                        // before that price's start: the alert applies again.
-                        alerts::reopen_alert(&mut tx, &alert.dedupe_key).await?;
-                    }
+                    unpriced.insert((&ev.provider, ev.model.as_deref()));
                 }
                 // Threshold alerts concern the current period only.
                 if period_start == current.start {
@@ -205,16 +211,14 @@ impl Engine {
                     for (key, used_before, limit) in before {
                         let after = LimitUse { used: period_usage.measure(&key), key, limit };
                         for t in crossed(used_before, &after) {
-                            let alert =
-                                threshold_alert(&user_id, &current.label(), ms(current.start), &after, t, current.end);
-                            alerts::insert_alert(
-                                &mut tx,
-                                Some(&user_id),
-                                Some((current.start, &current.label())),
-                                &alert,
-                                now,
-                            )
-                            .await?;
+                            threshold_alerts.push(threshold_alert(
+                                &user_id,
+                                &current.label(),
+                                ms(current.start),
+                                &after,
+                                t,
+                                current.end,
+                            ));
                         }
                     }
                 }
@@ -225,6 +229,29 @@ impl Engine {
                     unpriced: priced.unpriced,
                     error: None,
                 });
+                rows.push(priced);
+            }
+
+            events::insert_events(&mut tx, &rows, now).await?;
+            for ((start, label, provider, model), d) in &deltas {
+                rollups::adjust_rollup(&mut tx, &user_id, (*start, label), provider, model, d).await?;
+            }
+            for (rid, provider, model) in consumed {
+                holds::consume_hold(&mut tx, &user_id, rid, provider, model, now).await?;
+            }
+            for (provider, model) in unpriced {
+                let alert = unpriced_alert(provider.as_str(), model);
+                if alerts::insert_alert(&mut tx, None, None, &alert, now).await? {
+                    tracing::warn!(%provider, ?model, "usage recorded for a model without a price");
+                } else {
+                    // A model priced since (alert resolved) but used again
+                    // before that price's start: the alert applies again.
+                    alerts::reopen_alert(&mut tx, &alert.dedupe_key).await?;
+                }
+            }
+            for alert in &threshold_alerts {
+                alerts::insert_alert(&mut tx, Some(&user_id), Some((current.start, &current.label())), alert, now)
+                    .await?;
             }
         }
         tx.commit().await?;

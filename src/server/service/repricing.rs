@@ -10,9 +10,9 @@
 //! reconciling; the admin alert resolves once nothing of that model is left
 //! unpriced; the audit log says what was re-priced and by whom.
 
+use crate::server::store::WriteTx;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::{Any, Transaction};
 
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
@@ -33,7 +33,7 @@ pub struct Repriced {
 /// Prices the unpriced events that `version` now covers. Runs inside the
 /// transaction that added the version; locks each affected user in turn.
 pub async fn reprice_for(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     snapshot: &CatalogSnapshot,
     version: &PriceVersion,
     actor: &str,

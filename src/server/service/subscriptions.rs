@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
 use super::Engine;
 use super::audit::{self, LifecycleSnapshot, SubscriptionSnapshot, UserSnapshot};
@@ -24,7 +24,7 @@ use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide
 use crate::domain::subscription::{BillingRecord, Renewal, Status, Subscription};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::users;
-use crate::server::store::{self, StoreResult, bills, rollups};
+use crate::server::store::{self, StoreResult, WriteTx, bills, rollups};
 
 /// Renewal payments are not collected by Tally; the host product's payment
 /// system settles them.
@@ -179,7 +179,7 @@ pub async fn ensure_current(
 /// Locks the user and returns their subscription rolled to `now`, inside
 /// `tx`. `None` when there is no such user.
 pub async fn lock_current(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     catalog: &CatalogSnapshot,
     user_id: &str,
     now: DateTime<Utc>,

@@ -416,6 +416,107 @@ async fn replay_with_duplicates_is_exact(store: Store) {
 }
 both_stores!(replay_with_duplicates_is_exact, replay_with_duplicates_is_exact);
 
+/// One batch larger than a multi-row statement and an id lookup (1,234
+/// events: past both 500-row chunk boundaries), over two users, two
+/// providers, an unpriced model and late events (billed in the open
+/// period, keeping their own timestamps): every rollup row equals
+/// the sums of its events, grouped independently here; an id rejected
+/// first and sent again valid in the same batch is recorded once.
+async fn set_based_batch_matches_its_events(store: Store) {
+    let start = t(2026, 10, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    user_on_plan(&engine, "u2", plan, t(2026, 11, 5)).await;
+    let now = t(2026, 11, 20);
+    let mut batch: Vec<UsageEvent> = (0..1_230u64)
+        .map(|i| {
+            let user = if i % 3 == 0 { "u2" } else { "u1" };
+            // u1 also has late events, from its closed October.
+            let at = if user == "u1" && i % 7 == 0 { t(2026, 10, 15) } else { now - Duration::minutes(i as i64) };
+            match i % 4 {
+                0 => ev(&format!("b{i}"), user, "tavily", None, 0, 0, at),
+                1 => ev(&format!("b{i}"), user, "gemini", Some("gemini-unpriced"), 10 + i, 5, at),
+                _ => ev(&format!("b{i}"), user, "gemini", Some("gemini-2.5-pro"), 100 + i, 7 + i % 13, at),
+            }
+        })
+        .collect();
+    // An id rejected first (before u2 began), then sent again valid.
+    batch.push(ev("again", "u2", "tavily", None, 0, 0, t(2026, 10, 2)));
+    batch.push(ev("again", "u2", "tavily", None, 0, 0, now));
+    // A duplicate of an accepted event inside the batch, and of itself.
+    batch.push(ev("b4", "u1", "tavily", None, 0, 0, now));
+    batch.push(ev("b4", "u1", "tavily", None, 0, 0, now));
+    let r = engine.record(ok(batch), now).await.unwrap();
+    let count = |o: Outcome| r.iter().filter(|x| x.outcome == o).count();
+    assert_eq!((count(Outcome::Accepted), count(Outcome::Duplicate), count(Outcome::Rejected)), (1_231, 2, 1));
+    assert_eq!(r[1_230].outcome, Outcome::Rejected);
+    assert_eq!(r[1_231].outcome, Outcome::Accepted);
+    assert_eq!(r[1_232].cost, r[4].cost);
+
+    let by_events = sqlx::query(
+        "SELECT user_id, period_start, provider, COALESCE(model, '') AS m, CAST(COUNT(*) AS BIGINT) AS calls,
+         CAST(SUM(tokens_input) AS BIGINT) AS ti, CAST(SUM(tokens_output) AS BIGINT) AS t_o,
+         CAST(SUM(cost_total_nanos) AS BIGINT) AS cost, CAST(SUM(unpriced) AS BIGINT) AS unpriced,
+         CAST(SUM(response_time_ms) AS BIGINT) AS rms
+         FROM usage_events GROUP BY user_id, period_start, provider, COALESCE(model, '')
+         ORDER BY user_id, period_start, provider, m",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let by_rollups = sqlx::query(
+        "SELECT user_id, period_start, provider, model AS m, calls, tokens_input AS ti, tokens_output AS t_o,
+         cost_nanos AS cost, unpriced_calls AS unpriced, response_ms_sum AS rms
+         FROM usage_rollups ORDER BY user_id, period_start, provider, m",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let rows = |rs: &[sqlx::any::AnyRow]| -> Vec<(String, i64, String, String, [i64; 6])> {
+        rs.iter()
+            .map(|r| {
+                (
+                    r.get("user_id"),
+                    r.get("period_start"),
+                    r.get("provider"),
+                    r.get("m"),
+                    ["calls", "ti", "t_o", "cost", "unpriced", "rms"].map(|c| r.get::<i64, _>(c)),
+                )
+            })
+            .collect()
+    };
+    let (events, rollups) = (rows(&by_events), rows(&by_rollups));
+    // Two users × (tavily, two gemini models); late events count in the
+    // open period, so no October row.
+    assert_eq!(events.len(), 6, "{events:?}");
+    assert_eq!(events, rollups);
+    assert_eq!(events.iter().map(|e| e.4[0]).sum::<i64>(), 1_231);
+    // The late events keep their own time.
+    let october = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE occurred_at < {}",
+        crate::server::store::ms(t(2026, 11, 1))
+    );
+    assert_eq!(scalar(&store, &october).await, (0..1_230).filter(|i| i % 3 != 0 && i % 7 == 0).count() as i64);
+    // One unpriced alert for the unpriced model, however many events.
+    assert_eq!(
+        scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM alerts WHERE alert_type = 'unpriced_model'").await,
+        1
+    );
+    // The whole batch again: every event a duplicate, nothing added.
+    let before = sums(&store).await;
+    let again: Vec<UsageEvent> = (0..1_230u64)
+        .map(|i| ev(&format!("b{i}"), if i % 3 == 0 { "u2" } else { "u1" }, "tavily", None, 0, 0, now))
+        .collect();
+    let r = engine.record(ok(again), now).await.unwrap();
+    assert!(
+        r.iter().all(|x| x.outcome == Outcome::Duplicate),
+        "{:?}",
+        r.iter().find(|x| x.outcome != Outcome::Duplicate)
+    );
+    assert_eq!(sums(&store).await, before);
+}
+both_stores!(set_based_batch_matches_its_events, set_based_batch_matches_its_events);
+
 /// Yearly cycles: twelve monthly usage periods, the yearly fee on the first,
 /// one renewal when the year ends.
 async fn yearly_cycles_bill_once_a_year(store: Store) {

@@ -1,10 +1,12 @@
 //! Recorded usage events: writing one once, the usage log, and the events
 //! still waiting for a price.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, from_ms, ms};
+use super::{StoreError, StoreResult, from_ms, ms};
 use crate::domain::event::UsageEvent;
 use crate::domain::money::Nanos;
 use crate::domain::pricing::Cost;
@@ -30,60 +32,119 @@ pub struct Recorded {
     pub unpriced: bool,
 }
 
-/// Inserts the event unless its (user, id) exists. Returns `None` when
-/// inserted, or what was recorded first for a duplicate.
-pub async fn insert_event(
-    conn: &mut AnyConnection,
-    p: &PricedEvent<'_>,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Recorded>> {
-    let e = p.event;
-    let inserted = sqlx::query(
-        "INSERT INTO usage_events (user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
-         tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
-         price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
-         period_start, billing_period, reservation_id, late)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
-         ON CONFLICT (user_id, event_id) DO NOTHING RETURNING id",
-    )
-    .bind(&e.user_id)
-    .bind(&e.id)
-    .bind(e.provider.as_str())
-    .bind(&e.model)
-    .bind(&e.operation_type)
-    .bind(&e.endpoint)
-    .bind(&e.method)
-    .bind(&e.actual_provider_name)
-    .bind(e.tokens_input as i64)
-    .bind(e.tokens_output as i64)
-    .bind(e.tokens_cached_input as i64)
-    .bind(p.units as i64)
-    .bind(p.cost.input.0)
-    .bind(p.cost.output.0)
-    .bind(p.cost.total.0)
-    .bind(p.price_version_id)
-    .bind(p.unpriced as i64)
-    .bind(e.response_time_ms.map(|v| v as i64))
-    .bind(e.status_code as i64)
-    .bind(&e.error_message)
-    .bind(e.retry_count as i64)
-    .bind(ms(e.timestamp))
-    .bind(ms(now))
-    .bind(ms(p.period_start))
-    .bind(&p.billing_period)
-    .bind(&e.reservation_id)
-    .bind(p.late as i64)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if inserted.is_some() {
-        return Ok(None);
+/// The columns of an event row, in the order [`insert_events`] binds them.
+const EVENT_COLS: &str = "user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
+    tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
+    price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
+    period_start, billing_period, reservation_id, late";
+const EVENT_COL_COUNT: usize = 27;
+/// Rows per INSERT: 13,500 binds, well inside both drivers' limits
+/// (SQLite 32,766; Postgres 65,535).
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts new events, many rows a statement. The caller holds the users'
+/// locks and has checked with [`recorded_among`] that none of the ids is
+/// recorded, so every row must insert: a unique violation here is an error
+/// that rolls the whole batch back, never a silent skip.
+pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], now: DateTime<Utc>) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::with_capacity(64 + chunk.len() * EVENT_COL_COUNT * 5);
+        sql.push_str("INSERT INTO usage_events (");
+        sql.push_str(EVENT_COLS);
+        sql.push_str(") VALUES ");
+        for r in 0..chunk.len() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 1..=EVENT_COL_COUNT {
+                if c > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push('$');
+                sql.push_str(&(r * EVENT_COL_COUNT + c).to_string());
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for p in chunk {
+            let e = p.event;
+            q = q
+                .bind(&e.user_id)
+                .bind(&e.id)
+                .bind(e.provider.as_str())
+                .bind(&e.model)
+                .bind(&e.operation_type)
+                .bind(&e.endpoint)
+                .bind(&e.method)
+                .bind(&e.actual_provider_name)
+                .bind(e.tokens_input as i64)
+                .bind(e.tokens_output as i64)
+                .bind(e.tokens_cached_input as i64)
+                .bind(p.units as i64)
+                .bind(p.cost.input.0)
+                .bind(p.cost.output.0)
+                .bind(p.cost.total.0)
+                .bind(p.price_version_id)
+                .bind(p.unpriced as i64)
+                .bind(e.response_time_ms.map(|v| v as i64))
+                .bind(e.status_code as i64)
+                .bind(&e.error_message)
+                .bind(e.retry_count as i64)
+                .bind(ms(e.timestamp))
+                .bind(ms(now))
+                .bind(ms(p.period_start))
+                .bind(&p.billing_period)
+                .bind(&e.reservation_id)
+                .bind(p.late as i64);
+        }
+        let done = q.execute(&mut *conn).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "{} of {} events inserted; the batch is rolled back",
+                done.rows_affected(),
+                chunk.len()
+            )));
+        }
     }
-    let r = sqlx::query("SELECT cost_total_nanos, unpriced FROM usage_events WHERE user_id = $1 AND event_id = $2")
-        .bind(&e.user_id)
-        .bind(&e.id)
-        .fetch_one(conn)
-        .await?;
-    Ok(Some(Recorded { cost: Nanos(r.try_get("cost_total_nanos")?), unpriced: r.try_get::<i64, _>("unpriced")? != 0 }))
+    Ok(())
+}
+
+/// Ids per lookup in [`recorded_among`].
+const IDS_PER_LOOKUP: usize = 500;
+
+/// Which of `ids` are already recorded for `user_id`, with the cost first
+/// recorded and whether it was unpriced.
+pub async fn recorded_among(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    ids: &[&str],
+) -> StoreResult<HashMap<String, Recorded>> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_LOOKUP) {
+        let mut sql = String::from(
+            "SELECT event_id, cost_total_nanos, unpriced FROM usage_events WHERE user_id = $1 AND event_id IN (",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(i + 2).to_string());
+        }
+        sql.push(')');
+        let mut q = sqlx::query(&sql).bind(user_id);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            found.insert(
+                r.try_get("event_id")?,
+                Recorded {
+                    cost: Nanos(r.try_get("cost_total_nanos")?),
+                    unpriced: r.try_get::<i64, _>("unpriced")? != 0,
+                },
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// The WHERE clause of a filter with only the filters that are set (so the

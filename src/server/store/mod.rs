@@ -29,6 +29,7 @@ pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -90,9 +91,24 @@ impl StoreError {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_foreign_key_violation())
     }
 
-    /// The store is unreachable or overloaded (as opposed to a bad query).
+    /// The store is unreachable, restarting or overloaded (as opposed to a
+    /// bad query): worth retrying shortly. Decided by error kind and SQLSTATE:
+    /// Postgres's connection exceptions (class 08), shutdown and start-up
+    /// (57P01-57P03) and too many connections (53300); SQLite's busy codes.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+        let StoreError::Database(e) = self else { return false };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "5" | "261" | "517" | "773")
+            }),
+            _ => false,
+        }
     }
 }
 
@@ -118,6 +134,46 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the process's writers take turns here, first come first
+    /// served, before they begin. SQLite admits one writer at a time
+    /// anyway; without this queue the others would poll the file lock in
+    /// the busy handler, which sleeps up to 100 ms between tries, and that
+    /// sleeping was the whole of the write paths' tail latency. The busy
+    /// handler stays as the fallback for other processes on the same file
+    /// (`tally seed` beside a server).
+    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A write transaction: dereferences to the sqlx transaction, and on
+/// SQLite holds the process's write turn until it commits or is dropped.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> StoreResult<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 /// Hides a password in a connection URL for logs and errors.
@@ -204,7 +260,8 @@ impl Store {
             })
             .connect_with(connect_opts)
             .await?;
-        Ok(Store { pool, backend })
+        let write_turn = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store { pool, backend, write_turn })
     }
 
     /// Applies pending migrations for this backend.
@@ -225,13 +282,19 @@ impl Store {
         self.backend
     }
 
-    /// Begins a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`): a transaction that read first and wrote later
-    /// would otherwise fail, not wait, when another writer got in between.
-    pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+    /// Begins a write transaction. On SQLite it first waits for the
+    /// process's write turn, then takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a transaction that read first and wrote later would
+    /// otherwise fail, not wait, when another writer got in between. Never
+    /// begin a second write transaction while holding one: on SQLite that
+    /// waits for itself.
+    pub async fn begin(&self) -> StoreResult<WriteTx> {
+        Ok(match &self.write_turn {
+            Some(turn) => {
+                let turn = turn.clone().lock_owned().await;
+                WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) }
+            }
+            None => WriteTx { tx: self.pool.begin().await?, _turn: None },
         })
     }
 
@@ -269,7 +332,7 @@ pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
 
 /// Takes the per-user write lock for the rest of the transaction; returns
 /// false when the user has no subscription row (no such user).
-pub async fn lock_user(tx: &mut Transaction<'static, Any>, user_id: &str) -> StoreResult<bool> {
+pub async fn lock_user(tx: &mut WriteTx, user_id: &str) -> StoreResult<bool> {
     let r = sqlx::query("UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)

@@ -12,24 +12,6 @@ use crate::domain::limits::Usage;
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
 
-/// Adds one event to its rollup row.
-pub async fn add_to_rollup(conn: &mut AnyConnection, p: &PricedEvent<'_>) -> StoreResult<()> {
-    let e = p.event;
-    let d = RollupDelta {
-        calls: 1,
-        errors: e.is_error() as i64,
-        tokens_input: e.tokens_input as i64,
-        tokens_output: e.tokens_output as i64,
-        tokens_cached_input: e.tokens_cached_input as i64,
-        cost: p.cost.total,
-        unpriced_calls: p.unpriced as i64,
-        response_ms_sum: e.response_time_ms.unwrap_or(0) as i64,
-        response_ms_count: e.response_time_ms.is_some() as i64,
-    };
-    let model = e.model.clone().unwrap_or_default();
-    adjust_rollup(conn, &e.user_id, (p.period_start, &p.billing_period), e.provider.as_str(), &model, &d).await
-}
-
 const SUMS: &str = "CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(errors) AS BIGINT) AS errors,
     CAST(SUM(tokens_input) AS BIGINT) AS tokens_input, CAST(SUM(tokens_output) AS BIGINT) AS tokens_output,
     CAST(SUM(tokens_cached_input) AS BIGINT) AS tokens_cached_input, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos,
@@ -115,6 +97,39 @@ pub struct RollupDelta {
     pub unpriced_calls: i64,
     pub response_ms_sum: i64,
     pub response_ms_count: i64,
+}
+
+impl RollupDelta {
+    /// What one recorded event adds to its rollup row.
+    pub fn of(p: &PricedEvent<'_>) -> RollupDelta {
+        let e = p.event;
+        RollupDelta {
+            calls: 1,
+            errors: e.is_error() as i64,
+            tokens_input: e.tokens_input as i64,
+            tokens_output: e.tokens_output as i64,
+            tokens_cached_input: e.tokens_cached_input as i64,
+            cost: p.cost.total,
+            unpriced_calls: p.unpriced as i64,
+            response_ms_sum: e.response_time_ms.unwrap_or(0) as i64,
+            response_ms_count: e.response_time_ms.is_some() as i64,
+        }
+    }
+
+    /// The sum of two deltas of one row, or `None` if a field overflows.
+    pub fn checked_add(&self, d: &RollupDelta) -> Option<RollupDelta> {
+        Some(RollupDelta {
+            calls: self.calls.checked_add(d.calls)?,
+            errors: self.errors.checked_add(d.errors)?,
+            tokens_input: self.tokens_input.checked_add(d.tokens_input)?,
+            tokens_output: self.tokens_output.checked_add(d.tokens_output)?,
+            tokens_cached_input: self.tokens_cached_input.checked_add(d.tokens_cached_input)?,
+            cost: self.cost.checked_add(d.cost)?,
+            unpriced_calls: self.unpriced_calls.checked_add(d.unpriced_calls)?,
+            response_ms_sum: self.response_ms_sum.checked_add(d.response_ms_sum)?,
+            response_ms_count: self.response_ms_count.checked_add(d.response_ms_count)?,
+        })
+    }
 }
 
 /// Adds `d` to the rollup row of (user, period, provider, model), creating it.

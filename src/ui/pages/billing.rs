@@ -75,7 +75,10 @@ fn UsageLog() -> impl IntoView {
                 }
                 view! {
                     <section class=CARD>
-                        <p class="mb-2 text-sm text-slate-600" data-testid="usage-count">{format!("{} events · page {} of {}", format_count(p.total), p.page, p.pages)}</p>
+                        <div class="mb-2 flex flex-wrap items-baseline justify-between gap-2">
+                            <p class="text-sm text-slate-600" data-testid="usage-count">{format!("{} events · page {} of {}", format_count(p.total), p.page, p.pages)}</p>
+                            <a class="text-sm text-blue-700 underline" href=p.csv_href.clone() download="" data-testid="usage-csv">"Download CSV (all pages)"</a>
+                        </div>
                         <div class="overflow-x-auto">
                         <table class="w-full text-sm" data-testid="usage-table">
                             <thead><tr><th class=TH>"When (UTC)"</th><th class=TH>"Provider"</th><th class=TH>"Model"</th><th class=TH>"Tokens in / out"</th><th class=TH>"Cost"</th><th class=TH>"Status"</th><th class=TH>"Time"</th></tr></thead>

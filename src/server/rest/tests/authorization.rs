@@ -170,6 +170,7 @@ async fn authorization_matrix(store: Store) {
             Some((form_ct, "plan_id=1&billing_cycle=yearly".into())),
             [UN, OK, OK, OK, NO, NO],
         ),
+        ("GET", "/api/usage/user-alpha/logs.csv".into(), None, own_read),
         ("GET", "/api/billing/user-alpha/history.csv".into(), None, own_read),
         ("GET", "/api/billing/user-alpha/renewals.csv".into(), None, own_read),
         ("POST", sfn_url::<a::AdminPlans>(), Some((form_ct, String::new())), admin_only),

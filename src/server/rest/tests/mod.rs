@@ -4,6 +4,7 @@
 
 mod admin;
 mod authorization;
+mod exports;
 mod family_a;
 mod http;
 mod ingest;

@@ -23,7 +23,7 @@ use super::cli::{BenchArgs, BenchStore, ServeArgs};
 use super::seed;
 use super::service::admin::PlanForm;
 use super::service::{Engine, EngineConfig};
-use super::store::{Store, StoreOptions, drop_schema};
+use super::store::{Placeholders, Store, StoreOptions, drop_schema};
 use crate::domain::identity::Scope;
 
 /// One request a client sends: method, path and JSON body.
@@ -209,13 +209,14 @@ async fn raw_insert(store: &Store, user: &str, tag: &str, n: u64, per_statement:
         let tx_end = (done + 1000).min(n);
         while done < tx_end {
             let rows = ((tx_end - done) as usize).min(per_statement);
-            let values: Vec<String> = (0..rows)
-                .map(|r| {
-                    let p: Vec<String> = (1..=PER_ROW).map(|c| format!("${}", r * PER_ROW + c)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
-            let sql = format!("INSERT INTO usage_events ({COLS}) VALUES {}", values.join(", "));
+            let mut sql = format!("INSERT INTO usage_events ({COLS}) VALUES ");
+            let mut binds = Placeholders::for_conn(&tx);
+            for r in 0..rows {
+                if r > 0 {
+                    sql.push_str(", ");
+                }
+                binds.push_row(&mut sql, PER_ROW);
+            }
             let mut q = sqlx::query(&sql);
             for i in 0..rows as u64 {
                 let at = now.timestamp_millis() - (done + i) as i64;

@@ -59,10 +59,14 @@ impl Engine {
     pub async fn login(&self, email: &str, password: &str, ip: &str, now: DateTime<Utc>) -> AppResult<(User, String)> {
         let email = email.trim().to_lowercase();
         let ip = if ip.is_empty() { "unknown" } else { ip };
-        let mut conn = self.store.pool().acquire().await?;
+        // Writes go through write transactions (on SQLite, the process's
+        // write group) rather than autocommit, which would wait in SQLite's
+        // busy handler behind the open group.
+        let mut conn = self.store.begin().await?;
         for (key, free) in [(email.as_str(), FREE_FAILURES), (ANY_EMAIL, FREE_FAILURES_PER_ADDRESS)] {
             if let Err(wait) = self.claim_attempt(&mut conn, key, ip, free, now).await? {
                 sessions::record_attempt(&mut conn, &email, ip, false, now).await?;
+                conn.commit().await?;
                 let secs = ((wait.num_milliseconds() + 999) / 1000).max(1);
                 return Err(AppError::LimitReached {
                     message: format!("Too many failed sign-in attempts. Try again in {}.", human_wait(secs)),
@@ -76,21 +80,24 @@ impl Engine {
             Some(u) => users::password_hash(&mut conn, &u.id).await?,
             None => None,
         };
-        drop(conn);
+        conn.commit().await?;
         let hash = stored.clone().unwrap_or_else(|| DUMMY_HASH.clone());
         let ok = verify_password_off_thread(password.to_string(), hash).await && stored.is_some();
-        let mut conn = self.store.pool().acquire().await?;
+        let mut conn = self.store.begin().await?;
         sessions::record_attempt(&mut conn, &email, ip, ok, now).await?;
         let Some(user) = user.filter(|_| ok) else {
+            conn.commit().await?;
             return Err(AppError::InvalidCredentials);
         };
         // Said only to someone who knows the password.
         if users::disabled_at(&mut conn, &user.id).await?.is_some() {
+            conn.commit().await?;
             return Err(AppError::Forbidden("this account is disabled; ask an administrator".into()));
         }
         sessions::clear_throttle(&mut conn, &email, ANY_EMAIL, ip).await?;
         let token = random_token();
         sessions::insert_session(&mut conn, &hash_token(&token), &user.id, now, now + self.config.session_max).await?;
+        conn.commit().await?;
         tracing::info!(user = %user.id, "signed in");
         Ok((user, token))
     }
@@ -138,15 +145,19 @@ impl Engine {
         else {
             return Ok(None);
         };
+        drop(conn);
         if now - last_seen >= TOUCH_EVERY {
-            sessions::touch_session(&mut conn, &id_hash, now).await?;
+            let mut tx = self.store.begin().await?;
+            sessions::touch_session(&mut tx, &id_hash, now).await?;
+            tx.commit().await?;
         }
         Ok(Some(user))
     }
 
     pub async fn logout(&self, token: &str) -> AppResult<()> {
-        let mut conn = self.store.pool().acquire().await?;
-        sessions::delete_session(&mut conn, &hash_token(token)).await?;
+        let mut tx = self.store.begin().await?;
+        sessions::delete_session(&mut tx, &hash_token(token)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -251,14 +262,15 @@ impl Engine {
 
     /// Deletes ended sessions, old sign-in attempts and stale throttle rows.
     pub async fn prune_auth(&self, now: DateTime<Utc>) -> AppResult<(u64, u64)> {
-        let mut conn = self.store.pool().acquire().await?;
-        let sessions = sessions::prune_sessions(&mut conn, now, now - self.config.session_idle).await?;
+        let mut tx = self.store.begin().await?;
+        let sessions = sessions::prune_sessions(&mut tx, now, now - self.config.session_idle).await?;
         let attempts = sessions::prune_attempts(
-            &mut conn,
+            &mut tx,
             now - Duration::days(ATTEMPT_RETENTION_DAYS),
             now - Duration::minutes(FAILURE_WINDOW_MINUTES),
         )
         .await?;
+        tx.commit().await?;
         Ok((sessions, attempts))
     }
 

@@ -193,3 +193,47 @@ async fn accounts_are_disabled_and_roles_change(store: Store) {
     assert_eq!(audited, 3);
 }
 both_stores!(accounts_are_disabled_and_roles_change, accounts_are_disabled_and_roles_change);
+
+/// The key's stored last use, in unix ms.
+async fn key_last_used(store: &Store, secret: &str) -> Option<i64> {
+    let mut conn = store.pool().acquire().await.unwrap();
+    let k = crate::server::store::keys::key_by_hash(&mut conn, &crate::server::auth::hash_token(secret))
+        .await
+        .unwrap()
+        .unwrap();
+    k.last_used_at.map(|t| t.timestamp_millis())
+}
+
+/// Waits (up to 5 s) until the key's last use is `want` and no write of it
+/// is pending.
+async fn key_touch_settles(engine: &Engine, secret: &str, want: i64) {
+    for _ in 0..200 {
+        if key_last_used(&engine.store, secret).await == Some(want) && engine.key_touches.lock().unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the key's last use never became {want}");
+}
+
+/// A key's last use is written off the request path, once per key however
+/// many requests see it stale at once, and again once it is a minute old
+/// (the pending write is forgotten when it finishes).
+async fn key_last_use_is_noted_once_and_again_later(store: Store) {
+    let engine = with_user(store.clone()).await;
+    let now = Utc::now();
+    let (key, secret) =
+        engine.create_api_key(Some("s"), &[crate::domain::identity::Scope::Read], "k", "test", now).await.unwrap();
+    assert_eq!(key_last_used(&store, &secret).await, None);
+    let seen = futures::future::join_all((0..20).map(|_| engine.api_key_by_secret(&secret, now))).await;
+    assert!(seen.iter().all(|k| k.as_ref().unwrap().as_ref().unwrap().id == key.id));
+    assert!(engine.key_touches.lock().unwrap().len() <= 1);
+    key_touch_settles(&engine, &secret, now.timestamp_millis()).await;
+    // Within the minute nothing is written; after it, the new time is.
+    engine.api_key_by_secret(&secret, now + Duration::seconds(30)).await.unwrap();
+    assert!(engine.key_touches.lock().unwrap().is_empty());
+    let later = now + Duration::minutes(2);
+    engine.api_key_by_secret(&secret, later).await.unwrap();
+    key_touch_settles(&engine, &secret, later.timestamp_millis()).await;
+}
+both_stores!(key_last_use_is_noted_once_and_again_later, key_last_use_is_noted_once_and_again_later);

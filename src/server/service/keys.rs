@@ -19,11 +19,13 @@ impl Engine {
         let Some(key) = keys::key_by_hash(&mut conn, &crate::server::auth::hash_token(secret)).await? else {
             return Ok(None);
         };
-        if key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
+        let stale = key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1));
+        if stale && self.key_touches.lock().expect("key touches lock").insert(key.id.clone()) {
             // `last_used_at` is informational (to the minute): written off the
             // request path, in its turn among the writers, so a request never
-            // waits for it.
-            let (store, id) = (self.store.clone(), key.id.clone());
+            // waits for it; one write per key at a time, however many
+            // concurrent requests saw it stale before the first committed.
+            let (store, id, pending) = (self.store.clone(), key.id.clone(), self.key_touches.clone());
             tokio::spawn(async move {
                 let touched = async {
                     let mut tx = store.begin().await?;
@@ -33,6 +35,7 @@ impl Engine {
                 if let Err(e) = touched.await {
                     tracing::debug!(error = %e, key = %id, "could not note the key's last use");
                 }
+                pending.lock().expect("key touches lock").remove(&id);
             });
         }
         Ok(Some(key))

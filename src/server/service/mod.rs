@@ -70,10 +70,13 @@ pub struct Engine {
     pub store: Store,
     pub catalog: Arc<CatalogCache>,
     pub config: EngineConfig,
+    /// API keys whose `last_used_at` write is queued or running in this
+    /// process: at most one per key, however many requests see it stale.
+    pub(super) key_touches: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Engine {
     pub fn new(store: Store, config: EngineConfig) -> Engine {
-        Engine { store, catalog: Arc::new(CatalogCache::default()), config }
+        Engine { store, catalog: Arc::new(CatalogCache::default()), config, key_touches: Arc::default() }
     }
 }

@@ -226,12 +226,13 @@ impl Engine {
         now: DateTime<Utc>,
         allowed: impl FnOnce(Option<&str>) -> AppResult<()>,
     ) -> AppResult<()> {
-        let mut conn = self.store.pool().acquire().await?;
-        let owner = alerts::alert_owner(&mut conn, alert_id)
+        let mut tx = self.store.begin().await?;
+        let owner = alerts::alert_owner(&mut tx, alert_id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no alert with id {alert_id}")))?;
         allowed(owner.as_deref())?;
-        if alerts::mark_alert_read(&mut conn, alert_id, now).await? {
+        if alerts::mark_alert_read(&mut tx, alert_id, now).await? {
+            tx.commit().await?;
             Ok(())
         } else {
             Err(AppError::NotFound(format!("no alert with id {alert_id}")))
@@ -239,8 +240,10 @@ impl Engine {
     }
 
     pub async fn mark_all_alerts_read(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<u64> {
-        let mut conn = self.store.pool().acquire().await?;
-        Ok(alerts::mark_all_alerts_read(&mut conn, user_id, now).await?)
+        let mut tx = self.store.begin().await?;
+        let marked = alerts::mark_all_alerts_read(&mut tx, user_id, now).await?;
+        tx.commit().await?;
+        Ok(marked)
     }
 
     /// A page of the usage log and how many events match in all.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreError, StoreResult, from_ms, ms};
+use super::{Placeholders, StoreError, StoreResult, from_ms, ms};
 use crate::domain::event::UsageEvent;
 use crate::domain::money::Nanos;
 use crate::domain::pricing::Cost;
@@ -48,20 +48,16 @@ const ROWS_PER_INSERT: usize = 500;
 /// that rolls the whole batch back, never a silent skip.
 pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], now: DateTime<Utc>) -> StoreResult<()> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::with_capacity(64 + chunk.len() * EVENT_COL_COUNT * 5);
+        let mut sql = String::with_capacity(64 + chunk.len() * EVENT_COL_COUNT * 7);
         sql.push_str("INSERT INTO usage_events (");
         sql.push_str(EVENT_COLS);
         sql.push_str(") VALUES ");
+        let mut binds = Placeholders::for_conn(conn);
         for r in 0..chunk.len() {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 1..=EVENT_COL_COUNT {
-                if c > 1 {
-                    sql.push_str(", ");
-                }
-                sql.push('$');
-                sql.push_str(&(r * EVENT_COL_COUNT + c).to_string());
+            if r > 0 {
+                sql.push_str(", ");
             }
-            sql.push(')');
+            binds.push_row(&mut sql, EVENT_COL_COUNT);
         }
         let mut q = sqlx::query(&sql);
         for p in chunk {
@@ -119,17 +115,11 @@ pub async fn recorded_among(
 ) -> StoreResult<HashMap<String, Recorded>> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(IDS_PER_LOOKUP) {
-        let mut sql = String::from(
-            "SELECT event_id, cost_total_nanos, unpriced FROM usage_events WHERE user_id = $1 AND event_id IN (",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(i + 2).to_string());
-        }
-        sql.push(')');
+        let mut binds = Placeholders::for_conn(conn);
+        let mut sql = String::from("SELECT event_id, cost_total_nanos, unpriced FROM usage_events WHERE user_id = ");
+        binds.push(&mut sql);
+        sql.push_str(" AND event_id IN ");
+        binds.push_row(&mut sql, chunk.len());
         let mut q = sqlx::query(&sql).bind(user_id);
         for id in chunk {
             q = q.bind(*id);

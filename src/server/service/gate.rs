@@ -129,6 +129,7 @@ impl Engine {
                 return Ok(self.verdict(&mut conn, &catalog, &sub, ops, now).await?.preflight);
             }
         }
+        let _turn = self.user_turns.take([user_id]).await;
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
         let sub = lock_current(&mut tx, &catalog, user_id, now)

@@ -22,6 +22,7 @@ pub mod repricing;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
+pub mod user_turns;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,10 +74,18 @@ pub struct Engine {
     /// API keys whose `last_used_at` write is queued or running in this
     /// process: at most one per key, however many requests see it stale.
     pub(super) key_touches: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// This process's turns per user, taken before a usage write begins.
+    pub(super) user_turns: Arc<user_turns::UserTurns>,
 }
 
 impl Engine {
     pub fn new(store: Store, config: EngineConfig) -> Engine {
-        Engine { store, catalog: Arc::new(CatalogCache::default()), config, key_touches: Arc::default() }
+        Engine {
+            store,
+            catalog: Arc::new(CatalogCache::default()),
+            config,
+            key_touches: Arc::default(),
+            user_turns: Arc::default(),
+        }
     }
 }

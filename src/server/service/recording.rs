@@ -84,6 +84,7 @@ impl Engine {
             }
         }
 
+        let _turns = self.user_turns.take(by_user.keys().map(String::as_str)).await;
         let mut tx = self.store.begin().await?;
         let catalog = self.catalog.get(&mut tx).await?;
         // Users in sorted order, so concurrent batches lock in the same order.

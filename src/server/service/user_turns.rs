@@ -2,10 +2,9 @@
 //!
 //! Not the authority: the store's per-user lock is (the subscription row
 //! lock on Postgres, across every node). Without these turns, a process's
-//! requests for one busy user would each take a pooled database connection
-//! and then wait for that row lock, and a few such waiters exhaust the pool
-//! for every other user: measured on Postgres, reservations beside a
-//! batched ingest fell to 88 req/s with a 3.2 s p99. Waiting here holds no
+//! requests for one busy user each take a pooled database connection and
+//! then wait for that row lock, so a slow writer for one user (a large
+//! batch) can tie up the pool for every other user. Waiting here holds no
 //! connection.
 
 use std::collections::HashMap;

@@ -69,9 +69,21 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
+/// The app's route list, generated once per process. Generating it runs
+/// the app with resource loading suppressed through a process-wide flag
+/// (leptos_server's `SuppressResourceLoad`), and a resource first polled
+/// by a render elsewhere in the process meanwhile waits forever
+/// (leptos-rs/leptos#4773). A server builds its router once, before it
+/// serves; the tests build one per test, in parallel, and their page
+/// renders hung until the request timeout now and then.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole application: pages, server functions, REST API, static files.
 pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let ctx_state = state.clone();
     let shell_options = state.leptos_options.clone();
     Router::new()

@@ -62,11 +62,11 @@ impl Engine {
         // Writes go through write transactions (on SQLite, the process's
         // write group) rather than autocommit, which would wait in SQLite's
         // busy handler behind the open group.
-        let mut conn = self.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         for (key, free) in [(email.as_str(), FREE_FAILURES), (ANY_EMAIL, FREE_FAILURES_PER_ADDRESS)] {
-            if let Err(wait) = self.claim_attempt(&mut conn, key, ip, free, now).await? {
-                sessions::record_attempt(&mut conn, &email, ip, false, now).await?;
-                conn.commit().await?;
+            if let Err(wait) = self.claim_attempt(&mut tx, key, ip, free, now).await? {
+                sessions::record_attempt(&mut tx, &email, ip, false, now).await?;
+                tx.commit().await?;
                 let secs = ((wait.num_milliseconds() + 999) / 1000).max(1);
                 return Err(AppError::LimitReached {
                     message: format!("Too many failed sign-in attempts. Try again in {}.", human_wait(secs)),
@@ -75,29 +75,29 @@ impl Engine {
                 });
             }
         }
-        let user = users::user_by_email(&mut conn, &email).await?;
+        let user = users::user_by_email(&mut tx, &email).await?;
         let stored = match &user {
-            Some(u) => users::password_hash(&mut conn, &u.id).await?,
+            Some(u) => users::password_hash(&mut tx, &u.id).await?,
             None => None,
         };
-        conn.commit().await?;
+        tx.commit().await?;
         let hash = stored.clone().unwrap_or_else(|| DUMMY_HASH.clone());
         let ok = verify_password_off_thread(password.to_string(), hash).await && stored.is_some();
-        let mut conn = self.store.begin().await?;
-        sessions::record_attempt(&mut conn, &email, ip, ok, now).await?;
+        let mut tx = self.store.begin().await?;
+        sessions::record_attempt(&mut tx, &email, ip, ok, now).await?;
         let Some(user) = user.filter(|_| ok) else {
-            conn.commit().await?;
+            tx.commit().await?;
             return Err(AppError::InvalidCredentials);
         };
         // Said only to someone who knows the password.
-        if users::disabled_at(&mut conn, &user.id).await?.is_some() {
-            conn.commit().await?;
+        if users::disabled_at(&mut tx, &user.id).await?.is_some() {
+            tx.commit().await?;
             return Err(AppError::Forbidden("this account is disabled; ask an administrator".into()));
         }
-        sessions::clear_throttle(&mut conn, &email, ANY_EMAIL, ip).await?;
+        sessions::clear_throttle(&mut tx, &email, ANY_EMAIL, ip).await?;
         let token = random_token();
-        sessions::insert_session(&mut conn, &hash_token(&token), &user.id, now, now + self.config.session_max).await?;
-        conn.commit().await?;
+        sessions::insert_session(&mut tx, &hash_token(&token), &user.id, now, now + self.config.session_max).await?;
+        tx.commit().await?;
         tracing::info!(user = %user.id, "signed in");
         Ok((user, token))
     }

@@ -198,16 +198,25 @@ impl Group {
         Ok(())
     }
 
+    /// Undoes the current job's work and closes its savepoint; if that
+    /// fails, the group cannot go on (see [`Group::fail`]).
+    async fn undo_job(&mut self) -> StoreResult<()> {
+        self.abandoned = false;
+        let undone = match self.run("ROLLBACK TO job").await {
+            Ok(()) => self.run("RELEASE job").await,
+            Err(e) => Err(e),
+        };
+        match undone {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
     /// Rolls back an abandoned job's savepoint.
     async fn recover(&mut self) {
-        if std::mem::take(&mut self.abandoned) {
-            let undone = match self.run("ROLLBACK TO job").await {
-                Ok(()) => self.run("RELEASE job").await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = undone {
-                self.fail(e).await;
-            }
+        if self.abandoned {
+            // A failure has already failed the group and told its jobs.
+            self.undo_job().await.ok();
         }
     }
 
@@ -321,16 +330,7 @@ impl WriteTx {
     pub async fn rollback(self) -> StoreResult<()> {
         match self.0 {
             TxInner::Own(tx) => tx.rollback().await?,
-            TxInner::Grouped { mut group, .. } => {
-                group.abandoned = false;
-                let undone = match group.run("ROLLBACK TO job").await {
-                    Ok(()) => group.run("RELEASE job").await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = undone {
-                    return Err(group.fail(e).await);
-                }
-            }
+            TxInner::Grouped { mut group, .. } => group.undo_job().await?,
         }
         Ok(())
     }

@@ -46,6 +46,16 @@ pub struct GlobalArgs {
     /// Maximum connections in the database pool.
     #[arg(long, env = "TALLY_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
     pub db_max_connections: u32,
+
+    /// How long, in milliseconds, this process may answer from its
+    /// in-memory copies (API keys; each user's usage and holds for preflight
+    /// checks without `reserve`) before reading them again: the most it can
+    /// lag behind writes made by another process, such as a second node on
+    /// the same PostgreSQL revoking a key. Writes by this process count at
+    /// once, and reservations and ingest always read the database. 0 turns
+    /// the copies off.
+    #[arg(long, env = "TALLY_CACHE_TTL_MS", default_value_t = 1000, global = true)]
+    pub cache_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

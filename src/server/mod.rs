@@ -156,6 +156,7 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Store> {
     let opts = StoreOptions {
         max_connections: g.db_max_connections.max(1),
         schema: g.db_schema.clone(),
+        cache_ttl: std::time::Duration::from_millis(g.cache_ttl_ms),
         ..StoreOptions::default()
     };
     let store = Store::connect(&g.database_url, opts)

@@ -8,6 +8,7 @@
 //! The generator is seeded, so two demo databases made the same day match.
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use futures::StreamExt;
 
 use super::error::{AppError, AppResult};
 use super::service::Engine;
@@ -567,6 +568,10 @@ pub struct LoadReport {
 
 /// Events a load-seed batch holds (one `record` call, one transaction).
 pub const LOAD_BATCH: usize = 1_000;
+/// Events generated (and held in memory) at a time by the load seed.
+const LOAD_CHUNK_MAX: usize = 100_000;
+/// Load batches recorded at once.
+const LOAD_IN_FLIGHT: usize = 4;
 
 /// Bulk usage for measuring at scale: `users` users (`load-00001`, ...) on
 /// the demo's Pro plan, subscribed `days` days before `now`, and `events`
@@ -622,28 +627,48 @@ pub async fn seed_load(
     let mut rng = Rng(0x10AD);
     let mut n = 0u64;
     let (mut recorded, mut already_there) = (0u64, 0u64);
+    // A stretch of the timeline at a time, split per user, so each request
+    // to the engine is one user's batch (its fast path: a few statements
+    // for the whole batch), several in flight to share SQLite group
+    // commits. A stretch never crosses a usage period (the load users share
+    // one anchor), and each batch is recorded with the clock at its own last
+    // event, so no event is recorded after its period has rolled over.
+    let chunk_len = (LOAD_BATCH * users).min(LOAD_CHUNK_MAX) as u64;
+    let at = |i: u64| start + Duration::milliseconds((i * span_ms / events) as i64);
     while n < events {
-        let count = (events - n).min(LOAD_BATCH as u64);
-        let batch: Vec<UsageEvent> = (n..n + count)
-            .map(|i| {
-                let at = start + Duration::milliseconds((i * span_ms / events) as i64);
-                let mut e = demo_event(&mut rng, i, at);
-                e.id = format!("load-{i:010}");
-                e.user_id = ids[(i % users as u64) as usize].clone();
-                e
+        let period = crate::domain::period::usage_period(start, at(n)).start;
+        let mut end = n + 1;
+        while end < events && end - n < chunk_len && crate::domain::period::usage_period(start, at(end)).start == period
+        {
+            end += 1;
+        }
+        let mut by_user: Vec<Vec<UsageEvent>> = vec![Vec::new(); users];
+        for i in n..end {
+            let mut e = demo_event(&mut rng, i, at(i));
+            e.id = format!("load-{i:010}");
+            let u = (i % users as u64) as usize;
+            e.user_id = ids[u].clone();
+            by_user[u].push(e);
+        }
+        // At most LOAD_BATCH events a user in a stretch: one batch each.
+        let mut results = futures::stream::iter(by_user.into_iter().filter(|b| !b.is_empty()))
+            .map(|b| {
+                let clock = b.last().map_or(now, |e| e.timestamp);
+                engine.record(b.into_iter().map(Ok).collect(), clock)
             })
-            .collect();
-        let clock = batch.last().map_or(now, |e| e.timestamp);
-        for r in engine.record(batch.into_iter().map(Ok).collect(), clock).await? {
-            match r.outcome {
-                Outcome::Accepted => recorded += 1,
-                Outcome::Duplicate => already_there += 1,
-                Outcome::Rejected => {
-                    return Err(AppError::Invalid(format!("load event {} was rejected: {:?}", r.id, r.error)));
+            .buffer_unordered(LOAD_IN_FLIGHT);
+        while let Some(outcomes) = results.next().await {
+            for r in outcomes? {
+                match r.outcome {
+                    Outcome::Accepted => recorded += 1,
+                    Outcome::Duplicate => already_there += 1,
+                    Outcome::Rejected => {
+                        return Err(AppError::Invalid(format!("load event {} was rejected: {:?}", r.id, r.error)));
+                    }
                 }
             }
         }
-        n += count;
+        n = end;
         progress(n);
     }
     Ok(LoadReport { users, events: recorded, already_there, elapsed: started.elapsed() })

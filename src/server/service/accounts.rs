@@ -63,6 +63,7 @@ impl Engine {
         // write group) rather than autocommit, which would wait in SQLite's
         // busy handler behind the open group.
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         for (key, free) in [(email.as_str(), FREE_FAILURES), (ANY_EMAIL, FREE_FAILURES_PER_ADDRESS)] {
             if let Err(wait) = self.claim_attempt(&mut tx, key, ip, free, now).await? {
                 sessions::record_attempt(&mut tx, &email, ip, false, now).await?;
@@ -84,6 +85,7 @@ impl Engine {
         let hash = stored.clone().unwrap_or_else(|| DUMMY_HASH.clone());
         let ok = verify_password_off_thread(password.to_string(), hash).await && stored.is_some();
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         sessions::record_attempt(&mut tx, &email, ip, ok, now).await?;
         let Some(user) = user.filter(|_| ok) else {
             tx.commit().await?;
@@ -148,6 +150,7 @@ impl Engine {
         drop(conn);
         if now - last_seen >= TOUCH_EVERY {
             let mut tx = self.store.begin().await?;
+            tx.affects(crate::server::store::view::Affects::NothingCached);
             sessions::touch_session(&mut tx, &id_hash, now).await?;
             tx.commit().await?;
         }
@@ -156,6 +159,7 @@ impl Engine {
 
     pub async fn logout(&self, token: &str) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         sessions::delete_session(&mut tx, &hash_token(token)).await?;
         tx.commit().await?;
         Ok(())
@@ -164,6 +168,7 @@ impl Engine {
     /// Ends every session of a user (an admin's "sign out everywhere").
     pub async fn sign_out_everywhere(&self, user_id: &str, actor: &str, now: DateTime<Utc>) -> AppResult<u64> {
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         if users::user_by_id(&mut tx, user_id).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         }
@@ -263,6 +268,7 @@ impl Engine {
     /// Deletes ended sessions, old sign-in attempts and stale throttle rows.
     pub async fn prune_auth(&self, now: DateTime<Utc>) -> AppResult<(u64, u64)> {
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         let sessions = sessions::prune_sessions(&mut tx, now, now - self.config.session_idle).await?;
         let attempts = sessions::prune_attempts(
             &mut tx,

@@ -237,3 +237,29 @@ async fn key_last_use_is_noted_once_and_again_later(store: Store) {
     key_touch_settles(&engine, &secret, later.timestamp_millis()).await;
 }
 both_stores!(key_last_use_is_noted_once_and_again_later, key_last_use_is_noted_once_and_again_later);
+
+/// Keys are answered from the process's copy: a revocation on this process
+/// counts at once, one made elsewhere (raw SQL standing for another node)
+/// once the copy ages out.
+async fn revoked_keys_stop_working(store: Store) {
+    let engine = with_user(store.clone()).await;
+    let now = Utc::now();
+    let scopes = [crate::domain::identity::Scope::Read];
+    let (key, secret) = engine.create_api_key(Some("s"), &scopes, "k", "test", now).await.unwrap();
+    assert!(engine.api_key_by_secret(&secret, now).await.unwrap().is_some());
+    engine.revoke_api_key(&key.id, "admin", now).await.unwrap();
+    assert!(engine.api_key_by_secret(&secret, now).await.unwrap().is_none(), "revoked here: refused at once");
+
+    let (key, secret) = engine.create_api_key(Some("s"), &scopes, "k2", "test", now).await.unwrap();
+    assert!(engine.api_key_by_secret(&secret, now).await.unwrap().is_some());
+    sqlx::query(&format!("UPDATE api_keys SET revoked_at = {} WHERE id = '{}'", now.timestamp_millis(), key.id))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(store.view().ttl()).await;
+    assert!(
+        engine.api_key_by_secret(&secret, now).await.unwrap().is_none(),
+        "revoked elsewhere: refused within the ttl"
+    );
+}
+both_stores!(revoked_keys_stop_working, revoked_keys_stop_working);

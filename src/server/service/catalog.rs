@@ -15,7 +15,7 @@ use crate::domain::limits::Limits;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::Catalog;
 use crate::domain::subscription::Subscription;
-use crate::server::store::{StoreResult, catalog};
+use crate::server::store::{Store, StoreResult, catalog};
 
 /// One consistent view of plans and prices.
 #[derive(Debug, Default)]
@@ -50,6 +50,9 @@ impl CatalogSnapshot {
 #[derive(Debug, Default)]
 pub struct CatalogCache {
     current: RwLock<Option<Arc<CatalogSnapshot>>>,
+    /// When the snapshot was last found current, and the store's write
+    /// epoch then (see [`CatalogCache::recent`]).
+    checked: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -75,6 +78,27 @@ impl CatalogCache {
             prices: Catalog::new(catalog::price_versions(conn).await?),
         });
         *self.current.write().await = Some(snap.clone());
+        Ok(snap)
+    }
+
+    /// The snapshot without asking the store, if it was found current
+    /// within `ttl` and this process has written nothing that may change it
+    /// since; else [`CatalogCache::get`]. For the check-only gate, which
+    /// promises nothing: anything that prices or holds uses `get`, inside
+    /// its transaction.
+    pub async fn recent(&self, store: &Store, ttl: std::time::Duration) -> StoreResult<Arc<CatalogSnapshot>> {
+        let epoch = store.view().epoch();
+        let checked = *self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if checked.is_some_and(|(at, e)| e == epoch && at.elapsed() < ttl)
+            && let Some(snap) = self.current.read().await.as_ref()
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(snap.clone());
+        }
+        let at = std::time::Instant::now();
+        let mut conn = store.pool().acquire().await?;
+        let snap = self.get(&mut conn).await?;
+        *self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((at, epoch));
         Ok(snap)
     }
 

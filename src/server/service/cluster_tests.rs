@@ -110,3 +110,24 @@ async fn two_nodes_count_each_event_once() {
     b.store.close().await;
     db.cleanup().await;
 }
+
+/// A check without `reserve` on node B sees node A's ingest within B's view
+/// lifetime (nothing tells B sooner; its reservations read the database, see
+/// the tests above).
+#[tokio::test]
+async fn a_second_node_sees_ingest_within_the_view_lifetime() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new().with("tavily_calls", 5), start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let b = second_node(&db, &a).await;
+    let now = t(2026, 11, 10);
+    let used = |p: super::gate::Preflight| p.calls_summary.map(|l| l.used);
+    assert_eq!(used(b.preflight("u1", &[search()], false, now).await.unwrap()), Some(0));
+    a.record(ok((0..5).map(|i| ev(&format!("e{i}"), "u1", "tavily", None, 0, 0, now)).collect()), now).await.unwrap();
+    tokio::time::sleep(b.store.view().ttl()).await;
+    let check = b.preflight("u1", &[search()], false, now).await.unwrap();
+    assert_eq!((used(check.clone()), check.can_proceed), (Some(5), false));
+    b.store.close().await;
+    db.cleanup().await;
+}

@@ -16,12 +16,12 @@ use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, first_exceeded};
 use crate::domain::money::Nanos;
-use crate::domain::period::Period;
 use crate::domain::pricing::{Catalog, Quantities, price_event};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::domain::subscription::Subscription;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::holds::{self, NewHold};
+use crate::server::store::view::Affects;
 use crate::server::store::{rollups, users};
 
 /// One planned operation.
@@ -95,7 +95,24 @@ fn describe(l: &LimitUse, resets_at: DateTime<Utc>) -> String {
 struct Verdict {
     preflight: Preflight,
     holds: Vec<(usize, ProviderUsage)>,
-    period: Period,
+}
+
+/// The period's committed usage plus its live holds, and when the first of
+/// those holds lapses.
+async fn read_seen(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<(Usage, Option<DateTime<Utc>>)> {
+    let mut seen = rollups::period_usage(&mut *conn, user_id, period_start).await?;
+    let live = holds::active_holds(conn, user_id, period_start, now).await?;
+    for (p, held) in live.by_provider {
+        if let Ok(p) = Provider::parse(&p) {
+            seen.add(&p, held);
+        }
+    }
+    Ok((seen, live.first_expiry))
 }
 
 impl Engine {
@@ -103,11 +120,12 @@ impl Engine {
     /// usage when all are allowed.
     ///
     /// Checking only is a read: no lock and no write, so it never waits for
-    /// writers. It answers from the committed rollups and holds of the
-    /// moment and promises nothing; only a reservation holds room. Reserving locks the user's subscription row,
-    /// checks and writes the holds in that one transaction: the store is the
-    /// authority, so two nodes (or two requests) can never both take the
-    /// last of a limit.
+    /// writers. It answers from the process's copy of committed usage and
+    /// holds ([`crate::server::store::view`]), and promises nothing; only a
+    /// reservation holds room. Reserving locks the user's subscription row,
+    /// reads usage and holds from the store, checks and writes the holds in
+    /// that one transaction: the store is the authority, so two nodes (or
+    /// two requests) can never both take the last of a limit.
     pub async fn preflight(
         &self,
         user_id: &str,
@@ -118,24 +136,19 @@ impl Engine {
         if ops.is_empty() || ops.len() > 100 {
             return Err(AppError::Invalid("operations must hold 1 to 100 operations".into()));
         }
-        if !reserve {
-            let mut conn = self.store.pool().acquire().await?;
-            let catalog = self.catalog.get(&mut conn).await?;
-            // A period that has ended must roll over first: that is a write,
-            // so it takes the locked path below.
-            if let Some(sub) = users::subscription(&mut conn, user_id).await?
-                && now < sub.period_end
-            {
-                return Ok(self.verdict(&mut conn, &catalog, &sub, ops, now).await?.preflight);
-            }
+        if !reserve && let Some(p) = self.check_only(user_id, ops, now).await? {
+            return Ok(p);
         }
         let _turn = self.user_turns.take([user_id]).await;
         let mut tx = self.store.begin().await?;
+        tx.affects(Affects::Users(vec![user_id.to_string()]));
         let catalog = self.catalog.get(&mut tx).await?;
         let sub = lock_current(&mut tx, &catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
-        let Verdict { mut preflight, holds, period } = self.verdict(&mut tx, &catalog, &sub, ops, now).await?;
+        let period = sub.current_period();
+        let (seen, _) = read_seen(&mut tx, user_id, period.start, now).await?;
+        let Verdict { mut preflight, holds } = self.verdict(&catalog, &sub, seen, ops, now)?;
         if reserve && preflight.can_proceed {
             let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
             let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
@@ -163,12 +176,38 @@ impl Engine {
         Ok(preflight)
     }
 
+    /// The check without `reserve`, from the process's view of the user's
+    /// usage (read from the store when the view has no fresh copy). `None`
+    /// when it needs the locked path: an unknown user (to say so the same
+    /// way) or a period that has ended (rolling it over is a write).
+    async fn check_only(&self, user_id: &str, ops: &[Operation], now: DateTime<Utc>) -> AppResult<Option<Preflight>> {
+        let view = self.store.view();
+        let catalog = self.catalog.recent(&self.store, view.ttl()).await?;
+        let entry = match view.get(user_id, now) {
+            Some(entry) => entry,
+            None => {
+                let ticket = view.ticket(user_id);
+                let mut conn = self.store.pool().acquire().await?;
+                let Some(sub) = users::subscription(&mut conn, user_id).await? else { return Ok(None) };
+                if now >= sub.period_end {
+                    return Ok(None);
+                }
+                let (seen, until) = read_seen(&mut conn, user_id, sub.current_period().start, now).await?;
+                view.fill(ticket, sub, seen, until)
+            }
+        };
+        if now >= entry.sub.period_end {
+            return Ok(None);
+        }
+        Ok(Some(self.verdict(&catalog, &entry.sub, entry.seen.clone(), ops, now)?.preflight))
+    }
+
     /// Checks `ops` against `sub`'s limits, given what is used and held.
-    async fn verdict(
+    fn verdict(
         &self,
-        conn: &mut AnyConnection,
         catalog: &CatalogSnapshot,
         sub: &Subscription,
+        mut seen: Usage,
         ops: &[Operation],
         now: DateTime<Utc>,
     ) -> AppResult<Verdict> {
@@ -181,12 +220,6 @@ impl Engine {
         }
         let period = sub.current_period();
         let limits = catalog.limits_of(sub);
-        let mut seen: Usage = rollups::period_usage(&mut *conn, user_id, period.start).await?;
-        for (p, held) in holds::active_holds(&mut *conn, user_id, period.start, now).await? {
-            if let Ok(p) = Provider::parse(&p) {
-                seen.add(&p, held);
-            }
-        }
         let calls_summary = limits.get(&LimitKey::Calls(ops[0].provider.clone())).map(|limit| LimitUse {
             key: LimitKey::Calls(ops[0].provider.clone()),
             used: seen.provider(&ops[0].provider).calls,
@@ -248,7 +281,6 @@ impl Engine {
                 denied_by,
             },
             holds,
-            period,
         })
     }
 }

@@ -14,13 +14,29 @@ impl Engine {
     /// The live key whose secret this is (not revoked, its user not
     /// disabled). Records its last use to the minute, so a busy key does not
     /// cost a database write per request.
+    ///
+    /// Answered from the process's copy of keys when it has one (see
+    /// [`KeyCache`]): a revocation, or a disabled user, on this process
+    /// counts at once; on another node sharing the database, within the
+    /// cache lifetime.
     pub async fn api_key_by_secret(&self, secret: &str, now: DateTime<Utc>) -> AppResult<Option<ApiKey>> {
-        let mut conn = self.store.pool().acquire().await?;
-        let Some(key) = keys::key_by_hash(&mut conn, &crate::server::auth::hash_token(secret)).await? else {
-            return Ok(None);
+        let hash = crate::server::auth::hash_token(secret);
+        let view = self.store.view();
+        let epoch = view.epoch();
+        let key = match self.keys.get(&hash, epoch, view.ttl()) {
+            Some(key) => key,
+            None => {
+                let mut conn = self.store.pool().acquire().await?;
+                let Some(key) = keys::key_by_hash(&mut conn, &hash).await? else {
+                    return Ok(None);
+                };
+                self.keys.put(&hash, &key, epoch);
+                key
+            }
         };
         let stale = key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1));
         if stale && self.key_touches.lock().expect("key touches lock").insert(key.id.clone()) {
+            self.keys.note_use(&hash, now);
             // `last_used_at` is informational (to the minute): written off the
             // request path, in its turn among the writers, so a request never
             // waits for it; one write per key at a time, however many
@@ -29,6 +45,7 @@ impl Engine {
             tokio::spawn(async move {
                 let touched = async {
                     let mut tx = store.begin().await?;
+                    tx.affects(crate::server::store::view::Affects::NothingCached);
                     keys::touch_key(&mut tx, &id, now).await?;
                     tx.commit().await
                 };
@@ -108,5 +125,55 @@ impl Engine {
             None => None,
         };
         self.create_api_key(user_id.as_deref(), scopes, name, actor, now).await
+    }
+}
+
+/// The process's copy of live API keys, by the hash of their secret, so a
+/// request does not read its key from the database. An entry is used while
+/// the store's write epoch is the one it was read at (any revocation, role
+/// change or disabled user on this process moves it) and for at most the
+/// store's cache lifetime (the bound for such writes on another node).
+/// Unknown secrets are never kept: a stream of made-up keys fills nothing.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+}
+
+#[derive(Debug)]
+struct CachedKey {
+    key: ApiKey,
+    loaded: std::time::Instant,
+    epoch: u64,
+}
+
+/// Keys kept before the cache starts over.
+const MAX_CACHED_KEYS: usize = 10_000;
+
+impl KeyCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CachedKey>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &str, epoch: u64, ttl: std::time::Duration) -> Option<ApiKey> {
+        let entries = self.entries();
+        let c = entries.get(hash)?;
+        (c.epoch == epoch && c.loaded.elapsed() < ttl).then(|| c.key.clone())
+    }
+
+    /// Keeps `key`, read after the store's write epoch was `epoch`.
+    fn put(&self, hash: &str, key: &ApiKey, epoch: u64) {
+        let mut entries = self.entries();
+        if entries.len() >= MAX_CACHED_KEYS {
+            entries.clear();
+        }
+        entries.insert(hash.to_string(), CachedKey { key: key.clone(), loaded: std::time::Instant::now(), epoch });
+    }
+
+    /// The copy's last use, once a write of it is queued: without this,
+    /// every request would find the copy stale and queue another.
+    fn note_use(&self, hash: &str, now: DateTime<Utc>) {
+        if let Some(c) = self.entries().get_mut(hash) {
+            c.key.last_used_at = Some(now);
+        }
     }
 }

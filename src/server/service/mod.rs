@@ -74,6 +74,8 @@ pub struct Engine {
     /// API keys whose `last_used_at` write is queued or running in this
     /// process: at most one per key, however many requests see it stale.
     pub(super) key_touches: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The process's copy of live API keys.
+    pub(super) keys: Arc<keys::KeyCache>,
     /// This process's turns per user, taken before a usage write begins.
     pub(super) user_turns: Arc<user_turns::UserTurns>,
 }
@@ -85,6 +87,7 @@ impl Engine {
             catalog: Arc::new(CatalogCache::default()),
             config,
             key_touches: Arc::default(),
+            keys: Arc::default(),
             user_turns: Arc::default(),
         }
     }

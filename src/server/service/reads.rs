@@ -47,6 +47,7 @@ impl Engine {
             return Ok((user, sub, catalog));
         }
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::Users(vec![user_id.to_string()]));
         let sub = lock_current(&mut tx, &catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
@@ -227,6 +228,7 @@ impl Engine {
         allowed: impl FnOnce(Option<&str>) -> AppResult<()>,
     ) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         let owner = alerts::alert_owner(&mut tx, alert_id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no alert with id {alert_id}")))?;
@@ -241,6 +243,7 @@ impl Engine {
 
     pub async fn mark_all_alerts_read(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<u64> {
         let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
         let marked = alerts::mark_all_alerts_read(&mut tx, user_id, now).await?;
         tx.commit().await?;
         Ok(marked)

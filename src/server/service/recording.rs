@@ -30,6 +30,7 @@ use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::AppResult;
 use crate::server::store::events::Recorded;
 use crate::server::store::rollups::RollupDelta;
+use crate::server::store::view::Affects;
 use crate::server::store::{alerts, events, holds, ms, rollups};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,7 @@ impl Engine {
 
         let _turns = self.user_turns.take(by_user.keys().map(String::as_str)).await;
         let mut tx = self.store.begin().await?;
+        tx.affects(Affects::Users(by_user.keys().cloned().collect()));
         let catalog = self.catalog.get(&mut tx).await?;
         // Users in sorted order, so concurrent batches lock in the same order.
         for (user_id, events) in by_user {

@@ -578,3 +578,55 @@ async fn check_only_preflight_takes_no_lock(store: Store) {
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations").await, 0);
 }
 both_stores!(check_only_preflight_takes_no_lock, check_only_preflight_takes_no_lock);
+
+/// The check-only gate answers from the process's view of usage; every
+/// write this process commits is in it the moment `commit()` returns (the
+/// view is dropped for the users the write names, or for everyone), and a
+/// write it cannot see (another process) counts once the view's copy ages
+/// out.
+async fn check_only_sees_every_committed_write(store: Store) {
+    let start = t(2026, 11, 1);
+    let limits = Limits::new().with("tavily_calls", 50).with("gemini_tokens", 10_000);
+    let (mut engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    engine.config.hold_ttl = std::time::Duration::from_secs(60);
+    user_on_plan(&engine, "u1", plan, start).await;
+    user_on_plan(&engine, "u2", plan, start).await;
+    let now = t(2026, 11, 10);
+    let calls = |p: super::gate::Preflight| p.calls_summary.map(|l| l.used);
+    let check = |user: &'static str, at| {
+        let engine = engine.clone();
+        async move { engine.preflight(user, &[op("tavily", 0)], false, at).await }
+    };
+    assert_eq!(calls(check("u1", now).await.unwrap()), Some(0));
+    assert_eq!(calls(check("u2", now).await.unwrap()), Some(0));
+
+    // Ingest.
+    engine
+        .record(ok((0..3).map(|i| ev(&format!("e{i}"), "u1", "tavily", None, 0, 0, now)).collect()), now)
+        .await
+        .unwrap();
+    assert_eq!(calls(check("u1", now).await.unwrap()), Some(3));
+    assert_eq!(calls(check("u2", now).await.unwrap()), Some(0));
+
+    // A reservation's hold counts at once, and stops counting when it lapses.
+    assert!(engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
+    assert_eq!(calls(check("u1", now).await.unwrap()), Some(4));
+    assert_eq!(calls(check("u1", now + Duration::seconds(61)).await.unwrap()), Some(3));
+
+    // A subscription change (a write that names no users: everything is
+    // forgotten).
+    engine.change_status("u2", super::subscriptions::Lifecycle::Pause, "admin", now).await.unwrap();
+    let paused = check("u2", now).await.unwrap_err();
+    assert!(paused.to_string().contains("paused"), "{paused}");
+
+    // A write the process cannot see (another node, or `tally` beside the
+    // server): raw SQL standing in for it.
+    sqlx::query("UPDATE usage_rollups SET calls = calls + 10 WHERE user_id = 'u1'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(store.view().ttl()).await;
+    // 3 recorded + 1 held (live again at `now`) + 10.
+    assert_eq!(calls(check("u1", now).await.unwrap()), Some(14), "seen once the copy ages out");
+}
+both_stores!(check_only_sees_every_committed_write, check_only_sees_every_committed_write);

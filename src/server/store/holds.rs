@@ -1,25 +1,29 @@
 //! Holds: usage a preflight reservation keeps back until its event arrives
 //! or the hold lapses.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, ms};
+use super::{StoreResult, from_ms, ms};
 use crate::domain::limits::ProviderUsage;
 use crate::domain::money::Nanos;
 
-/// Live holds of a period per provider (not consumed, not expired).
+/// Live holds of a period (not consumed, not expired at `now`) summed per
+/// provider, and when the first of them lapses.
+pub struct LiveHolds {
+    pub by_provider: Vec<(String, ProviderUsage)>,
+    pub first_expiry: Option<DateTime<Utc>>,
+}
+
 pub async fn active_holds(
     conn: &mut AnyConnection,
     user_id: &str,
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> StoreResult<BTreeMap<String, ProviderUsage>> {
+) -> StoreResult<LiveHolds> {
     let rows = sqlx::query(
         "SELECT provider, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(tokens) AS BIGINT) AS tokens,
-         CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos FROM reservations
+         CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, MIN(expires_at) AS first_expiry FROM reservations
          WHERE user_id = $1 AND period_start = $2 AND consumed_at IS NULL AND expires_at > $3 GROUP BY provider",
     )
     .bind(user_id)
@@ -27,18 +31,20 @@ pub async fn active_holds(
     .bind(ms(now))
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("provider")?,
-                ProviderUsage {
-                    calls: r.try_get("calls")?,
-                    tokens: r.try_get("tokens")?,
-                    cost: Nanos(r.try_get("cost_nanos")?),
-                },
-            ))
-        })
-        .collect()
+    let mut live = LiveHolds { by_provider: Vec::with_capacity(rows.len()), first_expiry: None };
+    for r in &rows {
+        let expiry = from_ms(r.try_get("first_expiry")?);
+        live.first_expiry = Some(live.first_expiry.map_or(expiry, |t| t.min(expiry)));
+        live.by_provider.push((
+            r.try_get("provider")?,
+            ProviderUsage {
+                calls: r.try_get("calls")?,
+                tokens: r.try_get("tokens")?,
+                cost: Nanos(r.try_get("cost_nanos")?),
+            },
+        ));
+    }
+    Ok(live)
 }
 
 pub struct NewHold<'a> {

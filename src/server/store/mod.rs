@@ -28,6 +28,7 @@ pub mod rollups;
 mod schema_tests;
 pub mod sessions;
 pub mod users;
+pub mod view;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -129,11 +130,21 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// Postgres only: put every table in this schema (tests use a fresh one).
     pub schema: Option<String>,
+    /// The longest the process answers from its in-memory copies of store
+    /// state (see [`view`]) without reading the store again: the bound on
+    /// how late it sees another process's writes. This process's own writes
+    /// it sees at once.
+    pub cache_ttl: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_connections: 10, acquire_timeout: Duration::from_secs(10), schema: None }
+        StoreOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            schema: None,
+            cache_ttl: Duration::from_secs(1),
+        }
     }
 }
 
@@ -144,6 +155,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the process's writers, committed in groups.
     group: Option<GroupWriter>,
+    /// What the check-only gate answers from (see [`view`]).
+    view: Arc<view::UsageView>,
 }
 
 /// SQLite group commit.
@@ -265,7 +278,7 @@ impl GroupWriter {
         w
     }
 
-    async fn begin(&self, pool: &AnyPool) -> StoreResult<WriteTx> {
+    async fn begin(&self, pool: &AnyPool) -> StoreResult<TxInner> {
         let mut g = self.group.clone().lock_owned().await;
         g.recover().await;
         if g.tx.is_none() {
@@ -276,14 +289,21 @@ impl GroupWriter {
             return Err(g.fail(e).await);
         }
         g.abandoned = true;
-        Ok(WriteTx(TxInner::Grouped { group: g, flush: FlushOnDrop(self.flush.clone()) }))
+        Ok(TxInner::Grouped { group: g, flush: FlushOnDrop(self.flush.clone()) })
     }
 }
 
 /// A write transaction: dereferences to its connection. On SQLite it is
 /// one job of a group commit (see [`GroupWriter`]); on Postgres, its own
 /// transaction. Dropping it uncommitted rolls it back.
-pub struct WriteTx(TxInner);
+///
+/// It also says what it changes ([`WriteTx::affects`]), so the process's
+/// caches of store state drop exactly that when it commits.
+pub struct WriteTx {
+    inner: TxInner,
+    affects: view::Affects,
+    view: Arc<view::UsageView>,
+}
 
 enum TxInner {
     Own(Transaction<'static, Any>),
@@ -303,9 +323,30 @@ impl Drop for FlushOnDrop {
 }
 
 impl WriteTx {
-    /// Commits; returns once the work is durable.
+    /// Narrows what this transaction changes, for the caches (the default,
+    /// [`view::Affects::Anything`], forgets every cached entry). Calls add
+    /// up; say every user whose subscription, usage or holds it writes.
+    pub fn affects(&mut self, a: view::Affects) {
+        self.affects = std::mem::take(&mut self.affects).and(a);
+    }
+
+    /// A transaction that, until told otherwise, may change anything.
+    fn new(inner: TxInner, view: Arc<view::UsageView>) -> WriteTx {
+        WriteTx { inner, affects: view::Affects::Anything, view }
+    }
+
+    /// Commits; returns once the work is durable. Whatever the outcome (a
+    /// failed commit may still have been applied), the caches drop what
+    /// this transaction changed before this returns.
     pub async fn commit(self) -> StoreResult<()> {
-        match self.0 {
+        let WriteTx { inner, affects, view } = self;
+        let outcome = Self::commit_inner(inner).await;
+        view.forget(&affects);
+        outcome
+    }
+
+    async fn commit_inner(inner: TxInner) -> StoreResult<()> {
+        match inner {
             TxInner::Own(tx) => tx.commit().await?,
             TxInner::Grouped { mut group, flush } => {
                 if let Err(e) = group.run("RELEASE job").await {
@@ -328,7 +369,7 @@ impl WriteTx {
     }
 
     pub async fn rollback(self) -> StoreResult<()> {
-        match self.0 {
+        match self.inner {
             TxInner::Own(tx) => tx.rollback().await?,
             TxInner::Grouped { mut group, .. } => group.undo_job().await?,
         }
@@ -339,7 +380,7 @@ impl WriteTx {
 impl std::ops::Deref for WriteTx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &Self::Target {
-        match &self.0 {
+        match &self.inner {
             TxInner::Own(tx) => tx,
             TxInner::Grouped { group, .. } => group.tx.as_ref().expect("a group job runs in the open transaction"),
         }
@@ -348,7 +389,7 @@ impl std::ops::Deref for WriteTx {
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        match &mut self.0 {
+        match &mut self.inner {
             TxInner::Own(tx) => tx,
             TxInner::Grouped { group, .. } => group.conn(),
         }
@@ -440,7 +481,7 @@ impl Store {
             .connect_with(connect_opts)
             .await?;
         let group = (backend == Backend::Sqlite).then(GroupWriter::start);
-        Ok(Store { pool, backend, group })
+        Ok(Store { pool, backend, group, view: Arc::new(view::UsageView::new(opts.cache_ttl)) })
     }
 
     /// Applies pending migrations for this backend.
@@ -461,16 +502,22 @@ impl Store {
         self.backend
     }
 
+    /// The process's copy of what the check-only gate reads.
+    pub fn view(&self) -> &view::UsageView {
+        &self.view
+    }
+
     /// Begins a write transaction. On SQLite it joins the open write group
     /// (see [`GroupWriter`]) when its turn comes; the group's transaction
     /// began `IMMEDIATE`, taking the write lock at once, so no read-to-write
     /// upgrade can fail. Never begin a second write transaction while
     /// holding one: on SQLite that waits for itself.
     pub async fn begin(&self) -> StoreResult<WriteTx> {
-        match &self.group {
-            Some(w) => w.begin(&self.pool).await,
-            None => Ok(WriteTx(TxInner::Own(self.pool.begin().await?))),
-        }
+        let inner = match &self.group {
+            Some(w) => w.begin(&self.pool).await?,
+            None => TxInner::Own(self.pool.begin().await?),
+        };
+        Ok(WriteTx::new(inner, self.view.clone()))
     }
 
     /// Whether the store answers a trivial query.

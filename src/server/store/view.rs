@@ -1,0 +1,300 @@
+//! The process's in-memory view of what the check-only gate reads: per
+//! user, the subscription, the open period's committed usage and its holds.
+//!
+//! **The store is the authority; this is a copy.** A reservation never
+//! reads it: it locks the user's subscription row and reads usage and holds
+//! in its own transaction, so no copy here can ever let a limit be
+//! exceeded, on one node or many. Only a check without `reserve`, which
+//! promises nothing, answers from the view.
+//!
+//! How stale the copy can be:
+//! - This process's own writes: not at all. Every [`super::WriteTx`] says
+//!   what it changed ([`Affects`]); when it commits, the users it names (or,
+//!   by default, everyone) are dropped from the view before `commit()`
+//!   returns, so a check that starts after a write was acknowledged sees it.
+//! - Other processes' writes (a second node on the same Postgres, `tally`
+//!   commands beside a server on the same SQLite file): an entry is used for
+//!   at most [`UsageView::ttl`] after it was read from the store.
+//!
+//! A load that raced a write can never be kept: each fill presents the
+//! version it saw before reading, and a write in between moves the version.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::limits::Usage;
+use crate::domain::subscription::Subscription;
+
+/// What a write transaction changed, for the caches of store state. The
+/// default is the safe answer: anything may have changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Affects {
+    #[default]
+    Anything,
+    /// Only these users' subscriptions, usage or holds (nothing shared such
+    /// as plans, prices, keys or users).
+    Users(Vec<String>),
+    /// Nothing any cache holds (sessions, sign-in attempts, a key's last
+    /// use, alerts).
+    NothingCached,
+}
+
+impl Affects {
+    /// `self` widened to cover `other` too.
+    pub fn and(self, other: Affects) -> Affects {
+        match (self, other) {
+            (Affects::Anything, _) | (_, Affects::Anything) => Affects::Anything,
+            (Affects::NothingCached, x) | (x, Affects::NothingCached) => x,
+            (Affects::Users(mut a), Affects::Users(b)) => {
+                a.extend(b);
+                Affects::Users(a)
+            }
+        }
+    }
+}
+
+/// One user's view, as read from the store at `loaded`.
+#[derive(Clone, Debug)]
+pub struct UserView {
+    pub sub: Subscription,
+    /// Committed usage of `sub`'s open period plus its live holds.
+    pub seen: Usage,
+    /// When the first of those holds lapses: the entry is wrong from then.
+    until: Option<DateTime<Utc>>,
+    loaded: Instant,
+    epoch: u64,
+}
+
+/// Proof of what the view's versions were before a load began.
+#[derive(Debug)]
+pub struct Ticket {
+    user: String,
+    version: u64,
+    epoch: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    version: u64,
+    view: Option<Arc<UserView>>,
+}
+
+/// Entries kept before the view starts over (a few hundred bytes each).
+const MAX_USERS: usize = 100_000;
+
+pub struct UsageView {
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Moves on every write that may have changed anything: every entry
+    /// read before it is stale.
+    epoch: AtomicU64,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for UsageView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageView").field("epoch", &self.epoch()).field("ttl", &self.ttl).finish()
+    }
+}
+
+impl UsageView {
+    pub fn new(ttl: Duration) -> UsageView {
+        UsageView { slots: Mutex::default(), epoch: AtomicU64::new(0), ttl }
+    }
+
+    /// How long an entry may answer for other processes' writes.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Moves whenever this process commits a write that may have changed
+    /// anything cached (plans, prices, keys, users). Other caches compare it
+    /// to know their copy still holds.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // A panic elsewhere while holding it leaves plain data behind.
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The user's entry, if it is young enough, nothing changed since, and
+    /// none of its holds has lapsed by `now`.
+    pub fn get(&self, user_id: &str, now: DateTime<Utc>) -> Option<Arc<UserView>> {
+        let epoch = self.epoch();
+        let slots = self.slots();
+        let view = slots.get(user_id)?.view.as_ref()?;
+        let fresh = view.epoch == epoch && view.loaded.elapsed() < self.ttl && view.until.is_none_or(|t| now < t);
+        fresh.then(|| view.clone())
+    }
+
+    /// Take before reading what [`UsageView::fill`] will store.
+    pub fn ticket(&self, user_id: &str) -> Ticket {
+        let epoch = self.epoch();
+        let version = self.slots().get(user_id).map_or(0, |s| s.version);
+        Ticket { user: user_id.to_string(), version, epoch }
+    }
+
+    /// Keeps what was read under `ticket` (usage and live holds of `sub`'s
+    /// open period; `until`: the first hold's expiry), unless a write came
+    /// in between.
+    pub fn fill(&self, ticket: Ticket, sub: Subscription, seen: Usage, until: Option<DateTime<Utc>>) -> Arc<UserView> {
+        let view = Arc::new(UserView { sub, seen, until, loaded: Instant::now(), epoch: ticket.epoch });
+        let mut slots = self.slots();
+        if self.epoch() != ticket.epoch {
+            return view;
+        }
+        if slots.len() >= MAX_USERS && !slots.contains_key(&ticket.user) {
+            // Starting over is always safe: versions restart, but the
+            // epoch moves, so no ticket taken before is honoured.
+            slots.clear();
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            return view;
+        }
+        let slot = slots.entry(ticket.user).or_default();
+        if slot.version == ticket.version {
+            slot.view = Some(view.clone());
+        }
+        view
+    }
+
+    /// Drops what a committed (or possibly committed) write changed.
+    pub fn forget(&self, affects: &Affects) {
+        match affects {
+            Affects::NothingCached => {}
+            Affects::Anything => {
+                let mut slots = self.slots();
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                slots.clear();
+            }
+            Affects::Users(users) => {
+                let mut slots = self.slots();
+                for u in users {
+                    let slot = slots.entry(u.clone()).or_default();
+                    slot.version += 1;
+                    slot.view = None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::identity::UserId;
+    use crate::domain::limits::ProviderUsage;
+    use crate::domain::period::BillingCycle;
+    use crate::domain::provider::Provider;
+    use crate::domain::subscription::Status;
+
+    fn sub(user: &str) -> Subscription {
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0).unwrap();
+        Subscription {
+            user_id: UserId::parse(user).unwrap(),
+            plan_id: None,
+            billing_cycle: BillingCycle::Monthly,
+            status: Status::Active,
+            anchor_at: t,
+            period_start: t,
+            period_end: t + chrono::Duration::days(31),
+            cycle_start: t,
+            cycle_end: t + chrono::Duration::days(31),
+            renewal_count: 0,
+            started_at: t,
+            pending: None,
+            period_fee: None,
+            cancel_at: None,
+        }
+    }
+
+    fn used(calls: i64) -> Usage {
+        let mut u = Usage::default();
+        u.add(&Provider::parse("openai").unwrap(), ProviderUsage { calls, tokens: 0, cost: Default::default() });
+        u
+    }
+
+    fn calls(v: &UserView) -> i64 {
+        v.seen.total().calls
+    }
+
+    #[test]
+    fn a_fill_is_served_until_a_write_names_the_user() {
+        let view = UsageView::new(Duration::from_secs(60));
+        assert!(view.get("u1", Utc::now()).is_none());
+        let t = view.ticket("u1");
+        view.fill(t, sub("u1"), used(3), None);
+        assert_eq!(calls(&view.get("u1", Utc::now()).unwrap()), 3);
+        view.forget(&Affects::Users(vec!["u2".into()]));
+        assert!(view.get("u1", Utc::now()).is_some(), "another user's write leaves u1 alone");
+        view.forget(&Affects::NothingCached);
+        assert!(view.get("u1", Utc::now()).is_some());
+        view.forget(&Affects::Users(vec!["u1".into()]));
+        assert!(view.get("u1", Utc::now()).is_none());
+    }
+
+    #[test]
+    fn a_load_that_raced_a_write_is_not_kept() {
+        let view = UsageView::new(Duration::from_secs(60));
+        // Read before the write committed, filled after it: stale.
+        let t = view.ticket("u1");
+        view.forget(&Affects::Users(vec!["u1".into()]));
+        view.fill(t, sub("u1"), used(1), None);
+        assert!(view.get("u1", Utc::now()).is_none());
+        // The same with a write that may have changed anything.
+        let t = view.ticket("u1");
+        view.forget(&Affects::Anything);
+        view.fill(t, sub("u1"), used(1), None);
+        assert!(view.get("u1", Utc::now()).is_none());
+        // A load after the write is kept.
+        let t = view.ticket("u1");
+        view.fill(t, sub("u1"), used(2), None);
+        assert_eq!(calls(&view.get("u1", Utc::now()).unwrap()), 2);
+    }
+
+    #[test]
+    fn an_undeclared_write_forgets_everyone_and_moves_the_epoch() {
+        let view = UsageView::new(Duration::from_secs(60));
+        for u in ["u1", "u2"] {
+            let t = view.ticket(u);
+            view.fill(t, sub(u), used(1), None);
+        }
+        let before = view.epoch();
+        view.forget(&Affects::Anything);
+        assert!(view.epoch() > before);
+        assert!(view.get("u1", Utc::now()).is_none() && view.get("u2", Utc::now()).is_none());
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let view = UsageView::new(Duration::from_millis(30));
+        let t = view.ticket("u1");
+        view.fill(t, sub("u1"), used(1), None);
+        assert!(view.get("u1", Utc::now()).is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(view.get("u1", Utc::now()).is_none(), "another process's write is seen within the ttl");
+    }
+
+    #[test]
+    fn an_entry_ends_when_its_first_hold_lapses() {
+        let view = UsageView::new(Duration::from_secs(60));
+        let now = Utc::now();
+        let t = view.ticket("u1");
+        view.fill(t, sub("u1"), used(3), Some(now + chrono::Duration::seconds(10)));
+        assert!(view.get("u1", now + chrono::Duration::seconds(9)).is_some());
+        assert!(view.get("u1", now + chrono::Duration::seconds(10)).is_none(), "the hold no longer counts");
+    }
+
+    #[test]
+    fn affects_widen() {
+        use Affects::*;
+        assert_eq!(NothingCached.and(Users(vec!["a".into()])), Users(vec!["a".into()]));
+        assert_eq!(Users(vec!["a".into()]).and(Users(vec!["b".into()])), Users(vec!["a".into(), "b".into()]));
+        assert_eq!(Users(vec![]).and(Anything), Anything);
+        assert_eq!(NothingCached.and(NothingCached), NothingCached);
+    }
+}

@@ -325,21 +325,18 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
     let floor = drive(addr, &key, c, dur, Arc::new(|_, _| (Method::GET, "/healthz".into(), None))).await;
     rows.extend(request_rows("GET /healthz (the floor)", &floor, &floor));
 
-    for reserve in [false, true] {
+    // Preflight checks (or reservations) round-robin over the bench users.
+    let gate_maker = |reserve: bool| -> MakeRequest {
         let u = users.clone();
-        let run = drive(
-            addr,
-            &key,
-            c,
-            dur,
-            Arc::new(move |_, i| {
-                let user = &u[(i % u.len() as u64) as usize];
-                (Method::POST, "/api/subscription/preflight-check".into(), Some(preflight_body(user, reserve)))
-            }),
-        )
-        .await;
-        let name = if reserve { "preflight, reserve" } else { "preflight, check only" };
-        rows.extend(request_rows(name, &run, &floor));
+        Arc::new(move |_, i| {
+            let user = &u[(i % u.len() as u64) as usize];
+            (Method::POST, "/api/subscription/preflight-check".into(), Some(preflight_body(user, reserve)))
+        })
+    };
+    let gate_name = |reserve: bool| if reserve { "preflight, reserve" } else { "preflight, check only" };
+    for reserve in [false, true] {
+        let run = drive(addr, &key, c, dur, gate_maker(reserve)).await;
+        rows.extend(request_rows(gate_name(reserve), &run, &floor));
     }
 
     let u = users.clone();
@@ -378,30 +375,22 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         baseline: format!("{} (raw driver, {raw_form})", rate(raw_rate, "events/s")),
         ratio: ratio(batch_rate, raw_rate),
     });
-    let u = users.clone();
-    let beside_key = key.clone();
-    let beside_maker = batch_maker("beside", users.clone());
-    let beside = tokio::spawn(async move { drive(addr, &beside_key, 2, dur, beside_maker).await });
-    let gate = drive(
-        addr,
-        &key,
-        c,
-        dur,
-        Arc::new(move |_, i| {
-            let user = &u[(i % u.len() as u64) as usize];
-            (Method::POST, "/api/subscription/preflight-check".into(), Some(preflight_body(user, true)))
-        }),
-    )
-    .await;
-    let beside = beside.await?;
-    rows.extend(request_rows("preflight, reserve, beside batched ingest", &gate, &floor));
-    rows.push(Row {
-        path: "... the batched ingest beside it".into(),
-        figure: "events recorded".into(),
-        value: rate(((beside.requests - beside.failures) * 1000) as f64 / beside.elapsed.as_secs_f64(), "events/s"),
-        baseline: rate(batch_rate, "events/s (alone)"),
-        ratio: ratio(((beside.requests - beside.failures) * 1000) as f64 / beside.elapsed.as_secs_f64(), batch_rate),
-    });
+    for reserve in [false, true] {
+        let beside_key = key.clone();
+        let beside_maker = batch_maker(if reserve { "beside-r" } else { "beside-c" }, users.clone());
+        let beside = tokio::spawn(async move { drive(addr, &beside_key, 2, dur, beside_maker).await });
+        let gate = drive(addr, &key, c, dur, gate_maker(reserve)).await;
+        let beside = beside.await?;
+        rows.extend(request_rows(&format!("{}, beside batched ingest", gate_name(reserve)), &gate, &floor));
+        let beside_rate = ((beside.requests - beside.failures) * 1000) as f64 / beside.elapsed.as_secs_f64();
+        rows.push(Row {
+            path: "... the batched ingest beside it".into(),
+            figure: "events recorded".into(),
+            value: rate(beside_rate, "events/s"),
+            baseline: rate(batch_rate, "events/s (alone)"),
+            ratio: ratio(beside_rate, batch_rate),
+        });
+    }
 
     // Reads of a load user holding events/100 of the seeded events.
     let per_user = events / 100;

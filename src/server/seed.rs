@@ -569,7 +569,7 @@ pub struct LoadReport {
 /// Events a load-seed batch holds (one `record` call, one transaction).
 pub const LOAD_BATCH: usize = 1_000;
 /// Events generated (and held in memory) at a time by the load seed.
-const LOAD_CHUNK_MAX: usize = 100_000;
+const LOAD_CHUNK_MAX: usize = 50_000;
 /// Load batches recorded at once.
 const LOAD_IN_FLIGHT: usize = 4;
 

@@ -20,15 +20,13 @@ use crate::server::state::AppState;
 
 pub const MAX_INGEST_BYTES: usize = 1024 * 1024;
 
-pub async fn record_events(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: Body,
-) -> Result<Response, AppError> {
-    principal.require_ingest()?;
-    let bytes = to_bytes(body, MAX_INGEST_BYTES).await.map_err(|_| AppError::PayloadTooLarge(MAX_INGEST_BYTES))?;
-    let doc: Value =
-        serde_json::from_slice(&bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+/// Bodies from this size on are parsed off the async workers.
+const OFF_WORKER_BYTES: usize = 16 * 1024;
+
+/// The batch's events, each parsed or rejected with its reason; the batch
+/// itself refused when it is not JSON or not 1 to 1000 events.
+fn parse_batch(bytes: &[u8], bound: Option<&str>, now: chrono::DateTime<Utc>) -> Result<Vec<Incoming>, AppError> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
     let events = doc
         .get("events")
         .and_then(Value::as_array)
@@ -36,20 +34,40 @@ pub async fn record_events(
     if events.is_empty() || events.len() > MAX_BATCH {
         return Err(AppError::Invalid(format!("a batch holds 1 to {MAX_BATCH} events (got {})", events.len())));
     }
-    let now = Utc::now();
-    let incoming: Vec<Incoming> = events
+    Ok(events
         .iter()
         .map(|v| {
             let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
             let ev = parse_event(v, now).map_err(|e| (id.clone(), e))?;
-            match principal.bound_user() {
+            match bound {
                 Some(bound) if bound != ev.user_id => {
                     Err((id, format!("this key may only record usage for user `{bound}`")))
                 }
                 _ => Ok(ev),
             }
         })
-        .collect();
+        .collect())
+}
+
+pub async fn record_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Body,
+) -> Result<Response, AppError> {
+    principal.require_ingest()?;
+    let bytes = to_bytes(body, MAX_INGEST_BYTES).await.map_err(|_| AppError::PayloadTooLarge(MAX_INGEST_BYTES))?;
+    let now = Utc::now();
+    let bound = principal.bound_user().map(str::to_string);
+    // Parsing a large batch is milliseconds of CPU: done on the blocking
+    // pool, so it never holds up the async workers that answer the gate.
+    let incoming = if bytes.len() >= OFF_WORKER_BYTES {
+        tokio::task::spawn_blocking(move || parse_batch(&bytes, bound.as_deref(), now)).await.map_err(|e| {
+            tracing::error!(error = %e, "the batch parser panicked");
+            AppError::Internal
+        })??
+    } else {
+        parse_batch(&bytes, bound.as_deref(), now)?
+    };
     let results = state.engine.record(incoming, now).await?;
     let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
     let (accepted, duplicates, rejected) =

@@ -9,8 +9,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use sqlx::AnyConnection;
-
 use super::Engine;
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
@@ -21,8 +19,8 @@ use crate::domain::provider::{LimitKey, Provider};
 use crate::domain::subscription::Subscription;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::holds::{self, NewHold};
+use crate::server::store::users;
 use crate::server::store::view::Affects;
-use crate::server::store::{rollups, users};
 
 /// One planned operation.
 #[derive(Clone, Debug)]
@@ -97,24 +95,6 @@ struct Verdict {
     holds: Vec<(usize, ProviderUsage)>,
 }
 
-/// The period's committed usage plus its live holds, and when the first of
-/// those holds lapses.
-async fn read_seen(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    period_start: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> AppResult<(Usage, Option<DateTime<Utc>>)> {
-    let mut seen = rollups::period_usage(&mut *conn, user_id, period_start).await?;
-    let live = holds::active_holds(conn, user_id, period_start, now).await?;
-    for (p, held) in live.by_provider {
-        if let Ok(p) = Provider::parse(&p) {
-            seen.add(&p, held);
-        }
-    }
-    Ok((seen, live.first_expiry))
-}
-
 impl Engine {
     /// Checks `ops` for `user_id`; with `reserve`, holds their estimated
     /// usage when all are allowed.
@@ -147,7 +127,7 @@ impl Engine {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
         let period = sub.current_period();
-        let (seen, _) = read_seen(&mut tx, user_id, period.start, now).await?;
+        let seen = holds::usage_and_holds(&mut tx, user_id, period.start, now).await?.usage;
         let Verdict { mut preflight, holds } = self.verdict(&catalog, &sub, seen, ops, now)?;
         if reserve && preflight.can_proceed {
             let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
@@ -192,8 +172,8 @@ impl Engine {
                 if now >= sub.period_end {
                     return Ok(None);
                 }
-                let (seen, until) = read_seen(&mut conn, user_id, sub.current_period().start, now).await?;
-                view.fill(ticket, sub, seen, until)
+                let seen = holds::usage_and_holds(&mut conn, user_id, sub.current_period().start, now).await?;
+                view.fill(ticket, sub, seen.usage, seen.first_expiry)
             }
         };
         if now >= entry.sub.period_end {

@@ -184,10 +184,7 @@ pub async fn lock_current(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Subscription>> {
-    if !store::lock_user(tx, user_id).await? {
-        return Ok(None);
-    }
-    let Some(mut sub) = users::subscription(tx, user_id).await? else {
+    let Some(mut sub) = users::lock_subscription(tx, user_id).await? else {
         return Ok(None);
     };
     ensure_current(tx, catalog, &mut sub, now).await?;

@@ -561,7 +561,7 @@ async fn check_only_preflight_takes_no_lock(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let mut writer = store.begin().await.unwrap();
-    assert!(crate::server::store::lock_user(&mut writer, "u1").await.unwrap());
+    assert!(crate::server::store::users::lock_subscription(&mut writer, "u1").await.unwrap().is_some());
     // A hang guard, not a speed check: waiting for the lock never ends.
     let check = tokio::time::timeout(
         std::time::Duration::from_secs(10),

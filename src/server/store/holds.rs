@@ -5,46 +5,62 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::{StoreResult, from_ms, ms};
-use crate::domain::limits::ProviderUsage;
+use crate::domain::limits::{ProviderUsage, RollupSum, Usage};
 use crate::domain::money::Nanos;
+use crate::domain::provider::Provider;
 
-/// Live holds of a period (not consumed, not expired at `now`) summed per
-/// provider, and when the first of them lapses.
-pub struct LiveHolds {
-    pub by_provider: Vec<(String, ProviderUsage)>,
+/// What the gate weighs a new demand against, read in one statement: the
+/// period's committed usage per provider (from the rollups) plus its live
+/// holds (not consumed, not expired at `now`), and when the first of those
+/// holds lapses.
+pub struct Seen {
+    pub usage: Usage,
     pub first_expiry: Option<DateTime<Utc>>,
 }
 
-pub async fn active_holds(
+pub async fn usage_and_holds(
     conn: &mut AnyConnection,
     user_id: &str,
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> StoreResult<LiveHolds> {
+) -> StoreResult<Seen> {
+    // Both halves in one column layout: a hold's tokens go in
+    // `tokens_input`; `held` tells the halves apart.
     let rows = sqlx::query(
-        "SELECT provider, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(tokens) AS BIGINT) AS tokens,
-         CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, MIN(expires_at) AS first_expiry FROM reservations
-         WHERE user_id = $1 AND period_start = $2 AND consumed_at IS NULL AND expires_at > $3 GROUP BY provider",
+        "SELECT CAST(0 AS BIGINT) AS held, provider, CAST(SUM(calls) AS BIGINT) AS calls,
+           CAST(SUM(tokens_input) AS BIGINT) AS tokens_input, CAST(SUM(tokens_output) AS BIGINT) AS tokens_output,
+           CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, CAST(0 AS BIGINT) AS first_expiry
+         FROM usage_rollups WHERE user_id = $1 AND period_start = $2 GROUP BY provider
+         UNION ALL
+         SELECT CAST(1 AS BIGINT), provider, CAST(SUM(calls) AS BIGINT), CAST(SUM(tokens) AS BIGINT), CAST(0 AS BIGINT),
+           CAST(SUM(cost_nanos) AS BIGINT), CAST(MIN(expires_at) AS BIGINT)
+         FROM reservations WHERE user_id = $1 AND period_start = $2 AND consumed_at IS NULL AND expires_at > $3
+         GROUP BY provider",
     )
     .bind(user_id)
     .bind(ms(period_start))
     .bind(ms(now))
     .fetch_all(conn)
     .await?;
-    let mut live = LiveHolds { by_provider: Vec::with_capacity(rows.len()), first_expiry: None };
+    let mut seen = Seen { usage: Usage::default(), first_expiry: None };
     for r in &rows {
-        let expiry = from_ms(r.try_get("first_expiry")?);
-        live.first_expiry = Some(live.first_expiry.map_or(expiry, |t| t.min(expiry)));
-        live.by_provider.push((
-            r.try_get("provider")?,
-            ProviderUsage {
-                calls: r.try_get("calls")?,
-                tokens: r.try_get("tokens")?,
-                cost: Nanos(r.try_get("cost_nanos")?),
-            },
-        ));
+        let provider: String = r.try_get("provider")?;
+        // A provider this build cannot name counts toward no limit.
+        let Ok(provider) = Provider::parse(&provider) else { continue };
+        let sum = RollupSum {
+            calls: r.try_get("calls")?,
+            tokens_input: r.try_get("tokens_input")?,
+            tokens_output: r.try_get("tokens_output")?,
+            cost: Nanos(r.try_get("cost_nanos")?),
+            ..RollupSum::default()
+        };
+        seen.usage.add(&provider, sum.usage());
+        if r.try_get::<i64, _>("held")? == 1 {
+            let expiry = from_ms(r.try_get("first_expiry")?);
+            seen.first_expiry = Some(seen.first_expiry.map_or(expiry, |t| t.min(expiry)));
+        }
     }
-    Ok(live)
+    Ok(seen)
 }
 
 pub struct NewHold<'a> {

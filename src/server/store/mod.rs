@@ -10,7 +10,7 @@
 //! built at run time with many binds take theirs from [`Placeholders`].
 //!
 //! Concurrency: every transaction that changes a user's usage starts with
-//! [`lock_user`], an UPDATE of the user's subscription row. On Postgres that
+//! [`users::lock_subscription`], an UPDATE of the user's subscription row. On Postgres that
 //! row lock serialises writers per user; on SQLite the process's writers
 //! take turns in one group transaction that began `IMMEDIATE` (see
 //! [`GroupWriter`]), and `busy_timeout` queues other processes.
@@ -553,16 +553,6 @@ pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
     conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
     conn.close().await?;
     Ok(())
-}
-
-/// Takes the per-user write lock for the rest of the transaction; returns
-/// false when the user has no subscription row (no such user).
-pub async fn lock_user(tx: &mut WriteTx, user_id: &str) -> StoreResult<bool> {
-    let r = sqlx::query("UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// Bind placeholders for a statement built at run time, in bind order:

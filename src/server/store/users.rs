@@ -149,18 +149,36 @@ pub async fn list_users(
     Ok((rows.iter().map(user_from_row).collect::<StoreResult<_>>()?, total))
 }
 
+const SUBSCRIPTION_COLS: &str =
+    "user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start,
+    cycle_end, renewal_count, started_at, pending_plan_id, pending_cycle, period_fee_nanos, cancel_at";
+
 pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
-    let row = sqlx::query(
-        "SELECT user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start, cycle_end, renewal_count,
-         started_at, pending_plan_id, pending_cycle, period_fee_nanos, cancel_at FROM subscriptions WHERE user_id = $1",
-    )
+    let row = sqlx::query(&format!("SELECT {SUBSCRIPTION_COLS} FROM subscriptions WHERE user_id = $1"))
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(subscription_from_row).transpose()
+}
+
+/// Takes the user's write lock for the rest of the transaction (an UPDATE
+/// of their subscription row: on Postgres a row lock that serialises
+/// writers per user) and returns the subscription as it is once the lock
+/// is held, in the same statement. `None`: no such user.
+pub async fn lock_subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
+    let row = sqlx::query(&format!(
+        "UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = $1 RETURNING {SUBSCRIPTION_COLS}"
+    ))
     .bind(user_id)
     .fetch_optional(conn)
     .await?;
-    let Some(r) = row else { return Ok(None) };
+    row.as_ref().map(subscription_from_row).transpose()
+}
+
+fn subscription_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Subscription> {
     let cycle: String = r.try_get("billing_cycle")?;
-    Ok(Some(Subscription {
-        user_id: user_id_at(&r, "user_id")?,
+    Ok(Subscription {
+        user_id: user_id_at(r, "user_id")?,
         plan_id: r.try_get("plan_id")?,
         billing_cycle: BillingCycle::parse(&cycle).ok_or_else(|| StoreError::Corrupt(format!("cycle {cycle}")))?,
         status: {
@@ -185,7 +203,7 @@ pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResul
         },
         period_fee: r.try_get::<Option<i64>, _>("period_fee_nanos")?.map(Nanos),
         cancel_at: r.try_get::<Option<i64>, _>("cancel_at")?.map(from_ms),
-    }))
+    })
 }
 
 pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now: DateTime<Utc>) -> StoreResult<()> {

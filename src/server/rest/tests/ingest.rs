@@ -103,3 +103,20 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
     assert_eq!(r.body["data"]["results"][0]["unpriced"], json!(true), "{}", r.body);
 }
 both_stores!(ingest_refuses_bad_input_and_writes_nothing, ingest_refuses_bad_input_and_writes_nothing);
+
+/// A large batch (parsed off the async workers) is answered like a small
+/// one: every event stands alone, a bound key still records only its user.
+async fn large_batches_are_judged_event_by_event(store: Store) {
+    let api = setup(store.clone(), Limits::new()).await;
+    let bound = api.key(Some("alice"), &["ingest"]).await;
+    let mut events: Vec<Value> = (0..400).map(|i| event(&format!("big{i}"), "alice")).collect();
+    events.push(event("not-hers", "bob"));
+    let body = json!({ "events": events });
+    assert!(body.to_string().len() > 16 * 1024, "the test must take the off-worker path");
+    let r = api.post("/api/usage/events", Some(&bound), body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["data"]["accepted"].clone(), r.body["data"]["rejected"].clone()), (json!(400), json!(1)));
+    assert!(r.body["data"]["results"][400]["error"].as_str().unwrap().contains("only record usage for user `alice`"));
+    assert_eq!(count_events(&store).await, 400);
+}
+both_stores!(large_batches_are_judged_event_by_event, large_batches_are_judged_event_by_event);

@@ -636,10 +636,9 @@ pub async fn seed_load(
     let chunk_len = (LOAD_BATCH * users).min(LOAD_CHUNK_MAX) as u64;
     let at = |i: u64| start + Duration::milliseconds((i * span_ms / events) as i64);
     while n < events {
-        let period = crate::domain::period::usage_period(start, at(n)).start;
+        let period_end = crate::domain::period::usage_period(start, at(n)).end;
         let mut end = n + 1;
-        while end < events && end - n < chunk_len && crate::domain::period::usage_period(start, at(end)).start == period
-        {
+        while end < events && end - n < chunk_len && at(end) < period_end {
             end += 1;
         }
         let mut by_user: Vec<Vec<UsageEvent>> = vec![Vec::new(); users];
@@ -703,6 +702,15 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((events, rolled), (2_500, 2_500));
+        // 40 days cross a period end: no batch was recorded after its
+        // period had rolled over.
+        let late: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE late = 1 AND user_id LIKE 'load-%'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(late, 0);
         let bad = seed_load(&engine, 10, 0, 40, now, |_| ()).await;
         assert!(matches!(bad, Err(AppError::Invalid(_))));
     }

@@ -15,6 +15,7 @@ use crate::domain::limits::Limits;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::Catalog;
 use crate::domain::subscription::Subscription;
+use crate::server::store::view::Stamp;
 use crate::server::store::{Store, StoreResult, catalog};
 
 /// One consistent view of plans and prices.
@@ -50,9 +51,9 @@ impl CatalogSnapshot {
 #[derive(Debug, Default)]
 pub struct CatalogCache {
     current: RwLock<Option<Arc<CatalogSnapshot>>>,
-    /// When the snapshot was last found current, and the store's write
-    /// epoch then (see [`CatalogCache::recent`]).
-    checked: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+    /// When the snapshot was last found current (see
+    /// [`CatalogCache::recent`]).
+    checked: std::sync::Mutex<Option<Stamp>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -86,19 +87,18 @@ impl CatalogCache {
     /// since; else [`CatalogCache::get`]. For the check-only gate, which
     /// promises nothing: anything that prices or holds uses `get`, inside
     /// its transaction.
-    pub async fn recent(&self, store: &Store, ttl: std::time::Duration) -> StoreResult<Arc<CatalogSnapshot>> {
-        let epoch = store.view().epoch();
+    pub async fn recent(&self, store: &Store) -> StoreResult<Arc<CatalogSnapshot>> {
         let checked = *self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if checked.is_some_and(|(at, e)| e == epoch && at.elapsed() < ttl)
+        if checked.is_some_and(|s| store.view().is_fresh(&s))
             && let Some(snap) = self.current.read().await.as_ref()
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(snap.clone());
         }
-        let at = std::time::Instant::now();
+        let stamp = store.view().stamp();
         let mut conn = store.pool().acquire().await?;
         let snap = self.get(&mut conn).await?;
-        *self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((at, epoch));
+        *self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(stamp);
         Ok(snap)
     }
 

@@ -162,7 +162,7 @@ impl Engine {
     /// way) or a period that has ended (rolling it over is a write).
     async fn check_only(&self, user_id: &str, ops: &[Operation], now: DateTime<Utc>) -> AppResult<Option<Preflight>> {
         let view = self.store.view();
-        let catalog = self.catalog.recent(&self.store, view.ttl()).await?;
+        let catalog = self.catalog.recent(&self.store).await?;
         let entry = match view.get(user_id, now) {
             Some(entry) => entry,
             None => {

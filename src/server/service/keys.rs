@@ -9,6 +9,7 @@ use crate::server::auth::new_api_key_secret;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::keys;
 use crate::server::store::users;
+use crate::server::store::view::{Stamp, UsageView};
 
 impl Engine {
     /// The live key whose secret this is (not revoked, its user not
@@ -22,15 +23,15 @@ impl Engine {
     pub async fn api_key_by_secret(&self, secret: &str, now: DateTime<Utc>) -> AppResult<Option<ApiKey>> {
         let hash = crate::server::auth::hash_token(secret);
         let view = self.store.view();
-        let epoch = view.epoch();
-        let key = match self.keys.get(&hash, epoch, view.ttl()) {
+        let stamp = view.stamp();
+        let key = match self.keys.get(&hash, view) {
             Some(key) => key,
             None => {
                 let mut conn = self.store.pool().acquire().await?;
                 let Some(key) = keys::key_by_hash(&mut conn, &hash).await? else {
                     return Ok(None);
                 };
-                self.keys.put(&hash, &key, epoch);
+                self.keys.put(&hash, &key, stamp);
                 key
             }
         };
@@ -142,8 +143,7 @@ pub struct KeyCache {
 #[derive(Debug)]
 struct CachedKey {
     key: ApiKey,
-    loaded: std::time::Instant,
-    epoch: u64,
+    stamp: Stamp,
 }
 
 /// Keys kept before the cache starts over.
@@ -154,19 +154,19 @@ impl KeyCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, hash: &str, epoch: u64, ttl: std::time::Duration) -> Option<ApiKey> {
+    fn get(&self, hash: &str, view: &UsageView) -> Option<ApiKey> {
         let entries = self.entries();
         let c = entries.get(hash)?;
-        (c.epoch == epoch && c.loaded.elapsed() < ttl).then(|| c.key.clone())
+        view.is_fresh(&c.stamp).then(|| c.key.clone())
     }
 
-    /// Keeps `key`, read after the store's write epoch was `epoch`.
-    fn put(&self, hash: &str, key: &ApiKey, epoch: u64) {
+    /// Keeps `key`, read at `stamp`.
+    fn put(&self, hash: &str, key: &ApiKey, stamp: Stamp) {
         let mut entries = self.entries();
         if entries.len() >= MAX_CACHED_KEYS {
             entries.clear();
         }
-        entries.insert(hash.to_string(), CachedKey { key: key.clone(), loaded: std::time::Instant::now(), epoch });
+        entries.insert(hash.to_string(), CachedKey { key: key.clone(), stamp });
     }
 
     /// The copy's last use, once a write of it is queued: without this,

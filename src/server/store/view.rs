@@ -57,7 +57,17 @@ impl Affects {
     }
 }
 
-/// One user's view, as read from the store at `loaded`.
+/// When a copy of store state was read: taken before the read, so a write
+/// that committed during it counts as after. A copy answers while
+/// [`UsageView::is_fresh`] says so. The usage view, the key cache and the
+/// check-only catalog all go by it.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    loaded: Instant,
+    epoch: u64,
+}
+
+/// One user's view, as read from the store at `stamp`.
 #[derive(Clone, Debug)]
 pub struct UserView {
     pub sub: Subscription,
@@ -65,8 +75,7 @@ pub struct UserView {
     pub seen: Usage,
     /// When the first of those holds lapses: the entry is wrong from then.
     until: Option<DateTime<Utc>>,
-    loaded: Instant,
-    epoch: u64,
+    stamp: Stamp,
 }
 
 /// Proof of what the view's versions were before a load began.
@@ -74,7 +83,7 @@ pub struct UserView {
 pub struct Ticket {
     user: String,
     version: u64,
-    epoch: u64,
+    stamp: Stamp,
 }
 
 #[derive(Default)]
@@ -117,6 +126,18 @@ impl UsageView {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Take before reading what a copy will hold.
+    pub fn stamp(&self) -> Stamp {
+        Stamp { loaded: Instant::now(), epoch: self.epoch() }
+    }
+
+    /// Whether a copy read at `stamp` may still answer: this process has
+    /// written nothing since that may have changed it, and it is younger
+    /// than the TTL (the bound for other processes' writes).
+    pub fn is_fresh(&self, stamp: &Stamp) -> bool {
+        stamp.epoch == self.epoch() && stamp.loaded.elapsed() < self.ttl
+    }
+
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
         // A panic elsewhere while holding it leaves plain data behind.
         self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -125,27 +146,26 @@ impl UsageView {
     /// The user's entry, if it is young enough, nothing changed since, and
     /// none of its holds has lapsed by `now`.
     pub fn get(&self, user_id: &str, now: DateTime<Utc>) -> Option<Arc<UserView>> {
-        let epoch = self.epoch();
         let slots = self.slots();
         let view = slots.get(user_id)?.view.as_ref()?;
-        let fresh = view.epoch == epoch && view.loaded.elapsed() < self.ttl && view.until.is_none_or(|t| now < t);
+        let fresh = self.is_fresh(&view.stamp) && view.until.is_none_or(|t| now < t);
         fresh.then(|| view.clone())
     }
 
     /// Take before reading what [`UsageView::fill`] will store.
     pub fn ticket(&self, user_id: &str) -> Ticket {
-        let epoch = self.epoch();
+        let stamp = self.stamp();
         let version = self.slots().get(user_id).map_or(0, |s| s.version);
-        Ticket { user: user_id.to_string(), version, epoch }
+        Ticket { user: user_id.to_string(), version, stamp }
     }
 
     /// Keeps what was read under `ticket` (usage and live holds of `sub`'s
     /// open period; `until`: the first hold's expiry), unless a write came
     /// in between.
     pub fn fill(&self, ticket: Ticket, sub: Subscription, seen: Usage, until: Option<DateTime<Utc>>) -> Arc<UserView> {
-        let view = Arc::new(UserView { sub, seen, until, loaded: Instant::now(), epoch: ticket.epoch });
+        let view = Arc::new(UserView { sub, seen, until, stamp: ticket.stamp });
         let mut slots = self.slots();
-        if self.epoch() != ticket.epoch {
+        if self.epoch() != ticket.stamp.epoch {
             return view;
         }
         if slots.len() >= MAX_USERS && !slots.contains_key(&ticket.user) {

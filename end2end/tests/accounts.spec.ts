@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { ADMIN, DEMO, hydrated, ready, shot, signIn, signOut } from './helpers';
 
 test('anonymous visitors are sent to sign in, and come back after', async ({ page }) => {

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { DEMO, dollars, hydrated, ready, shot, signIn } from './helpers';
 
 test('the usage log filters by provider and status, and pages', async ({ page }, info) => {

@@ -1,4 +1,5 @@
-import { expect, Page, test } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { DEMO, hydrated, ready, shot, signIn } from './helpers';
 
 /** The option ECharts is drawing in element `id`. */

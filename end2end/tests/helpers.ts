@@ -1,13 +1,19 @@
 import { Page, TestInfo } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
+import { browserLog } from './fixtures';
 
 export const hydrated = (info: TestInfo) => info.project.use.javaScriptEnabled !== false;
 
-/** Waits for hydration when JavaScript is on. */
+/** Waits for hydration when JavaScript is on; says what the browser logged if it never comes. */
 export async function ready(page: Page, info: TestInfo) {
   if (hydrated(info)) {
-    await page.locator('body[data-hydrated="true"]').waitFor();
+    try {
+      await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 20_000 });
+    } catch (e) {
+      const state = await page.evaluate(() => ({ url: location.href, readyState: document.readyState })).catch(() => null);
+      throw new Error(`the page did not hydrate within 20 s (${JSON.stringify(state)}); browser log:\n${browserLog(page).join('\n') || '(nothing)'}`);
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { DEMO, dollars, hydrated, ready, shot, signIn } from './helpers';
 
 test('the server-rendered HTML already carries the real numbers', async ({ page }) => {

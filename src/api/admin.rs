@@ -33,6 +33,12 @@ pub struct PriceRow {
     pub output_per_million: Option<String>,
     pub cached_input_per_million: Option<String>,
     pub per_unit: Option<String>,
+    /// Every other rate, the long-context tiers and the service tiers, for
+    /// people (`cache write 5m $3.75 · above 200k tokens: …`).
+    pub other: String,
+    /// The tiers and service tiers as JSON (what the form edits).
+    pub tiers_json: String,
+    pub service_tiers_json: String,
     pub description: String,
     /// Whether this version is the one in force now.
     pub current: bool,
@@ -183,6 +189,7 @@ pub async fn save_plan(plan: PlanInput) -> Result<Option<FormError>, ServerFnErr
 
 #[server(prefix = "/sfn")]
 pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
+    use crate::domain::pricing::json;
     let state = admin().await?;
     let now = chrono::Utc::now();
     let cat = state.engine.catalog_snapshot().await.map_err(super::session::ssr::fail)?;
@@ -194,10 +201,10 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
         .iter()
         .map(|v| {
             let unit = [
-                ("request", v.rates.per_request),
-                ("search", v.rates.per_search),
-                ("image", v.rates.per_image),
-                ("page", v.rates.per_page),
+                ("request", v.rates.base.per_request),
+                ("search", v.rates.base.per_search),
+                ("image", v.rates.base.per_image),
+                ("page", v.rates.base.per_page),
             ]
             .into_iter()
             .filter_map(|(k, p)| p.map(|p| format!("${} per {k}", p.as_string())))
@@ -207,10 +214,21 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
                 provider: v.provider.as_str().into(),
                 model: v.model.clone(),
                 effective_from: fmt_time(v.effective_from),
-                input_per_million: s(v.rates.input_per_million),
-                output_per_million: s(v.rates.output_per_million),
-                cached_input_per_million: s(v.rates.cached_input_per_million),
+                input_per_million: s(v.rates.base.input_per_million),
+                output_per_million: s(v.rates.base.output_per_million),
+                cached_input_per_million: s(v.rates.base.cached_input_per_million),
                 per_unit: (!unit.is_empty()).then(|| unit.join(", ")),
+                other: v.rates.describe_extras(),
+                tiers_json: if v.rates.tiers.is_empty() {
+                    String::new()
+                } else {
+                    json::tiers_to_json(&v.rates.tiers).to_string()
+                },
+                service_tiers_json: if v.rates.service_tiers.is_empty() {
+                    String::new()
+                } else {
+                    json::service_tiers_to_json(&v.rates.service_tiers).to_string()
+                },
                 description: v.description.clone(),
                 current: current.contains(&v.id),
             }
@@ -253,6 +271,16 @@ pub struct PriceInput {
     pub per_search: String,
     pub per_image: String,
     pub per_page: String,
+    pub cache_write_per_million: String,
+    pub cache_write_1h_per_million: String,
+    pub reasoning_per_million: String,
+    pub audio_input_per_million: String,
+    pub audio_output_per_million: String,
+    pub per_search_query: String,
+    /// JSON: `[{"above_input_tokens": 200000, "input_per_million": "2.50"}]`.
+    pub tiers: String,
+    /// JSON: `{"batch": {"input_per_million": "0.625"}}`.
+    pub service_tiers: String,
     pub description: String,
     /// RFC 3339, or `YYYY-MM-DDTHH:MM` (a datetime-local input) taken as
     /// UTC; now when empty.
@@ -270,21 +298,58 @@ pub async fn add_price(price: PriceInput) -> Result<Option<FormError>, ServerFnE
     let effective = p.effective_from.trim();
     // <input type="datetime-local"> sends no zone and no seconds.
     let effective = if effective.len() == 16 { format!("{effective}:00Z") } else { effective.to_string() };
+    use crate::domain::pricing::RateField as F;
+    let rates = [
+        (F::InputPerMillion, p.input_per_million),
+        (F::OutputPerMillion, p.output_per_million),
+        (F::CachedInputPerMillion, p.cached_input_per_million),
+        (F::PerRequest, p.per_request),
+        (F::PerSearch, p.per_search),
+        (F::PerImage, p.per_image),
+        (F::PerPage, p.per_page),
+        (F::CacheWritePerMillion, p.cache_write_per_million),
+        (F::CacheWrite1hPerMillion, p.cache_write_1h_per_million),
+        (F::ReasoningPerMillion, p.reasoning_per_million),
+        (F::AudioInputPerMillion, p.audio_input_per_million),
+        (F::AudioOutputPerMillion, p.audio_output_per_million),
+        (F::PerSearchQuery, p.per_search_query),
+    ];
+    // The tiers are typed as JSON; a blank box is none.
+    let mut bad_json = Vec::new();
+    let mut parse = |field: &str, text: &str| match text.trim() {
+        "" => serde_json::Value::Null,
+        t => serde_json::from_str(t).unwrap_or_else(|e| {
+            bad_json.push((field.to_string(), format!("not valid JSON: {e}")));
+            serde_json::Value::Null
+        }),
+    };
+    let tiers = parse("tiers", &p.tiers);
+    let service_tiers = parse("service_tiers", &p.service_tiers);
+    if !bad_json.is_empty() {
+        return super::session::ssr::form_error(crate::server::error::AppError::InvalidFields(bad_json)).map(Some);
+    }
     let form = PriceForm {
         provider: p.provider,
         model: p.model,
-        input_per_million: opt(p.input_per_million),
-        output_per_million: opt(p.output_per_million),
-        cached_input_per_million: opt(p.cached_input_per_million),
-        per_request: opt(p.per_request),
-        per_search: opt(p.per_search),
-        per_image: opt(p.per_image),
-        per_page: opt(p.per_page),
+        rates: rates.into_iter().map(|(f, v)| (f.name().to_string(), serde_json::Value::String(v))).collect(),
+        tiers,
+        service_tiers,
         description: opt(p.description),
         effective_from: opt(effective),
     };
     match state.engine.add_price(&form, &principal.actor(), chrono::Utc::now()).await {
         Ok(_) => Ok(None),
+        // A problem inside a tier shows under its box, with its path.
+        Err(crate::server::error::AppError::InvalidFields(errs)) => {
+            let errs = errs
+                .into_iter()
+                .map(|(field, msg)| match ["service_tiers", "tiers"].into_iter().find(|b| field.starts_with(b)) {
+                    Some(box_) if field != box_ => (box_.to_string(), format!("{field}: {msg}")),
+                    _ => (field, msg),
+                })
+                .collect();
+            super::session::ssr::form_error(crate::server::error::AppError::InvalidFields(errs)).map(Some)
+        }
         Err(e) => super::session::ssr::form_error(e).map(Some),
     }
 }

@@ -13,6 +13,10 @@ pub struct LogLine {
     pub tokens_input: i64,
     pub tokens_output: i64,
     pub cost_nanos: i64,
+    /// What each class cost (`input $0.0012 · cache read $0.0001`).
+    pub breakdown: String,
+    /// The parts of the token totals and the service tier, when any.
+    pub details: String,
     pub unpriced: bool,
     pub status_code: i64,
     pub response_ms: Option<i64>,
@@ -103,6 +107,8 @@ pub async fn usage_log_page(
                 tokens_input: r.tokens_input,
                 tokens_output: r.tokens_output,
                 cost_nanos: r.cost_total.0,
+                breakdown: r.breakdown.describe(),
+                details: r.parts.describe(r.tokens_cached_input as u64),
                 unpriced: r.unpriced,
                 status_code: r.status_code,
                 response_ms: r.response_time_ms,

@@ -7,8 +7,9 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use super::pricing::Quantities;
+use super::pricing::{Quantities, ServiceTier};
 use super::provider::Provider;
+use super::provider_usage::{TokenCounts, UsageFormat, map_usage};
 
 /// At most this many events per request.
 pub const MAX_BATCH: usize = 1000;
@@ -32,6 +33,9 @@ pub struct UsageEvent {
     pub tokens_input: u64,
     pub tokens_output: u64,
     pub tokens_cached_input: u64,
+    /// The other parts of the totals, the web-search queries and the
+    /// service tier.
+    pub parts: UsageParts,
     /// `None` when the caller did not say; the recorder defaults it to 1 when
     /// the price is per unit and 0 otherwise.
     pub units: Option<u64>,
@@ -43,14 +47,70 @@ pub struct UsageEvent {
     pub retry_count: u32,
 }
 
+/// The parts of an event's token totals beyond cache reads (each a part of
+/// `tokens_input` or `tokens_output`), its web-search queries and service
+/// tier: all zero / standard for a plain event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageParts {
+    pub tokens_cache_write: u64,
+    pub tokens_cache_write_1h: u64,
+    pub tokens_audio_input: u64,
+    pub tokens_reasoning: u64,
+    pub tokens_audio_output: u64,
+    pub search_queries: u64,
+    pub service_tier: ServiceTier,
+}
+
+impl UsageParts {
+    /// `cached 1,000 · reasoning 600 · batch` for people: the parts that
+    /// are there (cache reads given by the caller), or empty.
+    pub fn describe(&self, tokens_cached_input: u64) -> String {
+        use super::money::format_count;
+        let mut out: Vec<String> = [
+            ("cache read", tokens_cached_input),
+            ("cache write 5m", self.tokens_cache_write),
+            ("cache write 1h", self.tokens_cache_write_1h),
+            ("audio in", self.tokens_audio_input),
+            ("reasoning", self.tokens_reasoning),
+            ("audio out", self.tokens_audio_output),
+            ("web searches", self.search_queries),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {}", format_count(n.min(i64::MAX as u64) as i64)))
+        .collect();
+        if self.service_tier != ServiceTier::Standard {
+            out.push(self.service_tier.as_str().to_string());
+        }
+        out.join(" · ")
+    }
+
+    /// The quantities to price, given the three counts every event has.
+    pub fn quantities(self, tokens_input: u64, tokens_output: u64, tokens_cached_input: u64, units: u64) -> Quantities {
+        Quantities {
+            tokens_input,
+            tokens_output,
+            tokens_cached_input,
+            tokens_cache_write: self.tokens_cache_write,
+            tokens_cache_write_1h: self.tokens_cache_write_1h,
+            tokens_audio_input: self.tokens_audio_input,
+            tokens_reasoning: self.tokens_reasoning,
+            tokens_audio_output: self.tokens_audio_output,
+            search_queries: self.search_queries,
+            units,
+            service_tier: self.service_tier,
+        }
+    }
+}
+
 impl UsageEvent {
     pub fn quantities(&self, unit_default: u64) -> Quantities {
-        Quantities {
-            tokens_input: self.tokens_input,
-            tokens_output: self.tokens_output,
-            tokens_cached_input: self.tokens_cached_input,
-            units: self.units.unwrap_or(unit_default),
-        }
+        self.parts.quantities(
+            self.tokens_input,
+            self.tokens_output,
+            self.tokens_cached_input,
+            self.units.unwrap_or(unit_default),
+        )
     }
 
     pub fn tokens_total(&self) -> u64 {
@@ -74,6 +134,15 @@ const FIELDS: &[&str] = &[
     "tokens_input",
     "tokens_output",
     "tokens_cached_input",
+    "tokens_cache_write",
+    "tokens_cache_write_1h",
+    "tokens_audio_input",
+    "tokens_reasoning",
+    "tokens_audio_output",
+    "search_queries",
+    "service_tier",
+    "usage",
+    "usage_format",
     "units",
     "response_time_ms",
     "status_code",
@@ -122,6 +191,57 @@ fn opt_count(m: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>,
     }
 }
 
+/// The code that starts a rejection whose token parts exceed their totals.
+pub const INVALID_TOKEN_SPLIT: &str = "invalid_token_split";
+/// The code that starts a rejection carrying both `usage` and token fields.
+pub const AMBIGUOUS_USAGE: &str = "ambiguous_usage";
+
+/// The token fields an event may carry instead of a `usage` object, in
+/// [`TokenCounts::as_array`] order.
+const TOKEN_FIELDS: [&str; 9] = [
+    "tokens_input",
+    "tokens_output",
+    "tokens_cached_input",
+    "tokens_cache_write",
+    "tokens_cache_write_1h",
+    "tokens_audio_input",
+    "tokens_reasoning",
+    "tokens_audio_output",
+    "search_queries",
+];
+
+/// The event's token counts: from its provider `usage` object (with
+/// `usage_format`), or from its own fields; never both.
+fn token_counts(m: &Map<String, Value>) -> Result<TokenCounts, String> {
+    let usage = m.get("usage").filter(|v| !v.is_null());
+    let format = opt_string(m, "usage_format", 32)?;
+    if let Some(usage) = usage {
+        if let Some(field) = TOKEN_FIELDS.iter().find(|f| m.get(**f).is_some_and(|v| !v.is_null())) {
+            return Err(format!(
+                "{AMBIGUOUS_USAGE}: send either `usage` (with `usage_format`) or token fields such as `{field}`, not both"
+            ));
+        }
+        let format =
+            format.ok_or("`usage` needs `usage_format`: openai_chat, openai_responses, anthropic or gemini")?;
+        let format = UsageFormat::parse(&format).ok_or_else(|| {
+            format!("`usage_format` must be openai_chat, openai_responses, anthropic or gemini (got `{format}`)")
+        })?;
+        let t = map_usage(format, usage)?;
+        if let Some((name, _)) = TOKEN_FIELDS.iter().zip(t.as_array()).find(|(_, n)| *n > MAX_COUNT) {
+            return Err(format!("the `usage` object's `{name}` is larger than {MAX_COUNT}"));
+        }
+        return Ok(t);
+    }
+    if format.is_some() {
+        return Err("`usage_format` was given without a `usage` object".into());
+    }
+    let mut counts = [0u64; 9];
+    for (n, k) in counts.iter_mut().zip(TOKEN_FIELDS) {
+        *n = opt_count(m, k, MAX_COUNT)?.unwrap_or(0);
+    }
+    Ok(TokenCounts::from_array(counts))
+}
+
 /// Parses one event of a batch. `now` bounds the timestamp.
 pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> {
     let m = v.as_object().ok_or("each event must be a JSON object")?;
@@ -139,14 +259,24 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
     let provider_raw = opt_string(m, "provider", 64)?.ok_or("`provider` is required")?;
     let provider = Provider::parse(&provider_raw).map_err(|e| e.to_string())?;
     let model = opt_string(m, "model", 128)?.filter(|s| !s.trim().is_empty());
-    let tokens_input = opt_count(m, "tokens_input", MAX_COUNT)?.unwrap_or(0);
-    let tokens_output = opt_count(m, "tokens_output", MAX_COUNT)?.unwrap_or(0);
-    let tokens_cached_input = opt_count(m, "tokens_cached_input", MAX_COUNT)?.unwrap_or(0);
-    if tokens_cached_input > tokens_input {
-        return Err(format!(
-            "`tokens_cached_input` ({tokens_cached_input}) is part of `tokens_input` ({tokens_input}) and cannot exceed it"
-        ));
-    }
+    let t = token_counts(m)?;
+    let (tokens_input, tokens_output, tokens_cached_input) = (t.tokens_input, t.tokens_output, t.tokens_cached_input);
+    let mut parts = UsageParts {
+        tokens_cache_write: t.tokens_cache_write,
+        tokens_cache_write_1h: t.tokens_cache_write_1h,
+        tokens_audio_input: t.tokens_audio_input,
+        tokens_reasoning: t.tokens_reasoning,
+        tokens_audio_output: t.tokens_audio_output,
+        search_queries: t.search_queries,
+        service_tier: ServiceTier::Standard,
+    };
+    parts.service_tier = match opt_string(m, "service_tier", 16)? {
+        None => ServiceTier::Standard,
+        Some(t) => ServiceTier::parse(&t)
+            .ok_or_else(|| format!("`service_tier` must be standard, batch, flex or priority (got `{t}`)"))?,
+    };
+    let q = parts.quantities(tokens_input, tokens_output, tokens_cached_input, 0);
+    q.check_split().map_err(|e| format!("{INVALID_TOKEN_SPLIT}: {e}"))?;
     let units = opt_count(m, "units", MAX_COUNT)?;
     let response_time_ms = opt_count(m, "response_time_ms", 86_400_000)?;
     let status_code = match opt_count(m, "status_code", 599)? {
@@ -176,6 +306,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
         tokens_input,
         tokens_output,
         tokens_cached_input,
+        parts,
         units,
         response_time_ms,
         status_code,
@@ -204,6 +335,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.error_message.as_deref(), Some("line 1\n\tline 2\r\n"));
+    }
+
+    #[test]
+    fn usage_objects_and_new_fields_fill_the_parts() {
+        let e = parse_event(
+            &json!({"id": "e1", "user_id": "u", "provider": "anthropic", "model": "claude-sonnet-4-5",
+                    "usage_format": "anthropic", "service_tier": "batch",
+                    "usage": {"input_tokens": 10, "cache_read_input_tokens": 20, "cache_creation_input_tokens": 30, "output_tokens": 7}}),
+            now(),
+        )
+        .unwrap();
+        assert_eq!((e.tokens_input, e.tokens_cached_input, e.tokens_output), (60, 20, 7));
+        assert_eq!(e.parts.tokens_cache_write, 30);
+        assert_eq!(e.parts.service_tier, ServiceTier::Batch);
+        let e = parse_event(
+            &json!({"id": "e2", "user_id": "u", "provider": "openai", "tokens_input": 10, "tokens_audio_input": 10,
+                    "tokens_output": 3, "tokens_reasoning": 3, "search_queries": 2}),
+            now(),
+        )
+        .unwrap();
+        let q = e.quantities(0);
+        assert_eq!((q.tokens_audio_input, q.tokens_reasoning, q.search_queries), (10, 3, 2));
     }
 
     #[test]
@@ -243,8 +396,35 @@ mod tests {
             (with("colour", json!("red")), "unknown field `colour`"),
             (
                 json!({"id": "e", "user_id": "u", "provider": "gemini", "tokens_input": 1, "tokens_cached_input": 2}),
-                "cannot exceed",
+                "invalid_token_split: ",
             ),
+            (
+                json!({"id": "e", "user_id": "u", "provider": "gemini", "tokens_output": 5, "tokens_reasoning": 4, "tokens_audio_output": 2}),
+                "invalid_token_split: tokens_reasoning + tokens_audio_output (6)",
+            ),
+            (
+                json!({"id": "e", "user_id": "u", "provider": "openai", "tokens_input": 5,
+                       "usage": {"prompt_tokens": 5}, "usage_format": "openai_chat"}),
+                "ambiguous_usage: ",
+            ),
+            (
+                json!({"id": "e", "user_id": "u", "provider": "openai", "usage": {"prompt_tokens": 5}}),
+                "needs `usage_format`",
+            ),
+            (
+                json!({"id": "e", "user_id": "u", "provider": "openai", "usage": {"prompt_tokens": 5}, "usage_format": "openai"}),
+                "`usage_format` must be",
+            ),
+            (
+                json!({"id": "e", "user_id": "u", "provider": "openai", "usage_format": "openai_chat"}),
+                "without a `usage` object",
+            ),
+            (
+                json!({"id": "e", "user_id": "u", "provider": "openai",
+                       "usage": {"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 9}}, "usage_format": "openai_chat"}),
+                "invalid_token_split: ",
+            ),
+            (with("service_tier", json!("turbo")), "`service_tier` must be standard, batch, flex or priority"),
         ];
         for (v, want) in cases {
             let err = parse_event(&v, now()).unwrap_err();

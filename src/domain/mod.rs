@@ -16,5 +16,6 @@ pub mod plan;
 pub mod pricing;
 pub mod projection;
 pub mod provider;
+pub mod provider_usage;
 pub mod subscription;
 pub mod usage_log;

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::event::UsageParts;
 use crate::domain::money::Nanos;
+use crate::domain::pricing::Breakdown;
 
 /// Filters of the usage log.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +35,10 @@ pub struct LogEntry {
     pub cost_input: Nanos,
     pub cost_output: Nanos,
     pub cost_total: Nanos,
+    /// What each class cost; sums to `cost_total`.
+    pub breakdown: Breakdown,
+    /// Cache writes, audio, reasoning, web-search queries, service tier.
+    pub parts: UsageParts,
     pub unpriced: bool,
     pub response_time_ms: Option<i64>,
     pub status_code: i64,

@@ -21,7 +21,7 @@ use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::period::{BillingCycle, add_months};
 use crate::domain::plan::{Plan, Tier};
-use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
+use crate::domain::pricing::{ANY_MODEL, ClassRates, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
 
 pub const DEMO_USER_ID: &str = "demo";
@@ -208,7 +208,7 @@ fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
         provider: Provider::parse(row.provider).expect("demo providers are valid"),
         model: row.model.into(),
         effective_from: from,
-        rates: Rates {
+        rates: Rates::from(ClassRates {
             input_per_million: price(row.input),
             output_per_million: price(row.output),
             cached_input_per_million: price(row.cached),
@@ -216,7 +216,8 @@ fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
             per_search: unit("search"),
             per_image: unit("image"),
             per_page: unit("page"),
-        },
+            ..ClassRates::default()
+        }),
         description: row.description.into(),
     }
 }
@@ -308,6 +309,7 @@ fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
         tokens_input,
         tokens_output: if failed { 0 } else { tokens_output },
         tokens_cached_input: cached,
+        parts: Default::default(),
         units: if provider == "firecrawl" { Some(1 + rng.below(3)) } else { None },
         response_time_ms: Some(if llm { rng.log_between(400, 9_000) } else { rng.log_between(150, 2_500) }),
         status_code: if failed { *rng.pick(&[(500u16, 2), (429, 2), (503, 1)]) } else { 200 },

@@ -18,7 +18,7 @@ use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::{Plan, Tier};
-use crate::domain::pricing::{PriceVersion, Rates};
+use crate::domain::pricing::{ClassRates, PriceVersion, Rates};
 use crate::domain::provider::Provider;
 
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -155,14 +155,14 @@ pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<U
         (
             "gemini",
             "gemini-2.5-pro",
-            Rates {
+            Rates::from(ClassRates {
                 input_per_million: price("1.25"),
                 output_per_million: price("10"),
                 cached_input_per_million: price("0.3125"),
-                ..Rates::default()
-            },
+                ..ClassRates::default()
+            }),
         ),
-        ("tavily", "*", Rates { per_search: price("0.001"), ..Rates::default() }),
+        ("tavily", "*", Rates::from(ClassRates { per_search: price("0.001"), ..ClassRates::default() })),
     ];
     for (p, m, rates) in versions {
         let v = PriceVersion {

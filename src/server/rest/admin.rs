@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::envelope;
 use crate::domain::identity::{Role, Scope, User};
-use crate::domain::money::{Nanos, Price};
+use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::PriceVersion;
@@ -137,8 +137,8 @@ pub async fn list_pricing(State(state): State<AppState>, principal: Principal) -
 
 pub async fn add_price(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
     principal.require_admin()?;
-    let form: PriceForm =
-        serde_json::from_value(parse_body(&body)?).map_err(|e| AppError::Invalid(format!("invalid price: {e}")))?;
+    let body = parse_body(&body)?;
+    let form = PriceForm::from_json(body.as_object().expect("parse_body answers objects"))?;
     let v = state.engine.add_price(&form, &principal.actor(), Utc::now()).await?;
     Ok(envelope(price_admin_json(&v)))
 }
@@ -461,21 +461,14 @@ fn plan_admin_json(p: &Plan) -> Value {
 }
 
 fn price_admin_json(v: &PriceVersion) -> Value {
-    let s = |p: Option<Price>| p.map(|p| p.as_string());
-    json!({
-        "id": v.id,
-        "provider": v.provider.as_str(),
-        "model": v.model,
-        "effective_from": v.effective_from.to_rfc3339(),
-        "input_per_million": s(v.rates.input_per_million),
-        "output_per_million": s(v.rates.output_per_million),
-        "cached_input_per_million": s(v.rates.cached_input_per_million),
-        "per_request": s(v.rates.per_request),
-        "per_search": s(v.rates.per_search),
-        "per_image": s(v.rates.per_image),
-        "per_page": s(v.rates.per_page),
-        "description": v.description,
-    })
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), v.id.into());
+    m.insert("provider".into(), v.provider.as_str().into());
+    m.insert("model".into(), v.model.clone().into());
+    m.insert("effective_from".into(), v.effective_from.to_rfc3339().into());
+    m.extend(crate::domain::pricing::json::rates_to_map(&v.rates));
+    m.insert("description".into(), v.description.clone().into());
+    Value::Object(m)
 }
 
 fn user_json(u: &User) -> Value {

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{SecondsFormat, Utc};
 
 use super::family_a::{PageQuery, log_query};
+use crate::domain::pricing::CostClass;
 use crate::domain::usage_log::{LogEntry, LogStart};
 
 use crate::server::error::AppResult;
@@ -114,7 +115,10 @@ pub async fn renewal_history(
 /// Rows fetched per page while streaming the usage log.
 const LOG_CSV_PAGE: i64 = 1000;
 
-const LOG_CSV_HEADER: [&str; 22] = [
+/// The usage log's columns: the first 22 as they always were, then the
+/// usage parts and what each class cost (the cost columns sum to
+/// `cost_total_usd` exactly).
+const LOG_CSV_HEADER: [&str; 39] = [
     "event_id",
     "timestamp",
     "provider",
@@ -137,12 +141,30 @@ const LOG_CSV_HEADER: [&str; 22] = [
     "error_message",
     "billing_period",
     "retry_count",
+    "tokens_cache_write",
+    "tokens_cache_write_1h",
+    "tokens_audio_input",
+    "tokens_reasoning",
+    "tokens_audio_output",
+    "search_queries",
+    "service_tier",
+    "cost_input_tokens_usd",
+    "cost_cached_input_usd",
+    "cost_cache_write_usd",
+    "cost_cache_write_1h_usd",
+    "cost_audio_input_usd",
+    "cost_output_tokens_usd",
+    "cost_reasoning_usd",
+    "cost_audio_output_usd",
+    "cost_units_usd",
+    "cost_search_queries_usd",
 ];
 
 fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
     for r in rows {
         let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
-        let cells = [
+        let p = &r.parts;
+        let head = [
             field(&r.event_id),
             r.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             field(&r.provider),
@@ -165,8 +187,18 @@ fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
             opt(&r.error_message),
             field(&r.billing_period),
             r.retry_count.to_string(),
+            p.tokens_cache_write.to_string(),
+            p.tokens_cache_write_1h.to_string(),
+            p.tokens_audio_input.to_string(),
+            p.tokens_reasoning.to_string(),
+            p.tokens_audio_output.to_string(),
+            p.search_queries.to_string(),
+            p.service_tier.as_str().to_string(),
         ];
-        out.push_str(&cells.join(","));
+        let costs = CostClass::ALL.map(|c| r.breakdown.get(c).usd_string());
+        out.push_str(&head.join(","));
+        out.push(',');
+        out.push_str(&costs.join(","));
         out.push_str("\r\n");
     }
 }

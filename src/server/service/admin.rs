@@ -13,9 +13,9 @@ use super::subscriptions::NewUser;
 use crate::domain::identity::ApiKey;
 use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::limits::Limits;
-use crate::domain::money::{Nanos, Price};
+use crate::domain::money::Nanos;
 use crate::domain::plan::{Plan, Tier};
-use crate::domain::pricing::{ANY_MODEL, PriceVersion, Rates};
+use crate::domain::pricing::{ANY_MODEL, PriceVersion, RateField, Rates, json};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::auth::hash_password_off_thread;
 use crate::server::error::{AppError, AppResult};
@@ -139,23 +139,65 @@ impl PlanForm {
 }
 
 /// A new price version as typed or sent: prices as USD strings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PriceForm {
     pub provider: String,
     pub model: String,
-    pub input_per_million: Option<String>,
-    pub output_per_million: Option<String>,
-    pub cached_input_per_million: Option<String>,
-    pub per_request: Option<String>,
-    pub per_search: Option<String>,
-    pub per_image: Option<String>,
-    pub per_page: Option<String>,
+    /// Base rates by field name ([`RateField::name`]): USD strings, blank
+    /// or null for unset. Any other key is an error.
+    pub rates: serde_json::Map<String, serde_json::Value>,
+    /// `[{"above_input_tokens": N, <rates>}]`, or null.
+    pub tiers: serde_json::Value,
+    /// `{"batch"|"flex"|"priority": {<rates>, "tiers"?}}`, or null.
+    pub service_tiers: serde_json::Value,
     pub description: Option<String>,
     /// RFC 3339; now when absent.
     pub effective_from: Option<String>,
 }
 
 impl PriceForm {
+    /// A form with these base rates (name, USD string).
+    pub fn with_rates(provider: &str, model: &str, rates: &[(RateField, &str)]) -> PriceForm {
+        PriceForm {
+            provider: provider.into(),
+            model: model.into(),
+            rates: rates
+                .iter()
+                .map(|(f, p)| (f.name().to_string(), serde_json::Value::String(p.to_string())))
+                .collect(),
+            ..PriceForm::default()
+        }
+    }
+
+    /// The admin API's body: `provider`, `model`, `description`,
+    /// `effective_from`, `tiers`, `service_tiers` and the rate fields.
+    pub fn from_json(body: &serde_json::Map<String, serde_json::Value>) -> AppResult<PriceForm> {
+        let mut form = PriceForm::default();
+        let mut errs = Vec::new();
+        let text = |k: &str, v: &serde_json::Value, errs: &mut Vec<(String, String)>| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            _ => {
+                errs.push((k.to_string(), "must be a string".to_string()));
+                None
+            }
+        };
+        for (k, v) in body {
+            match k.as_str() {
+                "provider" => form.provider = text(k, v, &mut errs).unwrap_or_default(),
+                "model" => form.model = text(k, v, &mut errs).unwrap_or_default(),
+                "description" => form.description = text(k, v, &mut errs),
+                "effective_from" => form.effective_from = text(k, v, &mut errs),
+                "tiers" => form.tiers = v.clone(),
+                "service_tiers" => form.service_tiers = v.clone(),
+                _ => {
+                    form.rates.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if errs.is_empty() { Ok(form) } else { Err(AppError::InvalidFields(errs)) }
+    }
+
     pub fn validate(&self, now: DateTime<Utc>) -> AppResult<PriceVersion> {
         let mut errs: Vec<(String, String)> = Vec::new();
         let provider = Provider::parse(&self.provider).map_err(|e| errs.push(("provider".into(), e.to_string()))).ok();
@@ -166,29 +208,13 @@ impl PriceForm {
                 format!("a model name of 1 to 128 characters is required (`{ANY_MODEL}` prices every model)"),
             ));
         }
-        let mut price = |field: &str, raw: &Option<String>| -> Option<Price> {
-            let raw = raw.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
-            match Price::parse(raw) {
-                Ok(p) if p.decimal() > rust_decimal::Decimal::from(MAX_UNIT_PRICE_USD) => {
-                    errs.push((field.into(), format!("Enter a price up to {MAX_UNIT_PRICE_USD} US dollars.")));
-                    None
-                }
-                Ok(p) => Some(p),
-                Err(_) => {
-                    errs.push((field.into(), "Enter a price in US dollars such as 1.25 or 0.0025.".into()));
-                    None
-                }
-            }
-        };
+        let mut reader = json::Reader::new(rust_decimal::Decimal::from(MAX_UNIT_PRICE_USD));
         let rates = Rates {
-            input_per_million: price("input_per_million", &self.input_per_million),
-            output_per_million: price("output_per_million", &self.output_per_million),
-            cached_input_per_million: price("cached_input_per_million", &self.cached_input_per_million),
-            per_request: price("per_request", &self.per_request),
-            per_search: price("per_search", &self.per_search),
-            per_image: price("per_image", &self.per_image),
-            per_page: price("per_page", &self.per_page),
+            base: reader.class(&self.rates, "", &[]),
+            tiers: reader.tiers(&self.tiers, "tiers"),
+            service_tiers: reader.service_tiers(&self.service_tiers, "service_tiers"),
         };
+        errs.append(&mut reader.errors);
         if rates.is_empty() && errs.is_empty() {
             errs.push(("input_per_million".into(), "set at least one price".into()));
         }

@@ -59,19 +59,15 @@ pub struct PriceSnapshot {
 
 impl From<&PriceVersion> for PriceSnapshot {
     fn from(v: &PriceVersion) -> Self {
+        use crate::domain::pricing::json;
         let r = &v.rates;
-        let rates = [
-            ("input_per_million", r.input_per_million),
-            ("output_per_million", r.output_per_million),
-            ("cached_input_per_million", r.cached_input_per_million),
-            ("per_request", r.per_request),
-            ("per_search", r.per_search),
-            ("per_image", r.per_image),
-            ("per_page", r.per_page),
-        ]
-        .into_iter()
-        .filter_map(|(k, p)| p.map(|p| (k, p.as_string())))
-        .collect();
+        let mut rates: BTreeMap<&'static str, String> = r.base.iter().map(|(f, p)| (f.name(), p.as_string())).collect();
+        if !r.tiers.is_empty() {
+            rates.insert("tiers", json::tiers_to_json(&r.tiers).to_string());
+        }
+        if !r.service_tiers.is_empty() {
+            rates.insert("service_tiers", json::service_tiers_to_json(&r.service_tiers).to_string());
+        }
         PriceSnapshot {
             id: v.id,
             provider: v.provider.as_str().to_string(),

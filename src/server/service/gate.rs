@@ -60,22 +60,32 @@ pub struct Preflight {
     pub denied_by: Option<LimitUse>,
 }
 
-/// Estimated cost: every requested token at the higher of the input and
-/// output rates, plus the requested units (one by default where the price
-/// is per unit) at the unit price. Unpriced models estimate at zero (their
-/// calls and tokens still count against limits).
+/// Estimated cost: the most the requested tokens could cost however they
+/// split between input and output, plus the requested units (one by
+/// default where the price is per unit) at the unit price. Between two
+/// context-tier thresholds the cost is linear in the split, so the most is
+/// at an end: all output, all input, or either side of a threshold (where
+/// the whole request changes price). A reservation for 300k input tokens on
+/// a model that charges more above 200k so holds the higher tier's price.
+/// Unpriced models estimate at zero (their calls and tokens still count
+/// against limits).
 pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
     let Some(v) = catalog.lookup(&op.provider, op.model.as_deref(), at) else {
         return Nanos::ZERO;
     };
     let units = op.units_requested.unwrap_or(v.rates.has_unit_price() as u64);
     let t = op.tokens_requested;
-    let as_input = price_event(&v.rates, Quantities { tokens_input: t, units, ..Quantities::default() });
-    let as_output = price_event(&v.rates, Quantities { tokens_output: t, units, ..Quantities::default() });
-    match (as_input, as_output) {
-        (Ok(a), Ok(b)) => a.total.max(b.total),
-        _ => Nanos(i64::MAX),
+    let mut inputs = vec![0, t];
+    for n in v.rates.thresholds().into_iter().filter(|n| *n < t) {
+        inputs.extend([n, n + 1]);
     }
+    inputs
+        .into_iter()
+        .map(|i| {
+            price_event(&v.rates, Quantities { tokens_input: i, tokens_output: t - i, units, ..Quantities::default() })
+        })
+        .try_fold(Nanos::ZERO, |most, c| c.map(|c| most.max(c.total)))
+        .unwrap_or(Nanos(i64::MAX))
 }
 
 fn describe(l: &LimitUse, resets_at: DateTime<Utc>) -> String {

@@ -339,13 +339,14 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     drop(conn);
     assert_eq!(engine.period_view("u1", may).await.unwrap().total_cost(), Nanos::ZERO);
     // The admin prices it from April 1: $2/M in, $8/M out.
+    use crate::domain::pricing::RateField;
     let form = PriceForm {
-        provider: "openai".into(),
-        model: "o4-preview".into(),
-        input_per_million: Some("2".into()),
-        output_per_million: Some("8".into()),
         effective_from: Some("2026-04-01T00:00:00Z".into()),
-        ..Default::default()
+        ..PriceForm::with_rates(
+            "openai",
+            "o4-preview",
+            &[(RateField::InputPerMillion, "2"), (RateField::OutputPerMillion, "8")],
+        )
     };
     engine.add_price(&form, "user:root", may).await.unwrap();
     // May's event: in place, $2. April's: its bill was issued, so it is

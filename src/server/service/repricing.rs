@@ -17,7 +17,7 @@ use serde_json::json;
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::money::Nanos;
-use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion, Quantities, price_event};
+use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion, price_event};
 use crate::server::error::AppResult;
 use crate::server::store::{alerts, catalog, events, rollups};
 
@@ -59,12 +59,7 @@ pub async fn reprice_for(
         }
         let Some((_, open_start, open_label)) = &locked_user else { continue };
         let units = if e.units == 0 { v.rates.has_unit_price() as u64 } else { e.units as u64 };
-        let q = Quantities {
-            tokens_input: e.tokens_input as u64,
-            tokens_output: e.tokens_output as u64,
-            tokens_cached_input: e.tokens_cached_input as u64,
-            units,
-        };
+        let q = e.parts.quantities(e.tokens_input as u64, e.tokens_output as u64, e.tokens_cached_input as u64, units);
         let Ok(cost) = price_event(&v.rates, q) else { continue };
         let model_key = e.model.clone().unwrap_or_default();
         let provider = version.provider.as_str();

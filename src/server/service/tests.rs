@@ -35,6 +35,7 @@ pub(super) fn ev(
         tokens_input: input,
         tokens_output: output,
         tokens_cached_input: 0,
+        parts: Default::default(),
         units: None,
         response_time_ms: Some(100),
         status_code: 200,
@@ -216,7 +217,10 @@ async fn price_change_mid_period_splits(store: Store) {
         provider: Provider::parse("tavily").unwrap(),
         model: "*".into(),
         effective_from: change,
-        rates: crate::domain::pricing::Rates { per_search: price("0.002"), ..Default::default() },
+        rates: crate::domain::pricing::Rates::from(crate::domain::pricing::ClassRates {
+            per_search: price("0.002"),
+            ..Default::default()
+        }),
         description: String::new(),
     };
     catalog::insert_price_version(&mut conn, &v, None, start).await.unwrap();
@@ -396,14 +400,17 @@ async fn replay_with_duplicates_is_exact(store: Store) {
         .iter()
         .map(|e| {
             let rates = if e.provider.as_str() == "tavily" {
-                crate::domain::pricing::Rates { per_search: price("0.001"), ..Default::default() }
+                crate::domain::pricing::Rates::from(crate::domain::pricing::ClassRates {
+                    per_search: price("0.001"),
+                    ..Default::default()
+                })
             } else {
-                crate::domain::pricing::Rates {
+                crate::domain::pricing::Rates::from(crate::domain::pricing::ClassRates {
                     input_per_million: price("1.25"),
                     output_per_million: price("10"),
                     cached_input_per_million: price("0.3125"),
                     ..Default::default()
-                }
+                })
             };
             let units = rates.has_unit_price() as u64;
             crate::domain::pricing::price_event(&rates, e.quantities(units)).unwrap().total.0

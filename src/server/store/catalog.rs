@@ -7,7 +7,7 @@ use super::{StoreError, StoreResult, from_ms, ms};
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::plan::{Plan, Tier};
-use crate::domain::pricing::{PriceVersion, Rates};
+use crate::domain::pricing::{PriceVersion, RateField, Rates, json};
 use crate::domain::provider::{LimitKey, Provider};
 
 pub async fn revision(conn: &mut AnyConnection) -> StoreResult<i64> {
@@ -120,30 +120,49 @@ fn price_col(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<Option<Price>> {
     v.map(|s| Price::parse(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))).transpose()
 }
 
+/// The rate columns, in [`RateField::ALL`] order.
+fn rate_cols() -> String {
+    RateField::ALL.map(RateField::name).join(", ")
+}
+
+/// Tiers and service tiers as the store keeps them (the API's JSON).
+fn tiers_from_row(r: &sqlx::any::AnyRow, rates: &mut Rates) -> StoreResult<()> {
+    let mut reader = json::Reader::new(rust_decimal::Decimal::MAX);
+    let parse = |col: &str| -> StoreResult<serde_json::Value> {
+        let raw: Option<String> = r.try_get(col)?;
+        raw.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    rates.tiers = reader.tiers(&parse("tiers_json")?, "tiers");
+    rates.service_tiers = reader.service_tiers(&parse("service_tiers_json")?, "service_tiers");
+    match reader.errors.first() {
+        Some((field, msg)) => Err(StoreError::Corrupt(format!("{field}: {msg}"))),
+        None => Ok(()),
+    }
+}
+
 pub async fn price_versions(conn: &mut AnyConnection) -> StoreResult<Vec<PriceVersion>> {
-    let rows = sqlx::query(
-        "SELECT id, provider, model, effective_from, input_per_million, output_per_million, cached_input_per_million,
-         per_request, per_search, per_image, per_page, description FROM price_versions ORDER BY id",
-    )
-    .fetch_all(conn)
-    .await?;
+    let sql = format!(
+        "SELECT id, provider, model, effective_from, {}, tiers_json, service_tiers_json, description
+         FROM price_versions ORDER BY id",
+        rate_cols()
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
             let provider: String = r.try_get("provider")?;
+            let mut rates = Rates::default();
+            for f in RateField::ALL {
+                rates.base.set(f, price_col(r, f.name())?);
+            }
+            tiers_from_row(r, &mut rates)?;
             Ok(PriceVersion {
                 id: r.try_get("id")?,
                 provider: Provider::parse(&provider).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 model: r.try_get("model")?,
                 effective_from: from_ms(r.try_get("effective_from")?),
-                rates: Rates {
-                    input_per_million: price_col(r, "input_per_million")?,
-                    output_per_million: price_col(r, "output_per_million")?,
-                    cached_input_per_million: price_col(r, "cached_input_per_million")?,
-                    per_request: price_col(r, "per_request")?,
-                    per_search: price_col(r, "per_search")?,
-                    per_image: price_col(r, "per_image")?,
-                    per_page: price_col(r, "per_page")?,
-                },
+                rates,
                 description: r.try_get("description")?,
             })
         })
@@ -158,28 +177,30 @@ pub async fn insert_price_version(
     created_by: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
-    let s = |p: Option<Price>| p.map(|p| p.as_string());
-    let id: i64 = sqlx::query(
-        "INSERT INTO price_versions (provider, model, effective_from, input_per_million, output_per_million,
-         cached_input_per_million, per_request, per_search, per_image, per_page, description, created_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-    )
-    .bind(v.provider.as_str())
-    .bind(&v.model)
-    .bind(ms(v.effective_from))
-    .bind(s(v.rates.input_per_million))
-    .bind(s(v.rates.output_per_million))
-    .bind(s(v.rates.cached_input_per_million))
-    .bind(s(v.rates.per_request))
-    .bind(s(v.rates.per_search))
-    .bind(s(v.rates.per_image))
-    .bind(s(v.rates.per_page))
-    .bind(&v.description)
-    .bind(ms(now))
-    .bind(created_by)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")?;
+    let n = RateField::ALL.len();
+    let placeholders: Vec<String> = (4..n + 9).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO price_versions (provider, model, effective_from, {}, tiers_json, service_tiers_json,
+         description, created_at, created_by) VALUES ($1, $2, $3, {}) RETURNING id",
+        rate_cols(),
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(v.provider.as_str()).bind(&v.model).bind(ms(v.effective_from));
+    for f in RateField::ALL {
+        q = q.bind(v.rates.base.get(f).map(Price::as_string));
+    }
+    let tiers = (!v.rates.tiers.is_empty()).then(|| json::tiers_to_json(&v.rates.tiers).to_string());
+    let service =
+        (!v.rates.service_tiers.is_empty()).then(|| json::service_tiers_to_json(&v.rates.service_tiers).to_string());
+    let id: i64 = q
+        .bind(tiers)
+        .bind(service)
+        .bind(&v.description)
+        .bind(ms(now))
+        .bind(created_by)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("id")?;
     bump_revision(conn).await?;
     Ok(id)
 }

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::{Placeholders, StoreError, StoreResult, from_ms, ms};
-use crate::domain::event::UsageEvent;
+use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::money::Nanos;
-use crate::domain::pricing::Cost;
+use crate::domain::pricing::{Breakdown, Cost, CostClass, ServiceTier};
 use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 
 /// What the store keeps of a priced event beyond the event itself.
@@ -36,9 +36,10 @@ pub struct Recorded {
 const EVENT_COLS: &str = "user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
     tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
     price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
-    period_start, billing_period, reservation_id, late";
-const EVENT_COL_COUNT: usize = 27;
-/// Rows per INSERT: 13,500 binds, well inside both drivers' limits
+    period_start, billing_period, reservation_id, late, tokens_cache_write, tokens_cache_write_1h, tokens_audio_input,
+    tokens_reasoning, tokens_audio_output, search_queries, service_tier, cost_breakdown";
+const EVENT_COL_COUNT: usize = 35;
+/// Rows per INSERT: 17,500 binds, well inside both drivers' limits
 /// (SQLite 32,766; Postgres 65,535).
 const ROWS_PER_INSERT: usize = 500;
 
@@ -89,7 +90,15 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
                 .bind(ms(p.period_start))
                 .bind(&p.billing_period)
                 .bind(&e.reservation_id)
-                .bind(p.late as i64);
+                .bind(p.late as i64)
+                .bind(e.parts.tokens_cache_write as i64)
+                .bind(e.parts.tokens_cache_write_1h as i64)
+                .bind(e.parts.tokens_audio_input as i64)
+                .bind(e.parts.tokens_reasoning as i64)
+                .bind(e.parts.tokens_audio_output as i64)
+                .bind(e.parts.search_queries as i64)
+                .bind(service_tier_col(e.parts.service_tier))
+                .bind(breakdown_col(&p.cost));
         }
         let done = q.execute(&mut *conn).await?;
         if done.rows_affected() != chunk.len() as u64 {
@@ -102,6 +111,54 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
     }
     Ok(())
 }
+
+/// The stored service tier: NULL for standard.
+pub fn service_tier_col(t: ServiceTier) -> Option<&'static str> {
+    (t != ServiceTier::Standard).then(|| t.as_str())
+}
+
+/// The stored breakdown: NULL when the cost is only input and output
+/// tokens, which `cost_input_nanos` and `cost_output_nanos` already say.
+pub fn breakdown_col(c: &Cost) -> Option<String> {
+    let simple = c.breakdown.nonzero().all(|(k, _)| matches!(k, CostClass::Input | CostClass::Output));
+    (!simple).then(|| c.breakdown.encode())
+}
+
+/// The breakdown of a stored event (see [`breakdown_col`]).
+fn breakdown_from(stored: Option<String>, input: i64, output: i64) -> StoreResult<Breakdown> {
+    match stored {
+        Some(s) => Breakdown::decode(&s).ok_or_else(|| StoreError::Corrupt(format!("cost_breakdown `{s}`"))),
+        None => {
+            let mut b = Breakdown::default();
+            b.0[CostClass::Input as usize] = input;
+            b.0[CostClass::Output as usize] = output;
+            Ok(b)
+        }
+    }
+}
+
+/// The usage parts of a stored event.
+fn parts_from(r: &sqlx::any::AnyRow) -> StoreResult<UsageParts> {
+    let n = |c: &str| -> StoreResult<u64> { Ok(r.try_get::<i64, _>(c)?.max(0) as u64) };
+    let tier: Option<String> = r.try_get("service_tier")?;
+    Ok(UsageParts {
+        tokens_cache_write: n("tokens_cache_write")?,
+        tokens_cache_write_1h: n("tokens_cache_write_1h")?,
+        tokens_audio_input: n("tokens_audio_input")?,
+        tokens_reasoning: n("tokens_reasoning")?,
+        tokens_audio_output: n("tokens_audio_output")?,
+        search_queries: n("search_queries")?,
+        service_tier: match tier {
+            None => ServiceTier::Standard,
+            Some(t) => ServiceTier::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("service_tier `{t}`")))?,
+        },
+    })
+}
+
+/// The columns [`parts_from`] reads.
+const PARTS_COLS: &str =
+    "tokens_cache_write, tokens_cache_write_1h, tokens_audio_input, tokens_reasoning, tokens_audio_output,
+    search_queries, service_tier";
 
 /// Ids per lookup in [`recorded_among`].
 const IDS_PER_LOOKUP: usize = 500;
@@ -224,7 +281,7 @@ pub async fn usage_log(
     let sql = format!(
         "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
          tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
-         response_time_ms, status_code, error_message, billing_period, retry_count
+         response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, {PARTS_COLS}
          FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC {page}"
     );
     let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
@@ -236,6 +293,7 @@ pub async fn usage_log(
     let list = rows
         .iter()
         .map(|r| {
+            let (cost_input, cost_output) = (r.try_get("cost_input_nanos")?, r.try_get("cost_output_nanos")?);
             Ok(LogEntry {
                 id: r.try_get("id")?,
                 event_id: r.try_get("event_id")?,
@@ -250,9 +308,11 @@ pub async fn usage_log(
                 tokens_output: r.try_get("tokens_output")?,
                 tokens_cached_input: r.try_get("tokens_cached_input")?,
                 units: r.try_get("units")?,
-                cost_input: Nanos(r.try_get("cost_input_nanos")?),
-                cost_output: Nanos(r.try_get("cost_output_nanos")?),
+                cost_input: Nanos(cost_input),
+                cost_output: Nanos(cost_output),
                 cost_total: Nanos(r.try_get("cost_total_nanos")?),
+                breakdown: breakdown_from(r.try_get("cost_breakdown")?, cost_input, cost_output)?,
+                parts: parts_from(r)?,
                 unpriced: r.try_get::<i64, _>("unpriced")? != 0,
                 response_time_ms: r.try_get("response_time_ms")?,
                 status_code: r.try_get("status_code")?,
@@ -317,6 +377,7 @@ pub struct UnpricedEvent {
     pub tokens_input: i64,
     pub tokens_output: i64,
     pub tokens_cached_input: i64,
+    pub parts: UsageParts,
     pub units: i64,
     pub status_code: i64,
     pub response_time_ms: Option<i64>,
@@ -333,17 +394,13 @@ pub async fn unpriced_events(
     model: Option<&str>,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<UnpricedEvent>> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code, response_time_ms,
-         occurred_at, period_start, billing_period FROM usage_events
+         occurred_at, period_start, billing_period, {PARTS_COLS} FROM usage_events
          WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
-         ORDER BY user_id, id",
-    )
-    .bind(provider)
-    .bind(ms(since))
-    .bind(model)
-    .fetch_all(conn)
-    .await?;
+         ORDER BY user_id, id"
+    );
+    let rows = sqlx::query(&sql).bind(provider).bind(ms(since)).bind(model).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
             Ok(UnpricedEvent {
@@ -353,6 +410,7 @@ pub async fn unpriced_events(
                 tokens_input: r.try_get("tokens_input")?,
                 tokens_output: r.try_get("tokens_output")?,
                 tokens_cached_input: r.try_get("tokens_cached_input")?,
+                parts: parts_from(r)?,
                 units: r.try_get("units")?,
                 status_code: r.try_get("status_code")?,
                 response_time_ms: r.try_get("response_time_ms")?,
@@ -378,14 +436,22 @@ pub async fn set_event_price(
     let q = match moved_to {
         None => sqlx::query(
             "UPDATE usage_events SET cost_input_nanos = $2, cost_output_nanos = $3, cost_total_nanos = $4,
-             price_version_id = $5, units = $6, unpriced = 0 WHERE id = $1",
+             price_version_id = $5, units = $6, cost_breakdown = $7, unpriced = 0 WHERE id = $1",
         ),
         Some(_) => sqlx::query(
             "UPDATE usage_events SET cost_input_nanos = $2, cost_output_nanos = $3, cost_total_nanos = $4,
-             price_version_id = $5, units = $6, unpriced = 0, period_start = $7, billing_period = $8, late = 1 WHERE id = $1",
+             price_version_id = $5, units = $6, cost_breakdown = $7, unpriced = 0, period_start = $8, billing_period = $9,
+             late = 1 WHERE id = $1",
         ),
     };
-    let mut q = q.bind(id).bind(cost.input.0).bind(cost.output.0).bind(cost.total.0).bind(price_version_id).bind(units);
+    let mut q = q
+        .bind(id)
+        .bind(cost.input.0)
+        .bind(cost.output.0)
+        .bind(cost.total.0)
+        .bind(price_version_id)
+        .bind(units)
+        .bind(breakdown_col(cost));
     if let Some((start, label)) = moved_to {
         q = q.bind(ms(start)).bind(label);
     }

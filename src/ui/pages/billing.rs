@@ -88,8 +88,14 @@ fn UsageLog() -> impl IntoView {
                                 view! {
                                 <tr class="border-t border-slate-100" data-provider=r.provider.clone() data-status=status>
                                     <td class=TD>{r.at}</td><td class=TD>{r.provider.clone()}</td><td class=TD>{r.model}</td>
-                                    <td class=format!("{TD} tabular-nums")>{format!("{} / {}", format_count(r.tokens_input), format_count(r.tokens_output))}</td>
-                                    <td class=format!("{TD} tabular-nums")>{Nanos(r.cost_nanos).display()}{r.unpriced.then_some(" (unpriced)")}</td>
+                                    <td class=format!("{TD} tabular-nums")>
+                                        {format!("{} / {}", format_count(r.tokens_input), format_count(r.tokens_output))}
+                                        {(!r.details.is_empty()).then(|| view! { <span class="block text-xs text-slate-600" data-testid="usage-details">{r.details.clone()}</span> })}
+                                    </td>
+                                    <td class=format!("{TD} tabular-nums")>
+                                        {Nanos(r.cost_nanos).display()}{r.unpriced.then_some(" (unpriced)")}
+                                        {(r.breakdown.contains(" · ")).then(|| view! { <span class="block text-xs text-slate-600" data-testid="cost-breakdown">{r.breakdown.clone()}</span> })}
+                                    </td>
                                     <td class=TD>{if r.status_code >= 400 { format!("failed ({})", r.status_code) } else { "success".to_string() }}</td>
                                     <td class=format!("{TD} tabular-nums")>{r.response_ms.map(|ms| format!("{ms} ms")).unwrap_or_default()}</td>
                                 </tr>

@@ -73,7 +73,7 @@ pub fn plan_json(p: &Plan) -> Value {
 
 /// `APIPricing` (per-token USD, not per million).
 pub fn pricing_json(v: &PriceVersion) -> Value {
-    let r = &v.rates;
+    let r = &v.rates.base;
     let per_token = |p: Option<crate::domain::money::Price>| p.map_or(0.0, |p| p.per_token_f64());
     let unit = |p: Option<crate::domain::money::Price>| p.map_or(0.0, |p| p.as_f64());
     json!({

@@ -9,6 +9,7 @@ mod family_a;
 mod http;
 mod ingest;
 mod monitoring;
+mod pricing;
 
 use std::time::Duration;
 

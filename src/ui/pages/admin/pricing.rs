@@ -38,7 +38,7 @@ fn PricingView() -> impl IntoView {
                             </ul>
                         </section>
                     })}
-                    <DataTable testid="pricing-table" headers=&["Provider / model", "From", "Input /1M", "Cached /1M", "Output /1M", "Per unit", ""]>
+                    <DataTable testid="pricing-table" headers=&["Provider / model", "From", "Input /1M", "Cached /1M", "Output /1M", "Per unit", "Other rates and tiers", ""]>
                         {p.versions.into_iter().map(|v| view! {
                             <tr class="border-t border-slate-100" class:text-slate-400=!v.current data-current=v.current.to_string() data-model=v.model.clone()>
                                 <td class=TD><span class="font-medium">{format!("{} / {}", v.provider, v.model)}</span>{(!v.current).then_some(" (history)")}</td>
@@ -47,6 +47,7 @@ fn PricingView() -> impl IntoView {
                                 <td class=TD>{v.cached_input_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
                                 <td class=TD>{v.output_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
                                 <td class=TD>{v.per_unit.clone().unwrap_or_default()}</td>
+                                <td class="px-3 py-2 text-xs text-slate-700" data-testid="price-extras">{v.other.clone()}</td>
                                 <td class=TD>{v.current.then(|| view! {
                                     <a class="text-blue-700 underline" href=format!("/admin/pricing?provider={}&model={}&input={}&output={}&cached={}#new-price", v.provider, v.model, v.input_per_million.clone().unwrap_or_default(), v.output_per_million.clone().unwrap_or_default(), v.cached_input_per_million.clone().unwrap_or_default())>{if v.model == "*" { format!("Edit {}", v.provider) } else { format!("Edit {}", v.model) }}</a>
                                 })}</td>
@@ -69,6 +70,20 @@ fn PricingView() -> impl IntoView {
                 <label class="text-sm">"Per search"<input name="price[per_search]" class=INPUT inputmode="decimal"/>{err("per_search")}</label>
                 <label class="text-sm">"Per image"<input name="price[per_image]" class=INPUT inputmode="decimal"/>{err("per_image")}</label>
                 <label class="text-sm">"Per page"<input name="price[per_page]" class=INPUT inputmode="decimal"/>{err("per_page")}</label>
+                <label class="text-sm">"Cache write (5 min) per 1M"<input name="price[cache_write_per_million]" class=INPUT inputmode="decimal"/>{err("cache_write_per_million")}</label>
+                <label class="text-sm">"Cache write (1 h) per 1M"<input name="price[cache_write_1h_per_million]" class=INPUT inputmode="decimal"/>{err("cache_write_1h_per_million")}</label>
+                <label class="text-sm">"Reasoning per 1M"<input name="price[reasoning_per_million]" class=INPUT inputmode="decimal"/>{err("reasoning_per_million")}</label>
+                <label class="text-sm">"Audio input per 1M"<input name="price[audio_input_per_million]" class=INPUT inputmode="decimal"/>{err("audio_input_per_million")}</label>
+                <label class="text-sm">"Audio output per 1M"<input name="price[audio_output_per_million]" class=INPUT inputmode="decimal"/>{err("audio_output_per_million")}</label>
+                <label class="text-sm">"Per web-search query"<input name="price[per_search_query]" class=INPUT inputmode="decimal"/>{err("per_search_query")}</label>
+                <label class="col-span-2 text-sm">"Long-context tiers (JSON; the whole request switches)"
+                    <textarea name="price[tiers]" rows="3" class=format!("{INPUT} font-mono text-xs") placeholder=r#"[{"above_input_tokens": 200000, "input_per_million": "2.50", "output_per_million": "15"}]"#></textarea>
+                    {err("tiers")}
+                </label>
+                <label class="col-span-2 text-sm">"Service tiers (JSON: batch, flex, priority)"
+                    <textarea name="price[service_tiers]" rows="3" class=format!("{INPUT} font-mono text-xs") placeholder=r#"{"batch": {"input_per_million": "0.625", "output_per_million": "5"}}"#></textarea>
+                    {err("service_tiers")}
+                </label>
                 <label class="text-sm">"Effective from (UTC)"<input type="datetime-local" name="price[effective_from]" class=INPUT/>{err("effective_from")}</label>
                 <label class="col-span-2 text-sm">"Description"<input name="price[description]" class=INPUT/></label>
                 <div class="col-span-2 sm:col-span-4"><button type="submit" class=BUTTON>"Add price version"</button></div>

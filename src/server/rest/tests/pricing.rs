@@ -1,0 +1,161 @@
+//! Every way the providers bill (issue 11), through the real router: a
+//! price with every class, tiers and service tiers; provider usage objects;
+//! the per-class breakdown in the usage log CSV; the gate's estimate.
+
+use super::*;
+use crate::domain::money::Nanos;
+
+/// Claude Sonnet 4.5's published sheet, as the admin API takes it.
+fn sonnet() -> Value {
+    json!({
+        "provider": "anthropic", "model": "claude-sonnet-4-5",
+        "effective_from": "2026-01-01T00:00:00Z",
+        "input_per_million": "3", "output_per_million": "15", "cached_input_per_million": "0.30",
+        "cache_write_per_million": "3.75", "cache_write_1h_per_million": "6", "per_search_query": "0.01",
+        "tiers": [{"above_input_tokens": 200000, "input_per_million": "6", "output_per_million": "22.50",
+                   "cached_input_per_million": "0.60", "cache_write_per_million": "7.50", "cache_write_1h_per_million": "12"}],
+        "service_tiers": {"batch": {"input_per_million": "1.50", "output_per_million": "7.50"}}
+    })
+}
+
+async fn every_class_is_priced_and_shown(store: Store) {
+    let api = setup(store.clone(), Limits::new()).await;
+    let admin = api.key(None, &["admin"]).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+
+    // The admin API keeps every field, tiers and service tiers included.
+    let r = api.post("/api/admin/pricing", Some(&admin), sonnet()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let d = &r.body["data"];
+    assert_eq!(d["cache_write_1h_per_million"], json!("6"));
+    assert_eq!(d["reasoning_per_million"], Value::Null);
+    assert_eq!(d["tiers"][0]["above_input_tokens"], json!(200000));
+    assert_eq!(d["tiers"][0]["output_per_million"], json!("22.5"));
+    assert_eq!(d["service_tiers"]["batch"]["input_per_million"], json!("1.5"));
+    let listed = api.get("/api/admin/pricing", Some(&admin)).await;
+    let mine: Vec<&Value> = listed.body["data"]["pricing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["model"] == "claude-sonnet-4-5")
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["tiers"], d["tiers"], "read back from the store as written");
+    assert_eq!(mine[0]["service_tiers"], d["service_tiers"]);
+
+    // Bad tiers say where.
+    let mut bad = sonnet();
+    bad["tiers"] =
+        json!([{"above_input_tokens": 0, "input_per_million": "6"}, {"above_input_tokens": 5, "colour": "red"}]);
+    bad["service_tiers"] = json!({"standard": {"input_per_million": "1"}});
+    let r = api.post("/api/admin/pricing", Some(&admin), bad).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    let text = r.body.to_string();
+    for want in ["tiers[0].above_input_tokens", "tiers[1].colour", "service_tiers.standard"] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+
+    let at = (Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let base = |id: &str| json!({"id": id, "user_id": "alice", "provider": "anthropic", "model": "claude-sonnet-4-5", "timestamp": at});
+    let with = |id: &str, extra: Value| {
+        let mut e = base(id);
+        e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        e
+    };
+    let events = json!({"events": [
+        // The provider's own usage object: 10k plain + 50k reads + 20k 5m
+        // writes + 5k 1h writes in, 2k out, 3 web searches.
+        with("usage-object", json!({"usage_format": "anthropic", "usage": {
+            "input_tokens": 10000, "cache_read_input_tokens": 50000, "cache_creation_input_tokens": 25000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 20000, "ephemeral_1h_input_tokens": 5000},
+            "output_tokens": 2000, "server_tool_use": {"web_search_requests": 3}}})),
+        // The same in Tally's own fields, at the batch tier.
+        with("fields-batch", json!({"tokens_input": 85000, "tokens_cached_input": 50000, "tokens_cache_write": 20000,
+            "tokens_cache_write_1h": 5000, "tokens_output": 2000, "service_tier": "batch"})),
+        // One token above 200k: the whole request at the long-context rates.
+        with("long", json!({"tokens_input": 200001, "tokens_output": 1000})),
+        with("bad-split", json!({"tokens_input": 10, "tokens_cached_input": 6, "tokens_cache_write": 5})),
+        with("both", json!({"tokens_input": 10, "usage_format": "anthropic", "usage": {"input_tokens": 10}})),
+    ]});
+    let r = api.post("/api/usage/events", Some(&ingest), events).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let results = r.body["data"]["results"].as_array().unwrap();
+    let cost = |i: usize| results[i]["cost"].as_str().unwrap().to_string();
+    // 10k×3 + 50k×0.30 + 20k×3.75 + 5k×6 + 2k×15 = $0.18, + 3 × $0.01.
+    assert_eq!(cost(0), "0.210000000", "{}", r.body);
+    // Batch: 10k×1.50 + (reads and writes at standard) + 2k×7.50 = $0.15.
+    assert_eq!(cost(1), "0.150000000", "{}", r.body);
+    // 200,001×6 + 1,000×22.50.
+    assert_eq!(cost(2), "1.222506000", "{}", r.body);
+    assert_eq!(results[3]["status"], json!("rejected"));
+    assert!(results[3]["error"].as_str().unwrap().starts_with("invalid_token_split: "), "{}", r.body);
+    assert!(results[4]["error"].as_str().unwrap().starts_with("ambiguous_usage: "), "{}", r.body);
+    assert_eq!(r.body["data"]["accepted"], json!(3));
+
+    // The usage log's CSV splits each cost by class, to the nano.
+    let csv = api.get("/api/usage/alice/logs.csv", Some(&alice)).await;
+    let text = csv.body["raw"].as_str().unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let row = |id: &str| rows.iter().find(|r| r[col("event_id")] == id).unwrap_or_else(|| panic!("no row {id}"));
+    let usage = row("usage-object");
+    for (name, want) in [
+        ("tokens_input", "85000"),
+        ("tokens_cached_input", "50000"),
+        ("tokens_cache_write", "20000"),
+        ("tokens_cache_write_1h", "5000"),
+        ("search_queries", "3"),
+        ("service_tier", "standard"),
+        ("cost_input_tokens_usd", "0.030000000"),
+        ("cost_cached_input_usd", "0.015000000"),
+        ("cost_cache_write_usd", "0.075000000"),
+        ("cost_cache_write_1h_usd", "0.030000000"),
+        ("cost_output_tokens_usd", "0.030000000"),
+        ("cost_search_queries_usd", "0.030000000"),
+        ("cost_total_usd", "0.210000000"),
+    ] {
+        assert_eq!(usage[col(name)], want, "{name}");
+    }
+    assert_eq!(row("fields-batch")[col("service_tier")], "batch");
+    for r in &rows {
+        let parts: i64 = header
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| {
+                h.starts_with("cost_") && !["cost_input_usd", "cost_output_usd", "cost_total_usd"].contains(h)
+            })
+            .map(|(i, _)| Nanos::parse_usd(r[i]).unwrap().0)
+            .sum();
+        assert_eq!(parts, Nanos::parse_usd(r[col("cost_total_usd")]).unwrap().0, "{r:?}");
+    }
+    // And the period total is the events' sum.
+    let recorded: i64 =
+        sqlx::query("SELECT CAST(SUM(cost_total_nanos) AS BIGINT) FROM usage_events WHERE user_id = 'alice'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(recorded, 210_000_000 + 150_000_000 + 1_222_506_000);
+}
+both_stores!(every_class_is_priced_and_shown, every_class_is_priced_and_shown);
+
+/// A reservation on a tiered model holds what the tokens could cost at the
+/// tier they would fall in.
+async fn the_gate_estimates_with_the_tiers(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let admin = api.key(None, &["admin"]).await;
+    let me = api.key(Some("alice"), &["read", "ingest"]).await;
+    let price = json!({"provider": "openai", "model": "long-embed", "effective_from": "2026-01-01T00:00:00Z",
+        "input_per_million": "1", "output_per_million": "1",
+        "tiers": [{"above_input_tokens": 200000, "input_per_million": "2", "output_per_million": "2"}]});
+    assert_eq!(api.post("/api/admin/pricing", Some(&admin), price).await.status, StatusCode::OK);
+    let check = |tokens: u64| json!({"operations": [{"provider": "openai", "model": "long-embed", "tokens_requested": tokens, "operation_type": "embedding"}]});
+    let small = api.post("/api/subscription/preflight-check", Some(&me), check(200_000)).await;
+    assert_eq!(small.body["data"]["estimated_cost"], json!(0.2), "{}", small.body);
+    let big = api.post("/api/subscription/preflight-check", Some(&me), check(300_000)).await;
+    assert_eq!(big.body["data"]["estimated_cost"], json!(0.6), "300k tokens at the tier's $2: {}", big.body);
+}
+both_stores!(the_gate_estimates_with_the_tiers, the_gate_estimates_with_the_tiers);

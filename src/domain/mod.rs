@@ -10,6 +10,7 @@ pub mod event;
 pub mod identity;
 pub mod limits;
 pub mod links;
+pub mod litellm;
 pub mod money;
 pub mod period;
 pub mod plan;

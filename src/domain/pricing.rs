@@ -875,7 +875,7 @@ impl Catalog {
     }
 
     /// The version of exactly this provider + model in force at `at`.
-    fn exact_at(&self, provider: &Provider, model: &str, at: DateTime<Utc>) -> Option<&PriceVersion> {
+    pub fn exact_at(&self, provider: &Provider, model: &str, at: DateTime<Utc>) -> Option<&PriceVersion> {
         self.versions
             .iter()
             .filter(|v| &v.provider == provider && v.model == model && v.effective_from <= at)

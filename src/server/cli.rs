@@ -80,6 +80,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Manage the pricing catalog.
+    #[command(subcommand)]
+    Prices(PricesCommand),
     /// Record a steady stream of realistic usage events for a user through the
     /// real recording path, so a running dashboard visibly moves.
     Simulate(SimulateArgs),
@@ -276,6 +279,33 @@ pub enum AdminCommand {
         /// Display name.
         #[arg(long, default_value = "Administrator")]
         name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PriceMapFormat {
+    /// LiteLLM's `model_prices_and_context_window.json` (shipped in the
+    /// `litellm` PyPI package as `model_prices_and_context_window_backup.json`).
+    Litellm,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricesCommand {
+    /// Import a price map: every model whose prices differ from the version
+    /// in force becomes a new version from --effective-from (history and
+    /// recorded events keep their prices). Prints what was created, left
+    /// unchanged and skipped, and the price fields Tally does not model.
+    Import {
+        /// The price map file (JSON).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "litellm")]
+        format: PriceMapFormat,
+        /// RFC 3339 instant the new versions apply from; now when omitted.
+        #[arg(long, value_name = "T")]
+        effective_from: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Report what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -29,7 +29,7 @@ use chrono::Utc;
 use clap::Parser;
 
 use crate::domain::identity::Role;
-use cli::{AdminCommand, ApikeyCommand, Cli, Command, GlobalArgs, SeedArgs, ServeArgs, SimulateArgs};
+use cli::{AdminCommand, ApikeyCommand, Cli, Command, GlobalArgs, PricesCommand, SeedArgs, ServeArgs, SimulateArgs};
 use service::Engine;
 use service::subscriptions::NewUser;
 use store::{Store, StoreOptions, redact_url};
@@ -112,6 +112,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close().await;
             println!("created admin {} (id {})", user.email, user.id);
+            Ok(())
+        }
+        Command::Prices(PricesCommand::Import { file, format: _, effective_from, dry_run }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read the price map {}: {e}", file.display()))?;
+            let store = open_store(&g).await?;
+            let engine = Engine::new(store.clone(), Default::default());
+            let now = Utc::now();
+            let at = effective_from.map_or(now, |t| t.with_timezone(&Utc));
+            let report = engine.import_prices(&text, at, dry_run, "cli", now).await;
+            store.close().await;
+            let r = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let verb = if r.dry_run { "would create" } else { "created" };
+            for c in &r.changes {
+                println!("{verb} {}/{} ({}, from {})", c.provider, c.model, c.kind, c.key);
+            }
+            for s in &r.skipped {
+                println!("skipped {}: {}", s.key, s.reason);
+            }
+            if !r.unsupported_fields.is_empty() {
+                let fields: Vec<String> = r.unsupported_fields.iter().map(|(f, n)| format!("{f} ({n})")).collect();
+                println!("price fields Tally does not model: {}", fields.join(", "));
+            }
+            println!(
+                "{verb} {} price versions from {}; {} unchanged; {} skipped{}{}",
+                r.created,
+                r.effective_from.to_rfc3339(),
+                r.unchanged,
+                r.skipped.len(),
+                if r.repriced_events > 0 {
+                    format!("; re-priced {} unpriced events", r.repriced_events)
+                } else {
+                    String::new()
+                },
+                if r.dry_run { " (dry run: nothing written)" } else { "" }
+            );
             Ok(())
         }
         Command::Apikey(ApikeyCommand::Create { scopes, user, name }) => {

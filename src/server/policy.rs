@@ -115,6 +115,7 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             Admin
         }
         ("GET" | "PUT", "/api/admin/plans/{plan_id}") => Admin,
+        ("POST", "/api/admin/pricing/import") => Admin,
         ("GET", "/api/admin/users/{user_id}" | "/api/admin/audit-log") => Admin,
         ("PUT", "/api/admin/users/{user_id}/subscription") => Admin,
         ("PATCH", "/api/admin/users/{user_id}") => Admin,

@@ -143,6 +143,48 @@ pub async fn add_price(State(state): State<AppState>, principal: Principal, body
     Ok(envelope(price_admin_json(&v)))
 }
 
+/// The largest price map the import takes (LiteLLM's whole map is ~3.5 MB).
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct ImportQuery {
+    format: Option<String>,
+    effective_from: Option<String>,
+    dry_run: Option<String>,
+}
+
+/// `POST /api/admin/pricing/import?format=litellm&effective_from=T&dry_run=true|false`.
+pub async fn import_pricing(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ImportQuery>,
+    body: axum::body::Body,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let bytes =
+        axum::body::to_bytes(body, MAX_IMPORT_BYTES).await.map_err(|_| AppError::PayloadTooLarge(MAX_IMPORT_BYTES))?;
+    match q.format.as_deref().unwrap_or("litellm") {
+        "litellm" => {}
+        other => return Err(AppError::BadRequest(format!("format must be litellm (got `{other}`)"))),
+    }
+    let dry_run = match q.dry_run.as_deref().unwrap_or("false") {
+        "true" | "1" => true,
+        "false" | "0" => false,
+        other => return Err(AppError::BadRequest(format!("dry_run must be true or false (got `{other}`)"))),
+    };
+    let now = Utc::now();
+    let effective_from = match q.effective_from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => now,
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|_| AppError::BadRequest(format!("effective_from `{s}` is not an RFC 3339 date-time")))?
+            .with_timezone(&Utc),
+    };
+    let text =
+        String::from_utf8(bytes.to_vec()).map_err(|_| AppError::BadRequest("the price map is not UTF-8".into()))?;
+    let report = state.engine.import_prices(&text, effective_from, dry_run, &principal.actor(), now).await?;
+    Ok(envelope(report))
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     search: Option<String>,

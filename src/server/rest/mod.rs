@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/plans", get(admin::list_plans).post(admin::create_plan))
         .route("/plans/{plan_id}", get(admin::get_plan).put(admin::update_plan))
         .route("/pricing", get(admin::list_pricing).post(admin::add_price))
+        .route("/pricing/import", post(admin::import_pricing))
         .route("/users", get(admin::list_users).post(admin::create_user))
         .route("/users/{user_id}", get(admin::get_user).patch(admin::patch_user))
         .route("/users/{user_id}/subscription/cancel", post(admin::cancel_subscription))

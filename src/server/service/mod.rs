@@ -16,6 +16,7 @@ pub mod gate;
 pub mod keys;
 #[cfg(test)]
 mod ledger_tests;
+pub mod price_import;
 pub mod reads;
 pub mod recording;
 pub mod repricing;

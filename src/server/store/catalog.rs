@@ -177,6 +177,19 @@ pub async fn insert_price_version(
     created_by: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
+    let id = insert_price_row(conn, v, created_by, now).await?;
+    bump_revision(conn).await?;
+    Ok(id)
+}
+
+/// Adds a price version without bumping the catalog revision (an import
+/// bumps it once for all of its versions).
+pub async fn insert_price_row(
+    conn: &mut AnyConnection,
+    v: &PriceVersion,
+    created_by: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
     let n = RateField::ALL.len();
     let placeholders: Vec<String> = (4..n + 9).map(|i| format!("${i}")).collect();
     let sql = format!(
@@ -201,6 +214,5 @@ pub async fn insert_price_version(
         .fetch_one(&mut *conn)
         .await?
         .try_get("id")?;
-    bump_revision(conn).await?;
     Ok(id)
 }

@@ -159,3 +159,85 @@ async fn the_gate_estimates_with_the_tiers(store: Store) {
     assert_eq!(big.body["data"]["estimated_cost"], json!(0.6), "300k tokens at the tier's $2: {}", big.body);
 }
 both_stores!(the_gate_estimates_with_the_tiers, the_gate_estimates_with_the_tiers);
+
+/// The whole LiteLLM map through the API: a dry run writes nothing, the
+/// import creates a version per model from `effective_from`, a second import
+/// changes nothing, older events keep their price, and a provider beyond
+/// the built-in ten works end to end (ingest, the dashboard's breakdown and
+/// trends, the cost cap).
+async fn the_litellm_map_imports_whole(store: Store) {
+    let api = setup(store.clone(), Limits::new().with("monthly_cost", 2_000_000_000)).await;
+    let admin = api.key(None, &["admin"]).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let alice = api.key(Some("alice"), &["read", "ingest"]).await;
+    let map = crate::domain::litellm::tests::real_map();
+    let versions = |store: Store| async move {
+        sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM price_versions")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    let before = versions(store.clone()).await;
+    let at = (Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let import = |dry: bool| {
+        let path = format!(
+            "/api/admin/pricing/import?format=litellm&dry_run={dry}&effective_from={}",
+            crate::domain::links::urlencode(&at)
+        );
+        let body = map.clone().into_bytes();
+        let api = &api;
+        let admin = admin.clone();
+        async move { api.call("POST", &path, Some(&admin), Some(body)).await }
+    };
+    let dry = import(true).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    let created = dry.body["data"]["created"].as_u64().unwrap();
+    assert!(created > 2000, "{created}");
+    assert_eq!(versions(store.clone()).await, before, "a dry run writes nothing");
+    assert!(dry.body["data"]["skipped"].as_array().unwrap().iter().any(|s| s["key"] == "sample_spec"));
+    assert!(dry.body["data"]["unsupported_fields"]["output_cost_per_second"].as_u64().unwrap() > 0);
+
+    let done = import(false).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["data"]["created"].as_u64().unwrap(), created);
+    assert_eq!(versions(store.clone()).await, before + created as i64);
+    let again = import(false).await;
+    assert_eq!(again.body["data"]["created"], json!(0), "the same prices again create nothing");
+    assert_eq!(again.body["data"]["unchanged"].as_u64().unwrap(), created);
+
+    // Not a price map; unknown format; too big.
+    let bad = api.call("POST", "/api/admin/pricing/import", Some(&admin), Some(b"[1, 2]".to_vec())).await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    let fmt = api.call("POST", "/api/admin/pricing/import?format=openrouter", Some(&admin), Some(b"{}".to_vec())).await;
+    assert_error(&fmt, StatusCode::BAD_REQUEST, "bad_request");
+    let huge = api.call("POST", "/api/admin/pricing/import", Some(&admin), Some(vec![b' '; 17 * 1024 * 1024])).await;
+    assert_error(&huge, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let user = api.call("POST", "/api/admin/pricing/import", Some(&alice), Some(b"{}".to_vec())).await;
+    assert_eq!(user.status, StatusCode::FORBIDDEN);
+
+    // xAI is not built in: it is now priced, shown and capped.
+    let ts = Utc::now().to_rfc3339();
+    let grok = json!({"id": "grok-1", "user_id": "alice", "provider": "xai", "model": "grok-4.3", "timestamp": ts,
+                      "usage_format": "openai_chat", "usage": {"prompt_tokens": 100000, "completion_tokens": 20000}});
+    let r = api.post("/api/usage/events", Some(&ingest), json!({"events": [grok]})).await;
+    assert_eq!(r.body["data"]["results"][0]["status"], json!("accepted"), "{}", r.body);
+    let cost = Nanos::parse_usd(r.body["data"]["results"][0]["cost"].as_str().unwrap()).unwrap();
+    assert!(cost > Nanos::ZERO, "{}", r.body);
+    assert!(r.body["data"]["results"][0].get("unpriced").is_none_or(|u| u == &json!(false)), "{}", r.body);
+    let usage = api.get("/api/subscription/usage/alice", Some(&alice)).await;
+    let xai = &usage.body["data"]["provider_breakdown"]["xai"];
+    assert_eq!(xai["calls"], json!(1), "{}", usage.body);
+    let trends = api.get("/api/subscription/usage/alice/trends?months=3", Some(&alice)).await;
+    assert!(trends.body.to_string().contains("\"xai\""), "{}", trends.body);
+    // The $2 cap: a reservation for a million more grok tokens is refused.
+    let pre = api
+        .post(
+            "/api/subscription/preflight-check",
+            Some(&alice),
+            json!({"operations": [{"provider": "xai", "model": "grok-4.3", "tokens_requested": 1_000_000, "operation_type": "chat"}]}),
+        )
+        .await;
+    assert_eq!(pre.body["data"]["can_proceed"], json!(false), "{}", pre.body);
+}
+both_stores!(the_litellm_map_imports_whole, the_litellm_map_imports_whole);

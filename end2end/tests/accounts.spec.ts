@@ -90,6 +90,29 @@ test('admin creates a plan, reprices a model, assigns the plan; the user sees it
   const current = page.locator('tr[data-model="gemini-2.5-flash"][data-current="true"]');
   await expect(current).toContainText('$0.4');
   await expect(page.locator('tr[data-model="gemini-2.5-flash"][data-current="false"]').first()).toBeVisible();
+  // A long-context model: its tiers are typed as JSON; a mistake is named.
+  await price.getByLabel('Provider').fill('gemini');
+  await price.getByLabel('Model (* = every model)').fill('long-context-e2e');
+  await price.getByLabel('Input per 1M tokens').fill('1.25');
+  await price.getByLabel('Output per 1M tokens').fill('10');
+  await price.getByLabel('Cached input per 1M').fill('');
+  await price.getByLabel('Reasoning per 1M').fill('12');
+  const tiers = price.getByLabel('Long-context tiers (JSON; the whole request switches)');
+  await tiers.fill('[{"above_input_tokens": 0, "input_per_million": "2.50"}]');
+  await price.getByRole('button', { name: 'Add price version' }).click();
+  await expect(price.getByRole('alert').filter({ hasText: 'tiers[0].above_input_tokens' })).toBeVisible();
+  await tiers.fill('[{"above_input_tokens": 200000, "input_per_million": "2.50", "output_per_million": "15"}]');
+  await price.getByLabel('Service tiers (JSON: batch, flex, priority)').fill('{"batch": {"input_per_million": "0.625"}}');
+  await price.getByRole('button', { name: 'Add price version' }).click();
+  await expect(page.getByText('Price version added.')).toBeVisible();
+  const extras = page.locator('tr[data-model="long-context-e2e"] [data-testid="price-extras"]');
+  await expect(extras).toContainText('Reasoning / 1M $12');
+  await expect(extras).toContainText('above 200,000 input tokens: Input / 1M $2.5, Output / 1M $15');
+  await expect(extras).toContainText('batch: Input / 1M $0.625');
+  // Editing a version starts from every one of its fields, tiers included.
+  await page.getByRole('link', { name: 'Edit gemini-2.5-pro' }).click();
+  await expect(price.getByLabel('Per web-search query')).toHaveValue('0.035');
+  await expect(price.getByLabel('Long-context tiers (JSON; the whole request switches)')).toHaveValue(/"above_input_tokens":200000/);
   // The demo's unpriced model is listed with a way to price it.
   await expect(page.getByTestId('unpriced-models')).toContainText('o4-preview');
   await shot(page, info, 'admin-pricing');

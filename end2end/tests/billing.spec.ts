@@ -6,6 +6,14 @@ test('the usage log filters by provider and status, and pages', async ({ page },
   await ready(page, info);
   const rows = page.getByTestId('usage-table').locator('tbody tr');
   await expect(rows).toHaveCount(25);
+  // Claude's cache writes are priced apart, and the row says what each class cost.
+  await page.goto('/usage?provider=anthropic');
+  await ready(page, info);
+  const split = page.getByTestId('cost-breakdown').filter({ hasText: 'cache write 5m' }).first();
+  await expect(split).toBeVisible();
+  await expect(page.getByTestId('usage-details').filter({ hasText: 'cache write 5m' }).first()).toBeVisible();
+  await page.goto('/usage');
+  await ready(page, info);
   await page.getByLabel('Provider').fill('gemini');
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page).toHaveURL(/provider=gemini/);

@@ -39,6 +39,9 @@ pub struct PriceRow {
     /// The tiers and service tiers as JSON (what the form edits).
     pub tiers_json: String,
     pub service_tiers_json: String,
+    /// The admin page's link to a form filled with this version's every
+    /// field (so an edit changes what it means to and drops nothing).
+    pub edit_href: String,
     pub description: String,
     /// Whether this version is the one in force now.
     pub current: bool,
@@ -187,6 +190,25 @@ pub async fn save_plan(plan: PlanInput) -> Result<Option<FormError>, ServerFnErr
     }
 }
 
+/// `/admin/pricing?provider=…&model=…&<rate field>=…&tiers=…#new-price`.
+#[cfg(feature = "ssr")]
+fn edit_href(v: &crate::domain::pricing::PriceVersion) -> String {
+    use crate::domain::links::urlencode;
+    use crate::domain::pricing::json;
+    let mut q = vec![format!("provider={}", urlencode(v.provider.as_str())), format!("model={}", urlencode(&v.model))];
+    q.extend(v.rates.base.iter().map(|(f, p)| format!("{}={}", f.name(), urlencode(&p.as_string()))));
+    if !v.rates.tiers.is_empty() {
+        q.push(format!("tiers={}", urlencode(&json::tiers_to_json(&v.rates.tiers).to_string())));
+    }
+    if !v.rates.service_tiers.is_empty() {
+        q.push(format!(
+            "service_tiers={}",
+            urlencode(&json::service_tiers_to_json(&v.rates.service_tiers).to_string())
+        ));
+    }
+    format!("/admin/pricing?{}#new-price", q.join("&"))
+}
+
 #[server(prefix = "/sfn")]
 pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
     use crate::domain::pricing::json;
@@ -219,6 +241,7 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
                 cached_input_per_million: s(v.rates.base.cached_input_per_million),
                 per_unit: (!unit.is_empty()).then(|| unit.join(", ")),
                 other: v.rates.describe_extras(),
+                edit_href: edit_href(v),
                 tiers_json: if v.rates.tiers.is_empty() {
                     String::new()
                 } else {

@@ -15,13 +15,13 @@ use super::service::Engine;
 use super::service::recording::Outcome;
 use super::service::subscriptions::NewUser;
 use super::store::{catalog, users};
-use crate::domain::event::UsageEvent;
+use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::identity::{Email, Role, UserId};
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
 use crate::domain::period::{BillingCycle, add_months};
 use crate::domain::plan::{Plan, Tier};
-use crate::domain::pricing::{ANY_MODEL, ClassRates, PriceVersion, Rates};
+use crate::domain::pricing::{ANY_MODEL, ClassRates, ContextTier, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
 
 pub const DEMO_USER_ID: &str = "demo";
@@ -174,28 +174,66 @@ const fn per_unit(
     }
 }
 
-/// The catalog of seeds 001 and 002 (per 1M tokens, or per unit).
+/// The demo catalog: the models of seeds 001 and 002 at their providers'
+/// published prices (per 1M tokens, or per unit), as LiteLLM's price map
+/// states them where it still lists the model. Hugging Face bills compute
+/// time, not tokens, so its row stays an estimate, and says so.
 const DEMO_PRICES: &[PriceRow] = &[
     llm("gemini", "gemini-2.0-flash-lite", "Gemini 2.0 Flash Lite", "0.075", "0.30", None),
-    llm("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash", "0.125", "0.375", Some("0.03125")),
-    llm("gemini", "gemini-2.5-pro", "Gemini 2.5 Pro", "1.25", "10.00", Some("0.3125")),
-    llm("gemini", "gemini-pro", "Gemini Pro (legacy)", "0.50", "1.50", None),
+    llm("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash", "0.30", "2.50", Some("0.03")),
+    llm(
+        "gemini",
+        "gemini-2.5-pro",
+        "Gemini 2.5 Pro (above 200k input tokens: $2.50 / $15)",
+        "1.25",
+        "10.00",
+        Some("0.125"),
+    ),
+    llm("gemini", "gemini-pro", "Gemini 1.0 Pro (legacy)", "0.50", "1.50", None),
     llm("openai", "gpt-4", "GPT-4", "30.00", "60.00", None),
     llm("openai", "gpt-4o", "GPT-4o", "2.50", "10.00", Some("1.25")),
     llm("openai", "gpt-4o-mini", "GPT-4o mini", "0.15", "0.60", Some("0.075")),
-    llm("openai", "gpt-3.5-turbo", "GPT-3.5 Turbo", "1.50", "2.00", None),
-    llm("anthropic", "claude-3", "Claude 3 (estimate)", "8.00", "24.00", None),
+    llm("openai", "gpt-3.5-turbo", "GPT-3.5 Turbo", "0.50", "1.50", None),
+    llm("anthropic", "claude-3", "Claude 3 (priced as Claude 3 Opus)", "15.00", "75.00", Some("1.50")),
     llm("anthropic", "claude-3-5-sonnet", "Claude 3.5 Sonnet", "3.00", "15.00", Some("0.30")),
     llm("anthropic", "claude-3-haiku", "Claude 3 Haiku", "0.25", "1.25", Some("0.03")),
-    llm("mistral", "mistral-7b", "Mistral 7B", "0.20", "0.60", None),
-    llm("mistral", "mistral-large", "Mistral Large", "2.00", "6.00", None),
-    llm("huggingface", "*", "Hugging Face Inference (estimate)", "0.10", "0.10", None),
-    per_unit("tavily", "Tavily Search", "search", "0.001"),
+    llm("mistral", "mistral-7b", "Mistral 7B (open-mistral-7b)", "0.25", "0.25", None),
+    llm("mistral", "mistral-large", "Mistral Large (mistral-large-latest)", "0.50", "1.50", Some("0.05")),
+    llm("huggingface", "*", "Hugging Face Inference (estimate: it bills compute time)", "0.10", "0.10", None),
+    per_unit("tavily", "Tavily Search (one credit, pay as you go)", "search", "0.008"),
     per_unit("serper", "Serper Google Search", "search", "0.001"),
-    per_unit("metaphor", "Exa (Metaphor) Search", "search", "0.003"),
-    per_unit("firecrawl", "Firecrawl Web Extraction", "page", "0.002"),
-    per_unit("stability", "Stability AI image generation", "image", "0.04"),
+    per_unit("metaphor", "Exa (Metaphor) Search, 1-25 results", "search", "0.005"),
+    per_unit("firecrawl", "Firecrawl scrape (one credit, Standard plan)", "page", "0.00083"),
+    per_unit("stability", "Stability AI image generation (estimate)", "image", "0.04"),
 ];
+
+/// What the demo's rows carry beyond input, output and cache reads: cache
+/// writes, long-context tiers and web-search queries as published.
+fn extras(row: &PriceRow, rates: &mut Rates) {
+    let p = |s: &str| Price::parse(s).expect("demo prices are valid");
+    match (row.provider, row.model) {
+        ("gemini", "gemini-2.5-pro") => {
+            rates.base.per_search_query = Some(p("0.035"));
+            rates.tiers = vec![ContextTier {
+                above_input_tokens: 200_000,
+                rates: ClassRates {
+                    input_per_million: Some(p("2.50")),
+                    output_per_million: Some(p("15")),
+                    cached_input_per_million: Some(p("0.25")),
+                    ..ClassRates::default()
+                },
+            }];
+        }
+        ("gemini", "gemini-2.5-flash") => rates.base.per_search_query = Some(p("0.035")),
+        ("anthropic", "claude-3") => rates.base.cache_write_per_million = Some(p("18.75")),
+        ("anthropic", "claude-3-5-sonnet") => {
+            rates.base.cache_write_per_million = Some(p("3.75"));
+            rates.base.cache_write_1h_per_million = Some(p("6"));
+        }
+        ("anthropic", "claude-3-haiku") => rates.base.cache_write_per_million = Some(p("0.30")),
+        _ => {}
+    }
+}
 
 fn price(s: Option<&str>) -> Option<Price> {
     s.map(|v| Price::parse(v).expect("demo prices are valid"))
@@ -203,7 +241,7 @@ fn price(s: Option<&str>) -> Option<Price> {
 
 fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
     let unit = |kind: &str| row.unit.filter(|(k, _)| *k == kind).map(|(_, p)| price(Some(p)).expect("valid"));
-    PriceVersion {
+    let mut v = PriceVersion {
         id: 0,
         provider: Provider::parse(row.provider).expect("demo providers are valid"),
         model: row.model.into(),
@@ -219,7 +257,9 @@ fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
             ..ClassRates::default()
         }),
         description: row.description.into(),
-    }
+    };
+    extras(row, &mut v.rates);
+    v
 }
 
 /// A small seeded generator (splitmix64), so the demo is reproducible.
@@ -279,6 +319,34 @@ const MIX: &[(ProviderMix, u64)] = &[
     (("stability", &[("stable-diffusion-xl", 100)]), 2),
 ];
 
+/// The demo must record every event it makes: a rejection is a bug in the
+/// demo, never something to skip quietly.
+fn all_recorded(results: Vec<crate::server::service::recording::EventResult>) -> AppResult<()> {
+    match results.into_iter().find(|r| r.error.is_some()) {
+        Some(r) => Err(AppError::Invalid(format!("demo event {} was rejected: {}", r.id, r.error.unwrap_or_default()))),
+        None => Ok(()),
+    }
+}
+
+/// The demo's usage beyond plain tokens, derived from the event (no extra
+/// random draws, so the rest of the demo stays as it was): Gemini 2.5
+/// thinks (reasoning is part of the output), every tenth 2.5 Pro call is
+/// grounded with a web search, and Claude writes what it did not read from
+/// cache to the 5-minute cache on long prompts.
+fn demo_parts(provider: &str, model: &str, n: u64, input: u64, cached: u64, output: u64) -> UsageParts {
+    let mut parts = UsageParts::default();
+    if model.starts_with("gemini-2.5") {
+        parts.tokens_reasoning = output * 3 / 5;
+        if model == "gemini-2.5-pro" && n.is_multiple_of(10) {
+            parts.search_queries = 1;
+        }
+    }
+    if provider == "anthropic" && cached == 0 && input > 4_000 {
+        parts.tokens_cache_write = input / 2;
+    }
+    parts
+}
+
 fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
     let (provider, models) = *rng.pick(MIX);
     let model = *rng.pick(models);
@@ -309,7 +377,7 @@ fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
         tokens_input,
         tokens_output: if failed { 0 } else { tokens_output },
         tokens_cached_input: cached,
-        parts: Default::default(),
+        parts: demo_parts(provider, model, n, tokens_input, cached, if failed { 0 } else { tokens_output }),
         units: if provider == "firecrawl" { Some(1 + rng.below(3)) } else { None },
         response_time_ms: Some(if llm { rng.log_between(400, 9_000) } else { rng.log_between(150, 2_500) }),
         status_code: if failed { *rng.pick(&[(500u16, 2), (429, 2), (503, 1)]) } else { 200 },
@@ -493,11 +561,11 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
         if (day..day_end).contains(&upgrade_at) {
             // Each event is recorded under the plan it happened on.
             let (before, after): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.timestamp < upgrade_at);
-            engine.record(before.into_iter().map(Ok).collect(), upgrade_at).await?;
+            all_recorded(engine.record(before.into_iter().map(Ok).collect(), upgrade_at).await?)?;
             engine.change_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, "seed", upgrade_at).await?;
-            engine.record(after.into_iter().map(Ok).collect(), day_end).await?;
+            all_recorded(engine.record(after.into_iter().map(Ok).collect(), day_end).await?)?;
         } else {
-            engine.record(events.into_iter().map(Ok).collect(), day_end).await?;
+            all_recorded(engine.record(events.into_iter().map(Ok).collect(), day_end).await?)?;
         }
         day = day_end;
     }
@@ -516,13 +584,14 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
                 let mut e = demo_event(&mut rng, n, at);
                 e.provider = tavily.clone();
                 (e.model, e.tokens_input, e.tokens_output, e.tokens_cached_input, e.units) = (None, 0, 0, 0, None);
+                e.parts = UsageParts::default();
                 (e.status_code, e.error_message, e.retry_count) = (200, None, 0);
                 (e.operation_type, e.endpoint) = (Some("search".into()), Some("/search".into()));
                 e
             })
             .collect();
         burst.sort_by_key(|e| e.timestamp);
-        engine.record(burst.into_iter().map(Ok).collect(), now).await?;
+        all_recorded(engine.record(burst.into_iter().map(Ok).collect(), now).await?)?;
     }
     Ok(SeedReport { seeded: true, events: n as usize })
 }

@@ -49,7 +49,7 @@ fn PricingView() -> impl IntoView {
                                 <td class=TD>{v.per_unit.clone().unwrap_or_default()}</td>
                                 <td class="px-3 py-2 text-xs text-slate-700" data-testid="price-extras">{v.other.clone()}</td>
                                 <td class=TD>{v.current.then(|| view! {
-                                    <a class="text-blue-700 underline" href=format!("/admin/pricing?provider={}&model={}&input={}&output={}&cached={}#new-price", v.provider, v.model, v.input_per_million.clone().unwrap_or_default(), v.output_per_million.clone().unwrap_or_default(), v.cached_input_per_million.clone().unwrap_or_default())>{if v.model == "*" { format!("Edit {}", v.provider) } else { format!("Edit {}", v.model) }}</a>
+                                    <a class="text-blue-700 underline" href=v.edit_href.clone()>{if v.model == "*" { format!("Edit {}", v.provider) } else { format!("Edit {}", v.model) }}</a>
                                 })}</td>
                             </tr>
                         }).collect_view()}
@@ -63,25 +63,25 @@ fn PricingView() -> impl IntoView {
             <ActionForm action=add attr:class="mt-3 grid grid-cols-2 gap-3 sm:grid-cols-4">
                 <label class="text-sm">"Provider"<input name="price[provider]" value=move || q("provider") class=INPUT/>{err("provider")}</label>
                 <label class="text-sm">"Model (* = every model)"<input name="price[model]" value=move || q("model") class=INPUT/>{err("model")}</label>
-                <label class="text-sm">"Input per 1M tokens"<input name="price[input_per_million]" value=move || q("input") class=INPUT inputmode="decimal"/>{err("input_per_million")}</label>
-                <label class="text-sm">"Output per 1M tokens"<input name="price[output_per_million]" value=move || q("output") class=INPUT inputmode="decimal"/>{err("output_per_million")}</label>
-                <label class="text-sm">"Cached input per 1M"<input name="price[cached_input_per_million]" value=move || q("cached") class=INPUT inputmode="decimal"/>{err("cached_input_per_million")}</label>
-                <label class="text-sm">"Per request"<input name="price[per_request]" class=INPUT inputmode="decimal"/>{err("per_request")}</label>
-                <label class="text-sm">"Per search"<input name="price[per_search]" class=INPUT inputmode="decimal"/>{err("per_search")}</label>
-                <label class="text-sm">"Per image"<input name="price[per_image]" class=INPUT inputmode="decimal"/>{err("per_image")}</label>
-                <label class="text-sm">"Per page"<input name="price[per_page]" class=INPUT inputmode="decimal"/>{err("per_page")}</label>
-                <label class="text-sm">"Cache write (5 min) per 1M"<input name="price[cache_write_per_million]" class=INPUT inputmode="decimal"/>{err("cache_write_per_million")}</label>
-                <label class="text-sm">"Cache write (1 h) per 1M"<input name="price[cache_write_1h_per_million]" class=INPUT inputmode="decimal"/>{err("cache_write_1h_per_million")}</label>
-                <label class="text-sm">"Reasoning per 1M"<input name="price[reasoning_per_million]" class=INPUT inputmode="decimal"/>{err("reasoning_per_million")}</label>
-                <label class="text-sm">"Audio input per 1M"<input name="price[audio_input_per_million]" class=INPUT inputmode="decimal"/>{err("audio_input_per_million")}</label>
-                <label class="text-sm">"Audio output per 1M"<input name="price[audio_output_per_million]" class=INPUT inputmode="decimal"/>{err("audio_output_per_million")}</label>
-                <label class="text-sm">"Per web-search query"<input name="price[per_search_query]" class=INPUT inputmode="decimal"/>{err("per_search_query")}</label>
+                <label class="text-sm">"Input per 1M tokens"<input name="price[input_per_million]" value=move || q("input_per_million") class=INPUT inputmode="decimal"/>{err("input_per_million")}</label>
+                <label class="text-sm">"Output per 1M tokens"<input name="price[output_per_million]" value=move || q("output_per_million") class=INPUT inputmode="decimal"/>{err("output_per_million")}</label>
+                <label class="text-sm">"Cached input per 1M"<input name="price[cached_input_per_million]" value=move || q("cached_input_per_million") class=INPUT inputmode="decimal"/>{err("cached_input_per_million")}</label>
+                <label class="text-sm">"Per request"<input name="price[per_request]" value=move || q("per_request") class=INPUT inputmode="decimal"/>{err("per_request")}</label>
+                <label class="text-sm">"Per search"<input name="price[per_search]" value=move || q("per_search") class=INPUT inputmode="decimal"/>{err("per_search")}</label>
+                <label class="text-sm">"Per image"<input name="price[per_image]" value=move || q("per_image") class=INPUT inputmode="decimal"/>{err("per_image")}</label>
+                <label class="text-sm">"Per page"<input name="price[per_page]" value=move || q("per_page") class=INPUT inputmode="decimal"/>{err("per_page")}</label>
+                <label class="text-sm">"Cache write (5 min) per 1M"<input name="price[cache_write_per_million]" value=move || q("cache_write_per_million") class=INPUT inputmode="decimal"/>{err("cache_write_per_million")}</label>
+                <label class="text-sm">"Cache write (1 h) per 1M"<input name="price[cache_write_1h_per_million]" value=move || q("cache_write_1h_per_million") class=INPUT inputmode="decimal"/>{err("cache_write_1h_per_million")}</label>
+                <label class="text-sm">"Reasoning per 1M"<input name="price[reasoning_per_million]" value=move || q("reasoning_per_million") class=INPUT inputmode="decimal"/>{err("reasoning_per_million")}</label>
+                <label class="text-sm">"Audio input per 1M"<input name="price[audio_input_per_million]" value=move || q("audio_input_per_million") class=INPUT inputmode="decimal"/>{err("audio_input_per_million")}</label>
+                <label class="text-sm">"Audio output per 1M"<input name="price[audio_output_per_million]" value=move || q("audio_output_per_million") class=INPUT inputmode="decimal"/>{err("audio_output_per_million")}</label>
+                <label class="text-sm">"Per web-search query"<input name="price[per_search_query]" value=move || q("per_search_query") class=INPUT inputmode="decimal"/>{err("per_search_query")}</label>
                 <label class="col-span-2 text-sm">"Long-context tiers (JSON; the whole request switches)"
-                    <textarea name="price[tiers]" rows="3" class=format!("{INPUT} font-mono text-xs") placeholder=r#"[{"above_input_tokens": 200000, "input_per_million": "2.50", "output_per_million": "15"}]"#></textarea>
+                    <textarea name="price[tiers]" rows="3" prop:value=move || q("tiers") class=format!("{INPUT} font-mono text-xs") placeholder=r#"[{"above_input_tokens": 200000, "input_per_million": "2.50", "output_per_million": "15"}]"#>{move || q("tiers")}</textarea>
                     {err("tiers")}
                 </label>
                 <label class="col-span-2 text-sm">"Service tiers (JSON: batch, flex, priority)"
-                    <textarea name="price[service_tiers]" rows="3" class=format!("{INPUT} font-mono text-xs") placeholder=r#"{"batch": {"input_per_million": "0.625", "output_per_million": "5"}}"#></textarea>
+                    <textarea name="price[service_tiers]" rows="3" prop:value=move || q("service_tiers") class=format!("{INPUT} font-mono text-xs") placeholder=r#"{"batch": {"input_per_million": "0.625", "output_per_million": "5"}}"#>{move || q("service_tiers")}</textarea>
                     {err("service_tiers")}
                 </label>
                 <label class="text-sm">"Effective from (UTC)"<input type="datetime-local" name="price[effective_from]" class=INPUT/>{err("effective_from")}</label>

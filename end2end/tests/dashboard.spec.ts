@@ -135,9 +135,13 @@ test('the dashboard refreshes itself every 30 s and shows new usage', async ({ p
   test.skip(!hydrated(info), 'refresh needs JavaScript');
   const key = process.env.E2E_INGEST_KEY;
   test.skip(!key, 'needs E2E_INGEST_KEY');
+  // Without the live stream (refused here), the timer is what refreshes.
+  await page.route('**/api/stream**', (route) => route.abort());
   await page.clock.install();
   await signIn(page, DEMO, '/dashboard');
   await ready(page, info);
+  await expect(page.getByTestId('live-indicator')).toHaveAttribute('data-live', 'false');
+  await expect(page.getByTestId('live-indicator')).toHaveText('Every 30 s');
   const calls = async () => Number((await page.getByTestId('total-calls').innerText()).replace(/,/g, ''));
   const before = await calls();
   const stamp = await page.getByTestId('last-updated').innerText();
@@ -164,6 +168,32 @@ test('the dashboard refreshes itself every 30 s and shows new usage', async ({ p
   });
   await page.getByTestId('refresh-button').click();
   await expect.poll(calls).toBe(before + 2);
+});
+
+test('new usage is pushed to the dashboard within a second of its ingest call', async ({ page, request }, info) => {
+  test.skip(!hydrated(info), 'the stream needs JavaScript');
+  const key = process.env.E2E_INGEST_KEY;
+  test.skip(!key, 'needs E2E_INGEST_KEY');
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  const indicator = page.getByTestId('live-indicator');
+  await expect(indicator).toHaveAttribute('data-live', 'true');
+  await expect(indicator).toHaveText('Live');
+  const calls = async () => Number((await page.getByTestId('total-calls').innerText()).replace(/,/g, ''));
+  const cost = async () => page.getByTestId('total-cost').innerText();
+  for (let round = 1; round <= 2; round++) {
+    const before = await calls();
+    const costBefore = await cost();
+    const res = await request.post('/api/usage/events', {
+      headers: { Authorization: `Bearer ${key}` },
+      data: { events: [{ id: `live-${round}-${Date.now()}`, user_id: 'demo', provider: 'openai', model: 'gpt-4o', tokens_input: 200000, tokens_output: 50000 }] },
+    });
+    expect(res.status()).toBe(200);
+    // No reload, no timer: the server says so at once.
+    await expect.poll(calls, { timeout: 1000, intervals: [25] }).toBe(before + 1);
+    await expect.poll(cost, { timeout: 1000, intervals: [25] }).not.toBe(costBefore);
+  }
+  await shot(page, info, 'dashboard-live');
 });
 
 test('screenshots at phone, tablet and desktop widths', async ({ page }, info) => {

@@ -45,6 +45,8 @@ pub struct PriceRow {
     pub description: String,
     /// Whether this version is the one in force now.
     pub current: bool,
+    /// Whether it takes effect later (else, if not current, it is history).
+    pub scheduled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +256,7 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
                 },
                 description: v.description.clone(),
                 current: current.contains(&v.id),
+                scheduled: v.effective_from > now,
             }
         })
         .collect();
@@ -310,6 +313,13 @@ pub struct PriceInput {
     pub effective_from: String,
 }
 
+/// A time as an `<input type="datetime-local">` sends it (no zone, no
+/// seconds), taken as UTC, in RFC 3339; anything else trimmed, as typed.
+pub fn datetime_local_as_utc(s: &str) -> String {
+    let s = s.trim();
+    if s.len() == 16 { format!("{s}:00Z") } else { s.to_string() }
+}
+
 /// Adds a price version.
 #[server(prefix = "/sfn")]
 pub async fn add_price(price: PriceInput) -> Result<Option<FormError>, ServerFnError> {
@@ -318,9 +328,7 @@ pub async fn add_price(price: PriceInput) -> Result<Option<FormError>, ServerFnE
     principal.require_admin().map_err(super::session::ssr::fail)?;
     let opt = |s: String| Some(s).filter(|s| !s.trim().is_empty());
     let p = price;
-    let effective = p.effective_from.trim();
-    // <input type="datetime-local"> sends no zone and no seconds.
-    let effective = if effective.len() == 16 { format!("{effective}:00Z") } else { effective.to_string() };
+    let effective = datetime_local_as_utc(&p.effective_from);
     use crate::domain::pricing::RateField as F;
     let rates = [
         (F::InputPerMillion, p.input_per_million),

@@ -7,9 +7,9 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use super::pricing::{Quantities, ServiceTier};
+use super::pricing::{Count, Quantities, ServiceTier};
 use super::provider::Provider;
-use super::provider_usage::{TokenCounts, UsageFormat, map_usage};
+use super::provider_usage::{UsageFormat, map_usage};
 
 /// At most this many events per request.
 pub const MAX_BATCH: usize = 1000;
@@ -62,27 +62,10 @@ pub struct UsageParts {
 }
 
 impl UsageParts {
-    /// `cached 1,000 · reasoning 600 · batch` for people: the parts that
-    /// are there (cache reads given by the caller), or empty.
+    /// `cache read 1,000 · reasoning 600 · batch` for people: the parts
+    /// that are there (cache reads given by the caller), or empty.
     pub fn describe(&self, tokens_cached_input: u64) -> String {
-        use super::money::format_count;
-        let mut out: Vec<String> = [
-            ("cache read", tokens_cached_input),
-            ("cache write 5m", self.tokens_cache_write),
-            ("cache write 1h", self.tokens_cache_write_1h),
-            ("audio in", self.tokens_audio_input),
-            ("reasoning", self.tokens_reasoning),
-            ("audio out", self.tokens_audio_output),
-            ("web searches", self.search_queries),
-        ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{k} {}", format_count(n.min(i64::MAX as u64) as i64)))
-        .collect();
-        if self.service_tier != ServiceTier::Standard {
-            out.push(self.service_tier.as_str().to_string());
-        }
-        out.join(" · ")
+        self.quantities(0, 0, tokens_cached_input, 0).describe_parts()
     }
 
     /// The quantities to price, given the three counts every event has.
@@ -196,27 +179,14 @@ pub const INVALID_TOKEN_SPLIT: &str = "invalid_token_split";
 /// The code that starts a rejection carrying both `usage` and token fields.
 pub const AMBIGUOUS_USAGE: &str = "ambiguous_usage";
 
-/// The token fields an event may carry instead of a `usage` object, in
-/// [`TokenCounts::as_array`] order.
-const TOKEN_FIELDS: [&str; 9] = [
-    "tokens_input",
-    "tokens_output",
-    "tokens_cached_input",
-    "tokens_cache_write",
-    "tokens_cache_write_1h",
-    "tokens_audio_input",
-    "tokens_reasoning",
-    "tokens_audio_output",
-    "search_queries",
-];
-
 /// The event's token counts: from its provider `usage` object (with
 /// `usage_format`), or from its own fields; never both.
-fn token_counts(m: &Map<String, Value>) -> Result<TokenCounts, String> {
+fn token_counts(m: &Map<String, Value>) -> Result<Quantities, String> {
     let usage = m.get("usage").filter(|v| !v.is_null());
     let format = opt_string(m, "usage_format", 32)?;
     if let Some(usage) = usage {
-        if let Some(field) = TOKEN_FIELDS.iter().find(|f| m.get(**f).is_some_and(|v| !v.is_null())) {
+        if let Some(field) = Count::ALL.map(Count::field).into_iter().find(|f| m.get(*f).is_some_and(|v| !v.is_null()))
+        {
             return Err(format!(
                 "{AMBIGUOUS_USAGE}: send either `usage` (with `usage_format`) or token fields such as `{field}`, not both"
             ));
@@ -227,19 +197,19 @@ fn token_counts(m: &Map<String, Value>) -> Result<TokenCounts, String> {
             format!("`usage_format` must be openai_chat, openai_responses, anthropic or gemini (got `{format}`)")
         })?;
         let t = map_usage(format, usage)?;
-        if let Some((name, _)) = TOKEN_FIELDS.iter().zip(t.as_array()).find(|(_, n)| *n > MAX_COUNT) {
-            return Err(format!("the `usage` object's `{name}` is larger than {MAX_COUNT}"));
+        if let Some(c) = Count::ALL.into_iter().find(|c| t.count(*c) > MAX_COUNT) {
+            return Err(format!("the `usage` object's `{}` is larger than {MAX_COUNT}", c.field()));
         }
         return Ok(t);
     }
     if format.is_some() {
         return Err("`usage_format` was given without a `usage` object".into());
     }
-    let mut counts = [0u64; 9];
-    for (n, k) in counts.iter_mut().zip(TOKEN_FIELDS) {
-        *n = opt_count(m, k, MAX_COUNT)?.unwrap_or(0);
+    let mut q = Quantities::default();
+    for c in Count::ALL {
+        *q.count_mut(c) = opt_count(m, c.field(), MAX_COUNT)?.unwrap_or(0);
     }
-    Ok(TokenCounts::from_array(counts))
+    Ok(q)
 }
 
 /// Parses one event of a batch. `now` bounds the timestamp.

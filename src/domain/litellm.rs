@@ -13,11 +13,49 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::money::Price;
 use super::pricing::{ClassRates, ContextTier, RateField, Rates, ServiceTier, ServiceTierRates};
 use super::provider::Provider;
+
+/// One price an import creates (or, in a dry run, would create).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportChange {
+    /// The map's key.
+    pub key: String,
+    pub provider: String,
+    pub model: String,
+    /// `new` (no price in force before) or `changed`.
+    pub kind: String,
+    /// The version in force before, for people (`None` when new).
+    pub before: Option<String>,
+    /// The new version, for people.
+    pub after: String,
+}
+
+/// An entry of the map that creates nothing, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSkipped {
+    pub key: String,
+    pub reason: String,
+}
+
+/// What an import did (or, in a dry run, would do). The API answers it as
+/// is and the admin page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub effective_from: chrono::DateTime<chrono::Utc>,
+    pub created: usize,
+    pub unchanged: usize,
+    pub skipped: Vec<ImportSkipped>,
+    pub unsupported_fields: BTreeMap<String, u64>,
+    pub changes: Vec<ImportChange>,
+    /// Unpriced events that the new prices priced.
+    pub repriced_events: i64,
+}
 
 /// One entry of the map that becomes a price.
 #[derive(Clone, Debug, PartialEq, Eq)]

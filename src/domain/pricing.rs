@@ -303,10 +303,20 @@ impl Rates {
         out
     }
 
+    /// Every rate, then the context and service tiers, for people:
+    /// `Input / 1M $1.25, Output / 1M $10 · above 200,000 input tokens: …`.
+    pub fn describe(&self) -> String {
+        self.describe_with(true)
+    }
+
     /// Every rate beyond input, cache read, output and the unit prices,
     /// then the context and service tiers, for people:
     /// `Reasoning / 1M $5 · above 200,000 input tokens: Input / 1M $2.5`.
     pub fn describe_extras(&self) -> String {
+        self.describe_with(false)
+    }
+
+    fn describe_with(&self, every_base_rate: bool) -> String {
         use super::money::format_count;
         let basic = |f: RateField| {
             f.is_unit_price()
@@ -326,7 +336,7 @@ impl Rates {
             format!("above {} input tokens", format_count(t.above_input_tokens.min(i64::MAX as u64) as i64))
         };
         let mut out = Vec::new();
-        let extras = list(&self.base, false);
+        let extras = list(&self.base, every_base_rate);
         if !extras.is_empty() {
             out.push(extras);
         }
@@ -607,6 +617,102 @@ impl Quantities {
     }
 }
 
+/// The counts an event carries. `Input` and `Output` are totals; every
+/// other token class is a part of one of them (see [`Quantities`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    Input,
+    Output,
+    CachedInput,
+    CacheWrite,
+    CacheWrite1h,
+    AudioInput,
+    Reasoning,
+    AudioOutput,
+    SearchQueries,
+}
+
+impl Count {
+    pub const ALL: [Count; 9] = [
+        Count::Input,
+        Count::Output,
+        Count::CachedInput,
+        Count::CacheWrite,
+        Count::CacheWrite1h,
+        Count::AudioInput,
+        Count::Reasoning,
+        Count::AudioOutput,
+        Count::SearchQueries,
+    ];
+
+    /// Its name in the ingest API, the store and the usage-log CSV.
+    pub fn field(self) -> &'static str {
+        match self {
+            Count::Input => "tokens_input",
+            Count::Output => "tokens_output",
+            Count::CachedInput => "tokens_cached_input",
+            Count::CacheWrite => "tokens_cache_write",
+            Count::CacheWrite1h => "tokens_cache_write_1h",
+            Count::AudioInput => "tokens_audio_input",
+            Count::Reasoning => "tokens_reasoning",
+            Count::AudioOutput => "tokens_audio_output",
+            Count::SearchQueries => "search_queries",
+        }
+    }
+
+    /// For people; a part is named as the cost class it is charged as.
+    pub fn label(self) -> &'static str {
+        match self {
+            Count::Input => "input",
+            Count::Output => "output",
+            Count::CachedInput => CostClass::CachedInput.label(),
+            Count::CacheWrite => CostClass::CacheWrite.label(),
+            Count::CacheWrite1h => CostClass::CacheWrite1h.label(),
+            Count::AudioInput => CostClass::AudioInput.label(),
+            Count::Reasoning => CostClass::Reasoning.label(),
+            Count::AudioOutput => CostClass::AudioOutput.label(),
+            Count::SearchQueries => CostClass::SearchQueries.label(),
+        }
+    }
+}
+
+impl Quantities {
+    pub fn count(&self, c: Count) -> u64 {
+        let mut q = *self;
+        *q.count_mut(c)
+    }
+
+    pub fn count_mut(&mut self, c: Count) -> &mut u64 {
+        match c {
+            Count::Input => &mut self.tokens_input,
+            Count::Output => &mut self.tokens_output,
+            Count::CachedInput => &mut self.tokens_cached_input,
+            Count::CacheWrite => &mut self.tokens_cache_write,
+            Count::CacheWrite1h => &mut self.tokens_cache_write_1h,
+            Count::AudioInput => &mut self.tokens_audio_input,
+            Count::Reasoning => &mut self.tokens_reasoning,
+            Count::AudioOutput => &mut self.tokens_audio_output,
+            Count::SearchQueries => &mut self.search_queries,
+        }
+    }
+
+    /// `cache read 1,000 · reasoning 600 · batch` for people: the parts of
+    /// the totals that are there, the web-search queries and a service
+    /// tier other than standard; empty for a plain event.
+    pub fn describe_parts(&self) -> String {
+        let mut out: Vec<String> = Count::ALL[2..]
+            .iter()
+            .map(|c| (c.label(), self.count(*c)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {}", super::money::format_count(n.min(i64::MAX as u64) as i64)))
+            .collect();
+        if self.service_tier != ServiceTier::Standard {
+            out.push(self.service_tier.as_str().to_string());
+        }
+        out.join(" · ")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
     /// The parts of a total exceed it (wire code `invalid_token_split`).
@@ -687,7 +793,8 @@ impl CostClass {
         CostClass::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    fn is_input(self) -> bool {
+    /// Whether the class is charged on input (so counts in `Cost::input`).
+    pub fn is_input(self) -> bool {
         matches!(
             self,
             CostClass::Input
@@ -760,16 +867,18 @@ pub struct Cost {
 
 /// Splits `target` whole nanos over exact amounts: each gets its floor, and
 /// the nanos left go one each to the largest fractional parts (earlier
-/// classes first on ties). Requires 0 ≤ target − Σ floor ≤ parts.
-fn allocate(exact: &[(usize, Decimal)], target: i64, out: &mut [i64; 10]) -> Result<(), PricingError> {
+/// classes first on ties). Requires 0 ≤ target − Σ floor ≤ parts. Works
+/// on the stack: an event is priced with no allocation.
+fn allocate(exact: &[Decimal], target: i64, out: &mut [i64]) -> Result<(), PricingError> {
     let mut floors = 0i64;
-    let mut fracs: Vec<(Decimal, usize)> = Vec::with_capacity(exact.len());
-    for &(i, e) in exact {
+    let mut fracs = [(Decimal::ZERO, 0usize); CostClass::ALL.len()];
+    let fracs = &mut fracs[..exact.len()];
+    for (i, e) in exact.iter().enumerate() {
         let f = e.floor();
         let n = f.to_i64().ok_or(PricingError::Overflow)?;
         out[i] = n;
         floors = floors.checked_add(n).ok_or(PricingError::Overflow)?;
-        fracs.push((e - f, i));
+        fracs[i] = (e - f, i);
     }
     let mut left = target - floors;
     // Largest fraction first; stable, so ties keep class order.
@@ -783,6 +892,10 @@ fn allocate(exact: &[(usize, Decimal)], target: i64, out: &mut [i64; 10]) -> Res
     debug_assert!(left == 0, "allocation left {left}");
     Ok(())
 }
+
+/// The input classes come first in [`CostClass::ALL`]: the first this many
+/// (a test holds this to [`CostClass::is_input`]).
+const INPUT_CLASSES: usize = 5;
 
 /// Prices `q` at `rates`, exactly, with one rounding per event.
 ///
@@ -822,27 +935,22 @@ pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
         (CostClass::Units, q.units, r.unit_price(), per_unit),
         (CostClass::SearchQueries, q.search_queries, d(r.per_search_query).unwrap_or_default(), per_unit),
     ];
-    let mut input_side: Vec<(usize, Decimal)> = Vec::with_capacity(5);
-    let mut output_side: Vec<(usize, Decimal)> = Vec::with_capacity(5);
-    let (mut input_exact, mut output_exact) = (Decimal::ZERO, Decimal::ZERO);
+    let mut exact = [Decimal::ZERO; 10];
     for (class, count, rate, scale) in lines {
-        let exact =
+        exact[class as usize] =
             Decimal::from(count).checked_mul(rate).and_then(|x| x.checked_mul(scale)).ok_or(PricingError::Overflow)?;
-        if class.is_input() {
-            input_exact = input_exact.checked_add(exact).ok_or(PricingError::Overflow)?;
-            input_side.push((class as usize, exact));
-        } else {
-            output_exact = output_exact.checked_add(exact).ok_or(PricingError::Overflow)?;
-            output_side.push((class as usize, exact));
-        }
     }
+    let sum =
+        |part: &[Decimal]| part.iter().try_fold(Decimal::ZERO, |a, x| a.checked_add(*x)).ok_or(PricingError::Overflow);
+    let (input_exact, output_exact) = (sum(&exact[..INPUT_CLASSES])?, sum(&exact[INPUT_CLASSES..])?);
     let total_exact = input_exact.checked_add(output_exact).ok_or(PricingError::Overflow)?;
     let total = Nanos::round_from_decimal(total_exact)?;
     let input = Nanos::round_from_decimal(input_exact)?;
     let output = Nanos(total.0 - input.0);
     let mut breakdown = [0i64; 10];
-    allocate(&input_side, input.0, &mut breakdown)?;
-    allocate(&output_side, output.0, &mut breakdown)?;
+    let (input_part, output_part) = breakdown.split_at_mut(INPUT_CLASSES);
+    allocate(&exact[..INPUT_CLASSES], input.0, input_part)?;
+    allocate(&exact[INPUT_CLASSES..], output.0, output_part)?;
     Ok(Cost { input, output, total, breakdown: Breakdown(breakdown) })
 }
 
@@ -936,6 +1044,30 @@ mod tests {
     }
 
     use RateField::*;
+
+    /// The classes the stack-only pricing sums as input are the input
+    /// classes; each count has one name and one label, and the parts
+    /// describe themselves in that order.
+    #[test]
+    fn classes_and_counts_agree() {
+        for c in CostClass::ALL {
+            assert_eq!(c.is_input(), (c as usize) < INPUT_CLASSES, "{c:?}");
+            assert_eq!(CostClass::ALL[c as usize], c);
+        }
+        let mut q = Quantities::default();
+        for (i, c) in Count::ALL.into_iter().enumerate() {
+            assert_eq!(Count::ALL.iter().filter(|d| d.field() == c.field() || d.label() == c.label()).count(), 1);
+            *q.count_mut(c) = i as u64 * 1000;
+            assert_eq!(q.count(c), i as u64 * 1000);
+        }
+        assert_eq!(q.tokens_audio_output, 7000);
+        q.service_tier = ServiceTier::Flex;
+        assert_eq!(
+            q.describe_parts(),
+            "cache read 2,000 · cache write 5m 3,000 · cache write 1h 4,000 · audio in 5,000 · reasoning 6,000 · audio out 7,000 · web search 8,000 · flex"
+        );
+        assert_eq!(Quantities::default().describe_parts(), "");
+    }
 
     #[test]
     fn pricing_table() {

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use super::pricing::Quantities;
+
 /// The usage shapes Tally reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UsageFormat {
@@ -32,64 +34,6 @@ impl UsageFormat {
     }
 }
 
-/// Token counts read from a usage object (every one a part of a total as in
-/// an event's own fields).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TokenCounts {
-    pub tokens_input: u64,
-    pub tokens_output: u64,
-    pub tokens_cached_input: u64,
-    pub tokens_cache_write: u64,
-    pub tokens_cache_write_1h: u64,
-    pub tokens_audio_input: u64,
-    pub tokens_reasoning: u64,
-    pub tokens_audio_output: u64,
-    pub search_queries: u64,
-}
-
-impl TokenCounts {
-    /// The counts in field order: input, output, cached input, cache write,
-    /// 1h cache write, audio input, reasoning, audio output, search queries.
-    pub fn as_array(&self) -> [u64; 9] {
-        [
-            self.tokens_input,
-            self.tokens_output,
-            self.tokens_cached_input,
-            self.tokens_cache_write,
-            self.tokens_cache_write_1h,
-            self.tokens_audio_input,
-            self.tokens_reasoning,
-            self.tokens_audio_output,
-            self.search_queries,
-        ]
-    }
-
-    pub fn from_array(a: [u64; 9]) -> TokenCounts {
-        let [
-            tokens_input,
-            tokens_output,
-            tokens_cached_input,
-            tokens_cache_write,
-            tokens_cache_write_1h,
-            tokens_audio_input,
-            tokens_reasoning,
-            tokens_audio_output,
-            search_queries,
-        ] = a;
-        TokenCounts {
-            tokens_input,
-            tokens_output,
-            tokens_cached_input,
-            tokens_cache_write,
-            tokens_cache_write_1h,
-            tokens_audio_input,
-            tokens_reasoning,
-            tokens_audio_output,
-            search_queries,
-        }
-    }
-}
-
 /// A count at `path` (dot-separated) in `usage`: absent or null is 0; a
 /// negative, fractional or non-number value is an error naming the path.
 fn count(usage: &Value, path: &str) -> Result<u64, String> {
@@ -111,28 +55,29 @@ fn add(a: u64, b: u64, what: &str) -> Result<u64, String> {
     a.checked_add(b).ok_or_else(|| format!("`usage` {what} is out of range"))
 }
 
-/// Maps a provider usage object onto token classes.
-pub fn map_usage(format: UsageFormat, usage: &Value) -> Result<TokenCounts, String> {
+/// Maps a provider usage object onto token classes (units 0, standard
+/// tier: a usage object says neither).
+pub fn map_usage(format: UsageFormat, usage: &Value) -> Result<Quantities, String> {
     if !usage.is_object() {
         return Err("`usage` must be a JSON object (the provider's own usage object)".into());
     }
     let c = |p: &str| count(usage, p);
     Ok(match format {
-        UsageFormat::OpenAiChat => TokenCounts {
+        UsageFormat::OpenAiChat => Quantities {
             tokens_input: c("prompt_tokens")?,
             tokens_cached_input: c("prompt_tokens_details.cached_tokens")?,
             tokens_audio_input: c("prompt_tokens_details.audio_tokens")?,
             tokens_output: c("completion_tokens")?,
             tokens_reasoning: c("completion_tokens_details.reasoning_tokens")?,
             tokens_audio_output: c("completion_tokens_details.audio_tokens")?,
-            ..TokenCounts::default()
+            ..Quantities::default()
         },
-        UsageFormat::OpenAiResponses => TokenCounts {
+        UsageFormat::OpenAiResponses => Quantities {
             tokens_input: c("input_tokens")?,
             tokens_cached_input: c("input_tokens_details.cached_tokens")?,
             tokens_output: c("output_tokens")?,
             tokens_reasoning: c("output_tokens_details.reasoning_tokens")?,
-            ..TokenCounts::default()
+            ..Quantities::default()
         },
         UsageFormat::Anthropic => {
             let read = c("cache_read_input_tokens")?;
@@ -144,14 +89,14 @@ pub fn map_usage(format: UsageFormat, usage: &Value) -> Result<TokenCounts, Stri
                 }
                 _ => (created, 0),
             };
-            TokenCounts {
+            Quantities {
                 tokens_input: add(add(c("input_tokens")?, read, "input")?, created, "input")?,
                 tokens_cached_input: read,
                 tokens_cache_write: w5,
                 tokens_cache_write_1h: w1h,
                 tokens_output: c("output_tokens")?,
                 search_queries: c("server_tool_use.web_search_requests")?,
-                ..TokenCounts::default()
+                ..Quantities::default()
             }
         }
         UsageFormat::Gemini => {
@@ -159,12 +104,12 @@ pub fn map_usage(format: UsageFormat, usage: &Value) -> Result<TokenCounts, Stri
             let u = usage.get("usageMetadata").filter(|v| v.is_object()).unwrap_or(usage);
             let g = |p: &str| count(u, p);
             let thoughts = g("thoughtsTokenCount")?;
-            TokenCounts {
+            Quantities {
                 tokens_input: add(g("promptTokenCount")?, g("toolUsePromptTokenCount")?, "input")?,
                 tokens_cached_input: g("cachedContentTokenCount")?,
                 tokens_output: add(g("candidatesTokenCount")?, thoughts, "output")?,
                 tokens_reasoning: thoughts,
-                ..TokenCounts::default()
+                ..Quantities::default()
             }
         }
     })
@@ -183,26 +128,26 @@ mod tests {
                 json!({"prompt_tokens": 1200, "completion_tokens": 900, "total_tokens": 2100,
                        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 100},
                        "completion_tokens_details": {"reasoning_tokens": 640, "audio_tokens": 50}}),
-                TokenCounts {
+                Quantities {
                     tokens_input: 1200,
                     tokens_cached_input: 1024,
                     tokens_audio_input: 100,
                     tokens_output: 900,
                     tokens_reasoning: 640,
                     tokens_audio_output: 50,
-                    ..TokenCounts::default()
+                    ..Quantities::default()
                 },
             ),
             (
                 UsageFormat::OpenAiResponses,
                 json!({"input_tokens": 500, "input_tokens_details": {"cached_tokens": 128},
                        "output_tokens": 300, "output_tokens_details": {"reasoning_tokens": 200}, "total_tokens": 800}),
-                TokenCounts {
+                Quantities {
                     tokens_input: 500,
                     tokens_cached_input: 128,
                     tokens_output: 300,
                     tokens_reasoning: 200,
-                    ..TokenCounts::default()
+                    ..Quantities::default()
                 },
             ),
             (
@@ -210,42 +155,37 @@ mod tests {
                 json!({"input_tokens": 50, "cache_read_input_tokens": 10000, "cache_creation_input_tokens": 3000,
                        "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
                        "output_tokens": 400, "server_tool_use": {"web_search_requests": 3}}),
-                TokenCounts {
+                Quantities {
                     tokens_input: 13_050,
                     tokens_cached_input: 10_000,
                     tokens_cache_write: 1000,
                     tokens_cache_write_1h: 2000,
                     tokens_output: 400,
                     search_queries: 3,
-                    ..TokenCounts::default()
+                    ..Quantities::default()
                 },
             ),
             (
                 UsageFormat::Anthropic,
                 json!({"input_tokens": 50, "cache_creation_input_tokens": 3000, "output_tokens": 4}),
-                TokenCounts {
-                    tokens_input: 3050,
-                    tokens_cache_write: 3000,
-                    tokens_output: 4,
-                    ..TokenCounts::default()
-                },
+                Quantities { tokens_input: 3050, tokens_cache_write: 3000, tokens_output: 4, ..Quantities::default() },
             ),
             (
                 UsageFormat::Gemini,
                 json!({"promptTokenCount": 1000, "toolUsePromptTokenCount": 200, "cachedContentTokenCount": 600,
                        "candidatesTokenCount": 300, "thoughtsTokenCount": 700, "totalTokenCount": 2200}),
-                TokenCounts {
+                Quantities {
                     tokens_input: 1200,
                     tokens_cached_input: 600,
                     tokens_output: 1000,
                     tokens_reasoning: 700,
-                    ..TokenCounts::default()
+                    ..Quantities::default()
                 },
             ),
             (
                 UsageFormat::Gemini,
                 json!({"usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}}),
-                TokenCounts { tokens_input: 10, tokens_output: 5, ..TokenCounts::default() },
+                Quantities { tokens_input: 10, tokens_output: 5, ..Quantities::default() },
             ),
         ];
         for (format, usage, want) in cases {

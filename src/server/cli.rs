@@ -152,6 +152,11 @@ pub struct ServeArgs {
     /// Dashboard refresh interval in seconds (tests shorten it).
     #[arg(long, env = "TALLY_REFRESH_SECS", default_value_t = 30)]
     pub refresh_secs: u32,
+
+    /// Serve `GET /metrics` (Prometheus) to anyone; otherwise it needs an
+    /// administrator or an API key with the `metrics` or `admin` scope.
+    #[arg(long, env = "TALLY_METRICS_PUBLIC", default_value_t = false)]
+    pub metrics_public: bool,
 }
 
 /// Where `serve` listens when nothing says otherwise.
@@ -179,6 +184,7 @@ impl Default for ServeArgs {
             request_timeout_secs: 30,
             hold_ttl_secs: 300,
             refresh_secs: 30,
+            metrics_public: false,
         }
     }
 }

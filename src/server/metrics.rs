@@ -111,32 +111,63 @@ impl Health {
     }
 }
 
+/// Upper bounds (seconds) of the request-latency histogram's buckets.
+pub const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Every request of one route, method and status since the process
+/// started: the Prometheus histogram's series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub count: u64,
+    pub sum_micros: u64,
+    /// Requests per bucket of [`BUCKETS`] (not cumulative; the last bound
+    /// is exceeded by `count - Σ buckets`).
+    pub buckets: [u64; BUCKETS.len()],
+}
+
+type SeriesKey = (Arc<str>, Arc<str>, u16);
+
 #[derive(Debug)]
 pub struct Metrics {
     samples: Mutex<VecDeque<Sample>>,
+    totals: Mutex<BTreeMap<SeriesKey, Series>>,
     pub started: Instant,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { samples: Mutex::new(VecDeque::new()), started: Instant::now() }
+        Metrics { samples: Mutex::new(VecDeque::new()), totals: Mutex::default(), started: Instant::now() }
     }
 }
 
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
         let now = Instant::now();
+        let (route, method): (Arc<str>, Arc<str>) = (route.into(), method.into());
+        let micros = took.as_micros() as u64;
+        if let Ok(mut t) = self.totals.lock() {
+            let s = t.entry((route.clone(), method.clone(), status)).or_default();
+            s.count += 1;
+            s.sum_micros += micros;
+            let secs = took.as_secs_f64();
+            if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+                s.buckets[i] += 1;
+            }
+        }
         let Ok(mut q) = self.samples.lock() else { return };
         while q.front().is_some_and(|s| now.duration_since(s.at) > KEEP) || q.len() >= MAX_SAMPLES {
             q.pop_front();
         }
-        q.push_back(Sample {
-            at: now,
-            route: route.into(),
-            method: method.into(),
-            status,
-            micros: took.as_micros() as u64,
-        });
+        q.push_back(Sample { at: now, route, method, status, micros });
+    }
+
+    /// Every series since the process started: `((route, method, status),
+    /// series)`, sorted.
+    pub fn totals(&self) -> Vec<((String, String, u16), Series)> {
+        match self.totals.lock() {
+            Ok(t) => t.iter().map(|((r, m, s), v)| ((r.to_string(), m.to_string(), *s), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Totals and per-endpoint rows over the last `window`. The lock that
@@ -196,5 +227,14 @@ mod tests {
         assert_eq!(Health::judge(&all), Health::Warning);
         assert_eq!(Health::judge(&Stats { requests: 10, errors: 1, ..Stats::default() }), Health::Critical);
         assert_eq!(Health::judge(&Stats::default()), Health::Healthy);
+        // Since start, per route, method and status, into latency buckets.
+        let totals = m.totals();
+        let ((route, method, status), a200) = &totals[0];
+        assert_eq!((route.as_str(), method.as_str(), *status), ("/a", "GET", 200));
+        assert_eq!(a200.count, 97);
+        assert_eq!(a200.sum_micros, (4..=100).sum::<u64>() * 1000);
+        // 4-5 ms, 6-10, 11-25, 26-50, 51-100 ms.
+        assert_eq!(a200.buckets, [0, 0, 2, 5, 15, 25, 50, 0, 0, 0, 0, 0]);
+        assert_eq!(totals.iter().map(|(_, s)| s.count).sum::<u64>(), 101);
     }
 }

@@ -207,6 +207,8 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Store> {
 
 async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
+    // With several nodes on one PostgreSQL, hear each other's writes.
+    store.start_live();
     let engine = Engine::new(store.clone(), startup::engine_config(&args));
     if args.demo {
         let report =
@@ -243,7 +245,13 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         print_demo_logins();
     }
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(startup::shutdown_signal()).await.context("server error")?;
+    // Open live streams end at shutdown, so in-flight requests can finish.
+    let live = store.live().clone();
+    let shutdown = async move {
+        startup::shutdown_signal().await;
+        live.close();
+    };
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await.context("server error")?;
     store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())

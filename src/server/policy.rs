@@ -99,7 +99,8 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/subscription/renewal-history/{user_id}"
             | "/api/usage/{user_id}/logs.csv"
             | "/api/billing/{user_id}/history.csv"
-            | "/api/billing/{user_id}/renewals.csv",
+            | "/api/billing/{user_id}/renewals.csv"
+            | "/api/stream",
         ) => Read,
         ("POST", "/api/subscription/alerts/{alert_id}/mark-read") => WriteAlerts,
         ("POST", "/api/subscription/preflight-check") => Gate,

@@ -18,9 +18,9 @@ use super::service::{Engine, EngineConfig};
 use super::state::{AppState, UiSettings};
 use crate::ui::{App, shell};
 
-/// Largest request body accepted anywhere (the ingest API's own limit is
-/// 1 MiB and answers with the contract's 413 envelope).
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Largest request body accepted by every endpoint but the price-map
+/// import (the contract's 1 MiB; refused with its 413 envelope).
+pub const MAX_BODY_BYTES: usize = super::rest::ingest::MAX_INGEST_BYTES;
 
 pub fn leptos_options(args: &ServeArgs) -> LeptosOptions {
     LeptosOptions::builder()
@@ -35,7 +35,11 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
     AppState {
         engine,
         leptos_options: leptos_options(args),
-        ui: Arc::new(UiSettings { refresh_secs: args.refresh_secs.max(1), demo: args.demo }),
+        ui: Arc::new(UiSettings {
+            refresh_secs: args.refresh_secs.max(1),
+            demo: args.demo,
+            metrics_public: args.metrics_public,
+        }),
         started_at: Instant::now(),
         metrics: Arc::new(super::metrics::Metrics::default()),
         web: Arc::new(super::web::WebSettings {
@@ -88,6 +92,7 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(super::rest::monitoring::prometheus))
         .merge(super::rest::router())
         .leptos_routes_with_context(
             &state,

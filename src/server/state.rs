@@ -16,6 +16,8 @@ use super::web::WebSettings;
 pub struct UiSettings {
     pub refresh_secs: u32,
     pub demo: bool,
+    /// `GET /metrics` answers anyone (`TALLY_METRICS_PUBLIC`).
+    pub metrics_public: bool,
 }
 
 #[derive(Clone, Debug, FromRef)]

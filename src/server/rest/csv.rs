@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{SecondsFormat, Utc};
 
 use super::family_a::{PageQuery, log_query};
-use crate::domain::pricing::CostClass;
+use crate::domain::pricing::{CostClass, Count};
 use crate::domain::usage_log::{LogEntry, LogStart};
 
 use crate::server::error::AppResult;
@@ -160,6 +160,10 @@ const LOG_CSV_HEADER: [&str; 39] = [
     "cost_search_queries_usd",
 ];
 
+/// The parts' columns after the first 22 (which hold the two totals and
+/// cache reads, the first three counts).
+const PART_COLUMNS: &[Count] = Count::ALL.split_at(3).1;
+
 fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
     for r in rows {
         let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
@@ -187,16 +191,16 @@ fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
             opt(&r.error_message),
             field(&r.billing_period),
             r.retry_count.to_string(),
-            p.tokens_cache_write.to_string(),
-            p.tokens_cache_write_1h.to_string(),
-            p.tokens_audio_input.to_string(),
-            p.tokens_reasoning.to_string(),
-            p.tokens_audio_output.to_string(),
-            p.search_queries.to_string(),
-            p.service_tier.as_str().to_string(),
         ];
+        // The parts, in the header's (and [`Count::ALL`]'s) order.
+        let q = p.quantities(0, 0, 0, 0);
+        let parts: Vec<String> = PART_COLUMNS.iter().map(|c| q.count(*c).to_string()).collect();
         let costs = CostClass::ALL.map(|c| r.breakdown.get(c).usd_string());
         out.push_str(&head.join(","));
+        out.push(',');
+        out.push_str(&parts.join(","));
+        out.push(',');
+        out.push_str(p.service_tier.as_str());
         out.push(',');
         out.push_str(&costs.join(","));
         out.push_str("\r\n");
@@ -263,7 +267,25 @@ pub async fn usage_log(
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::*;
+
+    /// The usage log's header names the parts and classes the rows write,
+    /// in their order.
+    #[test]
+    fn the_log_header_follows_the_classes() {
+        let parts: Vec<&str> = PART_COLUMNS.iter().map(|c| c.field()).collect();
+        assert_eq!(&LOG_CSV_HEADER[22..28], parts.as_slice());
+        assert_eq!(LOG_CSV_HEADER[28], "service_tier");
+        for (c, col) in CostClass::ALL.iter().zip(&LOG_CSV_HEADER[29..]) {
+            let name = match c {
+                CostClass::Input => "input_tokens",
+                CostClass::Output => "output_tokens",
+                c => c.as_str(),
+            };
+            assert_eq!(*col, format!("cost_{name}_usd"));
+        }
+        assert!(Count::ALL.iter().take(3).all(|c| LOG_CSV_HEADER[8..11].contains(&c.field())));
+    }
 
     #[test]
     fn fields_are_quoted_when_needed() {

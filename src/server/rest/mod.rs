@@ -5,6 +5,7 @@ pub mod admin;
 pub mod csv;
 pub mod family_a;
 pub mod ingest;
+pub mod live;
 pub mod monitoring;
 #[cfg(test)]
 mod tests;
@@ -67,6 +68,7 @@ pub fn router() -> Router<AppState> {
         .nest("/api/admin", admin)
         .nest("/api/content-planning/monitoring", monitoring)
         .route("/api/usage/events", post(ingest::record_events))
+        .route("/api/stream", get(live::stream))
         .route("/api/usage/{user_id}/logs.csv", get(csv::usage_log))
         .route("/api/billing/{user_id}/history.csv", get(csv::billing_history))
         .route("/api/billing/{user_id}/renewals.csv", get(csv::renewal_history))

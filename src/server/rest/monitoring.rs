@@ -102,3 +102,96 @@ pub async fn cache_stats(State(state): State<AppState>, principal: Principal) ->
         "total_requests": total,
     })))
 }
+
+/// `GET /metrics`: the Prometheus text exposition format (0.0.4). Counters
+/// count since this process started; scrape every node.
+pub async fn prometheus(State(state): State<AppState>, principal: Principal) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if !state.ui.metrics_public {
+        principal.require_metrics()?;
+    }
+    let body = prometheus_text(&state);
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
+}
+
+/// A label value, escaped as the format requires.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn prometheus_text(state: &AppState) -> String {
+    use crate::server::metrics::BUCKETS;
+    use std::fmt::Write;
+    let mut o = String::new();
+    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let totals = state.metrics.totals();
+    head(&mut o, "tally_http_requests_total", "counter", "HTTP requests by route template, method and status.");
+    for ((route, method, status), s) in &totals {
+        let _ = writeln!(
+            o,
+            "tally_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {}",
+            label(route),
+            label(method),
+            s.count
+        );
+    }
+    head(
+        &mut o,
+        "tally_http_request_duration_seconds",
+        "histogram",
+        "HTTP request latency by route, method and status.",
+    );
+    for ((route, method, status), s) in &totals {
+        let l = format!("route=\"{}\",method=\"{}\",status=\"{status}\"", label(route), label(method));
+        let mut cumulative = 0;
+        for (b, n) in BUCKETS.iter().zip(s.buckets) {
+            cumulative += n;
+            let _ = writeln!(o, "tally_http_request_duration_seconds_bucket{{{l},le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(o, "tally_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}", s.count);
+        let _ = writeln!(o, "tally_http_request_duration_seconds_sum{{{l}}} {}", s.sum_micros as f64 / 1e6);
+        let _ = writeln!(o, "tally_http_request_duration_seconds_count{{{l}}} {}", s.count);
+    }
+    let c = &state.engine.counters;
+    head(&mut o, "tally_ingest_events_total", "counter", "Ingested usage events by outcome.");
+    for (outcome, n) in c.events() {
+        let _ = writeln!(o, "tally_ingest_events_total{{outcome=\"{}\"}} {n}", outcome.as_str());
+    }
+    head(
+        &mut o,
+        "tally_unpriced_events_total",
+        "counter",
+        "Events recorded for a model without a price (at $0, flagged).",
+    );
+    let _ = writeln!(o, "tally_unpriced_events_total {}", c.unpriced_events());
+    head(
+        &mut o,
+        "tally_preflight_decisions_total",
+        "counter",
+        "Preflight answers by kind (check or reserve) and decision.",
+    );
+    for (reserve, allowed, n) in c.preflight() {
+        let _ = writeln!(
+            o,
+            "tally_preflight_decisions_total{{kind=\"{}\",decision=\"{}\"}} {n}",
+            if reserve { "reserve" } else { "check" },
+            if allowed { "allowed" } else { "denied" }
+        );
+    }
+    let pool = state.engine.store.pool();
+    let (size, idle) = (pool.size() as u64, pool.num_idle() as u64);
+    head(&mut o, "tally_db_pool_connections", "gauge", "Database pool connections by state.");
+    let _ = writeln!(o, "tally_db_pool_connections{{state=\"idle\"}} {idle}");
+    let _ = writeln!(o, "tally_db_pool_connections{{state=\"in_use\"}} {}", size.saturating_sub(idle));
+    head(&mut o, "tally_db_pool_max_connections", "gauge", "The database pool's size limit.");
+    let _ = writeln!(o, "tally_db_pool_max_connections {}", pool.options().get_max_connections());
+    head(&mut o, "tally_live_streams", "gauge", "Open live streams (GET /api/stream) on this node.");
+    let _ = writeln!(o, "tally_live_streams {}", state.engine.store.live().subscribers());
+    head(&mut o, "tally_uptime_seconds", "gauge", "Seconds since this process started.");
+    let _ = writeln!(o, "tally_uptime_seconds {}", state.started_at.elapsed().as_secs());
+    head(&mut o, "tally_build_info", "gauge", "The running version.");
+    let _ = writeln!(o, "tally_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    o
+}

@@ -30,6 +30,7 @@ fn search() -> Operation {
         model: None,
         tokens_requested: 0,
         units_requested: None,
+        service_tier: Default::default(),
         operation_type: "search".into(),
     }
 }
@@ -128,6 +129,48 @@ async fn a_second_node_sees_ingest_within_the_view_lifetime() {
     tokio::time::sleep(b.store.view().ttl()).await;
     let check = b.preflight("u1", &[search()], false, now).await.unwrap();
     assert_eq!((used(check.clone()), check.can_proceed), (Some(5), false));
+    b.store.close().await;
+    db.cleanup().await;
+}
+
+/// A change committed on node A reaches node B's live subscribers within a
+/// second, and drops the user from B's check-only view at once.
+#[tokio::test]
+async fn a_write_on_one_node_is_heard_on_the_other() {
+    use crate::server::store::live::Kind;
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new().with("tavily_calls", 5), start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let b = second_node(&db, &a).await;
+    b.store.start_live();
+    b.store.live().hearing().await;
+    let mut heard = b.store.live().subscribe();
+    let now = t(2026, 11, 10);
+    // B's check-only view holds u1 with nothing used.
+    assert!(b.preflight("u1", &[search()], false, now).await.unwrap().can_proceed);
+    for round in 0..5 {
+        let sent = std::time::Instant::now();
+        a.record(ok(vec![ev(&format!("e{round}"), "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let change = tokio::time::timeout_at(deadline, heard.recv())
+                .await
+                .expect("node B hears node A's write within a second")
+                .unwrap();
+            assert_eq!(&*change.user_id, "u1");
+            // The 4th call also crossed 80%: an alert, announced too.
+            if change.kind == Kind::Usage {
+                break;
+            }
+            assert_eq!(change.kind, Kind::Alert);
+        }
+        assert!(sent.elapsed() < std::time::Duration::from_secs(1));
+    }
+    // The 5th call reached the limit; B answers so without waiting for its
+    // view to expire.
+    let p = b.preflight("u1", &[search()], false, now).await.unwrap();
+    assert!(!p.can_proceed, "B's view was dropped when it heard A");
     b.store.close().await;
     db.cleanup().await;
 }

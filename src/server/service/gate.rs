@@ -14,7 +14,7 @@ use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, first_exceeded};
 use crate::domain::money::Nanos;
-use crate::domain::pricing::{Catalog, Quantities, price_event};
+use crate::domain::pricing::{Catalog, Quantities, ServiceTier, price_event};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::domain::subscription::Subscription;
 use crate::server::error::{AppError, AppResult};
@@ -31,6 +31,9 @@ pub struct Operation {
     /// Requests, searches, images or pages; `None`: one where the price is
     /// per unit, none otherwise.
     pub units_requested: Option<u64>,
+    /// The service tier the call will use (batch, flex and priority may be
+    /// priced differently); standard unless said.
+    pub service_tier: ServiceTier,
     pub operation_type: String,
 }
 
@@ -82,7 +85,16 @@ pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
     inputs
         .into_iter()
         .map(|i| {
-            price_event(&v.rates, Quantities { tokens_input: i, tokens_output: t - i, units, ..Quantities::default() })
+            price_event(
+                &v.rates,
+                Quantities {
+                    tokens_input: i,
+                    tokens_output: t - i,
+                    units,
+                    service_tier: op.service_tier,
+                    ..Quantities::default()
+                },
+            )
         })
         .try_fold(Nanos::ZERO, |most, c| c.map(|c| most.max(c.total)))
         .unwrap_or(Nanos(i64::MAX))
@@ -117,6 +129,18 @@ impl Engine {
     /// that one transaction: the store is the authority, so two nodes (or
     /// two requests) can never both take the last of a limit.
     pub async fn preflight(
+        &self,
+        user_id: &str,
+        ops: &[Operation],
+        reserve: bool,
+        now: DateTime<Utc>,
+    ) -> AppResult<Preflight> {
+        let p = self.decide(user_id, ops, reserve, now).await?;
+        self.counters.decided(reserve, p.can_proceed);
+        Ok(p)
+    }
+
+    async fn decide(
         &self,
         user_id: &str,
         ops: &[Operation],

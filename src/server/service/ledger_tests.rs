@@ -272,6 +272,7 @@ async fn holds_respect_cost_and_token_limits(store: Store) {
         model: Some("gemini-unpriced-test".into()),
         tokens_requested: 2_500,
         units_requested: None,
+        service_tier: Default::default(),
         operation_type: "chat".into(),
     };
     assert_eq!(run(vec![tokens], 120).await, 40);

@@ -66,6 +66,58 @@ impl Default for EngineConfig {
     }
 }
 
+/// What the engine decided since the process started, for `GET /metrics`.
+/// Counted in the engine, so every door (REST, the web UI, the CLI) counts.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Ingested events by [`recording::Outcome`] (in its order).
+    events: [std::sync::atomic::AtomicU64; 3],
+    /// Events recorded without a price.
+    unpriced_events: std::sync::atomic::AtomicU64,
+    /// Preflight answers: [check allowed, check denied, reserve allowed,
+    /// reserve denied].
+    preflight: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl Counters {
+    fn add(c: &std::sync::atomic::AtomicU64, n: u64) {
+        c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
+        c.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn recorded(&self, results: &[recording::EventResult]) {
+        for r in results {
+            Self::add(&self.events[r.outcome as usize], 1);
+            if r.unpriced && r.outcome == recording::Outcome::Accepted {
+                Self::add(&self.unpriced_events, 1);
+            }
+        }
+    }
+
+    fn decided(&self, reserve: bool, allowed: bool) {
+        Self::add(&self.preflight[(reserve as usize) * 2 + (!allowed) as usize], 1);
+    }
+
+    /// Events by outcome: `(accepted|duplicate|rejected, count)`.
+    pub fn events(&self) -> [(recording::Outcome, u64); 3] {
+        use recording::Outcome::*;
+        [Accepted, Duplicate, Rejected].map(|o| (o, Self::get(&self.events[o as usize])))
+    }
+
+    pub fn unpriced_events(&self) -> u64 {
+        Self::get(&self.unpriced_events)
+    }
+
+    /// Preflight answers: `(reserve, allowed, count)`.
+    pub fn preflight(&self) -> [(bool, bool, u64); 4] {
+        [(false, true), (false, false), (true, true), (true, false)]
+            .map(|(r, a)| (r, a, Self::get(&self.preflight[(r as usize) * 2 + (!a) as usize])))
+    }
+}
+
 /// The billing engine: the store plus the catalog cache.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -79,6 +131,7 @@ pub struct Engine {
     pub(super) keys: Arc<keys::KeyCache>,
     /// This process's turns per user, taken before a usage write begins.
     pub(super) user_turns: Arc<user_turns::UserTurns>,
+    pub counters: Arc<Counters>,
 }
 
 impl Engine {
@@ -90,6 +143,7 @@ impl Engine {
             key_touches: Arc::default(),
             keys: Arc::default(),
             user_turns: Arc::default(),
+            counters: Arc::default(),
         }
     }
 }

@@ -2,47 +2,16 @@
 //! from the version in force becomes a new version from `effective_from`,
 //! so history is kept and events already recorded keep their price.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::Engine;
 use super::audit;
-use crate::domain::litellm;
+use crate::domain::litellm::{self, ImportChange, ImportReport, ImportSkipped};
 use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion};
 use crate::server::error::AppResult;
 use crate::server::store::{catalog, events};
-
-/// One price an import creates (or, in a dry run, would create).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Change {
-    pub key: String,
-    pub provider: String,
-    pub model: String,
-    /// `new` (no price in force before) or `changed`.
-    pub kind: &'static str,
-}
-
-/// What an import did (or would do).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ImportReport {
-    pub dry_run: bool,
-    pub effective_from: DateTime<Utc>,
-    pub created: usize,
-    pub unchanged: usize,
-    pub skipped: Vec<Skipped>,
-    pub unsupported_fields: BTreeMap<String, u64>,
-    pub changes: Vec<Change>,
-    /// Unpriced events that the new prices priced.
-    pub repriced_events: i64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Skipped {
-    pub key: String,
-    pub reason: String,
-}
 
 impl Engine {
     /// Reads `text` as a LiteLLM price map and adds a version from
@@ -64,7 +33,7 @@ impl Engine {
             effective_from,
             created: 0,
             unchanged: 0,
-            skipped: map.skipped.into_iter().map(|(key, reason)| Skipped { key, reason }).collect(),
+            skipped: map.skipped.into_iter().map(|(key, reason)| ImportSkipped { key, reason }).collect(),
             unsupported_fields: map.unsupported_fields,
             changes: Vec::new(),
             repriced_events: 0,
@@ -77,17 +46,19 @@ impl Engine {
                 continue;
             }
             if current.is_some_and(|c| c.effective_from == effective_from) {
-                report.skipped.push(Skipped {
+                report.skipped.push(ImportSkipped {
                     key: e.key,
                     reason: format!("a different version from {} already exists", effective_from.to_rfc3339()),
                 });
                 continue;
             }
-            report.changes.push(Change {
+            report.changes.push(ImportChange {
                 key: e.key.clone(),
                 provider: e.provider.as_str().to_string(),
                 model: e.model.clone(),
-                kind: if current.is_some() { "changed" } else { "new" },
+                kind: if current.is_some() { "changed" } else { "new" }.to_string(),
+                before: current.map(|c| c.rates.describe()),
+                after: e.rates.describe(),
             });
             let mut v = PriceVersion {
                 id: 0,

@@ -234,6 +234,9 @@ impl Engine {
             .ok_or_else(|| AppError::NotFound(format!("no alert with id {alert_id}")))?;
         allowed(owner.as_deref())?;
         if alerts::mark_alert_read(&mut tx, alert_id, now).await? {
+            if let Some(user) = &owner {
+                tx.notify(user, crate::server::store::live::Kind::Alert);
+            }
             tx.commit().await?;
             Ok(())
         } else {
@@ -245,6 +248,9 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::NothingCached);
         let marked = alerts::mark_all_alerts_read(&mut tx, user_id, now).await?;
+        if marked > 0 {
+            tx.notify(user_id, crate::server::store::live::Kind::Alert);
+        }
         tx.commit().await?;
         Ok(marked)
     }

@@ -29,6 +29,7 @@ use crate::domain::pricing::{Cost, price_event};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::AppResult;
 use crate::server::store::events::Recorded;
+use crate::server::store::live::Kind;
 use crate::server::store::rollups::RollupDelta;
 use crate::server::store::view::Affects;
 use crate::server::store::{alerts, events, holds, ms, rollups};
@@ -76,6 +77,12 @@ impl Engine {
     /// commit together. Errors only when the store fails (nothing written).
     #[tracing::instrument(skip_all, fields(events = incoming.len()))]
     pub async fn record(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
+        let results = self.record_batch(incoming, now).await?;
+        self.counters.recorded(&results);
+        Ok(results)
+    }
+
+    async fn record_batch(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
         let mut results: Vec<Option<EventResult>> = vec![None; incoming.len()];
         let mut by_user: BTreeMap<String, Vec<(usize, UsageEvent)>> = BTreeMap::new();
         for (i, e) in incoming.into_iter().enumerate() {
@@ -235,6 +242,12 @@ impl Engine {
                 rows.push(priced);
             }
 
+            if !rows.is_empty() {
+                tx.notify(&user_id, Kind::Usage);
+            }
+            if !threshold_alerts.is_empty() {
+                tx.notify(&user_id, Kind::Alert);
+            }
             events::insert_events(&mut tx, &rows, now).await?;
             for ((start, label, provider, model), d) in &deltas {
                 rollups::adjust_rollup(&mut tx, &user_id, (*start, label), provider, model, d).await?;

@@ -100,6 +100,7 @@ pub async fn reprice_for(
                 .await?;
             events::set_event_price(tx, e.id, &cost, units as i64, v.id, None).await?;
         }
+        tx.notify(&e.user_id, crate::server::store::live::Kind::Usage);
         done.events += 1;
         done.cost = done.cost.saturating_add(cost.total);
         models.insert(e.model.clone());

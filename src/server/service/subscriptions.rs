@@ -23,6 +23,7 @@ use crate::domain::period::{BillingCycle, Period, add_months, billing_cycle, usa
 use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide_plan_change};
 use crate::domain::subscription::{BillingRecord, Renewal, Status, Subscription};
 use crate::server::error::{AppError, AppResult};
+use crate::server::store::live::Kind;
 use crate::server::store::users;
 use crate::server::store::{self, StoreResult, WriteTx, bills, rollups};
 
@@ -353,6 +354,7 @@ impl Engine {
         let after = SubscriptionSnapshot::from(&sub);
         audit::record(&mut tx, actor, "subscription.change", ("user", user_id), Some(&before), Some(&after), now)
             .await?;
+        tx.notify(user_id, Kind::Subscription);
         tx.commit().await?;
         Ok((sub, change))
     }
@@ -450,6 +452,7 @@ impl Engine {
         }
         let after = LifecycleSnapshot::from(&sub);
         audit::record(&mut tx, actor, what, ("user", user_id), Some(&before), Some(&after), now).await?;
+        tx.notify(user_id, Kind::Subscription);
         tx.commit().await?;
         Ok(sub)
     }

@@ -276,6 +276,7 @@ pub(super) fn op(provider: &str, tokens: u64) -> super::gate::Operation {
         model: None,
         tokens_requested: tokens,
         units_requested: None,
+        service_tier: Default::default(),
         operation_type: "search".into(),
     }
 }

@@ -23,6 +23,7 @@ pub mod events;
 mod group_tests;
 pub mod holds;
 pub mod keys;
+pub mod live;
 pub mod rollups;
 #[cfg(test)]
 mod schema_tests;
@@ -157,6 +158,20 @@ pub struct Store {
     group: Option<GroupWriter>,
     /// What the check-only gate answers from (see [`view`]).
     view: Arc<view::UsageView>,
+    /// Announcements of committed changes (see [`live`]).
+    live: Arc<live::LiveHub>,
+    /// PostgreSQL only: where the live listener connects.
+    listen_url: Option<Secret>,
+}
+
+/// A connection URL, which may hold a password: never printed.
+#[derive(Clone)]
+struct Secret(Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// SQLite group commit.
@@ -303,6 +318,9 @@ pub struct WriteTx {
     inner: TxInner,
     affects: view::Affects,
     view: Arc<view::UsageView>,
+    /// What to announce once committed (see [`live`]).
+    notices: Vec<live::Change>,
+    live: Arc<live::LiveHub>,
 }
 
 enum TxInner {
@@ -331,18 +349,50 @@ impl WriteTx {
     }
 
     /// A transaction that, until told otherwise, may change anything.
-    fn new(inner: TxInner, view: Arc<view::UsageView>) -> WriteTx {
-        WriteTx { inner, affects: view::Affects::Anything, view }
+    fn new(inner: TxInner, view: Arc<view::UsageView>, live: Arc<live::LiveHub>) -> WriteTx {
+        WriteTx { inner, affects: view::Affects::Anything, view, notices: Vec::new(), live }
+    }
+
+    /// Announces, once committed, that this transaction changed `kind` for
+    /// `user_id` (the live stream's pages re-read it).
+    pub fn notify(&mut self, user_id: &str, kind: live::Kind) {
+        let c = live::Change::new(user_id, kind);
+        if !self.notices.contains(&c) {
+            self.notices.push(c);
+        }
     }
 
     /// Commits; returns once the work is durable. Whatever the outcome (a
     /// failed commit may still have been applied), the caches drop what
-    /// this transaction changed before this returns.
+    /// this transaction changed before this returns. Then what it changed
+    /// is announced: on PostgreSQL by NOTIFY, sent inside the transaction
+    /// and delivered by Postgres on commit, to every node.
     pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx { inner, affects, view } = self;
+        let WriteTx { mut inner, affects, view, notices, live } = self;
+        if let (TxInner::Own(tx), false) = (&mut inner, notices.is_empty())
+            && let Err(e) = Self::send_notices(tx, &live, &notices).await
+        {
+            view.forget(&affects);
+            return Err(e);
+        }
+        let grouped = matches!(inner, TxInner::Grouped { .. });
         let outcome = Self::commit_inner(inner).await;
         view.forget(&affects);
+        if grouped && outcome.is_ok() {
+            live.publish(notices);
+        }
         outcome
+    }
+
+    async fn send_notices(
+        tx: &mut Transaction<'static, Any>,
+        live: &live::LiveHub,
+        notices: &[live::Change],
+    ) -> StoreResult<()> {
+        for payload in live::payloads(notices) {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(live.channel()).bind(payload).execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     async fn commit_inner(inner: TxInner) -> StoreResult<()> {
@@ -481,7 +531,14 @@ impl Store {
             .connect_with(connect_opts)
             .await?;
         let group = (backend == Backend::Sqlite).then(GroupWriter::start);
-        Ok(Store { pool, backend, group, view: Arc::new(view::UsageView::new(opts.cache_ttl)) })
+        Ok(Store {
+            pool,
+            backend,
+            group,
+            view: Arc::new(view::UsageView::new(opts.cache_ttl)),
+            live: Arc::new(live::LiveHub::new(opts.schema.as_deref(), backend == Backend::Sqlite)),
+            listen_url: (backend == Backend::Postgres).then(|| Secret(url.as_str().into())),
+        })
     }
 
     /// Applies pending migrations for this backend.
@@ -517,7 +574,7 @@ impl Store {
             Some(w) => w.begin(&self.pool).await?,
             None => TxInner::Own(self.pool.begin().await?),
         };
-        Ok(WriteTx::new(inner, self.view.clone()))
+        Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
     }
 
     /// Whether the store answers a trivial query.
@@ -528,7 +585,21 @@ impl Store {
 
     /// Waits for checked-out connections and closes the pool (SQLite then
     /// checkpoints its WAL).
+    /// The announcements of committed changes.
+    pub fn live(&self) -> &Arc<live::LiveHub> {
+        &self.live
+    }
+
+    /// PostgreSQL: starts hearing other nodes' announcements (see
+    /// [`live::listen`]); a server calls this once. SQLite: nothing to do.
+    pub fn start_live(&self) {
+        if let Some(url) = &self.listen_url {
+            tokio::spawn(live::listen(url.0.to_string(), self.live.clone(), self.view.clone()));
+        }
+    }
+
     pub async fn close(&self) {
+        self.live.close();
         if let Some(w) = &self.group {
             w.group.lock().await.flush().await;
         }

@@ -48,6 +48,18 @@ fn DashboardView() -> impl IntoView {
         |(user, months, ..)| get_dashboard(user, months),
     );
     let refresh_secs = RwSignal::new(30u32);
+    // Whether the live stream is open (else the timer refresh carries on).
+    let live = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    {
+        let url = match query.read_untracked().get("user") {
+            Some(u) => format!("/api/stream?user_id={}", crate::domain::links::urlencode(&u)),
+            None => "/api/stream".to_string(),
+        };
+        // Dropped, and so closed, when the page is left.
+        let conn = live_stream::open(&url, tick, live);
+        StoredValue::new_local(conn);
+    }
     // The totals last shown, so a refresh can flash the ones that changed.
     let shown = StoredValue::new(None::<[i64; 3]>);
     #[cfg(feature = "hydrate")]
@@ -84,7 +96,7 @@ fn DashboardView() -> impl IntoView {
                         let before = shown.get_value();
                         shown.set_value(Some(now));
                         let changed = before.map_or([false; 3], |b| [b[0] != now[0], b[1] != now[1], b[2] != now[2]]);
-                        view! { <Loaded d tick mark mark_all changed/> }.into_any()
+                        view! { <Loaded d tick mark mark_all changed live/> }.into_any()
                     }
                     Ok(None) => view! { <p>"Sign in to see your usage."</p> }.into_any(),
                     Err(e) => view! {
@@ -155,6 +167,7 @@ fn Loaded(
     mark_all: ServerAction<MarkAllAlertsRead>,
     /// Which of cost, calls and tokens changed since the last refresh.
     changed: [bool; 3],
+    live: RwSignal<bool>,
 ) -> AnyView {
     let (label, badge) = status_badge(&d.status);
     let flash = |i: usize| if changed[i] { "counter-changed" } else { "" };
@@ -168,6 +181,11 @@ fn Loaded(
             </div>
             <div class="flex items-center gap-3 text-sm">
                 <span class="rounded-full bg-slate-100 px-2 py-0.5" data-testid="unread-count" aria-label="Unread alerts">{format!("{} unread", d.unread_alerts)}</span>
+                <span data-testid="live-indicator" data-live=move || live.get().to_string() class="inline-flex items-center gap-1 text-slate-600"
+                    title=move || if live.get() { "New usage appears as it is recorded".to_string() } else { format!("Not live: refreshing every {} s", d.refresh_secs) }>
+                    <span class="inline-block h-2 w-2 rounded-full" class:bg-green-500=move || live.get() class:bg-slate-400=move || !live.get() aria-hidden="true"></span>
+                    {move || if live.get() { "Live".to_string() } else { format!("Every {} s", d.refresh_secs) }}
+                </span>
                 <span class="text-slate-500" data-testid="last-updated" data-refresh-secs=d.refresh_secs.to_string()>{format!("Last updated {}", d.generated_at.replace('T', " ").replace('Z', " UTC"))}</span>
                 <button type="button" data-testid="refresh-button" class="rounded-md border border-slate-300 px-3 py-1 hover:bg-slate-100" on:click=move |_| tick.update(|t| *t += 1)>"Refresh"</button>
             </div>
@@ -469,4 +487,48 @@ fn AlertsPanel(d: Dashboard, mark: ServerAction<MarkAlertRead>, mark_all: Server
         </section>
     }
     .into_any()
+}
+
+/// The dashboard's subscription to `GET /api/stream`: each change re-reads
+/// the dashboard (so what it shows always comes from one consistent read).
+/// The browser reconnects by itself after a drop; meanwhile the timer
+/// refresh carries on.
+#[cfg(feature = "hydrate")]
+mod live_stream {
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+
+    /// Closes the stream when dropped.
+    pub struct Connection {
+        source: web_sys::EventSource,
+        _handlers: [Closure<dyn FnMut(web_sys::Event)>; 3],
+    }
+
+    impl Drop for Connection {
+        fn drop(&mut self) {
+            self.source.close();
+        }
+    }
+
+    pub fn open(url: &str, tick: RwSignal<u32>, live: RwSignal<bool>) -> Option<Connection> {
+        let source = web_sys::EventSource::new(url).ok()?;
+        // The stream's first event is the state the page just rendered;
+        // after a reconnect it may be news, so only the very first is skipped.
+        let mut first = true;
+        let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if std::mem::take(&mut first) && e.type_() == "usage" {
+                return;
+            }
+            tick.update(|t| *t += 1);
+        });
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.set(true));
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.set(false));
+        for kind in ["usage", "alert", "subscription"] {
+            source.add_event_listener_with_callback(kind, on_change.as_ref().unchecked_ref()).ok()?;
+        }
+        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Some(Connection { source, _handlers: [on_change, on_open, on_error] })
+    }
 }

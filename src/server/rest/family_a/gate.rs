@@ -27,6 +27,7 @@ pub struct PreflightOp {
     model: Option<String>,
     tokens_requested: Option<u64>,
     units_requested: Option<u64>,
+    service_tier: Option<String>,
     operation_type: String,
     #[serde(rename = "actual_provider_name")]
     _actual_provider_name: Option<String>,
@@ -40,6 +41,7 @@ pub async fn preflight(
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
     use crate::domain::event::MAX_COUNT;
+    use crate::domain::pricing::ServiceTier;
     use crate::server::service::gate::Operation;
 
     let req: PreflightBody = serde_json::from_slice(&body).map_err(|e| {
@@ -74,8 +76,15 @@ pub async fn preflight(
             if o.units_requested.is_some_and(|u| u > MAX_COUNT) {
                 return Err(AppError::Invalid(format!("units_requested is larger than {MAX_COUNT}")));
             }
+            let service_tier = match o.service_tier.as_deref() {
+                None => ServiceTier::Standard,
+                Some(t) => ServiceTier::parse(t).ok_or_else(|| {
+                    AppError::Invalid(format!("service_tier must be standard, batch, flex or priority (got `{t}`)"))
+                })?,
+            };
             Ok(Operation {
                 provider,
+                service_tier,
                 model: o.model.clone(),
                 tokens_requested: tokens,
                 units_requested: o.units_requested,

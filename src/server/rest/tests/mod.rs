@@ -8,6 +8,7 @@ mod exports;
 mod family_a;
 mod http;
 mod ingest;
+mod live;
 mod monitoring;
 mod pricing;
 
@@ -97,6 +98,9 @@ pub(super) async fn setup(store: Store, limits: Limits) -> Api {
     let (engine, plan) = engine_with_catalog(store, limits, start).await;
     user_on_plan(&engine, "alice", plan, Utc::now() - chrono::Duration::days(3)).await;
     user_on_plan(&engine, "bob", plan, Utc::now() - chrono::Duration::days(3)).await;
+    // As `tally serve` does: hear committed changes (PostgreSQL's listener).
+    engine.store.start_live();
+    engine.store.live().hearing().await;
     Api::new(engine)
 }
 

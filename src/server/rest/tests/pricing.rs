@@ -157,6 +157,44 @@ async fn the_gate_estimates_with_the_tiers(store: Store) {
     assert_eq!(small.body["data"]["estimated_cost"], json!(0.2), "{}", small.body);
     let big = api.post("/api/subscription/preflight-check", Some(&me), check(300_000)).await;
     assert_eq!(big.body["data"]["estimated_cost"], json!(0.6), "300k tokens at the tier's $2: {}", big.body);
+
+    // A service tier is held at its own rates, long-context tier included;
+    // standard when unsaid; a tier that does not exist is refused.
+    let price = json!({"provider": "openai", "model": "tiered-chat", "effective_from": "2026-01-01T00:00:00Z",
+        "input_per_million": "1", "output_per_million": "4",
+        "tiers": [{"above_input_tokens": 100000, "input_per_million": "2", "output_per_million": "8"}],
+        "service_tiers": {"priority": {"input_per_million": "2", "output_per_million": "8",
+                                       "tiers": [{"above_input_tokens": 100000, "input_per_million": "4", "output_per_million": "16"}]},
+                          "batch": {"input_per_million": "0.5", "output_per_million": "2"}}});
+    assert_eq!(api.post("/api/admin/pricing", Some(&admin), price).await.status, StatusCode::OK);
+    let check = |tokens: u64, tier: Option<&str>| {
+        let mut op =
+            json!({"provider": "openai", "model": "tiered-chat", "tokens_requested": tokens, "operation_type": "chat"});
+        if let Some(t) = tier {
+            op["service_tier"] = json!(t);
+        }
+        json!({"operations": [op]})
+    };
+    for (tokens, tier, want) in [
+        (100_000, None, 0.4),
+        (100_000, Some("standard"), 0.4),
+        (100_000, Some("priority"), 0.8),
+        // 200k tokens on priority: the most is just above the 100k
+        // threshold, where the whole request pays the tier's rates:
+        // 100,001 in at $4 + 99,999 out at $16.
+        (200_000, Some("priority"), 1.999988),
+        // Batch sets both rates and has no context tier of its own: its
+        // rates hold at every length.
+        (100_000, Some("batch"), 0.2),
+        (200_000, Some("batch"), 0.4),
+    ] {
+        let r = api.post("/api/subscription/preflight-check", Some(&me), check(tokens, tier)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["data"]["estimated_cost"], json!(want), "{tokens} tokens at {tier:?}: {}", r.body);
+    }
+    let r = api.post("/api/subscription/preflight-check", Some(&me), check(1, Some("express"))).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(r.body.to_string().contains("service_tier must be standard, batch, flex or priority"), "{}", r.body);
 }
 both_stores!(the_gate_estimates_with_the_tiers, the_gate_estimates_with_the_tiers);
 
@@ -197,6 +235,16 @@ async fn the_litellm_map_imports_whole(store: Store) {
     assert_eq!(versions(store.clone()).await, before, "a dry run writes nothing");
     assert!(dry.body["data"]["skipped"].as_array().unwrap().iter().any(|s| s["key"] == "sample_spec"));
     assert!(dry.body["data"]["unsupported_fields"]["output_cost_per_second"].as_u64().unwrap() > 0);
+    // Each change says what is in force and what would be, for people.
+    let changes = dry.body["data"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len() as u64, created);
+    let grok = changes.iter().find(|c| c["provider"] == "xai" && c["model"] == "grok-4.3").expect("grok-4.3 is new");
+    assert_eq!((&grok["kind"], &grok["before"], &grok["key"]), (&json!("new"), &Value::Null, &json!("xai/grok-4.3")));
+    assert!(grok["after"].as_str().unwrap().starts_with("Input / 1M $"), "{grok}");
+    for c in changes.iter().filter(|c| c["kind"] == "changed") {
+        assert!(c["before"].is_string() && c["before"] != c["after"], "{c}");
+    }
+    assert!(changes.iter().any(|c| c["kind"] == "changed"), "the test catalog's models are in the map");
 
     let done = import(false).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);

@@ -4,6 +4,7 @@
 mod activity;
 mod keys;
 mod plans;
+mod price_import;
 mod pricing;
 mod users;
 

@@ -11,7 +11,8 @@ pub fn AdminPricingPage() -> impl IntoView {
 fn PricingView() -> impl IntoView {
     let query = use_query_map();
     let add = ServerAction::<AddPrice>::new();
-    let pricing = Resource::new(move || add.version().get(), |_| admin_pricing());
+    let imported = RwSignal::new(0u32);
+    let pricing = Resource::new(move || (add.version().get(), imported.get()), |_| admin_pricing());
     let outcome = outcome_of(add.value(), path::<AddPrice>());
     let err = move |name: &'static str| {
         move || {
@@ -40,8 +41,12 @@ fn PricingView() -> impl IntoView {
                     })}
                     <DataTable testid="pricing-table" headers=&["Provider / model", "From", "Input /1M", "Cached /1M", "Output /1M", "Per unit", "Other rates and tiers", ""]>
                         {p.versions.into_iter().map(|v| view! {
-                            <tr class="border-t border-slate-100" class:text-slate-400=!v.current data-current=v.current.to_string() data-model=v.model.clone()>
-                                <td class=TD><span class="font-medium">{format!("{} / {}", v.provider, v.model)}</span>{(!v.current).then_some(" (history)")}</td>
+                            <tr class="border-t border-slate-100" class:text-slate-400=!v.current data-current=v.current.to_string() data-scheduled=v.scheduled.to_string() data-model=v.model.clone()>
+                                <td class=TD><span class="font-medium">{format!("{} / {}", v.provider, v.model)}</span>{match (v.current, v.scheduled) {
+                                    (true, _) => "",
+                                    (false, true) => " (scheduled)",
+                                    (false, false) => " (history)",
+                                }}</td>
                                 <td class=TD>{v.effective_from.clone()}</td>
                                 <td class=TD>{v.input_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
                                 <td class=TD>{v.cached_input_per_million.clone().map(|p| format!("${p}")).unwrap_or_default()}</td>
@@ -90,6 +95,7 @@ fn PricingView() -> impl IntoView {
             </ActionForm>
             {move || form_banner(outcome.get(), "Price version added.")}
         </section>
+        <super::price_import::PriceImport imported/>
     }
 }
 

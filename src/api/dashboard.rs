@@ -62,6 +62,8 @@ pub struct AlertView {
     pub severity: String,
     pub is_read: bool,
     pub created_at: String,
+    /// When it stopped applying (`None`: it still does).
+    pub resolved_at: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,6 +207,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
                 severity: a.severity.clone(),
                 is_read: a.is_read,
                 created_at: a.created_at.format("%b %-d, %H:%M UTC").to_string(),
+                resolved_at: a.resolved_at.map(|t| t.format("%b %-d, %H:%M UTC").to_string()),
             })
             .collect(),
         unread_alerts: d.unread_alerts,

@@ -148,6 +148,9 @@ pub struct Alert {
     pub read_at: Option<DateTime<Utc>>,
     pub billing_period: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When it stopped applying (usage back under the threshold after a
+    /// plan change, a new period, a model priced).
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -455,3 +455,49 @@ async fn subscription_lifecycle(store: Store) {
     assert_eq!(sub.status.as_str(), "cancelled");
 }
 both_stores!(subscription_lifecycle, subscription_lifecycle);
+
+/// Threshold alerts resolve when usage is back under them (an upgrade, a
+/// new period), and apply again, saying so anew, when usage reaches them
+/// under the new limit.
+async fn alerts_resolve_and_reopen(store: Store) {
+    let start = t(2026, 4, 1);
+    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new().with("tavily_calls", 1000), start).await;
+    let basic = basic_plan(&engine).await;
+    user_on_plan(&engine, "u1", basic, start).await;
+    let now = t(2026, 4, 10);
+    let calls = |from: usize, to: usize, at| -> Vec<_> {
+        (from..to).map(|i| ev(&format!("c{i}"), "u1", "tavily", None, 0, 0, at)).collect()
+    };
+    engine.record(ok(calls(0, 280, now)), now).await.unwrap();
+    let open = |engine: Engine| async move {
+        let (all, _) = engine.alerts("u1", false).await.unwrap();
+        let mut v: Vec<(i64, bool, bool, String)> =
+            all.into_iter().map(|a| (a.threshold, a.resolved_at.is_some(), a.is_read, a.message)).collect();
+        v.sort();
+        v
+    };
+    let a = open(engine.clone()).await;
+    assert_eq!(a.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(80, false), (90, false)]);
+
+    // Upgrade: 280 of 1,000 is under both thresholds.
+    engine.change_plan("u1", pro, BillingCycle::Monthly, "user:u1", now).await.unwrap();
+    let a = open(engine.clone()).await;
+    assert_eq!(a.iter().map(|x| (x.0, x.1, x.2)).collect::<Vec<_>>(), vec![(80, true, true), (90, true, true)]);
+    let (_, unread) = engine.alerts("u1", true).await.unwrap();
+    assert_eq!(unread, 0, "a resolved alert asks for nothing");
+
+    // 800 of 1,000: 80% again, under the new limit, unread, with new words.
+    let later = now + Duration::days(2);
+    engine.record(ok(calls(280, 800, later)), later).await.unwrap();
+    let a = open(engine.clone()).await;
+    assert_eq!((a[0].0, a[0].1, a[0].2), (80, false, false));
+    assert!(a[0].3.contains("800 of 1,000"), "{}", a[0].3);
+    assert_eq!((a[1].0, a[1].1), (90, true), "90% is not reached again");
+
+    // A new period: usage starts from zero, the old alerts stop applying.
+    let next = t(2026, 5, 3);
+    engine.record(ok(calls(800, 801, next)), next).await.unwrap();
+    let a = open(engine.clone()).await;
+    assert!(a.iter().all(|x| x.1), "{a:?}");
+}
+both_stores!(alerts_resolve_and_reopen, alerts_resolve_and_reopen);

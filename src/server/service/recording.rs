@@ -266,8 +266,13 @@ impl Engine {
                 }
             }
             for alert in &threshold_alerts {
-                alerts::insert_alert(&mut tx, Some(&user_id), Some((current.start, &current.label())), alert, now)
-                    .await?;
+                let period = Some((current.start, current.label()));
+                let period = period.as_ref().map(|(s, l)| (*s, l.as_str()));
+                if !alerts::insert_alert(&mut tx, Some(&user_id), period, alert, now).await? {
+                    // Raised before, then resolved (a plan change moved the
+                    // limit): reached again, it applies again.
+                    alerts::reopen_threshold_alert(&mut tx, alert, now).await?;
+                }
             }
         }
         tx.commit().await?;

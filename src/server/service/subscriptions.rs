@@ -18,14 +18,16 @@ use super::Engine;
 use super::audit::{self, LifecycleSnapshot, SubscriptionSnapshot, UserSnapshot};
 use super::catalog::CatalogSnapshot;
 use crate::domain::identity::{Email, Role, User, UserId};
+use crate::domain::limits::LimitUse;
 use crate::domain::money::Nanos;
 use crate::domain::period::{BillingCycle, Period, add_months, billing_cycle, usage_period};
 use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide_plan_change};
+use crate::domain::provider::LimitKey;
 use crate::domain::subscription::{BillingRecord, Renewal, Status, Subscription};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::live::Kind;
 use crate::server::store::users;
-use crate::server::store::{self, StoreResult, WriteTx, bills, rollups};
+use crate::server::store::{self, StoreResult, WriteTx, alerts, bills, rollups};
 
 /// Renewal payments are not collected by Tally; the host product's payment
 /// system settles them.
@@ -174,7 +176,41 @@ pub async fn ensure_current(
         sub.period_fee =
             Some(if active { fee_for(plan, sub.billing_cycle, &next, sub.cycle_start) } else { Nanos::ZERO });
     }
+    // Usage starts again from zero: the old periods' alerts stop applying.
+    alerts::resolve_threshold_alerts_before(conn, &sub.user_id, sub.period_start, now).await?;
     users::update_subscription(conn, sub, now).await
+}
+
+/// Resolves the threshold alerts of the open period that the user's usage
+/// no longer reaches under the limits now in force (after a plan change).
+/// Whether any was resolved.
+pub async fn resolve_stale_alerts(
+    tx: &mut WriteTx,
+    catalog: &CatalogSnapshot,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let period = sub.current_period();
+    let open = alerts::open_threshold_alerts(tx, &sub.user_id, period.start).await?;
+    if open.is_empty() {
+        return Ok(false);
+    }
+    let limits = catalog.limits_of(sub);
+    let usage = rollups::period_usage(tx, &sub.user_id, period.start).await?;
+    let stale: Vec<i64> = open
+        .into_iter()
+        .filter(|(_, key, threshold)| match LimitKey::parse(key) {
+            Some(key) => match limits.get(&key) {
+                Some(limit) => !LimitUse { used: usage.measure(&key), key, limit }.reached(*threshold),
+                None => true,
+            },
+            // A limit this version does not know: leave it as it is.
+            None => false,
+        })
+        .map(|(id, ..)| id)
+        .collect();
+    alerts::resolve_alerts(tx, &stale, now).await?;
+    Ok(!stale.is_empty())
 }
 
 /// Locks the user and returns their subscription rolled to `now`, inside
@@ -351,6 +387,9 @@ impl Engine {
             PlanChange::CancelScheduled => sub.pending = None,
         }
         users::update_subscription(&mut tx, &sub, now).await?;
+        if resolve_stale_alerts(&mut tx, &catalog, &sub, now).await? {
+            tx.notify(user_id, Kind::Alert);
+        }
         let after = SubscriptionSnapshot::from(&sub);
         audit::record(&mut tx, actor, "subscription.change", ("user", user_id), Some(&before), Some(&after), now)
             .await?;

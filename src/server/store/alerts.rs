@@ -51,6 +51,7 @@ fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Alert> {
         read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
         billing_period: r.try_get("billing_period")?,
         created_at: from_ms(r.try_get("created_at")?),
+        resolved_at: r.try_get::<Option<i64>, _>("resolved_at")?.map(from_ms),
     })
 }
 
@@ -63,7 +64,7 @@ pub async fn alerts(
     limit: i64,
 ) -> StoreResult<Vec<Alert>> {
     let unread = if unread_only { "AND is_read = 0" } else { "" };
-    let cols = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at";
+    let cols = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at, resolved_at";
     let order = "ORDER BY is_read, created_at DESC, id DESC";
     let rows = match user_id {
         Some(u) => {
@@ -122,7 +123,7 @@ pub async fn mark_all_alerts_read(conn: &mut AnyConnection, user_id: &str, now: 
 pub async fn all_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec<(Alert, Option<String>)>> {
     let rows = sqlx::query(
         "SELECT a.id, a.user_id, a.alert_type, a.limit_key, a.threshold, a.provider, a.title, a.message, a.severity, a.is_read,
-         a.read_at, a.billing_period, a.created_at, u.email FROM alerts a LEFT JOIN users u ON u.id = a.user_id
+         a.read_at, a.billing_period, a.created_at, a.resolved_at, u.email FROM alerts a LEFT JOIN users u ON u.id = a.user_id
          ORDER BY a.created_at DESC, a.id DESC LIMIT $1",
     )
     .bind(limit)
@@ -156,4 +157,76 @@ pub async fn reopen_alert(conn: &mut AnyConnection, dedupe_key: &str) -> StoreRe
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The user's threshold alerts of the period starting at `period_start`
+/// that are not resolved: `(id, limit key, threshold)`.
+pub async fn open_threshold_alerts(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+) -> StoreResult<Vec<(i64, String, u8)>> {
+    let rows = sqlx::query(
+        "SELECT id, limit_key, threshold FROM alerts WHERE user_id = $1 AND period_start = $2
+         AND alert_type = 'usage_threshold' AND resolved_at IS NULL AND limit_key IS NOT NULL",
+    )
+    .bind(user_id)
+    .bind(ms(period_start))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("limit_key")?, r.try_get::<i64, _>("threshold")?.clamp(0, 255) as u8)))
+        .collect()
+}
+
+/// Marks alerts resolved (and read: there is nothing left to act on).
+pub async fn resolve_alerts(conn: &mut AnyConnection, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
+    for id in ids {
+        sqlx::query(
+            "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE id = $1 AND resolved_at IS NULL",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Resolves the user's threshold alerts of periods before `period_start`
+/// (a new period began: usage starts again from zero). How many.
+pub async fn resolve_threshold_alerts_before(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE alerts SET resolved_at = $3, is_read = 1, read_at = COALESCE(read_at, $3)
+         WHERE user_id = $1 AND period_start < $2 AND alert_type = 'usage_threshold' AND resolved_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(ms(period_start))
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// A resolved threshold alert reached again (usage crossed it once more,
+/// under the limit as it is now): open and unread again, saying it anew.
+/// True when it was resolved.
+pub async fn reopen_threshold_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL, title = $2, message = $3, severity = $4,
+         created_at = $5 WHERE dedupe_key = $1 AND resolved_at IS NOT NULL",
+    )
+    .bind(&a.dedupe_key)
+    .bind(&a.title)
+    .bind(&a.message)
+    .bind(a.severity.as_str())
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

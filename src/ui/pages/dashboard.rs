@@ -464,13 +464,16 @@ fn AlertsPanel(d: Dashboard, mark: ServerAction<MarkAlertRead>, mark_all: Server
                     shown.into_iter().map(|a| {
                         let tone = match a.severity.as_str() { "error" => "border-red-300 bg-red-50", "warning" => "border-amber-300 bg-amber-50", _ => "border-blue-200 bg-blue-50" };
                         view! {
-                            <li data-testid="alert-item" data-read=a.is_read.to_string() data-severity=a.severity.clone()
+                            <li data-testid="alert-item" data-read=a.is_read.to_string() data-severity=a.severity.clone() data-resolved=a.resolved_at.is_some().to_string()
                                 class=format!("rounded-lg border p-3 {tone} {}", if a.is_read { "opacity-70" } else { "" })>
                                 <div class="flex flex-wrap items-start justify-between gap-2">
                                     <div>
                                         <p class="font-medium">{(!a.is_read).then(|| view! { <span class="mr-1 inline-block h-2 w-2 rounded-full bg-blue-600" aria-label="unread"></span> })}{a.title.clone()}</p>
                                         <p class="text-sm text-slate-700">{a.message.clone()}</p>
-                                        <p class="text-xs text-slate-600">{format!("{} · {}", a.severity, a.created_at)}</p>
+                                        <p class="text-xs text-slate-600">{match &a.resolved_at {
+                                            Some(r) => format!("{} · {} · resolved {r}: usage is back under this threshold", a.severity, a.created_at),
+                                            None => format!("{} · {}", a.severity, a.created_at),
+                                        }}</p>
                                     </div>
                                     {(!a.is_read).then(|| view! {
                                         <ActionForm action=mark>

@@ -5,6 +5,10 @@
 //! `server` exists only in the `ssr` build; `api` holds the server functions
 //! and the DTOs both sides share; `ui` is the Leptos app.
 
+// Without `--cfg erase_components` (the release build) a view's type nests
+// as deep as its markup; the import report's passes the default 128.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod domain;
 #[cfg(feature = "ssr")]

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::limits::{ALERT_THRESHOLDS, LimitUse};
+use super::money::Nanos;
 use super::provider::LimitKey;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,6 +115,42 @@ pub fn threshold_alert(
     }
 }
 
+/// Hours of history a spend spike is judged against: seven days.
+pub const SPIKE_BASELINE_HOURS: i64 = 7 * 24;
+/// Less history than this (a new customer) and no spike is judged.
+pub const SPIKE_MIN_HISTORY_HOURS: i64 = 24;
+
+/// Whether `last_hour` spent is a spike against `baseline` spent over the
+/// `baseline_hours` before it: more than `multiple` times the hourly
+/// average, and at least `floor`. `None` when there is not enough to judge
+/// (too little history, or nothing spent before: no multiple of zero).
+pub fn spike_ratio(last_hour: Nanos, baseline: Nanos, baseline_hours: i64, multiple: u32, floor: Nanos) -> Option<f64> {
+    if baseline_hours < SPIKE_MIN_HISTORY_HOURS || baseline.0 <= 0 || multiple == 0 {
+        return None;
+    }
+    // last_hour / (baseline / hours) > multiple, in integers (no rounding).
+    let spiked = (last_hour.0 as i128) * (baseline_hours as i128) > (multiple as i128) * (baseline.0 as i128);
+    (spiked && last_hour >= floor).then(|| last_hour.0 as f64 * baseline_hours as f64 / baseline.0 as f64)
+}
+
+/// The alert for a spend spike of `user_id` on `day` (at most one a day).
+pub fn spike_alert(user_id: &str, day: &str, last_hour: Nanos, hourly_average: Nanos, ratio: f64) -> NewAlert {
+    NewAlert {
+        alert_type: "usage_spike".into(),
+        limit_key: None,
+        threshold: 0,
+        provider: None,
+        title: "Spending spike".into(),
+        message: format!(
+            "You spent {} in the last hour, {ratio:.1}x your hourly average of {} over the last 7 days. Check for a runaway job or a leaked key.",
+            last_hour.display(),
+            hourly_average.display()
+        ),
+        severity: Severity::Warning,
+        dedupe_key: format!("spike|{user_id}|{day}"),
+    }
+}
+
 /// The admin alert for events of a model the catalog has no price for.
 pub fn unpriced_alert(provider: &str, model: Option<&str>) -> NewAlert {
     let model_txt = model.unwrap_or("(no model)");
@@ -158,6 +195,32 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;
+
+    #[test]
+    fn spikes_are_judged_exactly() {
+        let usd = |s: &str| Nanos::parse_usd(s).unwrap();
+        // (last hour, the 168 hours before, hours, multiple, floor) -> spike?
+        let cases = [
+            ("0.006", "0.168", 168, 5, "0", Some(6.0)),
+            ("0.005", "0.168", 168, 5, "0", None),
+            ("0.005000001", "0.168", 168, 5, "0", Some(5.000001)),
+            ("0.006", "0.168", 168, 5, "1", None),
+            ("0.006", "0", 168, 5, "0", None),
+            ("0.006", "0.168", 23, 5, "0", None),
+            ("3", "24", 24, 2, "0", Some(3.0)),
+            ("0.006", "0.168", 168, 0, "0", None),
+        ];
+        for (last, base, hours, m, floor, want) in cases {
+            let got = spike_ratio(usd(last), usd(base), hours, m, usd(floor));
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9, "{last} vs {base}: {g}"),
+                (g, w) => assert_eq!(g, w, "{last} vs {base} over {hours} h, x{m}, floor {floor}"),
+            }
+        }
+        let a = spike_alert("u1", "2026-11-10", usd("0.006"), usd("0.001"), 6.0);
+        assert_eq!(a.dedupe_key, "spike|u1|2026-11-10");
+        assert_eq!(a.severity, Severity::Warning);
+    }
 
     fn lu(key: &str, used: i64, limit: i64) -> LimitUse {
         LimitUse { key: LimitKey::parse(key).unwrap(), used, limit }

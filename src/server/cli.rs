@@ -153,6 +153,17 @@ pub struct ServeArgs {
     #[arg(long, env = "TALLY_REFRESH_SECS", default_value_t = 30)]
     pub refresh_secs: u32,
 
+    /// Alert a user when an hour costs more than this many times their
+    /// hourly average over the seven days before (at most once a day); 0
+    /// turns spike alerts off.
+    #[arg(long, env = "TALLY_SPIKE_MULTIPLE", default_value_t = 5)]
+    pub spike_multiple: u32,
+
+    /// Alert a spend spike only when that hour cost at least this many USD
+    /// (0: any amount).
+    #[arg(long, env = "TALLY_SPIKE_MIN_USD", default_value = "0", value_parser = parse_usd)]
+    pub spike_min_usd: crate::domain::money::Nanos,
+
     /// Serve `GET /metrics` (Prometheus) to anyone; otherwise it needs an
     /// administrator or an API key with the `metrics` or `admin` scope.
     #[arg(long, env = "TALLY_METRICS_PUBLIC", default_value_t = false)]
@@ -184,6 +195,8 @@ impl Default for ServeArgs {
             request_timeout_secs: 30,
             hold_ttl_secs: 300,
             refresh_secs: 30,
+            spike_multiple: 5,
+            spike_min_usd: crate::domain::money::Nanos::ZERO,
             metrics_public: false,
         }
     }
@@ -424,4 +437,11 @@ pub struct BenchArgs {
     /// Concurrent HTTP clients for the request figures.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
+}
+
+fn parse_usd(s: &str) -> Result<crate::domain::money::Nanos, String> {
+    crate::domain::money::Nanos::parse_usd(s.trim())
+        .ok()
+        .filter(|n| n.0 >= 0)
+        .ok_or_else(|| format!("`{s}` is not an amount of US dollars such as 1 or 0.50"))
 }

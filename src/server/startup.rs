@@ -55,6 +55,8 @@ pub fn engine_config(args: &ServeArgs) -> EngineConfig {
         session_idle: chrono::Duration::minutes(i64::from(args.session_idle_minutes.max(1))),
         session_max: chrono::Duration::days(i64::from(args.session_max_days.max(1))),
         unpriced_policy: args.unpriced_policy,
+        spike_multiple: args.spike_multiple,
+        spike_floor: args.spike_min_usd,
     }
 }
 

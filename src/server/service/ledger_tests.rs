@@ -501,3 +501,50 @@ async fn alerts_resolve_and_reopen(store: Store) {
     assert!(a.iter().all(|x| x.1), "{a:?}");
 }
 both_stores!(alerts_resolve_and_reopen, alerts_resolve_and_reopen);
+
+/// A spend spike: an hour costing more than 5 times the hourly average of
+/// the seven days before raises one alert that day; exactly 5 times does
+/// not; a customer without a day of history is not judged.
+async fn spend_spikes_alert_once_a_day(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10) + Duration::hours(12);
+    // One $0.001 search an hour for the seven days before the last hour.
+    let baseline: Vec<_> = (0..168)
+        .map(|k| ev(&format!("b{k}"), "u1", "tavily", None, 0, 0, now - Duration::minutes(90) - Duration::hours(k)))
+        .collect();
+    engine.record(ok(baseline), now - Duration::minutes(80)).await.unwrap();
+    let spikes = |engine: Engine| async move {
+        engine
+            .alerts("u1", false)
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|a| a.alert_type == "usage_spike")
+            .collect::<Vec<_>>()
+    };
+    let hour: Vec<_> =
+        (0..5).map(|i| ev(&format!("h{i}"), "u1", "tavily", None, 0, 0, now - Duration::minutes(30))).collect();
+    engine.record(ok(hour), now).await.unwrap();
+    assert!(!engine.check_spike("u1", now).await.unwrap(), "5x the average is not more than 5x");
+    engine.record(ok(vec![ev("h5", "u1", "tavily", None, 0, 0, now - Duration::minutes(5))]), now).await.unwrap();
+    assert!(engine.check_spike("u1", now).await.unwrap());
+    assert!(!engine.check_spike("u1", now + Duration::minutes(10)).await.unwrap(), "once a day");
+    let s = spikes(engine.clone()).await;
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].severity, "warning");
+    assert!(s[0].message.contains("$0.0060 in the last hour, 6.0x your hourly average of $0.0010"), "{}", s[0].message);
+
+    // A customer of twelve hours: nothing to judge against.
+    user_on_plan(&engine, "new", plan, now - Duration::hours(12)).await;
+    let burst: Vec<_> = (0..50).map(|i| ev(&format!("n{i}"), "new", "tavily", None, 0, 0, now)).collect();
+    engine.record(ok(burst), now).await.unwrap();
+    assert!(!engine.check_spike("new", now).await.unwrap());
+    // Turned off.
+    let mut off = engine.clone();
+    off.config.spike_multiple = 0;
+    assert!(!off.check_spike("u1", now + Duration::days(1)).await.unwrap());
+}
+both_stores!(spend_spikes_alert_once_a_day, spend_spikes_alert_once_a_day);

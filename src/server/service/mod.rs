@@ -20,6 +20,7 @@ pub mod price_import;
 pub mod reads;
 pub mod recording;
 pub mod repricing;
+pub mod spikes;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,11 @@ pub struct EngineConfig {
     pub session_max: chrono::Duration,
     /// What the gate answers for a model without a price.
     pub unpriced_policy: UnpricedPolicy,
+    /// A spend spike is an hour costing more than this many times the
+    /// user's hourly average over the seven days before; 0 turns it off.
+    pub spike_multiple: u32,
+    /// ...and at least this much (0: any amount).
+    pub spike_floor: crate::domain::money::Nanos,
 }
 
 /// The gate's answer for a model the catalog cannot price.
@@ -62,6 +68,8 @@ impl Default for EngineConfig {
             session_idle: chrono::Duration::hours(12),
             session_max: chrono::Duration::days(7),
             unpriced_policy: UnpricedPolicy::Deny,
+            spike_multiple: 5,
+            spike_floor: crate::domain::money::Nanos::ZERO,
         }
     }
 }
@@ -132,6 +140,8 @@ pub struct Engine {
     /// This process's turns per user, taken before a usage write begins.
     pub(super) user_turns: Arc<user_turns::UserTurns>,
     pub counters: Arc<Counters>,
+    /// When this process last judged each user's spending (see [`spikes`]).
+    pub(super) spike_checks: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl Engine {
@@ -144,6 +154,7 @@ impl Engine {
             keys: Arc::default(),
             user_turns: Arc::default(),
             counters: Arc::default(),
+            spike_checks: Arc::default(),
         }
     }
 }

@@ -77,12 +77,20 @@ impl Engine {
     /// commit together. Errors only when the store fails (nothing written).
     #[tracing::instrument(skip_all, fields(events = incoming.len()))]
     pub async fn record(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
-        let results = self.record_batch(incoming, now).await?;
+        let (results, spent) = self.record_batch(incoming, now).await?;
         self.counters.recorded(&results);
+        self.check_spikes_after(spent, now);
         Ok(results)
     }
 
-    async fn record_batch(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
+    /// Records a batch; the results, and the users whose recorded events
+    /// cost something.
+    async fn record_batch(
+        &self,
+        incoming: Vec<Incoming>,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Vec<EventResult>, Vec<String>)> {
+        let mut spent = Vec::new();
         let mut results: Vec<Option<EventResult>> = vec![None; incoming.len()];
         let mut by_user: BTreeMap<String, Vec<(usize, UsageEvent)>> = BTreeMap::new();
         for (i, e) in incoming.into_iter().enumerate() {
@@ -245,6 +253,9 @@ impl Engine {
             if !rows.is_empty() {
                 tx.notify(&user_id, Kind::Usage);
             }
+            if rows.iter().any(|r| r.cost.total > Nanos::ZERO) {
+                spent.push(user_id.clone());
+            }
             if !threshold_alerts.is_empty() {
                 tx.notify(&user_id, Kind::Alert);
             }
@@ -276,6 +287,6 @@ impl Engine {
             }
         }
         tx.commit().await?;
-        Ok(results.into_iter().map(|r| r.expect("every event has a result")).collect())
+        Ok((results.into_iter().map(|r| r.expect("every event has a result")).collect(), spent))
     }
 }

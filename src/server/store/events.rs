@@ -470,3 +470,22 @@ pub async fn unpriced_left(conn: &mut AnyConnection, provider: &str, model: &str
     .await?
     .try_get("n")?)
 }
+
+/// What `user_id` spent on events that happened in `(from, to]`.
+pub async fn cost_between(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<Nanos> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(cost_total_nanos), 0) AS BIGINT) AS c FROM usage_events
+         WHERE user_id = $1 AND occurred_at > $2 AND occurred_at <= $3",
+    )
+    .bind(user_id)
+    .bind(ms(from))
+    .bind(ms(to))
+    .fetch_one(conn)
+    .await?;
+    Ok(Nanos(row.try_get("c")?))
+}

@@ -583,6 +583,7 @@ pub struct KeyInput {
     pub scope_gate: Option<String>,
     pub scope_alerts: Option<String>,
     pub scope_metrics: Option<String>,
+    pub scope_proxy: Option<String>,
     pub scope_admin: Option<String>,
 }
 
@@ -597,6 +598,7 @@ pub async fn create_api_key(key: KeyInput) -> Result<Result<String, FormError>, 
         (Scope::Gate, key.scope_gate),
         (Scope::Alerts, key.scope_alerts),
         (Scope::Metrics, key.scope_metrics),
+        (Scope::Proxy, key.scope_proxy),
         (Scope::Admin, key.scope_admin),
     ]
     .into_iter()

@@ -18,6 +18,8 @@ pub struct LogLine {
     /// The parts of the token totals and the service tier, when any.
     pub details: String,
     pub unpriced: bool,
+    /// The token counts are an estimate (a cut proxied stream).
+    pub estimated: bool,
     pub status_code: i64,
     pub response_ms: Option<i64>,
     pub period: String,
@@ -110,6 +112,7 @@ pub async fn usage_log_page(
                 breakdown: r.breakdown.describe(),
                 details: r.parts.describe(r.tokens_cached_input as u64),
                 unpriced: r.unpriced,
+                estimated: r.estimated,
                 status_code: r.status_code,
                 response_ms: r.response_time_ms,
                 period: r.billing_period,

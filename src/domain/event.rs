@@ -45,6 +45,9 @@ pub struct UsageEvent {
     pub timestamp: DateTime<Utc>,
     pub reservation_id: Option<String>,
     pub retry_count: u32,
+    /// The counts are an estimate, not the provider's (a proxied stream
+    /// cut before its usage arrived).
+    pub estimated: bool,
 }
 
 /// The parts of an event's token totals beyond cache reads (each a part of
@@ -59,6 +62,22 @@ pub struct UsageParts {
     pub tokens_audio_output: u64,
     pub search_queries: u64,
     pub service_tier: ServiceTier,
+}
+
+impl From<&Quantities> for UsageParts {
+    /// The parts of `q` (its two totals, cache reads and units are the
+    /// event's own fields).
+    fn from(q: &Quantities) -> UsageParts {
+        UsageParts {
+            tokens_cache_write: q.tokens_cache_write,
+            tokens_cache_write_1h: q.tokens_cache_write_1h,
+            tokens_audio_input: q.tokens_audio_input,
+            tokens_reasoning: q.tokens_reasoning,
+            tokens_audio_output: q.tokens_audio_output,
+            search_queries: q.search_queries,
+            service_tier: q.service_tier,
+        }
+    }
 }
 
 impl UsageParts {
@@ -133,6 +152,7 @@ const FIELDS: &[&str] = &[
     "timestamp",
     "reservation_id",
     "retry_count",
+    "estimated",
 ];
 
 /// The most one event may cost: far above any real API call, low enough
@@ -231,15 +251,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
     let model = opt_string(m, "model", 128)?.filter(|s| !s.trim().is_empty());
     let t = token_counts(m)?;
     let (tokens_input, tokens_output, tokens_cached_input) = (t.tokens_input, t.tokens_output, t.tokens_cached_input);
-    let mut parts = UsageParts {
-        tokens_cache_write: t.tokens_cache_write,
-        tokens_cache_write_1h: t.tokens_cache_write_1h,
-        tokens_audio_input: t.tokens_audio_input,
-        tokens_reasoning: t.tokens_reasoning,
-        tokens_audio_output: t.tokens_audio_output,
-        search_queries: t.search_queries,
-        service_tier: ServiceTier::Standard,
-    };
+    let mut parts = UsageParts::from(&t);
     parts.service_tier = match opt_string(m, "service_tier", 16)? {
         None => ServiceTier::Standard,
         Some(t) => ServiceTier::parse(&t)
@@ -264,6 +276,11 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
         return Err(format!("`timestamp` {} is more than 5 minutes in the future", timestamp.to_rfc3339()));
     }
     let retry_count = opt_count(m, "retry_count", 1000)?.unwrap_or(0) as u32;
+    let estimated = match m.get("estimated") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`estimated` must be true or false".into()),
+    };
     Ok(UsageEvent {
         id,
         user_id,
@@ -284,6 +301,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
         timestamp,
         reservation_id: opt_string(m, "reservation_id", 64)?,
         retry_count,
+        estimated,
     })
 }
 

@@ -143,12 +143,16 @@ pub enum Scope {
     Alerts,
     /// Read monitoring.
     Metrics,
+    /// Call providers through the tracking proxy (`/proxy/...`) as the
+    /// key's user: gated, priced and recorded.
+    Proxy,
     /// Everything an administrator may do.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [Scope::Ingest, Scope::Read, Scope::Gate, Scope::Alerts, Scope::Metrics, Scope::Admin];
+    pub const ALL: [Scope; 7] =
+        [Scope::Ingest, Scope::Read, Scope::Gate, Scope::Alerts, Scope::Metrics, Scope::Proxy, Scope::Admin];
 
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|x| x.as_str() == s)
@@ -161,6 +165,7 @@ impl Scope {
             Scope::Gate => "gate",
             Scope::Alerts => "alerts",
             Scope::Metrics => "metrics",
+            Scope::Proxy => "proxy",
             Scope::Admin => "admin",
         }
     }

@@ -45,6 +45,8 @@ pub struct LogEntry {
     pub error_message: Option<String>,
     pub billing_period: String,
     pub retry_count: i64,
+    /// The counts are the recorder's estimate, not the provider's.
+    pub estimated: bool,
 }
 
 /// Where a usage-log page starts: an offset (the family A contract), or

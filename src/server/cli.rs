@@ -168,6 +168,21 @@ pub struct ServeArgs {
     /// administrator or an API key with the `metrics` or `admin` scope.
     #[arg(long, env = "TALLY_METRICS_PUBLIC", default_value_t = false)]
     pub metrics_public: bool,
+
+    /// Tracking proxy: how long to wait for a provider's answer to begin,
+    /// and then for each next part of a streamed answer, before the call is
+    /// recorded as failed (504). Upstreams are set per provider with
+    /// `TALLY_UPSTREAM_<PROVIDER>_URL` (default the provider's public API)
+    /// and `TALLY_UPSTREAM_<PROVIDER>_KEY`, for OPENAI, ANTHROPIC, GEMINI,
+    /// TAVILY, SERPER, METAPHOR and FIRECRAWL.
+    #[arg(long, env = "TALLY_PROXY_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub proxy_timeout_secs: u64,
+
+    /// Tracking proxy: output tokens held for a call whose request sets no
+    /// maximum (`max_tokens`, `max_output_tokens`, ...). The call is billed
+    /// for what it really used either way.
+    #[arg(long, env = "TALLY_PROXY_DEFAULT_MAX_OUTPUT", default_value_t = 4096)]
+    pub proxy_default_max_output: u64,
 }
 
 /// Where `serve` listens when nothing says otherwise.
@@ -198,6 +213,8 @@ impl Default for ServeArgs {
             spike_multiple: 5,
             spike_min_usd: crate::domain::money::Nanos::ZERO,
             metrics_public: false,
+            proxy_timeout_secs: 600,
+            proxy_default_max_output: 4096,
         }
     }
 }

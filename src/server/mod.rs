@@ -9,6 +9,7 @@ pub mod error;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod proxy;
 pub mod rest;
 pub mod seed;
 pub mod service;

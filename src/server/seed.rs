@@ -385,6 +385,7 @@ fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
         timestamp: at,
         reservation_id: None,
         retry_count: if failed { 1 } else { 0 },
+        estimated: false,
     }
 }
 

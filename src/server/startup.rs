@@ -46,6 +46,10 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
             public_url: args.public_url.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
         }),
+        proxy: super::proxy::Proxy::new(super::proxy::ProxySettings::from_env(
+            Duration::from_secs(args.proxy_timeout_secs.max(1)),
+            args.proxy_default_max_output,
+        )),
     }
 }
 
@@ -91,7 +95,8 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
     let routes = route_list();
     let ctx_state = state.clone();
     let shell_options = state.leptos_options.clone();
-    Router::new()
+    let proxy = super::proxy::router(state.clone());
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(super::rest::monitoring::prometheus))
@@ -115,7 +120,10 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         .layer(axum::middleware::from_fn(api_error_envelope))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    // The tracking proxy keeps its own limits: provider calls outlast the
+    // API's request timeout and carry bodies over 1 MiB.
+    proxy.merge(app)
 }
 
 /// Bodies above [`MAX_BODY_BYTES`] are refused (413), except a price map

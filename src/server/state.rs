@@ -28,6 +28,8 @@ pub struct AppState {
     pub started_at: Instant,
     pub metrics: Arc<Metrics>,
     pub web: Arc<WebSettings>,
+    /// The tracking proxy's upstreams and client.
+    pub proxy: super::proxy::Proxy,
 }
 
 impl AppState {

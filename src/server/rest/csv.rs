@@ -118,7 +118,7 @@ const LOG_CSV_PAGE: i64 = 1000;
 /// The usage log's columns: the first 22 as they always were, then the
 /// usage parts and what each class cost (the cost columns sum to
 /// `cost_total_usd` exactly).
-const LOG_CSV_HEADER: [&str; 39] = [
+const LOG_CSV_HEADER: [&str; 40] = [
     "event_id",
     "timestamp",
     "provider",
@@ -158,6 +158,7 @@ const LOG_CSV_HEADER: [&str; 39] = [
     "cost_audio_output_usd",
     "cost_units_usd",
     "cost_search_queries_usd",
+    "estimated",
 ];
 
 /// The parts' columns after the first 22 (which hold the two totals and
@@ -203,6 +204,8 @@ fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
         out.push_str(p.service_tier.as_str());
         out.push(',');
         out.push_str(&costs.join(","));
+        out.push(',');
+        out.push_str(if r.estimated { "true" } else { "false" });
         out.push_str("\r\n");
     }
 }

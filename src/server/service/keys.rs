@@ -76,6 +76,11 @@ impl Engine {
             let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
             return Err(AppError::Invalid(format!("give at least one scope of {}", all.join(", "))));
         }
+        if user_id.is_none() && scopes.contains(&Scope::Proxy) {
+            return Err(AppError::Invalid(
+                "a key with the proxy scope must be bound to a user: the proxy bills that user's calls".into(),
+            ));
+        }
         let mut tx = self.store.begin().await?;
         let user_id = match user_id {
             Some(u) => Some(

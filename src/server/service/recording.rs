@@ -190,6 +190,11 @@ impl Engine {
                     continue;
                 }
                 if let Some(first) = recorded.get(ev.id.as_str()).or_else(|| first_in_batch.get(ev.id.as_str())) {
+                    // A retry's own reservation is released: the call it
+                    // held for was recorded already.
+                    if let Some(rid) = &ev.reservation_id {
+                        consumed.push((rid.as_str(), ev.provider.as_str(), ev.model.as_deref().unwrap_or("")));
+                    }
                     results[i] = Some(EventResult {
                         id: ev.id.clone(),
                         outcome: Outcome::Duplicate,

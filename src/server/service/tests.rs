@@ -43,6 +43,7 @@ pub(super) fn ev(
         timestamp: at,
         reservation_id: None,
         retry_count: 0,
+        estimated: false,
     }
 }
 

@@ -37,8 +37,8 @@ const EVENT_COLS: &str = "user_id, event_id, provider, model, operation_type, en
     tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
     price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
     period_start, billing_period, reservation_id, late, tokens_cache_write, tokens_cache_write_1h, tokens_audio_input,
-    tokens_reasoning, tokens_audio_output, search_queries, service_tier, cost_breakdown";
-const EVENT_COL_COUNT: usize = 35;
+    tokens_reasoning, tokens_audio_output, search_queries, service_tier, cost_breakdown, estimated";
+const EVENT_COL_COUNT: usize = 36;
 /// Rows per INSERT: 17,500 binds, well inside both drivers' limits
 /// (SQLite 32,766; Postgres 65,535).
 const ROWS_PER_INSERT: usize = 500;
@@ -98,7 +98,8 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
                 .bind(e.parts.tokens_audio_output as i64)
                 .bind(e.parts.search_queries as i64)
                 .bind(service_tier_col(e.parts.service_tier))
-                .bind(breakdown_col(&p.cost));
+                .bind(breakdown_col(&p.cost))
+                .bind(e.estimated as i64);
         }
         let done = q.execute(&mut *conn).await?;
         if done.rows_affected() != chunk.len() as u64 {
@@ -281,7 +282,7 @@ pub async fn usage_log(
     let sql = format!(
         "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
          tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
-         response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, {PARTS_COLS}
+         response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, estimated, {PARTS_COLS}
          FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC {page}"
     );
     let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
@@ -319,6 +320,7 @@ pub async fn usage_log(
                 error_message: r.try_get("error_message")?,
                 billing_period: r.try_get("billing_period")?,
                 retry_count: r.try_get("retry_count")?,
+                estimated: r.try_get::<i64, _>("estimated")? != 0,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;

@@ -90,6 +90,7 @@ fn UsageLog() -> impl IntoView {
                                     <td class=TD>{r.at}</td><td class=TD>{r.provider.clone()}</td><td class=TD>{r.model}</td>
                                     <td class=format!("{TD} tabular-nums")>
                                         {format!("{} / {}", format_count(r.tokens_input), format_count(r.tokens_output))}
+                                        {r.estimated.then(|| view! { <span class="block text-xs text-amber-700" data-testid="usage-estimated" title="The provider's count never arrived (the stream was cut); estimated from the text at about four characters a token">"estimated"</span> })}
                                         {(!r.details.is_empty()).then(|| view! { <span class="block text-xs text-slate-600" data-testid="usage-details">{r.details.clone()}</span> })}
                                     </td>
                                     <td class=format!("{TD} tabular-nums")>

@@ -199,6 +199,9 @@ pub(super) fn log_json(r: &LogEntry) -> Value {
     if let Some(a) = &r.actual_provider_name {
         v["actual_provider_name"] = json!(a);
     }
+    if r.estimated {
+        v["estimated"] = json!(true);
+    }
     v
 }
 

@@ -24,6 +24,7 @@ fn KeysView() -> impl IntoView {
                     <label><input type="checkbox" name="key[scope_gate]"/>" gate"</label>
                     <label><input type="checkbox" name="key[scope_alerts]"/>" alerts"</label>
                     <label><input type="checkbox" name="key[scope_metrics]"/>" metrics"</label>
+                    <label><input type="checkbox" name="key[scope_proxy]"/>" proxy"</label>
                     <label><input type="checkbox" name="key[scope_admin]"/>" admin"</label>
                 </fieldset>
                 <button type="submit" class=BUTTON>"Create key"</button>

@@ -1,0 +1,6 @@
+-- Kept identical in meaning in migrations/sqlite and migrations/postgres.
+
+-- Usage the recorder estimated rather than counted (issue 12): a proxied
+-- stream the client cut before the provider's count arrived is billed for
+-- the text it produced, at about four characters a token, and says so.
+ALTER TABLE usage_events ADD COLUMN estimated BIGINT NOT NULL DEFAULT 0;

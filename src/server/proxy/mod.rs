@@ -1,0 +1,630 @@
+//! The tracking proxy: `ANY /proxy/{provider}/{upstream path}`. A product
+//! points its provider SDK's base URL here and keeps its code; each call is
+//! gated (the worst case held against the caller's limits before the
+//! provider is called), forwarded with the server's provider key, and
+//! recorded through the same engine as `POST /api/usage/events` with the
+//! usage the provider reports, settling the hold.
+//!
+//! Streams pass through as they arrive, an event at a time. A call that
+//! fails upstream is recorded as failed and releases its hold; one the
+//! client abandons mid-stream is billed for what was produced, estimated
+//! from the text when the provider's count never came. Reads that bill
+//! nothing (listing models, counting tokens) are forwarded without a hold
+//! or a record.
+//!
+//! It authenticates in its own handler, not in [`crate::server::policy`]:
+//! its refusals speak the provider's error shape, so the SDK raises its
+//! usual error.
+
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use self::protocol::{CallPlan, Endpoint, Family, Observed, Refusal, StreamTap, error_body, observe_body, plan};
+use crate::domain::event::{UsageEvent, UsageParts};
+use crate::domain::identity::Scope;
+use crate::domain::pricing::Quantities;
+use crate::server::error::{AppError, UNAVAILABLE_RETRY_SECS};
+use crate::server::service::gate::Operation;
+use crate::server::service::recording::EventResult;
+use crate::server::state::AppState;
+
+/// Largest request body the proxy forwards (prompts with inline images
+/// and documents are large).
+pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Largest whole (not streamed) answer read to find its usage.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where one provider's calls go.
+#[derive(Clone)]
+pub struct Upstream {
+    /// Base URL without a trailing slash; the path after the provider
+    /// segment is appended.
+    pub base: String,
+    pub key: Option<String>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is never printed.
+        f.debug_struct("Upstream").field("base", &self.base).field("key", &self.key.as_ref().map(|_| "…")).finish()
+    }
+}
+
+/// The proxy's settings.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    pub upstreams: HashMap<Family, Upstream>,
+    pub timeout: Duration,
+    pub default_max_output: u64,
+}
+
+impl ProxySettings {
+    /// Each provider's upstream from `TALLY_UPSTREAM_<PROVIDER>_URL` (else
+    /// its public API) and `TALLY_UPSTREAM_<PROVIDER>_KEY`.
+    pub fn from_env(timeout: Duration, default_max_output: u64) -> ProxySettings {
+        let var = |name: String| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let upstreams = Family::ALL
+            .into_iter()
+            .map(|f| {
+                let base =
+                    var(format!("TALLY_UPSTREAM_{}_URL", f.env_name())).unwrap_or_else(|| f.default_base().into());
+                let key = var(format!("TALLY_UPSTREAM_{}_KEY", f.env_name()));
+                (f, Upstream { base: base.trim_end_matches('/').to_string(), key })
+            })
+            .collect();
+        ProxySettings { upstreams, timeout, default_max_output }
+    }
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The proxy: its settings and one pooled HTTP(S) client.
+#[derive(Clone)]
+pub struct Proxy {
+    settings: Arc<ProxySettings>,
+    client: HttpsClient,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("settings", &self.settings).finish()
+    }
+}
+
+impl Proxy {
+    pub fn new(settings: ProxySettings) -> Proxy {
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Proxy { settings: Arc::new(settings), client }
+    }
+}
+
+/// The proxy's routes, outside the API's request timeout and 1 MiB body
+/// limit (provider calls run long and carry images).
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/proxy/{provider}/{*path}", axum::routing::any(forward))
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A refusal in the provider's shape.
+fn refuse(family: Family, refusal: Refusal, message: &str, code: Option<&str>) -> Response {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = (status, axum::Json(error_body(family, refusal, message, code))).into_response();
+    if refusal == Refusal::Unavailable {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECS));
+    }
+    resp
+}
+
+/// The caller's Tally key, wherever its SDK puts one: `Authorization:
+/// Bearer` (OpenAI and most), `x-api-key` (Anthropic), `x-goog-api-key`
+/// or `?key=` (Gemini).
+fn caller_secret(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+    h("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| h("x-api-key"))
+        .or_else(|| h("x-goog-api-key"))
+        .map(|s| s.trim().to_string())
+        .or_else(|| query_without_key(query).1)
+}
+
+/// The query string without `key=` (the caller's Tally key never goes
+/// upstream), and that key.
+fn query_without_key(query: Option<&str>) -> (String, Option<String>) {
+    let mut key = None;
+    let kept: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| match p.strip_prefix("key=") {
+            Some(k) => {
+                key = Some(k.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (kept.join("&"), key.filter(|k| !k.is_empty()))
+}
+
+/// Headers not passed on: hop-by-hop, the caller's credentials, and ones
+/// the proxy sets itself.
+fn passes(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "accept-encoding"
+            | "content-encoding"
+            | "authorization"
+            | "x-api-key"
+            | "x-goog-api-key"
+            | "cookie"
+            | "set-cookie"
+    ) && !name.as_str().starts_with("x-tally-")
+}
+
+/// One call in flight: what the record of it needs.
+#[derive(Clone)]
+struct Call {
+    state: AppState,
+    family: Family,
+    plan: CallPlan,
+    event_id: String,
+    user_id: String,
+    reservation_id: Option<String>,
+    endpoint: String,
+    method: String,
+    timestamp: DateTime<Utc>,
+    started: Instant,
+}
+
+impl Call {
+    fn event(&self, q: Quantities, estimated: bool, status: u16, error: Option<String>) -> UsageEvent {
+        UsageEvent {
+            id: self.event_id.clone(),
+            user_id: self.user_id.clone(),
+            provider: self.family.provider(),
+            model: self.plan.model.clone(),
+            operation_type: Some(self.plan.operation_type.clone()).filter(|o| !o.is_empty()),
+            endpoint: Some(self.endpoint.chars().take(512).collect()),
+            method: Some(self.method.clone()),
+            actual_provider_name: None,
+            tokens_input: q.tokens_input,
+            tokens_output: q.tokens_output,
+            tokens_cached_input: q.tokens_cached_input,
+            parts: UsageParts::from(&q),
+            units: self.plan.units,
+            response_time_ms: Some(self.started.elapsed().as_millis() as u64),
+            status_code: status,
+            error_message: error.map(|e| e.chars().filter(|c| !c.is_control()).take(2000).collect()),
+            timestamp: self.timestamp,
+            reservation_id: self.reservation_id.clone(),
+            retry_count: 0,
+            estimated,
+        }
+    }
+
+    /// Records the call. If the store cannot take it now, keeps trying in
+    /// the background for five minutes (the event id makes that safe), so
+    /// a call the provider billed is not lost to a blip.
+    async fn record(&self, q: Quantities, estimated: bool, status: u16, error: Option<String>) -> Option<EventResult> {
+        let event = self.event(q, estimated, status, error);
+        match self.state.engine.record(vec![Ok(event.clone())], Utc::now()).await {
+            Ok(mut results) => {
+                let r = results.pop();
+                if let Some(e) = r.as_ref().and_then(|r| r.error.as_ref()) {
+                    tracing::error!(event_id = %self.event_id, error = %e, "a proxied call could not be recorded");
+                }
+                r
+            }
+            Err(e) => {
+                tracing::warn!(event_id = %self.event_id, error = %e, "recording a proxied call failed; retrying");
+                let engine = self.state.engine.clone();
+                tokio::spawn(async move {
+                    for _ in 0..150 {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        if engine.record(vec![Ok(event.clone())], Utc::now()).await.is_ok() {
+                            return;
+                        }
+                    }
+                    tracing::error!(event_id = %event.id, user_id = %event.user_id, "a proxied call was never recorded");
+                });
+                None
+            }
+        }
+    }
+
+    fn record_failure(&self, status: u16, error: String) {
+        let call = self.clone();
+        let q = Quantities { units: 0, ..Quantities::default() };
+        // Spawned so a hung-up client does not cancel it.
+        tokio::spawn(async move { call.record(q, false, status, Some(error)).await });
+    }
+}
+
+/// The event id the caller chose (`x-tally-event-id`), or a new one.
+fn event_id(headers: &HeaderMap) -> Result<String, String> {
+    match headers.get("x-tally-event-id") {
+        None => Ok(format!("prx_{}", uuid::Uuid::new_v4().simple())),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| "`x-tally-event-id` must be visible ASCII".to_string())?.trim();
+            if s.is_empty() || s.len() > 128 {
+                return Err("`x-tally-event-id` must be 1-128 characters".into());
+            }
+            Ok(s.to_string())
+        }
+    }
+}
+
+/// Runs each call in its own task: a client that hangs up does not cancel
+/// a call the provider may already be billing, so it is still recorded.
+async fn forward(State(state): State<AppState>, req: Request) -> Response {
+    match tokio::spawn(forward_call(state, req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "a proxied call panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn forward_call(state: AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let rest = parts.uri.path().strip_prefix("/proxy/").unwrap_or("");
+    let (segment, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(family) = Family::parse(segment) else {
+        let known: Vec<&str> = Family::ALL.iter().map(|f| f.slug()).collect();
+        let message = format!("the proxy does not speak `{segment}`; it speaks {}", known.join(", "));
+        return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": {"message": message}}))).into_response();
+    };
+    let path = format!("/{path}");
+    let now = Utc::now();
+
+    // The caller: a key with the proxy scope, bound to a user.
+    let Some(secret) = caller_secret(&parts.headers, parts.uri.query()) else {
+        return refuse(
+            family,
+            Refusal::Unauthenticated,
+            "send your Tally API key (with the proxy scope) as the API key",
+            None,
+        );
+    };
+    let key = match state.engine.api_key_by_secret(&secret, now).await {
+        Ok(Some(k)) => k,
+        Ok(None) => return refuse(family, Refusal::Unauthenticated, "the API key is not a valid Tally key", None),
+        Err(e) => return refuse_app(family, &e),
+    };
+    let Some(user_id) =
+        key.user_id.as_ref().map(|u| u.as_str().to_string()).filter(|_| key.scopes.contains(&Scope::Proxy))
+    else {
+        return refuse(
+            family,
+            Refusal::Forbidden,
+            "this Tally key lacks the proxy scope or is not bound to a user",
+            None,
+        );
+    };
+    let proxy = state.proxy.clone();
+    let upstream = proxy
+        .settings
+        .upstreams
+        .get(&family)
+        .cloned()
+        .unwrap_or_else(|| Upstream { base: family.default_base().into(), key: None });
+    let Some(upstream_key) = upstream.key.clone() else {
+        let message = format!(
+            "no {} key is configured on this Tally server (TALLY_UPSTREAM_{}_KEY)",
+            family.slug(),
+            family.env_name()
+        );
+        return refuse(family, Refusal::UpstreamFailed, &message, None);
+    };
+
+    let bytes = match axum::body::to_bytes(body, MAX_PROXY_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let message = format!("the request body is larger than the proxy's {MAX_PROXY_BODY_BYTES} bytes");
+            return refuse(family, Refusal::TooLarge, &message, None);
+        }
+    };
+    let method = parts.method.as_str().to_string();
+    let call_plan = match plan(family, &method, &path, &bytes) {
+        Ok(p) => p,
+        Err(message) => return refuse(family, Refusal::Invalid, &message, None),
+    };
+    let (query, _) = query_without_key(parts.uri.query());
+    let url = format!("{}{}{}{}", upstream.base, path, if query.is_empty() { "" } else { "?" }, query);
+
+    let mut builder = hyper::Request::builder().method(parts.method.clone()).uri(&url);
+    for (name, value) in &parts.headers {
+        if passes(name) {
+            builder = builder.header(name, value);
+        }
+    }
+    let (auth_name, auth_value) = family.auth_header(&upstream_key);
+    builder = builder.header(auth_name, auth_value).header(header::ACCEPT_ENCODING, "identity");
+
+    let Some(call_plan) = call_plan else {
+        // Bills nothing: forwarded as it is, neither held nor recorded.
+        let req = match builder.body(Full::new(bytes)) {
+            Ok(r) => r,
+            Err(e) => return refuse(family, Refusal::Invalid, &format!("cannot forward this request: {e}"), None),
+        };
+        return match tokio::time::timeout(proxy.settings.timeout, proxy.client.request(req)).await {
+            Ok(Ok(resp)) => pass_through(resp, None),
+            Ok(Err(e)) => {
+                refuse(family, Refusal::UpstreamFailed, &format!("{} did not answer: {e}", family.slug()), None)
+            }
+            Err(_) => {
+                refuse(family, Refusal::UpstreamTimeout, &format!("{} did not answer in time", family.slug()), None)
+            }
+        };
+    };
+
+    let event_id = match event_id(&parts.headers) {
+        Ok(id) => id,
+        Err(message) => return refuse(family, Refusal::Invalid, &message, None),
+    };
+    // Hold the worst case before the provider is called.
+    let is_llm = !matches!(call_plan.endpoint, Endpoint::Search);
+    let output = call_plan.max_output.unwrap_or(proxy.settings.default_max_output);
+    let op = Operation {
+        provider: family.provider(),
+        model: call_plan.model.clone(),
+        tokens_requested: if is_llm { call_plan.input_estimate.saturating_add(output) } else { 0 },
+        units_requested: call_plan.units,
+        service_tier: call_plan.service_tier,
+        operation_type: call_plan.operation_type.clone(),
+    };
+    let verdict = match state.engine.preflight(&user_id, &[op], true, now).await {
+        Ok(v) => v,
+        Err(e) => return refuse_app(family, &e),
+    };
+    if !verdict.can_proceed {
+        let denied = verdict.denied_by.as_ref();
+        let message = verdict
+            .operations
+            .iter()
+            .find_map(|o| o.message.clone())
+            .unwrap_or_else(|| "a limit of your plan is reached".into());
+        let code = denied.map(|l| l.key.as_string());
+        let mut resp = refuse(family, Refusal::LimitReached, &message, code.as_deref());
+        let wait = (verdict.resets_at - now).num_seconds().max(1);
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        if let Some(code) = code.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert("x-tally-limit", code);
+        }
+        return resp;
+    }
+
+    let call = Call {
+        state: state.clone(),
+        family,
+        event_id,
+        user_id,
+        reservation_id: verdict.reservation_id.clone(),
+        endpoint: path,
+        method,
+        timestamp: now,
+        started: Instant::now(),
+        plan: call_plan,
+    };
+    let sent = call.plan.rewritten.clone().map(Bytes::from).unwrap_or(bytes);
+    let req = match builder.body(Full::new(sent)) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = format!("cannot forward this request: {e}");
+            call.record_failure(400, message.clone());
+            return refuse(family, Refusal::Invalid, &message, None);
+        }
+    };
+    let resp = match tokio::time::timeout(proxy.settings.timeout, proxy.client.request(req)).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            let message = format!("{} could not be reached: {e}", family.slug());
+            call.record_failure(502, message.clone());
+            return with_event_id(refuse(family, Refusal::UpstreamFailed, &message, None), &call.event_id);
+        }
+        Err(_) => {
+            let message = format!("{} did not answer within {} s", family.slug(), proxy.settings.timeout.as_secs());
+            call.record_failure(504, message.clone());
+            return with_event_id(refuse(family, Refusal::UpstreamTimeout, &message, None), &call.event_id);
+        }
+    };
+    let status = resp.status();
+    let is_sse =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if status.is_success() && (is_sse || call.plan.stream) {
+        return stream_answer(call, resp, proxy.settings.timeout, is_sse);
+    }
+    whole_answer(call, resp, proxy.settings.timeout).await
+}
+
+/// A store or engine error as a refusal in the provider's shape.
+fn refuse_app(family: Family, e: &AppError) -> Response {
+    let refusal = match e {
+        AppError::Unauthorized | AppError::InvalidCredentials => Refusal::Unauthenticated,
+        AppError::Forbidden(_) | AppError::NotFound(_) => Refusal::Forbidden,
+        AppError::Unpriced(_) => Refusal::Unpriced,
+        AppError::Invalid(_) | AppError::InvalidFields(_) | AppError::BadRequest(_) => Refusal::Invalid,
+        AppError::LimitReached { .. } => Refusal::LimitReached,
+        AppError::Unavailable => Refusal::Unavailable,
+        _ => Refusal::Internal,
+    };
+    let code = matches!(e, AppError::Unpriced(_)).then_some("unpriced_model");
+    refuse(family, refusal, &e.to_string(), code)
+}
+
+fn with_event_id(mut resp: Response, event_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(event_id) {
+        resp.headers_mut().insert("x-tally-event-id", v);
+    }
+    resp
+}
+
+/// The upstream's status and headers (without hop-by-hop ones and the
+/// length, which the proxy's framing sets).
+fn answer_head(resp: &hyper::Response<hyper::body::Incoming>) -> axum::http::response::Builder {
+    let mut b = Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        if passes(name) {
+            b = b.header(name, value);
+        }
+    }
+    b
+}
+
+fn pass_through(resp: hyper::Response<hyper::body::Incoming>, event_id: Option<&str>) -> Response {
+    let head = answer_head(&resp);
+    let resp = head.body(Body::new(resp.into_body())).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+    match event_id {
+        Some(id) => with_event_id(resp, id),
+        None => resp,
+    }
+}
+
+/// A whole answer (or an error, or Gemini's stream as one JSON array):
+/// read, recorded with its usage, then sent with the cost in
+/// `x-tally-cost`.
+async fn whole_answer(call: Call, resp: hyper::Response<hyper::body::Incoming>, timeout: Duration) -> Response {
+    let status = resp.status();
+    let head = answer_head(&resp);
+    let body = resp.into_body();
+    let read = tokio::time::timeout(timeout, http_body_util::Limited::new(body, MAX_ANSWER_BYTES).collect()).await;
+    let bytes = match read {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) => {
+            let message = format!("{}'s answer broke off: {e}", call.family.slug());
+            call.record_failure(502, message.clone());
+            return with_event_id(refuse(call.family, Refusal::UpstreamFailed, &message, None), &call.event_id);
+        }
+        Err(_) => {
+            let message = format!("{}'s answer stalled", call.family.slug());
+            call.record_failure(504, message.clone());
+            return with_event_id(refuse(call.family, Refusal::UpstreamTimeout, &message, None), &call.event_id);
+        }
+    };
+    let result = if status.is_success() {
+        let (q, estimated) = observe_body(call.plan.endpoint, &bytes).quantities(&call.plan);
+        call.record(q, estimated, status.as_u16(), None).await
+    } else {
+        let error = upstream_error_text(&bytes, status);
+        call.record(Quantities::default(), false, status.as_u16(), Some(error)).await
+    };
+    let mut resp = head.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+    if let Some(cost) = result.and_then(|r| HeaderValue::from_str(&r.cost.usd_string()).ok()) {
+        resp.headers_mut().insert("x-tally-cost", cost);
+    }
+    with_event_id(resp, &call.event_id)
+}
+
+/// The provider's error message, for the usage log.
+fn upstream_error_text(body: &[u8], status: StatusCode) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let message = v
+        .pointer("/error/message")
+        .or_else(|| v.get("error").filter(|e| e.is_string()))
+        .or_else(|| v.get("message"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+    format!("upstream {}: {message}", status.as_u16())
+}
+
+/// A server-sent event stream: passed on an event at a time as it
+/// arrives; recorded when it ends, with the cost in a closing SSE comment
+/// (`: tally-cost=...`, which SDKs ignore); recorded from what was seen
+/// when the client leaves or the upstream breaks off.
+fn stream_answer(call: Call, resp: hyper::Response<hyper::body::Incoming>, timeout: Duration, sse: bool) -> Response {
+    let head = answer_head(&resp).header("x-accel-buffering", "no");
+    let mut upstream = resp.into_body();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let mut tap = StreamTap::new(&call.plan, sse);
+    let event_id = call.event_id.clone();
+    tokio::spawn(async move {
+        // How the stream ended: completely, or with the reason it did not.
+        let ended: Result<(), (u16, String)> = loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(timeout, upstream.frame()) => next,
+                () = tx.closed() => break Err((499, "the client closed the stream before it ended".into())),
+            };
+            let frame = match next {
+                Err(_) => break Err((504, format!("{}'s stream stalled", call.family.slug()))),
+                Ok(None) => break Ok(()),
+                Ok(Some(Err(e))) => break Err((502, format!("{}'s stream broke off: {e}", call.family.slug()))),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            let out = tap.feed(&data);
+            if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                break Err((499, "the client closed the stream before it ended".into()));
+            }
+        };
+        drop(upstream);
+        let rest = tap.finish();
+        let mut observed: Observed = tap.observed();
+        match ended {
+            Ok(()) => {
+                if !rest.is_empty() {
+                    let _ = tx.send(Ok(Bytes::from(rest))).await;
+                }
+                let (q, estimated) = observed.quantities(&call.plan);
+                let recorded = call.record(q, estimated, 200, None).await;
+                if let Some(r) = recorded.filter(|_| sse) {
+                    let trailer = format!(": tally-cost={} event={}\n\n", r.cost.usd_string(), call.event_id);
+                    let _ = tx.send(Ok(Bytes::from(trailer))).await;
+                }
+            }
+            Err((status, reason)) => {
+                // Billed for what was produced; the provider's count, if
+                // any came, may stop short of it.
+                observed.complete = false;
+                let (q, estimated) = observed.quantities(&call.plan);
+                let status = if status == 499 { 200 } else { status };
+                call.record(q, estimated, status, Some(reason)).await;
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream_of(rx));
+    let resp = head.body(body).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+    with_event_id(resp, &event_id)
+}
+
+fn tokio_stream_of(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests;

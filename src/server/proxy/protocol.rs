@@ -1,0 +1,889 @@
+//! What the tracking proxy knows of each provider's wire protocol: which
+//! calls are billable and the most they can use (read from the request),
+//! what they did use (read from the answer, streamed or whole), and how
+//! each provider words an error. Pure functions over bytes and JSON; the
+//! forwarding lives in [`super`].
+
+use serde_json::{Value, json};
+
+use crate::domain::pricing::{Quantities, ServiceTier};
+use crate::domain::provider::Provider;
+use crate::domain::provider_usage::{UsageFormat, map_usage};
+
+/// The APIs the proxy speaks, one per provider path segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    Tavily,
+    Serper,
+    Exa,
+    Firecrawl,
+}
+
+impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::OpenAi,
+        Family::Anthropic,
+        Family::Gemini,
+        Family::Tavily,
+        Family::Serper,
+        Family::Exa,
+        Family::Firecrawl,
+    ];
+
+    /// The provider as Tally records it (and as the path names it).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Family::OpenAi => "openai",
+            Family::Anthropic => "anthropic",
+            Family::Gemini => "gemini",
+            Family::Tavily => "tavily",
+            Family::Serper => "serper",
+            Family::Exa => "metaphor",
+            Family::Firecrawl => "firecrawl",
+        }
+    }
+
+    /// The family a path segment names (`exa` is Metaphor's current name).
+    pub fn parse(segment: &str) -> Option<Family> {
+        if segment == "exa" {
+            return Some(Family::Exa);
+        }
+        Family::ALL.into_iter().find(|f| f.slug() == segment)
+    }
+
+    pub fn provider(self) -> Provider {
+        Provider::parse(self.slug()).expect("built-in provider")
+    }
+
+    /// `OPENAI` in `TALLY_UPSTREAM_OPENAI_URL`.
+    pub fn env_name(self) -> &'static str {
+        match self {
+            Family::OpenAi => "OPENAI",
+            Family::Anthropic => "ANTHROPIC",
+            Family::Gemini => "GEMINI",
+            Family::Tavily => "TAVILY",
+            Family::Serper => "SERPER",
+            Family::Exa => "METAPHOR",
+            Family::Firecrawl => "FIRECRAWL",
+        }
+    }
+
+    /// The provider's public base URL.
+    pub fn default_base(self) -> &'static str {
+        match self {
+            Family::OpenAi => "https://api.openai.com",
+            Family::Anthropic => "https://api.anthropic.com",
+            Family::Gemini => "https://generativelanguage.googleapis.com",
+            Family::Tavily => "https://api.tavily.com",
+            Family::Serper => "https://google.serper.dev",
+            Family::Exa => "https://api.exa.ai",
+            Family::Firecrawl => "https://api.firecrawl.dev",
+        }
+    }
+
+    /// The header that carries the provider key upstream, and its value.
+    pub fn auth_header(self, key: &str) -> (&'static str, String) {
+        match self {
+            Family::OpenAi | Family::Tavily | Family::Firecrawl => ("authorization", format!("Bearer {key}")),
+            Family::Anthropic | Family::Exa => ("x-api-key", key.to_string()),
+            Family::Gemini => ("x-goog-api-key", key.to_string()),
+            Family::Serper => ("x-api-key", key.to_string()),
+        }
+    }
+}
+
+/// The billable calls the proxy understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    OpenAiChat,
+    OpenAiResponses,
+    OpenAiEmbeddings,
+    AnthropicMessages,
+    GeminiGenerate,
+    /// Search, extraction and scraping: priced per request or unit.
+    Search,
+    /// Any other write to an LLM provider (images, audio, files...): gated
+    /// and recorded as one call, without token counts.
+    Other,
+}
+
+impl Endpoint {
+    /// The provider usage object the answer carries.
+    fn usage_format(self) -> Option<UsageFormat> {
+        match self {
+            Endpoint::OpenAiChat | Endpoint::OpenAiEmbeddings => Some(UsageFormat::OpenAiChat),
+            Endpoint::OpenAiResponses => Some(UsageFormat::OpenAiResponses),
+            Endpoint::AnthropicMessages => Some(UsageFormat::Anthropic),
+            Endpoint::GeminiGenerate => Some(UsageFormat::Gemini),
+            Endpoint::Search | Endpoint::Other => None,
+        }
+    }
+}
+
+/// One billable call, as read from its request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallPlan {
+    pub family: Family,
+    pub endpoint: Endpoint,
+    pub model: Option<String>,
+    pub stream: bool,
+    /// Input tokens estimated from the request (an upper-leaning guess).
+    pub input_estimate: u64,
+    /// The most output the request allows, when it says.
+    pub max_output: Option<u64>,
+    /// Requests, searches or pages, for per-unit APIs.
+    pub units: Option<u64>,
+    pub service_tier: ServiceTier,
+    pub operation_type: String,
+    /// The body to send upstream when it had to change: an OpenAI chat
+    /// stream whose client did not ask for usage gets it asked for.
+    pub rewritten: Option<Vec<u8>>,
+    /// Hide the usage chunk the proxy asked for from the client.
+    pub hide_usage_chunk: bool,
+}
+
+/// Tokens for a string of `chars` characters: about four characters a
+/// token in the providers' tokenizers, rounded up.
+fn tokens_for_chars(chars: u64) -> u64 {
+    chars.div_ceil(4)
+}
+
+/// Tokens held for an inline image, audio clip or file: what the providers
+/// charge for a large image (base64 length says nothing about it).
+const INLINE_MEDIA_TOKENS: u64 = 1_600;
+
+/// Estimated input tokens of a request body: the text of every string
+/// value (keys and settings included, so it leans high), four tokens of
+/// framing per object, inline media at [`INLINE_MEDIA_TOKENS`], and arrays
+/// of numbers (token ids, for embeddings) at their length.
+pub fn estimate_input(v: &Value) -> u64 {
+    fn walk(v: &Value, key: &str, n: &mut u64) {
+        match v {
+            Value::String(s) => {
+                let media = s.starts_with("data:") || matches!(key, "data" | "b64_json" | "file_data");
+                *n += if media && s.len() > 256 {
+                    INLINE_MEDIA_TOKENS
+                } else {
+                    tokens_for_chars(s.chars().count() as u64)
+                };
+            }
+            Value::Array(items) => {
+                if !items.is_empty() && items.iter().all(Value::is_number) {
+                    *n += items.len() as u64;
+                } else {
+                    items.iter().for_each(|i| walk(i, key, n));
+                }
+            }
+            Value::Object(m) => {
+                *n += 4;
+                for (k, v) in m {
+                    walk(v, k, n);
+                }
+            }
+            Value::Number(_) | Value::Bool(_) | Value::Null => {}
+        }
+    }
+    let mut n = 0;
+    walk(v, "", &mut n);
+    n
+}
+
+fn positive(v: &Value) -> Option<u64> {
+    v.as_u64().filter(|n| *n > 0)
+}
+
+/// Reads the call a request makes. `Ok(None)`: nothing billable (reads
+/// such as listing models), forwarded as it is. `Err`: a request the proxy
+/// cannot gate, with the reason for the client.
+pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Option<CallPlan>, String> {
+    if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return Ok(None);
+    }
+    let doc: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| format!("the request body is not valid JSON: {e}"))?
+    };
+    if !doc.is_object() {
+        return Err("the request body must be a JSON object".into());
+    }
+    let str_at = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    let last_segment = path.rsplit('/').next().unwrap_or("").to_string();
+    let mut plan = CallPlan {
+        family,
+        endpoint: Endpoint::Other,
+        model: str_at("model").filter(|m| !m.is_empty()),
+        stream: doc.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        input_estimate: 0,
+        max_output: None,
+        units: None,
+        service_tier: ServiceTier::Standard,
+        operation_type: last_segment.clone(),
+        rewritten: None,
+        hide_usage_chunk: false,
+    };
+    let path = path.trim_end_matches('/');
+    match family {
+        Family::OpenAi => {
+            plan.service_tier = match str_at("service_tier").as_deref() {
+                Some("flex") => ServiceTier::Flex,
+                Some("priority") => ServiceTier::Priority,
+                _ => ServiceTier::Standard,
+            };
+            let n = doc.get("n").and_then(positive).unwrap_or(1);
+            if path.ends_with("/chat/completions") {
+                plan.endpoint = Endpoint::OpenAiChat;
+                plan.operation_type = "chat".into();
+                plan.input_estimate = estimate_input(doc.get("messages").unwrap_or(&Value::Null));
+                plan.max_output = doc
+                    .get("max_completion_tokens")
+                    .and_then(positive)
+                    .or_else(|| doc.get("max_tokens").and_then(positive))
+                    .map(|m| m.saturating_mul(n));
+                let asked = doc.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+                if plan.stream && !asked {
+                    let mut d = doc.clone();
+                    let opts = d
+                        .as_object_mut()
+                        .expect("a JSON object when it has `stream`")
+                        .entry("stream_options")
+                        .or_insert_with(|| json!({}));
+                    if !opts.is_object() {
+                        *opts = json!({});
+                    }
+                    opts["include_usage"] = json!(true);
+                    plan.rewritten = Some(serde_json::to_vec(&d).expect("JSON"));
+                    plan.hide_usage_chunk = true;
+                }
+            } else if path.ends_with("/responses") {
+                plan.endpoint = Endpoint::OpenAiResponses;
+                plan.operation_type = "responses".into();
+                plan.input_estimate = estimate_input(doc.get("input").unwrap_or(&Value::Null))
+                    + estimate_input(doc.get("instructions").unwrap_or(&Value::Null));
+                plan.max_output = doc.get("max_output_tokens").and_then(positive);
+            } else if path.ends_with("/embeddings") {
+                plan.endpoint = Endpoint::OpenAiEmbeddings;
+                plan.operation_type = "embeddings".into();
+                plan.stream = false;
+                plan.input_estimate = estimate_input(doc.get("input").unwrap_or(&Value::Null));
+                plan.max_output = Some(0);
+            } else {
+                plan.stream = false;
+            }
+        }
+        Family::Anthropic => {
+            if path.ends_with("/messages") {
+                plan.endpoint = Endpoint::AnthropicMessages;
+                plan.operation_type = "messages".into();
+                plan.input_estimate = estimate_input(doc.get("messages").unwrap_or(&Value::Null))
+                    + estimate_input(doc.get("system").unwrap_or(&Value::Null))
+                    + estimate_input(doc.get("tools").unwrap_or(&Value::Null));
+                plan.max_output = doc.get("max_tokens").and_then(positive);
+                if str_at("service_tier").as_deref() == Some("priority") {
+                    plan.service_tier = ServiceTier::Priority;
+                }
+            } else if path.ends_with("/count_tokens") {
+                // Free: counting tokens bills nothing.
+                return Ok(None);
+            } else {
+                plan.stream = false;
+            }
+        }
+        Family::Gemini => {
+            // `/v1beta/models/gemini-2.5-flash:generateContent`
+            let (model, action) = last_segment.split_once(':').unwrap_or((last_segment.as_str(), ""));
+            match action {
+                "generateContent" | "streamGenerateContent" => {
+                    plan.endpoint = Endpoint::GeminiGenerate;
+                    plan.model = Some(model.to_string()).filter(|m| !m.is_empty());
+                    plan.operation_type = "generate_content".into();
+                    plan.stream = action == "streamGenerateContent";
+                    plan.input_estimate = estimate_input(doc.get("contents").unwrap_or(&Value::Null))
+                        + estimate_input(doc.get("systemInstruction").unwrap_or(&Value::Null))
+                        + estimate_input(doc.get("tools").unwrap_or(&Value::Null));
+                    let candidates = doc.pointer("/generationConfig/candidateCount").and_then(positive).unwrap_or(1);
+                    plan.max_output = doc
+                        .pointer("/generationConfig/maxOutputTokens")
+                        .and_then(positive)
+                        .map(|m| m.saturating_mul(candidates));
+                }
+                "countTokens" => return Ok(None),
+                _ => {
+                    plan.model = Some(model.to_string()).filter(|m| !m.is_empty() && !action.is_empty());
+                    plan.operation_type = if action.is_empty() { last_segment.clone() } else { action.to_string() };
+                    plan.stream = false;
+                }
+            }
+        }
+        Family::Tavily | Family::Serper | Family::Exa | Family::Firecrawl => {
+            plan.endpoint = Endpoint::Search;
+            plan.stream = false;
+            plan.model = None;
+            plan.max_output = Some(0);
+            plan.units = Some(search_units(family, &last_segment, &doc));
+        }
+    }
+    Ok(Some(plan))
+}
+
+/// Requests, searches or pages one call is billed for (the providers'
+/// credits): Tavily's advanced search counts two and its extraction one per
+/// five URLs; batch scrapes count their URLs; a crawl its page `limit`;
+/// anything else one.
+fn search_units(family: Family, op: &str, doc: &Value) -> u64 {
+    let urls = doc.get("urls").and_then(Value::as_array).map(|a| a.len() as u64);
+    let advanced = doc.get("search_depth").and_then(Value::as_str) == Some("advanced")
+        || doc.get("extract_depth").and_then(Value::as_str) == Some("advanced");
+    let per = if advanced { 2 } else { 1 };
+    match (family, op) {
+        (Family::Tavily, "search") => per,
+        (Family::Tavily, "extract") => urls.unwrap_or(1).div_ceil(5).max(1) * per,
+        (Family::Firecrawl, "crawl") => doc.get("limit").and_then(positive).unwrap_or(1),
+        (Family::Firecrawl, "scrape") if urls.is_some() => urls.unwrap_or(1).max(1),
+        (Family::Exa, "contents") => {
+            doc.get("ids").or_else(|| doc.get("urls")).and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u64)
+        }
+        _ => 1,
+    }
+}
+
+/// What a call used, as read from its answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The provider's own count, when the answer carried one.
+    pub usage: Option<Quantities>,
+    /// Characters of generated text seen, for an estimate when it did not.
+    pub text_chars: u64,
+    /// The answer arrived whole. A stream cut short may carry a count
+    /// that stops before the text it delivered.
+    pub complete: bool,
+}
+
+impl Observed {
+    /// The quantities to record and whether they are an estimate: the
+    /// provider's count, or else the request's input estimate and the text
+    /// seen at four characters a token.
+    pub fn quantities(&self, plan: &CallPlan) -> (Quantities, bool) {
+        let mut q = match self.usage {
+            Some(q) if self.complete => (q, false),
+            Some(mut q) => {
+                q.tokens_output = q.tokens_output.max(tokens_for_chars(self.text_chars));
+                (q, true)
+            }
+            None if plan.endpoint.usage_format().is_none() => (Quantities::default(), false),
+            None => (
+                Quantities {
+                    tokens_input: plan.input_estimate,
+                    tokens_output: tokens_for_chars(self.text_chars),
+                    ..Quantities::default()
+                },
+                true,
+            ),
+        };
+        q.0.service_tier = plan.service_tier;
+        q.0.units = plan.units.unwrap_or(0);
+        q
+    }
+}
+
+fn usage_from(endpoint: Endpoint, usage: Option<&Value>) -> Option<Quantities> {
+    let format = endpoint.usage_format()?;
+    usage.filter(|u| u.is_object()).and_then(|u| map_usage(format, u).ok())
+}
+
+fn text_chars(v: Option<&Value>) -> u64 {
+    v.and_then(Value::as_str).map_or(0, |s| s.chars().count() as u64)
+}
+
+/// Characters of generated text in an OpenAI chat choice list (`message`
+/// in a whole answer, `delta` in a stream chunk).
+fn chat_text(choices: Option<&Value>, field: &str) -> u64 {
+    choices.and_then(Value::as_array).map_or(0, |cs| {
+        cs.iter()
+            .map(|c| {
+                let m = c.get(field);
+                let tools = m
+                    .and_then(|m| m.get("tool_calls"))
+                    .and_then(Value::as_array)
+                    .map_or(0, |ts| ts.iter().map(|t| text_chars(t.pointer("/function/arguments"))).sum::<u64>());
+                text_chars(m.and_then(|m| m.get("content"))) + tools
+            })
+            .sum()
+    })
+}
+
+fn gemini_text(v: &Value) -> u64 {
+    v.get("candidates").and_then(Value::as_array).map_or(0, |cs| {
+        cs.iter()
+            .flat_map(|c| c.pointer("/content/parts").and_then(Value::as_array).into_iter().flatten())
+            .map(|p| text_chars(p.get("text")))
+            .sum()
+    })
+}
+
+/// Usage from a whole (not streamed) answer body.
+pub fn observe_body(endpoint: Endpoint, body: &[u8]) -> Observed {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        // Not JSON (or cut short): only its length says anything.
+        return Observed { usage: None, text_chars: body.len() as u64, complete: false };
+    };
+    match endpoint {
+        Endpoint::OpenAiChat => Observed {
+            usage: usage_from(endpoint, doc.get("usage")),
+            text_chars: chat_text(doc.get("choices"), "message"),
+            complete: true,
+        },
+        Endpoint::OpenAiResponses | Endpoint::OpenAiEmbeddings | Endpoint::AnthropicMessages => {
+            Observed { usage: usage_from(endpoint, doc.get("usage")), text_chars: 0, complete: true }
+        }
+        Endpoint::GeminiGenerate => {
+            // A streamed generation asked for without `alt=sse` is one JSON
+            // array of answers; the last count is the call's.
+            let items: Vec<&Value> = match &doc {
+                Value::Array(items) => items.iter().collect(),
+                one => vec![one],
+            };
+            Observed {
+                usage: items.iter().rev().find_map(|i| usage_from(endpoint, i.get("usageMetadata"))),
+                text_chars: items.iter().map(|i| gemini_text(i)).sum(),
+                complete: true,
+            }
+        }
+        Endpoint::Search | Endpoint::Other => Observed { complete: true, ..Observed::default() },
+    }
+}
+
+/// Reads a server-sent event stream as it passes: forwards each event
+/// whole as soon as it is complete (so a client never waits on the proxy
+/// for more than the rest of an event), keeps the usage it carries, counts
+/// the generated text, and drops the usage chunk the proxy asked for on a
+/// client's behalf.
+#[derive(Debug)]
+pub struct StreamTap {
+    endpoint: Endpoint,
+    hide_usage_chunk: bool,
+    /// Not server-sent events (Gemini's stream without `alt=sse` is one
+    /// JSON array sent in parts): passed on as it comes and read whole at
+    /// the end.
+    raw: bool,
+    pending: Vec<u8>,
+    /// The usage object so far (Anthropic's grows across events).
+    usage: Option<Value>,
+    /// Usage read from a raw stream at its end.
+    usage_seen: Option<Quantities>,
+    text_chars: u64,
+}
+
+impl StreamTap {
+    pub fn new(plan: &CallPlan, sse: bool) -> StreamTap {
+        StreamTap {
+            endpoint: plan.endpoint,
+            hide_usage_chunk: plan.hide_usage_chunk,
+            raw: !sse,
+            pending: Vec::new(),
+            usage: None,
+            usage_seen: None,
+            text_chars: 0,
+        }
+    }
+
+    /// Takes a chunk from upstream; the bytes to send the client now.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.raw {
+            if self.pending.len() + chunk.len() <= MAX_RAW_STREAM_BYTES {
+                self.pending.extend_from_slice(chunk);
+            } else {
+                self.text_chars += chunk.len() as u64;
+            }
+            return chunk.to_vec();
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(pending.len());
+        let mut start = 0;
+        while let Some((end, sep)) = event_end(&pending[start..]) {
+            if self.inspect(&pending[start..start + end]) {
+                out.extend_from_slice(&pending[start..start + end + sep]);
+            }
+            start += end + sep;
+        }
+        pending.drain(..start);
+        self.pending = pending;
+        out
+    }
+
+    /// The stream ended: whatever incomplete event is left, as it came.
+    pub fn finish(&mut self) -> Vec<u8> {
+        if self.raw {
+            let o = observe_body(self.endpoint, &self.pending);
+            self.usage_seen = o.usage;
+            self.text_chars += o.text_chars;
+            self.pending.clear();
+            return Vec::new();
+        }
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.inspect(&rest);
+        }
+        rest
+    }
+
+    /// What the stream showed; complete unless the caller knows better.
+    pub fn observed(&self) -> Observed {
+        Observed {
+            usage: self.usage_seen.or_else(|| usage_from(self.endpoint, self.usage.as_ref())),
+            text_chars: self.text_chars,
+            complete: true,
+        }
+    }
+
+    /// Reads one event; whether to forward it.
+    fn inspect(&mut self, event: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(event) else { return true };
+        let mut data = String::new();
+        for line in text.lines() {
+            if let Some(d) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(d.strip_prefix(' ').unwrap_or(d));
+            }
+        }
+        if !data.starts_with('{') {
+            return true;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&data) else { return true };
+        match self.endpoint {
+            Endpoint::OpenAiChat => {
+                self.text_chars += chat_text(v.get("choices"), "delta");
+                if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                    self.usage = Some(u.clone());
+                    let no_choices = v.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
+                    if self.hide_usage_chunk && no_choices {
+                        return false;
+                    }
+                }
+            }
+            Endpoint::OpenAiResponses => match v.get("type").and_then(Value::as_str) {
+                Some("response.output_text.delta" | "response.function_call_arguments.delta") => {
+                    self.text_chars += text_chars(v.get("delta"));
+                }
+                Some("response.completed" | "response.incomplete" | "response.failed") => {
+                    if let Some(u) = v.pointer("/response/usage").filter(|u| u.is_object()) {
+                        self.usage = Some(u.clone());
+                    }
+                }
+                _ => {}
+            },
+            Endpoint::AnthropicMessages => match v.get("type").and_then(Value::as_str) {
+                Some("message_start") => {
+                    if let Some(u) = v.pointer("/message/usage").filter(|u| u.is_object()) {
+                        self.usage = Some(u.clone());
+                    }
+                }
+                Some("message_delta") => {
+                    // Later counts replace earlier ones, field by field.
+                    if let Some(Value::Object(delta)) = v.get("usage") {
+                        let usage = self.usage.get_or_insert_with(|| json!({}));
+                        for (k, val) in delta {
+                            if !val.is_null() {
+                                usage[k.as_str()] = val.clone();
+                            }
+                        }
+                    }
+                }
+                Some("content_block_delta") => {
+                    let d = v.get("delta");
+                    self.text_chars += ["text", "thinking", "partial_json"]
+                        .iter()
+                        .map(|k| text_chars(d.and_then(|d| d.get(*k))))
+                        .sum::<u64>();
+                }
+                _ => {}
+            },
+            Endpoint::GeminiGenerate => {
+                self.text_chars += gemini_text(&v);
+                if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
+                    self.usage = Some(u.clone());
+                }
+            }
+            Endpoint::OpenAiEmbeddings | Endpoint::Search | Endpoint::Other => {}
+        }
+        true
+    }
+}
+
+/// The most of a raw stream kept to read its usage at the end.
+const MAX_RAW_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where the first complete event of `buf` ends, and the separator's
+/// length (`\n\n`, `\r\n\r\n` or `\r\r`).
+fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        match (buf[i], buf[i + 1]) {
+            (b'\n', b'\n') | (b'\r', b'\r') => return Some((i, 2)),
+            (b'\r', b'\n') if buf[i + 2..].starts_with(b"\r\n") => return Some((i, 4)),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Why the proxy itself answers instead of the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Unauthenticated,
+    Forbidden,
+    Invalid,
+    Unpriced,
+    LimitReached,
+    TooLarge,
+    UpstreamFailed,
+    UpstreamTimeout,
+    /// Tally's store is unreachable for now.
+    Unavailable,
+    Internal,
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::Unauthenticated => 401,
+            Refusal::Forbidden => 403,
+            Refusal::Invalid => 400,
+            Refusal::Unpriced => 422,
+            Refusal::LimitReached => 429,
+            Refusal::TooLarge => 413,
+            Refusal::UpstreamFailed => 502,
+            Refusal::UpstreamTimeout => 504,
+            Refusal::Unavailable => 503,
+            Refusal::Internal => 500,
+        }
+    }
+}
+
+/// The error body in the provider's own shape, so its SDK raises its usual
+/// error (a 429 becomes the SDK's rate-limit error) with Tally's message.
+/// `code` names the limit that denied, when one did.
+pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<&str>) -> Value {
+    let status = refusal.status();
+    match family {
+        Family::OpenAi => {
+            let kind = match refusal {
+                Refusal::Unauthenticated => "authentication_error",
+                Refusal::Forbidden => "permission_error",
+                Refusal::Invalid | Refusal::Unpriced | Refusal::TooLarge => "invalid_request_error",
+                Refusal::LimitReached => "tally_limit_exceeded",
+                Refusal::UpstreamFailed | Refusal::UpstreamTimeout | Refusal::Unavailable | Refusal::Internal => {
+                    "server_error"
+                }
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+        }
+        Family::Anthropic => {
+            let kind = match refusal {
+                Refusal::Unauthenticated => "authentication_error",
+                Refusal::Forbidden => "permission_error",
+                Refusal::Invalid | Refusal::Unpriced => "invalid_request_error",
+                Refusal::TooLarge => "request_too_large",
+                Refusal::LimitReached => "rate_limit_error",
+                Refusal::Unavailable => "overloaded_error",
+                Refusal::UpstreamFailed | Refusal::UpstreamTimeout | Refusal::Internal => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        Family::Gemini => {
+            let kind = match refusal {
+                Refusal::Unauthenticated => "UNAUTHENTICATED",
+                Refusal::Forbidden => "PERMISSION_DENIED",
+                Refusal::Invalid | Refusal::Unpriced | Refusal::TooLarge => "INVALID_ARGUMENT",
+                Refusal::LimitReached => "RESOURCE_EXHAUSTED",
+                Refusal::UpstreamFailed | Refusal::Unavailable => "UNAVAILABLE",
+                Refusal::UpstreamTimeout => "DEADLINE_EXCEEDED",
+                Refusal::Internal => "INTERNAL",
+            };
+            json!({"error": {"code": status, "message": message, "status": kind}})
+        }
+        Family::Tavily => json!({"detail": {"error": message}}),
+        Family::Serper => json!({"message": message, "statusCode": status}),
+        Family::Exa => json!({"error": message, "tag": code}),
+        Family::Firecrawl => json!({"success": false, "error": message}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(family: Family, path: &str, body: Value) -> CallPlan {
+        plan(family, "POST", path, body.to_string().as_bytes()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn requests_say_what_to_hold() {
+        let p = plan_of(
+            Family::OpenAi,
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o", "max_tokens": 100, "n": 2, "messages": [{"role": "user", "content": "x".repeat(400)}]}),
+        );
+        assert_eq!(
+            (p.endpoint, p.model.as_deref(), p.max_output, p.stream),
+            (Endpoint::OpenAiChat, Some("gpt-4o"), Some(200), false)
+        );
+        // 400 characters of content is 100 tokens; "user" and framing add a few.
+        assert!((100..=110).contains(&p.input_estimate), "{}", p.input_estimate);
+        let p =
+            plan_of(Family::OpenAi, "/v1/responses", json!({"model": "gpt-5", "input": "hi", "max_output_tokens": 50}));
+        assert_eq!((p.endpoint, p.max_output), (Endpoint::OpenAiResponses, Some(50)));
+        let p =
+            plan_of(Family::OpenAi, "/v1/embeddings", json!({"model": "text-embedding-3-small", "input": [1, 2, 3]}));
+        assert_eq!((p.endpoint, p.input_estimate, p.max_output), (Endpoint::OpenAiEmbeddings, 3, Some(0)));
+        let p = plan_of(
+            Family::Anthropic,
+            "/v1/messages",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": true, "messages": []}),
+        );
+        assert_eq!(
+            (p.endpoint, p.max_output, p.stream, p.rewritten.is_none()),
+            (Endpoint::AnthropicMessages, Some(1024), true, true)
+        );
+        let p = plan_of(
+            Family::Gemini,
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            json!({"contents": [{"parts": [{"text": "hello"}]}], "generationConfig": {"maxOutputTokens": 64}}),
+        );
+        assert_eq!((p.model.as_deref(), p.stream, p.max_output), (Some("gemini-2.5-flash"), true, Some(64)));
+        let p = plan_of(Family::Tavily, "/search", json!({"query": "q", "search_depth": "advanced"}));
+        assert_eq!((p.endpoint, p.units, p.operation_type.as_str()), (Endpoint::Search, Some(2), "search"));
+        let p = plan_of(Family::Tavily, "/extract", json!({"urls": ["a", "b", "c", "d", "e", "f"]}));
+        assert_eq!(p.units, Some(2));
+        let p = plan_of(Family::Firecrawl, "/v1/crawl", json!({"url": "https://x", "limit": 25}));
+        assert_eq!(p.units, Some(25));
+        assert_eq!(plan(Family::OpenAi, "GET", "/v1/models", b"").unwrap(), None);
+        assert_eq!(plan(Family::Anthropic, "POST", "/v1/messages/count_tokens", b"{}").unwrap(), None);
+        assert!(
+            plan(Family::OpenAi, "POST", "/v1/chat/completions", b"{not json").unwrap_err().contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn inline_media_is_held_at_a_fixed_size() {
+        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        let n =
+            estimate_input(&json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}}]}]));
+        assert!(n < 2_000, "{n}");
+    }
+
+    #[test]
+    fn openai_streams_ask_for_usage_and_hide_the_extra_chunk() {
+        let p =
+            plan_of(Family::OpenAi, "/v1/chat/completions", json!({"model": "gpt-4o", "stream": true, "messages": []}));
+        assert!(p.hide_usage_chunk);
+        let sent: Value = serde_json::from_slice(p.rewritten.as_ref().unwrap()).unwrap();
+        assert_eq!(sent["stream_options"]["include_usage"], json!(true));
+        let mut tap = StreamTap::new(&p, true);
+        let mut out = tap.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel");
+        assert!(out.is_empty(), "half an event waits for its end");
+        out.extend(tap.feed(b"lo\"}}],\"usage\":null}\n\n"));
+        out.extend(tap.feed(
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+        ));
+        out.extend(tap.finish());
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("Hello") && text.ends_with("data: [DONE]\n\n") && !text.contains("prompt_tokens"),
+            "{text}"
+        );
+        let (q, estimated) = tap.observed().quantities(&p);
+        assert_eq!((q.tokens_input, q.tokens_output, estimated), (9, 2, false));
+
+        // A client that asked for usage sees it.
+        let p = plan_of(
+            Family::OpenAi,
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o", "stream": true, "stream_options": {"include_usage": true}, "messages": []}),
+        );
+        assert!(p.rewritten.is_none() && !p.hide_usage_chunk);
+        let mut tap = StreamTap::new(&p, true);
+        let out = tap.feed(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2}}\r\n\r\n");
+        assert!(String::from_utf8(out).unwrap().contains("prompt_tokens"));
+    }
+
+    #[test]
+    fn anthropic_usage_grows_across_events() {
+        let p =
+            plan_of(Family::Anthropic, "/v1/messages", json!({"model": "claude", "max_tokens": 10, "stream": true}));
+        let mut tap = StreamTap::new(&p, true);
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi there\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n",
+        );
+        // Byte by byte: events still come out whole and in order.
+        let out: Vec<u8> = stream.as_bytes().iter().flat_map(|b| tap.feed(&[*b])).collect();
+        assert_eq!(out, stream.as_bytes());
+        let (q, estimated) = tap.observed().quantities(&p);
+        assert_eq!((q.tokens_input, q.tokens_cached_input, q.tokens_output, estimated), (125, 100, 15, false));
+    }
+
+    #[test]
+    fn a_cut_stream_is_estimated_from_its_text() {
+        let p = plan_of(
+            Family::Gemini,
+            "/v1beta/models/gemini-2.5-pro:streamGenerateContent",
+            json!({"contents": [{"parts": [{"text": "x".repeat(40)}]}]}),
+        );
+        let mut tap = StreamTap::new(&p, true);
+        tap.feed(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"12345678\"}]}}]}\n\n");
+        let (q, estimated) = tap.observed().quantities(&p);
+        assert!(estimated);
+        assert_eq!(q.tokens_output, 2);
+        assert_eq!(q.tokens_input, p.input_estimate);
+        tap.feed(b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":3,\"thoughtsTokenCount\":4}}\n\n");
+        let (q, estimated) = tap.observed().quantities(&p);
+        assert_eq!((q.tokens_input, q.tokens_output, q.tokens_reasoning, estimated), (12, 7, 4, false));
+    }
+
+    #[test]
+    fn whole_answers_carry_usage() {
+        let p = plan_of(Family::OpenAi, "/v1/responses", json!({"model": "gpt-5", "input": "hi"}));
+        let o = observe_body(
+            p.endpoint,
+            br#"{"usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":2},"output_tokens":8}}"#,
+        );
+        assert_eq!(o.usage.map(|q| (q.tokens_input, q.tokens_cached_input, q.tokens_output)), Some((5, 2, 8)));
+        let p = plan_of(Family::Gemini, "/v1beta/models/g:streamGenerateContent", json!({}));
+        let o = observe_body(
+            p.endpoint,
+            br#"[{"candidates":[]},{"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4}}]"#,
+        );
+        assert_eq!(o.usage.map(|q| (q.tokens_input, q.tokens_output)), Some((3, 4)));
+        let p = plan_of(Family::Serper, "/search", json!({"q": "x"}));
+        let (q, estimated) = observe_body(p.endpoint, b"{}").quantities(&p);
+        assert_eq!((q.units, q.tokens_input, estimated), (1, 0, false));
+    }
+
+    #[test]
+    fn errors_speak_each_providers_shape() {
+        let m = "OpenAI tokens limit reached";
+        let o = error_body(Family::OpenAi, Refusal::LimitReached, m, Some("openai_tokens"));
+        assert_eq!(o["error"]["message"], json!(m));
+        assert_eq!(o["error"]["code"], json!("openai_tokens"));
+        let a = error_body(Family::Anthropic, Refusal::LimitReached, m, None);
+        assert_eq!((a["type"].as_str(), a["error"]["type"].as_str()), (Some("error"), Some("rate_limit_error")));
+        let g = error_body(Family::Gemini, Refusal::LimitReached, m, None);
+        assert_eq!(
+            (g["error"]["code"].as_u64(), g["error"]["status"].as_str()),
+            (Some(429), Some("RESOURCE_EXHAUSTED"))
+        );
+        for f in Family::ALL {
+            assert!(error_body(f, Refusal::LimitReached, m, None).to_string().contains(m), "{f:?}");
+            assert_eq!(Family::parse(f.slug()), Some(f));
+        }
+        assert_eq!(Family::parse("exa"), Some(Family::Exa));
+    }
+}

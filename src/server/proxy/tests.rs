@@ -1,0 +1,577 @@
+//! The proxy through the real router, against mock upstreams started here
+//! that speak each provider's protocol (whole answers, streams, errors,
+//! stalls).
+
+use std::sync::Mutex;
+
+use axum::http::Request;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tower::ServiceExt;
+
+use super::*;
+use crate::domain::limits::Limits;
+use crate::domain::pricing::{ClassRates, PriceVersion, Rates};
+use crate::domain::provider::{LimitKey, Provider};
+use crate::server::cli::ServeArgs;
+use crate::server::service::Engine;
+use crate::server::startup::{app_state, build_router};
+use crate::server::store::{Store, catalog};
+use crate::server::testing::{TestDb, engine_with_catalog, price, t, user_on_plan};
+
+const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+/// What the mock upstream received.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    query: String,
+    auth: String,
+    body: Value,
+}
+
+#[derive(Clone, Default)]
+struct Mock {
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn sse(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| format!("data: {e}\n\n")).collect()
+}
+
+fn stream_response(chunks: Vec<String>, hang: bool) -> Response {
+    let s = futures::stream::iter(chunks.into_iter().map(|c| Ok::<_, std::io::Error>(Bytes::from(c))));
+    let body = if hang {
+        Body::from_stream(futures::StreamExt::chain(s, futures::stream::pending()))
+    } else {
+        Body::from_stream(s)
+    };
+    Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(body).unwrap()
+}
+
+/// One mock for every provider: each answers by path, with usage from the
+/// request's size, and by model: `boom` fails, `slow` stalls, `hang`
+/// streams one chunk and then nothing.
+async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let auth = ["authorization", "x-api-key", "x-goog-api-key"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    mock.seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        query: parts.uri.query().unwrap_or("").into(),
+        auth,
+        body: body.clone(),
+    });
+    let model = body["model"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| path.rsplit('/').next().unwrap_or("").split(':').next().unwrap_or("").to_string());
+    if model == "boom" {
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"message": "the model is on fire"}})))
+            .into_response();
+    }
+    if model == "slow" {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let hang = model == "hang";
+    let stream = body["stream"].as_bool() == Some(true) || path.ends_with(":streamGenerateContent");
+    match path.as_str() {
+        "/v1/models" => axum::Json(json!({"data": [{"id": "gpt-4o"}]})).into_response(),
+        "/v1/chat/completions" if stream => {
+            let mut events = vec![
+                json!({"choices": [{"index": 0, "delta": {"content": "Hello"}}], "usage": null}),
+                json!({"choices": [{"index": 0, "delta": {"content": " world"}}], "usage": null}),
+            ];
+            if body.pointer("/stream_options/include_usage") == Some(&json!(true)) {
+                events.push(json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 2,
+                    "prompt_tokens_details": {"cached_tokens": 10}}}));
+            }
+            let mut chunks = sse(&events);
+            chunks.push("data: [DONE]\n\n".into());
+            if hang {
+                chunks.truncate(1);
+            }
+            stream_response(chunks, hang)
+        }
+        "/v1/chat/completions" => axum::Json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+        }))
+        .into_response(),
+        "/v1/responses" => axum::Json(json!({"id": "resp_1", "object": "response", "output": [],
+            "usage": {"input_tokens": 300, "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 30}}}))
+        .into_response(),
+        "/v1/embeddings" => axum::Json(
+            json!({"object": "list", "data": [], "model": model, "usage": {"prompt_tokens": 8, "total_tokens": 8}}),
+        )
+        .into_response(),
+        "/v1/messages" if stream => {
+            let events = [
+                ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                    "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": 50, "cache_read_input_tokens": 100, "output_tokens": 1}}})),
+                ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi there"}})),
+                ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 12}})),
+                ("message_stop", json!({"type": "message_stop"})),
+            ];
+            stream_response(events.iter().map(|(e, d)| format!("event: {e}\ndata: {d}\n\n")).collect(), false)
+        }
+        "/v1/messages" => axum::Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 200, "cache_creation_input_tokens": 100, "output_tokens": 70}}))
+        .into_response(),
+        p if p.ends_with(":generateContent") => axum::Json(json!({"candidates": [{"content": {"parts": [{"text": "Hi"}]}}],
+            "usageMetadata": {"promptTokenCount": 400, "candidatesTokenCount": 60, "thoughtsTokenCount": 40}}))
+        .into_response(),
+        p if p.ends_with(":streamGenerateContent") && parts.uri.query().is_some_and(|q| q.contains("alt=sse")) => {
+            stream_response(
+                sse(&[
+                    json!({"candidates": [{"content": {"parts": [{"text": "Hel"}]}}], "usageMetadata": {"promptTokenCount": 30}}),
+                    json!({"candidates": [{"content": {"parts": [{"text": "lo"}]}}],
+                           "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 5}}),
+                ]),
+                false,
+            )
+        }
+        p if p.ends_with(":streamGenerateContent") => axum::Json(json!([
+            {"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]},
+            {"candidates": [{"content": {"parts": [{"text": "lo"}]}}], "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 6}}
+        ]))
+        .into_response(),
+        "/search" => axum::Json(json!({"results": []})).into_response(),
+        _ => (StatusCode::NOT_FOUND, "no such mock path").into_response(),
+    }
+}
+
+async fn start_mock() -> (Mock, String) {
+    let mock = Mock::default();
+    let app = axum::Router::new().fallback(mock_answer).with_state(mock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (mock, format!("http://{addr}"))
+}
+
+struct Harness {
+    router: axum::Router,
+    engine: Engine,
+    mock: Mock,
+    key: String,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {}", self.text))
+    }
+}
+
+async fn add_prices(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    let llm = |i: &str, o: &str, c: &str| {
+        Rates::from(ClassRates {
+            input_per_million: price(i),
+            output_per_million: price(o),
+            cached_input_per_million: price(c),
+            ..ClassRates::default()
+        })
+    };
+    let versions = [
+        ("openai", "gpt-4o", llm("2.5", "10", "1.25")),
+        ("openai", "text-embedding-3-small", llm("0.02", "0", "0.02")),
+        ("openai", "hang", llm("2.5", "10", "1.25")),
+        ("openai", "boom", llm("2.5", "10", "1.25")),
+        ("openai", "slow", llm("2.5", "10", "1.25")),
+        ("anthropic", "claude-sonnet-4-5", llm("3", "15", "0.3")),
+        ("gemini", "gemini-2.5-flash", llm("0.3", "2.5", "0.075")),
+        ("serper", "*", Rates::from(ClassRates { per_search: price("0.001"), ..ClassRates::default() })),
+    ];
+    for (p, m, rates) in versions {
+        let v = PriceVersion {
+            id: 0,
+            provider: Provider::parse(p).unwrap(),
+            model: m.into(),
+            effective_from: t(2026, 1, 1),
+            rates,
+            description: String::new(),
+        };
+        catalog::insert_price_version(&mut tx, &v, None, t(2026, 1, 1)).await.unwrap();
+    }
+    catalog::bump_revision(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn harness(store: Store, limits: Limits, timeout: Duration) -> Harness {
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, t(2026, 1, 1)).await;
+    add_prices(&store).await;
+    user_on_plan(&engine, "alice", plan, Utc::now() - chrono::Duration::days(3)).await;
+    let (mock, base) = start_mock().await;
+    let mut state = app_state(engine.clone(), &ServeArgs::default());
+    let upstreams =
+        Family::ALL.into_iter().map(|f| (f, Upstream { base: base.clone(), key: Some(UPSTREAM_KEY.into()) })).collect();
+    state.proxy = Proxy::new(ProxySettings { upstreams, timeout, default_max_output: 4096 });
+    let router = build_router(state, Duration::from_secs(30));
+    let key = engine.create_api_key(Some("alice"), &[Scope::Proxy], "sdk", "test", Utc::now()).await.unwrap().1;
+    Harness { router, engine, mock, key }
+}
+
+impl Harness {
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, String)], body: Option<Value>) -> Answer {
+        let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_default();
+        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    fn bearer(&self) -> Vec<(&'static str, String)> {
+        vec![("authorization", format!("Bearer {}", self.key))]
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send("POST", path, &self.bearer(), Some(body)).await
+    }
+
+    fn upstream_calls(&self) -> usize {
+        self.mock.seen.lock().unwrap().len()
+    }
+
+    fn last_seen(&self) -> Seen {
+        self.mock.seen.lock().unwrap().last().cloned().expect("the upstream was called")
+    }
+
+    /// The recorded event: (input, output, cached, status, cost nanos, estimated, units).
+    async fn event(&self, id: &str) -> Option<(i64, i64, i64, i64, i64, bool, i64)> {
+        let row = sqlx::query(
+            "SELECT tokens_input, tokens_output, tokens_cached_input, status_code, cost_total_nanos, estimated, units
+             FROM usage_events WHERE event_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.engine.store.pool())
+        .await
+        .unwrap()?;
+        Some((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get::<i64, _>(5) != 0, row.get(6)))
+    }
+
+    /// The event, waiting for a recording that runs after the answer.
+    async fn event_soon(&self, id: &str) -> (i64, i64, i64, i64, i64, bool, i64) {
+        for _ in 0..100 {
+            if let Some(e) = self.event(id).await {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("event {id} was never recorded");
+    }
+
+    async fn open_holds(&self) -> i64 {
+        sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL")
+            .fetch_one(self.engine.store.pool())
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn events(&self) -> i64 {
+        sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events")
+            .fetch_one(self.engine.store.pool())
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+fn header_str<'a>(a: &'a Answer, name: &str) -> &'a str {
+    a.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header"))
+}
+
+async fn every_protocol_is_gated_priced_and_recorded(store: Store) {
+    let h = harness(store, Limits::new(), Duration::from_secs(10)).await;
+
+    // OpenAI chat, whole: the caller's key stays here, the server's goes up.
+    let a = h
+        .post(
+            "/proxy/openai/v1/chat/completions",
+            json!({"model": "gpt-4o", "max_tokens": 600, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["choices"][0]["message"]["content"], json!("Hi"));
+    let seen = h.last_seen();
+    assert_eq!((seen.path.as_str(), seen.auth.as_str()), ("/v1/chat/completions", "Bearer sk-upstream-secret"));
+    let id = header_str(&a, "x-tally-event-id").to_string();
+    // 1,000 in at $2.50 and 500 out at $10 per 1M.
+    assert_eq!(header_str(&a, "x-tally-cost"), "0.007500000");
+    assert_eq!(h.event(&id).await.unwrap(), (1000, 500, 0, 200, 7_500_000, false, 0));
+    assert_eq!(h.open_holds().await, 0, "the hold settled to the real usage");
+
+    // OpenAI chat, streamed, the client not asking for usage: the proxy asks,
+    // and hides the extra chunk; the cost closes the stream as a comment.
+    let a = h
+        .post(
+            "/proxy/openai/v1/chat/completions",
+            json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(h.last_seen().body["stream_options"]["include_usage"], json!(true));
+    assert!(a.text.contains("Hello") && a.text.contains(" world") && a.text.contains("data: [DONE]"), "{}", a.text);
+    assert!(!a.text.contains("prompt_tokens"), "the usage chunk is hidden: {}", a.text);
+    let id = header_str(&a, "x-tally-event-id").to_string();
+    // 20 in (10 of them cached at $1.25), 2 out.
+    let cost = 10 * 2_500 + 10 * 1_250 + 2 * 10_000;
+    let trailer = format!(": tally-cost={} event={id}\n\n", crate::domain::money::Nanos(cost).usd_string());
+    assert!(a.text.ends_with(&trailer), "{}", a.text);
+    assert_eq!(h.event(&id).await.unwrap(), (20, 2, 10, 200, cost, false, 0));
+
+    // Responses and embeddings.
+    let a = h.post("/proxy/openai/v1/responses", json!({"model": "gpt-4o", "input": "hi"})).await;
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1), (300, 40));
+    let a = h.post("/proxy/openai/v1/embeddings", json!({"model": "text-embedding-3-small", "input": "hi"})).await;
+    assert_eq!(h.event(header_str(&a, "x-tally-event-id")).await.unwrap().0, 8);
+
+    // Anthropic, with its SDK's `x-api-key`, whole and streamed.
+    let anthropic = [("x-api-key", h.key.clone()), ("anthropic-version", "2023-06-01".into())];
+    let body =
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
+    let a = h.send("POST", "/proxy/anthropic/v1/messages", &anthropic, Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(h.last_seen().auth, UPSTREAM_KEY);
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1, e.2), (300, 70, 0));
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let a = h.send("POST", "/proxy/anthropic/v1/messages", &anthropic, Some(streamed)).await;
+    assert!(a.text.contains("event: message_stop"), "{}", a.text);
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1, e.2, e.5), (150, 12, 100, false));
+
+    // Gemini: `x-goog-api-key`, and `?key=` (which never goes upstream).
+    let contents = json!({"contents": [{"parts": [{"text": "hi"}]}]});
+    let a = h
+        .send(
+            "POST",
+            "/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+            &[("x-goog-api-key", h.key.clone())],
+            Some(contents.clone()),
+        )
+        .await;
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1), (400, 100));
+    let path = format!("/proxy/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key={}", h.key);
+    let a = h.send("POST", &path, &[], Some(contents.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(h.last_seen().query, "alt=sse");
+    assert_eq!(h.last_seen().auth, UPSTREAM_KEY);
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1, e.5), (30, 5, false));
+    // Without `alt=sse` the stream is one JSON array, passed on as it comes.
+    let path = "/proxy/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+    let a = h.send("POST", path, &[("x-goog-api-key", h.key.clone())], Some(contents)).await;
+    assert!(a.json().is_array());
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1), (30, 6));
+
+    // Search: per request.
+    let a = h.send("POST", "/proxy/serper/search", &[("x-api-key", h.key.clone())], Some(json!({"q": "rust"}))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(header_str(&a, "x-tally-cost"), "0.001000000");
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.4, e.6), (1_000_000, 1));
+
+    // Reads that bill nothing pass through, neither held nor recorded.
+    let before = h.events().await;
+    let a = h.send("GET", "/proxy/openai/v1/models", &h.bearer(), None).await;
+    assert_eq!((a.status, a.json()["data"][0]["id"].as_str()), (StatusCode::OK, Some("gpt-4o")));
+    assert_eq!(h.events().await, before);
+    assert_eq!(h.open_holds().await, 0);
+
+    // The usage log shows proxied calls with their model and tokens.
+    let all = crate::domain::usage_log::LogFilter::default();
+    let rows = h.engine.usage_log("alice", &all, 50, crate::domain::usage_log::LogStart::Offset(0)).await.unwrap().0;
+    assert!(rows.iter().any(|r| r.model.as_deref() == Some("claude-sonnet-4-5") && r.tokens_output == 12));
+    assert!(rows.iter().all(|r| r.endpoint.as_deref().is_some_and(|e| e.starts_with('/'))));
+}
+crate::both_stores!(protocols, every_protocol_is_gated_priced_and_recorded);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_denied_call_never_reaches_the_provider() {
+    let db = TestDb::sqlite().await;
+    let mut limits = Limits::new();
+    limits.set(LimitKey::Tokens(Provider::parse("openai").unwrap()), Some(5_000));
+    let h = harness(db.store.clone(), limits, Duration::from_secs(10)).await;
+    // 8,000 output tokens cannot fit in 5,000.
+    let body = json!({"model": "gpt-4o", "max_tokens": 8000, "messages": [{"role": "user", "content": "hi"}]});
+    let a = h.post("/proxy/openai/v1/chat/completions", body.clone()).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    let err = a.json();
+    assert_eq!(err["error"]["type"], json!("tally_limit_exceeded"));
+    assert_eq!(err["error"]["code"], json!("openai_tokens"));
+    assert!(err["error"]["message"].as_str().unwrap().contains("limit reached"), "{err}");
+    assert!(header_str(&a, "retry-after").parse::<i64>().unwrap() > 0);
+    assert_eq!(header_str(&a, "x-tally-limit"), "openai_tokens");
+    assert_eq!(h.upstream_calls(), 0, "a denied call never reaches the provider");
+    // Held by default: 4,096 output tokens plus the input fit in 5,000.
+    let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "gpt-4o", "messages": []})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(h.upstream_calls(), 1);
+    // Denials in Anthropic's and Gemini's shapes.
+    let mut limits = Limits::new();
+    limits.set(LimitKey::Tokens(Provider::parse("anthropic").unwrap()), Some(10));
+    limits.set(LimitKey::Tokens(Provider::parse("gemini").unwrap()), Some(10));
+    let db2 = TestDb::sqlite().await;
+    let h2 = harness(db2.store.clone(), limits, Duration::from_secs(10)).await;
+    let a = h2
+        .send(
+            "POST",
+            "/proxy/anthropic/v1/messages",
+            &[("x-api-key", h2.key.clone())],
+            Some(json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": []})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        (a.json()["type"].as_str(), a.json()["error"]["type"].as_str()),
+        (Some("error"), Some("rate_limit_error"))
+    );
+    let a = h2
+        .send(
+            "POST",
+            "/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+            &[("x-goog-api-key", h2.key.clone())],
+            Some(json!({"contents": []})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["error"]["status"], json!("RESOURCE_EXHAUSTED"));
+    assert_eq!(h2.upstream_calls(), 0);
+    db.cleanup().await;
+    db2.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_are_recorded_and_release_the_hold() {
+    let db = TestDb::sqlite().await;
+    let h = harness(db.store.clone(), Limits::new(), Duration::from_secs(1)).await;
+    // The provider fails: its answer passes on, the call is recorded failed.
+    let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "boom", "messages": []})).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(a.json()["error"]["message"], json!("the model is on fire"));
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.0, e.1, e.3, e.4), (0, 0, 500, 0));
+    // No answer in time: 504 in the provider's shape, recorded.
+    let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "slow", "messages": []})).await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(a.json()["error"]["type"], json!("server_error"));
+    let e = h.event_soon(header_str(&a, "x-tally-event-id")).await;
+    assert_eq!(e.3, 504);
+    assert_eq!(h.open_holds().await, 0);
+
+    // A retry with the same event id bills once and holds nothing after.
+    let retry = vec![("authorization", format!("Bearer {}", h.key)), ("x-tally-event-id", "call-42".to_string())];
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..3 {
+        let a = h.send("POST", "/proxy/openai/v1/chat/completions", &retry, Some(body.clone())).await;
+        assert_eq!((a.status, header_str(&a, "x-tally-event-id")), (StatusCode::OK, "call-42"));
+        assert_eq!(header_str(&a, "x-tally-cost"), "0.007500000");
+    }
+    let n: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE event_id = 'call-42'")
+        .fetch_one(h.engine.store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    assert_eq!(h.open_holds().await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_leaves_mid_stream_is_billed_for_what_was_produced() {
+    let db = TestDb::sqlite().await;
+    let h = harness(db.store.clone(), Limits::new(), Duration::from_secs(30)).await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/proxy/openai/v1/chat/completions")
+        .header("authorization", format!("Bearer {}", h.key))
+        .body(Body::from(
+            json!({"model": "hang", "stream": true, "messages": [{"role": "user", "content": "x".repeat(400)}]})
+                .to_string(),
+        ))
+        .unwrap();
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    let id = resp.headers()["x-tally-event-id"].to_str().unwrap().to_string();
+    let mut body = resp.into_body();
+    // The first event arrives at once, though the upstream stays open.
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("first byte").unwrap().unwrap();
+    assert!(String::from_utf8_lossy(first.data_ref().unwrap()).contains("Hello"));
+    drop(body);
+    let e = h.event_soon(&id).await;
+    // "Hello" is 5 characters: 2 tokens; the input is the request's estimate.
+    assert_eq!((e.1, e.3, e.5), (2, 200, true));
+    assert!((100..=120).contains(&e.0), "{}", e.0);
+    assert_eq!(h.open_holds().await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_proxy_keys_bound_to_a_user_may_call() {
+    let db = TestDb::sqlite().await;
+    let h = harness(db.store.clone(), Limits::new(), Duration::from_secs(10)).await;
+    let body = json!({"model": "gpt-4o", "messages": []});
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &[], Some(body.clone())).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["type"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("authentication_error"))
+    );
+    let a = h
+        .send(
+            "POST",
+            "/proxy/openai/v1/chat/completions",
+            &[("authorization", "Bearer nope".into())],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let ingest = h.engine.create_api_key(Some("alice"), &[Scope::Ingest], "x", "test", Utc::now()).await.unwrap().1;
+    let a = h
+        .send(
+            "POST",
+            "/proxy/anthropic/v1/messages",
+            &[("x-api-key", ingest)],
+            Some(json!({"model": "claude-sonnet-4-5"})),
+        )
+        .await;
+    assert_eq!((a.status, a.json()["error"]["type"].as_str()), (StatusCode::FORBIDDEN, Some("permission_error")));
+    let unbound = h.engine.create_api_key(None, &[Scope::Proxy], "x", "test", Utc::now()).await;
+    assert!(unbound.unwrap_err().to_string().contains("must be bound to a user"));
+    let a = h.send("POST", "/proxy/nosuch/v1/x", &h.bearer(), Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.text.contains("openai, anthropic, gemini"), "{}", a.text);
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &h.bearer(), Some(json!("not an object"))).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request_error"))
+    );
+    assert_eq!(h.upstream_calls(), 0);
+    db.cleanup().await;
+}

@@ -83,6 +83,24 @@ setup_test_tools() {
       || die "installing Playwright with npm in end2end/ failed"
   fi
   [ -f end2end/node_modules/@playwright/test/package.json ] || die "Playwright is missing from end2end/node_modules after npm install"
+  setup_sdk_venv
+}
+
+# The official provider SDKs the proxy test drives, from PyPI, in a
+# virtualenv of their own (end2end/.sdk-venv).
+setup_sdk_venv() {
+  local venv=end2end/.sdk-venv req=end2end/sdk/requirements.txt
+  if [ ! -x "$venv/bin/python" ] || [ "$req" -nt "$venv/.installed" ]; then
+    need python3 "the proxy SDK test needs Python 3.9+ with venv (Debian: python3-venv)"
+    say "installing the openai and anthropic Python SDKs (PyPI) into $venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      need apt-get "python3 -m venv failed and Debian's python3-venv cannot be installed without apt-get"
+      try "installing python3-venv with apt-get" as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+      try "creating $venv" python3 -m venv "$venv"
+    fi
+    try "installing the Python SDKs" "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    touch "$venv/.installed"
+  fi
 }
 
 # Builds the server binary and the site (WASM, JS, CSS) with cargo-leptos.

@@ -19,7 +19,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
-use super::cli::{BenchArgs, BenchStore, ServeArgs};
+use super::cli::{BenchArgs, BenchSection, BenchStore, ServeArgs};
 use super::seed;
 use super::service::admin::PlanForm;
 use super::service::{Engine, EngineConfig};
@@ -109,6 +109,175 @@ async fn drive(addr: SocketAddr, key: &str, clients: usize, duration: Duration, 
     all.elapsed = started.elapsed();
     all.latencies.sort_unstable();
     all
+}
+
+/// `clients` keep-alive connections sending `per_sec` requests a second
+/// between them for `duration`, each on its own schedule (a slow answer
+/// delays only its own connection). The latency is to the whole answer, or
+/// with `first_byte` to the answer's first body bytes.
+async fn paced(
+    addr: SocketAddr,
+    key: &str,
+    clients: usize,
+    per_sec: u64,
+    duration: Duration,
+    make: MakeRequest,
+    first_byte: bool,
+) -> Run {
+    let seq = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let every = Duration::from_secs_f64(clients as f64 / per_sec.max(1) as f64);
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (make, seq, auth) = (make.clone(), seq.clone(), format!("Bearer {key}"));
+            tokio::spawn(async move {
+                let mut run = Run::default();
+                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else { return run };
+                let _ = stream.set_nodelay(true);
+                let Ok((mut send, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+                    return run;
+                };
+                tokio::spawn(conn);
+                // Clients start spread over one interval.
+                tokio::time::sleep(every.mul_f64(c as f64 / clients as f64)).await;
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while Instant::now() < deadline {
+                    tick.tick().await;
+                    let (method, path, body) = make(c, seq.fetch_add(1, Ordering::Relaxed));
+                    let req = Request::builder()
+                        .method(method)
+                        .uri(path)
+                        .header("host", addr.to_string())
+                        .header("authorization", &auth)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                        .expect("valid request");
+                    let t = Instant::now();
+                    let (ok, took) = match send.send_request(req).await {
+                        Ok(resp) => {
+                            let status = resp.status();
+                            let mut body = resp.into_body();
+                            let first = body.frame().await;
+                            let took = t.elapsed();
+                            let rest = body.collect().await.is_ok();
+                            (status.is_success() && first.is_some_and(|f| f.is_ok()) && rest, took)
+                        }
+                        Err(_) => (false, t.elapsed()),
+                    };
+                    run.latencies.push(if first_byte { took } else { t.elapsed() });
+                    run.requests += 1;
+                    run.failures += u64::from(!ok);
+                    if !ok && send.ready().await.is_err() {
+                        break;
+                    }
+                }
+                run
+            })
+        })
+        .collect();
+    let mut all = Run::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            all.requests += r.requests;
+            all.failures += r.failures;
+            all.latencies.extend(r.latencies);
+        }
+    }
+    all.elapsed = started.elapsed();
+    all.latencies.sort_unstable();
+    all
+}
+
+/// A mock provider for the proxy figures, speaking OpenAI chat
+/// completions: a whole answer at once, or a stream whose first event
+/// leaves at once and four more 1 ms apart.
+async fn start_mock_provider() -> anyhow::Result<SocketAddr> {
+    use axum::response::IntoResponse;
+    async fn answer(body: Bytes) -> axum::response::Response {
+        let streamed = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["stream"].as_bool());
+        if streamed != Some(true) {
+            return axum::Json(json!({"id": "chatcmpl-bench", "object": "chat.completion", "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}}))
+            .into_response();
+        }
+        let chunks = futures::stream::unfold(0u32, |i| async move {
+            if i > 5 {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let data = match i {
+                5 => "data: [DONE]\n\n".to_string(),
+                4 => format!(
+                    "data: {}\n\n",
+                    json!({"choices": [], "usage": {"prompt_tokens": 1200, "completion_tokens": 4}})
+                ),
+                _ => format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {"content": "word "}}]})),
+            };
+            Some((Ok::<_, std::io::Error>(Bytes::from(data)), i + 1))
+        });
+        axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from_stream(chunks))
+            .expect("valid response")
+    }
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+/// The proxy's figures: a chat completion at 500 req/s and a streamed one
+/// at 100 req/s, each sent to the mock provider directly and through the
+/// proxy in the same run; the proxy's cost is the difference.
+async fn proxy_rows(tally: SocketAddr, mock: SocketAddr, proxy_key: &str, dur: Duration) -> Vec<Row> {
+    let chat = |stream: bool, prefix: &'static str| -> MakeRequest {
+        Arc::new(move |_, _| {
+            let body = json!({"model": "gpt-4o-mini", "max_tokens": 400, "stream": stream,
+                "messages": [{"role": "user", "content": "Summarise the quarterly report in three bullet points."}]});
+            (Method::POST, format!("{prefix}/v1/chat/completions"), Some(body.to_string()))
+        })
+    };
+    let mut rows = Vec::new();
+    for (name, stream, per_sec) in
+        [("proxy, chat completion at 500 req/s", false, 500), ("proxy, streamed chat at 100 req/s", true, 100)]
+    {
+        let direct = paced(mock, "sk-bench", 16, per_sec, dur, chat(stream, ""), stream).await;
+        let proxied = paced(tally, proxy_key, 16, per_sec, dur, chat(stream, "/proxy/openai"), stream).await;
+        let figure = if stream { "first byte p50 / p99" } else { "p50 / p99" };
+        let added = |p: f64| ms(proxied.pct(p).saturating_sub(direct.pct(p)));
+        rows.push(Row {
+            path: name.into(),
+            figure: figure.into(),
+            value: format!("{} / {}", ms(proxied.pct(0.5)), ms(proxied.pct(0.99))),
+            baseline: format!("{} / {} (the mock called directly)", ms(direct.pct(0.5)), ms(direct.pct(0.99))),
+            ratio: format!("+{} / +{}", added(0.5), added(0.99)),
+        });
+        rows.push(Row {
+            path: name.into(),
+            figure: "throughput".into(),
+            value: rate(proxied.per_sec(), "req/s"),
+            baseline: rate(direct.per_sec(), "req/s"),
+            ratio: ratio(proxied.per_sec(), direct.per_sec()),
+        });
+        for (who, run) in [("through the proxy", &proxied), ("direct", &direct)] {
+            if run.failures > 0 {
+                rows.push(Row {
+                    path: format!("{name}, {who}"),
+                    figure: "failed requests".into(),
+                    value: run.failures.to_string(),
+                    baseline: "0".into(),
+                    ratio: "-".into(),
+                });
+            }
+        }
+    }
+    rows
 }
 
 /// A row of the result table.
@@ -265,7 +434,9 @@ fn preflight_body(user: &str, reserve: bool) -> String {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let secs = if args.quick { 2 } else { args.seconds.max(1) };
     let dur = Duration::from_secs(secs);
-    let events = args.events.unwrap_or(if args.quick { 5_000 } else { 200_000 });
+    // The proxy's figures read nothing seeded: a few events will do.
+    let small = args.quick || args.only.is_some();
+    let events = args.events.unwrap_or(if small { 5_000 } else { 200_000 });
     let (store, remove, pg) = fresh_store(&args).await?;
     let result = bench_on(&args, store.clone(), dur, events).await;
     store.close().await;
@@ -311,7 +482,21 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let state = super::startup::app_state(engine.clone(), &ServeArgs::default());
+    let (_, proxy_key) = engine
+        .create_api_key(Some(&bench_users[0]), &[Scope::Proxy], "bench", "bench", now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mock = start_mock_provider().await?;
+    let mut state = super::startup::app_state(engine.clone(), &ServeArgs::default());
+    let mut upstreams = std::collections::HashMap::new();
+    let base = format!("http://{mock}");
+    upstreams
+        .insert(super::proxy::protocol::Family::OpenAi, super::proxy::Upstream { base, key: Some("sk-bench".into()) });
+    state.proxy = super::proxy::Proxy::new(super::proxy::ProxySettings {
+        upstreams,
+        timeout: Duration::from_secs(30),
+        default_max_output: 4096,
+    });
     let app = super::startup::build_router(state, Duration::from_secs(30));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -324,6 +509,11 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
 
     let floor = drive(addr, &key, c, dur, Arc::new(|_, _| (Method::GET, "/healthz".into(), None))).await;
     rows.extend(request_rows("GET /healthz (the floor)", &floor, &floor));
+    if args.only == Some(BenchSection::Proxy) {
+        rows.extend(proxy_rows(addr, mock, &proxy_key, dur).await);
+        server.abort();
+        return finish(args, events, seed_rate, &rows);
+    }
 
     // Preflight checks (or reservations) round-robin over the bench users.
     let gate_maker = |reserve: bool| -> MakeRequest {
@@ -406,13 +596,19 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         let run = drive(addr, &load_key, c, dur, Arc::new(move |_, _| (Method::GET, path.clone(), None))).await;
         rows.extend(request_rows(&format!("{name} ({per_user} events of the user)"), &run, &floor));
     }
+    rows.extend(proxy_rows(addr, mock, &proxy_key, dur).await);
     server.abort();
+    finish(args, events, seed_rate, &rows)
+}
 
+/// Prints the table with the process's peak memory; fails if any request
+/// failed.
+fn finish(args: &BenchArgs, events: u64, seed_rate: f64, rows: &[Row]) -> anyhow::Result<()> {
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l["VmHWM:".len()..].trim().to_string()))
         .unwrap_or_else(|| "unknown".into());
-    print_table(args, events, seed_rate, &rss, &rows);
+    print_table(args, events, seed_rate, &rss, rows);
     if rows.iter().any(|r| r.figure == "failed requests") {
         bail!("some requests failed; the figures above are not trustworthy");
     }

@@ -433,6 +433,10 @@ impl BenchStore {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// Measure only this part: `proxy` (the tracking proxy's added latency
+    /// against a mock provider). Default: everything.
+    #[arg(value_enum)]
+    pub only: Option<BenchSection>,
     /// The store to measure: a fresh SQLite file in the temp directory, or
     /// a fresh schema in the PostgreSQL database of --database-url (dropped
     /// afterwards). Never touches the database you serve from.
@@ -454,6 +458,12 @@ pub struct BenchArgs {
     /// Concurrent HTTP clients for the request figures.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
+}
+
+/// A part of `tally bench` run on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSection {
+    Proxy,
 }
 
 fn parse_usd(s: &str) -> Result<crate::domain::money::Nanos, String> {

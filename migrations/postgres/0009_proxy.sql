@@ -4,3 +4,7 @@
 -- stream the client cut before the provider's count arrived is billed for
 -- the text it produced, at about four characters a token, and says so.
 ALTER TABLE usage_events ADD COLUMN estimated BIGINT NOT NULL DEFAULT 0;
+
+-- The most output one call of a model can produce (its provider's cap), or
+-- NULL: the proxy holds it for a call whose request sets no maximum.
+ALTER TABLE price_versions ADD COLUMN max_output_tokens BIGINT;

@@ -208,6 +208,9 @@ fn edit_href(v: &crate::domain::pricing::PriceVersion) -> String {
             urlencode(&json::service_tiers_to_json(&v.rates.service_tiers).to_string())
         ));
     }
+    if let Some(n) = v.max_output_tokens {
+        q.push(format!("max_output_tokens={n}"));
+    }
     format!("/admin/pricing?{}#new-price", q.join("&"))
 }
 
@@ -242,7 +245,17 @@ pub async fn admin_pricing() -> Result<Pricing, ServerFnError> {
                 output_per_million: s(v.rates.base.output_per_million),
                 cached_input_per_million: s(v.rates.base.cached_input_per_million),
                 per_unit: (!unit.is_empty()).then(|| unit.join(", ")),
-                other: v.rates.describe_extras(),
+                other: match v.max_output_tokens {
+                    Some(n) if v.rates.describe_extras().is_empty() => {
+                        format!("output cap {}", crate::domain::money::format_count(n as i64))
+                    }
+                    Some(n) => format!(
+                        "{} · output cap {}",
+                        v.rates.describe_extras(),
+                        crate::domain::money::format_count(n as i64)
+                    ),
+                    None => v.rates.describe_extras(),
+                },
                 edit_href: edit_href(v),
                 tiers_json: if v.rates.tiers.is_empty() {
                     String::new()
@@ -311,6 +324,9 @@ pub struct PriceInput {
     /// RFC 3339, or `YYYY-MM-DDTHH:MM` (a datetime-local input) taken as
     /// UTC; now when empty.
     pub effective_from: String,
+    /// The model's output cap in tokens; blank for unknown.
+    #[serde(default)]
+    pub max_output_tokens: String,
 }
 
 /// A time as an `<input type="datetime-local">` sends it (no zone, no
@@ -367,6 +383,7 @@ pub async fn add_price(price: PriceInput) -> Result<Option<FormError>, ServerFnE
         service_tiers,
         description: opt(p.description),
         effective_from: opt(effective),
+        max_output_tokens: serde_json::Value::String(p.max_output_tokens),
     };
     match state.engine.add_price(&form, &principal.actor(), chrono::Utc::now()).await {
         Ok(_) => Ok(None),

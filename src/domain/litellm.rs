@@ -64,6 +64,9 @@ pub struct Entry {
     pub provider: Provider,
     pub model: String,
     pub rates: Rates,
+    /// `max_output_tokens` (else `max_tokens`, which LiteLLM documents as
+    /// the same for chat models).
+    pub max_output_tokens: Option<u64>,
 }
 
 /// What a map holds: the entries to price, the entries skipped and why,
@@ -261,7 +264,11 @@ pub fn parse(text: &str) -> Result<PriceMap, String> {
             s.tiers.sort_by_key(|t| t.above_input_tokens);
         }
         seen.insert((provider.as_str().to_string(), model.clone()), key.clone());
-        out.entries.push(Entry { key, provider, model, rates });
+        let count = |name: &str| {
+            fields.0.iter().find(|(k, _)| k == name).and_then(|(_, v)| serde_json::from_str::<u64>(v.get()).ok())
+        };
+        let max_output_tokens = count("max_output_tokens").or_else(|| count("max_tokens")).filter(|n| *n > 0);
+        out.entries.push(Entry { key, provider, model, rates, max_output_tokens });
     }
     Ok(out)
 }
@@ -327,6 +334,8 @@ pub(crate) mod tests {
         assert_eq!(m.entries.len(), 2);
         let g = &m.entries[0];
         assert_eq!((g.provider.as_str(), g.model.as_str()), ("gemini", "gemini-2.5-pro"));
+        assert_eq!(g.max_output_tokens, Some(65536), "from max_tokens when max_output_tokens is absent");
+        assert_eq!(m.entries[1].max_output_tokens, None);
         assert_eq!(g.rates.base.input_per_million, p("1.25"));
         assert_eq!(g.rates.base.output_per_million, p("10"));
         assert_eq!(g.rates.base.cached_input_per_million, p("0.125"));

@@ -568,6 +568,10 @@ pub struct PriceVersion {
     pub effective_from: DateTime<Utc>,
     pub rates: Rates,
     pub description: String,
+    /// The most output tokens one call of the model can produce (the
+    /// provider's cap), when known: what the tracking proxy holds for a
+    /// call that sets no maximum of its own.
+    pub max_output_tokens: Option<u64>,
 }
 
 /// What was used, as counted by the caller. The token classes are parts of
@@ -1450,6 +1454,7 @@ mod tests {
             effective_from: from,
             rates: llm(input, "1", None),
             description: String::new(),
+            max_output_tokens: None,
         };
         let cat = Catalog::new(vec![
             v(2, &gem, "gemini-2.5-pro", t(10), "2"),

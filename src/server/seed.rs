@@ -257,9 +257,23 @@ fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
             ..ClassRates::default()
         }),
         description: row.description.into(),
+        max_output_tokens: demo_output_cap(row.model),
     };
     extras(row, &mut v.rates);
     v
+}
+
+/// The providers' published output caps of the demo models (tokens one
+/// call can produce).
+fn demo_output_cap(model: &str) -> Option<u64> {
+    Some(match model {
+        "gemini-2.5-flash" | "gemini-2.5-pro" => 65_536,
+        "gemini-2.0-flash-lite" | "gpt-4" | "claude-3-5-sonnet" => 8_192,
+        "gpt-4o" | "gpt-4o-mini" => 16_384,
+        "gemini-pro" => 2_048,
+        "gpt-3.5-turbo" | "claude-3" | "claude-3-haiku" => 4_096,
+        _ => return None,
+    })
 }
 
 /// A small seeded generator (splitmix64), so the demo is reproducible.

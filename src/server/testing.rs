@@ -172,6 +172,7 @@ pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<U
             effective_from: since,
             rates,
             description: String::new(),
+            max_output_tokens: None,
         };
         catalog::insert_price_version(&mut tx, &v, None, since).await.expect("price");
     }

@@ -5,6 +5,9 @@
 //! recorded through the same engine as `POST /api/usage/events` with the
 //! usage the provider reports, settling the hold.
 //!
+//! A request that sets no output maximum holds the model's output cap from
+//! the price catalog, else `TALLY_PROXY_DEFAULT_MAX_OUTPUT`.
+//!
 //! Streams pass through as they arrive, an event at a time. A call that
 //! fails upstream is recorded as failed and releases its hold; one the
 //! client abandons mid-stream is billed for what was produced, estimated
@@ -35,6 +38,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use self::protocol::{CallPlan, Endpoint, Family, Observed, Refusal, StreamTap, error_body, observe_body, plan};
 use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::identity::Scope;
+use crate::domain::money::format_count;
 use crate::domain::pricing::Quantities;
 use crate::server::error::{AppError, UNAVAILABLE_RETRY_SECS};
 use crate::server::service::gate::Operation;
@@ -397,7 +401,19 @@ async fn forward_call(state: AppState, req: Request) -> Response {
     };
     // Hold the worst case before the provider is called.
     let is_llm = !matches!(call_plan.endpoint, Endpoint::Search);
-    let output = call_plan.max_output.unwrap_or(proxy.settings.default_max_output);
+    let (output, output_from) = match call_plan.max_output {
+        Some(n) => (n, "the request's maximum"),
+        // The model's cap from the catalog, else the configured default.
+        None => match state.engine.catalog_snapshot().await {
+            Ok(catalog) => catalog
+                .prices
+                .lookup(&family.provider(), call_plan.model.as_deref(), now)
+                .and_then(|v| v.max_output_tokens)
+                .map(|n| (n, "the model's output cap; set a maximum to hold less"))
+                .unwrap_or((proxy.settings.default_max_output, "the proxy's default; set a maximum to hold less")),
+            Err(e) => return refuse_app(family, &e),
+        },
+    };
     let op = Operation {
         provider: family.provider(),
         model: call_plan.model.clone(),
@@ -417,6 +433,16 @@ async fn forward_call(state: AppState, req: Request) -> Response {
             .iter()
             .find_map(|o| o.message.clone())
             .unwrap_or_else(|| "a limit of your plan is reached".into());
+        let message = if is_llm {
+            format!(
+                "{message}. This call holds {} tokens: {} of input (estimated) and {} of output ({output_from})",
+                format_count(call_plan.input_estimate.saturating_add(output) as i64),
+                format_count(call_plan.input_estimate as i64),
+                format_count(output as i64),
+            )
+        } else {
+            message
+        };
         let code = denied.map(|l| l.key.as_string());
         let mut resp = refuse(family, Refusal::LimitReached, &message, code.as_deref());
         let wait = (verdict.resets_at - now).num_seconds().max(1);

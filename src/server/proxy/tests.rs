@@ -208,6 +208,8 @@ async fn add_prices(store: &Store) {
             effective_from: t(2026, 1, 1),
             rates,
             description: String::new(),
+            // gpt-4o's published cap; the others unknown.
+            max_output_tokens: (m == "gpt-4o").then_some(16_384),
         };
         catalog::insert_price_version(&mut tx, &v, None, t(2026, 1, 1)).await.unwrap();
     }
@@ -431,9 +433,15 @@ async fn a_denied_call_never_reaches_the_provider() {
     assert!(header_str(&a, "retry-after").parse::<i64>().unwrap() > 0);
     assert_eq!(header_str(&a, "x-tally-limit"), "openai_tokens");
     assert_eq!(h.upstream_calls(), 0, "a denied call never reaches the provider");
-    // Held by default: 4,096 output tokens plus the input fit in 5,000.
+    // No maximum in the request: gpt-4o's cap from the catalog (16,384)
+    // is held, which does not fit; a model without a cap holds the default
+    // 4,096, which does.
     let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "gpt-4o", "messages": []})).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert!(a.json()["error"]["message"].as_str().unwrap().contains("16,384"), "{}", a.text);
+    assert_eq!(h.upstream_calls(), 0);
+    let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "boom", "messages": []})).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "allowed, and the mock fails it: {}", a.text);
     assert_eq!(h.upstream_calls(), 1);
     // Denials in Anthropic's and Gemini's shapes.
     let mut limits = Limits::new();

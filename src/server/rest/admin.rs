@@ -510,6 +510,7 @@ fn price_admin_json(v: &PriceVersion) -> Value {
     m.insert("effective_from".into(), v.effective_from.to_rfc3339().into());
     m.extend(crate::domain::pricing::json::rates_to_map(&v.rates));
     m.insert("description".into(), v.description.clone().into());
+    m.insert("max_output_tokens".into(), v.max_output_tokens.into());
     Value::Object(m)
 }
 

@@ -153,6 +153,9 @@ pub struct PriceForm {
     pub description: Option<String>,
     /// RFC 3339; now when absent.
     pub effective_from: Option<String>,
+    /// The model's output cap: a whole number of tokens (as a number or a
+    /// string), or null / blank for unknown.
+    pub max_output_tokens: serde_json::Value,
 }
 
 impl PriceForm {
@@ -189,6 +192,7 @@ impl PriceForm {
                 "description" => form.description = text(k, v, &mut errs),
                 "effective_from" => form.effective_from = text(k, v, &mut errs),
                 "tiers" => form.tiers = v.clone(),
+                "max_output_tokens" => form.max_output_tokens = v.clone(),
                 "service_tiers" => form.service_tiers = v.clone(),
                 _ => {
                     form.rates.insert(k.clone(), v.clone());
@@ -218,6 +222,23 @@ impl PriceForm {
         if rates.is_empty() && errs.is_empty() {
             errs.push(("input_per_million".into(), "set at least one price".into()));
         }
+        let max_output_tokens = match &self.max_output_tokens {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) if s.trim().is_empty() => None,
+            v => {
+                let n = v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().replace(',', "").parse().ok()));
+                match n {
+                    Some(n) if (1..=MAX_OUTPUT_CAP).contains(&n) => Some(n),
+                    _ => {
+                        errs.push((
+                            "max_output_tokens".into(),
+                            format!("a whole number of tokens from 1 to {MAX_OUTPUT_CAP}, or blank for unknown"),
+                        ));
+                        None
+                    }
+                }
+            }
+        };
         let effective_from = match self.effective_from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => now,
             Some(s) => match DateTime::parse_from_rfc3339(s) {
@@ -238,9 +259,13 @@ impl PriceForm {
             effective_from,
             rates,
             description: self.description.clone().unwrap_or_default().trim().to_string(),
+            max_output_tokens,
         })
     }
 }
+
+/// The largest output cap a price may state (no model comes near it).
+pub const MAX_OUTPUT_CAP: u64 = 100_000_000;
 
 /// A user as an admin creates one.
 #[derive(Clone, Debug)]

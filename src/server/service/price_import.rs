@@ -41,7 +41,7 @@ impl Engine {
         let mut created: Vec<PriceVersion> = Vec::new();
         for e in map.entries {
             let current = existing.exact_at(&e.provider, &e.model, effective_from);
-            if current.is_some_and(|c| c.rates == e.rates) {
+            if current.is_some_and(|c| c.rates == e.rates && c.max_output_tokens == e.max_output_tokens) {
                 report.unchanged += 1;
                 continue;
             }
@@ -67,6 +67,7 @@ impl Engine {
                 effective_from,
                 rates: e.rates,
                 description: format!("imported from LiteLLM ({})", e.key),
+                max_output_tokens: e.max_output_tokens,
             };
             if !dry_run {
                 v.id = catalog::insert_price_row(&mut tx, &v, Some(actor), now).await?;

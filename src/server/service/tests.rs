@@ -223,6 +223,7 @@ async fn price_change_mid_period_splits(store: Store) {
             ..Default::default()
         }),
         description: String::new(),
+        max_output_tokens: None,
     };
     catalog::insert_price_version(&mut conn, &v, None, start).await.unwrap();
     drop(conn);

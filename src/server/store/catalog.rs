@@ -144,7 +144,7 @@ fn tiers_from_row(r: &sqlx::any::AnyRow, rates: &mut Rates) -> StoreResult<()> {
 
 pub async fn price_versions(conn: &mut AnyConnection) -> StoreResult<Vec<PriceVersion>> {
     let sql = format!(
-        "SELECT id, provider, model, effective_from, {}, tiers_json, service_tiers_json, description
+        "SELECT id, provider, model, effective_from, {}, tiers_json, service_tiers_json, description, max_output_tokens
          FROM price_versions ORDER BY id",
         rate_cols()
     );
@@ -164,6 +164,7 @@ pub async fn price_versions(conn: &mut AnyConnection) -> StoreResult<Vec<PriceVe
                 effective_from: from_ms(r.try_get("effective_from")?),
                 rates,
                 description: r.try_get("description")?,
+                max_output_tokens: r.try_get::<Option<i64>, _>("max_output_tokens")?.map(|n| n.max(0) as u64),
             })
         })
         .collect()
@@ -191,10 +192,10 @@ pub async fn insert_price_row(
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
     let n = RateField::ALL.len();
-    let placeholders: Vec<String> = (4..n + 9).map(|i| format!("${i}")).collect();
+    let placeholders: Vec<String> = (4..n + 10).map(|i| format!("${i}")).collect();
     let sql = format!(
         "INSERT INTO price_versions (provider, model, effective_from, {}, tiers_json, service_tiers_json,
-         description, created_at, created_by) VALUES ($1, $2, $3, {}) RETURNING id",
+         description, created_at, created_by, max_output_tokens) VALUES ($1, $2, $3, {}) RETURNING id",
         rate_cols(),
         placeholders.join(", ")
     );
@@ -211,6 +212,7 @@ pub async fn insert_price_row(
         .bind(&v.description)
         .bind(ms(now))
         .bind(created_by)
+        .bind(v.max_output_tokens.map(|n| n.min(i64::MAX as u64) as i64))
         .fetch_one(&mut *conn)
         .await?
         .try_get("id")?;

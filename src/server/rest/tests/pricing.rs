@@ -25,9 +25,12 @@ async fn every_class_is_priced_and_shown(store: Store) {
     let alice = api.key(Some("alice"), &["read"]).await;
 
     // The admin API keeps every field, tiers and service tiers included.
-    let r = api.post("/api/admin/pricing", Some(&admin), sonnet()).await;
+    let mut with_cap = sonnet();
+    with_cap["max_output_tokens"] = json!(64000);
+    let r = api.post("/api/admin/pricing", Some(&admin), with_cap).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let d = &r.body["data"];
+    assert_eq!(d["max_output_tokens"], json!(64000));
     assert_eq!(d["cache_write_1h_per_million"], json!("6"));
     assert_eq!(d["reasoning_per_million"], Value::Null);
     assert_eq!(d["tiers"][0]["above_input_tokens"], json!(200000));
@@ -43,6 +46,14 @@ async fn every_class_is_priced_and_shown(store: Store) {
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["tiers"], d["tiers"], "read back from the store as written");
     assert_eq!(mine[0]["service_tiers"], d["service_tiers"]);
+    assert_eq!(mine[0]["max_output_tokens"], json!(64000));
+    for cap in [json!(0), json!(-5), json!("lots"), json!(1.5)] {
+        let mut bad = sonnet();
+        bad["max_output_tokens"] = cap.clone();
+        let r = api.post("/api/admin/pricing", Some(&admin), bad).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        assert!(r.body.to_string().contains("max_output_tokens"), "{cap}: {}", r.body);
+    }
 
     // Bad tiers say where.
     let mut bad = sonnet();

@@ -89,6 +89,7 @@ fn PricingView() -> impl IntoView {
                     <textarea name="price[service_tiers]" rows="3" prop:value=move || q("service_tiers") class=format!("{INPUT} font-mono text-xs") placeholder=r#"{"batch": {"input_per_million": "0.625", "output_per_million": "5"}}"#>{move || q("service_tiers")}</textarea>
                     {err("service_tiers")}
                 </label>
+                <label class="text-sm">"Output cap (tokens; blank: unknown)"<input name="price[max_output_tokens]" value=move || q("max_output_tokens") class=INPUT inputmode="numeric"/>{err("max_output_tokens")}</label>
                 <label class="text-sm">"Effective from (UTC)"<input type="datetime-local" name="price[effective_from]" class=INPUT/>{err("effective_from")}</label>
                 <label class="col-span-2 text-sm">"Description"<input name="price[description]" class=INPUT/></label>
                 <div class="col-span-2 sm:col-span-4"><button type="submit" class=BUTTON>"Add price version"</button></div>

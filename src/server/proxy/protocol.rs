@@ -831,6 +831,30 @@ mod tests {
     }
 
     #[test]
+    fn responses_streams_carry_usage_in_their_last_event() {
+        let p = plan_of(Family::OpenAi, "/v1/responses", json!({"model": "gpt-5", "input": "hi", "stream": true}));
+        assert!(p.rewritten.is_none(), "the Responses API always reports usage");
+        let mut tap = StreamTap::new(&p, true);
+        let stream = concat!(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi there\"}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":",
+            "{\"input_tokens\":11,\"output_tokens\":3,\"output_tokens_details\":{\"reasoning_tokens\":1}}}}\n\n",
+        );
+        let out = tap.feed(stream.as_bytes());
+        assert_eq!(out, stream.as_bytes(), "every event passes");
+        let (q, estimated) = tap.observed().quantities(&p);
+        assert_eq!((q.tokens_input, q.tokens_output, q.tokens_reasoning, estimated), (11, 3, 1, false));
+        // Cut before `response.completed`: the text seen, estimated.
+        let mut tap = StreamTap::new(&p, true);
+        tap.feed(&stream.as_bytes()[..stream.find("event: response.completed").unwrap()]);
+        let mut o = tap.observed();
+        o.complete = false;
+        let (q, estimated) = o.quantities(&p);
+        assert_eq!((q.tokens_output, estimated), (2, true));
+    }
+
+    #[test]
     fn a_cut_stream_is_estimated_from_its_text() {
         let p = plan_of(
             Family::Gemini,

@@ -147,7 +147,7 @@ async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
             {"candidates": [{"content": {"parts": [{"text": "lo"}]}}], "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 6}}
         ]))
         .into_response(),
-        "/search" => axum::Json(json!({"results": []})).into_response(),
+        "/search" | "/v1/scrape" => axum::Json(json!({"results": []})).into_response(),
         _ => (StatusCode::NOT_FOUND, "no such mock path").into_response(),
     }
 }
@@ -199,6 +199,8 @@ async fn add_prices(store: &Store) {
         ("anthropic", "claude-sonnet-4-5", llm("3", "15", "0.3")),
         ("gemini", "gemini-2.5-flash", llm("0.3", "2.5", "0.075")),
         ("serper", "*", Rates::from(ClassRates { per_search: price("0.001"), ..ClassRates::default() })),
+        ("metaphor", "*", Rates::from(ClassRates { per_search: price("0.005"), ..ClassRates::default() })),
+        ("firecrawl", "*", Rates::from(ClassRates { per_page: price("0.00083"), ..ClassRates::default() })),
     ];
     for (p, m, rates) in versions {
         let v = PriceVersion {
@@ -394,6 +396,21 @@ async fn every_protocol_is_gated_priced_and_recorded(store: Store) {
     let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
     assert_eq!((e.0, e.1), (30, 6));
 
+    // Search, extraction and scraping: per request or unit, each with the
+    // header its provider expects.
+    for (path, body, auth_header, units) in [
+        ("/proxy/tavily/search", json!({"query": "q", "search_depth": "advanced"}), "authorization", 2),
+        ("/proxy/exa/search", json!({"query": "q"}), "x-api-key", 1),
+        ("/proxy/firecrawl/v1/scrape", json!({"url": "https://example.com"}), "authorization", 1),
+    ] {
+        let a = h.post(path, body).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
+        let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+        assert_eq!(e.6, units, "{path}");
+        let expected =
+            if auth_header == "authorization" { format!("Bearer {UPSTREAM_KEY}") } else { UPSTREAM_KEY.into() };
+        assert_eq!(h.last_seen().auth, expected, "{path}");
+    }
     // Search: per request.
     let a = h.send("POST", "/proxy/serper/search", &[("x-api-key", h.key.clone())], Some(json!({"q": "rust"}))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);

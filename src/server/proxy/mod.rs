@@ -95,11 +95,67 @@ impl ProxySettings {
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The proxy: its settings and one pooled HTTP(S) client.
+/// The proxy: its settings, one pooled HTTP(S) client, and the recorder
+/// its calls share.
 #[derive(Clone)]
 pub struct Proxy {
     settings: Arc<ProxySettings>,
     client: HttpsClient,
+    recorder: Arc<Recorder>,
+}
+
+/// A proxied call to record, and where its result goes.
+type RecordJob = (UsageEvent, tokio::sync::oneshot::Sender<Result<EventResult, AppError>>);
+
+/// Records proxied calls in batches: calls that finish while a batch is
+/// being written wait together and go in the next one, through one
+/// [`crate::server::service::Engine::record`] (one transaction, one
+/// commit), as `POST /api/usage/events` batches do. Under load that is a
+/// handful of commits a second instead of one per call; alone, a call is
+/// recorded at once, in a batch of one.
+#[derive(Default)]
+struct Recorder {
+    queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<RecordJob>>,
+}
+
+impl Recorder {
+    async fn record(
+        &self,
+        engine: &crate::server::service::Engine,
+        event: UsageEvent,
+    ) -> Result<EventResult, AppError> {
+        let queue = self.queue.get_or_init(|| Recorder::start(engine.clone()));
+        let (done, result) = tokio::sync::oneshot::channel();
+        if queue.send((event, done)).await.is_err() {
+            return Err(AppError::Internal);
+        }
+        result.await.unwrap_or(Err(AppError::Internal))
+    }
+
+    fn start(engine: crate::server::service::Engine) -> tokio::sync::mpsc::Sender<RecordJob> {
+        let (queue, mut jobs) = tokio::sync::mpsc::channel::<RecordJob>(4 * crate::domain::event::MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(crate::domain::event::MAX_BATCH);
+            while jobs.recv_many(&mut batch, crate::domain::event::MAX_BATCH).await > 0 {
+                let (events, waiters): (Vec<UsageEvent>, Vec<_>) = batch.drain(..).unzip();
+                match engine.record(events.into_iter().map(Ok).collect(), Utc::now()).await {
+                    Ok(results) => {
+                        for (waiter, r) in waiters.into_iter().zip(results) {
+                            let _ = waiter.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        let unavailable = matches!(e, AppError::Unavailable);
+                        for waiter in waiters {
+                            let _ =
+                                waiter.send(Err(if unavailable { AppError::Unavailable } else { AppError::Internal }));
+                        }
+                    }
+                }
+            }
+        });
+        queue
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -115,7 +171,7 @@ impl Proxy {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        Proxy { settings: Arc::new(settings), client }
+        Proxy { settings: Arc::new(settings), client, recorder: Arc::default() }
     }
 }
 
@@ -243,13 +299,12 @@ impl Call {
     /// a call the provider billed is not lost to a blip.
     async fn record(&self, q: Quantities, estimated: bool, status: u16, error: Option<String>) -> Option<EventResult> {
         let event = self.event(q, estimated, status, error);
-        match self.state.engine.record(vec![Ok(event.clone())], Utc::now()).await {
-            Ok(mut results) => {
-                let r = results.pop();
-                if let Some(e) = r.as_ref().and_then(|r| r.error.as_ref()) {
+        match self.state.proxy.recorder.record(&self.state.engine, event.clone()).await {
+            Ok(r) => {
+                if let Some(e) = &r.error {
                     tracing::error!(event_id = %self.event_id, error = %e, "a proxied call could not be recorded");
                 }
-                r
+                Some(r)
             }
             Err(e) => {
                 tracing::warn!(event_id = %self.event_id, error = %e, "recording a proxied call failed; retrying");

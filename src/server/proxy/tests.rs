@@ -288,6 +288,7 @@ impl Harness {
     }
 
     async fn open_holds(&self) -> i64 {
+        self.engine.store.settled().await.unwrap();
         sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL")
             .fetch_one(self.engine.store.pool())
             .await

@@ -185,8 +185,12 @@ impl Engine {
                 .await?;
             }
             preflight.reservation_id = Some(id);
+            // Holds need not outlive a crash (see `commit_unsynced`): the
+            // answer does not wait for the disk.
+            tx.commit_unsynced().await?;
+        } else {
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(preflight)
     }
 

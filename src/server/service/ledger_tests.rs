@@ -263,6 +263,7 @@ async fn holds_respect_cost_and_token_limits(store: Store) {
     // Two searches per request at the unit price: 20 of 120 fit the cap.
     let searches = Operation { units_requested: Some(2), ..op("tavily", 0) };
     assert_eq!(run(vec![searches], 120).await, 20);
+    store.settled().await.unwrap();
     let held = scalar(&store, "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM reservations").await;
     assert_eq!(held, 40_000_000, "the cap is held to the nano-dollar");
     // Tokens: 2,500 a request, 40 of 120 fit 100,000 (model unpriced-free: a
@@ -292,6 +293,9 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
     let p = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0), pro.clone()], true, now).await.unwrap();
     assert!(p.can_proceed);
     let rid = p.reservation_id.unwrap();
+    // Holds are committed without waiting for the disk; other connections
+    // see them once their group commits.
+    store.settled().await.unwrap();
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations").await, 3, "one hold per operation");
     // The first Tavily search arrives: one Tavily hold settles, the other and
     // the Gemini one keep counting.

@@ -312,6 +312,7 @@ async fn concurrent_reservations_never_overshoot(store: Store) {
         }
     }
     assert_eq!(admitted, 50);
+    store.settled().await.unwrap();
     assert_eq!(scalar(&store, "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations").await, 50);
 }
 both_stores!(concurrent_reservations_never_overshoot, concurrent_reservations_never_overshoot);

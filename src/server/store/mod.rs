@@ -384,6 +384,41 @@ impl WriteTx {
         outcome
     }
 
+    /// Commits without waiting for the work to be durable, for writes a
+    /// crash may lose harmlessly: a reservation's holds only keep room for
+    /// calls in flight, and expire by themselves; the calls' events are
+    /// recorded durably on their own. The work is visible to the next
+    /// writer at once (SQLite: the same group transaction; PostgreSQL:
+    /// committed with `synchronous_commit = off`, which skips only the wait
+    /// for the WAL flush). On SQLite the caches drop what it changed again
+    /// once its group has committed, and it is announced then.
+    pub async fn commit_unsynced(mut self) -> StoreResult<()> {
+        if let TxInner::Own(tx) = &mut self.inner {
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut **tx).await?;
+            return self.commit().await;
+        }
+        let WriteTx { inner, affects, view, notices, live } = self;
+        let TxInner::Grouped { mut group, flush } = inner else { unreachable!("handled above") };
+        if let Err(e) = group.run("RELEASE job").await {
+            view.forget(&affects);
+            return Err(group.fail(e).await);
+        }
+        group.abandoned = false;
+        let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
+        drop(group);
+        drop(flush);
+        view.forget(&affects);
+        tokio::spawn(async move {
+            let committed = matches!(done.wait_for(Option::is_some).await.map(|o| o.clone()), Ok(Some(Ok(()))));
+            // A reader may have refilled the caches from before the commit.
+            view.forget(&affects);
+            if committed {
+                live.publish(notices);
+            }
+        });
+        Ok(())
+    }
+
     async fn send_notices(
         tx: &mut Transaction<'static, Any>,
         live: &live::LiveHub,
@@ -575,6 +610,15 @@ impl Store {
             None => TxInner::Own(self.pool.begin().await?),
         };
         Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
+    }
+
+    /// Returns once every write committed so far, unsynced ones included
+    /// ([`WriteTx::commit_unsynced`]), is durable and visible to every
+    /// connection: an empty write whose group commits after theirs.
+    pub async fn settled(&self) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        tx.affects(view::Affects::NothingCached);
+        tx.commit().await
     }
 
     /// Whether the store answers a trivial query.

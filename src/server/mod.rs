@@ -221,16 +221,21 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     if !args.site_root.join("pkg").exists() {
         tracing::warn!(site_root = %args.site_root.display(), "no built site found; pages will load without scripts and styles (build with `cargo leptos build`)");
     }
-    // Ended sessions and old sign-in attempts are deleted now and every ten
-    // minutes (by every instance; the deletes are idempotent).
+    // Ended sessions, old sign-in attempts and spent holds are deleted now
+    // and every ten minutes (by every instance; the deletes are idempotent).
     let pruner = engine.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(600));
         loop {
             every.tick().await;
-            match pruner.prune_auth(Utc::now()).await {
-                Ok((sessions, attempts)) if sessions + attempts > 0 => {
-                    tracing::info!(sessions, attempts, "pruned ended sessions and old sign-in attempts");
+            match pruner.prune_stale(Utc::now()).await {
+                Ok((sessions, attempts, holds)) if sessions + attempts + holds > 0 => {
+                    tracing::info!(
+                        sessions,
+                        attempts,
+                        holds,
+                        "pruned ended sessions, old sign-in attempts and spent holds"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning sessions failed; will retry"),

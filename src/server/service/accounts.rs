@@ -265,8 +265,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes ended sessions, old sign-in attempts and stale throttle rows.
-    pub async fn prune_auth(&self, now: DateTime<Utc>) -> AppResult<(u64, u64)> {
+    /// Deletes ended sessions, old sign-in attempts and stale throttle rows,
+    /// and holds that no longer count (consumed or expired); how many of
+    /// each.
+    pub async fn prune_stale(&self, now: DateTime<Utc>) -> AppResult<(u64, u64, u64)> {
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::NothingCached);
         let sessions = sessions::prune_sessions(&mut tx, now, now - self.config.session_idle).await?;
@@ -276,8 +278,9 @@ impl Engine {
             now - Duration::minutes(FAILURE_WINDOW_MINUTES),
         )
         .await?;
+        let holds = crate::server::store::holds::prune_holds(&mut tx, now).await?;
         tx.commit().await?;
-        Ok((sessions, attempts))
+        Ok((sessions, attempts, holds))
     }
 
     /// Changes the password after checking the current one; other sessions

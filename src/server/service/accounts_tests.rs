@@ -143,11 +143,11 @@ async fn sessions_end_and_are_pruned(store: Store) {
     };
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM sessions").await, 2);
     assert!(engine.session_user(&stale, now).await.unwrap().is_none(), "idle since long ago");
-    engine.prune_auth(now + Duration::minutes(1)).await.unwrap();
+    engine.prune_stale(now + Duration::minutes(1)).await.unwrap();
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM sessions").await, 1, "only the live session is left");
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_throttle").await, 0, "stale throttle rows go");
     assert!(engine.session_user(&live, now + Duration::minutes(1)).await.unwrap().is_some());
-    engine.prune_auth(now + Duration::days(30)).await.unwrap();
+    engine.prune_stale(now + Duration::days(30)).await.unwrap();
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM sessions").await, 0);
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_attempts").await, 0);
     assert_eq!(count("SELECT CAST(COUNT(*) AS BIGINT) FROM login_throttle").await, 0);

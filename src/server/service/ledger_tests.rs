@@ -313,6 +313,14 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
     g.reservation_id = Some(rid);
     engine.record(ok(vec![g]), now).await.unwrap();
     assert_eq!(scalar(&store, open).await, 1, "only the second Tavily hold is left");
+    // Pruning deletes the two spent holds and keeps the open one, which
+    // still counts; once it has expired, it goes too.
+    let all = "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations";
+    assert_eq!(engine.prune_stale(now).await.unwrap().2, 2);
+    assert_eq!((scalar(&store, all).await, scalar(&store, open).await), (1, 1));
+    assert!(!engine.preflight("u1", &[op("tavily", 0), op("tavily", 0)], false, now).await.unwrap().can_proceed);
+    assert_eq!(engine.prune_stale(now + chrono::Duration::hours(1)).await.unwrap().2, 1);
+    assert_eq!(scalar(&store, all).await, 0);
 }
 both_stores!(an_event_settles_only_its_own_hold, an_event_settles_only_its_own_hold);
 

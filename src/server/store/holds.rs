@@ -102,6 +102,15 @@ pub async fn insert_hold(conn: &mut AnyConnection, h: &NewHold<'_>, now: DateTim
 /// Settles one hold of a reservation: the first open one of the event's
 /// provider and model, else of its provider with no model named. The
 /// reservation's other holds keep counting.
+/// Deletes holds that no longer count: consumed, or expired before `now`.
+pub async fn prune_holds(conn: &mut AnyConnection, now: DateTime<Utc>) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM reservations WHERE consumed_at IS NOT NULL OR expires_at <= $1")
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn consume_hold(
     conn: &mut AnyConnection,
     user_id: &str,

@@ -578,7 +578,9 @@ fn with_event_id(mut resp: Response, event_id: &str) -> Response {
 fn answer_head(resp: &hyper::Response<hyper::body::Incoming>) -> axum::http::response::Builder {
     let mut b = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
-        if passes(name) {
+        // An upstream that compresses though asked not to: its encoding
+        // stays with its bytes.
+        if passes(name) || name == header::CONTENT_ENCODING {
             b = b.header(name, value);
         }
     }

@@ -173,8 +173,8 @@ pub struct ServeArgs {
     /// and then for each next part of a streamed answer, before the call is
     /// recorded as failed (504). Upstreams are set per provider with
     /// `TALLY_UPSTREAM_<PROVIDER>_URL` (default the provider's public API)
-    /// and `TALLY_UPSTREAM_<PROVIDER>_KEY`, for OPENAI, ANTHROPIC, GEMINI,
-    /// TAVILY, SERPER, METAPHOR and FIRECRAWL.
+    /// and `TALLY_UPSTREAM_<PROVIDER>_KEY`, for OPENAI, MISTRAL, HUGGINGFACE,
+    /// ANTHROPIC, GEMINI, TAVILY, SERPER, METAPHOR and FIRECRAWL.
     #[arg(long, env = "TALLY_PROXY_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub proxy_timeout_secs: u64,
 

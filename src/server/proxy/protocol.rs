@@ -14,6 +14,10 @@ use crate::domain::provider_usage::{UsageFormat, map_usage};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     OpenAi,
+    /// Mistral's API speaks OpenAI's chat completions and embeddings.
+    Mistral,
+    /// Hugging Face's inference router speaks OpenAI's chat completions.
+    HuggingFace,
     Anthropic,
     Gemini,
     Tavily,
@@ -23,8 +27,10 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 9] = [
         Family::OpenAi,
+        Family::Mistral,
+        Family::HuggingFace,
         Family::Anthropic,
         Family::Gemini,
         Family::Tavily,
@@ -37,6 +43,8 @@ impl Family {
     pub fn slug(self) -> &'static str {
         match self {
             Family::OpenAi => "openai",
+            Family::Mistral => "mistral",
+            Family::HuggingFace => "huggingface",
             Family::Anthropic => "anthropic",
             Family::Gemini => "gemini",
             Family::Tavily => "tavily",
@@ -62,6 +70,8 @@ impl Family {
     pub fn env_name(self) -> &'static str {
         match self {
             Family::OpenAi => "OPENAI",
+            Family::Mistral => "MISTRAL",
+            Family::HuggingFace => "HUGGINGFACE",
             Family::Anthropic => "ANTHROPIC",
             Family::Gemini => "GEMINI",
             Family::Tavily => "TAVILY",
@@ -75,6 +85,8 @@ impl Family {
     pub fn default_base(self) -> &'static str {
         match self {
             Family::OpenAi => "https://api.openai.com",
+            Family::Mistral => "https://api.mistral.ai",
+            Family::HuggingFace => "https://router.huggingface.co",
             Family::Anthropic => "https://api.anthropic.com",
             Family::Gemini => "https://generativelanguage.googleapis.com",
             Family::Tavily => "https://api.tavily.com",
@@ -87,7 +99,9 @@ impl Family {
     /// The header that carries the provider key upstream, and its value.
     pub fn auth_header(self, key: &str) -> (&'static str, String) {
         match self {
-            Family::OpenAi | Family::Tavily | Family::Firecrawl => ("authorization", format!("Bearer {key}")),
+            Family::OpenAi | Family::Mistral | Family::HuggingFace | Family::Tavily | Family::Firecrawl => {
+                ("authorization", format!("Bearer {key}"))
+            }
             Family::Anthropic | Family::Exa => ("x-api-key", key.to_string()),
             Family::Gemini => ("x-goog-api-key", key.to_string()),
             Family::Serper => ("x-api-key", key.to_string()),
@@ -227,7 +241,7 @@ pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Opt
     };
     let path = path.trim_end_matches('/');
     match family {
-        Family::OpenAi => {
+        Family::OpenAi | Family::Mistral | Family::HuggingFace => {
             plan.service_tier = match str_at("service_tier").as_deref() {
                 Some("flex") => ServiceTier::Flex,
                 Some("priority") => ServiceTier::Priority,
@@ -244,7 +258,9 @@ pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Opt
                     .or_else(|| doc.get("max_tokens").and_then(positive))
                     .map(|m| m.saturating_mul(n));
                 let asked = doc.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-                if plan.stream && !asked {
+                // Only OpenAI is known to take `stream_options`; Mistral
+                // sends usage in its last chunk unasked.
+                if plan.stream && !asked && family == Family::OpenAi {
                     let mut d = doc.clone();
                     let opts = d
                         .as_object_mut()
@@ -672,7 +688,7 @@ impl Refusal {
 pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<&str>) -> Value {
     let status = refusal.status();
     match family {
-        Family::OpenAi => {
+        Family::OpenAi | Family::Mistral | Family::HuggingFace => {
             let kind = match refusal {
                 Refusal::Unauthenticated => "authentication_error",
                 Refusal::Forbidden => "permission_error",
@@ -768,6 +784,28 @@ mod tests {
         assert!(
             plan(Family::OpenAi, "POST", "/v1/chat/completions", b"{not json").unwrap_err().contains("not valid JSON")
         );
+    }
+
+    #[test]
+    fn openai_compatible_apis_are_read_alike_without_the_rewrite() {
+        let body = json!({"model": "mistral-large-latest", "stream": true, "max_tokens": 64, "messages": []});
+        for f in [Family::Mistral, Family::HuggingFace] {
+            let p = plan_of(f, "/v1/chat/completions", body.clone());
+            assert_eq!(
+                (p.endpoint, p.max_output, p.rewritten.is_none()),
+                (Endpoint::OpenAiChat, Some(64), true),
+                "{f:?}"
+            );
+            // Mistral's last chunk carries usage beside its choice.
+            let mut tap = StreamTap::new(&p, true);
+            let out = tap.feed(
+                b"data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\n",
+            );
+            assert!(String::from_utf8(out).unwrap().contains("prompt_tokens"), "nothing hidden");
+            let (q, estimated) = tap.observed().quantities(&p);
+            assert_eq!((q.tokens_input, q.tokens_output, estimated), (7, 1, false));
+            assert_eq!(f.auth_header("k"), ("authorization", "Bearer k".to_string()));
+        }
     }
 
     #[test]

@@ -197,6 +197,7 @@ async fn add_prices(store: &Store) {
         ("openai", "boom", llm("2.5", "10", "1.25")),
         ("openai", "slow", llm("2.5", "10", "1.25")),
         ("anthropic", "claude-sonnet-4-5", llm("3", "15", "0.3")),
+        ("mistral", "mistral-large-latest", llm("2", "6", "2")),
         ("gemini", "gemini-2.5-flash", llm("0.3", "2.5", "0.075")),
         ("serper", "*", Rates::from(ClassRates { per_search: price("0.001"), ..ClassRates::default() })),
         ("metaphor", "*", Rates::from(ClassRates { per_search: price("0.005"), ..ClassRates::default() })),
@@ -347,6 +348,14 @@ async fn every_protocol_is_gated_priced_and_recorded(store: Store) {
     let trailer = format!(": tally-cost={} event={id}\n\n", crate::domain::money::Nanos(cost).usd_string());
     assert!(a.text.ends_with(&trailer), "{}", a.text);
     assert_eq!(h.event(&id).await.unwrap(), (20, 2, 10, 200, cost, false, 0));
+
+    // Mistral speaks OpenAI's chat completions, with its own key.
+    let a =
+        h.post("/proxy/mistral/v1/chat/completions", json!({"model": "mistral-large-latest", "messages": []})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(h.last_seen().auth, format!("Bearer {UPSTREAM_KEY}"));
+    // 1,000 in at $2 and 500 out at $6 per 1M.
+    assert_eq!(header_str(&a, "x-tally-cost"), "0.005000000");
 
     // Responses and embeddings.
     let a = h.post("/proxy/openai/v1/responses", json!({"model": "gpt-4o", "input": "hi"})).await;
@@ -592,7 +601,7 @@ async fn only_proxy_keys_bound_to_a_user_may_call() {
     assert!(unbound.unwrap_err().to_string().contains("must be bound to a user"));
     let a = h.send("POST", "/proxy/nosuch/v1/x", &h.bearer(), Some(body.clone())).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    assert!(a.text.contains("openai, anthropic, gemini"), "{}", a.text);
+    assert!(a.text.contains("openai, mistral, huggingface, anthropic, gemini"), "{}", a.text);
     let a = h.send("POST", "/proxy/openai/v1/chat/completions", &h.bearer(), Some(json!("not an object"))).await;
     assert_eq!(
         (a.status, a.json()["error"]["type"].as_str()),

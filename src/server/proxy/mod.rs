@@ -95,14 +95,70 @@ impl ProxySettings {
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The proxy: its settings, one pooled HTTP(S) client, and the recorder
-/// its calls share.
+/// The proxy: its settings, one pooled HTTP(S) client, the recorder its
+/// calls share, and what became of its calls.
 #[derive(Clone)]
 pub struct Proxy {
     settings: Arc<ProxySettings>,
     client: HttpsClient,
     recorder: Arc<Recorder>,
+    outcomes: Arc<Outcomes>,
 }
+
+/// How a proxied call ended, for `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The provider answered 2xx.
+    Answered,
+    /// The provider answered with an error.
+    UpstreamError,
+    /// The gate denied it (429); the provider was not called.
+    Denied,
+    /// Refused before the gate (key, scope, body, unpriced model, store).
+    Refused,
+    /// The provider could not be reached (502).
+    Unreachable,
+    /// The provider did not answer in time (504).
+    Timeout,
+}
+
+impl CallOutcome {
+    pub const ALL: [CallOutcome; 6] = [
+        CallOutcome::Answered,
+        CallOutcome::UpstreamError,
+        CallOutcome::Denied,
+        CallOutcome::Refused,
+        CallOutcome::Unreachable,
+        CallOutcome::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Answered => "answered",
+            CallOutcome::UpstreamError => "upstream_error",
+            CallOutcome::Denied => "denied",
+            CallOutcome::Refused => "refused",
+            CallOutcome::Unreachable => "unreachable",
+            CallOutcome::Timeout => "timeout",
+        }
+    }
+
+    /// How a response the proxy sent says the call ended.
+    fn of(resp: &Response) -> CallOutcome {
+        match resp.extensions().get::<Refusal>() {
+            Some(Refusal::LimitReached) => CallOutcome::Denied,
+            Some(Refusal::UpstreamFailed) => CallOutcome::Unreachable,
+            Some(Refusal::UpstreamTimeout) => CallOutcome::Timeout,
+            Some(_) => CallOutcome::Refused,
+            None if resp.status().is_success() => CallOutcome::Answered,
+            None => CallOutcome::UpstreamError,
+        }
+    }
+}
+
+/// Calls by provider and outcome since the process started.
+#[derive(Default)]
+struct Outcomes([[std::sync::atomic::AtomicU64; CallOutcome::ALL.len()]; Family::ALL.len()]);
 
 /// A proxied call to record, and where its result goes.
 type RecordJob = (UsageEvent, tokio::sync::oneshot::Sender<Result<EventResult, AppError>>);
@@ -171,7 +227,24 @@ impl Proxy {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        Proxy { settings: Arc::new(settings), client, recorder: Arc::default() }
+        Proxy { settings: Arc::new(settings), client, recorder: Arc::default(), outcomes: Arc::default() }
+    }
+
+    /// Calls by provider and outcome on this node since it started.
+    pub fn outcomes(&self) -> Vec<(Family, CallOutcome, u64)> {
+        let mut out = Vec::new();
+        for (f, row) in Family::ALL.into_iter().zip(self.outcomes.0.iter()) {
+            for (o, n) in CallOutcome::ALL.into_iter().zip(row.iter()) {
+                out.push((f, o, n.load(std::sync::atomic::Ordering::Relaxed)));
+            }
+        }
+        out
+    }
+
+    fn count(&self, family: Family, outcome: CallOutcome) {
+        let f = Family::ALL.iter().position(|x| *x == family).expect("a family of ALL");
+        let o = CallOutcome::ALL.iter().position(|x| *x == outcome).expect("an outcome of ALL");
+        self.outcomes.0[f][o].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -189,6 +262,7 @@ pub fn router(state: AppState) -> axum::Router {
 fn refuse(family: Family, refusal: Refusal, message: &str, code: Option<&str>) -> Response {
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut resp = (status, axum::Json(error_body(family, refusal, message, code))).into_response();
+    resp.extensions_mut().insert(refusal);
     if refusal == Refusal::Unavailable {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECS));
     }
@@ -348,8 +422,15 @@ fn event_id(headers: &HeaderMap) -> Result<String, String> {
 /// Runs each call in its own task: a client that hangs up does not cancel
 /// a call the provider may already be billing, so it is still recorded.
 async fn forward(State(state): State<AppState>, req: Request) -> Response {
+    let family = req.uri().path().strip_prefix("/proxy/").and_then(|r| r.split('/').next()).and_then(Family::parse);
+    let proxy = state.proxy.clone();
     match tokio::spawn(forward_call(state, req)).await {
-        Ok(resp) => resp,
+        Ok(resp) => {
+            if let Some(f) = family {
+                proxy.count(f, CallOutcome::of(&resp));
+            }
+            resp
+        }
         Err(e) => {
             tracing::error!(error = %e, "a proxied call panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

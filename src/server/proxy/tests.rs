@@ -500,6 +500,16 @@ async fn a_denied_call_never_reaches_the_provider() {
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(a.json()["error"]["status"], json!("RESOURCE_EXHAUSTED"));
     assert_eq!(h2.upstream_calls(), 0);
+    // `/metrics` counts each call by provider and outcome.
+    let admin = h.engine.create_api_key(None, &[Scope::Admin], "ops", "test", Utc::now()).await.unwrap().1;
+    let m = h.send("GET", "/metrics", &[("authorization", format!("Bearer {admin}"))], None).await;
+    for line in [
+        "tally_proxy_calls_total{provider=\"openai\",outcome=\"denied\"} 2",
+        "tally_proxy_calls_total{provider=\"openai\",outcome=\"upstream_error\"} 1",
+        "tally_proxy_calls_total{provider=\"anthropic\",outcome=\"denied\"} 0",
+    ] {
+        assert!(m.text.lines().any(|l| l == line), "{line} in\n{}", m.text);
+    }
     db.cleanup().await;
     db2.cleanup().await;
 }

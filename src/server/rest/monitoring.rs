@@ -180,6 +180,20 @@ fn prometheus_text(state: &AppState) -> String {
             if allowed { "allowed" } else { "denied" }
         );
     }
+    head(
+        &mut o,
+        "tally_proxy_calls_total",
+        "counter",
+        "Tracking-proxy calls by provider and outcome (answered, upstream_error, denied, refused, unreachable, timeout).",
+    );
+    for (family, outcome, n) in state.proxy.outcomes() {
+        let _ = writeln!(
+            o,
+            "tally_proxy_calls_total{{provider=\"{}\",outcome=\"{}\"}} {n}",
+            family.slug(),
+            outcome.as_str()
+        );
+    }
     let pool = state.engine.store.pool();
     let (size, idle) = (pool.size() as u64, pool.num_idle() as u64);
     head(&mut o, "tally_db_pool_connections", "gauge", "Database pool connections by state.");

@@ -592,7 +592,8 @@ both_stores!(check_only_preflight_takes_no_lock, check_only_preflight_takes_no_l
 
 /// The check-only gate answers from the process's view of usage; every
 /// write this process commits is in it the moment `commit()` returns (the
-/// view is dropped for the users the write names, or for everyone), and a
+/// view is dropped for the users the write names, or for everyone; an
+/// unsynced reservation's holds, once its group has committed), and a
 /// write it cannot see (another process) counts once the view's copy ages
 /// out.
 async fn check_only_sees_every_committed_write(store: Store) {
@@ -619,8 +620,11 @@ async fn check_only_sees_every_committed_write(store: Store) {
     assert_eq!(calls(check("u1", now).await.unwrap()), Some(3));
     assert_eq!(calls(check("u2", now).await.unwrap()), Some(0));
 
-    // A reservation's hold counts at once, and stops counting when it lapses.
+    // A reservation's hold counts once its write is visible (on SQLite,
+    // when its group commits: a reservation does not wait for that, see
+    // `WriteTx::commit_unsynced`), and stops counting when it lapses.
     assert!(engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
+    store.settled().await.unwrap();
     assert_eq!(calls(check("u1", now).await.unwrap()), Some(4));
     assert_eq!(calls(check("u1", now + Duration::seconds(61)).await.unwrap()), Some(3));
 

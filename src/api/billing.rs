@@ -23,6 +23,8 @@ pub struct LogLine {
     pub status_code: i64,
     pub response_ms: Option<i64>,
     pub period: String,
+    /// `feature=outline, project=blog`, or empty.
+    pub tags: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,7 @@ pub async fn usage_log_page(
     provider: Option<String>,
     status: Option<String>,
     period: Option<String>,
+    tag: Option<String>,
 ) -> Result<LogPage, ServerFnError> {
     use crate::api::session::ssr::{fail, reader_of};
     use crate::domain::usage_log::LogFilter;
@@ -63,7 +66,8 @@ pub async fn usage_log_page(
     let bad = |e: String| fail(AppError::BadRequest(e));
     let failed = LogFilter::parse_status(status.as_deref()).map_err(bad)?;
     let period = LogFilter::parse_period(period.as_deref()).map_err(bad)?;
-    let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period };
+    let tag = crate::domain::tags::TagFilter::parse(tag.as_deref()).map_err(bad)?;
+    let filter = LogFilter { provider: nonempty(provider), status_code: None, failed, billing_period: period, tag };
     use crate::domain::usage_log::LogStart;
     // Pages after the first follow a cursor (keyset): a deep page costs what
     // the first does. The page number is only shown.
@@ -94,6 +98,9 @@ pub async fn usage_log_page(
         if let Some(l) = &filter.billing_period {
             q.push(format!("billing_period={}", urlencode(l)));
         }
+        if let Some(t) = &filter.tag {
+            q.push(format!("tag={}", urlencode(&t.as_param())));
+        }
         format!("/api/usage/{}/logs.csv{}{}", urlencode(&user_id), if q.is_empty() { "" } else { "?" }, q.join("&"))
     };
     Ok(LogPage {
@@ -116,6 +123,7 @@ pub async fn usage_log_page(
                 status_code: r.status_code,
                 response_ms: r.response_time_ms,
                 period: r.billing_period,
+                tags: r.tags.describe(),
             })
             .collect(),
         total,

@@ -106,6 +106,8 @@ pub struct Dashboard {
     pub unread_alerts: i64,
     pub health: HealthView,
     pub refresh_secs: u32,
+    /// The tag keys the user's events carry: the cost view can group by them.
+    pub tag_keys: Vec<String>,
     /// When this snapshot was taken (RFC 3339).
     pub generated_at: String,
 }
@@ -157,6 +159,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
     };
     let (recent, _) = state.metrics.window(std::time::Duration::from_secs(300));
     let health = state.current_health(crate::server::metrics::RECENT_WINDOW).await.0;
+    let tag_keys = state.engine.tag_keys(&user_id).await.map_err(fail)?;
     Ok(Some(Dashboard {
         user_id: user_id.clone(),
         user_name: cur.user.name.clone(),
@@ -226,6 +229,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
                 .collect(),
         },
         refresh_secs: state.ui.refresh_secs,
+        tag_keys,
         generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
 }

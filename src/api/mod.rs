@@ -5,4 +5,5 @@
 pub mod admin;
 pub mod billing;
 pub mod dashboard;
+pub mod insights;
 pub mod session;

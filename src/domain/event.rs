@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::pricing::{Count, Quantities, ServiceTier};
 use super::provider::Provider;
 use super::provider_usage::{UsageFormat, map_usage};
+use super::tags::Tags;
 
 /// At most this many events per request.
 pub const MAX_BATCH: usize = 1000;
@@ -48,6 +49,8 @@ pub struct UsageEvent {
     /// The counts are an estimate, not the provider's (a proxied stream
     /// cut before its usage arrived).
     pub estimated: bool,
+    /// Attribution labels (`project`, `feature`, ...).
+    pub tags: Tags,
 }
 
 /// The parts of an event's token totals beyond cache reads (each a part of
@@ -153,6 +156,7 @@ const FIELDS: &[&str] = &[
     "reservation_id",
     "retry_count",
     "estimated",
+    "tags",
 ];
 
 /// The most one event may cost: far above any real API call, low enough
@@ -302,6 +306,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
         reservation_id: opt_string(m, "reservation_id", 64)?,
         retry_count,
         estimated,
+        tags: Tags::from_json(m.get("tags"))?,
     })
 }
 
@@ -337,6 +342,11 @@ mod tests {
         assert_eq!((e.tokens_input, e.tokens_cached_input, e.tokens_output), (60, 20, 7));
         assert_eq!(e.parts.tokens_cache_write, 30);
         assert_eq!(e.parts.service_tier, ServiceTier::Batch);
+        assert!(e.tags.is_empty());
+        let e =
+            parse_event(&json!({"id": "e1", "user_id": "u", "provider": "gemini", "tags": {"project": "blog"}}), now())
+                .unwrap();
+        assert_eq!(e.tags.get("project"), Some("blog"));
         let e = parse_event(
             &json!({"id": "e2", "user_id": "u", "provider": "openai", "tokens_input": 10, "tokens_audio_input": 10,
                     "tokens_output": 3, "tokens_reasoning": 3, "search_queries": 2}),
@@ -413,6 +423,8 @@ mod tests {
                 "invalid_token_split: ",
             ),
             (with("service_tier", json!("turbo")), "`service_tier` must be standard, batch, flex or priority"),
+            (with("tags", json!({"project": 7})), "`tags`: the value of `project` must be a string"),
+            (with("tags", json!("project=blog")), "`tags` must be an object"),
         ];
         for (v, want) in cases {
             let err = parse_event(&v, now()).unwrap_err();

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod event;
 pub mod identity;
+pub mod insights;
 pub mod limits;
 pub mod links;
 pub mod litellm;
@@ -19,4 +20,5 @@ pub mod projection;
 pub mod provider;
 pub mod provider_usage;
 pub mod subscription;
+pub mod tags;
 pub mod usage_log;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::event::UsageParts;
 use crate::domain::money::Nanos;
 use crate::domain::pricing::Breakdown;
+use crate::domain::tags::{TagFilter, Tags};
 
 /// Filters of the usage log.
 #[derive(Clone, Debug, Default)]
@@ -14,6 +15,8 @@ pub struct LogFilter {
     /// `success` (< 400) or `failed` (>= 400).
     pub failed: Option<bool>,
     pub billing_period: Option<String>,
+    /// Only events carrying this tag.
+    pub tag: Option<TagFilter>,
 }
 
 /// One recorded event, as the usage log shows it.
@@ -47,6 +50,7 @@ pub struct LogEntry {
     pub retry_count: i64,
     /// The counts are the recorder's estimate, not the provider's.
     pub estimated: bool,
+    pub tags: Tags,
 }
 
 /// Where a usage-log page starts: an offset (the family A contract), or

@@ -100,6 +100,8 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/usage/{user_id}/logs.csv"
             | "/api/billing/{user_id}/history.csv"
             | "/api/billing/{user_id}/renewals.csv"
+            | "/api/usage/{user_id}/breakdown"
+            | "/api/insights/{user_id}"
             | "/api/stream",
         ) => Read,
         ("POST", "/api/subscription/alerts/{alert_id}/mark-read") => WriteAlerts,
@@ -117,7 +119,13 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
         }
         ("GET" | "PUT", "/api/admin/plans/{plan_id}") => Admin,
         ("POST", "/api/admin/pricing/import") => Admin,
-        ("GET", "/api/admin/users/{user_id}" | "/api/admin/audit-log") => Admin,
+        (
+            "GET",
+            "/api/admin/users/{user_id}"
+            | "/api/admin/audit-log"
+            | "/api/admin/profitability"
+            | "/api/admin/profitability.csv",
+        ) => Admin,
         ("PUT", "/api/admin/users/{user_id}/subscription") => Admin,
         ("PATCH", "/api/admin/users/{user_id}") => Admin,
         (
@@ -142,9 +150,9 @@ fn declares_any_method(route: &str) -> bool {
 
 /// The policy of a server function, by its path.
 pub fn server_fn_policy(path: &str) -> Option<Policy> {
-    use crate::api::{admin as a, billing as b, dashboard as d, session as s};
+    use crate::api::{admin as a, billing as b, dashboard as d, insights as i, session as s};
     use Policy::*;
-    let table: [(&str, Policy); 26] = [
+    let table: [(&str, Policy); 29] = [
         (s::CurrentUser::PATH, Public),
         (s::Login::PATH, Public),
         (s::Logout::PATH, Public),
@@ -171,6 +179,9 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (a::ApiKeys::PATH, Admin),
         (a::CreateApiKey::PATH, Admin),
         (a::RevokeApiKey::PATH, Admin),
+        (i::GetBreakdown::PATH, Read),
+        (i::GetAdvice::PATH, Read),
+        (i::GetProfitability::PATH, Admin),
     ];
     table.iter().find(|(p, _)| *p == path).map(|(_, policy)| *policy)
 }

@@ -23,6 +23,7 @@ use crate::domain::period::{BillingCycle, add_months};
 use crate::domain::plan::{Plan, Tier};
 use crate::domain::pricing::{ANY_MODEL, ClassRates, ContextTier, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
+use crate::domain::tags::Tags;
 
 pub const DEMO_USER_ID: &str = "demo";
 pub const DEMO_EMAIL: &str = "demo@example.com";
@@ -400,7 +401,25 @@ fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent {
         reservation_id: None,
         retry_count: if failed { 1 } else { 0 },
         estimated: false,
+        tags: demo_tags(provider, n),
     }
+}
+
+/// Attribution the demo product sends: a project on nine calls in ten (so
+/// the dashboard shows an untagged share too), and a feature by API kind.
+fn demo_tags(provider: &str, n: u64) -> Tags {
+    let mut t = std::collections::BTreeMap::new();
+    if !n.is_multiple_of(10) {
+        t.insert("project".to_string(), ["blog", "shop", "support"][(n % 7 % 3) as usize].to_string());
+        let feature = match provider {
+            "tavily" | "serper" | "metaphor" | "firecrawl" => "research",
+            "stability" => "images",
+            _ if n.is_multiple_of(2) => "outline",
+            _ => "draft",
+        };
+        t.insert("feature".to_string(), feature.to_string());
+    }
+    Tags(t)
 }
 
 /// What `seed_demo` did.
@@ -742,6 +761,8 @@ pub async fn seed_load(
         for i in n..end {
             let mut e = demo_event(&mut rng, i, at(i));
             e.id = format!("load-{i:010}");
+            // Untagged: the load measures the ledger, as issue 10 set it.
+            e.tags = Tags::default();
             let u = (i % users as u64) as usize;
             e.user_id = ids[u].clone();
             by_user[u].push(e);

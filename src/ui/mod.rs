@@ -14,7 +14,10 @@ use leptos_router::{SsrMode, path};
 
 use components::layout::MeResource;
 use pages::account::AccountPage;
-use pages::admin::{AdminAlertsPage, AdminAuditPage, AdminKeysPage, AdminPlansPage, AdminPricingPage, AdminUsersPage};
+use pages::admin::{
+    AdminAlertsPage, AdminAuditPage, AdminKeysPage, AdminPlansPage, AdminPricingPage, AdminProfitabilityPage,
+    AdminUsersPage,
+};
 use pages::billing::{BillingPage, PlansPage, UsagePage};
 use pages::dashboard::DashboardPage;
 use pages::login::LoginPage;
@@ -81,6 +84,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/pricing") view=AdminPricingPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/alerts") view=AdminAlertsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/profitability") view=AdminProfitabilityPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/keys") view=AdminKeysPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

@@ -40,6 +40,7 @@ use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::identity::Scope;
 use crate::domain::money::format_count;
 use crate::domain::pricing::Quantities;
+use crate::domain::tags::Tags;
 use crate::server::error::{AppError, UNAVAILABLE_RETRY_SECS};
 use crate::server::service::gate::Operation;
 use crate::server::service::recording::EventResult;
@@ -340,6 +341,7 @@ struct Call {
     method: String,
     timestamp: DateTime<Utc>,
     started: Instant,
+    tags: Tags,
 }
 
 impl Call {
@@ -365,6 +367,7 @@ impl Call {
             reservation_id: self.reservation_id.clone(),
             retry_count: 0,
             estimated,
+            tags: self.tags.clone(),
         }
     }
 
@@ -416,6 +419,16 @@ fn event_id(headers: &HeaderMap) -> Result<String, String> {
             }
             Ok(s.to_string())
         }
+    }
+}
+
+/// The caller's attribution tags (`x-tally-tags: project=blog,feature=outline`).
+fn header_tags(headers: &HeaderMap) -> Result<Tags, String> {
+    match headers.get("x-tally-tags") {
+        None => Ok(Tags::default()),
+        Some(v) => Tags::from_header(
+            std::str::from_utf8(v.as_bytes()).map_err(|_| "`x-tally-tags` must be UTF-8".to_string())?,
+        ),
     }
 }
 
@@ -535,6 +548,10 @@ async fn forward_call(state: AppState, req: Request) -> Response {
         Ok(id) => id,
         Err(message) => return refuse(family, Refusal::Invalid, &message, None),
     };
+    let tags = match header_tags(&parts.headers) {
+        Ok(t) => t,
+        Err(message) => return refuse(family, Refusal::Invalid, &message, None),
+    };
     // Hold the worst case before the provider is called.
     let is_llm = !matches!(call_plan.endpoint, Endpoint::Search);
     let (output, output_from) = match call_plan.max_output {
@@ -600,6 +617,7 @@ async fn forward_call(state: AppState, req: Request) -> Response {
         timestamp: now,
         started: Instant::now(),
         plan: call_plan,
+        tags,
     };
     let sent = call.plan.rewritten.clone().map(Bytes::from).unwrap_or(bytes);
     let req = match builder.body(Full::new(sent)) {

@@ -357,6 +357,33 @@ async fn every_protocol_is_gated_priced_and_recorded(store: Store) {
     // 1,000 in at $2 and 500 out at $6 per 1M.
     assert_eq!(header_str(&a, "x-tally-cost"), "0.005000000");
 
+    // Tags from `x-tally-tags` land on the event; a bad header is refused
+    // in the provider's shape before anything is held or forwarded.
+    let mut tagged = h.bearer();
+    tagged.push(("x-tally-tags", "project=blog, feature=outline".into()));
+    let a = h
+        .send("POST", "/proxy/openai/v1/chat/completions", &tagged, Some(json!({"model": "gpt-4o", "messages": []})))
+        .await;
+    let stored: Option<String> = sqlx::query("SELECT tags FROM usage_events WHERE event_id = $1")
+        .bind(header_str(&a, "x-tally-event-id"))
+        .fetch_one(h.engine.store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored.as_deref(), Some(r#"{"feature":"outline","project":"blog"}"#));
+    let calls = h.upstream_calls();
+    tagged[1].1 = "project".into();
+    let a = h
+        .send("POST", "/proxy/openai/v1/chat/completions", &tagged, Some(json!({"model": "gpt-4o", "messages": []})))
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(
+        a.json()["error"]["message"].as_str().unwrap().contains("x-tally-tags: `project` is not key=value"),
+        "{}",
+        a.text
+    );
+    assert_eq!(h.upstream_calls(), calls);
+
     // Responses and embeddings.
     let a = h.post("/proxy/openai/v1/responses", json!({"model": "gpt-4o", "input": "hi"})).await;
     let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();

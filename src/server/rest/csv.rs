@@ -23,7 +23,7 @@ fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
+pub(crate) fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
     let mut out = header_row.join(",");
     out.push_str("\r\n");
     for r in rows {
@@ -118,7 +118,7 @@ const LOG_CSV_PAGE: i64 = 1000;
 /// The usage log's columns: the first 22 as they always were, then the
 /// usage parts and what each class cost (the cost columns sum to
 /// `cost_total_usd` exactly).
-const LOG_CSV_HEADER: [&str; 40] = [
+const LOG_CSV_HEADER: [&str; 41] = [
     "event_id",
     "timestamp",
     "provider",
@@ -159,6 +159,7 @@ const LOG_CSV_HEADER: [&str; 40] = [
     "cost_units_usd",
     "cost_search_queries_usd",
     "estimated",
+    "tags",
 ];
 
 /// The parts' columns after the first 22 (which hold the two totals and
@@ -206,12 +207,15 @@ fn log_csv_rows(out: &mut String, rows: &[LogEntry]) {
         out.push_str(&costs.join(","));
         out.push(',');
         out.push_str(if r.estimated { "true" } else { "false" });
+        out.push(',');
+        // The stored JSON object (sorted keys), or empty.
+        out.push_str(&r.tags.encode().map(|t| field(&t)).unwrap_or_default());
         out.push_str("\r\n");
     }
 }
 
 /// The usage log as CSV, newest first, with the usage log's filters
-/// (`provider`, `status`, `status_code`, `billing_period`). Streamed a
+/// (`provider`, `status`, `status_code`, `billing_period`, `tag`). Streamed a
 /// page at a time by cursor, so memory stays flat and the first byte leaves
 /// at once however many events match. A store failure after the first page
 /// aborts the download (the client sees an incomplete transfer, never a

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod csv;
 pub mod family_a;
 pub mod ingest;
+pub mod insights;
 pub mod live;
 pub mod monitoring;
 #[cfg(test)]
@@ -62,7 +63,9 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user_id}/sessions", delete(admin::sign_out_everywhere))
         .route("/api-keys", get(admin::list_keys).post(admin::create_key))
         .route("/api-keys/{key_id}", delete(admin::revoke_key))
-        .route("/audit-log", get(admin::audit_log));
+        .route("/audit-log", get(admin::audit_log))
+        .route("/profitability", get(insights::profitability))
+        .route("/profitability.csv", get(insights::profitability_csv));
     Router::new()
         .nest("/api/subscription", sub)
         .nest("/api/admin", admin)
@@ -70,6 +73,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/usage/events", post(ingest::record_events))
         .route("/api/stream", get(live::stream))
         .route("/api/usage/{user_id}/logs.csv", get(csv::usage_log))
+        .route("/api/usage/{user_id}/breakdown", get(insights::breakdown))
+        .route("/api/insights/{user_id}", get(insights::insights))
         .route("/api/billing/{user_id}/history.csv", get(csv::billing_history))
         .route("/api/billing/{user_id}/renewals.csv", get(csv::renewal_history))
         .route("/api/{*path}", axum::routing::any(api_not_found))

@@ -13,6 +13,9 @@ pub mod catalog;
 #[cfg(test)]
 mod cluster_tests;
 pub mod gate;
+pub mod insights;
+#[cfg(test)]
+mod insights_tests;
 pub mod keys;
 #[cfg(test)]
 mod ledger_tests;

@@ -69,6 +69,13 @@ fn fee_for(plan: Option<&Plan>, cycle: BillingCycle, period: &Period, cycle_star
     }
 }
 
+/// The plan fee the open usage period of `sub` carries: what its bill will
+/// say when it closes.
+pub fn open_period_fee(catalog: &CatalogSnapshot, sub: &Subscription) -> Nanos {
+    let plan = catalog.plan_of(sub);
+    sub.period_fee.unwrap_or_else(|| fee_for(plan, sub.billing_cycle, &sub.current_period(), sub.cycle_start))
+}
+
 /// A billing cycle of `cycle` opening with usage period `first`: it ends on
 /// the anchor's grid, so cycles and usage periods always line up.
 fn cycle_from(anchor: DateTime<Utc>, first: &Period, cycle: BillingCycle) -> Period {
@@ -91,7 +98,7 @@ pub async fn ensure_current(
         let closed = sub.current_period();
         let usage_cost: Nanos =
             rollups::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
-        let fee = sub.period_fee.unwrap_or_else(|| fee_for(plan, sub.billing_cycle, &closed, sub.cycle_start));
+        let fee = open_period_fee(catalog, sub);
         bills::insert_billing_record(
             conn,
             &BillingRecord {

@@ -44,6 +44,7 @@ pub(super) fn ev(
         reservation_id: None,
         retry_count: 0,
         estimated: false,
+        tags: Default::default(),
     }
 }
 

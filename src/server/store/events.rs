@@ -10,6 +10,7 @@ use super::{Placeholders, StoreError, StoreResult, from_ms, ms};
 use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::money::Nanos;
 use crate::domain::pricing::{Breakdown, Cost, CostClass, ServiceTier};
+use crate::domain::tags::Tags;
 use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 
 /// What the store keeps of a priced event beyond the event itself.
@@ -37,8 +38,8 @@ const EVENT_COLS: &str = "user_id, event_id, provider, model, operation_type, en
     tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
     price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
     period_start, billing_period, reservation_id, late, tokens_cache_write, tokens_cache_write_1h, tokens_audio_input,
-    tokens_reasoning, tokens_audio_output, search_queries, service_tier, cost_breakdown, estimated";
-const EVENT_COL_COUNT: usize = 36;
+    tokens_reasoning, tokens_audio_output, search_queries, service_tier, cost_breakdown, estimated, tags";
+const EVENT_COL_COUNT: usize = 37;
 /// Rows per INSERT: 17,500 binds, well inside both drivers' limits
 /// (SQLite 32,766; Postgres 65,535).
 const ROWS_PER_INSERT: usize = 500;
@@ -99,7 +100,8 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
                 .bind(e.parts.search_queries as i64)
                 .bind(service_tier_col(e.parts.service_tier))
                 .bind(breakdown_col(&p.cost))
-                .bind(e.estimated as i64);
+                .bind(e.estimated as i64)
+                .bind(e.tags.encode());
         }
         let done = q.execute(&mut *conn).await?;
         if done.rows_affected() != chunk.len() as u64 {
@@ -109,6 +111,33 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
                 chunk.len()
             )));
         }
+    }
+    insert_tags(conn, rows).await
+}
+
+/// Tag rows per INSERT (4 binds each).
+const TAGS_PER_INSERT: usize = 2000;
+
+/// One row per tag of the new events (see `migrations/*/0010_tags.sql`).
+async fn insert_tags(conn: &mut AnyConnection, rows: &[PricedEvent<'_>]) -> StoreResult<()> {
+    let tags: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .flat_map(|p| p.event.tags.0.iter().map(|(k, v)| (&*p.event.user_id, &*p.event.id, &**k, &**v)))
+        .collect();
+    for chunk in tags.chunks(TAGS_PER_INSERT) {
+        let mut sql = String::from("INSERT INTO usage_event_tags (user_id, event_id, tag_key, tag_value) VALUES ");
+        let mut binds = Placeholders::for_conn(conn);
+        for r in 0..chunk.len() {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            binds.push_row(&mut sql, 4);
+        }
+        let mut q = sqlx::query(&sql);
+        for (user, event, k, v) in chunk {
+            q = q.bind(*user).bind(*event).bind(*k).bind(*v);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -231,6 +260,16 @@ fn log_where(f: &LogFilter) -> (String, Vec<Bind>) {
     if let Some(l) = &f.billing_period {
         push("billing_period = ", Bind::Text(l.clone()));
     }
+    if let Some(t) = &f.tag {
+        binds.push(Bind::Text(t.key.clone()));
+        binds.push(Bind::Text(t.value.clone()));
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM usage_event_tags t WHERE t.user_id = usage_events.user_id
+             AND t.event_id = usage_events.event_id AND t.tag_key = ${} AND t.tag_value = ${})",
+            binds.len(),
+            binds.len() + 1
+        ));
+    }
     match f.failed {
         Some(true) => sql.push_str(" AND status_code >= 400"),
         Some(false) => sql.push_str(" AND status_code < 400"),
@@ -282,8 +321,8 @@ pub async fn usage_log(
     let sql = format!(
         "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
          tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
-         response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, estimated, {PARTS_COLS}
-         FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC {page}"
+         response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, estimated, tags,
+         {PARTS_COLS} FROM usage_events WHERE {filter} ORDER BY occurred_at DESC, id DESC {page}"
     );
     let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
     q = match start {
@@ -321,6 +360,10 @@ pub async fn usage_log(
                 billing_period: r.try_get("billing_period")?,
                 retry_count: r.try_get("retry_count")?,
                 estimated: r.try_get::<i64, _>("estimated")? != 0,
+                tags: {
+                    let stored: Option<String> = r.try_get("tags")?;
+                    Tags::decode(stored.as_deref()).ok_or_else(|| StoreError::Corrupt(format!("tags `{stored:?}`")))?
+                },
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
@@ -332,7 +375,7 @@ pub async fn usage_log(
 /// filter names a status code, so it costs the same at ten million events
 /// as at ten.
 pub async fn usage_log_count(conn: &mut AnyConnection, user_id: &str, f: &LogFilter) -> StoreResult<i64> {
-    if f.status_code.is_some() {
+    if f.status_code.is_some() || f.tag.is_some() {
         let (filter, binds) = log_where(f);
         let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}");
         return Ok(bind_all(sqlx::query(&sql).bind(user_id), &binds).fetch_one(conn).await?.try_get("n")?);

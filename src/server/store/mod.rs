@@ -22,6 +22,7 @@ pub mod events;
 #[cfg(test)]
 mod group_tests;
 pub mod holds;
+pub mod insights;
 pub mod keys;
 pub mod live;
 pub mod rollups;

@@ -35,9 +35,12 @@ fn UsageLog() -> impl IntoView {
                 q("provider"),
                 q("status"),
                 q("period"),
+                q("tag"),
             )
         },
-        |(user, page, before, provider, status, period)| usage_log_page(user, page, before, provider, status, period),
+        |(user, page, before, provider, status, period, tag)| {
+            usage_log_page(user, page, before, provider, status, period, tag)
+        },
     );
     // The same filters, at another position (`None`: the newest page).
     let link = move |at: Option<(String, i64)>| {
@@ -65,6 +68,7 @@ fn UsageLog() -> impl IntoView {
                 </select>
             </label>
             <label>"Period (YYYY-MM)"<input name="period" class=INPUT placeholder="2026-11" value=move || q("period").unwrap_or_default()/></label>
+            <label>"Tag (key=value)"<input name="tag" class=INPUT placeholder="project=blog" data-testid="usage-tag-filter" value=move || q("tag").unwrap_or_default()/></label>
             <button type="submit" class="rounded-md bg-blue-600 px-3 py-1.5 font-medium text-white hover:bg-blue-700">"Filter"</button>
         </form>
         <Transition fallback=|| view! { <div class="h-64 animate-pulse rounded-xl bg-slate-200"></div> }>
@@ -81,13 +85,14 @@ fn UsageLog() -> impl IntoView {
                         </div>
                         <div class="overflow-x-auto">
                         <table class="w-full text-sm" data-testid="usage-table">
-                            <thead><tr><th class=TH>"When (UTC)"</th><th class=TH>"Provider"</th><th class=TH>"Model"</th><th class=TH>"Tokens in / out"</th><th class=TH>"Cost"</th><th class=TH>"Status"</th><th class=TH>"Time"</th></tr></thead>
+                            <thead><tr><th class=TH>"When (UTC)"</th><th class=TH>"Provider"</th><th class=TH>"Model"</th><th class=TH>"Tags"</th><th class=TH>"Tokens in / out"</th><th class=TH>"Cost"</th><th class=TH>"Status"</th><th class=TH>"Time"</th></tr></thead>
                             <tbody>
                             {p.rows.into_iter().map(|r| {
                                 let status = if r.status_code >= 400 { "failed" } else { "success" };
                                 view! {
                                 <tr class="border-t border-slate-100" data-provider=r.provider.clone() data-status=status>
                                     <td class=TD>{r.at}</td><td class=TD>{r.provider.clone()}</td><td class=TD>{r.model}</td>
+                                    <td class=format!("{TD} text-xs text-slate-600") data-testid="usage-tags">{r.tags}</td>
                                     <td class=format!("{TD} tabular-nums")>
                                         {format!("{} / {}", format_count(r.tokens_input), format_count(r.tokens_output))}
                                         {r.estimated.then(|| view! { <span class="block text-xs text-amber-700" data-testid="usage-estimated" title="The provider's count never arrived (the stream was cut); estimated from the text at about four characters a token">"estimated"</span> })}

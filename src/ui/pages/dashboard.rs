@@ -15,6 +15,7 @@ use crate::api::dashboard::{Dashboard, MarkAlertRead, MarkAllAlertsRead, get_das
 use crate::domain::money::{Nanos, format_count};
 use crate::ui::components::charts::{ChartEvent, EChart, Metric, PALETTE, cost_pie_chart, usage_trend_chart};
 use crate::ui::components::layout::RequireUser;
+use crate::ui::pages::insights::{CostGroups, SaveMoney};
 
 const CARD: &str = "rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm:p-6";
 
@@ -109,6 +110,8 @@ fn DashboardView() -> impl IntoView {
                 }
             })}
         </Transition>
+        // Outside the refresh: advice is read once per visit.
+        <SaveMoney user=query.get_untracked().get("user")/>
     }
 }
 
@@ -281,9 +284,37 @@ fn CostBreakdown(d: Dashboard) -> AnyView {
         let providers = providers.clone();
         move || hover.get().and_then(|n| providers.iter().find(|p| p.name == n).cloned())
     };
+    // Group by provider (this card's own data), model or a tag key.
+    let cost_by = query.get_untracked().get("cost_by").filter(|b| b != "provider");
+    let mut views = vec![("provider".to_string(), "Provider".to_string()), ("model".to_string(), "Model".to_string())];
+    views.extend(d.tag_keys.iter().map(|k| (format!("tag:{k}"), format!("Tag: {k}"))));
+    let switch = view! {
+        <nav class="flex flex-wrap gap-1 text-xs" aria-label="Group cost by" data-testid="cost-by">
+            {views.into_iter().map(|(v, l)| {
+                let on = cost_by.as_deref().unwrap_or("provider") == v;
+                let href = with_param(&query.get_untracked(), "cost_by", if v == "provider" { "" } else { &v });
+                view! { <a href=href data-testid="cost-by-option" data-value=v.clone() aria-current=on.then_some("true")
+                    class=if on { "rounded-full bg-slate-800 px-2 py-0.5 text-white" } else { "rounded-full border border-slate-300 px-2 py-0.5 hover:bg-slate-100" }>{l}</a> }
+            }).collect_view()}
+        </nav>
+    };
+    let title = match cost_by.as_deref() {
+        None => "Cost by provider".to_string(),
+        Some("model") => "Cost by model".to_string(),
+        Some(b) => format!("Cost by {}", b.trim_start_matches("tag:")),
+    };
+    if let Some(by) = cost_by {
+        return view! {
+            <section data-testid="cost-pie" class=CARD aria-labelledby="pie-title">
+                <div class="flex flex-wrap items-baseline justify-between gap-2"><h2 id="pie-title" class="text-lg font-semibold">{title}</h2>{switch}</div>
+                <CostGroups user=query.get_untracked().get("user") by/>
+            </section>
+        }
+        .into_any();
+    }
     view! {
         <section data-testid="cost-pie" class=CARD aria-labelledby="pie-title">
-            <h2 id="pie-title" class="text-lg font-semibold">"Cost by provider"</h2>
+            <div class="flex flex-wrap items-baseline justify-between gap-2"><h2 id="pie-title" class="text-lg font-semibold">{title}</h2>{switch}</div>
             {if d.providers.iter().all(|p| p.cost_nanos == 0) {
                 view! { <p class="mt-2 text-sm text-slate-600">"No cost this period yet."</p> }.into_any()
             } else {

@@ -4,5 +4,6 @@ pub mod account;
 pub mod admin;
 pub mod billing;
 pub mod dashboard;
+pub mod insights;
 pub mod login;
 pub mod not_found;

@@ -198,6 +198,8 @@ pub struct PageQuery {
     status_code: Option<String>,
     billing_period: Option<String>,
     status: Option<String>,
+    /// `key=value`: only events carrying that tag.
+    tag: Option<String>,
 }
 
 pub(crate) fn parse_num(
@@ -238,8 +240,9 @@ pub fn log_query(q: &PageQuery) -> AppResult<(LogFilter, i64, i64)> {
         .transpose()?;
     let billing_period = LogFilter::parse_period(q.billing_period.as_deref()).map_err(AppError::BadRequest)?;
     let failed = LogFilter::parse_status(q.status.as_deref()).map_err(AppError::BadRequest)?;
+    let tag = crate::domain::tags::TagFilter::parse(q.tag.as_deref()).map_err(AppError::BadRequest)?;
     Ok((
-        LogFilter { provider: provider.map(|p| p.as_str().to_string()), status_code, failed, billing_period },
+        LogFilter { provider: provider.map(|p| p.as_str().to_string()), status_code, failed, billing_period, tag },
         limit,
         offset,
     ))

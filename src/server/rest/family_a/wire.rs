@@ -202,6 +202,9 @@ pub(super) fn log_json(r: &LogEntry) -> Value {
     if r.estimated {
         v["estimated"] = json!(true);
     }
+    if !r.tags.is_empty() {
+        v["tags"] = json!(r.tags.0);
+    }
     v
 }
 

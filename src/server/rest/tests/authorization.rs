@@ -52,7 +52,7 @@ fn sfn_url<T: leptos::server_fn::ServerFn>() -> String {
 /// Every route and server function × every kind of caller → the expected
 /// status; and no answer to one user ever carries the other's identity.
 async fn authorization_matrix(store: Store) {
-    use crate::api::{admin as a, billing as b, dashboard as d, session as s};
+    use crate::api::{admin as a, billing as b, dashboard as d, insights as i, session as s};
     use crate::domain::identity::Role;
     use crate::server::service::admin::UserForm;
 
@@ -173,6 +173,13 @@ async fn authorization_matrix(store: Store) {
         ("GET", "/api/usage/user-alpha/logs.csv".into(), None, own_read),
         ("GET", "/api/billing/user-alpha/history.csv".into(), None, own_read),
         ("GET", "/api/billing/user-alpha/renewals.csv".into(), None, own_read),
+        ("GET", "/api/usage/user-alpha/breakdown?by=tag:project".into(), None, own_read),
+        ("GET", "/api/insights/user-alpha".into(), None, own_read),
+        ("GET", "/api/admin/profitability".into(), None, admin_only),
+        ("GET", "/api/admin/profitability.csv".into(), None, admin_only),
+        ("POST", sfn_url::<i::GetBreakdown>(), Some((form_ct, "user=user-alpha&by=model".into())), own_read),
+        ("POST", sfn_url::<i::GetAdvice>(), Some((form_ct, "user=user-alpha".into())), own_read),
+        ("POST", sfn_url::<i::GetProfitability>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminPlans>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminPricing>(), Some((form_ct, String::new())), admin_only),
         ("POST", sfn_url::<a::AdminUsers>(), Some((form_ct, String::new())), admin_only),

@@ -94,7 +94,8 @@ async fn usage_log_csv_holds_every_event(store: Store) {
     let rows = parse_csv(&text);
     let head = &rows[0];
     let col = |name: &str| head.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
-    assert_eq!(head.len(), 40);
+    assert_eq!(head.len(), 41);
+    assert!(rows[1..].iter().all(|r| r[col("tags")].is_empty()));
     assert!(rows[1..].iter().all(|r| r[col("estimated")] == "false"));
     let data = &rows[1..];
     assert_eq!(data.len(), 2_345);

@@ -8,6 +8,7 @@ mod exports;
 mod family_a;
 mod http;
 mod ingest;
+mod insights;
 mod live;
 mod monitoring;
 mod pricing;

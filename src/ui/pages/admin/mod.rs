@@ -6,12 +6,14 @@ mod keys;
 mod plans;
 mod price_import;
 mod pricing;
+mod profitability;
 mod users;
 
 pub use activity::{AdminAlertsPage, AdminAuditPage};
 pub use keys::AdminKeysPage;
 pub use plans::AdminPlansPage;
 pub use pricing::AdminPricingPage;
+pub use profitability::AdminProfitabilityPage;
 pub use users::AdminUsersPage;
 
 use leptos::prelude::*;
@@ -55,6 +57,7 @@ fn AdminFrame(title: &'static str, children: Children) -> impl IntoView {
         ("/admin/alerts", "Alerts"),
         ("/admin/audit", "Audit log"),
         ("/admin/keys", "API keys"),
+        ("/admin/profitability", "Profitability"),
     ];
     view! {
         <nav aria-label="Administration" class="mb-4 flex flex-wrap gap-1 border-b border-slate-200 pb-2">

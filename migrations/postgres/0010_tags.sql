@@ -1,0 +1,18 @@
+-- Kept identical in meaning in migrations/sqlite and migrations/postgres.
+
+-- Attribution tags on events (issue 14): the event's tag set as a JSON
+-- object with sorted keys (NULL = none), shown in the usage log and CSV,
+-- and one row per tag for breakdowns and filters. A tag row names its event
+-- by (user_id, event_id) and carries no amounts: cost, tokens and period
+-- are always read from the event itself, so re-pricing an event or moving
+-- it into the open period never leaves a tag total behind.
+ALTER TABLE usage_events ADD COLUMN tags TEXT;
+
+CREATE TABLE usage_event_tags (
+    user_id   TEXT NOT NULL,
+    event_id  TEXT NOT NULL,
+    tag_key   TEXT NOT NULL,
+    tag_value TEXT NOT NULL,
+    PRIMARY KEY (user_id, event_id, tag_key)
+);
+CREATE INDEX usage_event_tags_value ON usage_event_tags (user_id, tag_key, tag_value);

@@ -84,6 +84,15 @@ impl Profitability {
     }
 }
 
+/// `1 call`, `2 calls`, `1 retry`, `3 retries`.
+fn counted(n: i64, noun: &str) -> String {
+    let plural = match noun.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{noun}s"),
+    };
+    format!("{} {}", format_count(n), if n == 1 { noun } else { &plural })
+}
+
 /// Tips need at least this much spend to be worth saying (one cent).
 const TIP_FLOOR: Nanos = Nanos(10_000_000);
 
@@ -195,9 +204,9 @@ impl Engine {
                     kind: "cheaper_model",
                     title: format!("{} would have cost {} less than {model}", a.alternative, a.saving().display()),
                     detail: format!(
-                        "Your {} successful {} calls to {model} this period cost {} at today's catalog price; the same calls \
+                        "Your {} to {model} ({}) this period cost {} at today's catalog price; the same calls \
                          (the same tokens of each class) would cost {} with {}, also from {}.",
-                        format_count(a.calls as i64),
+                        counted(a.calls as i64, "successful call"),
                         display_name(provider.as_str()),
                         a.current_cost.display(),
                         a.alternative_cost.display(),
@@ -216,12 +225,13 @@ impl Engine {
                 kind: "failed_calls",
                 title: format!("Failed calls cost {} this period", waste.failed_cost.display()),
                 detail: format!(
-                    "{} calls failed and were billed {}; {} calls needed retries ({} retries in all). Fixing the cause \
-                     (rate limits, timeouts, bad requests) saves what they cost.",
-                    format_count(waste.failed_calls),
+                    "{} failed and {} billed {}; {} needed retries ({} in all). Fixing the cause (rate limits, \
+                     timeouts, bad requests) saves what they cost.",
+                    counted(waste.failed_calls, "call"),
+                    if waste.failed_calls == 1 { "was" } else { "were" },
                     waste.failed_cost.display(),
-                    format_count(waste.retried_calls),
-                    format_count(waste.retries),
+                    counted(waste.retried_calls, "call"),
+                    counted(waste.retries, "retry"),
                 ),
                 estimated_saving: Some(waste.failed_cost),
             });

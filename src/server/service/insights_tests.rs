@@ -161,7 +161,11 @@ async fn advice_reconciles_with_events_and_catalog(store: Store) {
     let recorded: i64 =
         scalar(&store, "SELECT CAST(SUM(cost_total_nanos) AS BIGINT) FROM usage_events WHERE status_code >= 400").await;
     assert_eq!(f.estimated_saving, Some(Nanos(recorded)));
-    assert!(f.detail.contains("2 retries"), "{}", f.detail);
+    assert!(
+        f.detail.starts_with("1 call failed and was billed $0.0001; 1 call needed retries (2 retries in all)"),
+        "{}",
+        f.detail
+    );
     assert_eq!(tip("cache").title, "0.0% of input tokens came from cache");
     assert!(i.missing.is_empty(), "{:?}", i.missing);
 

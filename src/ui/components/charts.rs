@@ -149,7 +149,7 @@ pub fn EChart(
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let c = chart.get();
-        browser::draw(id, &c, on_event);
+        browser::draw_when_attached(id, c, on_event, 40);
     });
     #[cfg(not(feature = "hydrate"))]
     let _ = (chart, on_event);
@@ -193,7 +193,21 @@ mod browser {
         js_sys::Reflect::get(params, &"name".into()).ok().and_then(|v| v.as_string())
     }
 
-    pub fn draw(id: &'static str, chart: &Chart, on_event: Option<Callback<ChartEvent>>) {
+    /// Draws once the container is in the document: a chart inside a
+    /// `Suspense` may run its effect before its container is attached.
+    /// Tries every 50 ms, `tries` times.
+    pub fn draw_when_attached(id: &'static str, chart: Chart, on_event: Option<Callback<ChartEvent>>, tries: u32) {
+        if document().get_element_by_id(id).is_some_and(|el| el.is_connected()) {
+            draw(id, &chart, on_event);
+        } else if tries > 0 {
+            set_timeout(
+                move || draw_when_attached(id, chart, on_event, tries - 1),
+                std::time::Duration::from_millis(50),
+            );
+        }
+    }
+
+    fn draw(id: &'static str, chart: &Chart, on_event: Option<Callback<ChartEvent>>) {
         let Some(el) = document().get_element_by_id(id) else { return };
         let Ok(json) = serde_json::to_string(chart) else { return };
         let Ok(option) = js_sys::JSON::parse(&json) else { return };

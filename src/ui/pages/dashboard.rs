@@ -12,6 +12,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::dashboard::{Dashboard, MarkAlertRead, MarkAllAlertsRead, get_dashboard};
+use crate::api::insights::{AdviceView, get_advice};
 use crate::domain::money::{Nanos, format_count};
 use crate::ui::components::charts::{ChartEvent, EChart, Metric, PALETTE, cost_pie_chart, usage_trend_chart};
 use crate::ui::components::layout::RequireUser;
@@ -48,6 +49,8 @@ fn DashboardView() -> impl IntoView {
         move || (query.read().get("user"), months(), tick.get(), mark.version().get(), mark_all.version().get()),
         |(user, months, ..)| get_dashboard(user, months),
     );
+    // Advice is read once per visit, not on every refresh.
+    let advice = Resource::new(move || query.read().get("user"), get_advice);
     let refresh_secs = RwSignal::new(30u32);
     // Whether the live stream is open (else the timer refresh carries on).
     let live = RwSignal::new(false);
@@ -97,7 +100,7 @@ fn DashboardView() -> impl IntoView {
                         let before = shown.get_value();
                         shown.set_value(Some(now));
                         let changed = before.map_or([false; 3], |b| [b[0] != now[0], b[1] != now[1], b[2] != now[2]]);
-                        view! { <Loaded d tick mark mark_all changed live/> }.into_any()
+                        view! { <Loaded d tick mark mark_all changed live advice/> }.into_any()
                     }
                     Ok(None) => view! { <p>"Sign in to see your usage."</p> }.into_any(),
                     Err(e) => view! {
@@ -110,8 +113,6 @@ fn DashboardView() -> impl IntoView {
                 }
             })}
         </Transition>
-        // Outside the refresh: advice is read once per visit.
-        <SaveMoney user=query.get_untracked().get("user")/>
     }
 }
 
@@ -171,6 +172,7 @@ fn Loaded(
     /// Which of cost, calls and tokens changed since the last refresh.
     changed: [bool; 3],
     live: RwSignal<bool>,
+    advice: Resource<Result<AdviceView, ServerFnError>>,
 ) -> AnyView {
     let (label, badge) = status_badge(&d.status);
     let flash = |i: usize| if changed[i] { "counter-changed" } else { "" };
@@ -251,13 +253,61 @@ fn Loaded(
             <HealthPanel d=d.clone()/>
         </div>
         <TrendsPanel d=d.clone()/>
+        <SaveMoney advice/>
         <AlertsPanel d mark mark_all/>
     }
     .into_any()
 }
 
+/// The period's cost by provider (with its models), or by model or a tag
+/// key (`?cost_by=`), following the query string as it changes.
 #[component]
 fn CostBreakdown(d: Dashboard) -> AnyView {
+    let query = use_query_map();
+    let cost_by = Memo::new(move |_| query.read().get("cost_by").filter(|b| !b.is_empty() && b != "provider"));
+    view! {
+        {move || match cost_by.get() {
+            None => provider_card(d.clone()),
+            Some(by) => view! {
+                <section data-testid="cost-pie" class=CARD aria-labelledby="pie-title">
+                    {cost_header(&d, Some(&by))}
+                    <CostGroups user=query.get_untracked().get("user") by/>
+                </section>
+            }.into_any(),
+        }}
+    }
+    .into_any()
+}
+
+/// The card's title and its switch between provider, model and each tag key.
+fn cost_header(d: &Dashboard, cost_by: Option<&str>) -> AnyView {
+    let query = use_query_map();
+    let mut views = vec![("provider".to_string(), "Provider".to_string()), ("model".to_string(), "Model".to_string())];
+    views.extend(d.tag_keys.iter().map(|k| (format!("tag:{k}"), format!("Tag: {k}"))));
+    let title = match cost_by {
+        None => "Cost by provider".to_string(),
+        Some("model") => "Cost by model".to_string(),
+        Some(b) => format!("Cost by {}", b.trim_start_matches("tag:")),
+    };
+    let current = cost_by.unwrap_or("provider").to_string();
+    view! {
+        <div class="flex flex-wrap items-baseline justify-between gap-2">
+            <h2 id="pie-title" class="text-lg font-semibold">{title}</h2>
+            <nav class="flex flex-wrap gap-1 text-xs" aria-label="Group cost by" data-testid="cost-by">
+                {views.into_iter().map(|(v, l)| {
+                    let on = current == v;
+                    let href = with_param(&query.get_untracked(), "cost_by", if v == "provider" { "" } else { &v });
+                    view! { <a href=href data-testid="cost-by-option" data-value=v.clone() aria-current=on.then_some("true")
+                        class=if on { "rounded-full bg-slate-800 px-2 py-0.5 text-white" } else { "rounded-full border border-slate-300 px-2 py-0.5 hover:bg-slate-100" }>{l}</a> }
+                }).collect_view()}
+            </nav>
+        </div>
+    }
+    .into_any()
+}
+
+/// Cost by provider, from the dashboard's own data.
+fn provider_card(d: Dashboard) -> AnyView {
     let query = use_query_map();
     let navigate = use_navigate();
     let total = d.total_cost_nanos.max(1) as f64;
@@ -284,37 +334,9 @@ fn CostBreakdown(d: Dashboard) -> AnyView {
         let providers = providers.clone();
         move || hover.get().and_then(|n| providers.iter().find(|p| p.name == n).cloned())
     };
-    // Group by provider (this card's own data), model or a tag key.
-    let cost_by = query.get_untracked().get("cost_by").filter(|b| b != "provider");
-    let mut views = vec![("provider".to_string(), "Provider".to_string()), ("model".to_string(), "Model".to_string())];
-    views.extend(d.tag_keys.iter().map(|k| (format!("tag:{k}"), format!("Tag: {k}"))));
-    let switch = view! {
-        <nav class="flex flex-wrap gap-1 text-xs" aria-label="Group cost by" data-testid="cost-by">
-            {views.into_iter().map(|(v, l)| {
-                let on = cost_by.as_deref().unwrap_or("provider") == v;
-                let href = with_param(&query.get_untracked(), "cost_by", if v == "provider" { "" } else { &v });
-                view! { <a href=href data-testid="cost-by-option" data-value=v.clone() aria-current=on.then_some("true")
-                    class=if on { "rounded-full bg-slate-800 px-2 py-0.5 text-white" } else { "rounded-full border border-slate-300 px-2 py-0.5 hover:bg-slate-100" }>{l}</a> }
-            }).collect_view()}
-        </nav>
-    };
-    let title = match cost_by.as_deref() {
-        None => "Cost by provider".to_string(),
-        Some("model") => "Cost by model".to_string(),
-        Some(b) => format!("Cost by {}", b.trim_start_matches("tag:")),
-    };
-    if let Some(by) = cost_by {
-        return view! {
-            <section data-testid="cost-pie" class=CARD aria-labelledby="pie-title">
-                <div class="flex flex-wrap items-baseline justify-between gap-2"><h2 id="pie-title" class="text-lg font-semibold">{title}</h2>{switch}</div>
-                <CostGroups user=query.get_untracked().get("user") by/>
-            </section>
-        }
-        .into_any();
-    }
     view! {
         <section data-testid="cost-pie" class=CARD aria-labelledby="pie-title">
-            <div class="flex flex-wrap items-baseline justify-between gap-2"><h2 id="pie-title" class="text-lg font-semibold">{title}</h2>{switch}</div>
+            {cost_header(&d, None)}
             {if d.providers.iter().all(|p| p.cost_nanos == 0) {
                 view! { <p class="mt-2 text-sm text-slate-600">"No cost this period yet."</p> }.into_any()
             } else {

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::insights::{AdviceView, BreakdownView, get_advice, get_breakdown};
+use crate::api::insights::{AdviceView, BreakdownView, get_breakdown};
 use crate::domain::links::urlencode;
 use crate::domain::money::{Nanos, format_count};
 use crate::ui::components::charts::{ChartEvent, EChart, PALETTE, cost_pie_chart};
@@ -104,15 +104,14 @@ fn Groups(b: BreakdownView) -> impl IntoView {
 /// The "Save money" card: a cheaper plan, cheaper models, failed calls and
 /// cache use, or why there is no advice yet.
 #[component]
-pub fn SaveMoney(user: Option<String>) -> impl IntoView {
-    let data = Resource::new(move || user.clone(), get_advice);
+pub fn SaveMoney(advice: Resource<Result<AdviceView, ServerFnError>>) -> impl IntoView {
     view! {
         <section data-testid="save-money" class="mt-4 rounded-xl border border-emerald-200 bg-white p-4 shadow-sm sm:p-6" aria-labelledby="save-title">
             <h2 id="save-title" class="text-lg font-semibold">"Save money"</h2>
             <Transition fallback=|| view! { <div class="mt-2 h-16 animate-pulse rounded bg-slate-100"></div> }>
                 {move || Suspend::new(async move {
-                    match data.await {
-                        Ok(a) => advice(a),
+                    match advice.await {
+                        Ok(a) => advice_view(a),
                         Err(e) => view! { <p role="alert" class="mt-2 text-sm text-red-700">{format!("Could not load advice: {e}")}</p> }.into_any(),
                     }
                 })}
@@ -121,7 +120,7 @@ pub fn SaveMoney(user: Option<String>) -> impl IntoView {
     }
 }
 
-fn advice(a: AdviceView) -> AnyView {
+fn advice_view(a: AdviceView) -> AnyView {
     let nothing = a.plan.is_none() && a.tips.is_empty();
     view! {
         <div class="mt-2 space-y-3 text-sm">

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::limits::{ALERT_THRESHOLDS, LimitUse};
+use super::limits::{ALERT_THRESHOLDS, LimitUse, Limits, Usage, evaluate};
 use super::money::Nanos;
 use super::provider::LimitKey;
 
@@ -65,6 +65,16 @@ pub struct NewAlert {
 pub fn crossed(before_used: i64, after: &LimitUse) -> Vec<u8> {
     let before = LimitUse { used: before_used, ..after.clone() };
     ALERT_THRESHOLDS.into_iter().filter(|&t| after.reached(t) && !before.reached(t)).collect()
+}
+
+/// Every limit of `limits` with each threshold its use reaches in `after`
+/// and did not in `before` (usage that grew in one step, as when events
+/// recorded unpriced get their price).
+pub fn crossings(limits: &Limits, before: &Usage, after: &Usage) -> Vec<(LimitUse, u8)> {
+    evaluate(limits, after)
+        .into_iter()
+        .flat_map(|u| crossed(before.measure(&u.key), &u).into_iter().map(move |t| (u.clone(), t)))
+        .collect()
 }
 
 /// The alert for `limit` reaching `threshold` in the period labelled

@@ -331,7 +331,9 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     use super::gate::Operation;
     use crate::server::service::admin::PriceForm;
     let start = t(2026, 4, 1);
-    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
+    // A $13 cap: re-priced usage reaches 80 % and 90 % of it.
+    let cap = Limits::new().with("monthly_cost", Nanos::from_usd(13).0);
+    let (engine, pro) = engine_with_catalog(store.clone(), cap, t(2026, 1, 1)).await;
     user_on_plan(&engine, "u1", pro, start).await;
     let preview = Operation { model: Some("o4-preview".into()), ..op("openai", 1000) };
     let denied = engine.preflight("u1", std::slice::from_ref(&preview), true, t(2026, 4, 10)).await;
@@ -366,6 +368,15 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     // billed in May, late: $2 + $8.
     let view = engine.period_view("u1", may).await.unwrap();
     assert_eq!(view.total_cost(), Nanos::from_usd(12));
+    // $12 of $13: the cap's 80 % and 90 % alerts, as if priced at once.
+    let (list, _) = engine.alerts("u1", false).await.unwrap();
+    let mut cap_alerts: Vec<_> = list
+        .iter()
+        .filter(|a| a.billing_period.as_deref() == Some("2026-05") && a.title.contains("cost"))
+        .map(|a| a.threshold)
+        .collect();
+    cap_alerts.sort();
+    assert_eq!(cap_alerts, [80, 90], "{list:?}");
     let mut conn = store.pool().acquire().await.unwrap();
     assert_eq!(bills::billing_records(&mut conn, "u1").await.unwrap(), april_bill, "the closed bill stays as issued");
     drop(conn);

@@ -281,14 +281,9 @@ impl Engine {
                     alerts::reopen_alert(&mut tx, &alert.dedupe_key).await?;
                 }
             }
+            let label = current.label();
             for alert in &threshold_alerts {
-                let period = Some((current.start, current.label()));
-                let period = period.as_ref().map(|(s, l)| (*s, l.as_str()));
-                if !alerts::insert_alert(&mut tx, Some(&user_id), period, alert, now).await? {
-                    // Raised before, then resolved (a plan change moved the
-                    // limit): reached again, it applies again.
-                    alerts::reopen_threshold_alert(&mut tx, alert, now).await?;
-                }
+                alerts::raise_threshold_alert(&mut tx, &user_id, (current.start, &label), alert, now).await?;
             }
         }
         tx.commit().await?;

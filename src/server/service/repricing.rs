@@ -7,7 +7,8 @@
 //! version: in its own period while that period is open; if that period's
 //! bill is already issued, in the open period, marked late (a closed bill
 //! never changes). Rollups move with it, so events, rollups and bills keep
-//! reconciling; the admin alert resolves once nothing of that model is left
+//! reconciling; limits the open period now reaches raise their threshold
+//! alerts; the admin alert resolves once nothing of that model is left
 //! unpriced; the audit log says what was re-priced and by whom.
 
 use crate::server::store::WriteTx;
@@ -16,10 +17,15 @@ use serde_json::json;
 
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
+use std::collections::BTreeMap;
+
+use crate::domain::alerts::{crossings, threshold_alert};
+use crate::domain::limits::{Limits, ProviderUsage, Usage};
 use crate::domain::money::Nanos;
+use crate::domain::period::Period;
 use crate::domain::pricing::{ANY_MODEL, Catalog, PriceVersion, price_event};
 use crate::server::error::AppResult;
-use crate::server::store::{alerts, catalog, events, rollups};
+use crate::server::store::{alerts, catalog, events, ms, rollups};
 
 /// What a re-pricing did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +51,9 @@ pub async fn reprice_for(
     let events = events::unpriced_events(tx, version.provider.as_str(), model, version.effective_from).await?;
     let mut done = Repriced::default();
     let mut locked_user: Option<(String, DateTime<Utc>, String)> = None;
+    // Per user: the open period, its limits, and what re-pricing added to
+    // it (threshold alerts follow, as if the usage had been priced at once).
+    let mut added: BTreeMap<String, (Period, Limits, Usage)> = BTreeMap::new();
     let mut models = std::collections::BTreeSet::new();
     for e in events {
         let Some(v) = prices.lookup(&version.provider, e.model.as_deref(), e.occurred_at) else { continue };
@@ -56,6 +65,7 @@ pub async fn reprice_for(
             let Some(sub) = lock_current(tx, snapshot, &e.user_id, now).await? else { continue };
             let open = sub.current_period();
             locked_user = Some((e.user_id.clone(), open.start, open.label()));
+            added.entry(e.user_id.clone()).or_insert_with(|| (open, snapshot.limits_of(&sub), Usage::default()));
         }
         let Some((_, open_start, open_label)) = &locked_user else { continue };
         let units = if e.units == 0 { v.rates.has_unit_price() as u64 } else { e.units as u64 };
@@ -94,16 +104,44 @@ pub async fn reprice_for(
             rollups::adjust_rollup(tx, &e.user_id, (*open_start, open_label), provider, &model_key, &into).await?;
             events::set_event_price(tx, e.id, &cost, units as i64, v.id, Some((*open_start, open_label))).await?;
             done.moved_to_open_period += 1;
+            let tokens = e.tokens_input + e.tokens_output;
+            if let Some((_, _, u)) = added.get_mut(&e.user_id) {
+                u.add(&version.provider, ProviderUsage { calls: 1, tokens, cost: cost.total });
+            }
         } else {
             let d = rollups::RollupDelta { cost: cost.total, unpriced_calls: -1, ..Default::default() };
             rollups::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &d)
                 .await?;
             events::set_event_price(tx, e.id, &cost, units as i64, v.id, None).await?;
+            if let Some((_, _, u)) = added.get_mut(&e.user_id) {
+                u.add(&version.provider, ProviderUsage { calls: 0, tokens: 0, cost: cost.total });
+            }
         }
         tx.notify(&e.user_id, crate::server::store::live::Kind::Usage);
         done.events += 1;
         done.cost = done.cost.saturating_add(cost.total);
         models.insert(e.model.clone());
+    }
+    for (user_id, (open, limits, more)) in &added {
+        let after = rollups::period_usage(tx, user_id, open.start).await?;
+        let mut before = after.clone();
+        for (p, u) in &more.by_provider {
+            let b = before.by_provider.entry(p.clone()).or_default();
+            *b = ProviderUsage {
+                calls: b.calls - u.calls,
+                tokens: b.tokens - u.tokens,
+                cost: Nanos(b.cost.0 - u.cost.0),
+            };
+        }
+        let label = open.label();
+        let crossed = crossings(limits, &before, &after);
+        for (limit, t) in &crossed {
+            let alert = threshold_alert(user_id, &label, ms(open.start), limit, *t, open.end);
+            alerts::raise_threshold_alert(tx, user_id, (open.start, &label), &alert, now).await?;
+        }
+        if !crossed.is_empty() {
+            tx.notify(user_id, crate::server::store::live::Kind::Alert);
+        }
     }
     for m in &models {
         if events::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {

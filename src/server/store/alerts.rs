@@ -216,6 +216,21 @@ pub async fn resolve_threshold_alerts_before(
 /// A resolved threshold alert reached again (usage crossed it once more,
 /// under the limit as it is now): open and unread again, saying it anew.
 /// True when it was resolved.
+/// Raises a threshold alert of `user_id`'s period, or, raised before and
+/// resolved since (a plan change moved the limit), makes it apply again.
+pub async fn raise_threshold_alert(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    period: (DateTime<Utc>, &str),
+    a: &NewAlert,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if !insert_alert(conn, Some(user_id), Some(period), a, now).await? {
+        reopen_threshold_alert(conn, a, now).await?;
+    }
+    Ok(())
+}
+
 pub async fn reopen_threshold_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL, title = $2, message = $3, severity = $4,

@@ -359,7 +359,8 @@ impl Call {
             tokens_output: q.tokens_output,
             tokens_cached_input: q.tokens_cached_input,
             parts: UsageParts::from(&q),
-            units: self.plan.units,
+            // Providers bill a search or page they served, not one that failed.
+            units: if status >= 400 { Some(0) } else { self.plan.units },
             response_time_ms: Some(self.started.elapsed().as_millis() as u64),
             status_code: status,
             error_message: error.map(|e| e.chars().filter(|c| !c.is_control()).take(2000).collect()),
@@ -402,7 +403,7 @@ impl Call {
 
     fn record_failure(&self, status: u16, error: String) {
         let call = self.clone();
-        let q = Quantities { units: 0, ..Quantities::default() };
+        let q = Quantities::default();
         // Spawned so a hung-up client does not cancel it.
         tokio::spawn(async move { call.record(q, false, status, Some(error)).await });
     }

@@ -72,7 +72,7 @@ async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| path.rsplit('/').next().unwrap_or("").split(':').next().unwrap_or("").to_string());
-    if model == "boom" {
+    if model == "boom" || body["query"] == json!("boom") {
         return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"message": "the model is on fire"}})))
             .into_response();
     }
@@ -551,6 +551,11 @@ async fn failures_are_recorded_and_release_the_hold() {
     assert_eq!(a.json()["error"]["message"], json!("the model is on fire"));
     let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
     assert_eq!((e.0, e.1, e.3, e.4), (0, 0, 500, 0));
+    // A failed search is recorded failed, and not billed for its units.
+    let a = h.post("/proxy/tavily/search", json!({"query": "boom", "search_depth": "advanced"})).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let e = h.event(header_str(&a, "x-tally-event-id")).await.unwrap();
+    assert_eq!((e.3, e.4, e.6), (500, 0, 0));
     // No answer in time: 504 in the provider's shape, recorded.
     let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "slow", "messages": []})).await;
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);

@@ -16,3 +16,12 @@ CREATE TABLE usage_event_tags (
     PRIMARY KEY (user_id, event_id, tag_key)
 );
 CREATE INDEX usage_event_tags_value ON usage_event_tags (user_id, tag_key, tag_value);
+
+-- The tag keys each user's events carry, for the dashboard's "group by"
+-- choices: read on every dashboard refresh, so kept as its own small table
+-- rather than found by scanning a user's tag rows.
+CREATE TABLE user_tag_keys (
+    user_id TEXT NOT NULL,
+    tag_key TEXT NOT NULL,
+    PRIMARY KEY (user_id, tag_key)
+);

@@ -115,27 +115,45 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
     insert_tags(conn, rows).await
 }
 
-/// Tag rows per INSERT (4 binds each).
-const TAGS_PER_INSERT: usize = 2000;
+/// Rows per INSERT of the tag tables (at most 4 binds a row).
+const TAG_ROWS_PER_INSERT: usize = 2000;
 
-/// One row per tag of the new events (see `migrations/*/0010_tags.sql`).
+/// One row per tag of the new events, and each user's tag keys (see
+/// `migrations/*/0010_tags.sql`).
 async fn insert_tags(conn: &mut AnyConnection, rows: &[PricedEvent<'_>]) -> StoreResult<()> {
-    let tags: Vec<(&str, &str, &str, &str)> = rows
+    let tags: Vec<[&str; 4]> = rows
         .iter()
-        .flat_map(|p| p.event.tags.0.iter().map(|(k, v)| (&*p.event.user_id, &*p.event.id, &**k, &**v)))
+        .flat_map(|p| p.event.tags.0.iter().map(|(k, v)| [&*p.event.user_id, &*p.event.id, &**k, &**v]))
         .collect();
-    for chunk in tags.chunks(TAGS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO usage_event_tags (user_id, event_id, tag_key, tag_value) VALUES ");
+    insert_text_rows(conn, "usage_event_tags (user_id, event_id, tag_key, tag_value)", "", &tags).await?;
+    let keys: std::collections::BTreeSet<[&str; 2]> = tags.iter().map(|[u, _, k, _]| [*u, *k]).collect();
+    let keys: Vec<[&str; 2]> = keys.into_iter().collect();
+    insert_text_rows(conn, "user_tag_keys (user_id, tag_key)", " ON CONFLICT DO NOTHING", &keys).await
+}
+
+/// `INSERT INTO <table_and_columns> VALUES (...), ... <tail>`, many rows a
+/// statement.
+async fn insert_text_rows<const N: usize>(
+    conn: &mut AnyConnection,
+    table_and_columns: &str,
+    tail: &str,
+    rows: &[[&str; N]],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(TAG_ROWS_PER_INSERT) {
+        let mut sql = format!("INSERT INTO {table_and_columns} VALUES ");
         let mut binds = Placeholders::for_conn(conn);
         for r in 0..chunk.len() {
             if r > 0 {
                 sql.push_str(", ");
             }
-            binds.push_row(&mut sql, 4);
+            binds.push_row(&mut sql, N);
         }
+        sql.push_str(tail);
         let mut q = sqlx::query(&sql);
-        for (user, event, k, v) in chunk {
-            q = q.bind(*user).bind(*event).bind(*k).bind(*v);
+        for row in chunk {
+            for v in row {
+                q = q.bind(*v);
+            }
         }
         q.execute(&mut *conn).await?;
     }

@@ -53,7 +53,7 @@ pub async fn by_tag(conn: &mut AnyConnection, user_id: &str, label: &str, key: &
 
 /// The tag keys a user's events carry, sorted.
 pub async fn tag_keys(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Vec<String>> {
-    let rows = sqlx::query("SELECT DISTINCT tag_key FROM usage_event_tags WHERE user_id = $1 ORDER BY tag_key")
+    let rows = sqlx::query("SELECT tag_key FROM user_tag_keys WHERE user_id = $1 ORDER BY tag_key")
         .bind(user_id)
         .fetch_all(conn)
         .await?;

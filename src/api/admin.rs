@@ -75,6 +75,8 @@ pub struct AdminUser {
     pub status: String,
     pub cancels_on: Option<String>,
     pub disabled: bool,
+    /// The IANA timezone its periods are counted in.
+    pub timezone: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +420,7 @@ pub async fn admin_users(search: Option<String>) -> Result<Vec<AdminUser>, Serve
             plan: cat.plan_of(&sub).map_or_else(|| crate::domain::plan::NO_PLAN.into(), |p| p.name.clone()),
             plan_id: sub.plan_id,
             billing_cycle: sub.billing_cycle.as_str().into(),
+            timezone: sub.timezone.name().into(),
             status: sub.status.to_string(),
             cancels_on: sub.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
             disabled: state.engine.account_disabled(&u.id).await.map_err(super::session::ssr::fail)?,
@@ -435,16 +438,24 @@ pub async fn assign_plan(
     user_id: String,
     plan_id: i64,
     billing_cycle: String,
+    timezone: Option<String>,
 ) -> Result<Option<FormError>, ServerFnError> {
-    use crate::domain::period::BillingCycle;
+    use crate::domain::period::{BillingCycle, parse_timezone};
     use crate::server::error::AppError;
     let (state, principal) = super::session::ssr::caller().await?;
     principal.require_admin().map_err(super::session::ssr::fail)?;
-    let result = match BillingCycle::parse(&billing_cycle) {
-        None => Err(AppError::InvalidFields(vec![("billing_cycle".into(), "choose monthly or yearly".into())])),
-        Some(cycle) => {
-            state.engine.change_plan(&user_id, plan_id, cycle, &principal.actor(), chrono::Utc::now()).await.map(|_| ())
-        }
+    let tz = timezone
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| parse_timezone(&t).map_err(|e| AppError::InvalidFields(vec![("timezone".into(), e)])))
+        .transpose();
+    let result = match (BillingCycle::parse(&billing_cycle), tz) {
+        (None, _) => Err(AppError::InvalidFields(vec![("billing_cycle".into(), "choose monthly or yearly".into())])),
+        (_, Err(e)) => Err(e),
+        (Some(cycle), Ok(tz)) => state
+            .engine
+            .assign_subscription(&user_id, plan_id, cycle, tz, &principal.actor(), chrono::Utc::now())
+            .await
+            .map(|_| ()),
     };
     match result {
         Ok(()) => Ok(None),
@@ -481,8 +492,14 @@ pub async fn admin_create_user(user: NewUserInput) -> Result<Option<FormError>, 
         .map(Some);
     };
     let nonempty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let form =
-        UserForm { id: nonempty(user.id), email: user.email, name: user.name, role, password: nonempty(user.password) };
+    let form = UserForm {
+        id: nonempty(user.id),
+        email: user.email,
+        name: user.name,
+        role,
+        password: nonempty(user.password),
+        timezone: None,
+    };
     match state.engine.admin_create_user(form, &principal.actor(), chrono::Utc::now()).await {
         Ok(_) => Ok(None),
         Err(e) => super::session::ssr::form_error(e).map(Some),

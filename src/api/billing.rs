@@ -278,8 +278,11 @@ pub async fn billing_history(user: Option<String>) -> Result<History, ServerFnEr
     use crate::api::session::ssr::{fail, reader_of};
     let (state, _, user_id) = reader_of(user).await?;
     let now = chrono::Utc::now();
-    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
     let bills = state.engine.billing_history(&user_id, now).await.map_err(fail)?;
+    // Dates as the customer's calendar reads them (a subscription's
+    // timezone never changes once it has a bill).
+    let (_, sub, _) = state.engine.current_subscription(&user_id, now).await.map_err(fail)?;
+    let day = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&sub.timezone).format("%Y-%m-%d").to_string();
     let (renewals, _) = state.engine.renewals(&user_id, 1000, 0, false).await.map_err(fail)?;
     Ok(History {
         user_id,

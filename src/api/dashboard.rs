@@ -168,8 +168,9 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
         cancels_on: cur.subscription.cancel_at.map(|t| t.format("%Y-%m-%d").to_string()),
         billing_cycle: cur.subscription.billing_cycle.as_str().into(),
         period_label: period.label(),
-        period_start: period.start.format("%b %-d, %Y").to_string(),
-        period_end: period.end.format("%b %-d, %Y").to_string(),
+        // The customer's own calendar (their timezone's dates).
+        period_start: period.start.with_timezone(&period.tz).format("%b %-d, %Y").to_string(),
+        period_end: period.end.with_timezone(&period.tz).format("%b %-d, %Y").to_string(),
         days_left: period.days_left(now),
         status: d.status.as_str().into(),
         total_cost_nanos: cur.total_cost().0,

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::identity::UserId;
 use crate::domain::money::Nanos;
-use crate::domain::period::{BillingCycle, Period, usage_period};
+use crate::domain::period::{Anchor, BillingCycle, Period, usage_period};
+use chrono_tz::Tz;
 
 /// Whether a subscription admits usage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,13 +66,20 @@ pub struct Subscription {
     pub period_fee: Option<Nanos>,
     /// A cancellation waiting for this instant (the end of the paid cycle).
     pub cancel_at: Option<DateTime<Utc>>,
+    /// The timezone its periods are counted in (their labels are local).
+    pub timezone: Tz,
 }
 
 impl Subscription {
     /// The open usage period (monthly, anchored at the subscription start).
     /// The one place that says which period is current.
     pub fn current_period(&self) -> Period {
-        usage_period(self.anchor_at, self.period_start)
+        usage_period(self.anchor(), self.period_start)
+    }
+
+    /// Where its periods are counted from.
+    pub fn anchor(&self) -> Anchor {
+        Anchor { at: self.anchor_at, tz: self.timezone }
     }
 
     pub fn is_active(&self) -> bool {

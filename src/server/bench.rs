@@ -473,6 +473,7 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
             role: crate::domain::identity::Role::User,
             password_hash: None,
             plan: Some((plan.id, crate::domain::period::BillingCycle::Monthly)),
+            timezone: None,
         };
         engine.create_user(new, now - chrono::Duration::days(1)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -105,7 +105,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let engine = Engine::new(store.clone(), Default::default());
             let user = engine
                 .create_user_by(
-                    NewUser { id: None, email, name, role: Role::Admin, password_hash: Some(hash.0), plan: None },
+                    NewUser {
+                        id: None,
+                        email,
+                        name,
+                        role: Role::Admin,
+                        password_hash: Some(hash.0),
+                        plan: None,
+                        timezone: None,
+                    },
                     Some("cli"),
                     Utc::now(),
                 )

@@ -552,6 +552,7 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
                 role: Role::Admin,
                 password_hash: Some(hash(ADMIN_PASSWORD)?),
                 plan: Some((plan(Tier::Enterprise), BillingCycle::Monthly)),
+                timezone: None,
             },
             start,
         )
@@ -565,6 +566,7 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
                 role: Role::User,
                 password_hash: Some(hash(DEMO_PASSWORD)?),
                 plan: Some((plan(Tier::Basic), BillingCycle::Monthly)),
+                timezone: None,
             },
             start,
         )
@@ -733,6 +735,7 @@ pub async fn seed_load(
             role: Role::User,
             password_hash: None,
             plan: Some((plan, BillingCycle::Monthly)),
+            timezone: None,
         };
         match engine.create_user(new, start).await {
             Ok(_) | Err(AppError::Conflict(_)) => {}

@@ -191,6 +191,7 @@ pub async fn user_on_plan(engine: &Engine, id: &str, plan_id: i64, at: DateTime<
                 role: Role::User,
                 password_hash: None,
                 plan: Some((plan_id, BillingCycle::Monthly)),
+                timezone: None,
             },
             at,
         )

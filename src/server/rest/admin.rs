@@ -214,6 +214,16 @@ pub struct NewUserBody {
     name: String,
     role: Option<String>,
     password: Option<String>,
+    /// IANA name; UTC when absent.
+    timezone: Option<String>,
+}
+
+/// An optional `timezone` field: an IANA name, or a field error.
+fn timezone_field(raw: Option<&str>) -> AppResult<Option<chrono_tz::Tz>> {
+    raw.map(|t| {
+        crate::domain::period::parse_timezone(t).map_err(|e| AppError::InvalidFields(vec![("timezone".into(), e)]))
+    })
+    .transpose()
 }
 
 pub async fn create_user(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
@@ -225,7 +235,8 @@ pub async fn create_user(State(state): State<AppState>, principal: Principal, bo
         Some(r) => Role::parse(r)
             .ok_or_else(|| AppError::InvalidFields(vec![("role".into(), "role must be user or admin".into())]))?,
     };
-    let form = UserForm { id: b.id, email: b.email, name: b.name, role, password: b.password };
+    let timezone = timezone_field(b.timezone.as_deref())?;
+    let form = UserForm { id: b.id, email: b.email, name: b.name, role, password: b.password, timezone };
     let user = state.engine.admin_create_user(form, &principal.actor(), Utc::now()).await?;
     Ok(envelope(user_json(&user)))
 }
@@ -349,6 +360,7 @@ pub async fn get_user(
         "plan_id": sub.plan_id,
         "plan": cat.plan_of(&sub).map(|p| p.name.clone()),
         "billing_cycle": sub.billing_cycle.as_str(),
+        "timezone": sub.timezone.name(),
         "status": sub.status,
         "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339()),
         "scheduled": sub.pending.map(|(plan_id, cycle)| json!({
@@ -365,6 +377,8 @@ pub async fn get_user(
 pub struct AssignBody {
     plan_id: i64,
     billing_cycle: String,
+    /// IANA name: the timezone its periods are counted in.
+    timezone: Option<String>,
 }
 
 pub async fn assign_subscription(
@@ -378,19 +392,24 @@ pub async fn assign_subscription(
         .map_err(|e| AppError::Invalid(format!("invalid subscription: {e}")))?;
     let cycle = BillingCycle::parse(&b.billing_cycle)
         .ok_or_else(|| AppError::InvalidFields(vec![("billing_cycle".into(), "must be monthly or yearly".into())]))?;
-    let (sub, change) = state.engine.change_plan(&user_id, b.plan_id, cycle, &principal.actor(), Utc::now()).await?;
+    let timezone = timezone_field(b.timezone.as_deref())?;
+    let (sub, change) =
+        state.engine.assign_subscription(&user_id, b.plan_id, cycle, timezone, &principal.actor(), Utc::now()).await?;
     use crate::domain::plan::PlanChange;
     let (kind, fee) = match change {
-        PlanChange::Upgrade { fee, .. } => ("upgraded", Some(fee.usd_string())),
-        PlanChange::Scheduled => ("scheduled", None),
-        PlanChange::CancelScheduled => ("scheduled_change_cancelled", None),
+        None => ("unchanged", None),
+        Some(PlanChange::Upgrade { fee, .. }) => ("upgraded", Some(fee.usd_string())),
+        Some(PlanChange::Scheduled) => ("scheduled", None),
+        Some(PlanChange::CancelScheduled) => ("scheduled_change_cancelled", None),
     };
     Ok(envelope(json!({
         "user_id": user_id,
         "plan_id": sub.plan_id,
         "billing_cycle": sub.billing_cycle.as_str(),
+        "timezone": sub.timezone.name(),
         "current_period_start": sub.period_start.to_rfc3339(),
         "current_period_end": sub.period_end.to_rfc3339(),
+        "billing_period": sub.current_period().label(),
         "change": kind,
         "fee": fee,
         "scheduled": sub.pending.map(|(plan_id, cycle)| json!({

@@ -42,6 +42,7 @@ impl Site {
                 name: id.into(),
                 role,
                 password: Some(format!("{id}-password")),
+                timezone: None,
             };
             engine.admin_create_user(form, "test", Utc::now()).await.unwrap();
         }

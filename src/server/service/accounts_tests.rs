@@ -19,6 +19,7 @@ async fn with_user(store: Store) -> Engine {
         name: "S".into(),
         role: crate::domain::identity::Role::User,
         password: Some("right-password".into()),
+        timezone: None,
     };
     engine.admin_create_user(form, "test", Utc::now()).await.unwrap();
     engine

@@ -276,6 +276,8 @@ pub struct UserForm {
     pub name: String,
     pub role: Role,
     pub password: Option<String>,
+    /// The timezone its subscription's periods are counted in (UTC if unset).
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 fn conflict_or(e: StoreError, what: String) -> AppError {
@@ -377,7 +379,8 @@ impl Engine {
         };
         let id = form.id.as_deref().map(UserId::parse).transpose().map_err(|e| AppError::Invalid(e.to_string()))?;
         let email = Email::parse(&form.email).map_err(|e| AppError::Invalid(e.to_string()))?;
-        let new = NewUser { id, email, name: form.name, role: form.role, password_hash, plan: None };
+        let new =
+            NewUser { id, email, name: form.name, role: form.role, password_hash, plan: None, timezone: form.timezone };
         self.create_user_by(new, Some(actor), now).await
     }
 

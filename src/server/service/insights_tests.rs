@@ -1,7 +1,8 @@
 //! Tags, breakdowns, advice and profitability against real stores: every
 //! figure is checked against the recorded events it must reconcile with.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use super::tests::{ev, ok, scalar};
 use crate::both_stores;
@@ -225,3 +226,83 @@ async fn profitability_sets_fees_against_costs(store: Store) {
     assert!(engine.profitability(Some("2025-13"), now).await.is_err());
 }
 both_stores!(profitability_sets_fees_against_costs, profitability_sets_fees_against_costs);
+
+async fn periods_follow_the_customers_timezone(store: Store) {
+    use crate::domain::period::parse_timezone;
+    use crate::server::service::subscriptions::NewUser;
+    let start = t(2026, 1, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    let at = |y, mo, d, h, mi| Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap();
+    let new_user = |id: &str, tz: &str| NewUser {
+        id: Some(crate::domain::identity::UserId::parse(id).unwrap()),
+        email: crate::domain::identity::Email::parse(&format!("{id}@example.test")).unwrap(),
+        name: id.into(),
+        role: crate::domain::identity::Role::User,
+        password_hash: None,
+        plan: Some((plan, crate::domain::period::BillingCycle::Monthly)),
+        timezone: Some(parse_timezone(tz).unwrap()),
+    };
+    // Tokyo (UTC+9): signed up at 21:00 local on Mar 10; periods start at
+    // local midnight on the 10th, which is 15:00 UTC the day before.
+    engine.create_user(new_user("tokyo", "Asia/Tokyo"), at(2026, 3, 10, 12, 0)).await.unwrap();
+    let (_, sub, _) = engine.current_subscription("tokyo", at(2026, 3, 10, 12, 0)).await.unwrap();
+    assert_eq!((sub.period_start, sub.period_end), (at(2026, 3, 9, 15, 0), at(2026, 4, 9, 15, 0)));
+    // 23:00 on Apr 9 in Tokyo is March's period; 01:00 on Apr 10, April's.
+    let gem = |id: &str, when| ev(id, "tokyo", "gemini", Some("gemini-2.5-pro"), 1000, 500, when);
+    engine.record(ok(vec![gem("late-march", at(2026, 4, 9, 14, 0))]), at(2026, 4, 9, 14, 30)).await.unwrap();
+    engine.record(ok(vec![gem("early-april", at(2026, 4, 9, 16, 0))]), at(2026, 4, 9, 16, 30)).await.unwrap();
+    let label = |id: &str| format!("SELECT CAST(period_start AS BIGINT) FROM usage_events WHERE event_id = '{id}'");
+    assert_eq!(scalar(&store, &label("late-march")).await, at(2026, 3, 9, 15, 0).timestamp_millis());
+    assert_eq!(scalar(&store, &label("early-april")).await, at(2026, 4, 9, 15, 0).timestamp_millis());
+    let bills = engine.billing_history("tokyo", at(2026, 4, 9, 16, 30)).await.unwrap();
+    assert_eq!(
+        bills.iter().map(|b| (b.billing_period.as_str(), b.period_start)).collect::<Vec<_>>(),
+        [("2026-03", at(2026, 3, 9, 15, 0))]
+    );
+    assert_eq!(engine.period_view("tokyo", at(2026, 4, 9, 16, 30)).await.unwrap().label, "2026-04");
+
+    // New York across both daylight-saving changes: local midnight on the
+    // 15th each month, 05:00 UTC in winter and 04:00 in summer.
+    engine.create_user(new_user("nyc", "America/New_York"), at(2026, 2, 15, 20, 0)).await.unwrap();
+    let starts: Vec<_> = [(2026, 2, 20), (2026, 3, 20), (2026, 10, 20), (2026, 11, 20)]
+        .into_iter()
+        .map(|(y, m, d)| (y, m, d, 12))
+        .collect();
+    let mut seen = Vec::new();
+    for (y, m, d, h) in starts {
+        let now = at(y, m, d, h, 0);
+        let v = engine.period_view("nyc", now).await.unwrap();
+        seen.push((
+            v.label.clone(),
+            v.period.start.format("%m-%d %H:%M").to_string(),
+            v.period.end.format("%m-%d %H:%M").to_string(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("2026-02".to_string(), "02-15 05:00".to_string(), "03-15 04:00".to_string()),
+            ("2026-03".into(), "03-15 04:00".into(), "04-15 04:00".into()),
+            ("2026-10".into(), "10-15 04:00".into(), "11-15 05:00".into()),
+            ("2026-11".into(), "11-15 05:00".into(), "12-15 05:00".into()),
+        ]
+    );
+
+    // A UTC customer may be moved to a timezone until their first event or
+    // bill: the period is re-counted from local midnight of their first day.
+    user_on_plan(&engine, "moving", plan, at(2026, 5, 20, 18, 0)).await;
+    let la = parse_timezone("America/Los_Angeles").unwrap();
+    let (sub, changed) = engine.set_timezone("moving", la, "user:root", at(2026, 5, 21, 9, 0)).await.unwrap();
+    assert!(changed);
+    assert_eq!((sub.period_start, sub.period_end), (at(2026, 5, 20, 7, 0), at(2026, 6, 20, 7, 0)));
+    engine
+        .record(ok(vec![ev("m1", "moving", "tavily", None, 0, 0, at(2026, 5, 22, 0, 0))]), at(2026, 5, 22, 0, 0))
+        .await
+        .unwrap();
+    let refused = engine.set_timezone("moving", Tz::UTC, "user:root", at(2026, 5, 23, 0, 0)).await.unwrap_err();
+    assert!(
+        matches!(&refused, crate::server::error::AppError::Conflict(m) if m.contains("before its first event or bill")),
+        "{refused:?}"
+    );
+}
+both_stores!(periods_follow_the_customers_timezone, periods_follow_the_customers_timezone);

@@ -63,7 +63,7 @@ impl Engine {
     /// Usage of the last `months` periods, oldest first, zeros for empty ones.
     pub async fn trends(&self, user_id: &str, months: usize, now: DateTime<Utc>) -> AppResult<Trends> {
         let (_, sub, _) = self.current_subscription(user_id, now).await?;
-        let periods = recent_periods(sub.anchor_at, now, months);
+        let periods = recent_periods(sub.anchor(), now, months);
         let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
             return Ok(Trends::default());
         };
@@ -186,7 +186,7 @@ impl Engine {
     pub async fn snapshot(&self, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
         let (user, subscription, catalog) = self.current_subscription(user_id, now).await?;
         let period = match label {
-            Some(l) => period_for_label(subscription.anchor_at, l)
+            Some(l) => period_for_label(subscription.anchor(), l)
                 .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))?,
             None => subscription.current_period(),
         };

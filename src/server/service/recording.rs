@@ -169,7 +169,7 @@ impl Engine {
                 let (period_start, billing_period) = if late {
                     (current.start, current.label())
                 } else {
-                    let p = usage_period(sub.anchor_at, ev.timestamp);
+                    let p = usage_period(sub.anchor(), ev.timestamp);
                     (p.start, p.label())
                 };
                 let priced = events::PricedEvent {

@@ -44,7 +44,7 @@ impl Engine {
         };
         let average = Nanos(baseline.0 / baseline_hours.max(1));
         let alert = spike_alert(user_id, &now.format("%Y-%m-%d").to_string(), last_hour, average, ratio);
-        let period = usage_period(sub.anchor_at, now);
+        let period = usage_period(sub.anchor(), now);
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::NothingCached);
         let raised =

@@ -20,7 +20,7 @@ use super::catalog::CatalogSnapshot;
 use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::limits::LimitUse;
 use crate::domain::money::Nanos;
-use crate::domain::period::{BillingCycle, Period, add_months, billing_cycle, usage_period};
+use crate::domain::period::{Anchor, BillingCycle, Period, add_months, billing_cycle, usage_period};
 use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide_plan_change};
 use crate::domain::provider::LimitKey;
 use crate::domain::subscription::{BillingRecord, Renewal, Status, Subscription};
@@ -28,6 +28,7 @@ use crate::server::error::{AppError, AppResult};
 use crate::server::store::live::Kind;
 use crate::server::store::users;
 use crate::server::store::{self, StoreResult, WriteTx, alerts, bills, rollups};
+use chrono_tz::Tz;
 
 /// Renewal payments are not collected by Tally; the host product's payment
 /// system settles them.
@@ -39,6 +40,7 @@ pub const BILL_STATUS: &str = "invoiced";
 async fn usage_summary(
     conn: &mut AnyConnection,
     user_id: &str,
+    anchor: Anchor,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> StoreResult<serde_json::Value> {
@@ -46,14 +48,14 @@ async fn usage_summary(
     let mut tokens = 0i64;
     let mut cost = Nanos::ZERO;
     // The cycle may span several usage periods (yearly).
-    let mut p = usage_period(start, start);
+    let mut p = usage_period(anchor, start);
     while p.start < end {
         for r in rollups::period_rollups(conn, user_id, p.start, false).await? {
             calls += r.calls;
             tokens += r.tokens();
             cost = cost + r.cost;
         }
-        p = usage_period(start, p.end);
+        p = usage_period(anchor, p.end);
     }
     Ok(
         json!({"total_calls": calls, "total_tokens": tokens, "total_cost": cost.as_f64_usd(), "total_cost_usd": cost.usd_string()}),
@@ -78,8 +80,9 @@ pub fn open_period_fee(catalog: &CatalogSnapshot, sub: &Subscription) -> Nanos {
 
 /// A billing cycle of `cycle` opening with usage period `first`: it ends on
 /// the anchor's grid, so cycles and usage periods always line up.
-fn cycle_from(anchor: DateTime<Utc>, first: &Period, cycle: BillingCycle) -> Period {
-    Period { index: first.index, start: first.start, end: add_months(anchor, first.index + i64::from(cycle.months())) }
+fn cycle_from(anchor: Anchor, first: &Period, cycle: BillingCycle) -> Period {
+    let end = add_months(anchor, first.index + i64::from(cycle.months()));
+    Period { end, ..*first }
 }
 
 /// Closes every period that ended before `now` and moves `sub` to the
@@ -116,7 +119,7 @@ pub async fn ensure_current(
             now,
         )
         .await?;
-        let next = usage_period(sub.anchor_at, closed.end);
+        let next = usage_period(sub.anchor(), closed.end);
         // A cancellation waiting for the end of the paid cycle takes effect.
         if sub.cancel_at.is_some_and(|at| next.start >= at) {
             sub.status = Status::Cancelled;
@@ -126,7 +129,7 @@ pub async fn ensure_current(
         let active = sub.status == Status::Active;
         if next.start >= sub.cycle_end && !active {
             // Paused or cancelled: the cycle moves on, nothing is charged.
-            let new_cycle = cycle_from(sub.anchor_at, &next, sub.billing_cycle);
+            let new_cycle = cycle_from(sub.anchor(), &next, sub.billing_cycle);
             sub.cycle_start = new_cycle.start;
             sub.cycle_end = new_cycle.end;
         } else if next.start >= sub.cycle_end {
@@ -142,8 +145,8 @@ pub async fn ensure_current(
                 }
                 _ => RenewalType::Renewal,
             };
-            let new_cycle = cycle_from(sub.anchor_at, &next, next_cycle);
-            let usage_before = usage_summary(conn, &sub.user_id, sub.cycle_start, sub.cycle_end).await?;
+            let new_cycle = cycle_from(sub.anchor(), &next, next_cycle);
+            let usage_before = usage_summary(conn, &sub.user_id, sub.anchor(), sub.cycle_start, sub.cycle_end).await?;
             sub.renewal_count += 1;
             if let Some(p) = next_plan {
                 users::insert_renewal(
@@ -235,22 +238,25 @@ pub async fn lock_current(
     Ok(Some(sub))
 }
 
-/// A subscription starting at `now` on `plan`.
+/// A subscription starting at `now` on `plan`, counted in `tz`: from `now`
+/// in UTC, else from local midnight of today there.
 fn fresh_subscription(
     user_id: &UserId,
     plan: Option<&Plan>,
     cycle: BillingCycle,
     now: DateTime<Utc>,
     renewal_count: i64,
+    tz: Tz,
 ) -> Subscription {
-    let period = usage_period(now, now);
-    let cyc = billing_cycle(now, cycle, now);
+    let anchor = if tz == Tz::UTC { Anchor::from(now) } else { Anchor::local_midnight(now, tz) };
+    let period = usage_period(anchor, now);
+    let cyc = billing_cycle(anchor, cycle, now);
     Subscription {
         user_id: user_id.clone(),
         plan_id: plan.map(|p| p.id),
         billing_cycle: cycle,
         status: Status::Active,
-        anchor_at: now,
+        anchor_at: anchor.at,
         period_start: period.start,
         period_end: period.end,
         cycle_start: cyc.start,
@@ -260,6 +266,7 @@ fn fresh_subscription(
         pending: None,
         period_fee: Some(plan.map_or(Nanos::ZERO, |p| p.price(cycle))),
         cancel_at: None,
+        timezone: tz,
     }
 }
 
@@ -273,6 +280,8 @@ pub struct NewUser {
     pub password_hash: Option<String>,
     /// The starting plan and cycle; the default plan, monthly, when `None`.
     pub plan: Option<(i64, BillingCycle)>,
+    /// The timezone its periods are counted in (`None`: UTC).
+    pub timezone: Option<Tz>,
 }
 
 impl Engine {
@@ -313,7 +322,7 @@ impl Engine {
             }
             None => (catalog.default_plan(), BillingCycle::Monthly),
         };
-        let sub = fresh_subscription(&user.id, plan, cycle, now, 0);
+        let sub = fresh_subscription(&user.id, plan, cycle, now, 0, new.timezone.unwrap_or(Tz::UTC));
         users::insert_subscription(&mut tx, &sub, now).await?;
         if let Some(p) = plan {
             users::insert_renewal(&mut tx, &new_renewal(&sub, p, None, RenewalType::New, None)).await?;
@@ -376,7 +385,7 @@ impl Engine {
         match change {
             PlanChange::Upgrade { fee, then } => {
                 let kind = if old_plan.is_some() { RenewalType::Upgrade } else { RenewalType::New };
-                let usage_before = usage_summary(&mut tx, user_id, sub.cycle_start, now).await?;
+                let usage_before = usage_summary(&mut tx, user_id, sub.anchor(), sub.cycle_start, now).await?;
                 sub.plan_id = Some(plan.id);
                 sub.pending = then.map(|c| (plan.id, c));
                 let accrued = sub
@@ -556,5 +565,85 @@ fn new_renewal(
         payment_status: PAYMENT_STATUS.into(),
         payment_date: None,
         created_at: sub.cycle_start,
+    }
+}
+
+impl Engine {
+    /// What an admin's "assign" does: the timezone first, if one is given
+    /// (see [`Engine::set_timezone`]), then the plan and cycle by the
+    /// plan-change rule, unless only the timezone changed (`None`).
+    pub async fn assign_subscription(
+        &self,
+        user_id: &str,
+        plan_id: i64,
+        cycle: BillingCycle,
+        tz: Option<Tz>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Subscription, Option<PlanChange>)> {
+        if let Some(tz) = tz {
+            let (sub, changed) = self.set_timezone(user_id, tz, actor, now).await?;
+            if changed && sub.plan_id == Some(plan_id) && sub.billing_cycle == cycle && sub.pending.is_none() {
+                return Ok((sub, None));
+            }
+        }
+        let (sub, change) = self.change_plan(user_id, plan_id, cycle, actor, now).await?;
+        Ok((sub, Some(change)))
+    }
+
+    /// Counts `user_id`'s periods in `tz`: from local midnight of the day
+    /// the subscription started there, the current period re-counted on that
+    /// grid. Allowed until the first event is recorded or the first bill
+    /// issued; after that, periods already counted (their labels on events,
+    /// rollups and bills) would no longer match, so it is refused.
+    pub async fn set_timezone(
+        &self,
+        user_id: &str,
+        tz: Tz,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Subscription, bool)> {
+        let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::Users(vec![user_id.to_string()]));
+        let catalog = self.catalog.get(&mut tx).await?;
+        let mut sub = lock_current(&mut tx, &catalog, user_id, now)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        if sub.timezone == tz {
+            tx.commit().await?;
+            return Ok((sub, false));
+        }
+        if users::has_billing_history(&mut tx, user_id).await? {
+            return Err(AppError::Conflict(format!(
+                "`{user_id}` already has recorded usage or a bill counted in {}: a subscription's timezone can only be \
+                 set before its first event or bill",
+                sub.timezone.name()
+            )));
+        }
+        let before = sub.clone();
+        let anchor = Anchor::local_midnight(sub.started_at, tz);
+        let first = usage_period(anchor, sub.started_at);
+        let cycle = cycle_from(anchor, &first, sub.billing_cycle);
+        users::move_holds(&mut tx, user_id, sub.period_start, first.start).await?;
+        sub.anchor_at = anchor.at;
+        sub.timezone = tz;
+        (sub.period_start, sub.period_end) = (first.start, first.end);
+        (sub.cycle_start, sub.cycle_end) = (cycle.start, cycle.end);
+        users::update_subscription(&mut tx, &sub, now).await?;
+        // The re-counted first period may already have ended.
+        ensure_current(&mut tx, &catalog, &mut sub, now).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "subscription.timezone",
+            ("user", user_id),
+            Some(&json!({"timezone": before.timezone.name(), "period_start": before.period_start.to_rfc3339()})),
+            Some(&json!({"timezone": tz.name(), "period_start": sub.period_start.to_rfc3339()})),
+            now,
+        )
+        .await?;
+        tx.notify(user_id, Kind::Subscription);
+        tx.commit().await?;
+        Ok((sub, true))
     }
 }

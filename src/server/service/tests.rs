@@ -543,6 +543,7 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
                 role: crate::domain::identity::Role::User,
                 password_hash: None,
                 plan: Some((plan, crate::domain::period::BillingCycle::Yearly)),
+                timezone: None,
             },
             anchor,
         )

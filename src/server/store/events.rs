@@ -119,7 +119,7 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
 const TAG_ROWS_PER_INSERT: usize = 2000;
 
 /// One row per tag of the new events, and each user's tag keys (see
-/// `migrations/*/0010_tags.sql`).
+/// `migrations/*/0010_insights.sql`).
 async fn insert_tags(conn: &mut AnyConnection, rows: &[PricedEvent<'_>]) -> StoreResult<()> {
     let tags: Vec<[&str; 4]> = rows
         .iter()

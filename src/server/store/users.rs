@@ -151,7 +151,7 @@ pub async fn list_users(
 
 const SUBSCRIPTION_COLS: &str =
     "user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start,
-    cycle_end, renewal_count, started_at, pending_plan_id, pending_cycle, period_fee_nanos, cancel_at";
+    cycle_end, renewal_count, started_at, pending_plan_id, pending_cycle, period_fee_nanos, cancel_at, timezone";
 
 pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
     let row = sqlx::query(&format!("SELECT {SUBSCRIPTION_COLS} FROM subscriptions WHERE user_id = $1"))
@@ -203,14 +203,48 @@ fn subscription_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Subscription> {
         },
         period_fee: r.try_get::<Option<i64>, _>("period_fee_nanos")?.map(Nanos),
         cancel_at: r.try_get::<Option<i64>, _>("cancel_at")?.map(from_ms),
+        timezone: {
+            let tz: String = r.try_get("timezone")?;
+            tz.parse().map_err(|_| StoreError::Corrupt(format!("subscription timezone `{tz}`")))?
+        },
     })
+}
+
+/// Whether `user_id` has any recorded event or bill.
+pub async fn has_billing_history(conn: &mut AnyConnection, user_id: &str) -> StoreResult<bool> {
+    let n: i64 = sqlx::query(
+        "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM usage_events WHERE user_id = $1 LIMIT 1) e)
+           + (SELECT COUNT(*) FROM (SELECT 1 FROM billing_records WHERE user_id = $1 LIMIT 1) b) AS BIGINT) AS n",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?
+    .try_get("n")?;
+    Ok(n > 0)
+}
+
+/// Moves `user_id`'s open holds from one period start to another (the same
+/// period, re-counted in a new timezone).
+pub async fn move_holds(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE reservations SET period_start = $3 WHERE user_id = $1 AND period_start = $2")
+        .bind(user_id)
+        .bind(ms(from))
+        .bind(ms(to))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO subscriptions (user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start,
-         cycle_end, renewal_count, created_at, updated_at, started_at, pending_plan_id, pending_cycle, period_fee_nanos)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)",
+         cycle_end, renewal_count, created_at, updated_at, started_at, pending_plan_id, pending_cycle, period_fee_nanos,
+         timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16)",
     )
     .bind(s.user_id.as_str())
     .bind(s.plan_id)
@@ -227,6 +261,7 @@ pub async fn insert_subscription(conn: &mut AnyConnection, s: &Subscription, now
     .bind(s.pending.map(|(p, _)| p))
     .bind(s.pending.map(|(_, c)| c.as_str()))
     .bind(s.period_fee.map(|f| f.0))
+    .bind(s.timezone.name())
     .execute(conn)
     .await?;
     Ok(())
@@ -236,7 +271,7 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
     sqlx::query(
         "UPDATE subscriptions SET plan_id = $2, billing_cycle = $3, status = $4, anchor_at = $5, period_start = $6,
          period_end = $7, cycle_start = $8, cycle_end = $9, renewal_count = $10, updated_at = $11, pending_plan_id = $12,
-         pending_cycle = $13, period_fee_nanos = $14, cancel_at = $15 WHERE user_id = $1",
+         pending_cycle = $13, period_fee_nanos = $14, cancel_at = $15, timezone = $16 WHERE user_id = $1",
     )
     .bind(s.user_id.as_str())
     .bind(s.plan_id)
@@ -253,6 +288,7 @@ pub async fn update_subscription(conn: &mut AnyConnection, s: &Subscription, now
     .bind(s.pending.map(|(_, c)| c.as_str()))
     .bind(s.period_fee.map(|f| f.0))
     .bind(s.cancel_at.map(ms))
+    .bind(s.timezone.name())
     .execute(conn)
     .await?;
     Ok(())

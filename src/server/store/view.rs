@@ -228,6 +228,7 @@ mod tests {
             started_at: t,
             pending: None,
             period_fee: None,
+            timezone: chrono_tz::Tz::UTC,
             cancel_at: None,
         }
     }

@@ -65,6 +65,7 @@ async fn authorization_matrix(store: Store) {
             name: id.into(),
             role,
             password: Some(format!("{id}-password")),
+            timezone: None,
         };
         api.engine.admin_create_user(form, "test", now).await.unwrap();
     }

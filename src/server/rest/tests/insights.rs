@@ -139,3 +139,49 @@ async fn advice_and_profitability_over_http(store: Store) {
     assert!(text.contains(",79.000000000,0.006250000,78.993750000,false,open\r\n"), "{text}");
 }
 both_stores!(advice_and_profitability_over_http, advice_and_profitability_over_http);
+
+async fn timezones_over_http(store: Store) {
+    let api = setup(store.clone(), Limits::new()).await;
+    let admin = api.key(None, &["admin"]).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let put = |user: &str, body: Value| {
+        let path = format!("/api/admin/users/{user}/subscription");
+        let api = &api;
+        let admin = admin.clone();
+        async move { api.call("PUT", &path, Some(&admin), Some(body.to_string().into_bytes())).await }
+    };
+    let alice = api.get("/api/admin/users/alice", Some(&admin)).await;
+    let plan_id = alice.body["data"]["subscription"]["plan_id"].clone();
+    assert_eq!(alice.body["data"]["subscription"]["timezone"], json!("UTC"));
+    let bad = put("alice", json!({"plan_id": plan_id, "billing_cycle": "monthly", "timezone": "Mars/Olympus"})).await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(bad.body.to_string().contains("not an IANA timezone name"), "{}", bad.body);
+    // Before any usage: re-counted at local midnight, plan unchanged.
+    let ok = put("alice", json!({"plan_id": plan_id, "billing_cycle": "monthly", "timezone": "Asia/Kolkata"})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(
+        (ok.body["data"]["timezone"].clone(), ok.body["data"]["change"].clone()),
+        (json!("Asia/Kolkata"), json!("unchanged"))
+    );
+    let start =
+        chrono::DateTime::parse_from_rfc3339(ok.body["data"]["current_period_start"].as_str().unwrap()).unwrap();
+    let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
+    assert_eq!(start.with_timezone(&kolkata).format("%H:%M").to_string(), "00:00");
+    // After usage: refused, and nothing changed.
+    api.post("/api/usage/events", Some(&ingest), json!({"events": [event("tz1", "alice")]})).await;
+    let late = put("alice", json!({"plan_id": plan_id, "billing_cycle": "monthly", "timezone": "UTC"})).await;
+    assert_error(&late, StatusCode::CONFLICT, "conflict");
+    assert_eq!(
+        api.get("/api/admin/users/alice", Some(&admin)).await.body["data"]["subscription"]["timezone"],
+        json!("Asia/Kolkata")
+    );
+    // Users can be created in a timezone.
+    let r = api
+        .post("/api/admin/users", Some(&admin), json!({"email": "kiwi@example.test", "timezone": "Pacific/Auckland"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let id = r.body["data"]["id"].as_str().unwrap().to_string();
+    let kiwi = api.get(&format!("/api/admin/users/{id}"), Some(&admin)).await;
+    assert_eq!(kiwi.body["data"]["subscription"]["timezone"], json!("Pacific/Auckland"));
+}
+both_stores!(timezones_over_http, timezones_over_http);

@@ -81,6 +81,7 @@ fn UsersView() -> impl IntoView {
                                     </td>
                                     <td class=TD>
                                         <div>{format!("{} ({})", u.plan, u.billing_cycle)}</div>
+                                        <div class="text-xs text-slate-500" data-testid="user-timezone">{format!("periods in {}", u.timezone)}</div>
                                         <div class="text-slate-500" data-testid="user-subscription-status">{match (&u.cancels_on, u.status.as_str()) {
                                             (Some(day), _) => format!("active, cancels on {day}"),
                                             (None, s) => s.to_string(),
@@ -100,6 +101,11 @@ fn UsersView() -> impl IntoView {
                                                     <option value="monthly" selected=u.billing_cycle == "monthly">"Monthly"</option>
                                                     <option value="yearly" selected=u.billing_cycle == "yearly">"Yearly"</option>
                                                 </select>
+                                            </label>
+                                            <label class="text-xs text-slate-600">"Timezone"
+                                                <input name="timezone" class=INPUT value=u.timezone.clone() size="16"
+                                                    title="IANA name, e.g. Europe/Berlin; can change until the first recorded event or bill"
+                                                    aria-label=format!("Timezone for {}", u.email)/>
                                             </label>
                                             <button type="submit" class=BUTTON aria-label=format!("Assign plan to {}", u.email)>"Assign"</button>
                                         </ActionForm>

@@ -25,3 +25,8 @@ CREATE TABLE user_tag_keys (
     tag_key TEXT NOT NULL,
     PRIMARY KEY (user_id, tag_key)
 );
+
+-- Per-customer timezones (issue 14): the IANA name a subscription's
+-- periods are counted in (local midnight on the anchor day; UTC keeps the
+-- anchor's own time of day, as before).
+ALTER TABLE subscriptions ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';

@@ -27,6 +27,7 @@ CREATE TABLE user_tag_keys (
 );
 
 -- Per-customer timezones (issue 14): the IANA name a subscription's
--- periods are counted in (local midnight on the anchor day; UTC keeps the
--- anchor's own time of day, as before).
+-- periods are counted in (from the anchor's local wall-clock time: local
+-- midnight for subscriptions created from now on; existing anchors keep
+-- their time of day).
 ALTER TABLE subscriptions ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';

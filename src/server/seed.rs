@@ -742,6 +742,8 @@ pub async fn seed_load(
             Err(e) => return Err(e),
         }
     }
+    // The load users share one anchor (created together): read it back.
+    let anchor = engine.current_subscription(&ids[0], start).await?.1.anchor();
     let span_ms = (now - start).num_milliseconds().max(1) as u64;
     let mut rng = Rng(0x10AD);
     let mut n = 0u64;
@@ -755,7 +757,7 @@ pub async fn seed_load(
     let chunk_len = (LOAD_BATCH * users).min(LOAD_CHUNK_MAX) as u64;
     let at = |i: u64| start + Duration::milliseconds((i * span_ms / events) as i64);
     while n < events {
-        let period_end = crate::domain::period::usage_period(start, at(n)).end;
+        let period_end = crate::domain::period::usage_period(anchor, at(n)).end;
         let mut end = n + 1;
         while end < events && end - n < chunk_len && at(end) < period_end {
             end += 1;

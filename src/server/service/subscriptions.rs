@@ -238,8 +238,8 @@ pub async fn lock_current(
     Ok(Some(sub))
 }
 
-/// A subscription starting at `now` on `plan`, counted in `tz`: from `now`
-/// in UTC, else from local midnight of today there.
+/// A subscription starting at `now` on `plan`, counted in `tz` from local
+/// midnight of today there (usage before `now` still belongs to no bill).
 fn fresh_subscription(
     user_id: &UserId,
     plan: Option<&Plan>,
@@ -248,7 +248,7 @@ fn fresh_subscription(
     renewal_count: i64,
     tz: Tz,
 ) -> Subscription {
-    let anchor = if tz == Tz::UTC { Anchor::from(now) } else { Anchor::local_midnight(now, tz) };
+    let anchor = Anchor::local_midnight(now, tz);
     let period = usage_period(anchor, now);
     let cyc = billing_cycle(anchor, cycle, now);
     Subscription {

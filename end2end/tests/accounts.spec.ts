@@ -133,7 +133,7 @@ test('admin creates a plan, reprices a model, assigns the plan; the user sees it
   await page.getByLabel(`Plan for ${email}`).selectOption({ label: planName });
   await page.getByLabel(`Billing cycle for ${email}`).selectOption('monthly');
   await page.getByRole('button', { name: `Assign plan to ${email}` }).click();
-  await expect(page.getByRole('status')).toContainText('Plan change saved');
+  await expect(page.getByRole('status')).toContainText('Saved: upgrades apply now');
   await expect(page.getByTestId('users-table')).toContainText(`${planName} (monthly)`);
 
   // Every change is in the audit log.

@@ -1,5 +1,5 @@
 import { expect, test } from './fixtures';
-import { ADMIN, DEMO, dollars, ready, shot, signIn } from './helpers';
+import { ADMIN, DEMO, dollars, hydrated, ready, shot, signIn } from './helpers';
 
 // Tagged usage for this run, whatever the demo seed holds.
 const run = `e2e${Date.now()}`;
@@ -78,4 +78,32 @@ test('admins see margins per customer, sort them and download them', async ({ pa
   expect(csv.status()).toBe(200);
   expect((await csv.text()).split('\r\n')[0]).toBe('user_id,email,billing_period,plan,plan_fee_usd,provider_cost_usd,margin_usd,negative,period');
   await shot(page, info, 'profitability');
+});
+
+test('admin moves a new customer to their timezone; their periods follow local midnight', async ({ page }, info) => {
+  test.skip(!hydrated(info), 'changes accounts: once, hydrated');
+  const email = `tz-${Date.now()}@example.test`;
+  await signIn(page, ADMIN, '/admin');
+  await ready(page, info);
+  await page.getByTestId('new-user').locator('summary').click();
+  const form = page.getByTestId('new-user');
+  await form.getByLabel('Email').fill(email);
+  await form.getByLabel('Name').fill('Kiri Tokyo');
+  await form.getByRole('button', { name: 'Create user' }).click();
+  await expect(form.getByRole('status')).toHaveText('User created on the default plan.');
+  const row = page.locator('tr', { hasText: email });
+  await expect(row.getByTestId('user-timezone')).toHaveText('periods in UTC');
+  // A name that is not a timezone is refused, saying so.
+  await row.getByLabel(`Timezone for ${email}`).fill('Mars/Olympus');
+  await row.getByRole('button', { name: `Assign plan to ${email}` }).click();
+  await expect(page.getByRole('alert').first()).toContainText('not an IANA timezone name');
+  await row.getByLabel(`Timezone for ${email}`).fill('Asia/Tokyo');
+  await row.getByRole('button', { name: `Assign plan to ${email}` }).click();
+  await expect(row.getByTestId('user-timezone')).toHaveText('periods in Asia/Tokyo');
+  await shot(page, info, 'admin-timezone');
+  // The API says the same, and the period starts at midnight in Tokyo (15:00 UTC).
+  const id = await row.getAttribute('data-user');
+  const user = await (await page.request.get(`/api/admin/users/${id}`)).json();
+  expect(user.data.subscription.timezone).toBe('Asia/Tokyo');
+  expect(user.data.subscription.current_period_start).toMatch(/T15:00:00/);
 });

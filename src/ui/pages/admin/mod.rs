@@ -102,6 +102,23 @@ fn form_banner(outcome: Option<Result<Option<FormError>, ServerFnError>>, ok: &'
     }
 }
 
+/// [`form_banner`] for a form that marks no fields of its own (one per
+/// table row): the field errors are said in the banner.
+fn row_form_banner(outcome: Option<Result<Option<FormError>, ServerFnError>>, ok: &'static str) -> impl IntoView {
+    let outcome = outcome.map(|r| {
+        r.map(|e| {
+            e.map(|e| match e.fields.is_empty() {
+                true => e,
+                false => FormError {
+                    message: e.fields.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "),
+                    fields: e.fields,
+                },
+            })
+        })
+    });
+    form_banner(outcome, ok)
+}
+
 fn load_error(e: ServerFnError) -> AnyView {
     view! { <p role="alert" class="rounded bg-red-50 p-3 text-red-800">{format!("Could not load: {e}")}</p> }.into_any()
 }

@@ -32,7 +32,7 @@ fn UsersView() -> impl IntoView {
             <input id="user-search" name="q" placeholder="Search by email or name" class=INPUT value=move || query.read().get("q").unwrap_or_default()/>
             <button type="submit" class=BUTTON>"Search"</button>
         </form>
-        {move || form_banner(outcome_of(assign.value(), path::<AssignPlan>()).get(), "Plan change saved: upgrades apply now, other changes at the end of the cycle.")}
+        {move || row_form_banner(outcome_of(assign.value(), path::<AssignPlan>()).get(), "Saved: upgrades apply now, other plan changes at the end of the cycle; a timezone at once.")}
         {move || form_banner(outcome_of(sign_out.value(), path::<SignOutUser>()).get(), "Signed out everywhere: every session of that user has ended.")}
         {move || form_banner(outcome_of(act.value(), path::<AdminUserAction>()).get(), "Done.")}
         <details class="mb-4 rounded-xl border border-slate-200 bg-white p-4" data-testid="new-user">

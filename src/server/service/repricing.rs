@@ -50,10 +50,10 @@ pub async fn reprice_for(
     let model = (version.model != ANY_MODEL).then_some(version.model.as_str());
     let events = events::unpriced_events(tx, version.provider.as_str(), model, version.effective_from).await?;
     let mut done = Repriced::default();
-    let mut locked_user: Option<(String, DateTime<Utc>, String)> = None;
-    // Per user: the open period, its limits, and what re-pricing added to
-    // it (threshold alerts follow, as if the usage had been priced at once).
-    let mut added: BTreeMap<String, (Period, Limits, Usage)> = BTreeMap::new();
+    // Per user, locked once: the open period and its label, its limits, and
+    // what re-pricing added to it (threshold alerts follow, as if the usage
+    // had been priced at once).
+    let mut open_of: BTreeMap<String, (Period, String, Limits, Usage)> = BTreeMap::new();
     let mut models = std::collections::BTreeSet::new();
     for e in events {
         let Some(v) = prices.lookup(&version.provider, e.model.as_deref(), e.occurred_at) else { continue };
@@ -61,19 +61,19 @@ pub async fn reprice_for(
             // A more specific or later version prices it; not this one's doing.
             continue;
         }
-        if locked_user.as_ref().is_none_or(|(u, _, _)| *u != e.user_id) {
+        if !open_of.contains_key(&e.user_id) {
             let Some(sub) = lock_current(tx, snapshot, &e.user_id, now).await? else { continue };
             let open = sub.current_period();
-            locked_user = Some((e.user_id.clone(), open.start, open.label()));
-            added.entry(e.user_id.clone()).or_insert_with(|| (open, snapshot.limits_of(&sub), Usage::default()));
+            open_of.insert(e.user_id.clone(), (open, open.label(), snapshot.limits_of(&sub), Usage::default()));
         }
-        let Some((_, open_start, open_label)) = &locked_user else { continue };
+        let (open, open_label, ..) = &open_of[&e.user_id];
+        let (open_start, open_label) = (open.start, open_label.clone());
         let units = if e.units == 0 { v.rates.has_unit_price() as u64 } else { e.units as u64 };
         let q = e.parts.quantities(e.tokens_input as u64, e.tokens_output as u64, e.tokens_cached_input as u64, units);
         let Ok(cost) = price_event(&v.rates, q) else { continue };
         let model_key = e.model.clone().unwrap_or_default();
         let provider = version.provider.as_str();
-        let closed = e.period_start < *open_start;
+        let closed = e.period_start < open_start;
         if closed {
             // Out of the closed period (its bill stays as issued)...
             let out = rollups::RollupDelta {
@@ -101,28 +101,27 @@ pub async fn reprice_for(
                 response_ms_sum: -out.response_ms_sum,
                 response_ms_count: -out.response_ms_count,
             };
-            rollups::adjust_rollup(tx, &e.user_id, (*open_start, open_label), provider, &model_key, &into).await?;
-            events::set_event_price(tx, e.id, &cost, units as i64, v.id, Some((*open_start, open_label))).await?;
+            rollups::adjust_rollup(tx, &e.user_id, (open_start, &open_label), provider, &model_key, &into).await?;
+            events::set_event_price(tx, e.id, &cost, units as i64, v.id, Some((open_start, &open_label))).await?;
             done.moved_to_open_period += 1;
-            let tokens = e.tokens_input + e.tokens_output;
-            if let Some((_, _, u)) = added.get_mut(&e.user_id) {
-                u.add(&version.provider, ProviderUsage { calls: 1, tokens, cost: cost.total });
-            }
         } else {
             let d = rollups::RollupDelta { cost: cost.total, unpriced_calls: -1, ..Default::default() };
             rollups::adjust_rollup(tx, &e.user_id, (e.period_start, &e.billing_period), provider, &model_key, &d)
                 .await?;
             events::set_event_price(tx, e.id, &cost, units as i64, v.id, None).await?;
-            if let Some((_, _, u)) = added.get_mut(&e.user_id) {
-                u.add(&version.provider, ProviderUsage { calls: 0, tokens: 0, cost: cost.total });
-            }
+        }
+        // What the open period gained: the cost, and the call and tokens of
+        // an event moved in from a billed period.
+        let (calls, tokens) = if closed { (1, e.tokens_input + e.tokens_output) } else { (0, 0) };
+        if let Some((.., gained)) = open_of.get_mut(&e.user_id) {
+            gained.add(&version.provider, ProviderUsage { calls, tokens, cost: cost.total });
         }
         tx.notify(&e.user_id, crate::server::store::live::Kind::Usage);
         done.events += 1;
         done.cost = done.cost.saturating_add(cost.total);
         models.insert(e.model.clone());
     }
-    for (user_id, (open, limits, more)) in &added {
+    for (user_id, (open, label, limits, more)) in &open_of {
         let after = rollups::period_usage(tx, user_id, open.start).await?;
         let mut before = after.clone();
         for (p, u) in &more.by_provider {
@@ -133,11 +132,10 @@ pub async fn reprice_for(
                 cost: Nanos(b.cost.0 - u.cost.0),
             };
         }
-        let label = open.label();
         let crossed = crossings(limits, &before, &after);
         for (limit, t) in &crossed {
-            let alert = threshold_alert(user_id, &label, ms(open.start), limit, *t, open.end);
-            alerts::raise_threshold_alert(tx, user_id, (open.start, &label), &alert, now).await?;
+            let alert = threshold_alert(user_id, label, ms(open.start), limit, *t, open.end);
+            alerts::raise_threshold_alert(tx, user_id, (open.start, label), &alert, now).await?;
         }
         if !crossed.is_empty() {
             tx.notify(user_id, crate::server::store::live::Kind::Alert);

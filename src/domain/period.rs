@@ -43,8 +43,14 @@ impl Anchor {
         Anchor { at: resolve(tz, day.and_hms_opt(0, 0, 0).expect("midnight")), tz }
     }
 
+    /// The anchor's wall-clock time. An anchor that is the first instant
+    /// of its local day reads as midnight even when that day's midnight did
+    /// not exist (the clocks jumped over it), so every later period starts
+    /// at the first instant of its day too, not at the hour the jump landed.
     fn local(&self) -> NaiveDateTime {
-        self.at.with_timezone(&self.tz).naive_local()
+        let local = self.at.with_timezone(&self.tz).naive_local();
+        let day_before = (self.at - Duration::seconds(1)).with_timezone(&self.tz).date_naive();
+        if day_before < local.date() { local.date().and_hms_opt(0, 0, 0).expect("midnight") } else { local }
     }
 }
 
@@ -384,6 +390,12 @@ mod tests {
         // No earlier instant falls on Sep 6 there.
         assert_eq!((p.start - Duration::seconds(1)).with_timezone(&scl).date_naive().to_string(), "2026-09-05");
         assert_eq!(p.label(), "2026-09");
+        // Anchored on a skipped midnight (Oct 13 2002 there), later periods
+        // still start at midnight, not at the hour the jump landed.
+        let a = Anchor::local_midnight(Utc.timestamp_opt(1_034_481_600, 0).unwrap(), scl);
+        assert_eq!(a.at.with_timezone(&scl).format("%Y-%m-%d %H:%M").to_string(), "2002-10-13 01:00");
+        let next = usage_period(a, a.at).end.with_timezone(&scl);
+        assert_eq!(next.format("%Y-%m-%d %H:%M").to_string(), "2002-11-13 00:00");
     }
 
     #[test]
@@ -430,10 +442,13 @@ mod tests {
             let mut labels = std::collections::BTreeSet::new();
             for _ in 0..steps {
                 let local_start = p.start.with_timezone(&zone);
-                // Each start is the first instant of the anchor day (clamped) there.
+                // Each period starts at the first instant on or after the
+                // anchor day (clamped) there: that day's midnight, or the
+                // instant the clocks landed when they skipped it.
                 let (y, m) = (local_start.year(), local_start.month());
-                prop_assert_eq!(local_start.day(), day.min(days_in_month(y, m)));
-                prop_assert!((p.start - Duration::seconds(1)).with_timezone(&zone).date_naive() < local_start.date_naive());
+                let expected = NaiveDate::from_ymd_opt(y, m, day.min(days_in_month(y, m))).unwrap();
+                let before = (p.start - Duration::seconds(1)).with_timezone(&zone).date_naive();
+                prop_assert!(before < expected && expected <= local_start.date_naive(), "{} starts {}", expected, local_start);
                 prop_assert!(labels.insert(p.label()), "label {} twice", p.label());
                 prop_assert_eq!(period_for_label(a, &p.label()), Some(p));
                 let next = usage_period(a, p.end);

@@ -7,3 +7,4 @@ pub mod billing;
 pub mod dashboard;
 pub mod insights;
 pub mod session;
+pub mod webhooks;

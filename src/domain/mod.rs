@@ -22,3 +22,4 @@ pub mod provider_usage;
 pub mod subscription;
 pub mod tags;
 pub mod usage_log;
+pub mod webhooks;

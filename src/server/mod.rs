@@ -251,6 +251,9 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     let state = startup::app_state(engine, &args);
+    // Webhook deliveries due anywhere in the deployment: every node sends,
+    // leases keep each delivery to one.
+    tokio::spawn(state.webhooks.clone().run());
     let router = startup::build_router(state, Duration::from_secs(args.request_timeout_secs.max(1)));
     let listen = args.listen_addr();
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

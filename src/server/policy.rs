@@ -114,9 +114,16 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/content-planning/monitoring/lightweight-stats"
             | "/api/content-planning/monitoring/cache-stats",
         ) => Metrics,
-        ("GET" | "POST", "/api/admin/plans" | "/api/admin/pricing" | "/api/admin/users" | "/api/admin/api-keys") => {
-            Admin
-        }
+        (
+            "GET" | "POST",
+            "/api/admin/plans"
+            | "/api/admin/pricing"
+            | "/api/admin/users"
+            | "/api/admin/api-keys"
+            | "/api/admin/webhooks",
+        ) => Admin,
+        ("GET", "/api/admin/webhooks/{webhook_id}/deliveries") => Admin,
+        ("POST", "/api/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/replay") => Admin,
         ("GET" | "PUT", "/api/admin/plans/{plan_id}") => Admin,
         ("POST", "/api/admin/pricing/import") => Admin,
         (
@@ -134,7 +141,10 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/admin/users/{user_id}/subscription/pause"
             | "/api/admin/users/{user_id}/subscription/resume",
         ) => Admin,
-        ("DELETE", "/api/admin/users/{user_id}/sessions" | "/api/admin/api-keys/{key_id}") => Admin,
+        (
+            "DELETE",
+            "/api/admin/users/{user_id}/sessions" | "/api/admin/api-keys/{key_id}" | "/api/admin/webhooks/{webhook_id}",
+        ) => Admin,
         // Unknown API paths answer the contract's 404 envelope.
         (_, "/api/{*path}") => Public,
         _ => return None,
@@ -150,9 +160,9 @@ fn declares_any_method(route: &str) -> bool {
 
 /// The policy of a server function, by its path.
 pub fn server_fn_policy(path: &str) -> Option<Policy> {
-    use crate::api::{admin as a, billing as b, dashboard as d, insights as i, session as s};
+    use crate::api::{admin as a, billing as b, dashboard as d, insights as i, session as s, webhooks as w};
     use Policy::*;
-    let table: [(&str, Policy); 29] = [
+    let table: [(&str, Policy); 34] = [
         (s::CurrentUser::PATH, Public),
         (s::Login::PATH, Public),
         (s::Logout::PATH, Public),
@@ -182,6 +192,11 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (i::GetBreakdown::PATH, Read),
         (i::GetAdvice::PATH, Read),
         (i::GetProfitability::PATH, Admin),
+        (w::WebhookEndpoints::PATH, Admin),
+        (w::CreateWebhook::PATH, Admin),
+        (w::DeleteWebhook::PATH, Admin),
+        (w::WebhookDeliveries::PATH, Admin),
+        (w::ReplayDelivery::PATH, Admin),
     ];
     table.iter().find(|(p, _)| *p == path).map(|(_, policy)| *policy)
 }

@@ -33,6 +33,7 @@ pub fn leptos_options(args: &ServeArgs) -> LeptosOptions {
 
 pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
     AppState {
+        webhooks: super::service::webhooks::Deliverer::new(engine.clone()),
         engine,
         leptos_options: leptos_options(args),
         ui: Arc::new(UiSettings {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub web: Arc<WebSettings>,
     /// The tracking proxy's upstreams and client.
     pub proxy: super::proxy::Proxy,
+    /// Sends webhook deliveries from this node (a server runs it).
+    pub webhooks: super::service::webhooks::Deliverer,
 }
 
 impl AppState {

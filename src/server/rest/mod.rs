@@ -64,6 +64,10 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys", get(admin::list_keys).post(admin::create_key))
         .route("/api-keys/{key_id}", delete(admin::revoke_key))
         .route("/audit-log", get(admin::audit_log))
+        .route("/webhooks", get(admin::list_webhooks).post(admin::create_webhook))
+        .route("/webhooks/{webhook_id}", delete(admin::delete_webhook))
+        .route("/webhooks/{webhook_id}/deliveries", get(admin::webhook_deliveries))
+        .route("/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", post(admin::replay_delivery))
         .route("/profitability", get(insights::profitability))
         .route("/profitability.csv", get(insights::profitability_csv));
     Router::new()

@@ -194,6 +194,15 @@ fn prometheus_text(state: &AppState) -> String {
             outcome.as_str()
         );
     }
+    head(
+        &mut o,
+        "tally_webhook_deliveries_total",
+        "counter",
+        "Webhook delivery attempts from this node by result (delivered, retry, failed: given up).",
+    );
+    for (result, n) in state.webhooks.counters.results() {
+        let _ = writeln!(o, "tally_webhook_deliveries_total{{result=\"{result}\"}} {n}");
+    }
     let pool = state.engine.store.pool();
     let (size, idle) = (pool.size() as u64, pool.num_idle() as u64);
     head(&mut o, "tally_db_pool_connections", "gauge", "Database pool connections by state.");

@@ -28,6 +28,9 @@ pub mod subscriptions;
 #[cfg(test)]
 mod tests;
 pub mod user_turns;
+pub mod webhooks;
+#[cfg(test)]
+pub(crate) mod webhooks_tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -273,12 +273,10 @@ impl Engine {
             }
             for (provider, model) in unpriced {
                 let alert = unpriced_alert(provider.as_str(), model);
-                if alerts::insert_alert(&mut tx, None, None, &alert, now).await? {
+                // Raised anew, or again for a model priced since (alert
+                // resolved) but used before that price's start.
+                if alerts::raise_unpriced_alert(&mut tx, &alert, now).await? {
                     tracing::warn!(%provider, ?model, "usage recorded for a model without a price");
-                } else {
-                    // A model priced since (alert resolved) but used again
-                    // before that price's start: the alert applies again.
-                    alerts::reopen_alert(&mut tx, &alert.dedupe_key).await?;
                 }
             }
             let label = current.label();

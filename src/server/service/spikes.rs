@@ -12,10 +12,11 @@ use super::Engine;
 use crate::domain::alerts::{SPIKE_BASELINE_HOURS, spike_alert, spike_ratio};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
+use crate::domain::webhooks::EventType;
 use crate::server::error::AppResult;
 use crate::server::store::live::Kind;
 use crate::server::store::view::Affects;
-use crate::server::store::{alerts, events, users};
+use crate::server::store::{alerts, events, users, webhooks};
 
 /// How often one process judges one user.
 pub const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -47,10 +48,22 @@ impl Engine {
         let period = usage_period(sub.anchor(), now);
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::NothingCached);
-        let raised =
+        let id =
             alerts::insert_alert(&mut tx, Some(user_id), Some((period.start, &period.label())), &alert, now).await?;
-        if raised {
+        let raised = id.is_some();
+        if let Some(id) = id {
             tx.notify(user_id, Kind::Alert);
+            alerts::announce(&mut tx, EventType::AlertCreated, id, now).await?;
+            let data = serde_json::json!({
+                "user_id": user_id,
+                "alert_id": id,
+                "last_hour_cost": last_hour.usd_string(),
+                "hourly_average": average.usd_string(),
+                "ratio": ratio,
+                "multiple": multiple,
+                "billing_period": period.label(),
+            });
+            webhooks::enqueue(&mut tx, EventType::UsageSpike, data, now).await?;
             tracing::info!(user = user_id, last_hour = %last_hour.display(), "spend spike");
         }
         tx.commit().await?;

@@ -24,10 +24,11 @@ use crate::domain::period::{Anchor, BillingCycle, Period, add_months, billing_cy
 use crate::domain::plan::{Plan, PlanChange, RenewalType, classify_change, decide_plan_change};
 use crate::domain::provider::LimitKey;
 use crate::domain::subscription::{BillingRecord, Renewal, Status, Subscription};
+use crate::domain::webhooks::EventType;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::live::Kind;
 use crate::server::store::users;
-use crate::server::store::{self, StoreResult, WriteTx, alerts, bills, rollups};
+use crate::server::store::{self, StoreResult, WriteTx, alerts, bills, rollups, webhooks};
 use chrono_tz::Tz;
 
 /// Renewal payments are not collected by Tally; the host product's payment
@@ -102,23 +103,33 @@ pub async fn ensure_current(
         let usage_cost: Nanos =
             rollups::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
         let fee = open_period_fee(catalog, sub);
-        bills::insert_billing_record(
-            conn,
-            &BillingRecord {
-                user_id: sub.user_id.clone(),
-                period_start: closed.start,
-                period_end: closed.end,
-                billing_period: closed.label(),
-                plan_id: sub.plan_id,
-                plan_name: plan.map_or_else(|| crate::domain::plan::NO_PLAN.into(), |p| p.name.clone()),
-                plan_fee: fee,
-                usage_cost,
-                total: fee + usage_cost,
-                status: BILL_STATUS.into(),
-            },
-            now,
-        )
-        .await?;
+        let bill = BillingRecord {
+            user_id: sub.user_id.clone(),
+            period_start: closed.start,
+            period_end: closed.end,
+            billing_period: closed.label(),
+            plan_id: sub.plan_id,
+            plan_name: plan.map_or_else(|| crate::domain::plan::NO_PLAN.into(), |p| p.name.clone()),
+            plan_fee: fee,
+            usage_cost,
+            total: fee + usage_cost,
+            status: BILL_STATUS.into(),
+        };
+        if bills::insert_billing_record(conn, &bill, now).await? {
+            let data = json!({
+            "user_id": bill.user_id,
+            "billing_period": bill.billing_period,
+            "period_start": bill.period_start.to_rfc3339(),
+            "period_end": bill.period_end.to_rfc3339(),
+            "plan_id": bill.plan_id,
+            "plan_name": bill.plan_name,
+            "plan_fee": bill.plan_fee.usd_string(),
+            "usage_cost": bill.usage_cost.usd_string(),
+            "total": bill.total.usd_string(),
+            "status": bill.status,
+            });
+            webhooks::enqueue(conn, EventType::PeriodClosed, data, now).await?;
+        }
         let next = usage_period(sub.anchor(), closed.end);
         // A cancellation waiting for the end of the paid cycle takes effect.
         if sub.cancel_at.is_some_and(|at| next.start >= at) {
@@ -221,6 +232,34 @@ pub async fn resolve_stale_alerts(
         .collect();
     alerts::resolve_alerts(tx, &stale, now).await?;
     Ok(!stale.is_empty())
+}
+
+/// Says, once `tx` commits, that `sub` changed (`what`: `plan.change`,
+/// `subscription.cancel`...): to the user's live pages and to webhooks
+/// (`subscription.changed`).
+async fn announce(
+    tx: &mut WriteTx,
+    catalog: &CatalogSnapshot,
+    sub: &Subscription,
+    what: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    tx.notify(&sub.user_id, Kind::Subscription);
+    let plan = catalog.plan_of(sub);
+    let data = json!({
+        "user_id": sub.user_id,
+        "change": what,
+        "plan_id": sub.plan_id,
+        "plan_name": plan.map(|p| p.name.as_str()),
+        "billing_cycle": sub.billing_cycle.as_str(),
+        "status": sub.status.as_str(),
+        "timezone": sub.timezone.name(),
+        "period_start": sub.period_start.to_rfc3339(),
+        "period_end": sub.period_end.to_rfc3339(),
+        "scheduled_plan_id": sub.pending.map(|(id, _)| id),
+    });
+    webhooks::enqueue(tx, EventType::SubscriptionChanged, data, now).await?;
+    Ok(())
 }
 
 /// Locks the user and returns their subscription rolled to `now`, inside
@@ -409,7 +448,12 @@ impl Engine {
         let after = SubscriptionSnapshot::from(&sub);
         audit::record(&mut tx, actor, "subscription.change", ("user", user_id), Some(&before), Some(&after), now)
             .await?;
-        tx.notify(user_id, Kind::Subscription);
+        let what = match change {
+            PlanChange::Upgrade { .. } => "plan.change",
+            PlanChange::Scheduled => "plan.change_scheduled",
+            PlanChange::CancelScheduled => "plan.change_cancelled",
+        };
+        announce(&mut tx, &catalog, &sub, what, now).await?;
         tx.commit().await?;
         Ok((sub, change))
     }
@@ -507,7 +551,7 @@ impl Engine {
         }
         let after = LifecycleSnapshot::from(&sub);
         audit::record(&mut tx, actor, what, ("user", user_id), Some(&before), Some(&after), now).await?;
-        tx.notify(user_id, Kind::Subscription);
+        announce(&mut tx, &catalog, &sub, what, now).await?;
         tx.commit().await?;
         Ok(sub)
     }
@@ -642,7 +686,7 @@ impl Engine {
             now,
         )
         .await?;
-        tx.notify(user_id, Kind::Subscription);
+        announce(&mut tx, &catalog, &sub, "subscription.timezone", now).await?;
         tx.commit().await?;
         Ok((sub, true))
     }

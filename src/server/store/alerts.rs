@@ -3,21 +3,23 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, from_ms, ms};
+use super::{StoreResult, from_ms, ms, webhooks};
 use crate::domain::alerts::{Alert, NewAlert};
+use crate::domain::webhooks::EventType;
 
-/// Inserts an alert unless its dedupe key exists; true when inserted.
+/// Inserts an alert unless its dedupe key exists; its id when inserted.
+/// Sends no webhook: the caller says what the alert is ([`announce`]).
 pub async fn insert_alert(
     conn: &mut AnyConnection,
     user_id: Option<&str>,
     period: Option<(DateTime<Utc>, &str)>,
     a: &NewAlert,
     now: DateTime<Utc>,
-) -> StoreResult<bool> {
-    let r = sqlx::query(
+) -> StoreResult<Option<i64>> {
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO alerts (user_id, period_start, billing_period, alert_type, limit_key, threshold, provider, title, message,
          severity, is_read, created_at, dedupe_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12)
-         ON CONFLICT (dedupe_key) DO NOTHING",
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
     )
     .bind(user_id)
     .bind(period.map(|p| ms(p.0)))
@@ -31,9 +33,35 @@ pub async fn insert_alert(
     .bind(a.severity.as_str())
     .bind(ms(now))
     .bind(&a.dedupe_key)
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(id)
+}
+
+const ALERT_COLS: &str = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at, resolved_at";
+
+/// Puts alert `id` in the webhook outbox as an event of `event_type`
+/// (`data`: the alert as the API shows it), in the caller's transaction.
+pub async fn announce(conn: &mut AnyConnection, event_type: EventType, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    let row =
+        sqlx::query(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1")).bind(id).fetch_one(&mut *conn).await?;
+    let a = alert_from_row(&row)?;
+    let data = serde_json::json!({
+        "alert_id": a.id,
+        "user_id": a.user_id,
+        "alert_type": a.alert_type,
+        "limit_key": a.limit_key,
+        "threshold": a.threshold,
+        "provider": a.provider,
+        "title": a.title,
+        "message": a.message,
+        "severity": a.severity,
+        "billing_period": a.billing_period,
+        "created_at": a.created_at.to_rfc3339(),
+        "resolved_at": a.resolved_at.map(|t| t.to_rfc3339()),
+    });
+    webhooks::enqueue(conn, event_type, data, now).await?;
+    Ok(())
 }
 
 fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Alert> {
@@ -64,7 +92,7 @@ pub async fn alerts(
     limit: i64,
 ) -> StoreResult<Vec<Alert>> {
     let unread = if unread_only { "AND is_read = 0" } else { "" };
-    let cols = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at, resolved_at";
+    let cols = ALERT_COLS;
     let order = "ORDER BY is_read, created_at DESC, id DESC";
     let rows = match user_id {
         Some(u) => {
@@ -132,7 +160,8 @@ pub async fn all_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec
     rows.iter().map(|r| Ok((alert_from_row(r)?, r.try_get("email")?))).collect()
 }
 
-/// Resolves the admin alert about an unpriced (provider, model).
+/// Resolves the admin alert about an unpriced (provider, model), and says
+/// so to webhooks (`alert.resolved`).
 pub async fn resolve_unpriced_alert(
     conn: &mut AnyConnection,
     provider: &str,
@@ -140,23 +169,38 @@ pub async fn resolve_unpriced_alert(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let key = crate::domain::alerts::unpriced_alert(provider, model).dedupe_key;
-    sqlx::query(
-        "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE dedupe_key = $1 AND resolved_at IS NULL",
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE dedupe_key = $1 AND resolved_at IS NULL
+         RETURNING id",
     )
     .bind(key)
     .bind(ms(now))
-    .execute(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(id) = id {
+        announce(conn, EventType::AlertResolved, id, now).await?;
+    }
     Ok(())
 }
 
-/// Opens a resolved alert again (unread).
-pub async fn reopen_alert(conn: &mut AnyConnection, dedupe_key: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL WHERE dedupe_key = $1 AND resolved_at IS NOT NULL")
-        .bind(dedupe_key)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Raises the admin alert about usage of a model without a price, or opens
+/// it again (unread) if it had resolved; either way webhooks hear of it
+/// (`price.unpriced`). True when it was not open.
+pub async fn raise_unpriced_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
+    let id = match insert_alert(conn, None, None, a, now).await? {
+        Some(id) => Some(id),
+        None => sqlx::query_scalar(
+            "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL WHERE dedupe_key = $1 AND resolved_at IS NOT NULL
+             RETURNING id",
+        )
+        .bind(&a.dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await?,
+    };
+    if let Some(id) = id {
+        announce(conn, EventType::PriceUnpriced, id, now).await?;
+    }
+    Ok(id.is_some())
 }
 
 /// The user's threshold alerts of the period starting at `period_start`
@@ -179,16 +223,20 @@ pub async fn open_threshold_alerts(
         .collect()
 }
 
-/// Marks alerts resolved (and read: there is nothing left to act on).
+/// Marks alerts resolved (and read: there is nothing left to act on), and
+/// says so to webhooks (`alert.resolved`).
 pub async fn resolve_alerts(conn: &mut AnyConnection, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
     for id in ids {
-        sqlx::query(
+        let r = sqlx::query(
             "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE id = $1 AND resolved_at IS NULL",
         )
         .bind(id)
         .bind(ms(now))
         .execute(&mut *conn)
         .await?;
+        if r.rows_affected() == 1 {
+            announce(conn, EventType::AlertResolved, *id, now).await?;
+        }
     }
     Ok(())
 }
@@ -201,23 +249,21 @@ pub async fn resolve_threshold_alerts_before(
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<u64> {
-    let r = sqlx::query(
-        "UPDATE alerts SET resolved_at = $3, is_read = 1, read_at = COALESCE(read_at, $3)
-         WHERE user_id = $1 AND period_start < $2 AND alert_type = 'usage_threshold' AND resolved_at IS NULL",
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM alerts WHERE user_id = $1 AND period_start < $2 AND alert_type = 'usage_threshold' AND resolved_at IS NULL",
     )
     .bind(user_id)
     .bind(ms(period_start))
-    .bind(ms(now))
-    .execute(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(r.rows_affected())
+    resolve_alerts(conn, &ids, now).await?;
+    Ok(ids.len() as u64)
 }
 
-/// A resolved threshold alert reached again (usage crossed it once more,
-/// under the limit as it is now): open and unread again, saying it anew.
-/// True when it was resolved.
 /// Raises a threshold alert of `user_id`'s period, or, raised before and
-/// resolved since (a plan change moved the limit), makes it apply again.
+/// resolved since (a plan change moved the limit), makes it apply again
+/// (open and unread, saying it anew); webhooks hear of either
+/// (`alert.created`).
 pub async fn raise_threshold_alert(
     conn: &mut AnyConnection,
     user_id: &str,
@@ -225,23 +271,32 @@ pub async fn raise_threshold_alert(
     a: &NewAlert,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    if !insert_alert(conn, Some(user_id), Some(period), a, now).await? {
-        reopen_threshold_alert(conn, a, now).await?;
+    let id = match insert_alert(conn, Some(user_id), Some(period), a, now).await? {
+        Some(id) => Some(id),
+        None => reopen_threshold_alert(conn, a, now).await?,
+    };
+    if let Some(id) = id {
+        announce(conn, EventType::AlertCreated, id, now).await?;
     }
     Ok(())
 }
 
-pub async fn reopen_threshold_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
-    let r = sqlx::query(
+/// A resolved threshold alert reached again: its id, if it was resolved.
+async fn reopen_threshold_alert(
+    conn: &mut AnyConnection,
+    a: &NewAlert,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<i64>> {
+    let id = sqlx::query_scalar(
         "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL, title = $2, message = $3, severity = $4,
-         created_at = $5 WHERE dedupe_key = $1 AND resolved_at IS NOT NULL",
+         created_at = $5 WHERE dedupe_key = $1 AND resolved_at IS NOT NULL RETURNING id",
     )
     .bind(&a.dedupe_key)
     .bind(&a.title)
     .bind(&a.message)
     .bind(a.severity.as_str())
     .bind(ms(now))
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(id)
 }

@@ -7,8 +7,13 @@ use super::{StoreResult, from_ms, ms, user_id_at};
 use crate::domain::money::Nanos;
 use crate::domain::subscription::BillingRecord;
 
-pub async fn insert_billing_record(conn: &mut AnyConnection, b: &BillingRecord, now: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
+/// Issues a bill; false when the period already has one.
+pub async fn insert_billing_record(
+    conn: &mut AnyConnection,
+    b: &BillingRecord,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
         "INSERT INTO billing_records (user_id, period_start, period_end, billing_period, plan_id, plan_name, plan_fee_nanos,
          usage_cost_nanos, total_nanos, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (user_id, period_start) DO NOTHING",
@@ -26,7 +31,7 @@ pub async fn insert_billing_record(conn: &mut AnyConnection, b: &BillingRecord, 
     .bind(ms(now))
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn billing_records(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Vec<BillingRecord>> {

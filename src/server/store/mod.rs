@@ -31,6 +31,7 @@ mod schema_tests;
 pub mod sessions;
 pub mod users;
 pub mod view;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

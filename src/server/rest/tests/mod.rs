@@ -12,6 +12,7 @@ mod insights;
 mod live;
 mod monitoring;
 mod pricing;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ use crate::server::testing::{engine_with_catalog, t, user_on_plan};
 pub(super) struct Api {
     router: Router,
     engine: Engine,
+    /// The router's webhook sender (not running: tests call it).
+    webhooks: crate::server::service::webhooks::Deliverer,
 }
 
 pub(super) struct Reply {
@@ -45,8 +48,10 @@ pub(super) struct Reply {
 
 impl Api {
     fn new(engine: Engine) -> Api {
-        let router = build_router(app_state(engine.clone(), &ServeArgs::default()), Duration::from_secs(30));
-        Api { router, engine }
+        let state = app_state(engine.clone(), &ServeArgs::default());
+        let webhooks = state.webhooks.clone();
+        let router = build_router(state, Duration::from_secs(30));
+        Api { router, engine, webhooks }
     }
 
     async fn key(&self, user: Option<&str>, scopes: &[&str]) -> String {

@@ -8,6 +8,7 @@ mod price_import;
 mod pricing;
 mod profitability;
 mod users;
+mod webhooks;
 
 pub use activity::{AdminAlertsPage, AdminAuditPage};
 pub use keys::AdminKeysPage;
@@ -15,6 +16,7 @@ pub use plans::AdminPlansPage;
 pub use pricing::AdminPricingPage;
 pub use profitability::AdminProfitabilityPage;
 pub use users::AdminUsersPage;
+pub use webhooks::AdminWebhooksPage;
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -57,6 +59,7 @@ fn AdminFrame(title: &'static str, children: Children) -> impl IntoView {
         ("/admin/alerts", "Alerts"),
         ("/admin/audit", "Audit log"),
         ("/admin/keys", "API keys"),
+        ("/admin/webhooks", "Webhooks"),
         ("/admin/profitability", "Profitability"),
     ];
     view! {

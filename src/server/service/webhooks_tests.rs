@@ -1,0 +1,371 @@
+//! Webhooks against real stores and a real HTTP receiver: what is put in
+//! the outbox for which change, signatures, retries, a restart mid-retry,
+//! and two nodes delivering each event once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::tests::{ev, ok};
+use super::webhooks::{Deliverer, signature};
+use crate::both_stores;
+use crate::domain::limits::Limits;
+use crate::domain::money::Nanos;
+use crate::domain::period::BillingCycle;
+use crate::domain::plan::{Plan, Tier};
+use crate::domain::webhooks::{DeliveryStatus, EventType};
+use crate::server::service::Engine;
+use crate::server::store::{Store, StoreOptions, catalog, webhooks};
+use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: String,
+    pub body: String,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// An HTTP endpoint that records what it gets and answers the statuses it
+/// is told to, in order (then 200), after `delay`.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    pub async fn start(delay: Duration) -> Receiver {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let answers: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+        let (g, a) = (got.clone(), answers.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (g, a) = (g.clone(), a.clone());
+                async move {
+                    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    g.lock().unwrap().push(Received {
+                        id: h("tally-webhook-id"),
+                        timestamp: h("tally-webhook-timestamp").parse().unwrap_or(-1),
+                        signature: h("tally-webhook-signature"),
+                        body: String::from_utf8(body.to_vec()).unwrap(),
+                    });
+                    tokio::time::sleep(delay).await;
+                    let code = a.lock().unwrap().pop_front().unwrap_or(200);
+                    StatusCode::from_u16(code).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, got, answers }
+    }
+
+    pub fn answer(&self, codes: &[u16]) {
+        self.answers.lock().unwrap().extend(codes);
+    }
+
+    pub fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// Checks a request's signature as a receiver would.
+pub fn verify(secret: &str, r: &Received) {
+    assert_eq!(r.signature, signature(secret, r.timestamp, &r.body), "signature of {}", r.id);
+    assert!((Utc::now().timestamp() - r.timestamp).abs() < 60, "a current timestamp");
+    assert!(
+        r.signature.starts_with("v1=")
+            && r.signature[3..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+}
+
+fn all_types() -> Vec<String> {
+    EventType::ALL.iter().map(|t| t.as_str().to_string()).collect()
+}
+
+async fn types_sent(engine: &Engine, endpoint: &str) -> Vec<EventType> {
+    let (_, list) = engine.webhook_deliveries(endpoint, 100).await.unwrap();
+    let mut v: Vec<EventType> = list.iter().map(|d| d.event_type).collect();
+    v.reverse();
+    v
+}
+
+async fn add_plan(engine: &Engine, name: &str, gemini_calls: i64, at: DateTime<Utc>) -> i64 {
+    let mut tx = engine.store.begin().await.unwrap();
+    let plan = Plan {
+        id: 0,
+        name: name.into(),
+        tier: Tier::Enterprise,
+        price_monthly: Nanos::from_usd(99),
+        price_yearly: Nanos::from_usd(990),
+        description: String::new(),
+        features: vec![],
+        limits: Limits::new().with("gemini_calls", gemini_calls),
+        archived: false,
+    };
+    let id = catalog::insert_plan(&mut tx, &plan, at).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// Each kind of change puts its event in the outbox, only for endpoints
+/// subscribed to its type, in the change's transaction.
+async fn changes_reach_the_outbox(store: Store) {
+    let start = t(2026, 10, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new().with("gemini_calls", 10), start).await;
+    let big = add_plan(&engine, "Big", 1000, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let (all, _) = engine.create_webhook("http://127.0.0.1:9/all", &all_types(), "", "admin", start).await.unwrap();
+    let (bills, _) = engine
+        .create_webhook("http://127.0.0.1:9/b", &["period.closed".into()], "bills", "admin", start)
+        .await
+        .unwrap();
+    let (gone, _) = engine.create_webhook("http://127.0.0.1:9/g", &all_types(), "", "admin", start).await.unwrap();
+    engine.delete_webhook(&gone.id, "admin", start).await.unwrap();
+    assert!(engine.delete_webhook(&gone.id, "admin", start).await.is_err(), "deleted once");
+
+    // 8 of 10 calls: the 80% alert.
+    let at = t(2026, 10, 5);
+    let events: Vec<_> =
+        (0..8).map(|i| ev(&format!("e{i}"), "u1", "gemini", Some("gemini-2.5-pro"), 100, 10, at)).collect();
+    engine.record(ok(events), at).await.unwrap();
+    // A model without a price.
+    engine.record(ok(vec![ev("x", "u1", "openai", Some("gpt-secret"), 5, 5, at)]), at).await.unwrap();
+    // An upgrade: the 80% alert no longer applies.
+    engine.change_plan("u1", big, BillingCycle::Monthly, "admin", at).await.unwrap();
+    // November: October closes.
+    let nov = t(2026, 11, 2);
+    engine.record(ok(vec![ev("n1", "u1", "gemini", Some("gemini-2.5-pro"), 1, 1, nov)]), nov).await.unwrap();
+
+    use EventType::*;
+    assert_eq!(
+        types_sent(&engine, &all.id).await,
+        vec![AlertCreated, PriceUnpriced, AlertResolved, SubscriptionChanged, PeriodClosed]
+    );
+    assert_eq!(types_sent(&engine, &bills.id).await, vec![PeriodClosed]);
+    assert_eq!(types_sent(&engine, &gone.id).await, vec![], "a deleted endpoint gets nothing");
+    assert_eq!(engine.webhooks().await.unwrap().len(), 2, "deleted endpoints are not listed");
+
+    // The bill's figures, exact, as sent.
+    let mut conn = store.pool().acquire().await.unwrap();
+    let body: String = sqlx::query_scalar("SELECT body FROM webhook_events WHERE event_type = 'period.closed'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let bill = &crate::server::store::bills::billing_records(&mut conn, "u1").await.unwrap()[0];
+    assert_eq!(v["type"], "period.closed");
+    assert_eq!(v["data"]["billing_period"], "2026-10");
+    assert_eq!(v["data"]["usage_cost"], bill.usage_cost.usd_string());
+    assert_eq!(v["data"]["total"], bill.total.usd_string());
+    assert!(v["id"].as_str().unwrap().starts_with("evt_"));
+}
+both_stores!(changes_reach_the_outbox, changes_reach_the_outbox);
+
+/// A 500 is retried with backoff; every attempt carries the same id and
+/// body and a valid signature; the list shows attempts and codes.
+async fn deliveries_are_signed_and_retried(store: Store) {
+    let start = t(2026, 10, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new().with("gemini_calls", 10), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let rx = Receiver::start(Duration::ZERO).await;
+    let (hook, secret) =
+        engine.create_webhook(&rx.url, &["alert.created".into()], "ops", "admin", start).await.unwrap();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40);
+    rx.answer(&[500]);
+    let now = t(2026, 10, 5);
+    let events: Vec<_> =
+        (0..8).map(|i| ev(&format!("e{i}"), "u1", "gemini", Some("gemini-2.5-pro"), 100, 10, now)).collect();
+    engine.record(ok(events), now).await.unwrap();
+
+    let deliverer = Deliverer::new(engine.clone());
+    assert_eq!(deliverer.deliver_due(now).await.unwrap(), 1);
+    let (_, list) = engine.webhook_deliveries(&hook.id, 10).await.unwrap();
+    let d = &list[0];
+    assert_eq!((d.status, d.attempts, d.last_status), (DeliveryStatus::Pending, 1, Some(500)));
+    let retry = d.next_attempt_at.unwrap();
+    assert!(retry > now && retry <= now + chrono::Duration::seconds(30), "first retry within 30 s: {retry}");
+    // Not due yet; then due.
+    assert_eq!(deliverer.deliver_due(retry - chrono::Duration::seconds(1)).await.unwrap(), 0);
+    assert_eq!(deliverer.deliver_due(retry).await.unwrap(), 1);
+    assert_eq!(deliverer.deliver_due(retry + chrono::Duration::hours(1)).await.unwrap(), 0, "delivered once");
+
+    let got = rx.got();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].id, got[1].id, "the same Tally-Webhook-Id on every attempt");
+    assert_eq!(got[0].body, got[1].body);
+    for r in &got {
+        verify(&secret, r);
+    }
+    let body = got[0].json();
+    assert_eq!(body["id"], got[0].id.as_str());
+    assert_eq!(body["type"], "alert.created");
+    assert_eq!(body["data"]["user_id"], "u1");
+    assert_eq!(body["data"]["threshold"], 80);
+    assert_eq!(body["data"]["limit_key"], "gemini_calls");
+    // A tampered body does not verify.
+    assert_ne!(signature(&secret, got[0].timestamp, &got[0].body.replace("u1", "u2")), got[0].signature);
+
+    let (_, list) = engine.webhook_deliveries(&hook.id, 10).await.unwrap();
+    assert_eq!((list[0].status, list[0].attempts, list[0].last_status), (DeliveryStatus::Delivered, 2, Some(200)));
+    assert_eq!(deliverer.counters.results().map(|(_, n)| n), [1, 1, 0]);
+
+    // Replay: the same event again, at once.
+    let replayed = engine.replay_delivery(&hook.id, list[0].id, "admin", retry).await.unwrap();
+    assert_eq!(replayed.status, DeliveryStatus::Pending);
+    assert_eq!(deliverer.deliver_due(retry).await.unwrap(), 1);
+    let got = rx.got();
+    assert_eq!((got.len(), &got[2].id, &got[2].body), (3, &got[0].id, &got[0].body));
+    assert!(engine.replay_delivery(&hook.id, 999_999, "admin", retry).await.is_err());
+
+    // An endpoint that never answers 2xx is given up after a day of retries.
+    rx.answer(&[503; 40]);
+    engine.replay_delivery(&hook.id, list[0].id, "admin", retry).await.unwrap();
+    let mut clock = retry;
+    let mut tries = 0;
+    while deliverer.deliver_due(clock).await.unwrap() == 1 {
+        tries += 1;
+        let (_, l) = engine.webhook_deliveries(&hook.id, 1).await.unwrap();
+        match l[0].next_attempt_at {
+            Some(next) => clock = next,
+            None => break,
+        }
+    }
+    let (_, l) = engine.webhook_deliveries(&hook.id, 1).await.unwrap();
+    assert_eq!((l[0].status, l[0].last_status), (DeliveryStatus::Failed, Some(503)));
+    assert!(clock - retry >= chrono::Duration::hours(24), "retried for a day: {}", clock - retry);
+    assert!((8..20).contains(&tries), "{tries} attempts");
+}
+both_stores!(deliveries_are_signed_and_retried, deliveries_are_signed_and_retried);
+
+/// Node one fails an attempt (500) and takes another delivery, then dies
+/// before answering for it. A node started afterwards retries the first
+/// when it is due and the second once the dead node's lease runs out.
+async fn restart_mid_retry(first: Store, reopen: impl AsyncFn() -> Store) {
+    let start = t(2026, 10, 1);
+    let (engine, plan) = engine_with_catalog(first.clone(), Limits::new().with("gemini_calls", 10), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let rx = Receiver::start(Duration::ZERO).await;
+    let (hook, secret) = engine.create_webhook(&rx.url, &all_types(), "", "admin", start).await.unwrap();
+    rx.answer(&[500]);
+    let now = t(2026, 10, 5);
+    let events: Vec<_> =
+        (0..8).map(|i| ev(&format!("e{i}"), "u1", "gemini", Some("gemini-2.5-pro"), 100, 10, now)).collect();
+    engine.record(ok(events), now).await.unwrap();
+    assert_eq!(Deliverer::new(engine.clone()).deliver_due(now).await.unwrap(), 1);
+    // A second event, taken by this node, which then dies mid-attempt.
+    engine.record(ok(vec![ev("x", "u1", "openai", Some("gpt-secret"), 5, 5, now)]), now).await.unwrap();
+    let mut tx = first.begin().await.unwrap();
+    let lease = now + chrono::Duration::seconds(60);
+    let taken = webhooks::claim(&mut tx, first.backend(), now, lease, "dead-node", 16).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    first.close().await;
+    drop(engine);
+
+    let store = reopen().await;
+    let engine = Engine::new(store.clone(), Default::default());
+    let node = Deliverer::new(engine.clone());
+    let later = now + chrono::Duration::seconds(30);
+    assert_eq!(node.deliver_due(later).await.unwrap(), 1, "the retry, not the leased one");
+    assert_eq!(node.deliver_due(lease).await.unwrap(), 1, "the dead node's lease ran out");
+    let got = rx.got();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].id, got[1].id);
+    assert_eq!(got[2].json()["type"], "price.unpriced");
+    for r in &got {
+        verify(&secret, r);
+    }
+    let (_, list) = engine.webhook_deliveries(&hook.id, 10).await.unwrap();
+    assert!(list.iter().all(|d| d.status == DeliveryStatus::Delivered), "{list:?}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_mid_retry_loses_nothing_sqlite() {
+    let path = std::env::temp_dir().join(format!("tally-webhooks-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", path.display());
+    let open = async || {
+        let s = Store::connect(&url, StoreOptions::default()).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    };
+    restart_mid_retry(open().await, open).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+fn pg_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| crate::server::testing::DEFAULT_TEST_DATABASE_URL.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_mid_retry_loses_nothing_postgres() {
+    let Some(db) = crate::server::testing::TestDb::postgres().await else { return };
+    let schema = db.schema().map(str::to_string);
+    let open = async || {
+        let opts = StoreOptions { schema: schema.clone(), ..StoreOptions::default() };
+        Store::connect(&pg_url(), opts).await.unwrap()
+    };
+    restart_mid_retry(open().await, open).await;
+    db.cleanup().await;
+}
+
+/// Two nodes on one PostgreSQL, both delivering as fast as they can: every
+/// event reaches the receiver exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_deliver_each_event_once() {
+    let Some(db) = crate::server::testing::TestDb::postgres().await else { return };
+    let now = t(2026, 10, 5);
+    let a = Engine::new(db.store.clone(), Default::default());
+    let opts = StoreOptions { schema: db.schema().map(str::to_string), ..StoreOptions::default() };
+    let b = Engine::new(Store::connect(&pg_url(), opts).await.unwrap(), Default::default());
+    let rx = Receiver::start(Duration::from_millis(20)).await;
+    a.create_webhook(&rx.url, &["usage.spike".into()], "", "admin", now).await.unwrap();
+    const N: usize = 120;
+    for i in 0..N {
+        let mut tx = a.store.begin().await.unwrap();
+        webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": i}), now).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let run = |e: &Engine| {
+        let d = Deliverer::new(e.clone());
+        tokio::spawn(async move {
+            let mut sent = 0;
+            loop {
+                let n = d.deliver_due(now).await.unwrap();
+                if n == 0 {
+                    return sent;
+                }
+                sent += n;
+            }
+        })
+    };
+    let (ta, tb, tc) = (run(&a), run(&b), run(&b));
+    let (na, nb, nc) = (ta.await.unwrap(), tb.await.unwrap(), tc.await.unwrap());
+    let got = rx.got();
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len(), na + nb + nc), (N, N, N), "each event once ({na} + {nb} + {nc})");
+    assert!(na > 0 && nb + nc > 0, "both nodes delivered: {na} / {}", nb + nc);
+    b.store.close().await;
+    db.cleanup().await;
+}

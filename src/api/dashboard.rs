@@ -74,6 +74,8 @@ pub struct HealthView {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub uptime_secs: u64,
+    /// App nodes serving the deployment now.
+    pub nodes: usize,
     /// Provider name and error percent of its calls this period.
     pub provider_errors: Vec<(String, f64)>,
 }
@@ -157,8 +159,8 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
         tokens: v.iter().map(|u| u.tokens).collect(),
         cost_nanos: v.iter().map(|u| u.cost.0).collect(),
     };
-    let (recent, _) = state.metrics.window(std::time::Duration::from_secs(300));
-    let health = state.current_health(crate::server::metrics::RECENT_WINDOW).await.0;
+    let (health, deployment) = state.current_health(crate::server::metrics::RECENT_WINDOW).await;
+    let recent = &deployment.all;
     let tag_keys = state.engine.tag_keys(&user_id).await.map_err(fail)?;
     Ok(Some(Dashboard {
         user_id: user_id.clone(),
@@ -221,7 +223,8 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
             error_rate: recent.error_rate(),
             p50_ms: recent.p50_ms,
             p95_ms: recent.p95_ms,
-            uptime_secs: state.metrics.uptime().as_secs(),
+            uptime_secs: deployment.uptime.as_secs(),
+            nodes: deployment.nodes,
             // In the order of the cost breakdown (largest first).
             provider_errors: providers
                 .iter()

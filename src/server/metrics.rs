@@ -1,31 +1,28 @@
 //! Request metrics: a middleware records the status and latency of every
-//! request per matched route; the monitoring endpoints and the dashboard's
-//! health indicator read rolling windows of them.
+//! request per matched route.
 //!
-//! Samples live in memory for an hour (at most [`MAX_SAMPLES`]), per
-//! process: with several instances each reports its own traffic.
+//! Two views of them:
+//! - since this process started, per route, method and status: the
+//!   Prometheus histogram of `GET /metrics` (scrape every node);
+//! - per minute and route, added to the store every few seconds by each
+//!   node ([`Metrics::flush`]): the health indicator and the monitoring
+//!   endpoints read the whole deployment from there ([`Metrics::deployment`]),
+//!   this node's not yet flushed minutes included. Latencies are merged as
+//!   histograms, so percentiles are interpolated within a bucket.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 
-pub const MAX_SAMPLES: usize = 200_000;
+use super::store::{Store, StoreResult, node_stats};
+
 /// The window "recent" health and error rates are judged over.
 pub const RECENT_WINDOW: Duration = Duration::from_secs(300);
-const KEEP: Duration = Duration::from_secs(3600);
-
-#[derive(Clone, Debug)]
-struct Sample {
-    at: Instant,
-    route: Arc<str>,
-    method: Arc<str>,
-    status: u16,
-    micros: u64,
-}
 
 /// Aggregates of one window (or of one endpoint within it).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43,23 +40,74 @@ impl Stats {
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 { 0.0 } else { self.errors as f64 * 100.0 / self.requests as f64 }
     }
+}
 
-    fn of(samples: &[&Sample]) -> Stats {
-        if samples.is_empty() {
+/// Requests added up: counts, total latency and a latency histogram over
+/// [`BUCKETS`] (`buckets[i]`: requests above the previous bound and up to
+/// `BUCKETS[i]`; above the last bound: `requests - Σ buckets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agg {
+    pub requests: u64,
+    pub errors: u64,
+    pub sum_micros: u64,
+    pub buckets: [u64; BUCKETS.len()],
+}
+
+impl Agg {
+    pub fn one(status: u16, took: Duration) -> Agg {
+        let mut a = Agg {
+            requests: 1,
+            errors: u64::from(status >= 500),
+            sum_micros: took.as_micros() as u64,
+            buckets: [0; BUCKETS.len()],
+        };
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            a.buckets[i] = 1;
+        }
+        a
+    }
+
+    pub fn add(&mut self, o: &Agg) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.sum_micros += o.sum_micros;
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets) {
+            *a += b;
+        }
+    }
+
+    /// The latency (ms) below which a share `q` of requests fall,
+    /// interpolated linearly within its bucket (as Prometheus'
+    /// `histogram_quantile`); the last bound for requests above it.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.requests == 0 {
+            return 0.0;
+        }
+        let target = q * self.requests as f64;
+        let mut below = 0u64;
+        let mut lower = 0.0;
+        for (bound, n) in BUCKETS.iter().zip(self.buckets) {
+            if n > 0 && (below + n) as f64 >= target {
+                let within = ((target - below as f64) / n as f64).clamp(0.0, 1.0);
+                return (lower + (bound - lower) * within) * 1000.0;
+            }
+            below += n;
+            lower = *bound;
+        }
+        BUCKETS[BUCKETS.len() - 1] * 1000.0
+    }
+
+    pub fn stats(&self) -> Stats {
+        if self.requests == 0 {
             return Stats::default();
         }
-        let mut lat: Vec<u64> = samples.iter().map(|s| s.micros).collect();
-        lat.sort_unstable();
-        let pct = |p: f64| {
-            let idx = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1;
-            lat[idx] as f64 / 1000.0
-        };
         Stats {
-            requests: samples.len() as u64,
-            errors: samples.iter().filter(|s| s.status >= 500).count() as u64,
-            avg_ms: lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0,
-            p50_ms: pct(0.50),
-            p95_ms: pct(0.95),
+            requests: self.requests,
+            errors: self.errors,
+            avg_ms: self.sum_micros as f64 / self.requests as f64 / 1000.0,
+            p50_ms: self.quantile_ms(0.50),
+            p95_ms: self.quantile_ms(0.95),
         }
     }
 }
@@ -71,6 +119,20 @@ pub struct EndpointStats {
     pub route: String,
     pub stats: Stats,
 }
+
+/// The whole deployment over a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    pub all: Stats,
+    pub endpoints: Vec<EndpointStats>,
+    /// Nodes that reported in the last [`NODE_ALIVE`] (this one included).
+    pub nodes: usize,
+    /// Since the longest-running of those nodes started.
+    pub uptime: Duration,
+}
+
+/// A node that has not reported for this long is not counted as serving.
+pub const NODE_ALIVE: Duration = Duration::from_secs(120);
 
 /// Overall health from the recent window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,74 +188,159 @@ pub struct Series {
 }
 
 type SeriesKey = (Arc<str>, Arc<str>, u16);
+/// (minute as unix ms, method, route)
+type MinuteKey = (i64, Arc<str>, Arc<str>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    totals: BTreeMap<SeriesKey, Series>,
+    /// Minutes not yet added to the store.
+    unflushed: HashMap<MinuteKey, Agg>,
+}
 
 #[derive(Debug)]
 pub struct Metrics {
-    samples: Mutex<VecDeque<Sample>>,
-    totals: Mutex<BTreeMap<SeriesKey, Series>>,
+    inner: Mutex<Inner>,
+    /// This process among the deployment's nodes.
+    pub node_id: String,
     pub started: Instant,
+    pub started_at: DateTime<Utc>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { samples: Mutex::new(VecDeque::new()), totals: Mutex::default(), started: Instant::now() }
+        Metrics {
+            inner: Mutex::default(),
+            node_id: format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            started: Instant::now(),
+            started_at: Utc::now(),
+        }
     }
+}
+
+fn minute_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis().div_euclid(60_000) * 60_000
 }
 
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
-        let now = Instant::now();
+        self.record_at(method, route, status, took, Utc::now());
+    }
+
+    pub fn record_at(&self, method: &str, route: &str, status: u16, took: Duration, at: DateTime<Utc>) {
+        let one = Agg::one(status, took);
         let (route, method): (Arc<str>, Arc<str>) = (route.into(), method.into());
-        let micros = took.as_micros() as u64;
-        if let Ok(mut t) = self.totals.lock() {
-            let s = t.entry((route.clone(), method.clone(), status)).or_default();
-            s.count += 1;
-            s.sum_micros += micros;
-            let secs = took.as_secs_f64();
-            if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-                s.buckets[i] += 1;
-            }
+        let Ok(mut inner) = self.inner.lock() else { return };
+        let s = inner.totals.entry((route.clone(), method.clone(), status)).or_default();
+        s.count += 1;
+        s.sum_micros += one.sum_micros;
+        for (a, b) in s.buckets.iter_mut().zip(one.buckets) {
+            *a += b;
         }
-        let Ok(mut q) = self.samples.lock() else { return };
-        while q.front().is_some_and(|s| now.duration_since(s.at) > KEEP) || q.len() >= MAX_SAMPLES {
-            q.pop_front();
-        }
-        q.push_back(Sample { at: now, route, method, status, micros });
+        inner.unflushed.entry((minute_of(at), method, route)).or_default().add(&one);
     }
 
     /// Every series since the process started: `((route, method, status),
     /// series)`, sorted.
     pub fn totals(&self) -> Vec<((String, String, u16), Series)> {
-        match self.totals.lock() {
-            Ok(t) => t.iter().map(|((r, m, s), v)| ((r.to_string(), m.to_string(), *s), v.clone())).collect(),
+        match self.inner.lock() {
+            Ok(t) => t.totals.iter().map(|((r, m, s), v)| ((r.to_string(), m.to_string(), *s), v.clone())).collect(),
             Err(_) => Vec::new(),
         }
     }
 
-    /// Totals and per-endpoint rows over the last `window`. The lock that
-    /// every request takes is held only to copy the window's samples (the
-    /// newest, walking back from the end); grouping and sorting happen
-    /// after it is released.
-    pub fn window(&self, window: Duration) -> (Stats, Vec<EndpointStats>) {
-        let now = Instant::now();
-        let copied: Vec<Sample> = match self.samples.lock() {
-            Ok(q) => q.iter().rev().take_while(|s| now.duration_since(s.at) <= window).cloned().collect(),
-            Err(_) => return (Stats::default(), vec![]),
-        };
-        let recent: Vec<&Sample> = copied.iter().collect();
-        let mut by_route: BTreeMap<(&str, &str), Vec<&Sample>> = BTreeMap::new();
-        for s in &recent {
-            by_route.entry((&s.method, &s.route)).or_default().push(s);
-        }
-        let rows = by_route
-            .into_iter()
-            .map(|((m, r), v)| EndpointStats { method: m.into(), route: r.into(), stats: Stats::of(&v) })
-            .collect();
-        (Stats::of(&recent), rows)
-    }
-
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Adds this node's minutes to the store and says it is alive (and
+    /// forgets minutes older than a day, for every node). Minutes that
+    /// could not be written are kept for the next flush.
+    pub async fn flush(&self, store: &Store, now: DateTime<Utc>) -> StoreResult<()> {
+        let taken: Vec<(MinuteKey, Agg)> = match self.inner.lock() {
+            Ok(mut i) => i.unflushed.drain().collect(),
+            Err(_) => return Ok(()),
+        };
+        let written = async {
+            let mut tx = store.begin().await?;
+            tx.affects(super::store::view::Affects::NothingCached);
+            for ((minute, method, route), agg) in &taken {
+                node_stats::add_minute(&mut tx, &self.node_id, *minute, method, route, agg).await?;
+            }
+            node_stats::seen(&mut tx, &self.node_id, self.started_at, now, env!("CARGO_PKG_VERSION")).await?;
+            node_stats::forget_before(&mut tx, minute_of(now - chrono::Duration::days(1))).await?;
+            tx.commit().await
+        };
+        if let Err(e) = written.await {
+            if let Ok(mut i) = self.inner.lock() {
+                for (k, a) in taken {
+                    i.unflushed.entry(k).or_default().add(&a);
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The whole deployment's requests over the last `window` (whole
+    /// minutes: from the start of the minute `window` ago), with the nodes
+    /// serving now.
+    pub async fn deployment(&self, store: &Store, window: Duration, now: DateTime<Utc>) -> StoreResult<Deployment> {
+        let since = minute_of(now - chrono::Duration::from_std(window).unwrap_or_default());
+        let mut conn = store.pool().acquire().await?;
+        let mut by_route: BTreeMap<(String, String), Agg> = BTreeMap::new();
+        for (method, route, agg) in node_stats::since(&mut conn, since).await? {
+            by_route.entry((method, route)).or_default().add(&agg);
+        }
+        let alive_since = now - chrono::Duration::from_std(NODE_ALIVE).unwrap_or_default();
+        let mut nodes = node_stats::nodes_seen_since(&mut conn, alive_since).await?;
+        drop(conn);
+        if let Ok(i) = self.inner.lock() {
+            for ((minute, method, route), agg) in &i.unflushed {
+                if *minute >= since {
+                    by_route.entry((method.to_string(), route.to_string())).or_default().add(agg);
+                }
+            }
+        }
+        if !nodes.iter().any(|(id, _)| *id == self.node_id) {
+            nodes.push((self.node_id.clone(), self.started_at));
+        }
+        let first_start = nodes.iter().map(|(_, at)| *at).min().unwrap_or(self.started_at);
+        let mut all = Agg::default();
+        let endpoints = by_route
+            .into_iter()
+            .map(|((method, route), agg)| {
+                all.add(&agg);
+                EndpointStats { method, route, stats: agg.stats() }
+            })
+            .collect();
+        Ok(Deployment {
+            all: all.stats(),
+            endpoints,
+            nodes: nodes.len(),
+            uptime: (now - first_start).to_std().unwrap_or_default(),
+        })
+    }
+
+    /// Flushes every `every` until the store closes, then once more.
+    pub async fn flush_every(self: Arc<Self>, store: Store, every: Duration) {
+        let mut closed = store.live().closed();
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = closed.wait_for(|c| *c) => return,
+            }
+            match self.flush(&store, Utc::now()).await {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(60) {
+                        tracing::warn!(error = %e, "request statistics: cannot write to the store; kept for the next try");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -214,20 +361,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_percentiles_and_health() {
+    fn histograms_interpolate_percentiles_and_judge_health() {
+        let mut a = Agg::default();
+        for i in 1..=100u64 {
+            a.add(&Agg::one(if i <= 3 { 500 } else { 200 }, Duration::from_millis(i)));
+        }
+        let s = a.stats();
+        assert_eq!((s.requests, s.errors), (100, 3));
+        assert_eq!(s.avg_ms, 50.5);
+        // 50 requests are at most 50 ms; 26-50 ms is one bucket (25, 50]: the
+        // 50th is its last.
+        assert_eq!(s.p50_ms, 50.0);
+        // (50, 100] holds 51-100 ms: the 95th of 100 is 45/50 of the way.
+        assert!((s.p95_ms - 95.0).abs() < 1e-9, "{}", s.p95_ms);
+        assert_eq!(Health::judge(&s), Health::Warning);
+        assert_eq!(Health::judge(&Stats { requests: 10, errors: 1, ..Stats::default() }), Health::Critical);
+        assert_eq!(Health::judge(&Stats::default()), Health::Healthy);
+        // Above the last bound: the bound.
+        let slow = Agg::one(200, Duration::from_secs(30));
+        assert_eq!(slow.quantile_ms(0.5), 10_000.0);
+        assert_eq!(Agg::default().stats(), Stats::default());
+    }
+
+    #[test]
+    fn totals_by_route_method_and_status() {
         let m = Metrics::default();
         for i in 1..=100u64 {
             m.record("GET", "/a", if i <= 3 { 500 } else { 200 }, Duration::from_millis(i));
         }
         m.record("POST", "/b", 200, Duration::from_millis(1));
-        let (all, rows) = m.window(Duration::from_secs(300));
-        assert_eq!((all.requests, all.errors), (101, 3));
-        let a = &rows.iter().find(|r| r.route == "/a").unwrap().stats;
-        assert_eq!((a.p50_ms, a.p95_ms), (50.0, 95.0));
-        assert_eq!(Health::judge(&all), Health::Warning);
-        assert_eq!(Health::judge(&Stats { requests: 10, errors: 1, ..Stats::default() }), Health::Critical);
-        assert_eq!(Health::judge(&Stats::default()), Health::Healthy);
-        // Since start, per route, method and status, into latency buckets.
         let totals = m.totals();
         let ((route, method, status), a200) = &totals[0];
         assert_eq!((route.as_str(), method.as_str(), *status), ("/a", "GET", 200));
@@ -237,4 +399,45 @@ mod tests {
         assert_eq!(a200.buckets, [0, 0, 2, 5, 15, 25, 50, 0, 0, 0, 0, 0]);
         assert_eq!(totals.iter().map(|(_, s)| s.count).sum::<u64>(), 101);
     }
+
+    /// Two nodes on one store: each node's requests, flushed or not, count
+    /// in the deployment's figures on either; a node that stops reporting
+    /// stops counting as serving.
+    async fn two_nodes_share_their_figures(store: Store) {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        let now = Utc::now();
+        for ms in [1, 2, 3] {
+            a.record_at("GET", "/x", 200, Duration::from_millis(ms), now);
+        }
+        a.record_at("GET", "/x", 503, Duration::from_millis(40), now);
+        // Ten minutes ago: outside a five-minute window.
+        a.record_at("GET", "/x", 500, Duration::from_millis(1), now - chrono::Duration::minutes(10));
+        b.record_at("POST", "/y", 200, Duration::from_millis(8), now);
+        let window = Duration::from_secs(300);
+        // Before A flushes, B sees only itself.
+        let d = b.deployment(&store, window, now).await.unwrap();
+        assert_eq!((d.all.requests, d.nodes), (1, 1));
+        a.flush(&store, now).await.unwrap();
+        let d = b.deployment(&store, window, now).await.unwrap();
+        assert_eq!((d.all.requests, d.all.errors, d.nodes), (5, 1, 2));
+        let x = d.endpoints.iter().find(|e| e.route == "/x").unwrap();
+        assert_eq!((x.method.as_str(), x.stats.requests, x.stats.errors), ("GET", 4, 1));
+        assert!((x.stats.avg_ms - 11.5).abs() < 1e-9, "{}", x.stats.avg_ms);
+        // Flushing twice adds, never double counts; A's view is the same.
+        b.flush(&store, now).await.unwrap();
+        a.record_at("GET", "/x", 200, Duration::from_millis(1), now);
+        a.flush(&store, now).await.unwrap();
+        assert_eq!(a.deployment(&store, window, now).await.unwrap().all.requests, 6);
+        assert_eq!(b.deployment(&store, window, now).await.unwrap().all.requests, 6);
+        // A wider window takes in the older minute.
+        assert_eq!(a.deployment(&store, Duration::from_secs(900), now).await.unwrap().all.requests, 7);
+        // Uptime runs from the earliest live node's start.
+        let d = a.deployment(&store, window, now).await.unwrap();
+        assert!(d.uptime <= (now - a.started_at.min(b.started_at)).to_std().unwrap() + Duration::from_secs(1));
+        // Three minutes later only A reports: B is no longer serving.
+        let later = now + chrono::Duration::minutes(3);
+        a.flush(&store, later).await.unwrap();
+        assert_eq!(a.deployment(&store, window, later).await.unwrap().nodes, 1);
+    }
+    crate::both_stores!(two_nodes_share_their_figures, two_nodes_share_their_figures);
 }

@@ -254,6 +254,9 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // Webhook deliveries due anywhere in the deployment: every node sends,
     // leases keep each delivery to one.
     tokio::spawn(state.webhooks.clone().run());
+    // This node's request statistics join the deployment's every 5 s.
+    let metrics = state.metrics.clone();
+    tokio::spawn(metrics.clone().flush_every(store.clone(), Duration::from_secs(5)));
     let router = startup::build_router(state, Duration::from_secs(args.request_timeout_secs.max(1)));
     let listen = args.listen_addr();
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -269,6 +272,9 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         live.close();
     };
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await.context("server error")?;
+    if let Err(e) = metrics.flush(&store, Utc::now()).await {
+        tracing::warn!(error = %e, "the last request statistics could not be written");
+    }
     store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())

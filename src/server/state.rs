@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use super::metrics::Metrics;
+use super::metrics::{Deployment, Health, Metrics};
 use super::service::Engine;
 use super::web::WebSettings;
 
@@ -35,16 +35,22 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The deployment's health now: critical when the store does not
-    /// answer, else judged from the requests of the last `window`.
-    pub async fn current_health(&self, window: std::time::Duration) -> (super::metrics::Health, super::metrics::Stats) {
-        let (recent, _) = self.metrics.window(window);
-        let health = if self.engine.store.ping().await.is_err() {
-            super::metrics::Health::Critical
-        } else {
-            super::metrics::Health::judge(&recent)
-        };
-        (health, recent)
+    /// The deployment's health now, judged from every node's requests of
+    /// the last `window`; critical when the store does not answer.
+    pub async fn current_health(&self, window: std::time::Duration) -> (Health, Deployment) {
+        match self.metrics.deployment(&self.engine.store, window, chrono::Utc::now()).await {
+            Ok(d) => (Health::judge(&d.all), d),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the deployment's request statistics");
+                let alone = Deployment {
+                    all: super::metrics::Stats::default(),
+                    endpoints: Vec::new(),
+                    nodes: 1,
+                    uptime: self.metrics.uptime(),
+                };
+                (Health::Critical, alone)
+            }
+        }
     }
 
     /// The state of the current server function call.

@@ -24,7 +24,8 @@ fn round2(x: f64) -> f64 {
 /// Not enveloped the usual way: `{"status": "success", "data": ...}`.
 pub async fn health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
     principal.require_metrics()?;
-    let (h, recent) = state.current_health(RECENT).await;
+    let (h, d) = state.current_health(RECENT).await;
+    let recent = &d.all;
     Ok(Json(json!({
         "status": "success",
         "data": {
@@ -35,6 +36,8 @@ pub async fn health(State(state): State<AppState>, principal: Principal) -> AppR
                 "recent_errors": recent.errors,
                 "error_rate": round2(recent.error_rate()),
             },
+            "nodes": d.nodes,
+            "uptime_seconds": d.uptime.as_secs(),
             "timestamp": Utc::now().to_rfc3339(),
         }
     })))
@@ -52,7 +55,8 @@ pub async fn api_stats(
 ) -> AppResult<Json<Value>> {
     principal.require_metrics()?;
     let minutes = super::family_a::parse_num("minutes", q.minutes.as_deref(), 5, 1..=60)? as u64;
-    let (all, rows) = state.metrics.window(Duration::from_secs(minutes * 60));
+    let d = state.metrics.deployment(&state.engine.store, Duration::from_secs(minutes * 60), Utc::now()).await?;
+    let (all, rows) = (d.all, d.endpoints);
     let stat = |s: &Stats| {
         json!({
             "requests": s.requests,
@@ -65,6 +69,7 @@ pub async fn api_stats(
     };
     let mut data = stat(&all);
     data["minutes"] = json!(minutes);
+    data["nodes"] = json!(d.nodes);
     data["endpoints"] = json!(
         rows.iter()
             .map(|r| {
@@ -80,9 +85,11 @@ pub async fn api_stats(
 
 pub async fn lightweight_stats(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
     principal.require_metrics()?;
-    let (h, recent) = state.current_health(RECENT).await;
+    let (h, d) = state.current_health(RECENT).await;
+    let recent = &d.all;
     Ok(envelope(json!({
         "status": h.as_str(),
+        "nodes": d.nodes,
         "icon": h.icon(),
         "recent_requests": recent.requests,
         "recent_errors": recent.errors,

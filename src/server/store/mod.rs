@@ -25,6 +25,7 @@ pub mod holds;
 pub mod insights;
 pub mod keys;
 pub mod live;
+pub mod node_stats;
 pub mod rollups;
 #[cfg(test)]
 mod schema_tests;

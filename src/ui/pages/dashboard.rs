@@ -409,8 +409,9 @@ fn HealthPanel(d: Dashboard) -> AnyView {
             <p class="mt-2 flex items-center gap-2"><span class=format!("inline-block h-3 w-3 rounded-full {tone}") aria-hidden="true"></span><span class="font-medium">{words}</span></p>
             <dl class="mt-3 grid grid-cols-2 gap-2 text-sm">
                 <dt class="text-slate-500">"Response time p50 / p95"</dt><dd class="tabular-nums">{format!("{:.0} ms / {:.0} ms", h.p50_ms, h.p95_ms)}</dd>
-                <dt class="text-slate-500">"Error rate (5 min)"</dt><dd class="tabular-nums">{format!("{:.2}% of {} requests", h.error_rate, h.requests)}</dd>
-                <dt class="text-slate-500">"Uptime"</dt><dd>{uptime}</dd>
+                <dt class="text-slate-500">"Error rate (5 min, all nodes)"</dt><dd class="tabular-nums">{format!("{:.2}% of {} requests", h.error_rate, h.requests)}</dd>
+                <dt class="text-slate-500">"Uptime"</dt><dd data-testid="health-uptime">{uptime}</dd>
+                <dt class="text-slate-500">"App nodes"</dt><dd class="tabular-nums" data-testid="health-nodes">{h.nodes}</dd>
             </dl>
             <h3 class="mt-4 text-sm font-medium">"Provider error rates this period"</h3>
             <ul class="mt-1 text-sm">

@@ -115,3 +115,41 @@ async fn usage_is_pushed_as_it_commits(store: Store) {
     assert_eq!((&sub.1["plan_name"], &sub.1["status"]), (&json!("Test"), &json!("active")), "{kinds:?}");
 }
 both_stores!(usage_is_pushed_as_it_commits, usage_is_pushed_as_it_commits);
+
+/// Two app nodes on one PostgreSQL: usage ingested through node A's router
+/// reaches a stream served by node B's router within a second, each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_on_one_node_hears_ingest_on_the_other() {
+    let Some(db) = crate::server::testing::TestDb::postgres().await else { return };
+    let a = setup(db.store.clone(), Limits::new()).await;
+    let url =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| crate::server::testing::DEFAULT_TEST_DATABASE_URL.into());
+    let opts = crate::server::store::StoreOptions { schema: db.schema().map(str::to_string), ..Default::default() };
+    let store_b = Store::connect(&url, opts).await.unwrap();
+    store_b.start_live();
+    store_b.live().hearing().await;
+    let b = Api::new(Engine::new(store_b.clone(), Default::default()));
+    let alice = a.key(Some("alice"), &["read"]).await;
+    let ingest = a.key(None, &["ingest"]).await;
+
+    let (status, mut body) = open(&b, "/api/stream", &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut buf = String::new();
+    let (_, first) = next_event(&mut body, &mut buf, Duration::from_secs(5)).await.expect("the state at once");
+    let mut calls = first["total_calls"].as_i64().unwrap();
+    for round in 0..5 {
+        let sent = std::time::Instant::now();
+        let ev = json!({"id": format!("x{round}"), "user_id": "alice", "provider": "tavily"});
+        let r = a.post("/api/usage/events", Some(&ingest), json!({"events": [ev]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let (name, d) = next_event(&mut body, &mut buf, Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|| panic!("round {round}: node B's stream heard nothing within a second"));
+        assert_eq!(name, "usage");
+        calls += 1;
+        assert_eq!(d["total_calls"].as_i64().unwrap(), calls, "B read the totals after A's write");
+        assert!(sent.elapsed() < Duration::from_secs(1));
+    }
+    store_b.close().await;
+    db.cleanup().await;
+}

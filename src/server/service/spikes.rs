@@ -2,7 +2,9 @@
 //! `TALLY_SPIKE_MULTIPLE` times their hourly average over the seven days
 //! before gets an alert, at most one a day (the store's dedupe key holds
 //! that across nodes). Judged after a recorded batch, off the request's
-//! path, at most every [`CHECK_EVERY`] per user in a process.
+//! path, at most every [`CHECK_EVERY`] per user in a process. Store errors
+//! are returned as they are (not as API errors, which log themselves): a
+//! command that closed its store meanwhile is not a fault.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use crate::domain::alerts::{SPIKE_BASELINE_HOURS, spike_alert, spike_ratio};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
 use crate::domain::webhooks::EventType;
-use crate::server::error::AppResult;
+use crate::server::store::StoreResult;
 use crate::server::store::live::Kind;
 use crate::server::store::view::Affects;
 use crate::server::store::{alerts, events, users, webhooks};
@@ -24,7 +26,7 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(60);
 impl Engine {
     /// Judges `user_id`'s last hour before `now` and raises the day's spike
     /// alert if it is one. Whether an alert was raised now.
-    pub async fn check_spike(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<bool> {
+    pub async fn check_spike(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
         let multiple = self.config.spike_multiple;
         if multiple == 0 {
             return Ok(false);

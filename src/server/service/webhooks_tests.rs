@@ -369,3 +369,37 @@ async fn two_nodes_deliver_each_event_once() {
     b.store.close().await;
     db.cleanup().await;
 }
+
+/// A spend spike is sent as `usage.spike` with its figures, beside the
+/// `alert.created` of the alert it raised; once a day.
+async fn a_spike_is_sent_with_its_figures(store: Store) {
+    use chrono::Duration as D;
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let (hook, _) =
+        engine.create_webhook("http://127.0.0.1:9/s", &["usage.spike".into()], "", "admin", start).await.unwrap();
+    let now = t(2026, 11, 10) + D::hours(12);
+    // One $0.001 search an hour for a week, then six in the last hour.
+    let baseline: Vec<_> = (0..168)
+        .map(|k| ev(&format!("b{k}"), "u1", "tavily", None, 0, 0, now - D::minutes(90) - D::hours(k)))
+        .collect();
+    engine.record(ok(baseline), now - D::minutes(80)).await.unwrap();
+    let hour: Vec<_> = (0..6).map(|i| ev(&format!("h{i}"), "u1", "tavily", None, 0, 0, now - D::minutes(30))).collect();
+    engine.record(ok(hour), now).await.unwrap();
+    assert!(engine.check_spike("u1", now).await.unwrap());
+    assert!(!engine.check_spike("u1", now + D::minutes(10)).await.unwrap());
+    assert_eq!(types_sent(&engine, &hook.id).await, vec![EventType::UsageSpike]);
+    let body: String = sqlx::query_scalar("SELECT body FROM webhook_events WHERE event_type = 'usage.spike'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let d = serde_json::from_str::<Value>(&body).unwrap()["data"].clone();
+    assert_eq!(
+        (&d["user_id"], &d["last_hour_cost"], &d["hourly_average"]),
+        (&"u1".into(), &"0.006000000".into(), &"0.001000000".into())
+    );
+    assert_eq!((d["ratio"].as_f64(), d["multiple"].as_i64()), (Some(6.0), Some(5)));
+    assert!(d["alert_id"].is_i64());
+}
+both_stores!(a_spike_is_sent_with_its_figures, a_spike_is_sent_with_its_figures);

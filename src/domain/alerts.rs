@@ -178,6 +178,38 @@ pub fn unpriced_alert(provider: &str, model: Option<&str>) -> NewAlert {
     }
 }
 
+/// The administrators' alert that web-search queries of a model were
+/// recorded at $0: its price has no `per_search_query`.
+pub fn unpriced_search_alert(provider: &str, model: Option<&str>) -> NewAlert {
+    let model_txt = model.unwrap_or("(no model)");
+    NewAlert {
+        alert_type: UNPRICED_SEARCH.into(),
+        limit_key: None,
+        threshold: 0,
+        provider: Some(provider.to_string()),
+        title: format!("No search-query price for {provider} / {model_txt}"),
+        message: format!(
+            "Calls of {provider} model {model_txt} ran web-search queries, but its price has no per-query rate (per_search_query), so the queries were counted at $0. Add a price version with it; events keep the price in force when they happened."
+        ),
+        severity: Severity::Warning,
+        dedupe_key: unpriced_search_key(provider, model_txt),
+    }
+}
+
+pub const UNPRICED_SEARCH: &str = "unpriced_search";
+
+fn unpriced_search_key(provider: &str, model_txt: &str) -> String {
+    format!("{UNPRICED_SEARCH}|{provider}|{model_txt}")
+}
+
+/// The model (`None`: none named) of an [`unpriced_search_alert`] of
+/// `provider`, from its dedupe key.
+pub fn unpriced_search_model<'a>(provider: &str, dedupe_key: &'a str) -> Option<Option<&'a str>> {
+    let rest =
+        dedupe_key.strip_prefix(UNPRICED_SEARCH)?.strip_prefix('|')?.strip_prefix(provider)?.strip_prefix('|')?;
+    Some((rest != "(no model)").then_some(rest))
+}
+
 /// An alert as raised and stored: about a user's limit (`user_id` set)
 /// or for the administrators (`None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,5 +319,16 @@ mod tests {
             let reached: Vec<u8> = ALERT_THRESHOLDS.into_iter().filter(|t| lu("gemini_calls", used, limit).reached(*t)).collect();
             prop_assert_eq!(fired, reached);
         }
+    }
+
+    #[test]
+    fn unpriced_search_alerts_name_their_model() {
+        let a = unpriced_search_alert("gemini", Some("gemini-2.5-pro"));
+        assert_eq!(unpriced_search_model("gemini", &a.dedupe_key), Some(Some("gemini-2.5-pro")));
+        let none = unpriced_search_alert("gemini", None);
+        assert_eq!(unpriced_search_model("gemini", &none.dedupe_key), Some(None));
+        assert_eq!(unpriced_search_model("openai", &a.dedupe_key), None);
+        assert_eq!(unpriced_search_model("gemini", &unpriced_alert("gemini", Some("x")).dedupe_key), None);
+        assert_ne!(a.dedupe_key, unpriced_alert("gemini", Some("gemini-2.5-pro")).dedupe_key);
     }
 }

@@ -958,6 +958,13 @@ pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
     Ok(Cost { input, output, total, breakdown: Breakdown(breakdown) })
 }
 
+/// Whether `q` holds web-search queries that `rates` has no per-query price
+/// for: [`price_event`] counts them at $0 (there is no fallback rate), so
+/// the cost understates what the provider bills until a price is added.
+pub fn unpriced_search_queries(rates: &Rates, q: &Quantities) -> bool {
+    q.search_queries > 0 && rates.effective(q.tokens_input, q.service_tier).per_search_query.is_none()
+}
+
 /// An in-memory view of the catalog: every version, grouped for lookup.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
@@ -1635,5 +1642,26 @@ mod tests {
             prop_assert_eq!(price_event(&r, below).unwrap().total, want_below);
             prop_assert_eq!(price_event(&r, above).unwrap().total, want_above);
         }
+    }
+
+    #[test]
+    fn search_queries_without_a_per_query_price_are_flagged() {
+        let plain = Rates::from(ClassRates {
+            input_per_million: Price::parse("1").ok(),
+            output_per_million: Price::parse("2").ok(),
+            ..ClassRates::default()
+        });
+        let mut with_queries = plain.clone();
+        with_queries.base.per_search_query = Price::parse("0.035").ok();
+        let q = |n| Quantities { tokens_input: 100, tokens_output: 10, search_queries: n, ..Quantities::default() };
+        let table = [(&plain, 0, false), (&plain, 2, true), (&with_queries, 2, false), (&with_queries, 0, false)];
+        for (rates, n, flagged) in table {
+            assert_eq!(unpriced_search_queries(rates, &q(n)), flagged, "{n} queries");
+        }
+        // Flagged queries cost nothing; priced ones their price.
+        assert_eq!(price_event(&plain, q(2)).unwrap().total, price_event(&plain, q(0)).unwrap().total);
+        let extra =
+            price_event(&with_queries, q(2)).unwrap().total.0 - price_event(&with_queries, q(0)).unwrap().total.0;
+        assert_eq!(extra, 70_000_000);
     }
 }

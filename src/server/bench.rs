@@ -52,82 +52,30 @@ impl Run {
     }
 }
 
-/// `clients` keep-alive HTTP/1.1 connections, each sending requests one
-/// after another for `duration`.
-async fn drive(addr: SocketAddr, key: &str, clients: usize, duration: Duration, make: MakeRequest) -> Run {
-    let seq = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (make, seq, auth) = (make.clone(), seq.clone(), format!("Bearer {key}"));
-            tokio::spawn(async move {
-                let mut run = Run::default();
-                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else { return run };
-                let _ = stream.set_nodelay(true);
-                let Ok((mut send, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
-                    return run;
-                };
-                tokio::spawn(conn);
-                while Instant::now() < deadline {
-                    let (method, path, body) = make(c, seq.fetch_add(1, Ordering::Relaxed));
-                    let req = Request::builder()
-                        .method(method)
-                        .uri(path)
-                        .header("host", addr.to_string())
-                        .header("authorization", &auth)
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                        .expect("valid request");
-                    let t = Instant::now();
-                    let ok = match send.send_request(req).await {
-                        Ok(resp) => {
-                            let status = resp.status();
-                            resp.into_body().collect().await.is_ok() && status.is_success()
-                        }
-                        Err(_) => false,
-                    };
-                    run.latencies.push(t.elapsed());
-                    run.requests += 1;
-                    run.failures += u64::from(!ok);
-                    if !ok && send.ready().await.is_err() {
-                        break;
-                    }
-                }
-                run
-            })
-        })
-        .collect();
-    let mut all = Run::default();
-    for t in tasks {
-        if let Ok(r) = t.await {
-            all.requests += r.requests;
-            all.failures += r.failures;
-            all.latencies.extend(r.latencies);
-        }
-    }
-    all.elapsed = started.elapsed();
-    all.latencies.sort_unstable();
-    all
+/// How the clients of a run send.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pace {
+    /// `None`: each client sends its next request as soon as the last is
+    /// answered. `Some(n)`: `n` requests a second between all clients, each
+    /// on its own schedule (a slow answer delays only its own connection).
+    per_sec: Option<u64>,
+    /// Latency to the answer's first body bytes instead of the whole answer.
+    first_byte: bool,
 }
 
-/// `clients` keep-alive connections sending `per_sec` requests a second
-/// between them for `duration`, each on its own schedule (a slow answer
-/// delays only its own connection). The latency is to the whole answer, or
-/// with `first_byte` to the answer's first body bytes.
-async fn paced(
-    addr: SocketAddr,
-    key: &str,
-    clients: usize,
-    per_sec: u64,
-    duration: Duration,
-    make: MakeRequest,
-    first_byte: bool,
-) -> Run {
+/// `clients` keep-alive HTTP/1.1 connections, each sending requests one
+/// after another for `duration`, as fast as answered.
+async fn drive(addr: SocketAddr, key: &str, clients: usize, duration: Duration, make: MakeRequest) -> Run {
+    load(addr, key, clients, duration, make, Pace::default()).await
+}
+
+/// `clients` keep-alive HTTP/1.1 connections sending for `duration` at
+/// `pace`.
+async fn load(addr: SocketAddr, key: &str, clients: usize, duration: Duration, make: MakeRequest, pace: Pace) -> Run {
     let seq = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
-    let every = Duration::from_secs_f64(clients as f64 / per_sec.max(1) as f64);
+    let every = pace.per_sec.map(|n| Duration::from_secs_f64(clients as f64 / n.max(1) as f64));
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let (make, seq, auth) = (make.clone(), seq.clone(), format!("Bearer {key}"));
@@ -139,12 +87,20 @@ async fn paced(
                     return run;
                 };
                 tokio::spawn(conn);
-                // Clients start spread over one interval.
-                tokio::time::sleep(every.mul_f64(c as f64 / clients as f64)).await;
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut tick = match every {
+                    Some(every) => {
+                        // Paced clients start spread over one interval.
+                        tokio::time::sleep(every.mul_f64(c as f64 / clients as f64)).await;
+                        let mut t = tokio::time::interval(every);
+                        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        Some(t)
+                    }
+                    None => None,
+                };
                 while Instant::now() < deadline {
-                    tick.tick().await;
+                    if let Some(t) = tick.as_mut() {
+                        t.tick().await;
+                    }
                     let (method, path, body) = make(c, seq.fetch_add(1, Ordering::Relaxed));
                     let req = Request::builder()
                         .method(method)
@@ -155,18 +111,18 @@ async fn paced(
                         .body(Full::new(Bytes::from(body.unwrap_or_default())))
                         .expect("valid request");
                     let t = Instant::now();
-                    let (ok, took) = match send.send_request(req).await {
+                    let (ok, first_byte) = match send.send_request(req).await {
                         Ok(resp) => {
                             let status = resp.status();
                             let mut body = resp.into_body();
                             let first = body.frame().await;
                             let took = t.elapsed();
                             let rest = body.collect().await.is_ok();
-                            (status.is_success() && first.is_some_and(|f| f.is_ok()) && rest, took)
+                            (status.is_success() && first.is_none_or(|f| f.is_ok()) && rest, took)
                         }
                         Err(_) => (false, t.elapsed()),
                     };
-                    run.latencies.push(if first_byte { took } else { t.elapsed() });
+                    run.latencies.push(if pace.first_byte { first_byte } else { t.elapsed() });
                     run.requests += 1;
                     run.failures += u64::from(!ok);
                     if !ok && send.ready().await.is_err() {
@@ -247,8 +203,9 @@ async fn proxy_rows(tally: SocketAddr, mock: SocketAddr, proxy_key: &str, dur: D
     for (name, stream, per_sec) in
         [("proxy, chat completion at 500 req/s", false, 500), ("proxy, streamed chat at 100 req/s", true, 100)]
     {
-        let direct = paced(mock, "sk-bench", 16, per_sec, dur, chat(stream, ""), stream).await;
-        let proxied = paced(tally, proxy_key, 16, per_sec, dur, chat(stream, "/proxy/openai"), stream).await;
+        let pace = Pace { per_sec: Some(per_sec), first_byte: stream };
+        let direct = load(mock, "sk-bench", 16, dur, chat(stream, ""), pace).await;
+        let proxied = load(tally, proxy_key, 16, dur, chat(stream, "/proxy/openai"), pace).await;
         let figure = if stream { "first byte p50 / p99" } else { "p50 / p99" };
         let added = |p: f64| ms(proxied.pct(p).saturating_sub(direct.pct(p)));
         rows.push(Row {

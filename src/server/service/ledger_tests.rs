@@ -571,3 +571,67 @@ async fn spend_spikes_alert_once_a_day(store: Store) {
     assert!(!off.check_spike("u1", now + Duration::days(1)).await.unwrap());
 }
 both_stores!(spend_spikes_alert_once_a_day, spend_spikes_alert_once_a_day);
+
+/// Web-search queries a price does not cover are counted at $0, and the
+/// administrators are told (and webhooks, as `price.unpriced`); a price
+/// version with a per-query rate resolves that and prices queries from its
+/// start, while earlier events keep the price they had.
+async fn search_queries_without_a_price_are_flagged(store: Store) {
+    use crate::domain::alerts::UNPRICED_SEARCH;
+    use crate::domain::pricing::RateField;
+    use crate::server::service::admin::PriceForm;
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let (hook, _) =
+        engine.create_webhook("http://127.0.0.1:9/p", &["price.unpriced".into()], "", "admin", start).await.unwrap();
+    let at = t(2026, 11, 5);
+    let with_queries = |id: &str, at| {
+        let mut e = ev(id, "u1", "gemini", Some("gemini-2.5-pro"), 1000, 100, at);
+        e.parts.search_queries = 3;
+        e
+    };
+    let plain = ev("s0", "u1", "gemini", Some("gemini-2.5-pro"), 1000, 100, at);
+    let r = engine.record(ok(vec![plain, with_queries("s1", at)]), at).await.unwrap();
+    assert_eq!((r[0].cost.0, r[1].cost.0), (2_250_000, 2_250_000), "the queries cost nothing");
+    assert!(!r[1].unpriced, "the tokens are priced");
+    let open = |store: Store| async move {
+        let mut conn = store.pool().acquire().await.unwrap();
+        crate::server::store::alerts::alerts(&mut conn, None, false, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.alert_type == UNPRICED_SEARCH)
+            .map(|a| (a.title, a.resolved_at.is_some()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(open(store.clone()).await, vec![("No search-query price for gemini / gemini-2.5-pro".into(), false)]);
+    // Again: still one alert, one webhook.
+    engine.record(ok(vec![with_queries("s2", at)]), at).await.unwrap();
+    assert_eq!(open(store.clone()).await.len(), 1);
+    let (_, sent) = engine.webhook_deliveries(&hook.id, 10).await.unwrap();
+    assert_eq!(sent.len(), 1);
+
+    // A version with a per-query price from the 6th.
+    let from = t(2026, 11, 6);
+    let form = PriceForm {
+        effective_from: Some(from.to_rfc3339()),
+        ..PriceForm::with_rates(
+            "gemini",
+            "gemini-2.5-pro",
+            &[
+                (RateField::InputPerMillion, "1.25"),
+                (RateField::OutputPerMillion, "10"),
+                (RateField::PerSearchQuery, "0.035"),
+            ],
+        )
+    };
+    engine.add_price(&form, "admin", from).await.unwrap();
+    assert_eq!(open(store.clone()).await, vec![("No search-query price for gemini / gemini-2.5-pro".into(), true)]);
+    let later = t(2026, 11, 7);
+    let r = engine.record(ok(vec![with_queries("s3", later)]), later).await.unwrap();
+    // $0.00125 + $0.001 of tokens, and 3 queries at $0.035.
+    assert_eq!(r[0].cost.0, 107_250_000);
+    assert_eq!(open(store.clone()).await.iter().filter(|(_, resolved)| !resolved).count(), 0);
+}
+both_stores!(search_queries_without_a_price_are_flagged, search_queries_without_a_price_are_flagged);

@@ -20,12 +20,12 @@ use chrono::{DateTime, Utc};
 
 use super::Engine;
 use super::subscriptions::lock_current;
-use crate::domain::alerts::{crossed, threshold_alert, unpriced_alert};
+use crate::domain::alerts::{crossed, threshold_alert, unpriced_alert, unpriced_search_alert};
 use crate::domain::event::{MAX_EVENT_COST_USD, UsageEvent};
 use crate::domain::limits::{LimitUse, ProviderUsage};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
-use crate::domain::pricing::{Cost, price_event};
+use crate::domain::pricing::{Cost, price_event, unpriced_search_queries};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::AppResult;
 use crate::server::store::events::Recorded;
@@ -126,6 +126,8 @@ impl Engine {
             let mut deltas: BTreeMap<(DateTime<Utc>, String, &str, &str), RollupDelta> = BTreeMap::new();
             let mut consumed: Vec<(&str, &str, &str)> = Vec::new();
             let mut unpriced: BTreeSet<(&Provider, Option<&str>)> = BTreeSet::new();
+            // Priced, but with web-search queries their price does not cover.
+            let mut unpriced_searches: BTreeSet<(&Provider, Option<&str>)> = BTreeSet::new();
             let mut threshold_alerts = Vec::new();
 
             for (i, ev) in &events {
@@ -218,6 +220,8 @@ impl Engine {
                 }
                 if priced.unpriced {
                     unpriced.insert((&ev.provider, ev.model.as_deref()));
+                } else if version.is_some_and(|v| unpriced_search_queries(&v.rates, &ev.quantities(unit_default))) {
+                    unpriced_searches.insert((&ev.provider, ev.model.as_deref()));
                 }
                 // Threshold alerts concern the current period only.
                 if period_start == current.start {
@@ -277,6 +281,12 @@ impl Engine {
                 // resolved) but used before that price's start.
                 if alerts::raise_unpriced_alert(&mut tx, &alert, now).await? {
                     tracing::warn!(%provider, ?model, "usage recorded for a model without a price");
+                }
+            }
+            for (provider, model) in unpriced_searches {
+                let alert = unpriced_search_alert(provider.as_str(), model);
+                if alerts::raise_unpriced_alert(&mut tx, &alert, now).await? {
+                    tracing::warn!(%provider, ?model, "web-search queries recorded without a per-query price");
                 }
             }
             let label = current.label();

@@ -19,7 +19,7 @@ use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use std::collections::BTreeMap;
 
-use crate::domain::alerts::{crossings, threshold_alert};
+use crate::domain::alerts::{UNPRICED_SEARCH, crossings, threshold_alert, unpriced_search_model};
 use crate::domain::limits::{Limits, ProviderUsage, Usage};
 use crate::domain::money::Nanos;
 use crate::domain::period::Period;
@@ -146,6 +146,17 @@ pub async fn reprice_for(
             alerts::resolve_unpriced_alert(tx, version.provider.as_str(), m.as_deref(), now).await?;
         }
     }
+    // Web-search queries that the price in force now covers: their alerts
+    // resolve (events recorded before keep the price they had).
+    let mut covered = Vec::new();
+    for (id, key) in alerts::open_admin_alerts(tx, UNPRICED_SEARCH, version.provider.as_str()).await? {
+        let Some(model) = unpriced_search_model(version.provider.as_str(), &key) else { continue };
+        let priced = prices.lookup(&version.provider, model, now);
+        if priced.is_some_and(|v| v.rates.effective(0, Default::default()).per_search_query.is_some()) {
+            covered.push(id);
+        }
+    }
+    alerts::resolve_alerts(tx, &covered, now).await?;
     if done.events > 0 {
         super::audit::record(
             tx,

@@ -183,9 +183,10 @@ pub async fn resolve_unpriced_alert(
     Ok(())
 }
 
-/// Raises the admin alert about usage of a model without a price, or opens
-/// it again (unread) if it had resolved; either way webhooks hear of it
-/// (`price.unpriced`). True when it was not open.
+/// Raises an admin alert about usage the catalog cannot price (a model
+/// without a price, or its web-search queries), or opens it again (unread)
+/// if it had resolved; either way webhooks hear of it (`price.unpriced`).
+/// True when it was not open.
 pub async fn raise_unpriced_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
     let id = match insert_alert(conn, None, None, a, now).await? {
         Some(id) => Some(id),
@@ -299,4 +300,21 @@ async fn reopen_threshold_alert(
     .fetch_optional(conn)
     .await?;
     Ok(id)
+}
+
+/// The open administrators' alerts of one type about `provider`:
+/// `(id, dedupe key)`.
+pub async fn open_admin_alerts(
+    conn: &mut AnyConnection,
+    alert_type: &str,
+    provider: &str,
+) -> StoreResult<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, dedupe_key FROM alerts WHERE user_id IS NULL AND alert_type = $1 AND provider = $2 AND resolved_at IS NULL",
+    )
+    .bind(alert_type)
+    .bind(provider)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("dedupe_key")?))).collect()
 }

@@ -318,7 +318,7 @@ pub async fn delivery(conn: &mut AnyConnection, endpoint_id: &str, id: i64) -> S
 
 /// Sends a delivery again (same event, same `Tally-Webhook-Id`) at once,
 /// with a new day of retries. A delivery being attempted right now keeps
-/// its lease: its attempt is recorded, then it is due again.
+/// its lease, and that attempt's outcome, recorded when it ends, stands.
 pub async fn replay(conn: &mut AnyConnection, endpoint_id: &str, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, first_attempt_at = NULL

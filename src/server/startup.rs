@@ -1,7 +1,7 @@
 //! Building the router and serving it until a shutdown signal.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -41,7 +41,6 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
             demo: args.demo,
             metrics_public: args.metrics_public,
         }),
-        started_at: Instant::now(),
         metrics: Arc::new(super::metrics::Metrics::default()),
         web: Arc::new(super::web::WebSettings {
             public_url: args.public_url.clone(),

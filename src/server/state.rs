@@ -2,7 +2,6 @@
 //! `State` or Leptos context; never a global).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
@@ -25,7 +24,6 @@ pub struct AppState {
     pub engine: Engine,
     pub leptos_options: LeptosOptions,
     pub ui: Arc<UiSettings>,
-    pub started_at: Instant,
     pub metrics: Arc<Metrics>,
     pub web: Arc<WebSettings>,
     /// The tracking proxy's upstreams and client.

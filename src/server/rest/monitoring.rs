@@ -220,7 +220,7 @@ fn prometheus_text(state: &AppState) -> String {
     head(&mut o, "tally_live_streams", "gauge", "Open live streams (GET /api/stream) on this node.");
     let _ = writeln!(o, "tally_live_streams {}", state.engine.store.live().subscribers());
     head(&mut o, "tally_uptime_seconds", "gauge", "Seconds since this process started.");
-    let _ = writeln!(o, "tally_uptime_seconds {}", state.started_at.elapsed().as_secs());
+    let _ = writeln!(o, "tally_uptime_seconds {}", state.metrics.uptime().as_secs());
     head(&mut o, "tally_build_info", "gauge", "The running version.");
     let _ = writeln!(o, "tally_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     o

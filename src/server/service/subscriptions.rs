@@ -117,16 +117,16 @@ pub async fn ensure_current(
         };
         if bills::insert_billing_record(conn, &bill, now).await? {
             let data = json!({
-            "user_id": bill.user_id,
-            "billing_period": bill.billing_period,
-            "period_start": bill.period_start.to_rfc3339(),
-            "period_end": bill.period_end.to_rfc3339(),
-            "plan_id": bill.plan_id,
-            "plan_name": bill.plan_name,
-            "plan_fee": bill.plan_fee.usd_string(),
-            "usage_cost": bill.usage_cost.usd_string(),
-            "total": bill.total.usd_string(),
-            "status": bill.status,
+                "user_id": bill.user_id,
+                "billing_period": bill.billing_period,
+                "period_start": bill.period_start.to_rfc3339(),
+                "period_end": bill.period_end.to_rfc3339(),
+                "plan_id": bill.plan_id,
+                "plan_name": bill.plan_name,
+                "plan_fee": bill.plan_fee.usd_string(),
+                "usage_cost": bill.usage_cost.usd_string(),
+                "total": bill.total.usd_string(),
+                "status": bill.status,
             });
             webhooks::enqueue(conn, EventType::PeriodClosed, data, now).await?;
         }

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::Engine;
 use super::audit;
-use crate::domain::webhooks::{Delivery, DeliveryStatus, Endpoint, EndpointSpec, retry_after};
+use crate::domain::webhooks::{Delivery, DeliveryStatus, Endpoint, EndpointSpec, EventType, retry_after};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::view::Affects;
 use crate::server::store::webhooks::{self, Attempt, Claimed};
@@ -59,7 +59,7 @@ fn new_secret() -> String {
 #[derive(serde::Serialize)]
 struct EndpointSnapshot<'a> {
     url: &'a str,
-    events: Vec<&'static str>,
+    events: &'a [EventType],
     description: &'a str,
 }
 
@@ -80,11 +80,7 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::NothingCached);
         webhooks::insert_endpoint(&mut tx, &id, &spec, &secret, now).await?;
-        let after = EndpointSnapshot {
-            url: &spec.url,
-            events: spec.events.iter().map(|e| e.as_str()).collect(),
-            description: &spec.description,
-        };
+        let after = EndpointSnapshot { url: &spec.url, events: &spec.events, description: &spec.description };
         audit::record(&mut tx, actor, "webhook.create", ("webhook", &id), audit::NONE, Some(&after), now).await?;
         let endpoint = webhooks::endpoint(&mut tx, &id).await?.expect("the endpoint just written");
         tx.commit().await?;
@@ -105,11 +101,7 @@ impl Engine {
             return Err(AppError::NotFound(format!("no webhook endpoint with id `{id}`")));
         };
         webhooks::delete_endpoint(&mut tx, id, now).await?;
-        let before = EndpointSnapshot {
-            url: &before.url,
-            events: before.events.iter().map(|e| e.as_str()).collect(),
-            description: &before.description,
-        };
+        let before = EndpointSnapshot { url: &before.url, events: &before.events, description: &before.description };
         audit::record(&mut tx, actor, "webhook.delete", ("webhook", id), Some(&before), audit::NONE, now).await?;
         tx.commit().await?;
         Ok(())

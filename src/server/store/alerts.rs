@@ -184,24 +184,10 @@ pub async fn resolve_unpriced_alert(
 }
 
 /// Raises an admin alert about usage the catalog cannot price (a model
-/// without a price, or its web-search queries), or opens it again (unread)
-/// if it had resolved; either way webhooks hear of it (`price.unpriced`).
-/// True when it was not open.
+/// without a price, or its web-search queries), or makes it apply again;
+/// webhooks hear of either (`price.unpriced`). True when it was not open.
 pub async fn raise_unpriced_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
-    let id = match insert_alert(conn, None, None, a, now).await? {
-        Some(id) => Some(id),
-        None => sqlx::query_scalar(
-            "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL WHERE dedupe_key = $1 AND resolved_at IS NOT NULL
-             RETURNING id",
-        )
-        .bind(&a.dedupe_key)
-        .fetch_optional(&mut *conn)
-        .await?,
-    };
-    if let Some(id) = id {
-        announce(conn, EventType::PriceUnpriced, id, now).await?;
-    }
-    Ok(id.is_some())
+    raise(conn, None, None, a, EventType::PriceUnpriced, now).await
 }
 
 /// The user's threshold alerts of the period starting at `period_start`
@@ -262,9 +248,8 @@ pub async fn resolve_threshold_alerts_before(
 }
 
 /// Raises a threshold alert of `user_id`'s period, or, raised before and
-/// resolved since (a plan change moved the limit), makes it apply again
-/// (open and unread, saying it anew); webhooks hear of either
-/// (`alert.created`).
+/// resolved since (a plan change moved the limit), makes it apply again;
+/// webhooks hear of either (`alert.created`).
 pub async fn raise_threshold_alert(
     conn: &mut AnyConnection,
     user_id: &str,
@@ -272,34 +257,40 @@ pub async fn raise_threshold_alert(
     a: &NewAlert,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let id = match insert_alert(conn, Some(user_id), Some(period), a, now).await? {
-        Some(id) => Some(id),
-        None => reopen_threshold_alert(conn, a, now).await?,
-    };
-    if let Some(id) = id {
-        announce(conn, EventType::AlertCreated, id, now).await?;
-    }
-    Ok(())
+    raise(conn, Some(user_id), Some(period), a, EventType::AlertCreated, now).await.map(|_| ())
 }
 
-/// A resolved threshold alert reached again: its id, if it was resolved.
-async fn reopen_threshold_alert(
+/// Inserts an alert, or opens the resolved one with its dedupe key again
+/// (unread, saying it anew), and puts it in the webhook outbox as
+/// `event_type`. True when it was not open; an open one is left as it is.
+async fn raise(
     conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    period: Option<(DateTime<Utc>, &str)>,
     a: &NewAlert,
+    event_type: EventType,
     now: DateTime<Utc>,
-) -> StoreResult<Option<i64>> {
-    let id = sqlx::query_scalar(
-        "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL, title = $2, message = $3, severity = $4,
-         created_at = $5 WHERE dedupe_key = $1 AND resolved_at IS NOT NULL RETURNING id",
-    )
-    .bind(&a.dedupe_key)
-    .bind(&a.title)
-    .bind(&a.message)
-    .bind(a.severity.as_str())
-    .bind(ms(now))
-    .fetch_optional(conn)
-    .await?;
-    Ok(id)
+) -> StoreResult<bool> {
+    let id = match insert_alert(conn, user_id, period, a, now).await? {
+        Some(id) => Some(id),
+        None => {
+            sqlx::query_scalar(
+                "UPDATE alerts SET resolved_at = NULL, is_read = 0, read_at = NULL, title = $2, message = $3, severity = $4,
+                 created_at = $5 WHERE dedupe_key = $1 AND resolved_at IS NOT NULL RETURNING id",
+            )
+            .bind(&a.dedupe_key)
+            .bind(&a.title)
+            .bind(&a.message)
+            .bind(a.severity.as_str())
+            .bind(ms(now))
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    if let Some(id) = id {
+        announce(conn, event_type, id, now).await?;
+    }
+    Ok(id.is_some())
 }
 
 /// The open administrators' alerts of one type about `provider`:

@@ -116,6 +116,15 @@ impl Usage {
         fits
     }
 
+    /// `self` and `other` together, provider by provider.
+    pub fn plus(&self, other: &Usage) -> Usage {
+        let mut t = self.clone();
+        for (p, u) in &other.by_provider {
+            t.add(p, *u);
+        }
+        t
+    }
+
     pub fn total(&self) -> ProviderUsage {
         let mut t = ProviderUsage::default();
         for u in self.by_provider.values() {

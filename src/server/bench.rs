@@ -391,8 +391,9 @@ fn preflight_body(user: &str, reserve: bool) -> String {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let secs = if args.quick { 2 } else { args.seconds.max(1) };
     let dur = Duration::from_secs(secs);
-    // The proxy's figures read nothing seeded: a few events will do.
     let small = args.quick || args.only.is_some();
+    // The proxy's and the gate's figures read nothing seeded: a few events
+    // will do.
     let events = args.events.unwrap_or(if small { 5_000 } else { 200_000 });
     let (store, remove, pg) = fresh_store(&args).await?;
     let result = bench_on(&args, store.clone(), dur, events).await;
@@ -541,6 +542,10 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
             baseline: rate(batch_rate, "events/s (alone)"),
             ratio: ratio(beside_rate, batch_rate),
         });
+    }
+    if args.only == Some(BenchSection::Gate) {
+        server.abort();
+        return finish(args, events, seed_rate, &rows);
     }
 
     // Reads of a load user holding events/100 of the seeded events.

@@ -433,8 +433,9 @@ impl BenchStore {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Measure only this part: `proxy` (the tracking proxy's added latency
-    /// against a mock provider). Default: everything.
+    /// Measure only this part: `gate` (preflight checks and reservations,
+    /// ingest, and the two beside each other) or `proxy` (the tracking
+    /// proxy's added latency against a mock provider). Default: everything.
     #[arg(value_enum)]
     pub only: Option<BenchSection>,
     /// The store to measure: a fresh SQLite file in the temp directory, or
@@ -463,6 +464,7 @@ pub struct BenchArgs {
 /// A part of `tally bench` run on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchSection {
+    Gate,
     Proxy,
 }
 

@@ -16,7 +16,7 @@ use crate::domain::plan::Plan;
 use crate::domain::pricing::Catalog;
 use crate::domain::subscription::Subscription;
 use crate::server::store::view::Stamp;
-use crate::server::store::{Store, StoreResult, catalog};
+use crate::server::store::{Store, StoreResult, WriteTx, catalog};
 
 /// One consistent view of plans and prices.
 #[derive(Debug, Default)]
@@ -79,6 +79,27 @@ impl CatalogCache {
             prices: Catalog::new(catalog::price_versions(conn).await?),
         });
         *self.current.write().await = Some(snap.clone());
+        Ok(snap)
+    }
+
+    /// The snapshot last loaded, without asking whether it is current.
+    pub async fn snapshot(&self) -> Option<Arc<CatalogSnapshot>> {
+        self.current.read().await.clone()
+    }
+
+    /// [`CatalogCache::get`] inside a write transaction: the snapshot of the
+    /// revision the transaction holds. On SQLite the write group's memo
+    /// usually knows that revision, so nothing is read (see
+    /// [`crate::server::store::memo`]).
+    pub async fn get_in(&self, tx: &mut WriteTx) -> StoreResult<Arc<CatalogSnapshot>> {
+        if let Some(revision) = tx.recall_revision()
+            && let Some(snap) = self.current.read().await.as_ref().filter(|s| s.revision == revision)
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(snap.clone());
+        }
+        let snap = self.get(tx).await?;
+        tx.learned_revision(snap.revision);
         Ok(snap)
     }
 

@@ -19,6 +19,7 @@ use crate::domain::provider::{LimitKey, Provider};
 use crate::domain::subscription::Subscription;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::holds::{self, NewHold};
+use crate::server::store::memo::Held;
 use crate::server::store::users;
 use crate::server::store::view::Affects;
 
@@ -127,7 +128,11 @@ impl Engine {
     /// reservation holds room. Reserving locks the user's subscription row,
     /// reads usage and holds from the store, checks and writes the holds in
     /// that one transaction: the store is the authority, so two nodes (or
-    /// two requests) can never both take the last of a limit.
+    /// two requests) can never both take the last of a limit. On SQLite the
+    /// lock and the reads are usually answered by the write group's memo,
+    /// an exact record of that same transaction's state (see
+    /// [`crate::server::store::memo`]), so the reservation runs only its
+    /// INSERT.
     pub async fn preflight(
         &self,
         user_id: &str,
@@ -153,45 +158,100 @@ impl Engine {
         if !reserve && let Some(p) = self.check_only(user_id, ops, now).await? {
             return Ok(p);
         }
+        if let Some(p) = self.decide_in_memo(user_id, ops, reserve, now).await? {
+            return Ok(p);
+        }
         let _turn = self.user_turns.take([user_id]).await;
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::Users(vec![user_id.to_string()]));
-        let catalog = self.catalog.get(&mut tx).await?;
-        let sub = lock_current(&mut tx, &catalog, user_id, now)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
-        let period = sub.current_period();
-        let seen = holds::usage_and_holds(&mut tx, user_id, period.start, now).await?.usage;
-        let Verdict { mut preflight, holds } = self.verdict(&catalog, &sub, seen, ops, now)?;
+        let catalog = self.catalog.get_in(&mut tx).await?;
+        let held = match tx.recall(user_id, now) {
+            Some(held) => held,
+            None => {
+                let sub = lock_current(&mut tx, &catalog, user_id, now)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+                let seen = holds::usage_and_holds(&mut tx, user_id, sub.current_period().start, now).await?;
+                Held { sub, used: seen.used, held: seen.held, until: seen.first_expiry }
+            }
+        };
+        let (preflight, after, new_holds) = self.decide_on(&catalog, held, ops, reserve, now)?;
+        holds::insert_holds(&mut tx, &new_holds).await?;
+        tx.learned_user(user_id, after);
+        // Holds need not outlive a crash (see `commit_unsynced`), and
+        // neither need a period rollover `lock_current` may have written
+        // (it is done again): the answer does not wait for the disk.
+        tx.commit_unsynced().await?;
+        Ok(preflight)
+    }
+
+    /// SQLite: the decision on the write group's memo alone, when it knows
+    /// the catalog revision and the user (see
+    /// [`crate::server::store::memo`]); no statement runs, and the holds
+    /// are written with the group. `None` otherwise, and on PostgreSQL.
+    async fn decide_in_memo(
+        &self,
+        user_id: &str,
+        ops: &[Operation],
+        reserve: bool,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<Preflight>> {
+        let Some(catalog) = self.catalog.snapshot().await else { return Ok(None) };
+        let decided = self
+            .store
+            .in_memo(|m| {
+                if m.revision() != Some(catalog.revision) {
+                    return None;
+                }
+                let held = m.recall(user_id, now)?;
+                Some(self.decide_on(&catalog, held, ops, reserve, now).map(|(preflight, after, new_holds)| {
+                    if !new_holds.is_empty() {
+                        m.hold(user_id, after, new_holds);
+                    }
+                    preflight
+                }))
+            })
+            .await?;
+        decided.flatten().transpose()
+    }
+
+    /// The verdict on `ops` given the user's state, and with `reserve`,
+    /// when all are allowed, the holds to write and the state after them.
+    fn decide_on(
+        &self,
+        catalog: &CatalogSnapshot,
+        held: Held,
+        ops: &[Operation],
+        reserve: bool,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Preflight, Held, Vec<NewHold>)> {
+        let period = held.sub.current_period();
+        let Verdict { mut preflight, holds } = self.verdict(catalog, &held.sub, held.seen(), ops, now)?;
+        let mut after = held;
+        let mut new_holds = Vec::new();
         if reserve && preflight.can_proceed {
             let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
             let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
-            for (i, usage) in &holds {
-                let op = &ops[*i];
-                holds::insert_hold(
-                    &mut tx,
-                    &NewHold {
-                        id: &id,
-                        op_index: *i as i64,
-                        user_id,
-                        period_start: period.start,
-                        provider: op.provider.as_str(),
-                        model: op.model.as_deref().unwrap_or(""),
-                        usage: *usage,
-                        expires_at: (now + ttl).min(period.end),
-                    },
-                    now,
-                )
-                .await?;
+            let expires_at = (now + ttl).min(period.end);
+            for (i, usage) in holds {
+                let op = &ops[i];
+                new_holds.push(NewHold {
+                    id: id.clone(),
+                    op_index: i as i64,
+                    user_id: after.sub.user_id.as_str().to_string(),
+                    period_start: period.start,
+                    provider: op.provider.as_str().to_string(),
+                    model: op.model.clone().unwrap_or_default(),
+                    usage,
+                    created_at: now,
+                    expires_at,
+                });
+                after.held.add(&op.provider, usage);
+                after.until = Some(after.until.map_or(expires_at, |t| t.min(expires_at)));
             }
             preflight.reservation_id = Some(id);
-            // Holds need not outlive a crash (see `commit_unsynced`): the
-            // answer does not wait for the disk.
-            tx.commit_unsynced().await?;
-        } else {
-            tx.commit().await?;
         }
-        Ok(preflight)
+        Ok((preflight, after, new_holds))
     }
 
     /// The check without `reserve`, from the process's view of the user's
@@ -211,7 +271,7 @@ impl Engine {
                     return Ok(None);
                 }
                 let seen = holds::usage_and_holds(&mut conn, user_id, sub.current_period().start, now).await?;
-                view.fill(ticket, sub, seen.usage, seen.first_expiry)
+                view.fill(ticket, sub, seen.total(), seen.first_expiry)
             }
         };
         if now >= entry.sub.period_end {

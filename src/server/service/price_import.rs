@@ -87,7 +87,7 @@ impl Engine {
             .map(|(p, m, _, _)| (p, m.unwrap_or_default()))
             .collect();
         let providers: BTreeSet<&str> = unpriced.iter().map(|(p, _)| p.as_str()).collect();
-        let snapshot = self.catalog.get(&mut tx).await?;
+        let snapshot = self.catalog.get_in(&mut tx).await?;
         for v in &created {
             let relevant = if v.model == ANY_MODEL {
                 providers.contains(v.provider.as_str())

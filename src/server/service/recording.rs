@@ -30,6 +30,7 @@ use crate::domain::provider::{LimitKey, Provider};
 use crate::server::error::AppResult;
 use crate::server::store::events::Recorded;
 use crate::server::store::live::Kind;
+use crate::server::store::memo::Held;
 use crate::server::store::rollups::RollupDelta;
 use crate::server::store::view::Affects;
 use crate::server::store::{alerts, events, holds, ms, rollups};
@@ -103,18 +104,27 @@ impl Engine {
         let _turns = self.user_turns.take(by_user.keys().map(String::as_str)).await;
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::Users(by_user.keys().cloned().collect()));
-        let catalog = self.catalog.get(&mut tx).await?;
+        let catalog = self.catalog.get_in(&mut tx).await?;
         // Users in sorted order, so concurrent batches lock in the same order.
         for (user_id, events) in by_user {
-            let Some(sub) = lock_current(&mut tx, &catalog, &user_id, now).await? else {
-                for (i, ev) in events {
-                    results[i] = Some(EventResult::rejected(ev.id, format!("unknown user `{user_id}`")));
+            // On SQLite the write group's memo may know the user's state
+            // (see `store::memo`): no lock and no read then.
+            let recalled = tx.recall(&user_id, now);
+            let (sub, mut period_usage) = match &recalled {
+                Some(held) => (held.sub.clone(), held.used.clone()),
+                None => {
+                    let Some(sub) = lock_current(&mut tx, &catalog, &user_id, now).await? else {
+                        for (i, ev) in events {
+                            results[i] = Some(EventResult::rejected(ev.id, format!("unknown user `{user_id}`")));
+                        }
+                        continue;
+                    };
+                    let used = rollups::period_usage(&mut tx, &user_id, sub.current_period().start).await?;
+                    (sub, used)
                 }
-                continue;
             };
             let limits = catalog.limits_of(&sub);
             let current = sub.current_period();
-            let mut period_usage = rollups::period_usage(&mut tx, &user_id, current.start).await?;
             // Set-based: decide every event in memory, then write the batch
             // in a few statements (the new rows many a statement, one upsert
             // per rollup row). Under the user's lock nothing else records
@@ -271,6 +281,14 @@ impl Engine {
             events::insert_events(&mut tx, &rows, now).await?;
             for ((start, label, provider, model), d) in &deltas {
                 rollups::adjust_rollup(&mut tx, &user_id, (*start, label), provider, model, d).await?;
+            }
+            // The memo learns the user's new usage (every event of the open
+            // period was added to `period_usage` above); a consumed hold
+            // would change the holds too, so then it reads them again.
+            if let Some(held) = recalled
+                && consumed.is_empty()
+            {
+                tx.learned_user(&user_id, Held { used: period_usage, ..held });
             }
             for (rid, provider, model) in consumed {
                 holds::consume_hold(&mut tx, &user_id, rid, provider, model, now).await?;

@@ -339,7 +339,7 @@ impl Engine {
             None => UserId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid user id"),
         };
         let mut tx = self.store.begin().await?;
-        let catalog = self.catalog.get(&mut tx).await?;
+        let catalog = self.catalog.get_in(&mut tx).await?;
         let user = User { id, email, name: new.name.trim().to_string(), role: new.role, created_at: now };
         users::insert_user(&mut tx, &user, new.password_hash.as_deref()).await.map_err(|e| {
             if e.is_unique_violation() {
@@ -386,7 +386,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> AppResult<(Subscription, PlanChange)> {
         let mut tx = self.store.begin().await?;
-        let catalog = self.catalog.get(&mut tx).await?;
+        let catalog = self.catalog.get_in(&mut tx).await?;
         let plan = catalog.plan(plan_id).ok_or_else(|| AppError::NotFound(format!("no plan with id {plan_id}")))?;
         let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
@@ -496,7 +496,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> AppResult<Subscription> {
         let mut tx = self.store.begin().await?;
-        let catalog = self.catalog.get(&mut tx).await?;
+        let catalog = self.catalog.get_in(&mut tx).await?;
         let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         };
@@ -649,7 +649,7 @@ impl Engine {
     ) -> AppResult<(Subscription, bool)> {
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::Users(vec![user_id.to_string()]));
-        let catalog = self.catalog.get(&mut tx).await?;
+        let catalog = self.catalog.get_in(&mut tx).await?;
         let mut sub = lock_current(&mut tx, &catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;

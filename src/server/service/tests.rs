@@ -647,3 +647,38 @@ async fn check_only_sees_every_committed_write(store: Store) {
     assert_eq!(calls(check("u1", now).await.unwrap()), Some(14), "seen once the copy ages out");
 }
 both_stores!(check_only_sees_every_committed_write, check_only_sees_every_committed_write);
+
+/// A reservation decides on everything the store holds, at once: writes
+/// through this engine, and writes by any other connection (another
+/// process, or node; raw SQL standing in for it), with no wait for a copy
+/// to age out. On SQLite most reservations decide on the write group's memo
+/// (see `store::memo`); this is the test that it is exact.
+async fn reservations_see_every_write_at_once(store: Store) {
+    let start = t(2026, 11, 1);
+    let limits = Limits::new().with("tavily_calls", 10);
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let ops = [op("tavily", 0)];
+    let reserve = || engine.preflight("u1", &ops, true, now);
+    engine.record(ok(vec![ev("e0", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
+    for _ in 0..3 {
+        assert!(reserve().await.unwrap().can_proceed);
+    }
+    // 1 recorded + 3 held; another connection adds 5 calls.
+    sqlx::query("UPDATE usage_rollups SET calls = calls + 5 WHERE user_id = 'u1'").execute(store.pool()).await.unwrap();
+    let p = reserve().await.unwrap();
+    assert!(p.can_proceed, "9 of 10 before this one");
+    let p = reserve().await.unwrap();
+    assert!(!p.can_proceed, "10 of 10: the other connection's 5 calls count at once");
+    assert_eq!(p.denied_by.unwrap().used, 10);
+    // This engine's own writes: an event naming no reservation adds a call.
+    engine.record(ok(vec![ev("e1", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
+    assert_eq!(reserve().await.unwrap().denied_by.unwrap().used, 11);
+    // Another connection takes calls away again (a correction): room at once.
+    sqlx::query("UPDATE usage_rollups SET calls = calls - 5 WHERE user_id = 'u1'").execute(store.pool()).await.unwrap();
+    assert!(reserve().await.unwrap().can_proceed, "6 of 10");
+    store.settled().await.unwrap();
+    assert_eq!(scalar(&store, "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations").await, 5);
+}
+both_stores!(reservations_see_every_write_at_once, reservations_see_every_write_at_once);

@@ -103,3 +103,35 @@ async fn cancelled_job_leaves_nothing(store: Store) {
     assert_eq!(names(&store).await, ["after"]);
 }
 both_stores!(cancelled_job_leaves_nothing, cancelled_job_leaves_nothing);
+
+/// A write drops from the process's copies exactly what it says it changed,
+/// and everything when it says nothing.
+async fn a_write_drops_what_it_says_it_changed(store: Store) {
+    use super::view::Affects;
+    use super::view::tests::{sub, used};
+    let now = chrono::Utc::now();
+    let fill = |user: &str| {
+        let t = store.view().ticket(user);
+        store.view().fill(t, sub(user), used(1), None);
+    };
+    let write = |affects: Option<Affects>| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            if let Some(a) = affects {
+                tx.affects(a);
+            }
+            tx.commit().await.unwrap();
+        }
+    };
+    fill("u1");
+    write(Some(Affects::Users(vec!["u2".into()]))).await;
+    write(Some(Affects::NothingCached)).await;
+    assert!(store.view().get("u1", now).is_some(), "writes naming others leave u1's copy");
+    write(Some(Affects::Users(vec!["u1".into()]))).await;
+    assert!(store.view().get("u1", now).is_none());
+    fill("u1");
+    write(None).await;
+    assert!(store.view().get("u1", now).is_none(), "a write that says nothing may have changed anything");
+}
+both_stores!(a_write_drops_what_it_says_it_changed, a_write_drops_what_it_says_it_changed);

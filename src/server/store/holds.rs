@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, from_ms, ms};
+use super::{Placeholders, StoreResult, from_ms, ms};
 use crate::domain::limits::{ProviderUsage, RollupSum, Usage};
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
@@ -14,8 +14,18 @@ use crate::domain::provider::Provider;
 /// holds (not consumed, not expired at `now`), and when the first of those
 /// holds lapses.
 pub struct Seen {
-    pub usage: Usage,
+    /// Committed usage.
+    pub used: Usage,
+    /// Live holds.
+    pub held: Usage,
     pub first_expiry: Option<DateTime<Utc>>,
+}
+
+impl Seen {
+    /// What a new demand is weighed against: usage plus holds.
+    pub fn total(&self) -> Usage {
+        self.used.plus(&self.held)
+    }
 }
 
 pub async fn usage_and_holds(
@@ -42,7 +52,7 @@ pub async fn usage_and_holds(
     .bind(ms(now))
     .fetch_all(conn)
     .await?;
-    let mut seen = Seen { usage: Usage::default(), first_expiry: None };
+    let mut seen = Seen { used: Usage::default(), held: Usage::default(), first_expiry: None };
     for r in &rows {
         let provider: String = r.try_get("provider")?;
         // A provider this build cannot name counts toward no limit.
@@ -54,8 +64,10 @@ pub async fn usage_and_holds(
             cost: Nanos(r.try_get("cost_nanos")?),
             ..RollupSum::default()
         };
-        seen.usage.add(&provider, sum.usage());
-        if r.try_get::<i64, _>("held")? == 1 {
+        if r.try_get::<i64, _>("held")? == 0 {
+            seen.used.add(&provider, sum.usage());
+        } else {
+            seen.held.add(&provider, sum.usage());
             let expiry = from_ms(r.try_get("first_expiry")?);
             seen.first_expiry = Some(seen.first_expiry.map_or(expiry, |t| t.min(expiry)));
         }
@@ -63,45 +75,57 @@ pub async fn usage_and_holds(
     Ok(seen)
 }
 
-pub struct NewHold<'a> {
-    pub id: &'a str,
+/// A hold to write.
+#[derive(Clone, Debug)]
+pub struct NewHold {
+    pub id: String,
     /// The operation's place in its reservation.
     pub op_index: i64,
-    pub user_id: &'a str,
+    pub user_id: String,
     pub period_start: DateTime<Utc>,
-    pub provider: &'a str,
+    pub provider: String,
     /// The operation's model; empty when it named none.
-    pub model: &'a str,
+    pub model: String,
     pub usage: ProviderUsage,
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn insert_hold(conn: &mut AnyConnection, h: &NewHold<'_>, now: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO reservations (id, op_index, user_id, period_start, provider, model, calls, tokens, cost_nanos,
-         created_at, expires_at) VALUES ($1, $10, $2, $3, $4, $11, $5, $6, $7, $8, $9)",
-    )
-    .bind(h.id)
-    .bind(h.user_id)
-    .bind(ms(h.period_start))
-    .bind(h.provider)
-    .bind(h.usage.calls)
-    .bind(h.usage.tokens)
-    .bind(h.usage.cost.0)
-    .bind(ms(now))
-    .bind(ms(h.expires_at))
-    .bind(h.op_index)
-    .bind(h.model)
-    .execute(conn)
-    .await?;
+/// Writes `holds` in as few statements as the bind limit allows.
+pub async fn insert_holds(conn: &mut AnyConnection, holds: &[NewHold]) -> StoreResult<()> {
+    const COLS: usize = 11;
+    for chunk in holds.chunks(900 / COLS) {
+        let mut binds = Placeholders::for_conn(conn);
+        let mut sql = String::from(
+            "INSERT INTO reservations (id, op_index, user_id, period_start, provider, model, calls, tokens, cost_nanos,
+             created_at, expires_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            binds.push_row(&mut sql, COLS);
+        }
+        let mut q = sqlx::query(&sql);
+        for h in chunk {
+            q = q
+                .bind(&h.id)
+                .bind(h.op_index)
+                .bind(&h.user_id)
+                .bind(ms(h.period_start))
+                .bind(&h.provider)
+                .bind(&h.model)
+                .bind(h.usage.calls)
+                .bind(h.usage.tokens)
+                .bind(h.usage.cost.0)
+                .bind(ms(h.created_at))
+                .bind(ms(h.expires_at));
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
-/// Releases the hold of `reservation_id` for this provider: the event that
-/// names it now counts instead.
-/// Settles one hold of a reservation: the first open one of the event's
-/// provider and model, else of its provider with no model named. The
-/// reservation's other holds keep counting.
 /// Deletes holds that no longer count: consumed, or expired before `now`.
 pub async fn prune_holds(conn: &mut AnyConnection, now: DateTime<Utc>) -> StoreResult<u64> {
     let done = sqlx::query("DELETE FROM reservations WHERE consumed_at IS NOT NULL OR expires_at <= $1")
@@ -111,6 +135,10 @@ pub async fn prune_holds(conn: &mut AnyConnection, now: DateTime<Utc>) -> StoreR
     Ok(done.rows_affected())
 }
 
+/// Settles one hold of a reservation (the event that names it now counts
+/// instead): the first open one of the event's provider and model, else of
+/// its provider with no model named. The reservation's other holds keep
+/// counting.
 pub async fn consume_hold(
     conn: &mut AnyConnection,
     user_id: &str,

@@ -13,7 +13,9 @@
 //! [`users::lock_subscription`], an UPDATE of the user's subscription row. On Postgres that
 //! row lock serialises writers per user; on SQLite the process's writers
 //! take turns in one group transaction that began `IMMEDIATE` (see
-//! [`GroupWriter`]), and `busy_timeout` queues other processes.
+//! [`GroupWriter`]), and `busy_timeout` queues other processes. There the
+//! group already holds the database's write lock, so a job that finds its
+//! user in the group's [`memo`] skips the row lock and the reads.
 
 pub mod alerts;
 pub mod bills;
@@ -25,6 +27,7 @@ pub mod holds;
 pub mod insights;
 pub mod keys;
 pub mod live;
+pub mod memo;
 pub mod node_stats;
 pub mod rollups;
 #[cfg(test)]
@@ -42,6 +45,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -193,6 +197,10 @@ impl std::fmt::Debug for Secret {
 ///
 /// The busy handler stays as the fallback for other processes writing the
 /// same file (`tally seed` beside a server).
+///
+/// The writer keeps one connection from group to group, and with it a
+/// [`memo::Memo`] of the state the group's transaction holds, from which
+/// reservations decide without reading the store again.
 #[derive(Clone)]
 struct GroupWriter {
     group: Arc<tokio::sync::Mutex<Group>>,
@@ -211,17 +219,79 @@ type GroupOutcome = Option<Result<(), Arc<StoreError>>>;
 /// The open group: its transaction and the jobs waiting for its commit.
 #[derive(Default)]
 struct Group {
-    tx: Option<Transaction<'static, Any>>,
+    /// The writer's connection, kept across groups: `PRAGMA data_version`
+    /// on it moves only when another connection commits.
+    conn: Option<PoolConnection<Any>>,
+    /// A transaction is open on `conn`.
+    open: bool,
     done: Option<tokio::sync::watch::Sender<GroupOutcome>>,
     /// A job ended without committing or rolling back (its future was
     /// dropped): its savepoint is still open and is rolled back before the
     /// connection is used again.
     abandoned: bool,
+    /// The last job ended well, and its savepoint is released with the next
+    /// job's start (one statement, not two) or committed with the group.
+    unreleased: bool,
+    /// What the open transaction holds, for reservations.
+    memo: memo::Memo,
+    /// Holds taken on the memo alone ([`Store::in_memo`]), written before
+    /// the next job's statements or the commit, whichever comes first.
+    pending_holds: Vec<holds::NewHold>,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // A connection inside an open transaction must never serve again.
+        if let (true, Some(conn)) = (self.open, self.conn.as_mut()) {
+            conn.close_on_drop();
+        }
+    }
 }
 
 impl Group {
     fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        self.tx.as_mut().expect("a group job runs in the open transaction")
+        debug_assert!(self.open, "a group job runs in the open transaction");
+        self.conn.as_deref_mut().expect("a group job runs in the open transaction")
+    }
+
+    /// Opens a transaction that holds the write lock, on the writer's
+    /// connection, and tells the memo whether another connection
+    /// committed since the last one.
+    async fn open(&mut self, pool: &AnyPool) -> StoreResult<()> {
+        if self.conn.is_none() {
+            self.conn = Some(pool.acquire().await?);
+            self.memo.restart();
+        }
+        let conn = self.conn.as_deref_mut().expect("acquired above");
+        let began: StoreResult<i64> = async {
+            conn.execute("BEGIN IMMEDIATE").await?;
+            Ok(sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut *conn).await?)
+        }
+        .await;
+        match began {
+            Ok(version) => {
+                self.memo.opened(version);
+                self.open = true;
+                self.done = Some(tokio::sync::watch::channel(None).0);
+                Ok(())
+            }
+            Err(e) => {
+                self.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the writer's connection (rolling back whatever it had open);
+    /// the next group takes a fresh one.
+    async fn discard(&mut self) {
+        self.open = false;
+        self.unreleased = false;
+        self.pending_holds.clear();
+        self.memo.restart();
+        if let Some(conn) = self.conn.take() {
+            conn.close().await.ok();
+        }
     }
 
     async fn run(&mut self, sql: &str) -> StoreResult<()> {
@@ -233,11 +303,7 @@ impl Group {
     /// fails, the group cannot go on (see [`Group::fail`]).
     async fn undo_job(&mut self) -> StoreResult<()> {
         self.abandoned = false;
-        let undone = match self.run("ROLLBACK TO job").await {
-            Ok(()) => self.run("RELEASE job").await,
-            Err(e) => Err(e),
-        };
-        match undone {
+        match self.run("ROLLBACK TO job; RELEASE job").await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(e).await),
         }
@@ -257,8 +323,8 @@ impl Group {
     async fn fail(&mut self, e: StoreError) -> StoreError {
         let e = Arc::new(e);
         tracing::warn!(error = %e, "a SQLite write group failed; its jobs are rolled back and told so");
-        if let Some(tx) = self.tx.take() {
-            tx.rollback().await.ok();
+        if self.open {
+            self.discard().await;
         }
         if let Some(done) = self.done.take() {
             done.send_replace(Some(Err(e.clone())));
@@ -270,12 +336,68 @@ impl Group {
     /// Commits the open group, if any, and tells its jobs how it went.
     async fn flush(&mut self) {
         self.recover().await;
-        if let Some(tx) = self.tx.take() {
-            let outcome = tx.commit().await.map_err(|e| Arc::new(StoreError::from(e)));
+        if self.open {
+            let committed = match self.write_pending().await {
+                Ok(()) => self.run("COMMIT").await,
+                Err(e) => Err(e),
+            };
+            let outcome = match committed {
+                Ok(()) => {
+                    self.open = false;
+                    self.unreleased = false;
+                    Ok(())
+                }
+                Err(e) => {
+                    // Whatever the commit left open is rolled back.
+                    self.discard().await;
+                    Err(Arc::new(e))
+                }
+            };
             if let Some(done) = self.done.take() {
                 done.send_replace(Some(outcome));
             }
         }
+    }
+
+    /// A job ended well: its savepoint stays open until the next job starts
+    /// (see `unreleased`), and the memo drops what it changed and keeps
+    /// what it learned (see [`memo::Memo::job_ended`]).
+    fn end_job(&mut self, affects: &view::Affects, learned: memo::Learned) {
+        self.abandoned = false;
+        self.unreleased = true;
+        self.memo.job_ended(affects, learned);
+    }
+
+    /// Writes the holds taken on the memo alone. They go in the last ended
+    /// job's savepoint, which is never rolled back.
+    async fn write_pending(&mut self) -> StoreResult<()> {
+        if self.pending_holds.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending_holds);
+        holds::insert_holds(self.conn(), &pending).await
+    }
+
+    /// Opens the next job's savepoint, releasing the last one's.
+    async fn start_job(&mut self) -> StoreResult<()> {
+        if let Err(e) = self.write_pending().await {
+            return Err(self.fail(e).await);
+        }
+        let sql = if self.unreleased { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" };
+        self.unreleased = false;
+        if let Err(e) = self.run(sql).await {
+            return Err(self.fail(e).await);
+        }
+        self.abandoned = true;
+        Ok(())
+    }
+
+    /// Ends the group for good (the store is closing): commits it and
+    /// gives the writer's connection back.
+    async fn close(&mut self) {
+        self.flush().await;
+        self.memo.restart();
+        self.conn.take();
     }
 }
 
@@ -299,15 +421,39 @@ impl GroupWriter {
     async fn begin(&self, pool: &AnyPool) -> StoreResult<TxInner> {
         let mut g = self.group.clone().lock_owned().await;
         g.recover().await;
-        if g.tx.is_none() {
-            g.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
-            g.done = Some(tokio::sync::watch::channel(None).0);
+        if !g.open {
+            g.open(pool).await?;
         }
-        if let Err(e) = g.run("SAVEPOINT job").await {
-            return Err(g.fail(e).await);
-        }
-        g.abandoned = true;
+        g.start_job().await?;
         Ok(TxInner::Grouped { group: g, flush: FlushOnDrop(self.flush.clone()) })
+    }
+}
+
+/// A turn of the write group spent on its memo alone (see
+/// [`Store::in_memo`]).
+pub struct MemoJob<'a> {
+    group: &'a mut Group,
+    held_for: Vec<String>,
+}
+
+impl MemoJob<'_> {
+    /// The catalog revision the group's transaction holds, if known.
+    pub fn revision(&self) -> Option<i64> {
+        self.group.memo.revision()
+    }
+
+    /// The user's state as the group's transaction holds it, if known.
+    pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
+        self.group.memo.user(user_id, now).cloned()
+    }
+
+    /// Takes `holds` for `user_id`, whose state is then `after`. They are
+    /// written with the group, before anything else reads the table.
+    pub fn hold(&mut self, user_id: &str, after: memo::Held, holds: Vec<holds::NewHold>) {
+        let learned = memo::Learned { users: vec![(user_id.to_string(), after)], revision: None };
+        self.group.memo.job_ended(&view::Affects::Users(vec![user_id.to_string()]), learned);
+        self.group.pending_holds.extend(holds);
+        self.held_for.push(user_id.to_string());
     }
 }
 
@@ -319,11 +465,14 @@ impl GroupWriter {
 /// caches of store state drop exactly that when it commits.
 pub struct WriteTx {
     inner: TxInner,
-    affects: view::Affects,
+    /// What it said it changes; `None`, said nothing: anything.
+    affects: Option<view::Affects>,
     view: Arc<view::UsageView>,
     /// What to announce once committed (see [`live`]).
     notices: Vec<live::Change>,
     live: Arc<live::LiveHub>,
+    /// SQLite: what the group's memo keeps once this job ends.
+    learned: memo::Learned,
 }
 
 enum TxInner {
@@ -348,12 +497,44 @@ impl WriteTx {
     /// [`view::Affects::Anything`], forgets every cached entry). Calls add
     /// up; say every user whose subscription, usage or holds it writes.
     pub fn affects(&mut self, a: view::Affects) {
-        self.affects = std::mem::take(&mut self.affects).and(a);
+        self.affects = Some(match self.affects.take() {
+            None => a,
+            Some(said) => said.and(a),
+        });
     }
 
     /// A transaction that, until told otherwise, may change anything.
     fn new(inner: TxInner, view: Arc<view::UsageView>, live: Arc<live::LiveHub>) -> WriteTx {
-        WriteTx { inner, affects: view::Affects::Anything, view, notices: Vec::new(), live }
+        WriteTx { inner, affects: None, view, notices: Vec::new(), live, learned: Default::default() }
+    }
+
+    /// SQLite: the user's state as the write group's transaction holds it,
+    /// if the group's memo has it (see [`memo`]); a reservation may decide
+    /// on it. Always `None` on PostgreSQL.
+    pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
+        match &self.inner {
+            TxInner::Grouped { group, .. } => group.memo.user(user_id, now).cloned(),
+            TxInner::Own(_) => None,
+        }
+    }
+
+    /// SQLite: the catalog revision the group's transaction holds, if known.
+    pub fn recall_revision(&self) -> Option<i64> {
+        match &self.inner {
+            TxInner::Grouped { group, .. } => group.memo.revision(),
+            TxInner::Own(_) => None,
+        }
+    }
+
+    /// Tells the group's memo, once this job has ended well, the user's
+    /// state as this job leaves it. Say it only after the job's last write.
+    pub fn learned_user(&mut self, user_id: &str, held: memo::Held) {
+        self.learned.users.push((user_id.to_string(), held));
+    }
+
+    /// Tells the group's memo the catalog revision this job read.
+    pub fn learned_revision(&mut self, revision: i64) {
+        self.learned.revision = Some(revision);
     }
 
     /// Announces, once committed, that this transaction changed `kind` for
@@ -371,7 +552,8 @@ impl WriteTx {
     /// is announced: on PostgreSQL by NOTIFY, sent inside the transaction
     /// and delivered by Postgres on commit, to every node.
     pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx { mut inner, affects, view, notices, live } = self;
+        let WriteTx { mut inner, affects, view, notices, live, learned } = self;
+        let affects = affects.unwrap_or_default();
         if let (TxInner::Own(tx), false) = (&mut inner, notices.is_empty())
             && let Err(e) = Self::send_notices(tx, &live, &notices).await
         {
@@ -379,7 +561,7 @@ impl WriteTx {
             return Err(e);
         }
         let grouped = matches!(inner, TxInner::Grouped { .. });
-        let outcome = Self::commit_inner(inner).await;
+        let outcome = Self::commit_inner(inner, &affects, learned).await;
         view.forget(&affects);
         if grouped && outcome.is_ok() {
             live.publish(notices);
@@ -400,13 +582,10 @@ impl WriteTx {
             sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut **tx).await?;
             return self.commit().await;
         }
-        let WriteTx { inner, affects, view, notices, live } = self;
+        let WriteTx { inner, affects, view, notices, live, learned } = self;
+        let affects = affects.unwrap_or_default();
         let TxInner::Grouped { mut group, flush } = inner else { unreachable!("handled above") };
-        if let Err(e) = group.run("RELEASE job").await {
-            view.forget(&affects);
-            return Err(group.fail(e).await);
-        }
-        group.abandoned = false;
+        group.end_job(&affects, learned);
         let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
         drop(group);
         drop(flush);
@@ -433,14 +612,11 @@ impl WriteTx {
         Ok(())
     }
 
-    async fn commit_inner(inner: TxInner) -> StoreResult<()> {
+    async fn commit_inner(inner: TxInner, affects: &view::Affects, learned: memo::Learned) -> StoreResult<()> {
         match inner {
             TxInner::Own(tx) => tx.commit().await?,
             TxInner::Grouped { mut group, flush } => {
-                if let Err(e) = group.run("RELEASE job").await {
-                    return Err(group.fail(e).await);
-                }
-                group.abandoned = false;
+                group.end_job(affects, learned);
                 let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
                 drop(group);
                 drop(flush);
@@ -470,7 +646,7 @@ impl std::ops::Deref for WriteTx {
     fn deref(&self) -> &Self::Target {
         match &self.inner {
             TxInner::Own(tx) => tx,
-            TxInner::Grouped { group, .. } => group.tx.as_ref().expect("a group job runs in the open transaction"),
+            TxInner::Grouped { group, .. } => group.conn.as_deref().expect("a group job runs in the open transaction"),
         }
     }
 }
@@ -615,6 +791,42 @@ impl Store {
         Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
     }
 
+    /// SQLite: runs `f` in a turn of the write group on the group's memo
+    /// alone, with no statement of its own: a reservation decided there
+    /// costs no round trip to SQLite's thread. Its holds are written with
+    /// the group, and, like [`WriteTx::commit_unsynced`], it does not wait
+    /// for that commit; the caches drop the users it held for at once and
+    /// again once the group has committed. `None` on PostgreSQL, which has
+    /// no memo.
+    pub async fn in_memo<T>(&self, f: impl FnOnce(&mut MemoJob<'_>) -> T) -> StoreResult<Option<T>> {
+        let Some(w) = &self.group else { return Ok(None) };
+        let mut g = w.group.lock().await;
+        g.recover().await;
+        if !g.open {
+            g.open(&self.pool).await?;
+        }
+        let mut job = MemoJob { group: &mut g, held_for: Vec::new() };
+        let out = f(&mut job);
+        let held_for = std::mem::take(&mut job.held_for);
+        let done = g.done.as_ref().map(|d| d.subscribe());
+        drop(g);
+        // The group commits soon, and gives the write lock back.
+        w.flush.notify_one();
+        if !held_for.is_empty() {
+            let affects = view::Affects::Users(held_for);
+            self.view.forget(&affects);
+            if let Some(mut done) = done {
+                let view = self.view.clone();
+                tokio::spawn(async move {
+                    done.wait_for(Option::is_some).await.ok();
+                    // A reader may have refilled the view from before the commit.
+                    view.forget(&affects);
+                });
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Returns once every write committed so far, unsynced ones included
     /// ([`WriteTx::commit_unsynced`]), is durable and visible to every
     /// connection: an empty write whose group commits after theirs.
@@ -648,7 +860,7 @@ impl Store {
     pub async fn close(&self) {
         self.live.close();
         if let Some(w) = &self.group {
-            w.group.lock().await.flush().await;
+            w.group.lock().await.close().await;
         }
         self.pool.close().await;
     }

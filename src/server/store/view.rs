@@ -204,7 +204,7 @@ impl UsageView {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::server::store) mod tests {
     use super::*;
     use crate::domain::identity::UserId;
     use crate::domain::limits::ProviderUsage;
@@ -212,7 +212,8 @@ mod tests {
     use crate::domain::provider::Provider;
     use crate::domain::subscription::Status;
 
-    fn sub(user: &str) -> Subscription {
+    /// A monthly subscription from 2026-01-01 (shared with the memo's tests).
+    pub(in crate::server::store) fn sub(user: &str) -> Subscription {
         let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0).unwrap();
         Subscription {
             user_id: UserId::parse(user).unwrap(),
@@ -233,7 +234,8 @@ mod tests {
         }
     }
 
-    fn used(calls: i64) -> Usage {
+    /// `calls` OpenAI calls.
+    pub(in crate::server::store) fn used(calls: i64) -> Usage {
         let mut u = Usage::default();
         u.add(&Provider::parse("openai").unwrap(), ProviderUsage { calls, tokens: 0, cost: Default::default() });
         u

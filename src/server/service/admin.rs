@@ -346,8 +346,7 @@ impl Engine {
                 format!("{} / {} already has a version from {}", v.provider, v.model, v.effective_from.to_rfc3339()),
             )
         })?;
-        let snapshot = self.catalog.get_in(&mut tx).await?;
-        let repriced = super::repricing::reprice_for(&mut tx, &snapshot, &v, actor, now).await?;
+        let repriced = super::repricing::reprice_for(&mut tx, &self.catalog, &v, actor, now).await?;
         if repriced.events > 0 {
             tracing::info!(events = repriced.events, cost = %repriced.cost.usd_string(), "re-priced unpriced usage");
         }

@@ -93,14 +93,33 @@ impl CatalogCache {
     /// [`crate::server::store::memo`]).
     pub async fn get_in(&self, tx: &mut WriteTx) -> StoreResult<Arc<CatalogSnapshot>> {
         if let Some(revision) = tx.recall_revision()
-            && let Some(snap) = self.current.read().await.as_ref().filter(|s| s.revision == revision)
+            && let Some(snap) = self.loaded(revision).await
         {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(snap.clone());
+            return Ok(snap);
         }
         let snap = self.get(tx).await?;
         tx.learned_revision(snap.revision);
         Ok(snap)
+    }
+
+    /// [`CatalogSnapshot`] of `revision`, which a statement of `tx` has
+    /// just read (the user lock does: [`crate::server::store::users::lock_subscription`]):
+    /// no statement runs when that revision is the one loaded.
+    pub async fn at_revision(&self, tx: &mut WriteTx, revision: i64) -> StoreResult<Arc<CatalogSnapshot>> {
+        if let Some(snap) = self.loaded(revision).await {
+            tx.learned_revision(revision);
+            return Ok(snap);
+        }
+        let snap = self.get(tx).await?;
+        tx.learned_revision(snap.revision);
+        Ok(snap)
+    }
+
+    /// The loaded snapshot if it is of `revision`.
+    async fn loaded(&self, revision: i64) -> Option<Arc<CatalogSnapshot>> {
+        let snap = self.current.read().await.as_ref().filter(|s| s.revision == revision).cloned()?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(snap)
     }
 
     /// The snapshot without asking the store, if it was found current

@@ -131,8 +131,11 @@ impl Engine {
     /// two requests) can never both take the last of a limit. On SQLite the
     /// lock and the reads are usually answered by the write group's memo,
     /// an exact record of that same transaction's state (see
-    /// [`crate::server::store::memo`]), so the reservation runs only its
-    /// INSERT.
+    /// [`crate::server::store::memo`]), so the reservation runs no
+    /// statement: its holds are written with the group. On PostgreSQL it
+    /// is five round trips: BEGIN (sent with `SET LOCAL synchronous_commit
+    /// = off`), the lock (which also reads the subscription and the catalog
+    /// revision), usage and holds, the holds' INSERT, and COMMIT.
     pub async fn preflight(
         &self,
         user_id: &str,
@@ -162,17 +165,16 @@ impl Engine {
             return Ok(p);
         }
         let _turn = self.user_turns.take([user_id]).await;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::Users(vec![user_id.to_string()]));
-        let catalog = self.catalog.get_in(&mut tx).await?;
-        let held = match tx.recall(user_id, now) {
-            Some(held) => held,
+        let (catalog, held) = match tx.recall(user_id, now) {
+            Some(held) => (self.catalog.get_in(&mut tx).await?, held),
             None => {
-                let sub = lock_current(&mut tx, &catalog, user_id, now)
+                let (sub, catalog) = lock_current(&mut tx, &self.catalog, user_id, now)
                     .await?
                     .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
                 let seen = holds::usage_and_holds(&mut tx, user_id, sub.current_period().start, now).await?;
-                Held { sub, used: seen.used, held: seen.held, until: seen.first_expiry }
+                (catalog, Held { sub, used: seen.used, held: seen.held, until: seen.first_expiry })
             }
         };
         let (preflight, after, new_holds) = self.decide_on(&catalog, held, ops, reserve, now)?;

@@ -31,8 +31,7 @@ impl Engine {
                 let Some(key) = keys::key_by_hash(&mut conn, &hash).await? else {
                     return Ok(None);
                 };
-                self.keys.put(&hash, &key, stamp);
-                key
+                self.keys.put(&hash, &key, stamp)
             }
         };
         let stale = key.last_used_at.is_none_or(|t| now - t > chrono::Duration::minutes(1));
@@ -165,13 +164,20 @@ impl KeyCache {
         view.is_fresh(&c.stamp).then(|| c.key.clone())
     }
 
-    /// Keeps `key`, read at `stamp`.
-    fn put(&self, hash: &str, key: &ApiKey, stamp: Stamp) {
+    /// Keeps `key`, read at `stamp`; returns the copy kept.
+    fn put(&self, hash: &str, key: &ApiKey, stamp: Stamp) -> ApiKey {
         let mut entries = self.entries();
         if entries.len() >= MAX_CACHED_KEYS {
             entries.clear();
         }
+        let mut key = key.clone();
+        // A use noted on the copy a concurrent read put first is kept: this
+        // read may have started before that use's write was queued.
+        if let Some(noted) = entries.get(hash).and_then(|c| c.key.last_used_at) {
+            key.last_used_at = key.last_used_at.max(Some(noted));
+        }
         entries.insert(hash.to_string(), CachedKey { key: key.clone(), stamp });
+        key
     }
 
     /// The copy's last use, once a write of it is queued: without this,

@@ -635,3 +635,51 @@ async fn search_queries_without_a_price_are_flagged(store: Store) {
     assert_eq!(open(store.clone()).await.iter().filter(|(_, resolved)| !resolved).count(), 0);
 }
 both_stores!(search_queries_without_a_price_are_flagged, search_queries_without_a_price_are_flagged);
+
+/// A catalog change whose transaction rolled back leaves nothing behind:
+/// the snapshot the cache loaded inside it (a $5 Tavily search) is never
+/// taken for a catalog committed later, which once got the same revision.
+async fn a_rolled_back_price_never_prices(store: Store) {
+    use crate::domain::pricing::{ClassRates, PriceVersion, Rates};
+    use crate::server::testing::price;
+    let start = t(2026, 4, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 4, 20);
+    let mut tx = store.begin().await.unwrap();
+    let v = PriceVersion {
+        id: 0,
+        provider: crate::domain::provider::Provider::parse("tavily").unwrap(),
+        model: "*".into(),
+        effective_from: t(2026, 4, 10),
+        rates: Rates::from(ClassRates { per_search: price("5"), ..ClassRates::default() }),
+        description: String::new(),
+        max_output_tokens: None,
+    };
+    catalog::insert_price_version(&mut tx, &v, None, now).await.unwrap();
+    let inside = engine.catalog.get_in(&mut tx).await.unwrap();
+    assert!(inside.prices.lookup(&v.provider, None, now).is_some_and(|p| p.effective_from == v.effective_from));
+    drop(tx);
+    // Another change, committed, bumping the revision once as the rolled
+    // back one did: a plan, leaving Tavily's price as it was.
+    let mut tx = store.begin().await.unwrap();
+    let other = Plan {
+        id: 0,
+        name: "Other".into(),
+        tier: Tier::Basic,
+        price_monthly: Nanos::from_usd(9),
+        price_yearly: Nanos::from_usd(90),
+        description: String::new(),
+        features: vec![],
+        limits: Limits::new(),
+        archived: false,
+    };
+    catalog::insert_plan(&mut tx, &other, now).await.unwrap();
+    tx.commit().await.unwrap();
+    let r = engine.record(ok(vec![ev("e1", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
+    let tenth_of_a_cent = Nanos(1_000_000);
+    assert_eq!(r[0].cost, tenth_of_a_cent, "priced by the committed catalog: {r:?}");
+    let gate = engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap();
+    assert_eq!(gate.total_cost, tenth_of_a_cent);
+}
+both_stores!(a_rolled_back_price_never_prices, a_rolled_back_price_never_prices);

@@ -87,7 +87,6 @@ impl Engine {
             .map(|(p, m, _, _)| (p, m.unwrap_or_default()))
             .collect();
         let providers: BTreeSet<&str> = unpriced.iter().map(|(p, _)| p.as_str()).collect();
-        let snapshot = self.catalog.get_in(&mut tx).await?;
         for v in &created {
             let relevant = if v.model == ANY_MODEL {
                 providers.contains(v.provider.as_str())
@@ -96,7 +95,7 @@ impl Engine {
             };
             if relevant {
                 report.repriced_events +=
-                    super::repricing::reprice_for(&mut tx, &snapshot, v, actor, now).await?.events;
+                    super::repricing::reprice_for(&mut tx, &self.catalog, v, actor, now).await?.events;
             }
         }
         audit::record(

@@ -48,7 +48,7 @@ impl Engine {
         }
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::Users(vec![user_id.to_string()]));
-        let sub = lock_current(&mut tx, &catalog, user_id, now)
+        let (sub, catalog) = lock_current(&mut tx, &self.catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
         tx.commit().await?;

@@ -104,23 +104,23 @@ impl Engine {
         let _turns = self.user_turns.take(by_user.keys().map(String::as_str)).await;
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::Users(by_user.keys().cloned().collect()));
-        let catalog = self.catalog.get_in(&mut tx).await?;
         // Users in sorted order, so concurrent batches lock in the same order.
         for (user_id, events) in by_user {
             // On SQLite the write group's memo may know the user's state
-            // (see `store::memo`): no lock and no read then.
+            // (see `store::memo`): no lock and no read then. The catalog
+            // is the one the transaction sees once the user is locked.
             let recalled = tx.recall(&user_id, now);
-            let (sub, mut period_usage) = match &recalled {
-                Some(held) => (held.sub.clone(), held.used.clone()),
+            let (sub, catalog, mut period_usage) = match &recalled {
+                Some(held) => (held.sub.clone(), self.catalog.get_in(&mut tx).await?, held.used.clone()),
                 None => {
-                    let Some(sub) = lock_current(&mut tx, &catalog, &user_id, now).await? else {
+                    let Some((sub, catalog)) = lock_current(&mut tx, &self.catalog, &user_id, now).await? else {
                         for (i, ev) in events {
                             results[i] = Some(EventResult::rejected(ev.id, format!("unknown user `{user_id}`")));
                         }
                         continue;
                     };
                     let used = rollups::period_usage(&mut tx, &user_id, sub.current_period().start).await?;
-                    (sub, used)
+                    (sub, catalog, used)
                 }
             };
             let limits = catalog.limits_of(&sub);

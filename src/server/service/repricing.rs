@@ -15,7 +15,7 @@ use crate::server::store::WriteTx;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::catalog::CatalogSnapshot;
+use super::catalog::CatalogCache;
 use super::subscriptions::lock_current;
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ pub struct Repriced {
 /// transaction that added the version; locks each affected user in turn.
 pub async fn reprice_for(
     tx: &mut WriteTx,
-    snapshot: &CatalogSnapshot,
+    catalogs: &CatalogCache,
     version: &PriceVersion,
     actor: &str,
     now: DateTime<Utc>,
@@ -62,7 +62,7 @@ pub async fn reprice_for(
             continue;
         }
         if !open_of.contains_key(&e.user_id) {
-            let Some(sub) = lock_current(tx, snapshot, &e.user_id, now).await? else { continue };
+            let Some((sub, snapshot)) = lock_current(tx, catalogs, &e.user_id, now).await? else { continue };
             let open = sub.current_period();
             open_of.insert(e.user_id.clone(), (open, open.label(), snapshot.limits_of(&sub), Usage::default()));
         }

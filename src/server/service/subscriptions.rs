@@ -16,7 +16,7 @@ use sqlx::AnyConnection;
 
 use super::Engine;
 use super::audit::{self, LifecycleSnapshot, SubscriptionSnapshot, UserSnapshot};
-use super::catalog::CatalogSnapshot;
+use super::catalog::{CatalogCache, CatalogSnapshot};
 use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::limits::LimitUse;
 use crate::domain::money::Nanos;
@@ -30,6 +30,7 @@ use crate::server::store::live::Kind;
 use crate::server::store::users;
 use crate::server::store::{self, StoreResult, WriteTx, alerts, bills, rollups, webhooks};
 use chrono_tz::Tz;
+use std::sync::Arc;
 
 /// Renewal payments are not collected by Tally; the host product's payment
 /// system settles them.
@@ -263,18 +264,20 @@ async fn announce(
 }
 
 /// Locks the user and returns their subscription rolled to `now`, inside
-/// `tx`. `None` when there is no such user.
+/// `tx`, with the pricing catalog as `tx` sees it once the lock is held
+/// (read by the lock's own statement). `None` when there is no such user.
 pub async fn lock_current(
     tx: &mut WriteTx,
-    catalog: &CatalogSnapshot,
+    catalogs: &CatalogCache,
     user_id: &str,
     now: DateTime<Utc>,
-) -> StoreResult<Option<Subscription>> {
-    let Some(mut sub) = users::lock_subscription(tx, user_id).await? else {
+) -> StoreResult<Option<(Subscription, Arc<CatalogSnapshot>)>> {
+    let Some((mut sub, revision)) = users::lock_subscription(tx, user_id).await? else {
         return Ok(None);
     };
-    ensure_current(tx, catalog, &mut sub, now).await?;
-    Ok(Some(sub))
+    let catalog = catalogs.at_revision(tx, revision).await?;
+    ensure_current(tx, &catalog, &mut sub, now).await?;
+    Ok(Some((sub, catalog)))
 }
 
 /// A subscription starting at `now` on `plan`, counted in `tz` from local
@@ -386,11 +389,10 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> AppResult<(Subscription, PlanChange)> {
         let mut tx = self.store.begin().await?;
-        let catalog = self.catalog.get_in(&mut tx).await?;
-        let plan = catalog.plan(plan_id).ok_or_else(|| AppError::NotFound(format!("no plan with id {plan_id}")))?;
-        let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
+        let Some((mut sub, catalog)) = lock_current(&mut tx, &self.catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         };
+        let plan = catalog.plan(plan_id).ok_or_else(|| AppError::NotFound(format!("no plan with id {plan_id}")))?;
         if plan.archived && sub.plan_id != Some(plan.id) {
             return Err(AppError::Invalid(format!("plan `{}` is archived and takes no new subscribers", plan.name)));
         }
@@ -496,8 +498,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> AppResult<Subscription> {
         let mut tx = self.store.begin().await?;
-        let catalog = self.catalog.get_in(&mut tx).await?;
-        let Some(mut sub) = lock_current(&mut tx, &catalog, user_id, now).await? else {
+        let Some((mut sub, catalog)) = lock_current(&mut tx, &self.catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         };
         let before = LifecycleSnapshot::from(&sub);
@@ -649,8 +650,7 @@ impl Engine {
     ) -> AppResult<(Subscription, bool)> {
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::Users(vec![user_id.to_string()]));
-        let catalog = self.catalog.get_in(&mut tx).await?;
-        let mut sub = lock_current(&mut tx, &catalog, user_id, now)
+        let (mut sub, catalog) = lock_current(&mut tx, &self.catalog, user_id, now)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
         if sub.timezone == tz {

@@ -682,3 +682,60 @@ async fn reservations_see_every_write_at_once(store: Store) {
     assert_eq!(scalar(&store, "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations").await, 5);
 }
 both_stores!(reservations_see_every_write_at_once, reservations_see_every_write_at_once);
+
+/// SQLite: a reservation decides on the write group's memo beside a
+/// running job (a long batch, say) that leaves its user alone, and waits
+/// for one that may change its user; the limit holds either way. On
+/// PostgreSQL each waits only for its own user's row lock.
+async fn reservations_wait_only_for_jobs_on_their_user(store: Store) {
+    use crate::server::store::view::Affects;
+    use std::time::Duration as StdDuration;
+    let start = t(2026, 11, 1);
+    let limits = Limits::new().with("tavily_calls", 3);
+    let (engine, plan) = engine_with_catalog(store.clone(), limits, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    user_on_plan(&engine, "u2", plan, start).await;
+    let now = t(2026, 11, 10);
+    let ops = [op("tavily", 0)];
+    for u in ["u1", "u2"] {
+        assert!(engine.preflight(u, &ops, true, now).await.unwrap().can_proceed);
+    }
+    let soon = StdDuration::from_secs(5);
+    // A job that has not said what it changes may change anything: on
+    // SQLite every reservation waits for it.
+    let mut job = store.begin().await.unwrap();
+    let e = engine.clone();
+    let waiting = tokio::spawn(async move { e.preflight("u2", &[op("tavily", 0)], true, now).await.unwrap() });
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    if store.backend() == crate::server::store::Backend::Sqlite {
+        assert!(!waiting.is_finished(), "decided beside a job that may change anything");
+    }
+    // It names u1: u2's reservation goes ahead beside it, u1's waits.
+    job.affects(Affects::Users(vec!["u1".into()]));
+    let p = tokio::time::timeout(soon, engine.preflight("u2", &ops, true, now)).await.expect("u2 waited").unwrap();
+    assert!(p.can_proceed, "u2: 2 of 3");
+    let e = engine.clone();
+    let u1 = tokio::spawn(async move { e.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap() });
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    if store.backend() == crate::server::store::Backend::Sqlite {
+        assert!(!u1.is_finished(), "decided beside a job that may change u1");
+    }
+    job.commit().await.unwrap();
+    assert!(tokio::time::timeout(soon, u1).await.expect("u1 waited past the job").unwrap().can_proceed);
+    assert!(tokio::time::timeout(soon, waiting).await.expect("u2 waited").unwrap().can_proceed, "u2: 3 of 3");
+    let denied = engine.preflight("u2", &ops, true, now).await.unwrap();
+    assert_eq!(denied.denied_by.map(|d| (d.used, d.limit)), Some((3, 3)));
+    store.settled().await.unwrap();
+    let held = |u: &'static str| {
+        let store = store.clone();
+        async move {
+            scalar(
+                &store,
+                &format!("SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM reservations WHERE user_id = '{u}'"),
+            )
+            .await
+        }
+    };
+    assert_eq!((held("u1").await, held("u2").await), (2, 3), "every admitted reservation's hold was written");
+}
+both_stores!(reservations_wait_only_for_jobs_on_their_user, reservations_wait_only_for_jobs_on_their_user);

@@ -14,8 +14,13 @@ pub async fn revision(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(sqlx::query("SELECT revision FROM catalog_revision WHERE id = 1").fetch_one(conn).await?.try_get("revision")?)
 }
 
+/// Marks the catalog changed. The revision is a fresh random tag, never a
+/// counter: a process may keep a snapshot it loaded inside a transaction
+/// that changed the catalog and then rolled back, and no revision committed
+/// later may be mistaken for that snapshot's.
 pub async fn bump_revision(conn: &mut AnyConnection) -> StoreResult<()> {
-    sqlx::query("UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1").execute(conn).await?;
+    let tag = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+    sqlx::query("UPDATE catalog_revision SET revision = $1 WHERE id = 1").bind(tag).execute(conn).await?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! SQLite only: the write group's own record of what a reservation reads,
-//! so that most reservations run one statement (their INSERT) instead of
-//! six.
+//! so that most reservations run no statement of their own (their holds
+//! are written with the group) instead of six.
 //!
 //! A reservation reads the catalog's revision, the user's subscription and
 //! the open period's usage and live holds, decides, and writes its holds.
@@ -24,6 +24,11 @@
 //!   memo starts over.
 //! - Time: an entry is used only while its period is open and until its
 //!   first hold lapses (after that the hold no longer counts).
+//! - Beside a running job: the memo sits behind a short lock of its own,
+//!   so a reservation decides while a job runs, but only for a user that
+//!   job has said it leaves alone; a job starts as able to change anything
+//!   and narrows when it names its users. While the group commits nothing
+//!   is decided on it (the write lock is being given back).
 //!
 //! PostgreSQL has no memo: several nodes write there, and each reservation
 //! reads the store under the user's row lock.

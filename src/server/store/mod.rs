@@ -51,6 +51,13 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// SQLite: the longest a group with only reservations' holds stays open
+/// (see [`GroupWriter::flush_soon`]).
+const MEMO_FLUSH_DELAY: Duration = Duration::from_millis(2);
+
+/// A pooled PostgreSQL connection idle this long is pinged before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -204,7 +211,58 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone)]
 struct GroupWriter {
     group: Arc<tokio::sync::Mutex<Group>>,
+    /// The group's [`Shared`] part (the group holds it too).
+    shared: Arc<std::sync::Mutex<Shared>>,
+    /// Told when a group opens (the group holds it too).
+    opened: Arc<tokio::sync::Notify>,
     flush: Arc<tokio::sync::Notify>,
+    /// A flush is due shortly (see [`GroupWriter::flush_soon`]).
+    flush_due: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What reservations decide on ([`Store::in_memo`]), behind a short lock
+/// of its own rather than the group's turn: a reservation need not wait
+/// for a long job (a batch of a thousand events) of other users.
+#[derive(Default)]
+struct Shared {
+    /// The group's transaction is open and not committing: it holds
+    /// SQLite's write lock, so nothing but the group's jobs can change what
+    /// the memo describes.
+    open: bool,
+    /// The job running now, and what it said it may change (it starts as
+    /// [`view::Affects::Anything`] and narrows): a reservation beside it
+    /// decides only for users it leaves alone.
+    running: Option<view::Affects>,
+    /// What the open transaction holds, for reservations.
+    memo: memo::Memo,
+    /// Holds taken on the memo alone, written before the next job's
+    /// statements or the commit, whichever comes first.
+    pending_holds: Vec<holds::NewHold>,
+    /// Told when the open group has committed.
+    done: Option<tokio::sync::watch::Receiver<GroupOutcome>>,
+}
+
+impl Shared {
+    /// Runs `f` on the memo: what it returns, the users it held for, and
+    /// the news of the commit that will write their holds.
+    fn decide<T>(
+        &mut self,
+        f: impl FnOnce(&mut MemoJob<'_>) -> T,
+    ) -> (T, Vec<String>, Option<tokio::sync::watch::Receiver<GroupOutcome>>) {
+        let mut job = MemoJob { shared: self, held_for: Vec::new() };
+        let out = f(&mut job);
+        let held_for = std::mem::take(&mut job.held_for);
+        (out, held_for, self.done.clone())
+    }
+
+    /// Whether the running job may change `user_id`'s state.
+    fn busy_with(&self, user_id: &str) -> bool {
+        match &self.running {
+            None | Some(view::Affects::NothingCached) => false,
+            Some(view::Affects::Anything) => true,
+            Some(view::Affects::Users(users)) => users.iter().any(|u| u == user_id),
+        }
+    }
 }
 
 impl std::fmt::Debug for GroupWriter {
@@ -232,11 +290,10 @@ struct Group {
     /// The last job ended well, and its savepoint is released with the next
     /// job's start (one statement, not two) or committed with the group.
     unreleased: bool,
-    /// What the open transaction holds, for reservations.
-    memo: memo::Memo,
-    /// Holds taken on the memo alone ([`Store::in_memo`]), written before
-    /// the next job's statements or the commit, whichever comes first.
-    pending_holds: Vec<holds::NewHold>,
+    /// The memo and what reservations decided on it ([`Shared`]).
+    shared: Arc<std::sync::Mutex<Shared>>,
+    /// Told when a group opens: reservations waiting for one decide then.
+    opened: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Group {
@@ -249,6 +306,10 @@ impl Drop for Group {
 }
 
 impl Group {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn conn(&mut self) -> &mut sqlx::AnyConnection {
         debug_assert!(self.open, "a group job runs in the open transaction");
         self.conn.as_deref_mut().expect("a group job runs in the open transaction")
@@ -260,7 +321,7 @@ impl Group {
     async fn open(&mut self, pool: &AnyPool) -> StoreResult<()> {
         if self.conn.is_none() {
             self.conn = Some(pool.acquire().await?);
-            self.memo.restart();
+            self.shared().memo.restart();
         }
         let conn = self.conn.as_deref_mut().expect("acquired above");
         let began: StoreResult<i64> = async {
@@ -270,9 +331,16 @@ impl Group {
         .await;
         match began {
             Ok(version) => {
-                self.memo.opened(version);
+                let done = tokio::sync::watch::channel(None).0;
+                {
+                    let mut shared = self.shared();
+                    shared.memo.opened(version);
+                    shared.done = Some(done.subscribe());
+                    shared.open = true;
+                }
                 self.open = true;
-                self.done = Some(tokio::sync::watch::channel(None).0);
+                self.done = Some(done);
+                self.opened.notify_waiters();
                 Ok(())
             }
             Err(e) => {
@@ -287,8 +355,12 @@ impl Group {
     async fn discard(&mut self) {
         self.open = false;
         self.unreleased = false;
-        self.pending_holds.clear();
-        self.memo.restart();
+        {
+            let mut shared = self.shared();
+            (shared.open, shared.running, shared.done) = (false, None, None);
+            shared.pending_holds.clear();
+            shared.memo.restart();
+        }
         if let Some(conn) = self.conn.take() {
             conn.close().await.ok();
         }
@@ -304,7 +376,10 @@ impl Group {
     async fn undo_job(&mut self) -> StoreResult<()> {
         self.abandoned = false;
         match self.run("ROLLBACK TO job; RELEASE job").await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.shared().running = None;
+                Ok(())
+            }
             Err(e) => Err(self.fail(e).await),
         }
     }
@@ -337,7 +412,15 @@ impl Group {
     async fn flush(&mut self) {
         self.recover().await;
         if self.open {
-            let committed = match self.write_pending().await {
+            // The holds decided so far are written while reservations may
+            // still decide beside; then, from the last few written to the
+            // commit's outcome, the memo stays as it is.
+            let early = self.write_pending().await;
+            {
+                let mut shared = self.shared();
+                (shared.open, shared.done) = (false, None);
+            }
+            let committed = match early.and(self.write_pending().await) {
                 Ok(()) => self.run("COMMIT").await,
                 Err(e) => Err(e),
             };
@@ -365,21 +448,25 @@ impl Group {
     fn end_job(&mut self, affects: &view::Affects, learned: memo::Learned) {
         self.abandoned = false;
         self.unreleased = true;
-        self.memo.job_ended(affects, learned);
+        let mut shared = self.shared();
+        shared.memo.job_ended(affects, learned);
+        shared.running = None;
     }
 
     /// Writes the holds taken on the memo alone. They go in the last ended
     /// job's savepoint, which is never rolled back.
     async fn write_pending(&mut self) -> StoreResult<()> {
-        if self.pending_holds.is_empty() {
+        let pending = std::mem::take(&mut self.shared().pending_holds);
+        if pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending_holds);
         holds::insert_holds(self.conn(), &pending).await
     }
 
     /// Opens the next job's savepoint, releasing the last one's.
     async fn start_job(&mut self) -> StoreResult<()> {
+        // Until it says what it changes, the job may change anything.
+        self.shared().running = Some(view::Affects::Anything);
         if let Err(e) = self.write_pending().await {
             return Err(self.fail(e).await);
         }
@@ -396,14 +483,22 @@ impl Group {
     /// gives the writer's connection back.
     async fn close(&mut self) {
         self.flush().await;
-        self.memo.restart();
+        self.shared().memo.restart();
         self.conn.take();
     }
 }
 
 impl GroupWriter {
     fn start() -> GroupWriter {
-        let w = GroupWriter { group: Arc::default(), flush: Arc::default() };
+        let group = Group::default();
+        let (shared, opened) = (group.shared.clone(), group.opened.clone());
+        let w = GroupWriter {
+            group: Arc::new(tokio::sync::Mutex::new(group)),
+            shared,
+            opened,
+            flush: Arc::default(),
+            flush_due: Arc::default(),
+        };
         let (group, flush) = (Arc::downgrade(&w.group), w.flush.clone());
         tokio::spawn(async move {
             loop {
@@ -418,6 +513,22 @@ impl GroupWriter {
         w
     }
 
+    /// Asks for the group to commit within [`MEMO_FLUSH_DELAY`], for what
+    /// reservations decided on the memo: they do not wait for that commit,
+    /// and the group stays open meanwhile, so the reservations after them
+    /// decide on the memo too instead of opening a group each.
+    fn flush_soon(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.flush_due.swap(true, Ordering::AcqRel) {
+            let (flush, due) = (self.flush.clone(), self.flush_due.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(MEMO_FLUSH_DELAY).await;
+                due.store(false, Ordering::Release);
+                flush.notify_one();
+            });
+        }
+    }
+
     async fn begin(&self, pool: &AnyPool) -> StoreResult<TxInner> {
         let mut g = self.group.clone().lock_owned().await;
         g.recover().await;
@@ -429,30 +540,40 @@ impl GroupWriter {
     }
 }
 
-/// A turn of the write group spent on its memo alone (see
-/// [`Store::in_memo`]).
+/// A decision on the write group's memo alone (see [`Store::in_memo`]),
+/// possibly beside a running job.
 pub struct MemoJob<'a> {
-    group: &'a mut Group,
+    shared: &'a mut Shared,
     held_for: Vec<String>,
 }
 
 impl MemoJob<'_> {
-    /// The catalog revision the group's transaction holds, if known.
+    /// The catalog revision the group's transaction holds, if known (and
+    /// no running job may change it).
     pub fn revision(&self) -> Option<i64> {
-        self.group.memo.revision()
+        if matches!(self.shared.running, Some(view::Affects::Anything)) {
+            return None;
+        }
+        self.shared.memo.revision()
     }
 
-    /// The user's state as the group's transaction holds it, if known.
+    /// The user's state as the group's transaction holds it, if known and
+    /// no running job may change it.
     pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
-        self.group.memo.user(user_id, now).cloned()
+        if self.shared.busy_with(user_id) {
+            return None;
+        }
+        self.shared.memo.user(user_id, now).cloned()
     }
 
-    /// Takes `holds` for `user_id`, whose state is then `after`. They are
-    /// written with the group, before anything else reads the table.
+    /// Takes `holds` for `user_id` (just recalled), whose state is then
+    /// `after`. They are written with the group, before the next job or
+    /// the commit; no running job reads this user's holds.
     pub fn hold(&mut self, user_id: &str, after: memo::Held, holds: Vec<holds::NewHold>) {
+        debug_assert!(!self.shared.busy_with(user_id), "decided beside a job that may change the user");
         let learned = memo::Learned { users: vec![(user_id.to_string(), after)], revision: None };
-        self.group.memo.job_ended(&view::Affects::Users(vec![user_id.to_string()]), learned);
-        self.group.pending_holds.extend(holds);
+        self.shared.memo.job_ended(&view::Affects::Users(vec![user_id.to_string()]), learned);
+        self.shared.pending_holds.extend(holds);
         self.held_for.push(user_id.to_string());
     }
 }
@@ -497,10 +618,15 @@ impl WriteTx {
     /// [`view::Affects::Anything`], forgets every cached entry). Calls add
     /// up; say every user whose subscription, usage or holds it writes.
     pub fn affects(&mut self, a: view::Affects) {
-        self.affects = Some(match self.affects.take() {
+        let said = match self.affects.take() {
             None => a,
             Some(said) => said.and(a),
-        });
+        };
+        if let TxInner::Grouped { group, .. } = &self.inner {
+            // Reservations beside this job may decide for other users.
+            group.shared().running = Some(said.clone());
+        }
+        self.affects = Some(said);
     }
 
     /// A transaction that, until told otherwise, may change anything.
@@ -513,7 +639,7 @@ impl WriteTx {
     /// on it. Always `None` on PostgreSQL.
     pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
         match &self.inner {
-            TxInner::Grouped { group, .. } => group.memo.user(user_id, now).cloned(),
+            TxInner::Grouped { group, .. } => group.shared().memo.user(user_id, now).cloned(),
             TxInner::Own(_) => None,
         }
     }
@@ -521,7 +647,7 @@ impl WriteTx {
     /// SQLite: the catalog revision the group's transaction holds, if known.
     pub fn recall_revision(&self) -> Option<i64> {
         match &self.inner {
-            TxInner::Grouped { group, .. } => group.memo.revision(),
+            TxInner::Grouped { group, .. } => group.shared().memo.revision(),
             TxInner::Own(_) => None,
         }
     }
@@ -577,9 +703,10 @@ impl WriteTx {
     /// committed with `synchronous_commit = off`, which skips only the wait
     /// for the WAL flush). On SQLite the caches drop what it changed again
     /// once its group has committed, and it is announced then.
-    pub async fn commit_unsynced(mut self) -> StoreResult<()> {
-        if let TxInner::Own(tx) = &mut self.inner {
-            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut **tx).await?;
+    /// Begin it with [`Store::begin_unsynced`]: on PostgreSQL that is what
+    /// turns the flush wait off.
+    pub async fn commit_unsynced(self) -> StoreResult<()> {
+        if let TxInner::Own(_) = &self.inner {
             return self.commit().await;
         }
         let WriteTx { inner, affects, view, notices, live, learned } = self;
@@ -717,6 +844,22 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)
+            // sqlx pings a connection before every use by default: a round
+            // trip (on SQLite a hop to its thread) in front of every
+            // statement batch. Only a PostgreSQL connection idle long
+            // enough for the server to have gone away and back is tested
+            // first; one cut in use fails its request with 503 (store
+            // unavailable) and is closed when released, as sqlx pings it
+            // then.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if backend == Backend::Postgres && meta.idle_for >= PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 let schema = schema.clone();
                 Box::pin(async move {
@@ -791,27 +934,58 @@ impl Store {
         Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
     }
 
-    /// SQLite: runs `f` in a turn of the write group on the group's memo
-    /// alone, with no statement of its own: a reservation decided there
-    /// costs no round trip to SQLite's thread. Its holds are written with
+    /// [`Store::begin`] for work to be committed with
+    /// [`WriteTx::commit_unsynced`]. On PostgreSQL the transaction begins
+    /// with `SET LOCAL synchronous_commit = off` sent with its `BEGIN`, in
+    /// one round trip.
+    pub async fn begin_unsynced(&self) -> StoreResult<WriteTx> {
+        let inner = match &self.group {
+            Some(w) => w.begin(&self.pool).await?,
+            None => TxInner::Own(self.pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?),
+        };
+        Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
+    }
+
+    /// SQLite: runs `f` on the write group's memo alone, with no statement
+    /// of its own: a reservation decided there costs no round trip to
+    /// SQLite's thread. While the group is open it runs at once, beside
+    /// whatever job runs, and the memo answers only for users that job
+    /// leaves alone (see [`MemoJob::recall`]); otherwise it waits for a
+    /// turn of the group and opens it. Its holds are written with
     /// the group, and, like [`WriteTx::commit_unsynced`], it does not wait
     /// for that commit; the caches drop the users it held for at once and
     /// again once the group has committed. `None` on PostgreSQL, which has
     /// no memo.
     pub async fn in_memo<T>(&self, f: impl FnOnce(&mut MemoJob<'_>) -> T) -> StoreResult<Option<T>> {
         let Some(w) = &self.group else { return Ok(None) };
-        let mut g = w.group.lock().await;
-        g.recover().await;
-        if !g.open {
-            g.open(&self.pool).await?;
-        }
-        let mut job = MemoJob { group: &mut g, held_for: Vec::new() };
-        let out = f(&mut job);
-        let held_for = std::mem::take(&mut job.held_for);
-        let done = g.done.as_ref().map(|d| d.subscribe());
-        drop(g);
+        let mut f = Some(f);
+        // While the group is open, at once, beside whatever job runs. Else
+        // when a group next opens: by this call, in a turn of the group, or
+        // by the job ahead of it in the queue (then beside that job).
+        let (out, held_for, done) = loop {
+            let opened = w.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            {
+                let mut shared = w.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if shared.open {
+                    break shared.decide(f.take().expect("decided once"));
+                }
+            }
+            tokio::select! {
+                mut g = w.group.lock() => {
+                    g.recover().await;
+                    if !g.open {
+                        g.open(&self.pool).await?;
+                    }
+                    let mut shared = g.shared();
+                    break shared.decide(f.take().expect("decided once"));
+                }
+                () = &mut opened => {}
+            }
+        };
         // The group commits soon, and gives the write lock back.
-        w.flush.notify_one();
+        w.flush_soon();
         if !held_for.is_empty() {
             let affects = view::Affects::Users(held_for);
             self.view.forget(&affects);

@@ -164,15 +164,19 @@ pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResul
 /// Takes the user's write lock for the rest of the transaction (an UPDATE
 /// of their subscription row: on Postgres a row lock that serialises
 /// writers per user) and returns the subscription as it is once the lock
-/// is held, in the same statement. `None`: no such user.
-pub async fn lock_subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
+/// is held, in the same statement, with the pricing catalog's revision
+/// (read in that statement too, saving a round trip: see
+/// [`crate::server::service::catalog::CatalogCache::at_revision`]).
+/// `None`: no such user.
+pub async fn lock_subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<(Subscription, i64)>> {
     let row = sqlx::query(&format!(
-        "UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = $1 RETURNING {SUBSCRIPTION_COLS}"
+        "UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = $1 \
+         RETURNING {SUBSCRIPTION_COLS}, (SELECT revision FROM catalog_revision WHERE id = 1) AS catalog_revision"
     ))
     .bind(user_id)
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(subscription_from_row).transpose()
+    row.as_ref().map(|r| Ok((subscription_from_row(r)?, r.try_get("catalog_revision")?))).transpose()
 }
 
 fn subscription_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Subscription> {

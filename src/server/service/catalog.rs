@@ -92,24 +92,27 @@ impl CatalogCache {
     /// usually knows that revision, so nothing is read (see
     /// [`crate::server::store::memo`]).
     pub async fn get_in(&self, tx: &mut WriteTx) -> StoreResult<Arc<CatalogSnapshot>> {
-        if let Some(revision) = tx.recall_revision()
-            && let Some(snap) = self.loaded(revision).await
-        {
-            return Ok(snap);
+        match tx.recall_revision() {
+            Some(revision) => self.at_revision(tx, revision).await,
+            None => self.load_in(tx).await,
         }
-        let snap = self.get(tx).await?;
-        tx.learned_revision(snap.revision);
-        Ok(snap)
     }
 
     /// [`CatalogSnapshot`] of `revision`, which a statement of `tx` has
     /// just read (the user lock does: [`crate::server::store::users::lock_subscription`]):
     /// no statement runs when that revision is the one loaded.
     pub async fn at_revision(&self, tx: &mut WriteTx, revision: i64) -> StoreResult<Arc<CatalogSnapshot>> {
-        if let Some(snap) = self.loaded(revision).await {
-            tx.learned_revision(revision);
-            return Ok(snap);
+        match self.loaded(revision).await {
+            Some(snap) => {
+                tx.learned_revision(revision);
+                Ok(snap)
+            }
+            None => self.load_in(tx).await,
         }
+    }
+
+    /// [`CatalogCache::get`] in `tx`, telling it the revision read.
+    async fn load_in(&self, tx: &mut WriteTx) -> StoreResult<Arc<CatalogSnapshot>> {
         let snap = self.get(tx).await?;
         tx.learned_revision(snap.revision);
         Ok(snap)

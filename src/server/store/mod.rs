@@ -927,11 +927,7 @@ impl Store {
     /// upgrade can fail. Never begin a second write transaction while
     /// holding one: on SQLite that waits for itself.
     pub async fn begin(&self) -> StoreResult<WriteTx> {
-        let inner = match &self.group {
-            Some(w) => w.begin(&self.pool).await?,
-            None => TxInner::Own(self.pool.begin().await?),
-        };
-        Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
+        self.begin_as("BEGIN").await
     }
 
     /// [`Store::begin`] for work to be committed with
@@ -939,9 +935,14 @@ impl Store {
     /// with `SET LOCAL synchronous_commit = off` sent with its `BEGIN`, in
     /// one round trip.
     pub async fn begin_unsynced(&self) -> StoreResult<WriteTx> {
+        self.begin_as("BEGIN; SET LOCAL synchronous_commit = off").await
+    }
+
+    /// A write transaction; on PostgreSQL begun by `statement`.
+    async fn begin_as(&self, statement: &'static str) -> StoreResult<WriteTx> {
         let inner = match &self.group {
             Some(w) => w.begin(&self.pool).await?,
-            None => TxInner::Own(self.pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?),
+            None => TxInner::Own(self.pool.begin_with(statement).await?),
         };
         Ok(WriteTx::new(inner, self.view.clone(), self.live.clone()))
     }

@@ -117,8 +117,14 @@ async fn load(addr: SocketAddr, key: &str, clients: usize, duration: Duration, m
                             let mut body = resp.into_body();
                             let first = body.frame().await;
                             let took = t.elapsed();
-                            let rest = body.collect().await.is_ok();
-                            (status.is_success() && first.is_none_or(|f| f.is_ok()) && rest, took)
+                            // Read to the end, a frame at a time: holding a
+                            // whole export would put the clients' memory in
+                            // the peak-memory figure.
+                            let mut ok = first.is_none_or(|f| f.is_ok());
+                            while ok && let Some(frame) = body.frame().await {
+                                ok = frame.is_ok();
+                            }
+                            (status.is_success() && ok, took)
                         }
                         Err(_) => (false, t.elapsed()),
                     };
@@ -391,7 +397,7 @@ fn preflight_body(user: &str, reserve: bool) -> String {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let secs = if args.quick { 2 } else { args.seconds.max(1) };
     let dur = Duration::from_secs(secs);
-    let small = args.quick || args.only.is_some();
+    let small = args.quick || matches!(args.only, Some(BenchSection::Gate | BenchSection::Proxy));
     // The proxy's and the gate's figures read nothing seeded: a few events
     // will do.
     let events = args.events.unwrap_or(if small { 5_000 } else { 200_000 });
@@ -408,8 +414,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) -> anyhow::Result<()> {
     let engine = Engine::new(store.clone(), EngineConfig::default());
     let now = Utc::now();
-    eprintln!("seeding {events} events for 100 load users through the recording engine...");
-    let seeded = seed::seed_load(&engine, events, 100, 45, now, |_| ()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let load_users = args.users as usize;
+    eprintln!("seeding {events} events for {load_users} load users through the recording engine...");
+    let seeded =
+        seed::seed_load(&engine, events, load_users, 45, now, |_| ()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let seed_rate = seeded.events as f64 / seeded.elapsed.as_secs_f64().max(1e-9);
     // Bench users on a plan with limits the gate checks but never reaches.
     let mut limits = std::collections::BTreeMap::new();
@@ -471,10 +479,18 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
 
     let floor = drive(addr, &key, c, dur, Arc::new(|_, _| (Method::GET, "/healthz".into(), None))).await;
     rows.extend(request_rows("GET /healthz (the floor)", &floor, &floor));
-    if args.only == Some(BenchSection::Proxy) {
-        rows.extend(proxy_rows(addr, mock, &proxy_key, dur).await);
-        server.abort();
-        return finish(args, events, seed_rate, &rows);
+    match args.only {
+        Some(BenchSection::Proxy) => {
+            rows.extend(proxy_rows(addr, mock, &proxy_key, dur).await);
+            server.abort();
+            return finish(args, events, seed_rate, &rows);
+        }
+        Some(BenchSection::Reads) => {
+            rows.extend(read_rows(addr, &load_key, c, dur, events / args.users as u64, &floor).await);
+            server.abort();
+            return finish(args, events, seed_rate, &rows);
+        }
+        _ => {}
     }
 
     // Preflight checks (or reservations) round-robin over the bench users.
@@ -548,23 +564,44 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         return finish(args, events, seed_rate, &rows);
     }
 
-    // Reads of a load user holding events/100 of the seeded events.
-    let per_user = events / 100;
-    for (name, path) in [
-        ("dashboard API", "/api/subscription/dashboard/load-00001".to_string()),
-        ("usage log, first page", "/api/subscription/usage-logs?limit=50".to_string()),
-        (
-            "usage log, deep page",
-            format!("/api/subscription/usage-logs?limit=50&offset={}", per_user.saturating_sub(50)),
-        ),
-        ("usage log CSV, whole log downloaded", "/api/usage/load-00001/logs.csv".to_string()),
-    ] {
-        let run = drive(addr, &load_key, c, dur, Arc::new(move |_, _| (Method::GET, path.clone(), None))).await;
-        rows.extend(request_rows(&format!("{name} ({per_user} events of the user)"), &run, &floor));
-    }
+    rows.extend(read_rows(addr, &load_key, c, dur, events / args.users as u64, &floor).await);
     rows.extend(proxy_rows(addr, mock, &proxy_key, dur).await);
     server.abort();
     finish(args, events, seed_rate, &rows)
+}
+
+/// The read paths of the first load user, who holds `per_user` events: the
+/// dashboard's data, the usage log's first and deepest page, and the CSV
+/// export (its first byte, which leaves after the first page of rows
+/// whatever the log's size, and the whole download).
+async fn read_rows(addr: SocketAddr, key: &str, c: usize, dur: Duration, per_user: u64, floor: &Run) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let csv = "/api/usage/load-00001/logs.csv".to_string();
+    for (name, path, first_byte) in [
+        ("dashboard API", "/api/subscription/dashboard/load-00001".to_string(), false),
+        ("usage log, first page", "/api/subscription/usage-logs?limit=50".to_string(), false),
+        (
+            "usage log, deep page",
+            format!("/api/subscription/usage-logs?limit=50&offset={}", per_user.saturating_sub(50)),
+            false,
+        ),
+        ("usage log CSV, first byte", csv.clone(), true),
+        ("usage log CSV, whole log downloaded", csv, false),
+    ] {
+        let pace = Pace { per_sec: None, first_byte };
+        let run = load(addr, key, c, dur, Arc::new(move |_, _| (Method::GET, path.clone(), None)), pace).await;
+        let figures = request_rows(&format!("{name} ({per_user} events of the user)"), &run, floor);
+        // The first-byte run's throughput is the whole downloads' again.
+        rows.extend(figures.into_iter().filter_map(|mut r| match (first_byte, r.figure.as_str()) {
+            (true, "throughput") => None,
+            (true, "p50 / p99") => {
+                r.figure = "first byte p50 / p99".into();
+                Some(r)
+            }
+            _ => Some(r),
+        }));
+    }
+    rows
 }
 
 /// Prints the table with the process's peak memory; fails if any request
@@ -585,9 +622,10 @@ fn print_table(args: &BenchArgs, events: u64, seed_rate: f64, rss: &str, rows: &
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let build = if cfg!(debug_assertions) { "debug build (use --release for real figures)" } else { "release build" };
     println!(
-        "tally bench: {} store, {build}, {cores} cores, {} clients, {events} events seeded at {} events/s; peak memory {rss}",
+        "tally bench: {} store, {build}, {cores} cores, {} clients, {events} events for {} users seeded at {} events/s; peak memory {rss}",
         args.store.name(),
         args.clients,
+        args.users,
         crate::domain::money::format_count(seed_rate.round() as i64),
     );
     println!();

@@ -434,8 +434,11 @@ impl BenchStore {
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Measure only this part: `gate` (preflight checks and reservations,
-    /// ingest, and the two beside each other) or `proxy` (the tracking
-    /// proxy's added latency against a mock provider). Default: everything.
+    /// ingest, and the two beside each other), `proxy` (the tracking
+    /// proxy's added latency against a mock provider) or `reads` (the
+    /// dashboard, usage-log pages and CSV export over the seeded events;
+    /// `tally bench reads --events 10000000` measures them at scale).
+    /// Default: everything.
     #[arg(value_enum)]
     pub only: Option<BenchSection>,
     /// The store to measure: a fresh SQLite file in the temp directory, or
@@ -452,10 +455,14 @@ pub struct BenchArgs {
     /// Seconds each figure is measured for.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Events seeded for 100 load users before the read figures (default
-    /// 200,000; 5,000 with --quick).
+    /// Events seeded for the load users before the read figures (default
+    /// 200,000; 5,000 with --quick or `gate`/`proxy`).
     #[arg(long, value_name = "N")]
     pub events: Option<u64>,
+    /// Load users the seeded events are spread over; the read figures read
+    /// the first of them, who holds events/users of them.
+    #[arg(long, value_name = "U", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub users: u32,
     /// Concurrent HTTP clients for the request figures.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
@@ -466,6 +473,7 @@ pub struct BenchArgs {
 pub enum BenchSection {
     Gate,
     Proxy,
+    Reads,
 }
 
 fn parse_usd(s: &str) -> Result<crate::domain::money::Nanos, String> {

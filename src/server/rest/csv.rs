@@ -112,8 +112,11 @@ pub async fn renewal_history(
     Ok(csv(&format!("renewal-history-{user_id}.csv"), &h, rows))
 }
 
-/// Rows fetched per page while streaming the usage log.
+/// Rows fetched per page while streaming the usage log; the first page is
+/// smaller, so the download begins as soon as possible however large the
+/// log.
 const LOG_CSV_PAGE: i64 = 1000;
+const LOG_CSV_FIRST_PAGE: i64 = 100;
 
 /// The usage log's columns: the first 22 as they always were, then the
 /// usage parts and what each class cost (the cost columns sum to
@@ -229,25 +232,26 @@ pub async fn usage_log(
     principal.require_read(&user_id)?;
     let (filter, _, _) = log_query(&q)?;
     state.engine.current_subscription(&user_id, Utc::now()).await?;
-    let first = state.engine.usage_log_rows(&user_id, &filter, LOG_CSV_PAGE, LogStart::Offset(0)).await?;
+    let first = state.engine.usage_log_rows(&user_id, &filter, LOG_CSV_FIRST_PAGE, LogStart::Offset(0)).await?;
     let mut head = LOG_CSV_HEADER.join(",");
     head.push_str("\r\n");
     let engine = state.engine.clone();
     let uid = user_id.clone();
-    // State: the page in hand (already fetched) and whether more may follow.
+    // State: the text so far, the page in hand (already fetched) and how
+    // many rows it asked for (fewer came: it was the last).
     use futures::StreamExt;
-    let pages = futures::stream::unfold(Some((head, first)), move |st| {
+    let pages = futures::stream::unfold(Some((head, first, LOG_CSV_FIRST_PAGE)), move |st| {
         let (engine, uid, filter) = (engine.clone(), uid.clone(), filter.clone());
         async move {
-            let (mut out, rows) = st?;
+            let (mut out, rows, asked) = st?;
             log_csv_rows(&mut out, &rows);
             let next = match rows.last() {
-                Some(last) if rows.len() as i64 == LOG_CSV_PAGE => {
+                Some(last) if rows.len() as i64 == asked => {
                     match engine
                         .usage_log_rows(&uid, &filter, LOG_CSV_PAGE, LogStart::Before(last.occurred_at, last.id))
                         .await
                     {
-                        Ok(more) => Some((String::new(), more)),
+                        Ok(more) => Some((String::new(), more, LOG_CSV_PAGE)),
                         Err(e) => {
                             tracing::warn!(error = %e, user = %uid, "usage-log CSV aborted");
                             return Some((Err(std::io::Error::other("the store failed mid-export")), None));

@@ -156,8 +156,9 @@ async fn every_cost_lands_in_exactly_one_bill(store: Store) {
 }
 both_stores!(every_cost_lands_in_exactly_one_bill, every_cost_lands_in_exactly_one_bill);
 
-/// The usage log pages by cursor (a deep page reads what the first does)
-/// and counts from the rollups; both agree with the events themselves.
+/// The usage log pages by cursor and by offset (a deep page reads what the
+/// first does) and counts from the rollups; all agree with the events
+/// themselves.
 async fn usage_log_pages_by_cursor(store: Store) {
     use crate::domain::usage_log::{LogFilter, LogStart};
     let start = t(2026, 4, 1);
@@ -201,6 +202,15 @@ async fn usage_log_pages_by_cursor(store: Store) {
             paged.extend(rows.iter().map(|r| r.id));
         }
         assert_eq!(paged, all.iter().map(|r| r.id).collect::<Vec<_>>(), "{filter:?}: cursor pages == one long page");
+        // Offset pages (which skip over ids before reading rows) too, past
+        // the end included.
+        let mut by_offset = Vec::new();
+        for page in 0..=(all.len() / 25 + 1) {
+            let (rows, _) = engine.usage_log("u1", &filter, 25, LogStart::Offset(page as i64 * 25)).await.unwrap();
+            assert!(rows.len() <= 25);
+            by_offset.extend(rows.iter().map(|r| r.id));
+        }
+        assert_eq!(by_offset, paged, "{filter:?}: offset pages == cursor pages");
     }
     let failed = scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400").await;
     let f = LogFilter { failed: Some(true), ..Default::default() };

@@ -49,7 +49,7 @@ async fn gzipped_body(api: &Api, path: &str, key: &str) -> String {
     text
 }
 
-/// 2,345 events (past two 1,000-row pages) over two providers, a tenth of
+/// 2,345 events (past the first 100-row page and two 1,000-row pages) over two providers, a tenth of
 /// them failed with awkward error text: the download holds every one,
 /// newest first, once, and its costs add up to the recorded events exactly;
 /// the usage log's filters apply; other users' logs are refused.
@@ -145,3 +145,26 @@ async fn usage_log_csv_holds_every_event(store: Store) {
     assert_error(&api.get("/api/usage/nobody/logs.csv", Some(&admin)).await, StatusCode::NOT_FOUND, "not_found");
 }
 both_stores!(usage_log_csv_holds_every_event, usage_log_csv_holds_every_event);
+
+/// A log that ends exactly where a page does (the first 100-row page, then
+/// a 1,000-row one) downloads whole, each event once, and the file ends
+/// cleanly after the empty page that follows.
+async fn usage_log_csv_ending_on_a_page_boundary(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+    let mut sent = 0;
+    for total in [100, 1_100] {
+        let batch: Vec<Value> = (sent..total).map(|i| event(&format!("b{i}"), "alice")).collect();
+        let r = api.post("/api/usage/events", Some(&ingest), json!({"events": batch})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        sent = total;
+        let rows = parse_csv(api.get("/api/usage/alice/logs.csv", Some(&alice)).await.body["raw"].as_str().unwrap());
+        let mut ids: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(ids.len(), total, "{total} events");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), total, "{total} events, each once");
+    }
+}
+both_stores!(usage_log_csv_ending_on_a_page_boundary, usage_log_csv_ending_on_a_page_boundary);

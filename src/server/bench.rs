@@ -477,6 +477,7 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
     let mut rows = Vec::new();
     eprintln!("measuring, {} s per figure, {c} clients...", dur.as_secs());
 
+    let per_user = events / u64::from(args.users);
     let floor = drive(addr, &key, c, dur, Arc::new(|_, _| (Method::GET, "/healthz".into(), None))).await;
     rows.extend(request_rows("GET /healthz (the floor)", &floor, &floor));
     match args.only {
@@ -486,7 +487,7 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
             return finish(args, events, seed_rate, &rows);
         }
         Some(BenchSection::Reads) => {
-            rows.extend(read_rows(addr, &load_key, c, dur, events / args.users as u64, &floor).await);
+            rows.extend(read_rows(addr, &load_key, c, dur, per_user, &floor).await);
             server.abort();
             return finish(args, events, seed_rate, &rows);
         }
@@ -564,7 +565,7 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         return finish(args, events, seed_rate, &rows);
     }
 
-    rows.extend(read_rows(addr, &load_key, c, dur, events / args.users as u64, &floor).await);
+    rows.extend(read_rows(addr, &load_key, c, dur, per_user, &floor).await);
     rows.extend(proxy_rows(addr, mock, &proxy_key, dur).await);
     server.abort();
     finish(args, events, seed_rate, &rows)

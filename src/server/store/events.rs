@@ -325,29 +325,30 @@ pub async fn usage_log(
     let (mut filter, binds) = log_where(f);
     let n = binds.len() + 2;
     const ORDER: &str = "ORDER BY occurred_at DESC, id DESC";
-    let rows_where = match start {
+    let (rows_where, limit_clause) = match start {
         // A deep page skips its offset over the ids alone (the index on
-        // user and time holds them), then reads the page's own rows: the
-        // skipped events' rows are never fetched, which on PostgreSQL would
-        // be one heap visit each.
-        LogStart::Offset(_) => {
-            format!("id IN (SELECT id FROM usage_events WHERE {filter} {ORDER} LIMIT ${n} OFFSET ${}) {ORDER}", n + 1)
-        }
+        // user, time and id holds them), then reads the page's own rows:
+        // the skipped events' rows are never fetched, which on PostgreSQL
+        // would be one heap visit each.
+        LogStart::Offset(_) => (
+            format!("id IN (SELECT id FROM usage_events WHERE {filter} {ORDER} LIMIT ${n} OFFSET ${})", n + 1),
+            String::new(),
+        ),
         LogStart::Before(..) => {
             filter.push_str(&format!(
-                " AND (occurred_at < ${} OR (occurred_at = ${} AND id < ${})) {ORDER} LIMIT ${n}",
+                " AND (occurred_at < ${} OR (occurred_at = ${} AND id < ${}))",
                 n + 1,
                 n + 1,
                 n + 2
             ));
-            filter
+            (filter, format!("LIMIT ${n}"))
         }
     };
     let sql = format!(
         "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
          tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
          response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, estimated, tags,
-         {PARTS_COLS} FROM usage_events WHERE {rows_where}"
+         {PARTS_COLS} FROM usage_events WHERE {rows_where} {ORDER} {limit_clause}"
     );
     let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
     q = match start {

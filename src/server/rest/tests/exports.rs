@@ -49,8 +49,8 @@ async fn gzipped_body(api: &Api, path: &str, key: &str) -> String {
     text
 }
 
-/// 2,345 events (past the first 100-row page and two 1,000-row pages) over two providers, a tenth of
-/// them failed with awkward error text: the download holds every one,
+/// 2,345 events (past the first 100-row page and two 1,000-row pages) over
+/// two providers, a tenth of them failed with awkward error text: the download holds every one,
 /// newest first, once, and its costs add up to the recorded events exactly;
 /// the usage log's filters apply; other users' logs are refused.
 async fn usage_log_csv_holds_every_event(store: Store) {

@@ -577,7 +577,8 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
 /// whatever the log's size, and the whole download).
 async fn read_rows(addr: SocketAddr, key: &str, c: usize, dur: Duration, per_user: u64, floor: &Run) -> Vec<Row> {
     let mut rows = Vec::new();
-    let csv = "/api/usage/load-00001/logs.csv".to_string();
+    let csv_path = || "/api/usage/load-00001/logs.csv".to_string();
+    let csv = csv_path();
     for (name, path, first_byte) in [
         ("dashboard API", "/api/subscription/dashboard/load-00001".to_string(), false),
         ("usage log, first page", "/api/subscription/usage-logs?limit=50".to_string(), false),
@@ -601,6 +602,20 @@ async fn read_rows(addr: SocketAddr, key: &str, c: usize, dur: Duration, per_use
             }
             _ => Some(r),
         }));
+    }
+    // Exports must not starve the interactive reads: the dashboard again,
+    // while as many clients download the whole log beside it.
+    let dashboard = "/api/subscription/dashboard/load-00001".to_string();
+    let (beside_key, beside_csv) = (key.to_string(), csv_path());
+    let beside = tokio::spawn(async move {
+        load(addr, &beside_key, c, dur, Arc::new(move |_, _| (Method::GET, beside_csv.clone(), None)), Pace::default())
+            .await
+    });
+    let run = drive(addr, key, c, dur, Arc::new(move |_, _| (Method::GET, dashboard.clone(), None))).await;
+    let beside = beside.await.expect("the CSV download clients panicked");
+    rows.extend(request_rows(&format!("dashboard API, beside {c} whole-log CSV downloads"), &run, floor));
+    if beside.failures > 0 {
+        rows.extend(request_rows("... the CSV downloads beside it", &beside, floor));
     }
     rows
 }

@@ -436,7 +436,8 @@ pub struct BenchArgs {
     /// Measure only this part: `gate` (preflight checks and reservations,
     /// ingest, and the two beside each other), `proxy` (the tracking
     /// proxy's added latency against a mock provider) or `reads` (the
-    /// dashboard, usage-log pages and CSV export over the seeded events;
+    /// dashboard, usage-log pages and CSV export over the seeded events, and
+    /// the dashboard beside whole-log downloads;
     /// `tally bench reads --events 10000000` measures them at scale).
     /// Default: everything.
     #[arg(value_enum)]

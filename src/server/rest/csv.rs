@@ -237,28 +237,33 @@ pub async fn usage_log(
     head.push_str("\r\n");
     let engine = state.engine.clone();
     let uid = user_id.clone();
-    // State: the text so far, the page in hand (already fetched) and how
-    // many rows it asked for (fewer came: it was the last).
     use futures::StreamExt;
-    let pages = futures::stream::unfold(Some((head, first, LOG_CSV_FIRST_PAGE)), move |st| {
+    let pages = futures::stream::unfold(Next::First(head, first), move |next| {
         let (engine, uid, filter) = (engine.clone(), uid.clone(), filter.clone());
         async move {
-            let (mut out, rows, asked) = st?;
-            log_csv_rows(&mut out, &rows);
-            let next = match rows.last() {
-                Some(last) if rows.len() as i64 == asked => {
-                    match engine
-                        .usage_log_rows(&uid, &filter, LOG_CSV_PAGE, LogStart::Before(last.occurred_at, last.id))
-                        .await
-                    {
-                        Ok(more) => Some((String::new(), more, LOG_CSV_PAGE)),
-                        Err(e) => {
-                            tracing::warn!(error = %e, user = %uid, "usage-log CSV aborted");
-                            return Some((Err(std::io::Error::other("the store failed mid-export")), None));
-                        }
-                    }
+            let (out, asked, rows, last) = match next {
+                Next::Done => return None,
+                // Read and written at once: somebody waits for it.
+                Next::First(mut out, rows) => {
+                    log_csv_rows(&mut out, &rows);
+                    (out, LOG_CSV_FIRST_PAGE, rows.len(), rows.last().map(|r| (r.occurred_at, r.id)))
                 }
-                _ => None,
+                // The pages after it are bulk work: each is read and written
+                // out in one of the engine's bulk turns, the writing on the
+                // blocking pool, so however many downloads stream they keep
+                // the async workers and most connections free.
+                Next::After(at, id) => match bulk_page(&engine, &uid, &filter, LogStart::Before(at, id)).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(error = %e, user = %uid, "usage-log CSV aborted");
+                        return Some((Err(std::io::Error::other("the store failed mid-export")), Next::Done));
+                    }
+                },
+            };
+            // Fewer rows than asked: that page was the last.
+            let next = match last {
+                Some((at, id)) if rows as i64 == asked => Next::After(at, id),
+                _ => Next::Done,
             };
             Some((Ok::<_, std::io::Error>(Bytes::from(out)), next))
         }
@@ -274,6 +279,39 @@ pub async fn usage_log(
         Body::from_stream(pages),
     )
         .into_response())
+}
+
+/// Where a usage-log download goes on from.
+enum Next {
+    /// The header and the first page, already read.
+    First(String, Vec<LogEntry>),
+    /// The page before this event (time, id).
+    After(chrono::DateTime<Utc>, i64),
+    Done,
+}
+
+/// A page after the first, in a bulk turn: its text, the rows asked for and
+/// read, and its last event's time and id.
+async fn bulk_page(
+    engine: &crate::server::service::Engine,
+    user_id: &str,
+    filter: &crate::domain::usage_log::LogFilter,
+    start: LogStart,
+) -> AppResult<(String, i64, usize, Option<(chrono::DateTime<Utc>, i64)>)> {
+    let _turn = engine.bulk_turn().await?;
+    let rows = engine.usage_log_rows(user_id, filter, LOG_CSV_PAGE, start).await?;
+    let (n, last) = (rows.len(), rows.last().map(|r| (r.occurred_at, r.id)));
+    let out = tokio::task::spawn_blocking(move || {
+        let mut out = String::with_capacity(rows.len() * 256);
+        log_csv_rows(&mut out, &rows);
+        out
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "writing a usage-log CSV page panicked");
+        crate::server::error::AppError::Internal
+    })?;
+    Ok((out, LOG_CSV_PAGE, n, last))
 }
 
 #[cfg(test)]

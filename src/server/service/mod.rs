@@ -148,6 +148,11 @@ pub struct Engine {
     pub counters: Arc<Counters>,
     /// When this process last judged each user's spending (see [`spikes`]).
     pub(super) spike_checks: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// Turns for bulk reads (an export's pages after its first), one per
+    /// core: however many downloads stream at once, they use at most that
+    /// many of the pool's connections and cores, and a dashboard, a log
+    /// page or a new export's first page never queues behind them.
+    pub(super) bulk_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -161,6 +166,9 @@ impl Engine {
             user_turns: Arc::default(),
             counters: Arc::default(),
             spike_checks: Arc::default(),
+            bulk_reads: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
         }
     }
 }

@@ -273,6 +273,13 @@ impl Engine {
         Ok((rows, total))
     }
 
+    /// One of the few turns for bulk work (see [`Engine::bulk_reads`]): an
+    /// export takes one for each page after its first, to read and write
+    /// it, and gives it back before the page goes out.
+    pub async fn bulk_turn(&self) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
+        self.bulk_reads.clone().acquire_owned().await.map_err(|_| AppError::Internal)
+    }
+
     /// A page of the usage log without the count (for streaming exports).
     pub async fn usage_log_rows(
         &self,

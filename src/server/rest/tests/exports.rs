@@ -168,3 +168,44 @@ async fn usage_log_csv_ending_on_a_page_boundary(store: Store) {
     }
 }
 both_stores!(usage_log_csv_ending_on_a_page_boundary, usage_log_csv_ending_on_a_page_boundary);
+
+/// While every bulk turn is taken (as by other downloads streaming), a new
+/// download still starts at once: its header and first page arrive, and its
+/// next page waits for a turn. Once a turn is free the rest arrives, each
+/// event once.
+async fn usage_log_csv_starts_while_bulk_turns_are_taken(store: Store) {
+    use futures::FutureExt;
+    let api = setup(store, Limits::new()).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+    let batch: Vec<Value> = (0..150).map(|i| event(&format!("t{i}"), "alice")).collect();
+    let r = api.post("/api/usage/events", Some(&ingest), json!({"events": batch})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut taken = Vec::new();
+    while let Some(turn) = api.engine.bulk_turn().now_or_never() {
+        taken.push(turn.unwrap());
+    }
+    assert!(!taken.is_empty());
+    let req = Request::builder()
+        .uri("/api/usage/alice/logs.csv")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let first = String::from_utf8(first.to_vec()).unwrap();
+    assert_eq!(parse_csv(&first).len(), 101, "the header and the first 100 events");
+    // A store read alone would be done well within this.
+    let waited = tokio::time::timeout(Duration::from_millis(300), body.frame()).await;
+    assert!(waited.is_err(), "the next page waits for a bulk turn");
+    drop(taken);
+    let rest = body.collect().await.unwrap().to_bytes();
+    let mut ids: Vec<String> =
+        parse_csv(&format!("{first}{}", String::from_utf8_lossy(&rest)))[1..].iter().map(|r| r[0].clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 150, "every event once");
+}
+both_stores!(usage_log_csv_starts_while_bulk_turns_are_taken, usage_log_csv_starts_while_bulk_turns_are_taken);

@@ -241,12 +241,12 @@ pub async fn usage_log(
     let pages = futures::stream::unfold(Next::First(head, first), move |next| {
         let (engine, uid, filter) = (engine.clone(), uid.clone(), filter.clone());
         async move {
-            let (out, asked, rows, last) = match next {
+            let page = match next {
                 Next::Done => return None,
                 // Read and written at once: somebody waits for it.
                 Next::First(mut out, rows) => {
                     log_csv_rows(&mut out, &rows);
-                    (out, LOG_CSV_FIRST_PAGE, rows.len(), rows.last().map(|r| (r.occurred_at, r.id)))
+                    Page::of(out, &rows, LOG_CSV_FIRST_PAGE)
                 }
                 // The pages after it are bulk work: each is read and written
                 // out in one of the engine's bulk turns, the writing on the
@@ -260,12 +260,7 @@ pub async fn usage_log(
                     }
                 },
             };
-            // Fewer rows than asked: that page was the last.
-            let next = match last {
-                Some((at, id)) if rows as i64 == asked => Next::After(at, id),
-                _ => Next::Done,
-            };
-            Some((Ok::<_, std::io::Error>(Bytes::from(out)), next))
+            Some((Ok::<_, std::io::Error>(Bytes::from(page.text)), page.next))
         }
     })
     // The compression layer polls once more after the end; a bare unfold
@@ -290,28 +285,44 @@ enum Next {
     Done,
 }
 
-/// A page after the first, in a bulk turn: its text, the rows asked for and
-/// read, and its last event's time and id.
+/// One page of a usage-log download: its text, and where the next one
+/// starts.
+struct Page {
+    text: String,
+    next: Next,
+}
+
+impl Page {
+    /// The page written from `rows`, read `asked` at a time: fewer rows than
+    /// asked means it was the last.
+    fn of(text: String, rows: &[LogEntry], asked: i64) -> Page {
+        let next = match rows.last() {
+            Some(r) if rows.len() as i64 == asked => Next::After(r.occurred_at, r.id),
+            _ => Next::Done,
+        };
+        Page { text, next }
+    }
+}
+
+/// A page after the first, read and written in a bulk turn.
 async fn bulk_page(
     engine: &crate::server::service::Engine,
     user_id: &str,
     filter: &crate::domain::usage_log::LogFilter,
     start: LogStart,
-) -> AppResult<(String, i64, usize, Option<(chrono::DateTime<Utc>, i64)>)> {
+) -> AppResult<Page> {
     let _turn = engine.bulk_turn().await?;
     let rows = engine.usage_log_rows(user_id, filter, LOG_CSV_PAGE, start).await?;
-    let (n, last) = (rows.len(), rows.last().map(|r| (r.occurred_at, r.id)));
-    let out = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut out = String::with_capacity(rows.len() * 256);
         log_csv_rows(&mut out, &rows);
-        out
+        Page::of(out, &rows, LOG_CSV_PAGE)
     })
     .await
     .map_err(|e| {
         tracing::error!(error = %e, "writing a usage-log CSV page panicked");
         crate::server::error::AppError::Internal
-    })?;
-    Ok((out, LOG_CSV_PAGE, n, last))
+    })
 }
 
 #[cfg(test)]

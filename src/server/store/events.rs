@@ -424,16 +424,27 @@ pub async fn usage_log_count(conn: &mut AnyConnection, user_id: &str, f: &LogFil
     Ok(bind_all(sqlx::query(&sql).bind(user_id), &binds).fetch_one(conn).await?.try_get("n")?)
 }
 
+// The lookups of unpriced events. Each says `unpriced = 1`, so it reads
+// the partial index of unpriced events (migration 0014), never all events.
+pub(crate) const UNPRICED_MODELS_SQL: &str = "SELECT provider, model, CAST(COUNT(*) AS BIGINT) AS n, \
+     CAST(MAX(occurred_at) AS BIGINT) AS last FROM usage_events WHERE unpriced = 1 \
+     GROUP BY provider, model ORDER BY provider, model";
+pub(crate) const UNPRICED_LEFT_SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events \
+     WHERE provider = $1 AND unpriced = 1 AND COALESCE(model, '') = $2";
+pub(crate) fn unpriced_events_sql() -> String {
+    format!(
+        "SELECT id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code, response_time_ms,
+         occurred_at, period_start, billing_period, {PARTS_COLS} FROM usage_events
+         WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
+         ORDER BY user_id, id"
+    )
+}
+
 /// Provider and model pairs recorded without a price: events, last seen.
 pub async fn unpriced_models(
     conn: &mut AnyConnection,
 ) -> StoreResult<Vec<(String, Option<String>, i64, DateTime<Utc>)>> {
-    let rows = sqlx::query(
-        "SELECT provider, model, CAST(COUNT(*) AS BIGINT) AS n, CAST(MAX(occurred_at) AS BIGINT) AS last
-         FROM usage_events WHERE unpriced = 1 GROUP BY provider, model ORDER BY provider, model",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows = sqlx::query(UNPRICED_MODELS_SQL).fetch_all(conn).await?;
     rows.iter()
         .map(|r| Ok((r.try_get("provider")?, r.try_get("model")?, r.try_get("n")?, from_ms(r.try_get("last")?))))
         .collect()
@@ -465,13 +476,7 @@ pub async fn unpriced_events(
     model: Option<&str>,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<UnpricedEvent>> {
-    let sql = format!(
-        "SELECT id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code, response_time_ms,
-         occurred_at, period_start, billing_period, {PARTS_COLS} FROM usage_events
-         WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
-         ORDER BY user_id, id"
-    );
-    let rows = sqlx::query(&sql).bind(provider).bind(ms(since)).bind(model).fetch_all(conn).await?;
+    let rows = sqlx::query(&unpriced_events_sql()).bind(provider).bind(ms(since)).bind(model).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
             Ok(UnpricedEvent {
@@ -532,14 +537,7 @@ pub async fn set_event_price(
 
 /// Unpriced events left for (provider, model).
 pub async fn unpriced_left(conn: &mut AnyConnection, provider: &str, model: &str) -> StoreResult<i64> {
-    Ok(sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE provider = $1 AND unpriced = 1 AND COALESCE(model, '') = $2",
-    )
-    .bind(provider)
-    .bind(model)
-    .fetch_one(conn)
-    .await?
-    .try_get("n")?)
+    Ok(sqlx::query(UNPRICED_LEFT_SQL).bind(provider).bind(model).fetch_one(conn).await?.try_get("n")?)
 }
 
 /// What `user_id` spent on events that happened in `(from, to]`.

@@ -78,3 +78,17 @@ async fn both_migration_sets_build_the_same_tables_and_columns() {
         assert_eq!(Some(cols), postgres.get(table), "columns (name, nullable) of `{table}`");
     }
 }
+
+/// The lookups of unpriced events read the partial index that holds only
+/// them (migration 0014), not the table of every event.
+#[tokio::test]
+async fn the_unpriced_lookups_read_the_index_of_unpriced_events() {
+    use crate::server::store::events::{UNPRICED_LEFT_SQL, UNPRICED_MODELS_SQL, unpriced_events_sql};
+    let db = TestDb::sqlite().await;
+    for sql in [UNPRICED_MODELS_SQL.to_string(), UNPRICED_LEFT_SQL.to_string(), unpriced_events_sql()] {
+        let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}")).fetch_all(db.store.pool()).await.unwrap();
+        let steps: Vec<String> = plan.iter().map(|r| r.try_get("detail").unwrap()).collect();
+        assert!(steps.iter().any(|s| s.contains("usage_events_unpriced_only")), "{sql}\n{steps:?}");
+    }
+    db.cleanup().await;
+}

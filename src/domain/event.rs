@@ -169,21 +169,32 @@ fn opt_string(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<St
     opt_text(m, key, max, false)
 }
 
+/// The one rule for text from outside, named `key` in the error: at most
+/// `max` characters and no control characters (a NUL, say, which
+/// PostgreSQL refuses to store); `multiline` also allows tab, CR and LF.
+pub fn check_text(key: &str, s: &str, max: usize, multiline: bool) -> Result<(), String> {
+    if s.chars().count() > max {
+        return Err(format!("`{key}` is longer than {max} characters"));
+    }
+    match s.chars().find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r'))) {
+        Some(c) => Err(format!("`{key}` contains a control character (U+{:04X})", c as u32)),
+        None => Ok(()),
+    }
+}
+
 /// Like [`opt_string`]; `multiline` also allows tab, CR and LF (error texts).
 fn opt_text(m: &Map<String, Value>, key: &str, max: usize, multiline: bool) -> Result<Option<String>, String> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > max => Err(format!("`{key}` is longer than {max} characters")),
-        Some(Value::String(s)) => {
-            let bad = s.chars().find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')));
-            match bad {
-                Some(c) => Err(format!("`{key}` contains a control character (U+{:04X})", c as u32)),
-                None => Ok(Some(s.clone())),
-            }
-        }
+        Some(Value::String(s)) => check_text(key, s, max, multiline).map(|()| Some(s.clone())),
         Some(_) => Err(format!("`{key}` must be a string")),
     }
 }
+
+/// Event ids the tracking proxy makes (`prx_<uuid>`) or derives from a
+/// caller's own (`prx:<attempt>:<id>`); ingest refuses them, so no
+/// ingested event can take a proxied call's id, or the reverse.
+pub const PROXY_ID_PREFIXES: [&str; 2] = ["prx:", "prx_"];
 
 fn opt_count(m: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>, String> {
     match m.get(key) {
@@ -245,6 +256,9 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
     let id = opt_string(m, "id", 128)?.ok_or("`id` is required")?;
     if id.is_empty() {
         return Err("`id` must be 1-128 characters".into());
+    }
+    if let Some(p) = PROXY_ID_PREFIXES.iter().find(|p| id.starts_with(**p)) {
+        return Err(format!("`id` may not begin with `{p}`: such ids belong to calls through Tally's proxy"));
     }
     let user_id = opt_string(m, "user_id", 128)?.ok_or("`user_id` is required")?;
     if user_id.is_empty() {

@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub const MAX_TAGS: usize = 10;
+/// The most distinct tag keys one user's events may carry in all: every
+/// dashboard load lists them, so a new key past this is refused (the
+/// event alone, saying so) rather than stored.
+pub const MAX_KEYS_PER_USER: usize = 100;
 pub const MAX_KEY_CHARS: usize = 64;
 pub const MAX_VALUE_CHARS: usize = 128;
 

@@ -69,6 +69,69 @@ impl EventType {
     }
 }
 
+/// Whether a webhook may be sent to `ip` when only public receivers are
+/// allowed: not loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+/// link-local (169.254/16, where cloud metadata services answer;
+/// fe80::/10), shared (100.64/10), unspecified, broadcast, multicast,
+/// documentation or reserved ranges, nor an IPv6 form of any of those.
+pub fn public_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (18..20).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return public_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+        }
+    }
+}
+
+/// The host and port of an `http(s)://` URL (brackets taken off an IPv6
+/// host), for checking where it leads.
+pub fn host_and_port(url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = match url.strip_prefix("https://") {
+        Some(r) => (r, 443),
+        None => (url.strip_prefix("http://")?, 80),
+    };
+    let authority = rest.split(['/', '?']).next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+}
+
 /// An endpoint registration, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointSpec {
@@ -224,6 +287,37 @@ pub fn delivered(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_are_targets() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.20.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(!public_address(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1"] {
+            assert!(public_address(public.parse().unwrap()), "{public}");
+        }
+        assert_eq!(host_and_port("https://Hooks.Example.com/x?y"), Some(("hooks.example.com".into(), 443)));
+        assert_eq!(host_and_port("http://127.0.0.1:9/all"), Some(("127.0.0.1".into(), 9)));
+        assert_eq!(host_and_port("http://[::1]:8080/x"), Some(("::1".into(), 8080)));
+        assert_eq!(host_and_port("http://[::1]/x"), Some(("::1".into(), 80)));
+        assert_eq!(host_and_port("ftp://x"), None);
+    }
     use proptest::prelude::*;
 
     #[test]

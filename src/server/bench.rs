@@ -451,6 +451,7 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         upstreams,
         timeout: Duration::from_secs(30),
         default_max_output: 4096,
+        max_calls: 512,
     });
     let app = super::startup::build_router(state, Duration::from_secs(30));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

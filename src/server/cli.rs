@@ -183,6 +183,32 @@ pub struct ServeArgs {
     /// for what it really used either way.
     #[arg(long, env = "TALLY_PROXY_DEFAULT_MAX_OUTPUT", default_value_t = 4096)]
     pub proxy_default_max_output: u64,
+
+    /// Tracking proxy: the most calls this process proxies at once (streams
+    /// included); more are answered 503 with `Retry-After`, in the
+    /// provider's error shape, without reaching the provider.
+    #[arg(long, env = "TALLY_PROXY_MAX_CALLS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub proxy_max_calls: u64,
+
+    /// Webhooks: allow endpoints on loopback, private and link-local
+    /// addresses (a receiver inside your own network). Off by default, so
+    /// an endpoint can never reach a cloud metadata service or an internal
+    /// host, checked at registration and again, after DNS, at every send.
+    #[arg(long, env = "TALLY_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+
+    /// The key (64 hex characters) that seals webhook signing secrets in
+    /// the database, so a dump of it does not give them away. Unset: read
+    /// from `--secret-key-file`, which is made on first start. Give every
+    /// node of one PostgreSQL deployment the same key.
+    #[arg(long, env = "TALLY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Where the sealing key is kept when `TALLY_SECRET_KEY` is unset
+    /// (default: `tally.key` beside a SQLite database, else
+    /// `data/tally.key`). Back it up with the database.
+    #[arg(long, env = "TALLY_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// Where `serve` listens when nothing says otherwise.
@@ -215,6 +241,10 @@ impl Default for ServeArgs {
             metrics_public: false,
             proxy_timeout_secs: 600,
             proxy_default_max_output: 4096,
+            proxy_max_calls: 512,
+            webhook_allow_private: false,
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }

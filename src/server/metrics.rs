@@ -344,21 +344,48 @@ impl Metrics {
     }
 }
 
+/// The method as a label: the standard ones by name, anything else (any
+/// token a client makes up, of any length) as `OTHER`, so neither
+/// `/metrics` nor the per-minute statistics grow with what clients send.
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(k, _)| k == m).map_or("OTHER", |(_, name)| name)
+}
+
 /// The middleware: times the request and records it under its route
 /// template (`/api/subscription/usage/{user_id}`), not the raw path.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "(unmatched)".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let t0 = Instant::now();
     let resp = next.run(req).await;
-    metrics.record(&method, &route, resp.status().as_u16(), t0.elapsed());
+    metrics.record(method, &route, resp.status().as_u16(), t0.elapsed());
     resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&axum::http::Method::POST), "POST");
+        let long = axum::http::Method::from_bytes("X".repeat(200_000).as_bytes()).unwrap();
+        assert_eq!(method_label(&long), "OTHER");
+        assert_eq!(method_label(&axum::http::Method::from_bytes(b"PROPFIND").unwrap()), "OTHER");
+    }
 
     #[test]
     fn histograms_interpolate_percentiles_and_judge_health() {

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod rest;
+pub mod secrets;
 pub mod seed;
 pub mod service;
 pub mod startup;
@@ -19,6 +20,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 pub mod testing;
+pub mod text_rule;
 pub mod web;
 
 use std::io::{BufRead, Write};
@@ -218,7 +220,16 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
     // With several nodes on one PostgreSQL, hear each other's writes.
     store.start_live();
-    let engine = Engine::new(store.clone(), startup::engine_config(&args));
+    let mut config = startup::engine_config(&args);
+    let key_file = args.secret_key_file.clone().unwrap_or_else(|| secrets::default_key_file(&g.database_url));
+    config.secrets = std::sync::Arc::new(secrets::load(args.secret_key.as_deref(), &key_file)?);
+    let engine = Engine::new(store.clone(), config);
+    // Webhook secrets stored before they were sealed are sealed now.
+    let sealed =
+        engine.seal_webhook_secrets().await.map_err(|e| anyhow::anyhow!("sealing webhook secrets failed: {e}"))?;
+    if sealed > 0 {
+        tracing::info!(sealed, "sealed webhook signing secrets that were stored in plain text");
+    }
     if args.demo {
         let report =
             seed::seed_demo(&engine, Utc::now()).await.map_err(|e| anyhow::anyhow!("seeding the demo failed: {e}"))?;

@@ -49,7 +49,9 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
         proxy: super::proxy::Proxy::new(super::proxy::ProxySettings::from_env(
             Duration::from_secs(args.proxy_timeout_secs.max(1)),
             args.proxy_default_max_output,
+            args.proxy_max_calls as usize,
         )),
+        streams: Arc::default(),
     }
 }
 
@@ -61,6 +63,9 @@ pub fn engine_config(args: &ServeArgs) -> EngineConfig {
         unpriced_policy: args.unpriced_policy,
         spike_multiple: args.spike_multiple,
         spike_floor: args.spike_min_usd,
+        webhook_allow_private: args.webhook_allow_private,
+        // `serve` puts the deployment's own key here.
+        secrets: Arc::default(),
     }
 }
 
@@ -114,6 +119,9 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::web::page_guard))
         .layer(CompressionLayer::new())
+        // No text with a control character gets past here (after the
+        // body limit, so it never reads more than that).
+        .layer(axum::middleware::from_fn(super::text_rule::door))
         .layer(axum::middleware::from_fn(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.web.clone(), super::identity::cookies::csrf_guard))
         .layer(axum::middleware::from_fn(super::web::security_headers))
@@ -126,15 +134,16 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
     proxy.merge(app)
 }
 
+/// The most a request body to `path` may hold.
+pub fn body_limit_for(path: &str) -> usize {
+    if path == "/api/admin/pricing/import" { super::rest::admin::MAX_IMPORT_BYTES } else { MAX_BODY_BYTES }
+}
+
 /// Bodies above [`MAX_BODY_BYTES`] are refused (413), except a price map
 /// sent to the catalog import, which may be up to 16 MiB.
 async fn body_limit(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let limit = if req.uri().path() == "/api/admin/pricing/import" {
-        super::rest::admin::MAX_IMPORT_BYTES
-    } else {
-        MAX_BODY_BYTES
-    };
+    let limit = body_limit_for(req.uri().path());
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

@@ -30,6 +30,8 @@ pub struct AppState {
     pub proxy: super::proxy::Proxy,
     /// Sends webhook deliveries from this node (a server runs it).
     pub webhooks: super::service::webhooks::Deliverer,
+    /// The live streams open on this node (`GET /api/stream`).
+    pub streams: Arc<super::rest::live::StreamSlots>,
 }
 
 impl AppState {

@@ -135,9 +135,15 @@ pub fn price(s: &str) -> Option<Price> {
 /// An engine over `store` with a small catalog: a plan "Test" (limits as
 /// given), gemini-2.5-pro at $1.25/$10 per 1M ($0.3125 cached), tavily at
 /// $0.001 per search, all in force from `since`.
+/// The engine's settings in tests: the defaults, except that webhooks may
+/// go to loopback, where the tests' receivers listen.
+pub fn test_config() -> EngineConfig {
+    EngineConfig { webhook_allow_private: true, ..EngineConfig::default() }
+}
+
 pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<Utc>) -> (Engine, i64) {
     use super::store::catalog;
-    let engine = Engine::new(store, EngineConfig::default());
+    let engine = Engine::new(store, test_config());
     let mut tx = engine.store.begin().await.expect("begin");
     let plan = Plan {
         id: 0,

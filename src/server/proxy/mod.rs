@@ -19,6 +19,11 @@
 //! its refusals speak the provider's error shape, so the SDK raises its
 //! usual error.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "a refusal is the provider-shaped answer itself, built once and sent as it is"
+)]
+
 pub mod protocol;
 
 use std::collections::HashMap;
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -35,20 +41,28 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use self::protocol::{CallPlan, Endpoint, Family, Observed, Refusal, StreamTap, error_body, observe_body, plan};
-use crate::domain::event::{UsageEvent, UsageParts};
+use self::protocol::{
+    CallPlan, Endpoint, Family, NotForwarded, Observed, Refusal, StreamTap, error_body, observe_body, plan,
+};
+use crate::domain::event::{UsageEvent, UsageParts, check_text};
 use crate::domain::identity::Scope;
 use crate::domain::money::format_count;
 use crate::domain::pricing::Quantities;
 use crate::domain::tags::Tags;
 use crate::server::error::{AppError, UNAVAILABLE_RETRY_SECS};
 use crate::server::service::gate::Operation;
+use crate::server::service::proxy_calls::Claim;
 use crate::server::service::recording::EventResult;
 use crate::server::state::AppState;
 
 /// Largest request body the proxy forwards (prompts with inline images
 /// and documents are large).
 pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// The longest a caller may take to send its request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest caller-chosen call id (`x-tally-event-id`): with the attempt
+/// prefix it stays within an event id's 128 characters.
+const MAX_CALL_ID: usize = 100;
 /// Largest whole (not streamed) answer read to find its usage.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
@@ -74,12 +88,14 @@ pub struct ProxySettings {
     pub upstreams: HashMap<Family, Upstream>,
     pub timeout: Duration,
     pub default_max_output: u64,
+    /// The most calls proxied at once; more are refused (503).
+    pub max_calls: usize,
 }
 
 impl ProxySettings {
     /// Each provider's upstream from `TALLY_UPSTREAM_<PROVIDER>_URL` (else
     /// its public API) and `TALLY_UPSTREAM_<PROVIDER>_KEY`.
-    pub fn from_env(timeout: Duration, default_max_output: u64) -> ProxySettings {
+    pub fn from_env(timeout: Duration, default_max_output: u64, max_calls: usize) -> ProxySettings {
         let var = |name: String| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let upstreams = Family::ALL
             .into_iter()
@@ -90,8 +106,14 @@ impl ProxySettings {
                 (f, Upstream { base: base.trim_end_matches('/').to_string(), key })
             })
             .collect();
-        ProxySettings { upstreams, timeout, default_max_output }
+        ProxySettings { upstreams, timeout, default_max_output, max_calls }
     }
+}
+
+/// A provider's base URL and the key the proxy calls it with.
+struct Target {
+    base: String,
+    key: String,
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -104,6 +126,8 @@ pub struct Proxy {
     client: HttpsClient,
     recorder: Arc<Recorder>,
     outcomes: Arc<Outcomes>,
+    /// One permit per call in flight (see [`ProxySettings::max_calls`]).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// How a proxied call ended, for `/metrics`.
@@ -228,7 +252,8 @@ impl Proxy {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        Proxy { settings: Arc::new(settings), client, recorder: Arc::default(), outcomes: Arc::default() }
+        let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_calls.max(1)));
+        Proxy { settings: Arc::new(settings), client, recorder: Arc::default(), outcomes: Arc::default(), slots }
     }
 
     /// Calls by provider and outcome on this node since it started.
@@ -240,6 +265,24 @@ impl Proxy {
             }
         }
         out
+    }
+
+    /// Where `family`'s calls go and the key they carry, or the refusal
+    /// when this server has no key for it.
+    fn target(&self, family: Family) -> Result<Target, Response> {
+        let upstream = self.settings.upstreams.get(&family);
+        let base = upstream.map_or_else(|| family.default_base().to_string(), |u| u.base.clone());
+        match upstream.and_then(|u| u.key.clone()) {
+            Some(key) => Ok(Target { base, key }),
+            None => {
+                let message = format!(
+                    "no {} key is configured on this Tally server (TALLY_UPSTREAM_{}_KEY)",
+                    family.slug(),
+                    family.env_name()
+                );
+                Err(refuse(family, Refusal::UpstreamFailed, &message, None))
+            }
+        }
     }
 
     fn count(&self, family: Family, outcome: CallOutcome) {
@@ -255,7 +298,10 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/proxy/{provider}/{*path}", axum::routing::any(forward))
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // The path only: a Gemini SDK's `?key=` is the caller's secret.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("proxy", method = %super::metrics::method_label(req.method()), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 
@@ -325,6 +371,12 @@ fn passes(name: &HeaderName) -> bool {
             | "x-goog-api-key"
             | "cookie"
             | "set-cookie"
+            // The operator's provider account is not the caller's to pick
+            // (an organization or project), nor to learn.
+            | "openai-organization"
+            | "openai-project"
+            | "anthropic-organization-id"
+            | "x-goog-user-project"
     ) && !name.as_str().starts_with("x-tally-")
 }
 
@@ -342,6 +394,45 @@ struct Call {
     timestamp: DateTime<Utc>,
     started: Instant,
     tags: Tags,
+    /// Renews the call's holds and claim while it runs; stops when the last
+    /// clone of the call is gone.
+    _renewer: Arc<Renewer>,
+    /// The call's place among those in flight.
+    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// A task that keeps a running call's holds and claim alive (every third
+/// of the hold TTL), so a stream or a slow answer never outlives its hold;
+/// aborted when dropped.
+struct Renewer(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Renewer {
+    fn start(state: &AppState, user_id: &str, reservation_id: Option<String>, claim: Option<(String, i64)>) -> Renewer {
+        if reservation_id.is_none() && claim.is_none() {
+            return Renewer(None);
+        }
+        let engine = state.engine.clone();
+        let every = (engine.config.hold_ttl / 3).max(Duration::from_millis(200));
+        let user_id = user_id.to_string();
+        Renewer(Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                let claim = claim.as_ref().map(|(c, a)| (c.as_str(), *a));
+                if let Err(e) = engine.renew_proxy_call(&user_id, reservation_id.as_deref(), claim, Utc::now()).await {
+                    tracing::warn!(error = %e, "renewing a running proxied call's hold failed; trying again");
+                }
+            }
+        })))
+    }
 }
 
 impl Call {
@@ -409,18 +500,14 @@ impl Call {
     }
 }
 
-/// The event id the caller chose (`x-tally-event-id`), or a new one.
-fn event_id(headers: &HeaderMap) -> Result<String, String> {
-    match headers.get("x-tally-event-id") {
-        None => Ok(format!("prx_{}", uuid::Uuid::new_v4().simple())),
-        Some(v) => {
-            let s = v.to_str().map_err(|_| "`x-tally-event-id` must be visible ASCII".to_string())?.trim();
-            if s.is_empty() || s.len() > 128 {
-                return Err("`x-tally-event-id` must be 1-128 characters".into());
-            }
-            Ok(s.to_string())
-        }
+/// The call id the caller chose (`x-tally-event-id`), if it chose one.
+fn call_id(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(v) = headers.get("x-tally-event-id") else { return Ok(None) };
+    let s = v.to_str().map_err(|_| "`x-tally-event-id` must be visible ASCII".to_string())?.trim();
+    if s.is_empty() || s.len() > MAX_CALL_ID || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("`x-tally-event-id` must be 1-{MAX_CALL_ID} visible ASCII characters, without spaces"));
     }
+    Ok(Some(s.to_string()))
 }
 
 /// The caller's attribution tags (`x-tally-tags: project=blog,feature=outline`).
@@ -453,120 +540,259 @@ async fn forward(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn forward_call(state: AppState, req: Request) -> Response {
+    match call(state, req).await {
+        Ok(resp) | Err(resp) => resp,
+    }
+}
+
+/// A proxied call, start to answer; `Err` is a refusal in the provider's
+/// shape, sent before the provider was called (or in place of its answer).
+async fn call(state: AppState, req: Request) -> Result<Response, Response> {
     let (parts, body) = req.into_parts();
     let rest = parts.uri.path().strip_prefix("/proxy/").unwrap_or("");
     let (segment, path) = rest.split_once('/').unwrap_or((rest, ""));
     let Some(family) = Family::parse(segment) else {
         let known: Vec<&str> = Family::ALL.iter().map(|f| f.slug()).collect();
         let message = format!("the proxy does not speak `{segment}`; it speaks {}", known.join(", "));
-        return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": {"message": message}}))).into_response();
+        return Err(
+            (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": {"message": message}}))).into_response()
+        );
     };
     let path = format!("/{path}");
     let now = Utc::now();
+    let invalid = |message: String| refuse(family, Refusal::Invalid, &message, None);
 
-    // The caller: a key with the proxy scope, bound to a user.
-    let Some(secret) = caller_secret(&parts.headers, parts.uri.query()) else {
-        return refuse(
-            family,
-            Refusal::Unauthenticated,
-            "send your Tally API key (with the proxy scope) as the API key",
-            None,
-        );
-    };
-    let key = match state.engine.api_key_by_secret(&secret, now).await {
-        Ok(Some(k)) => k,
-        Ok(None) => return refuse(family, Refusal::Unauthenticated, "the API key is not a valid Tally key", None),
-        Err(e) => return refuse_app(family, &e),
-    };
-    let Some(user_id) =
-        key.user_id.as_ref().map(|u| u.as_str().to_string()).filter(|_| key.scopes.contains(&Scope::Proxy))
-    else {
-        return refuse(
-            family,
-            Refusal::Forbidden,
-            "this Tally key lacks the proxy scope or is not bound to a user",
-            None,
-        );
-    };
-    let proxy = state.proxy.clone();
-    let upstream = proxy
-        .settings
-        .upstreams
-        .get(&family)
-        .cloned()
-        .unwrap_or_else(|| Upstream { base: family.default_base().into(), key: None });
-    let Some(upstream_key) = upstream.key.clone() else {
-        let message = format!(
-            "no {} key is configured on this Tally server (TALLY_UPSTREAM_{}_KEY)",
-            family.slug(),
-            family.env_name()
-        );
-        return refuse(family, Refusal::UpstreamFailed, &message, None);
-    };
-
-    let bytes = match axum::body::to_bytes(body, MAX_PROXY_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let message = format!("the request body is larger than the proxy's {MAX_PROXY_BODY_BYTES} bytes");
-            return refuse(family, Refusal::TooLarge, &message, None);
-        }
-    };
+    let user_id = caller(&state, family, &parts, now).await?;
+    // Which route, before anything is read or held: whatever the proxy does
+    // not list never reaches the provider.
     let method = parts.method.as_str().to_string();
-    let call_plan = match plan(family, &method, &path, &bytes) {
-        Ok(p) => p,
-        Err(message) => return refuse(family, Refusal::Invalid, &message, None),
-    };
-    let (query, _) = query_without_key(parts.uri.query());
-    let url = format!("{}{}{}{}", upstream.base, path, if query.is_empty() { "" } else { "?" }, query);
-
-    let mut builder = hyper::Request::builder().method(parts.method.clone()).uri(&url);
-    for (name, value) in &parts.headers {
-        if passes(name) {
-            builder = builder.header(name, value);
-        }
+    protocol::clean_path(&path).map_err(invalid)?;
+    if protocol::route_of(family, &method, &path).is_none() {
+        let message = format!(
+            "Tally's proxy does not forward {} {path} to {}; see the README for the routes it holds and bills",
+            super::metrics::method_label(&parts.method),
+            family.slug()
+        );
+        return Err(refuse(family, Refusal::NotFound, &message, None));
     }
-    let (auth_name, auth_value) = family.auth_header(&upstream_key);
+    let proxy = state.proxy.clone();
+    let upstream = proxy.target(family)?;
+    let slot = proxy.slots.clone().try_acquire_owned().map_err(|_| {
+        let message = format!("this Tally server is proxying its most calls at once ({})", proxy.settings.max_calls);
+        refuse(family, Refusal::Unavailable, &message, None)
+    })?;
+    let bytes = read_body(family, body).await?;
+    let call_plan = plan(family, &method, &path, &bytes).map_err(|e| match e {
+        NotForwarded::NoRoute(message) => refuse(family, Refusal::NotFound, &message, None),
+        NotForwarded::Invalid(message) => invalid(message),
+    })?;
+    // What is recorded passes ingest's own rule for text.
+    if let Some(model) = call_plan.as_ref().and_then(|p| p.model.as_deref()) {
+        check_text("model", model, 128, false).map_err(invalid)?;
+    }
+    let query = upstream_query(family, parts.uri.query(), call_plan.is_some()).map_err(invalid)?;
+    let url = format!("{}{}{}{}", upstream.base, path, if query.is_empty() { "" } else { "?" }, query);
+    let mut builder = hyper::Request::builder().method(parts.method.clone()).uri(&url);
+    for (name, value) in parts.headers.iter().filter(|(name, _)| passes(name)) {
+        builder = builder.header(name, value);
+    }
+    let (auth_name, auth_value) = family.auth_header(&upstream.key);
     builder = builder.header(auth_name, auth_value).header(header::ACCEPT_ENCODING, "identity");
 
     let Some(call_plan) = call_plan else {
-        // Bills nothing: forwarded as it is, neither held nor recorded.
-        let req = match builder.body(Full::new(bytes)) {
-            Ok(r) => r,
-            Err(e) => return refuse(family, Refusal::Invalid, &format!("cannot forward this request: {e}"), None),
-        };
+        // A free route: forwarded as it is, neither held nor recorded.
+        let req = builder.body(Full::new(bytes)).map_err(|e| invalid(format!("cannot forward this request: {e}")))?;
         return match tokio::time::timeout(proxy.settings.timeout, proxy.client.request(req)).await {
-            Ok(Ok(resp)) => pass_through(resp, None),
+            Ok(Ok(resp)) => Ok(pass_through(resp, None)),
             Ok(Err(e)) => {
-                refuse(family, Refusal::UpstreamFailed, &format!("{} did not answer: {e}", family.slug()), None)
+                Err(refuse(family, Refusal::UpstreamFailed, &format!("{} did not answer: {e}", family.slug()), None))
             }
-            Err(_) => {
-                refuse(family, Refusal::UpstreamTimeout, &format!("{} did not answer in time", family.slug()), None)
-            }
+            Err(_) => Err(refuse(
+                family,
+                Refusal::UpstreamTimeout,
+                &format!("{} did not answer in time", family.slug()),
+                None,
+            )),
         };
     };
 
-    let event_id = match event_id(&parts.headers) {
-        Ok(id) => id,
-        Err(message) => return refuse(family, Refusal::Invalid, &message, None),
+    let tags = header_tags(&parts.headers).map_err(invalid)?;
+    let call_id = call_id(&parts.headers).map_err(invalid)?;
+    let (event_id, claim) = claim(&state, family, &user_id, call_id, now).await?;
+    // Any refusal from here on, before the provider is called, gives the
+    // claim back (before it is answered) so the caller may try the same id
+    // again at once.
+    let reservation_id = match hold(&state, family, &user_id, &call_plan, now).await {
+        Ok(reservation_id) => reservation_id,
+        Err(resp) => {
+            if let Some((call_id, attempt)) = &claim
+                && let Err(e) = state.engine.abandon_proxy_call(&user_id, call_id, *attempt).await
+            {
+                tracing::warn!(error = %e, "giving back a proxied call's id failed; it frees itself after the hold TTL");
+            }
+            return Err(resp);
+        }
     };
-    let tags = match header_tags(&parts.headers) {
-        Ok(t) => t,
-        Err(message) => return refuse(family, Refusal::Invalid, &message, None),
+
+    let call = Call {
+        _renewer: Arc::new(Renewer::start(&state, &user_id, reservation_id.clone(), claim)),
+        _slot: Arc::new(slot),
+        state: state.clone(),
+        family,
+        event_id,
+        user_id,
+        reservation_id,
+        endpoint: path,
+        method,
+        timestamp: now,
+        started: Instant::now(),
+        plan: call_plan,
+        tags,
     };
-    // Hold the worst case before the provider is called.
+    let sent = call.plan.rewritten.clone().map(Bytes::from).unwrap_or(bytes);
+    let req = builder.body(Full::new(sent)).map_err(|e| {
+        let message = format!("cannot forward this request: {e}");
+        call.record_failure(400, message.clone());
+        invalid(message)
+    })?;
+    let resp = match tokio::time::timeout(proxy.settings.timeout, proxy.client.request(req)).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            let message = format!("{} could not be reached: {e}", family.slug());
+            call.record_failure(502, message.clone());
+            return Err(with_event_id(refuse(family, Refusal::UpstreamFailed, &message, None), &call.event_id));
+        }
+        Err(_) => {
+            let message = format!("{} did not answer within {} s", family.slug(), proxy.settings.timeout.as_secs());
+            call.record_failure(504, message.clone());
+            return Err(with_event_id(refuse(family, Refusal::UpstreamTimeout, &message, None), &call.event_id));
+        }
+    };
+    let status = resp.status();
+    let is_sse =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if status.is_success() && (is_sse || call.plan.stream) {
+        return Ok(stream_answer(call, resp, proxy.settings.timeout, is_sse));
+    }
+    Ok(whole_answer(call, resp, proxy.settings.timeout).await)
+}
+
+/// The calling user: a Tally key with the proxy scope, bound to a user.
+async fn caller(state: &AppState, family: Family, parts: &Parts, now: DateTime<Utc>) -> Result<String, Response> {
+    let Some(secret) = caller_secret(&parts.headers, parts.uri.query()) else {
+        let message = "send your Tally API key (with the proxy scope) as the API key";
+        return Err(refuse(family, Refusal::Unauthenticated, message, None));
+    };
+    let key = match state.engine.api_key_by_secret(&secret, now).await {
+        Ok(Some(k)) => k,
+        Ok(None) => return Err(refuse(family, Refusal::Unauthenticated, "the API key is not a valid Tally key", None)),
+        Err(e) => return Err(refuse_app(family, &e)),
+    };
+    key.user_id.as_ref().map(|u| u.as_str().to_string()).filter(|_| key.scopes.contains(&Scope::Proxy)).ok_or_else(
+        || {
+            let message = "this Tally key lacks the proxy scope or is not bound to a user";
+            refuse(family, Refusal::Forbidden, message, None)
+        },
+    )
+}
+
+/// The request body, within [`MAX_PROXY_BODY_BYTES`] and [`BODY_TIMEOUT`].
+async fn read_body(family: Family, body: Body) -> Result<Bytes, Response> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_PROXY_BODY_BYTES)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => {
+            let message = format!("the request body is larger than the proxy's {MAX_PROXY_BODY_BYTES} bytes");
+            Err(refuse(family, Refusal::TooLarge, &message, None))
+        }
+        Err(_) => {
+            let message = format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs());
+            Err(refuse(family, Refusal::Invalid, &message, None))
+        }
+    }
+}
+
+/// The query string sent upstream: the caller's without its `key=`, and
+/// on a billed call only the parameters its SDK sends
+/// ([`protocol::BILLED_QUERY_PARAMS`]): a billed call's cost is read from
+/// its body.
+fn upstream_query(family: Family, query: Option<&str>, billed: bool) -> Result<String, String> {
+    let (query, _) = query_without_key(query);
+    check_text("the query string", &query, 4096, false)?;
+    if billed
+        && let Some(name) = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split('=').next().unwrap_or(""))
+            .find(|name| !protocol::BILLED_QUERY_PARAMS.contains(&(family, *name)))
+    {
+        return Err(format!("the query parameter `{name}` is not accepted on a billed call through Tally's proxy"));
+    }
+    Ok(query)
+}
+
+/// The event id a billed call is recorded under, and the caller's claim
+/// on its own id if it named one: claimed before anything is held or
+/// forwarded, so an id already answered, or running now, never reaches the
+/// provider (see [`crate::server::service::proxy_calls`]).
+async fn claim(
+    state: &AppState,
+    family: Family,
+    user_id: &str,
+    call_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(String, Option<(String, i64)>), Response> {
+    let Some(call_id) = call_id else { return Ok((format!("prx_{}", uuid::Uuid::new_v4().simple()), None)) };
+    match state.engine.claim_proxy_call(user_id, &call_id, now).await {
+        Ok(Claim::Granted { attempt, event_id }) => Ok((event_id, Some((call_id, attempt)))),
+        Ok(Claim::Answered { event_id, status, cost }) => {
+            let message = format!(
+                "the call `{call_id}` was made already (recorded as `{event_id}`, status {status}, billed {}); \
+                 send a new `x-tally-event-id` for a new call",
+                cost.usd_string()
+            );
+            let mut resp =
+                with_event_id(refuse(family, Refusal::Conflict, &message, Some("duplicate_call")), &event_id);
+            if let Ok(v) = HeaderValue::from_str(&cost.usd_string()) {
+                resp.headers_mut().insert("x-tally-cost", v);
+            }
+            Err(resp)
+        }
+        Ok(Claim::InFlight { event_id }) => {
+            let message = format!(
+                "a call with `x-tally-event-id: {call_id}` is running now; wait for its answer, or send a new id"
+            );
+            Err(with_event_id(refuse(family, Refusal::Conflict, &message, Some("call_in_flight")), &event_id))
+        }
+        Err(e) => Err(refuse_app(family, &e)),
+    }
+}
+
+/// Holds the call's worst case against the user's plan; the reservation,
+/// or the refusal (a 429 naming the limit, with what the call holds).
+async fn hold(
+    state: &AppState,
+    family: Family,
+    user_id: &str,
+    call_plan: &CallPlan,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, Response> {
     let is_llm = !matches!(call_plan.endpoint, Endpoint::Search);
     let (output, output_from) = match call_plan.max_output {
         Some(n) => (n, "the request's maximum"),
-        // The model's cap from the catalog, else the configured default.
-        None => match state.engine.catalog_snapshot().await {
-            Ok(catalog) => catalog
+        // The model's cap from the catalog, else the configured default,
+        // once per answer asked for.
+        None => {
+            let catalog = state.engine.catalog_snapshot().await.map_err(|e| refuse_app(family, &e))?;
+            catalog
                 .prices
                 .lookup(&family.provider(), call_plan.model.as_deref(), now)
                 .and_then(|v| v.max_output_tokens)
-                .map(|n| (n, "the model's output cap; set a maximum to hold less"))
-                .unwrap_or((proxy.settings.default_max_output, "the proxy's default; set a maximum to hold less")),
-            Err(e) => return refuse_app(family, &e),
-        },
+                .map(|n| (n.saturating_mul(call_plan.choices), "the model's output cap; set a maximum to hold less"))
+                .unwrap_or((
+                    state.proxy.settings.default_max_output.saturating_mul(call_plan.choices),
+                    "the proxy's default; set a maximum to hold less",
+                ))
+        }
     };
     let op = Operation {
         provider: family.provider(),
@@ -576,79 +802,33 @@ async fn forward_call(state: AppState, req: Request) -> Response {
         service_tier: call_plan.service_tier,
         operation_type: call_plan.operation_type.clone(),
     };
-    let verdict = match state.engine.preflight(&user_id, &[op], true, now).await {
-        Ok(v) => v,
-        Err(e) => return refuse_app(family, &e),
-    };
-    if !verdict.can_proceed {
-        let denied = verdict.denied_by.as_ref();
-        let message = verdict
-            .operations
-            .iter()
-            .find_map(|o| o.message.clone())
-            .unwrap_or_else(|| "a limit of your plan is reached".into());
-        let message = if is_llm {
-            format!(
-                "{message}. This call holds {} tokens: {} of input (estimated) and {} of output ({output_from})",
-                format_count(call_plan.input_estimate.saturating_add(output) as i64),
-                format_count(call_plan.input_estimate as i64),
-                format_count(output as i64),
-            )
-        } else {
-            message
-        };
-        let code = denied.map(|l| l.key.as_string());
-        let mut resp = refuse(family, Refusal::LimitReached, &message, code.as_deref());
-        let wait = (verdict.resets_at - now).num_seconds().max(1);
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        if let Some(code) = code.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            resp.headers_mut().insert("x-tally-limit", code);
-        }
-        return resp;
+    let verdict = state.engine.preflight(user_id, &[op], true, now).await.map_err(|e| refuse_app(family, &e))?;
+    if verdict.can_proceed {
+        return Ok(verdict.reservation_id);
     }
-
-    let call = Call {
-        state: state.clone(),
-        family,
-        event_id,
-        user_id,
-        reservation_id: verdict.reservation_id.clone(),
-        endpoint: path,
-        method,
-        timestamp: now,
-        started: Instant::now(),
-        plan: call_plan,
-        tags,
+    let message = verdict
+        .operations
+        .iter()
+        .find_map(|o| o.message.clone())
+        .unwrap_or_else(|| "a limit of your plan is reached".into());
+    let message = if is_llm {
+        format!(
+            "{message}. This call holds {} tokens: {} of input (estimated) and {} of output ({output_from})",
+            format_count(call_plan.input_estimate.saturating_add(output) as i64),
+            format_count(call_plan.input_estimate as i64),
+            format_count(output as i64),
+        )
+    } else {
+        message
     };
-    let sent = call.plan.rewritten.clone().map(Bytes::from).unwrap_or(bytes);
-    let req = match builder.body(Full::new(sent)) {
-        Ok(r) => r,
-        Err(e) => {
-            let message = format!("cannot forward this request: {e}");
-            call.record_failure(400, message.clone());
-            return refuse(family, Refusal::Invalid, &message, None);
-        }
-    };
-    let resp = match tokio::time::timeout(proxy.settings.timeout, proxy.client.request(req)).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => {
-            let message = format!("{} could not be reached: {e}", family.slug());
-            call.record_failure(502, message.clone());
-            return with_event_id(refuse(family, Refusal::UpstreamFailed, &message, None), &call.event_id);
-        }
-        Err(_) => {
-            let message = format!("{} did not answer within {} s", family.slug(), proxy.settings.timeout.as_secs());
-            call.record_failure(504, message.clone());
-            return with_event_id(refuse(family, Refusal::UpstreamTimeout, &message, None), &call.event_id);
-        }
-    };
-    let status = resp.status();
-    let is_sse =
-        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if status.is_success() && (is_sse || call.plan.stream) {
-        return stream_answer(call, resp, proxy.settings.timeout, is_sse);
+    let code = verdict.denied_by.as_ref().map(|l| l.key.as_string());
+    let mut resp = refuse(family, Refusal::LimitReached, &message, code.as_deref());
+    let wait = (verdict.resets_at - now).num_seconds().max(1);
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    if let Some(code) = code.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert("x-tally-limit", code);
     }
-    whole_answer(call, resp, proxy.settings.timeout).await
+    Err(resp)
 }
 
 /// A store or engine error as a refusal in the provider's shape.
@@ -675,14 +855,32 @@ fn with_event_id(mut resp: Response, event_id: &str) -> Response {
 
 /// The upstream's status and headers (without hop-by-hop ones and the
 /// length, which the proxy's framing sets).
+///
+/// A proxied answer is served on Tally's own origin, so it can never act
+/// as a page of it: `nosniff`, a CSP that sandboxes it and loads nothing,
+/// and anything but JSON or a stream of events as a download.
 fn answer_head(resp: &hyper::Response<hyper::body::Incoming>) -> axum::http::response::Builder {
     let mut b = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
         // An upstream that compresses though asked not to: its encoding
         // stays with its bytes.
-        if passes(name) || name == header::CONTENT_ENCODING {
+        if (passes(name) || name == header::CONTENT_ENCODING)
+            && !matches!(
+                *name,
+                header::CONTENT_SECURITY_POLICY | header::X_CONTENT_TYPE_OPTIONS | header::CONTENT_DISPOSITION
+            )
+        {
             b = b.header(name, value);
         }
+    }
+    let kind = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = kind.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let readable = essence == "application/json" || essence.ends_with("+json") || essence == "text/event-stream";
+    b = b
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox; frame-ancestors 'none'");
+    if !readable {
+        b = b.header(header::CONTENT_DISPOSITION, "attachment");
     }
     b
 }

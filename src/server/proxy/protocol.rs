@@ -119,9 +119,6 @@ pub enum Endpoint {
     GeminiGenerate,
     /// Search, extraction and scraping: priced per request or unit.
     Search,
-    /// Any other write to an LLM provider (images, audio, files...): gated
-    /// and recorded as one call, without token counts.
-    Other,
 }
 
 impl Endpoint {
@@ -132,9 +129,173 @@ impl Endpoint {
             Endpoint::OpenAiResponses => Some(UsageFormat::OpenAiResponses),
             Endpoint::AnthropicMessages => Some(UsageFormat::Anthropic),
             Endpoint::GeminiGenerate => Some(UsageFormat::Gemini),
-            Endpoint::Search | Endpoint::Other => None,
+            Endpoint::Search => None,
         }
     }
+}
+
+/// How the proxy treats a route it forwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bill {
+    /// Reads that cost nothing and reveal nothing of other callers
+    /// (listing models, counting tokens): forwarded, neither held nor
+    /// recorded.
+    Free,
+    /// Held at its worst case before it is forwarded, and recorded with
+    /// what the answer says it used.
+    Call(Endpoint),
+}
+
+/// One route the proxy forwards. Nothing else is: any other method or path
+/// is answered 404 in the provider's error shape and never reaches the
+/// provider, so no call (a batch, a file listing, a realtime session that
+/// mints a credential, a background job) runs under the operator's key
+/// without being held and billed.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub families: &'static [Family],
+    pub method: &'static str,
+    /// `/`-separated segments: a literal, `*` (any one segment), or
+    /// `*:action` (a segment `name:action`, Gemini's model calls).
+    pub pattern: &'static str,
+    pub bill: Bill,
+}
+
+const OPENAI_LIKE: &[Family] = &[Family::OpenAi, Family::Mistral, Family::HuggingFace];
+const OPENAI: &[Family] = &[Family::OpenAi];
+const EMBEDDERS: &[Family] = &[Family::OpenAi, Family::Mistral];
+const ANTHROPIC: &[Family] = &[Family::Anthropic];
+const GEMINI: &[Family] = &[Family::Gemini];
+const TAVILY: &[Family] = &[Family::Tavily];
+const SERPER: &[Family] = &[Family::Serper];
+const EXA: &[Family] = &[Family::Exa];
+const FIRECRAWL: &[Family] = &[Family::Firecrawl];
+
+const fn route(families: &'static [Family], method: &'static str, pattern: &'static str, bill: Bill) -> Route {
+    Route { families, method, pattern, bill }
+}
+
+/// Every route the proxy forwards, and how each is held and billed.
+pub const ROUTES: &[Route] = &[
+    route(OPENAI_LIKE, "GET", "/v1/models", Bill::Free),
+    route(OPENAI_LIKE, "GET", "/v1/models/*", Bill::Free),
+    route(OPENAI_LIKE, "POST", "/v1/chat/completions", Bill::Call(Endpoint::OpenAiChat)),
+    route(EMBEDDERS, "POST", "/v1/embeddings", Bill::Call(Endpoint::OpenAiEmbeddings)),
+    route(OPENAI, "POST", "/v1/responses", Bill::Call(Endpoint::OpenAiResponses)),
+    route(ANTHROPIC, "GET", "/v1/models", Bill::Free),
+    route(ANTHROPIC, "GET", "/v1/models/*", Bill::Free),
+    route(ANTHROPIC, "POST", "/v1/messages", Bill::Call(Endpoint::AnthropicMessages)),
+    route(ANTHROPIC, "POST", "/v1/messages/count_tokens", Bill::Free),
+    route(GEMINI, "GET", "/v1beta/models", Bill::Free),
+    route(GEMINI, "GET", "/v1beta/models/*", Bill::Free),
+    route(GEMINI, "GET", "/v1/models", Bill::Free),
+    route(GEMINI, "GET", "/v1/models/*", Bill::Free),
+    route(GEMINI, "POST", "/v1beta/models/*:generateContent", Bill::Call(Endpoint::GeminiGenerate)),
+    route(GEMINI, "POST", "/v1beta/models/*:streamGenerateContent", Bill::Call(Endpoint::GeminiGenerate)),
+    route(GEMINI, "POST", "/v1/models/*:generateContent", Bill::Call(Endpoint::GeminiGenerate)),
+    route(GEMINI, "POST", "/v1/models/*:streamGenerateContent", Bill::Call(Endpoint::GeminiGenerate)),
+    route(GEMINI, "POST", "/v1beta/models/*:countTokens", Bill::Free),
+    route(GEMINI, "POST", "/v1/models/*:countTokens", Bill::Free),
+    route(TAVILY, "POST", "/search", Bill::Call(Endpoint::Search)),
+    route(TAVILY, "POST", "/extract", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/search", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/images", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/news", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/videos", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/places", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/shopping", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/scholar", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/patents", Bill::Call(Endpoint::Search)),
+    route(SERPER, "POST", "/autocomplete", Bill::Call(Endpoint::Search)),
+    route(EXA, "POST", "/search", Bill::Call(Endpoint::Search)),
+    route(EXA, "POST", "/findSimilar", Bill::Call(Endpoint::Search)),
+    route(EXA, "POST", "/contents", Bill::Call(Endpoint::Search)),
+    route(EXA, "POST", "/answer", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v1/scrape", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v2/scrape", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v1/batch/scrape", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v2/batch/scrape", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v1/crawl", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v2/crawl", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v1/map", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v2/map", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v1/search", Bill::Call(Endpoint::Search)),
+    route(FIRECRAWL, "POST", "/v2/search", Bill::Call(Endpoint::Search)),
+    // A crawl's pages were all billed when it started (at its page limit);
+    // its status and results are read here.
+    route(FIRECRAWL, "GET", "/v1/crawl/*", Bill::Free),
+    route(FIRECRAWL, "GET", "/v2/crawl/*", Bill::Free),
+];
+
+/// The query parameters a billed call may carry (its SDK's): Gemini's
+/// `alt=sse` and Anthropic's `beta=true`. Free reads take any.
+pub const BILLED_QUERY_PARAMS: &[(Family, &str)] = &[(Family::Gemini, "alt"), (Family::Anthropic, "beta")];
+
+/// Firecrawl's own default page limit of a crawl that sets none.
+pub const FIRECRAWL_DEFAULT_CRAWL_LIMIT: u64 = 10_000;
+/// Firecrawl's own default result count of a search that sets none.
+pub const FIRECRAWL_DEFAULT_SEARCH_LIMIT: u64 = 5;
+/// Exa's own default result count.
+pub const EXA_DEFAULT_RESULTS: u64 = 10;
+
+fn segment_matches(pattern: &str, segment: &str) -> bool {
+    match pattern.strip_prefix("*:") {
+        Some(action) => segment
+            .strip_suffix(action)
+            .and_then(|m| m.strip_suffix(':'))
+            .is_some_and(|model| !model.is_empty() && !model.contains(':')),
+        None if pattern == "*" => !segment.is_empty(),
+        None => pattern == segment,
+    }
+}
+
+impl Route {
+    pub fn matches(&self, family: Family, method: &str, path: &str) -> bool {
+        self.families.contains(&family) && self.method == method && {
+            let (mut p, mut s) = (self.pattern.split('/'), path.split('/'));
+            loop {
+                match (p.next(), s.next()) {
+                    (None, None) => break true,
+                    (Some(p), Some(s)) if segment_matches(p, s) => {}
+                    _ => break false,
+                }
+            }
+        }
+    }
+}
+
+/// The route a request takes, if the proxy forwards it.
+pub fn route_of(family: Family, method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.matches(family, method, path))
+}
+
+/// Why a request is not forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotForwarded {
+    /// No such route: answered 404, in the provider's shape.
+    NoRoute(String),
+    /// The route is known but the request asks for what Tally cannot hold
+    /// or bill (or is malformed): answered 400.
+    Invalid(String),
+}
+
+/// A path exactly as the provider will read it, or why it is refused: no
+/// dot segments, no empty segments, no percent-encoding (an encoded `/` or
+/// `.` would reach the provider as something other than what was
+/// classified), no backslashes or control characters.
+pub fn clean_path(path: &str) -> Result<&str, String> {
+    let bad = |why: &str| Err(format!("the proxied path `{}` is refused: {why}", path.escape_debug()));
+    if path.contains('%') {
+        return bad("percent-encoded characters are not accepted");
+    }
+    if path.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
+        return bad("it contains a backslash, a space or a control character");
+    }
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    if rest.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad("empty, `.` and `..` segments are not accepted");
+    }
+    Ok(path)
 }
 
 /// One billable call, as read from its request.
@@ -146,8 +307,12 @@ pub struct CallPlan {
     pub stream: bool,
     /// Input tokens estimated from the request (an upper-leaning guess).
     pub input_estimate: u64,
-    /// The most output the request allows, when it says.
+    /// The most output the request allows, when it says (already
+    /// multiplied by [`CallPlan::choices`]).
     pub max_output: Option<u64>,
+    /// How many answers the call asks for (`n`, `candidateCount`): an
+    /// output maximum taken from elsewhere is held this many times.
+    pub choices: u64,
     /// Requests, searches or pages, for per-unit APIs.
     pub units: Option<u64>,
     pub service_tier: ServiceTier,
@@ -165,43 +330,84 @@ fn tokens_for_chars(chars: u64) -> u64 {
     chars.div_ceil(4)
 }
 
-/// Tokens held for an inline image, audio clip or file: what the providers
-/// charge for a large image (base64 length says nothing about it).
-const INLINE_MEDIA_TOKENS: u64 = 1_600;
+/// Tokens held for one image, inline or by URL: the providers scale images
+/// down before they count them, so none costs more than about this
+/// (Anthropic ~1,600, OpenAI's patch-based models ~2,500, Gemini ~1,100
+/// at its highest resolution).
+pub const IMAGE_TOKENS: u64 = 3_000;
+/// The least held for any other inline file.
+const MIN_FILE_TOKENS: u64 = 1_600;
+
+/// Tokens held for an inline file of `encoded_len` base64 characters:
+/// images at [`IMAGE_TOKENS`]; audio and video at one token per 8 bytes
+/// (Gemini counts 32 tokens a second of audio and 263 of video, so this
+/// covers audio above 2 kbit/s and video above 17 kbit/s); PDFs at two
+/// tokens a byte (a page is read as its text and as an image); anything
+/// else at a token a byte (byte-level tokenizers make at most one token of
+/// each byte of text).
+pub fn file_tokens(mime: Option<&str>, encoded_len: usize) -> u64 {
+    let bytes = (encoded_len as u64).saturating_mul(3) / 4;
+    let mime = mime.unwrap_or("").to_ascii_lowercase();
+    if mime.starts_with("image/") {
+        IMAGE_TOKENS
+    } else if mime.starts_with("audio/") || mime.starts_with("video/") {
+        (bytes / 8).max(MIN_FILE_TOKENS)
+    } else if mime == "application/pdf" {
+        bytes.saturating_mul(2).max(IMAGE_TOKENS)
+    } else {
+        bytes.max(MIN_FILE_TOKENS)
+    }
+}
+
+/// The media type of a `data:` URL (`data:image/png;base64,...`).
+fn data_url_mime(s: &str) -> Option<&str> {
+    s.strip_prefix("data:")?.split([';', ',']).next()
+}
 
 /// Estimated input tokens of a request body: the text of every string
-/// value (keys and settings included, so it leans high), four tokens of
-/// framing per object, inline media at [`INLINE_MEDIA_TOKENS`], and arrays
-/// of numbers (token ids, for embeddings) at their length.
+/// value (keys and settings, tool schemas, system text and response
+/// formats included, so it leans high), four tokens of framing per object,
+/// inline files by [`file_tokens`], images by URL at [`IMAGE_TOKENS`], and
+/// arrays of numbers (token ids, for embeddings) at their length.
 pub fn estimate_input(v: &Value) -> u64 {
-    fn walk(v: &Value, key: &str, n: &mut u64) {
+    fn walk(v: &Value, key: &str, mime: Option<&str>, n: &mut u64) {
         match v {
             Value::String(s) => {
-                let media = s.starts_with("data:") || matches!(key, "data" | "b64_json" | "file_data");
-                *n += if media && s.len() > 256 {
-                    INLINE_MEDIA_TOKENS
+                let inline = matches!(key, "data" | "b64_json" | "file_data" | "image_url" | "url" | "audio")
+                    || s.starts_with("data:");
+                let add = if inline && s.len() > 256 {
+                    file_tokens(data_url_mime(s).or(mime), s.len())
+                } else if matches!(key, "url" | "image_url") && (s.starts_with("https://") || s.starts_with("http://"))
+                {
+                    IMAGE_TOKENS.max(tokens_for_chars(s.chars().count() as u64))
                 } else {
                     tokens_for_chars(s.chars().count() as u64)
                 };
+                *n = n.saturating_add(add);
             }
             Value::Array(items) => {
                 if !items.is_empty() && items.iter().all(Value::is_number) {
-                    *n += items.len() as u64;
+                    *n = n.saturating_add(items.len() as u64);
                 } else {
-                    items.iter().for_each(|i| walk(i, key, n));
+                    items.iter().for_each(|i| walk(i, key, mime, n));
                 }
             }
             Value::Object(m) => {
-                *n += 4;
+                *n = n.saturating_add(4);
+                let own = ["mimeType", "mime_type", "media_type", "format"]
+                    .iter()
+                    .find_map(|k| m.get(*k).and_then(Value::as_str))
+                    .map(|f| if f.contains('/') { f.to_string() } else { format!("audio/{f}") });
+                let mime = own.as_deref().or(mime);
                 for (k, v) in m {
-                    walk(v, k, n);
+                    walk(v, k, mime, n);
                 }
             }
             Value::Number(_) | Value::Bool(_) | Value::Null => {}
         }
     }
     let mut n = 0;
-    walk(v, "", &mut n);
+    walk(v, "", None, &mut n);
     n
 }
 
@@ -209,135 +415,213 @@ fn positive(v: &Value) -> Option<u64> {
     v.as_u64().filter(|n| *n > 0)
 }
 
-/// Reads the call a request makes. `Ok(None)`: nothing billable (reads
-/// such as listing models), forwarded as it is. `Err`: a request the proxy
-/// cannot gate, with the reason for the client.
-pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Option<CallPlan>, String> {
-    if matches!(method, "GET" | "HEAD" | "OPTIONS") {
-        return Ok(None);
+/// Every value anywhere in `v` under key `key`.
+fn all_under<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                if k == key {
+                    out.push(val);
+                }
+                all_under(val, key, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| all_under(i, key, out)),
+        _ => {}
     }
+}
+
+/// What the proxy cannot hold or bill, per endpoint: settings that make
+/// the provider do work whose cost the request does not show (stored
+/// conversations, background jobs, hosted tools billed per use, files
+/// referenced by id or URL whose size is unknown here).
+fn unbillable(endpoint: Endpoint, doc: &Value) -> Option<String> {
+    let why = |what: &str| {
+        Some(format!(
+            "{what} is not accepted through Tally's proxy: its cost cannot be held before the call or billed \
+             from the answer"
+        ))
+    };
+    // A top-level setting that is set (not null, not false).
+    let setting = |keys: &[&'static str]| -> Option<&'static str> {
+        keys.iter().find(|k| doc.get(**k).is_some_and(|v| !v.is_null() && v != &Value::Bool(false))).copied()
+    };
+    // Any of these keys anywhere in the request.
+    let anywhere = |keys: &[&str]| {
+        let mut found = Vec::new();
+        keys.iter().for_each(|k| all_under(doc, k, &mut found));
+        found
+    };
+    // The first tool whose `type` is not one of `allowed`.
+    let tool_type = |allowed: &[&str]| {
+        doc.get("tools").and_then(Value::as_array)?.iter().find_map(|t| {
+            let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
+            (!kind.is_empty() && !allowed.contains(&kind)).then(|| kind.to_string())
+        })
+    };
+    match endpoint {
+        Endpoint::OpenAiChat => {
+            if setting(&["web_search_options"]).is_some() {
+                return why("`web_search_options` (searches billed per use)");
+            }
+            if anywhere(&["file"]).iter().any(|f| f.get("file_id").is_some() && f.get("file_data").is_none()) {
+                return why("a file by `file_id` (its size is unknown here; send it as `file_data`)");
+            }
+        }
+        Endpoint::OpenAiResponses => {
+            if let Some(k) = setting(&["background", "previous_response_id", "conversation", "prompt"]) {
+                return why(&format!("`{k}`"));
+            }
+            if let Some(kind) = tool_type(&["function", "custom"]) {
+                return why(&format!("the hosted tool `{kind}` (billed per use)"));
+            }
+            if !anywhere(&["file_id", "file_url"]).is_empty() {
+                return why("a file by id or URL (its size is unknown here; send it as `file_data`)");
+            }
+        }
+        Endpoint::AnthropicMessages => {
+            if let Some(k) = setting(&["mcp_servers", "container"]) {
+                return why(&format!("`{k}`"));
+            }
+            if let Some(kind) = tool_type(&["custom"]) {
+                return why(&format!("the server tool `{kind}` (billed per use)"));
+            }
+            let by_file = anywhere(&["source"]).iter().any(|s| s.get("type").and_then(Value::as_str) == Some("file"));
+            let document_url = anywhere(&["content"]).iter().filter_map(|c| c.as_array()).flatten().any(|part| {
+                part.get("type").and_then(Value::as_str) == Some("document")
+                    && part.pointer("/source/type").and_then(Value::as_str) == Some("url")
+            });
+            if by_file || document_url {
+                return why("a document or file by URL or file id (its size is unknown here; send it inline)");
+            }
+        }
+        Endpoint::GeminiGenerate => {
+            if setting(&["cachedContent"]).is_some() {
+                return why("`cachedContent`");
+            }
+            let tool = doc.get("tools").and_then(Value::as_array).and_then(|ts| {
+                ts.iter().filter_map(Value::as_object).flat_map(|t| t.keys()).find(|k| *k != "functionDeclarations")
+            });
+            if let Some(kind) = tool {
+                return why(&format!(
+                    "the built-in tool `{kind}` (billed per use, or reading what the request does not show)"
+                ));
+            }
+            if !anywhere(&["fileData", "file_data"]).is_empty() {
+                return why("`fileData` (a file by URI, whose size is unknown here; send it as `inlineData`)");
+            }
+        }
+        Endpoint::OpenAiEmbeddings | Endpoint::Search => {}
+    }
+    None
+}
+
+/// Reads the call a request makes. `Ok(None)`: a free route, forwarded as
+/// it is. `Err`: not forwarded, with the reason for the client.
+pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Option<CallPlan>, NotForwarded> {
+    let path = clean_path(path).map_err(NotForwarded::Invalid)?;
+    let Some(route) = route_of(family, method, path) else {
+        return Err(NotForwarded::NoRoute(format!(
+            "Tally's proxy does not forward {method} {path} to {}; see the README for the routes it holds and bills",
+            family.slug()
+        )));
+    };
+    let endpoint = match route.bill {
+        Bill::Free => return Ok(None),
+        Bill::Call(e) => e,
+    };
+    let invalid = |m: String| NotForwarded::Invalid(m);
     let doc: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body).map_err(|e| format!("the request body is not valid JSON: {e}"))?
+        serde_json::from_slice(body).map_err(|e| invalid(format!("the request body is not valid JSON: {e}")))?
     };
     if !doc.is_object() {
-        return Err("the request body must be a JSON object".into());
+        return Err(invalid("the request body must be a JSON object".into()));
+    }
+    if let Some(m) = unbillable(endpoint, &doc) {
+        return Err(invalid(m));
     }
     let str_at = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
     let last_segment = path.rsplit('/').next().unwrap_or("").to_string();
     let mut plan = CallPlan {
         family,
-        endpoint: Endpoint::Other,
+        endpoint,
         model: str_at("model").filter(|m| !m.is_empty()),
         stream: doc.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        input_estimate: 0,
+        // The whole body: messages, system text, tools, functions and
+        // response formats all reach the model as input.
+        input_estimate: estimate_input(&doc),
         max_output: None,
+        choices: 1,
         units: None,
         service_tier: ServiceTier::Standard,
         operation_type: last_segment.clone(),
         rewritten: None,
         hide_usage_chunk: false,
     };
-    let path = path.trim_end_matches('/');
-    match family {
-        Family::OpenAi | Family::Mistral | Family::HuggingFace => {
-            plan.service_tier = match str_at("service_tier").as_deref() {
-                Some("flex") => ServiceTier::Flex,
-                Some("priority") => ServiceTier::Priority,
-                _ => ServiceTier::Standard,
-            };
-            let n = doc.get("n").and_then(positive).unwrap_or(1);
-            if path.ends_with("/chat/completions") {
-                plan.endpoint = Endpoint::OpenAiChat;
-                plan.operation_type = "chat".into();
-                plan.input_estimate = estimate_input(doc.get("messages").unwrap_or(&Value::Null));
-                plan.max_output = doc
-                    .get("max_completion_tokens")
-                    .and_then(positive)
-                    .or_else(|| doc.get("max_tokens").and_then(positive))
-                    .map(|m| m.saturating_mul(n));
-                let asked = doc.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-                // Only OpenAI is known to take `stream_options`; Mistral
-                // sends usage in its last chunk unasked.
-                if plan.stream && !asked && family == Family::OpenAi {
-                    let mut d = doc.clone();
-                    let opts = d
-                        .as_object_mut()
-                        .expect("a JSON object when it has `stream`")
-                        .entry("stream_options")
-                        .or_insert_with(|| json!({}));
-                    if !opts.is_object() {
-                        *opts = json!({});
-                    }
-                    opts["include_usage"] = json!(true);
-                    plan.rewritten = Some(serde_json::to_vec(&d).expect("JSON"));
-                    plan.hide_usage_chunk = true;
+    match endpoint {
+        Endpoint::OpenAiChat => {
+            plan.operation_type = "chat".into();
+            plan.service_tier = openai_tier(str_at("service_tier").as_deref());
+            plan.choices = doc.get("n").and_then(positive).unwrap_or(1);
+            plan.max_output = doc
+                .get("max_completion_tokens")
+                .and_then(positive)
+                .or_else(|| doc.get("max_tokens").and_then(positive))
+                .map(|m| m.saturating_mul(plan.choices));
+            let asked = doc.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+            // Only OpenAI is known to take `stream_options`; Mistral sends
+            // usage in its last chunk unasked.
+            if plan.stream && !asked && family == Family::OpenAi {
+                let mut d = doc.clone();
+                let opts = d
+                    .as_object_mut()
+                    .expect("a JSON object when it has `stream`")
+                    .entry("stream_options")
+                    .or_insert_with(|| json!({}));
+                if !opts.is_object() {
+                    *opts = json!({});
                 }
-            } else if path.ends_with("/responses") {
-                plan.endpoint = Endpoint::OpenAiResponses;
-                plan.operation_type = "responses".into();
-                plan.input_estimate = estimate_input(doc.get("input").unwrap_or(&Value::Null))
-                    + estimate_input(doc.get("instructions").unwrap_or(&Value::Null));
-                plan.max_output = doc.get("max_output_tokens").and_then(positive);
-            } else if path.ends_with("/embeddings") {
-                plan.endpoint = Endpoint::OpenAiEmbeddings;
-                plan.operation_type = "embeddings".into();
-                plan.stream = false;
-                plan.input_estimate = estimate_input(doc.get("input").unwrap_or(&Value::Null));
-                plan.max_output = Some(0);
-            } else {
-                plan.stream = false;
+                opts["include_usage"] = json!(true);
+                plan.rewritten = Some(serde_json::to_vec(&d).expect("JSON"));
+                plan.hide_usage_chunk = true;
             }
         }
-        Family::Anthropic => {
-            if path.ends_with("/messages") {
-                plan.endpoint = Endpoint::AnthropicMessages;
-                plan.operation_type = "messages".into();
-                plan.input_estimate = estimate_input(doc.get("messages").unwrap_or(&Value::Null))
-                    + estimate_input(doc.get("system").unwrap_or(&Value::Null))
-                    + estimate_input(doc.get("tools").unwrap_or(&Value::Null));
-                plan.max_output = doc.get("max_tokens").and_then(positive);
-                if str_at("service_tier").as_deref() == Some("priority") {
-                    plan.service_tier = ServiceTier::Priority;
-                }
-            } else if path.ends_with("/count_tokens") {
-                // Free: counting tokens bills nothing.
-                return Ok(None);
-            } else {
-                plan.stream = false;
+        Endpoint::OpenAiResponses => {
+            plan.operation_type = "responses".into();
+            plan.service_tier = openai_tier(str_at("service_tier").as_deref());
+            plan.max_output = doc.get("max_output_tokens").and_then(positive);
+        }
+        Endpoint::OpenAiEmbeddings => {
+            plan.operation_type = "embeddings".into();
+            plan.stream = false;
+            plan.input_estimate = estimate_input(doc.get("input").unwrap_or(&Value::Null));
+            plan.max_output = Some(0);
+        }
+        Endpoint::AnthropicMessages => {
+            plan.operation_type = "messages".into();
+            plan.max_output = doc.get("max_tokens").and_then(positive);
+            if str_at("service_tier").as_deref() == Some("priority") {
+                plan.service_tier = ServiceTier::Priority;
             }
         }
-        Family::Gemini => {
+        Endpoint::GeminiGenerate => {
             // `/v1beta/models/gemini-2.5-flash:generateContent`
             let (model, action) = last_segment.split_once(':').unwrap_or((last_segment.as_str(), ""));
-            match action {
-                "generateContent" | "streamGenerateContent" => {
-                    plan.endpoint = Endpoint::GeminiGenerate;
-                    plan.model = Some(model.to_string()).filter(|m| !m.is_empty());
-                    plan.operation_type = "generate_content".into();
-                    plan.stream = action == "streamGenerateContent";
-                    plan.input_estimate = estimate_input(doc.get("contents").unwrap_or(&Value::Null))
-                        + estimate_input(doc.get("systemInstruction").unwrap_or(&Value::Null))
-                        + estimate_input(doc.get("tools").unwrap_or(&Value::Null));
-                    let candidates = doc.pointer("/generationConfig/candidateCount").and_then(positive).unwrap_or(1);
-                    plan.max_output = doc
-                        .pointer("/generationConfig/maxOutputTokens")
-                        .and_then(positive)
-                        .map(|m| m.saturating_mul(candidates));
-                }
-                "countTokens" => return Ok(None),
-                _ => {
-                    plan.model = Some(model.to_string()).filter(|m| !m.is_empty() && !action.is_empty());
-                    plan.operation_type = if action.is_empty() { last_segment.clone() } else { action.to_string() };
-                    plan.stream = false;
-                }
-            }
+            plan.model = Some(model.to_string());
+            plan.operation_type = "generate_content".into();
+            plan.stream = action == "streamGenerateContent";
+            plan.choices = doc.pointer("/generationConfig/candidateCount").and_then(positive).unwrap_or(1);
+            plan.max_output = doc
+                .pointer("/generationConfig/maxOutputTokens")
+                .and_then(positive)
+                .map(|m| m.saturating_mul(plan.choices));
         }
-        Family::Tavily | Family::Serper | Family::Exa | Family::Firecrawl => {
-            plan.endpoint = Endpoint::Search;
+        Endpoint::Search => {
             plan.stream = false;
             plan.model = None;
+            plan.input_estimate = 0;
             plan.max_output = Some(0);
             plan.units = Some(search_units(family, &last_segment, &doc));
         }
@@ -345,23 +629,44 @@ pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Opt
     Ok(Some(plan))
 }
 
-/// Requests, searches or pages one call is billed for (the providers'
-/// credits): Tavily's advanced search counts two and its extraction one per
-/// five URLs; batch scrapes count their URLs; a crawl its page `limit`;
-/// anything else one.
+fn openai_tier(tier: Option<&str>) -> ServiceTier {
+    match tier {
+        Some("flex") => ServiceTier::Flex,
+        Some("priority") => ServiceTier::Priority,
+        _ => ServiceTier::Standard,
+    }
+}
+
+/// Requests, searches or pages one call is billed for, at most (the
+/// providers' credits, with their own defaults when the request sets
+/// none): Tavily's advanced search (or one it may choose, with
+/// `auto_parameters`) counts two and its extraction one per five URLs;
+/// Serper two above ten results; Exa one per search plus one per result
+/// whose contents it returns, and one per page of contents; Firecrawl's
+/// batch scrapes count their URLs, a crawl its page `limit` (10,000 by
+/// default) and a search its result `limit` (5 by default); anything else
+/// one.
 fn search_units(family: Family, op: &str, doc: &Value) -> u64 {
     let urls = doc.get("urls").and_then(Value::as_array).map(|a| a.len() as u64);
     let advanced = doc.get("search_depth").and_then(Value::as_str) == Some("advanced")
-        || doc.get("extract_depth").and_then(Value::as_str) == Some("advanced");
+        || doc.get("extract_depth").and_then(Value::as_str) == Some("advanced")
+        || doc.get("auto_parameters").and_then(Value::as_bool) == Some(true);
     let per = if advanced { 2 } else { 1 };
     match (family, op) {
         (Family::Tavily, "search") => per,
         (Family::Tavily, "extract") => urls.unwrap_or(1).div_ceil(5).max(1) * per,
-        (Family::Firecrawl, "crawl") => doc.get("limit").and_then(positive).unwrap_or(1),
-        (Family::Firecrawl, "scrape") if urls.is_some() => urls.unwrap_or(1).max(1),
+        (Family::Serper, _) if doc.get("num").and_then(Value::as_u64).is_some_and(|n| n > 10) => 2,
         (Family::Exa, "contents") => {
             doc.get("ids").or_else(|| doc.get("urls")).and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u64)
         }
+        (Family::Exa, "search" | "findSimilar") => {
+            let results = doc.get("numResults").and_then(positive).unwrap_or(EXA_DEFAULT_RESULTS);
+            let contents = doc.get("contents").is_some_and(|c| !c.is_null() && c != &Value::Bool(false));
+            1 + if contents { results } else { 0 }
+        }
+        (Family::Firecrawl, "crawl") => doc.get("limit").and_then(positive).unwrap_or(FIRECRAWL_DEFAULT_CRAWL_LIMIT),
+        (Family::Firecrawl, "search") => doc.get("limit").and_then(positive).unwrap_or(FIRECRAWL_DEFAULT_SEARCH_LIMIT),
+        (Family::Firecrawl, "scrape") if urls.is_some() => urls.unwrap_or(1).max(1),
         _ => 1,
     }
 }
@@ -468,7 +773,7 @@ pub fn observe_body(endpoint: Endpoint, body: &[u8]) -> Observed {
                 complete: true,
             }
         }
-        Endpoint::Search | Endpoint::Other => Observed { complete: true, ..Observed::default() },
+        Endpoint::Search => Observed { complete: true, ..Observed::default() },
     }
 }
 
@@ -626,7 +931,7 @@ impl StreamTap {
                     self.usage = Some(u.clone());
                 }
             }
-            Endpoint::OpenAiEmbeddings | Endpoint::Search | Endpoint::Other => {}
+            Endpoint::OpenAiEmbeddings | Endpoint::Search => {}
         }
         true
     }
@@ -653,6 +958,10 @@ fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     Unauthenticated,
+    /// A route the proxy does not forward.
+    NotFound,
+    /// The call's event id was used already.
+    Conflict,
     Forbidden,
     Invalid,
     Unpriced,
@@ -669,6 +978,8 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::Unauthenticated => 401,
+            Refusal::NotFound => 404,
+            Refusal::Conflict => 409,
             Refusal::Forbidden => 403,
             Refusal::Invalid => 400,
             Refusal::Unpriced => 422,
@@ -692,7 +1003,9 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
             let kind = match refusal {
                 Refusal::Unauthenticated => "authentication_error",
                 Refusal::Forbidden => "permission_error",
-                Refusal::Invalid | Refusal::Unpriced | Refusal::TooLarge => "invalid_request_error",
+                Refusal::Invalid | Refusal::Unpriced | Refusal::TooLarge | Refusal::NotFound | Refusal::Conflict => {
+                    "invalid_request_error"
+                }
                 Refusal::LimitReached => "tally_limit_exceeded",
                 Refusal::UpstreamFailed | Refusal::UpstreamTimeout | Refusal::Unavailable | Refusal::Internal => {
                     "server_error"
@@ -704,7 +1017,8 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
             let kind = match refusal {
                 Refusal::Unauthenticated => "authentication_error",
                 Refusal::Forbidden => "permission_error",
-                Refusal::Invalid | Refusal::Unpriced => "invalid_request_error",
+                Refusal::Invalid | Refusal::Unpriced | Refusal::Conflict => "invalid_request_error",
+                Refusal::NotFound => "not_found_error",
                 Refusal::TooLarge => "request_too_large",
                 Refusal::LimitReached => "rate_limit_error",
                 Refusal::Unavailable => "overloaded_error",
@@ -717,6 +1031,8 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
                 Refusal::Unauthenticated => "UNAUTHENTICATED",
                 Refusal::Forbidden => "PERMISSION_DENIED",
                 Refusal::Invalid | Refusal::Unpriced | Refusal::TooLarge => "INVALID_ARGUMENT",
+                Refusal::NotFound => "NOT_FOUND",
+                Refusal::Conflict => "ALREADY_EXISTS",
                 Refusal::LimitReached => "RESOURCE_EXHAUSTED",
                 Refusal::UpstreamFailed | Refusal::Unavailable => "UNAVAILABLE",
                 Refusal::UpstreamTimeout => "DEADLINE_EXCEEDED",
@@ -750,8 +1066,9 @@ mod tests {
             (p.endpoint, p.model.as_deref(), p.max_output, p.stream),
             (Endpoint::OpenAiChat, Some("gpt-4o"), Some(200), false)
         );
-        // 400 characters of content is 100 tokens; "user" and framing add a few.
-        assert!((100..=110).contains(&p.input_estimate), "{}", p.input_estimate);
+        // 400 characters of content is 100 tokens; the model, "user" and
+        // framing add a few.
+        assert!((100..=115).contains(&p.input_estimate), "{}", p.input_estimate);
         let p =
             plan_of(Family::OpenAi, "/v1/responses", json!({"model": "gpt-5", "input": "hi", "max_output_tokens": 50}));
         assert_eq!((p.endpoint, p.max_output), (Endpoint::OpenAiResponses, Some(50)));
@@ -781,9 +1098,10 @@ mod tests {
         assert_eq!(p.units, Some(25));
         assert_eq!(plan(Family::OpenAi, "GET", "/v1/models", b"").unwrap(), None);
         assert_eq!(plan(Family::Anthropic, "POST", "/v1/messages/count_tokens", b"{}").unwrap(), None);
-        assert!(
-            plan(Family::OpenAi, "POST", "/v1/chat/completions", b"{not json").unwrap_err().contains("not valid JSON")
-        );
+        assert!(matches!(
+            plan(Family::OpenAi, "POST", "/v1/chat/completions", b"{not json"),
+            Err(NotForwarded::Invalid(m)) if m.contains("not valid JSON")
+        ));
     }
 
     #[test]
@@ -809,11 +1127,203 @@ mod tests {
     }
 
     #[test]
-    fn inline_media_is_held_at_a_fixed_size() {
+    fn images_are_held_at_a_fixed_size_and_other_files_by_theirs() {
         let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
         let n =
             estimate_input(&json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}}]}]));
-        assert!(n < 2_000, "{n}");
+        assert!((IMAGE_TOKENS..IMAGE_TOKENS + 100).contains(&n), "{n}");
+        // An image by URL is held as an image, not as the URL's text.
+        let n = estimate_input(&json!({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}));
+        assert!(n >= IMAGE_TOKENS, "{n}");
+        // 1.2 MB of base64 (900 kB) of PDF, in each provider's shape: two
+        // tokens a byte; audio at one per 8 bytes; plain text at one a byte.
+        let b64 = "A".repeat(1_200_000);
+        for doc in [
+            json!({"type": "file", "file": {"file_data": format!("data:application/pdf;base64,{b64}")}}),
+            json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": b64}}),
+            json!({"inlineData": {"mimeType": "application/pdf", "data": b64}}),
+        ] {
+            let n = estimate_input(&doc);
+            assert!((1_800_000..1_800_100).contains(&n), "{n}: {doc}");
+        }
+        let n = estimate_input(&json!({"input_audio": {"format": "wav", "data": b64}}));
+        assert!((112_500..112_600).contains(&n), "{n}");
+        let n = estimate_input(&json!({"inlineData": {"mimeType": "text/plain", "data": b64}}));
+        assert!((900_000..900_100).contains(&n), "{n}");
+        // Small inline files still hold a floor.
+        assert_eq!(file_tokens(Some("audio/mp3"), 400), 1_600);
+    }
+
+    #[test]
+    fn only_listed_routes_are_forwarded() {
+        let body = br#"{"model": "gpt-4o", "input": "x", "prompt": "y"}"#;
+        for (family, method, path) in [
+            (Family::OpenAi, "POST", "/v1/completions"),
+            (Family::OpenAi, "GET", "/v1/files"),
+            (Family::OpenAi, "POST", "/v1/realtime/sessions"),
+            (Family::OpenAi, "POST", "/v1/batches"),
+            (Family::OpenAi, "GET", "/v1/responses/resp_1"),
+            (Family::OpenAi, "HEAD", "/v1/models"),
+            (Family::OpenAi, "OPTIONS", "/v1/chat/completions"),
+            (Family::OpenAi, "POST", "/v1/images/generations"),
+            (Family::Anthropic, "POST", "/v1/chat/completions"),
+            (Family::Anthropic, "POST", "/v1/messages/batches"),
+            (Family::Gemini, "POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent"),
+            (Family::Gemini, "POST", "/v1beta/models/gemini-2.5-flash:embedContent"),
+            (Family::Gemini, "GET", "/v1beta/files"),
+            (Family::Gemini, "POST", "/v1beta/models/:generateContent"),
+            (Family::Serper, "GET", "/search"),
+            (Family::Tavily, "POST", "/crawl"),
+            (Family::HuggingFace, "POST", "/v1/embeddings"),
+            (Family::Mistral, "POST", "/v1/responses"),
+        ] {
+            assert!(
+                matches!(plan(family, method, path, body), Err(NotForwarded::NoRoute(_))),
+                "{family:?} {method} {path}"
+            );
+        }
+        for path in ["/v1/../v1/files", "/v1/./chat/completions", "/v1//chat/completions", "/v1/chat%2Fcompletions"] {
+            assert!(
+                matches!(plan(Family::OpenAi, "POST", path, b"{}"), Err(NotForwarded::Invalid(m)) if m.contains("refused")),
+                "{path}"
+            );
+        }
+        // Every listed route of a family that is not free bills something.
+        for r in ROUTES {
+            for f in r.families {
+                assert!(route_of(*f, r.method, &r.pattern.replace("*", "m")).is_some(), "{r:?}");
+                let counting = r.pattern.ends_with("count_tokens") || r.pattern.ends_with(":countTokens");
+                assert_eq!(
+                    r.method == "GET" || counting,
+                    r.bill == Bill::Free,
+                    "only reads and counting are free: {r:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn work_the_request_does_not_show_is_refused() {
+        for (family, path, body, what) in [
+            (
+                Family::OpenAi,
+                "/v1/responses",
+                json!({"model": "gpt-4o", "input": "x", "background": true}),
+                "background",
+            ),
+            (
+                Family::OpenAi,
+                "/v1/responses",
+                json!({"model": "gpt-4o", "previous_response_id": "resp_1"}),
+                "previous_response_id",
+            ),
+            (
+                Family::OpenAi,
+                "/v1/responses",
+                json!({"model": "gpt-4o", "tools": [{"type": "web_search"}]}),
+                "web_search",
+            ),
+            (
+                Family::OpenAi,
+                "/v1/responses",
+                json!({"model": "gpt-4o", "input": [{"content": [{"type": "input_file", "file_id": "f"}]}]}),
+                "file",
+            ),
+            (
+                Family::OpenAi,
+                "/v1/chat/completions",
+                json!({"model": "gpt-4o", "web_search_options": {}}),
+                "web_search_options",
+            ),
+            (
+                Family::OpenAi,
+                "/v1/chat/completions",
+                json!({"model": "gpt-4o", "messages": [{"content": [{"type": "file", "file": {"file_id": "f"}}]}]}),
+                "file_id",
+            ),
+            (
+                Family::Anthropic,
+                "/v1/messages",
+                json!({"model": "c", "max_tokens": 5, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+                "web_search_20250305",
+            ),
+            (
+                Family::Anthropic,
+                "/v1/messages",
+                json!({"model": "c", "max_tokens": 5, "mcp_servers": [{}]}),
+                "mcp_servers",
+            ),
+            (
+                Family::Anthropic,
+                "/v1/messages",
+                json!({"model": "c", "max_tokens": 5, "messages": [{"content": [{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}]}),
+                "URL",
+            ),
+            (
+                Family::Gemini,
+                "/v1beta/models/g:generateContent",
+                json!({"cachedContent": "cachedContents/1"}),
+                "cachedContent",
+            ),
+            (
+                Family::Gemini,
+                "/v1beta/models/g:generateContent",
+                json!({"tools": [{"googleSearch": {}}]}),
+                "googleSearch",
+            ),
+            (
+                Family::Gemini,
+                "/v1beta/models/g:generateContent",
+                json!({"contents": [{"parts": [{"fileData": {"fileUri": "x"}}]}]}),
+                "fileData",
+            ),
+        ] {
+            match plan(family, "POST", path, body.to_string().as_bytes()) {
+                Err(NotForwarded::Invalid(m)) => assert!(m.contains(what) && m.contains("cannot be held"), "{m}"),
+                other => panic!("{body} was {other:?}"),
+            }
+        }
+        // Function tools are fine, and count as input.
+        let p = plan_of(
+            Family::OpenAi,
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o", "messages": [], "tools": [{"type": "function", "function": {"name": "f", "description": "d".repeat(4000)}}]}),
+        );
+        assert!(p.input_estimate >= 1000, "{}", p.input_estimate);
+    }
+
+    #[test]
+    fn holds_count_every_answer_and_each_providers_defaults() {
+        // `n` without a maximum: the fallback maximum is held n times.
+        let p = plan_of(Family::OpenAi, "/v1/chat/completions", json!({"model": "gpt-4o", "n": 8, "messages": []}));
+        assert_eq!((p.max_output, p.choices), (None, 8));
+        let p = plan_of(
+            Family::Gemini,
+            "/v1beta/models/g:generateContent",
+            json!({"generationConfig": {"candidateCount": 4, "maxOutputTokens": 100}}),
+        );
+        assert_eq!((p.max_output, p.choices), (Some(400), 4));
+        // System text, response formats and functions are input too.
+        let big = "x".repeat(40_000);
+        for body in [
+            json!({"model": "gpt-4o", "messages": [], "response_format": {"type": "json_schema", "json_schema": {"description": big}}}),
+            json!({"model": "gpt-4o", "messages": [], "functions": [{"name": "f", "description": big}]}),
+        ] {
+            assert!(plan_of(Family::OpenAi, "/v1/chat/completions", body).input_estimate >= 10_000);
+        }
+        let p = plan_of(Family::Anthropic, "/v1/messages", json!({"model": "c", "max_tokens": 5, "system": big}));
+        assert!(p.input_estimate >= 10_000);
+        // A crawl without a limit holds Firecrawl's own default.
+        let p = plan_of(Family::Firecrawl, "/v1/crawl", json!({"url": "https://x"}));
+        assert_eq!(p.units, Some(FIRECRAWL_DEFAULT_CRAWL_LIMIT));
+        let p = plan_of(Family::Firecrawl, "/v2/search", json!({"query": "q"}));
+        assert_eq!(p.units, Some(FIRECRAWL_DEFAULT_SEARCH_LIMIT));
+        let p = plan_of(Family::Serper, "/news", json!({"q": "q", "num": 100}));
+        assert_eq!(p.units, Some(2));
+        let p = plan_of(Family::Exa, "/search", json!({"query": "q", "contents": {"text": true}}));
+        assert_eq!(p.units, Some(1 + EXA_DEFAULT_RESULTS));
+        let p = plan_of(Family::Tavily, "/search", json!({"query": "q", "auto_parameters": true}));
+        assert_eq!(p.units, Some(2));
     }
 
     #[test]

@@ -28,6 +28,7 @@ struct Seen {
     path: String,
     query: String,
     auth: String,
+    headers: HeaderMap,
     body: Value,
 }
 
@@ -66,6 +67,7 @@ async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
         path: path.clone(),
         query: parts.uri.query().unwrap_or("").into(),
         auth,
+        headers: parts.headers.clone(),
         body: body.clone(),
     });
     let model = body["model"]
@@ -83,6 +85,9 @@ async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
     let stream = body["stream"].as_bool() == Some(true) || path.ends_with(":streamGenerateContent");
     match path.as_str() {
         "/v1/models" => axum::Json(json!({"data": [{"id": "gpt-4o"}]})).into_response(),
+        "/v1/models/page" => {
+            Response::builder().header(header::CONTENT_TYPE, "text/html").body(Body::from("<script>x</script>")).unwrap()
+        }
         "/v1/chat/completions" if stream => {
             let mut events = vec![
                 json!({"choices": [{"index": 0, "delta": {"content": "Hello"}}], "usage": null}),
@@ -99,12 +104,15 @@ async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
             }
             stream_response(chunks, hang)
         }
-        "/v1/chat/completions" => axum::Json(json!({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
-        }))
-        .into_response(),
+        "/v1/chat/completions" => (
+            [("openai-organization", "org-operator"), ("openai-project", "proj-operator")],
+            axum::Json(json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+            })),
+        )
+            .into_response(),
         "/v1/responses" => axum::Json(json!({"id": "resp_1", "object": "response", "output": [],
             "usage": {"input_tokens": 300, "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 30}}}))
         .into_response(),
@@ -148,7 +156,13 @@ async fn mock_answer(State(mock): State<Mock>, req: Request<Body>) -> Response {
         ]))
         .into_response(),
         "/search" | "/v1/scrape" => axum::Json(json!({"results": []})).into_response(),
-        _ => (StatusCode::NOT_FOUND, "no such mock path").into_response(),
+        // Any other route the proxy lists: an answer with usage in every
+        // provider's words.
+        _ if parts.method == "GET" => axum::Json(json!({"data": []})).into_response(),
+        _ => axum::Json(json!({"results": [], "totalTokens": 3,
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "input_tokens": 10, "output_tokens": 5},
+            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}}))
+        .into_response(),
     }
 }
 
@@ -199,6 +213,8 @@ async fn add_prices(store: &Store) {
         ("anthropic", "claude-sonnet-4-5", llm("3", "15", "0.3")),
         ("mistral", "mistral-large-latest", llm("2", "6", "2")),
         ("gemini", "gemini-2.5-flash", llm("0.3", "2.5", "0.075")),
+        ("huggingface", "llama", llm("0.2", "0.2", "0.2")),
+        ("mistral", "mistral-embed", llm("0.1", "0", "0.1")),
         ("serper", "*", Rates::from(ClassRates { per_search: price("0.001"), ..ClassRates::default() })),
         ("metaphor", "*", Rates::from(ClassRates { per_search: price("0.005"), ..ClassRates::default() })),
         ("firecrawl", "*", Rates::from(ClassRates { per_page: price("0.00083"), ..ClassRates::default() })),
@@ -221,14 +237,25 @@ async fn add_prices(store: &Store) {
 }
 
 async fn harness(store: Store, limits: Limits, timeout: Duration) -> Harness {
-    let (engine, plan) = engine_with_catalog(store.clone(), limits, t(2026, 1, 1)).await;
+    harness_with(store, limits, timeout, 64, Duration::from_secs(300)).await
+}
+
+async fn harness_with(
+    store: Store,
+    limits: Limits,
+    timeout: Duration,
+    max_calls: usize,
+    hold_ttl: Duration,
+) -> Harness {
+    let (mut engine, plan) = engine_with_catalog(store.clone(), limits, t(2026, 1, 1)).await;
+    engine.config.hold_ttl = hold_ttl;
     add_prices(&store).await;
     user_on_plan(&engine, "alice", plan, Utc::now() - chrono::Duration::days(3)).await;
     let (mock, base) = start_mock().await;
     let mut state = app_state(engine.clone(), &ServeArgs::default());
     let upstreams =
         Family::ALL.into_iter().map(|f| (f, Upstream { base: base.clone(), key: Some(UPSTREAM_KEY.into()) })).collect();
-    state.proxy = Proxy::new(ProxySettings { upstreams, timeout, default_max_output: 4096 });
+    state.proxy = Proxy::new(ProxySettings { upstreams, timeout, default_max_output: 4096, max_calls });
     let router = build_router(state, Duration::from_secs(30));
     let key = engine.create_api_key(Some("alice"), &[Scope::Proxy], "sdk", "test", Utc::now()).await.unwrap().1;
     Harness { router, engine, mock, key }
@@ -564,20 +591,306 @@ async fn failures_are_recorded_and_release_the_hold() {
     assert_eq!(e.3, 504);
     assert_eq!(h.open_holds().await, 0);
 
-    // A retry with the same event id bills once and holds nothing after.
-    let retry = vec![("authorization", format!("Bearer {}", h.key)), ("x-tally-event-id", "call-42".to_string())];
+    assert_eq!(h.open_holds().await, 0);
+    db.cleanup().await;
+}
+
+/// Tries to get provider calls for free by reusing an event id: after an
+/// answer, after a failure, and while the first call still runs.
+async fn a_reused_event_id_never_buys_a_free_call(store: Store) {
+    let h = harness(store, Limits::new(), Duration::from_secs(10)).await;
+    let named = |id: &str| vec![("authorization", format!("Bearer {}", h.key)), ("x-tally-event-id", id.to_string())];
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    for _ in 0..3 {
-        let a = h.send("POST", "/proxy/openai/v1/chat/completions", &retry, Some(body.clone())).await;
-        assert_eq!((a.status, header_str(&a, "x-tally-event-id")), (StatusCode::OK, "call-42"));
-        assert_eq!(header_str(&a, "x-tally-cost"), "0.007500000");
+
+    // Answered: the same id again is refused from the record, and the
+    // provider is not called again.
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &named("call-42"), Some(body.clone())).await;
+    assert_eq!((a.status, header_str(&a, "x-tally-event-id")), (StatusCode::OK, "prx:1:call-42"));
+    assert_eq!(header_str(&a, "x-tally-cost"), "0.007500000");
+    let calls = h.upstream_calls();
+    for _ in 0..2 {
+        let a = h.send("POST", "/proxy/openai/v1/chat/completions", &named("call-42"), Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+        assert_eq!(a.json()["error"]["code"], json!("duplicate_call"));
+        assert!(a.json()["error"]["message"].as_str().unwrap().contains("billed 0.007500000"), "{}", a.text);
+        assert_eq!(
+            (header_str(&a, "x-tally-event-id"), header_str(&a, "x-tally-cost")),
+            ("prx:1:call-42", "0.007500000")
+        );
     }
-    let n: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE event_id = 'call-42'")
+    assert_eq!(h.upstream_calls(), calls, "a reused id never reaches the provider");
+
+    // Failed upstream ($0): the retry is forwarded and billed under its own id.
+    let boom = json!({"model": "boom", "messages": []});
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &named("call-43"), Some(boom)).await;
+    assert_eq!((a.status, header_str(&a, "x-tally-event-id")), (StatusCode::INTERNAL_SERVER_ERROR, "prx:1:call-43"));
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &named("call-43"), Some(body.clone())).await;
+    assert_eq!((a.status, header_str(&a, "x-tally-event-id")), (StatusCode::OK, "prx:2:call-43"));
+    assert_eq!(h.event("prx:2:call-43").await.unwrap().4, 7_500_000, "the retry is billed");
+    assert_eq!(h.event("prx:1:call-43").await.unwrap().4, 0);
+
+    // Still running: a second call with its id is refused, not forwarded.
+    let stream = json!({"model": "hang", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/proxy/openai/v1/chat/completions")
+        .header("authorization", format!("Bearer {}", h.key))
+        .header("x-tally-event-id", "call-44")
+        .body(Body::from(stream.to_string()))
+        .unwrap();
+    let running = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(running.status(), StatusCode::OK);
+    let calls = h.upstream_calls();
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &named("call-44"), Some(body.clone())).await;
+    assert_eq!((a.status, a.json()["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("call_in_flight")));
+    assert_eq!(h.upstream_calls(), calls);
+    drop(running);
+    h.event_soon("prx:1:call-44").await;
+
+    // A denied call gives its id back: the same id works once there is room.
+    let a = h
+        .send(
+            "POST",
+            "/proxy/openai/v1/chat/completions",
+            &named("call-45"),
+            Some(json!({"model": "unpriced-model", "messages": []})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    let a = h.send("POST", "/proxy/openai/v1/chat/completions", &named("call-45"), Some(body.clone())).await;
+    assert_eq!((a.status, header_str(&a, "x-tally-event-id")), (StatusCode::OK, "prx:2:call-45"));
+
+    // Ingest cannot take (or pre-empt) a proxied call's id.
+    let ingest = h.engine.create_api_key(None, &[Scope::Ingest], "x", "test", Utc::now()).await.unwrap().1;
+    for id in ["prx:1:call-46", "prx_abc"] {
+        let a = h
+            .send(
+                "POST",
+                "/api/usage/events",
+                &[("authorization", format!("Bearer {ingest}"))],
+                Some(json!({"events": [{"id": id, "user_id": "alice", "provider": "openai", "model": "gpt-4o"}]})),
+            )
+            .await;
+        assert_eq!(a.json()["data"]["results"][0]["status"], json!("rejected"), "{}", a.text);
+    }
+    let n: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE event_id LIKE 'prx:%call-42'")
         .fetch_one(h.engine.store.pool())
         .await
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    assert_eq!(h.open_holds().await, 0);
+}
+crate::both_stores!(reused_ids, a_reused_event_id_never_buys_a_free_call);
+
+/// A sample request for a route: a path with its wildcards filled, and a
+/// body that asks for a little of what the route sells.
+fn sample(family: Family, route: &protocol::Route) -> (String, Value) {
+    let model = match family {
+        Family::OpenAi => "gpt-4o",
+        Family::Mistral => "mistral-large-latest",
+        Family::HuggingFace => "llama",
+        Family::Anthropic => "claude-sonnet-4-5",
+        Family::Gemini => "gemini-2.5-flash",
+        _ => "m",
+    };
+    let path = route.pattern.replace('*', model);
+    let body = match route.bill {
+        protocol::Bill::Free if route.method == "GET" => Value::Null,
+        protocol::Bill::Call(Endpoint::OpenAiEmbeddings) => {
+            json!({"model": if family == Family::Mistral { "mistral-embed" } else { "text-embedding-3-small" }, "input": "hi"})
+        }
+        protocol::Bill::Call(Endpoint::Search) => {
+            json!({"query": "q", "q": "q", "url": "https://example.com", "urls": ["https://example.com"], "limit": 3, "ids": ["a"]})
+        }
+        _ => json!({"model": model, "max_tokens": 50, "max_output_tokens": 50, "input": "hi",
+                    "messages": [{"role": "user", "content": "hi"}], "contents": [{"parts": [{"text": "hi"}]}],
+                    "generationConfig": {"maxOutputTokens": 50}}),
+    };
+    (format!("/proxy/{}{path}", family.slug()), body)
+}
+
+/// Walks every route the proxy forwards: each billable one is held (a
+/// user with no room is refused before the provider hears of it) and
+/// billed (a user with room gets an event that costs something); each free
+/// one is neither. Then the calls it must not forward.
+async fn every_forwarded_route_is_held_and_billed(store: Store) {
+    let h = harness(store.clone(), Limits::new(), Duration::from_secs(10)).await;
+    for route in protocol::ROUTES {
+        for family in route.families {
+            let (path, body) = sample(*family, route);
+            let before = h.events().await;
+            let body = (!body.is_null()).then_some(body);
+            let a = h.send(route.method, &path, &h.bearer(), body).await;
+            assert_eq!(a.status, StatusCode::OK, "{} {path}: {}", route.method, a.text);
+            match route.bill {
+                protocol::Bill::Free => {
+                    assert_eq!(h.events().await, before, "{path} is free");
+                    assert!(a.headers.get("x-tally-event-id").is_none(), "{path}");
+                }
+                protocol::Bill::Call(_) => {
+                    let e = h.event(header_str(&a, "x-tally-event-id")).await.expect("recorded");
+                    assert!(e.4 > 0, "{} {path} billed {e:?}", route.method);
+                }
+            }
+        }
+    }
+    assert_eq!(h.open_holds().await, 0);
+
+    // No room at all (a cost cap of one nano-dollar: every billable call
+    // holds more): every billable route is refused before the provider.
+    let mut none = Limits::new();
+    none.set(LimitKey::MonthlyCost, Some(1));
+    let db = TestDb::sqlite().await;
+    let h2 = harness(db.store.clone(), none, Duration::from_secs(10)).await;
+    for route in protocol::ROUTES.iter().filter(|r| r.bill != protocol::Bill::Free) {
+        for family in route.families {
+            let (path, body) = sample(*family, route);
+            let a = h2.send(route.method, &path, &h2.bearer(), Some(body)).await;
+            assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{} {path}: {}", route.method, a.text);
+        }
+    }
+    assert_eq!(h2.upstream_calls(), 0, "nothing billable reached the provider unheld");
+    db.cleanup().await;
+
+    // What the proxy does not list is 404 in the provider's shape and
+    // never reaches the provider; nor do requests for work it cannot bill.
+    let calls = h.upstream_calls();
+    let anthropic = [("x-api-key", h.key.clone())];
+    let gemini = [("x-goog-api-key", h.key.clone())];
+    let serper = [("x-api-key", h.key.clone())];
+    let bearer = h.bearer();
+    type Refused<'a> = (&'a str, &'a str, &'a [(&'a str, String)], Value, StatusCode);
+    let refused: Vec<Refused> = vec![
+        (
+            "POST",
+            "/proxy/openai/v1/completions",
+            &bearer,
+            json!({"model": "gpt-4o", "prompt": "x"}),
+            StatusCode::NOT_FOUND,
+        ),
+        ("POST", "/proxy/openai/v1/realtime/sessions", &bearer, json!({"model": "gpt-4o"}), StatusCode::NOT_FOUND),
+        ("GET", "/proxy/openai/v1/files", &bearer, Value::Null, StatusCode::NOT_FOUND),
+        ("GET", "/proxy/openai/v1/responses/resp_1", &bearer, Value::Null, StatusCode::NOT_FOUND),
+        ("HEAD", "/proxy/openai/v1/models", &bearer, Value::Null, StatusCode::NOT_FOUND),
+        (
+            "POST",
+            "/proxy/anthropic/v1/chat/completions",
+            &anthropic,
+            json!({"model": "claude-sonnet-4-5"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/proxy/gemini/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+            &gemini,
+            json!({"requests": []}),
+            StatusCode::NOT_FOUND,
+        ),
+        ("GET", "/proxy/serper/search?q=rust", &serper, Value::Null, StatusCode::NOT_FOUND),
+        (
+            "POST",
+            "/proxy/openai/v1/responses",
+            &bearer,
+            json!({"model": "gpt-4o", "input": "x", "background": true}),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("POST", "/proxy/openai/v1/%2e%2e/v1/files", &bearer, json!({}), StatusCode::BAD_REQUEST),
+        ("POST", "/proxy/openai/v1/chat%2Fcompletions", &bearer, json!({}), StatusCode::BAD_REQUEST),
+        ("POST", "/proxy/openai/v1/../v1/chat/completions", &bearer, json!({}), StatusCode::BAD_REQUEST),
+        (
+            "POST",
+            "/proxy/openai/v1/chat/completions",
+            &bearer,
+            json!({"model": "gpt\u{0}x", "messages": []}),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("POST", "/proxy/serper/search?num=100", &serper, json!({"q": "x"}), StatusCode::BAD_REQUEST),
+    ];
+    for (method, path, headers, body, status) in refused {
+        let body = (!body.is_null()).then_some(body);
+        let a = h.send(method, path, headers, body).await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.text);
+        if method != "HEAD" {
+            let family = Family::parse(path.split('/').nth(2).unwrap()).unwrap();
+            let shape = error_body(family, Refusal::NotFound, "m", None);
+            let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+            assert_eq!(keys(&a.json()), keys(&shape), "{path}: the provider's error shape: {}", a.text);
+        }
+    }
+    assert_eq!(h.upstream_calls(), calls, "none of them reached the provider");
+}
+crate::both_stores!(route_walk, every_forwarded_route_is_held_and_billed);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_cannot_act_as_pages_and_accounts_stay_the_operators() {
+    let db = TestDb::sqlite().await;
+    let h = harness(db.store.clone(), Limits::new(), Duration::from_secs(10)).await;
+    let mut headers = h.bearer();
+    headers.push(("openai-organization", "org-victim".into()));
+    headers.push(("openai-project", "proj-victim".into()));
+    let a = h
+        .send("POST", "/proxy/openai/v1/chat/completions", &headers, Some(json!({"model": "gpt-4o", "messages": []})))
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let seen = h.last_seen();
+    assert!(seen.headers.get("openai-organization").is_none() && seen.headers.get("openai-project").is_none());
+    assert!(a.headers.get("openai-organization").is_none() && a.headers.get("openai-project").is_none());
+    assert_eq!(header_str(&a, "x-content-type-options"), "nosniff");
+    assert!(header_str(&a, "content-security-policy").contains("sandbox"));
+    assert!(a.headers.get("content-disposition").is_none(), "JSON is read in place");
+    // HTML from a provider is a download, never a page of Tally's origin.
+    let a = h.send("GET", &format!("/proxy/openai/v1/models/page?key={}", h.key), &[], None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(header_str(&a, "content-disposition"), "attachment");
+    assert_eq!(header_str(&a, "x-content-type-options"), "nosniff");
+    assert!(header_str(&a, "content-security-policy").contains("default-src 'none'"));
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_stream_keeps_its_hold_and_calls_in_flight_are_bounded() {
+    let db = TestDb::sqlite().await;
+    let h = harness_with(db.store.clone(), Limits::new(), Duration::from_secs(30), 1, Duration::from_secs(1)).await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/proxy/openai/v1/chat/completions")
+        .header("authorization", format!("Bearer {}", h.key))
+        .body(Body::from(json!({"model": "hang", "stream": true, "messages": []}).to_string()))
+        .unwrap();
+    let running = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(running.status(), StatusCode::OK);
+    // Past three hold TTLs, the stream's hold still counts.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    h.engine.store.settled().await.unwrap();
+    let live: i64 =
+        sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL AND expires_at > $1")
+            .bind(crate::server::store::ms(Utc::now()))
+            .fetch_one(h.engine.store.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(live, 1, "the running stream's hold was renewed");
+    // One call at a time here: a second is refused without the provider.
+    let calls = h.upstream_calls();
+    let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "gpt-4o", "messages": []})).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+    assert!(a.headers.get("retry-after").is_some());
+    assert_eq!(h.upstream_calls(), calls);
+    let id = running.headers()["x-tally-event-id"].to_str().unwrap().to_string();
+    drop(running);
+    h.event_soon(&id).await;
+    // The slot is free again once the stream is recorded.
+    let mut ok = false;
+    for _ in 0..50 {
+        let a = h.post("/proxy/openai/v1/chat/completions", json!({"model": "gpt-4o", "messages": []})).await;
+        if a.status == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the slot came back");
     assert_eq!(h.open_holds().await, 0);
     db.cleanup().await;
 }

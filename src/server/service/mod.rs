@@ -20,6 +20,7 @@ pub mod keys;
 #[cfg(test)]
 mod ledger_tests;
 pub mod price_import;
+pub mod proxy_calls;
 pub mod reads;
 pub mod recording;
 pub mod repricing;
@@ -54,6 +55,11 @@ pub struct EngineConfig {
     pub spike_multiple: u32,
     /// ...and at least this much (0: any amount).
     pub spike_floor: crate::domain::money::Nanos,
+    /// Webhooks may go to loopback, private and link-local addresses
+    /// (`TALLY_WEBHOOK_ALLOW_PRIVATE`, for a receiver inside the network).
+    pub webhook_allow_private: bool,
+    /// Seals webhook signing secrets at rest (see [`crate::server::secrets`]).
+    pub secrets: Arc<crate::server::secrets::SecretBox>,
 }
 
 /// The gate's answer for a model the catalog cannot price.
@@ -76,6 +82,8 @@ impl Default for EngineConfig {
             unpriced_policy: UnpricedPolicy::Deny,
             spike_multiple: 5,
             spike_floor: crate::domain::money::Nanos::ZERO,
+            webhook_allow_private: false,
+            secrets: Arc::default(),
         }
     }
 }

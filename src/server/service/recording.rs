@@ -27,6 +27,7 @@ use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
 use crate::domain::pricing::{Cost, price_event, unpriced_search_queries};
 use crate::domain::provider::{LimitKey, Provider};
+use crate::domain::tags::MAX_KEYS_PER_USER;
 use crate::server::error::AppResult;
 use crate::server::store::events::Recorded;
 use crate::server::store::live::Kind;
@@ -139,6 +140,12 @@ impl Engine {
             // Priced, but with web-search queries their price does not cover.
             let mut unpriced_searches: BTreeSet<(&Provider, Option<&str>)> = BTreeSet::new();
             let mut threshold_alerts = Vec::new();
+            // The user's tag keys, read only when this batch tags something.
+            let mut tag_keys: Option<BTreeSet<String>> = if events.iter().any(|(_, e)| !e.tags.0.is_empty()) {
+                Some(crate::server::store::insights::tag_keys(&mut tx, &user_id).await?.into_iter().collect())
+            } else {
+                None
+            };
 
             for (i, ev) in &events {
                 let i = *i;
@@ -215,6 +222,19 @@ impl Engine {
                         error: None,
                     });
                     continue;
+                }
+                if let Some(known) = &mut tag_keys {
+                    let new: Vec<&String> = ev.tags.0.keys().filter(|k| !known.contains(*k)).collect();
+                    if known.len() + new.len() > MAX_KEYS_PER_USER {
+                        results[i] = reject(format!(
+                            "this user's events already carry {} distinct tag keys, the most there may be \
+                             ({MAX_KEYS_PER_USER}); reuse one instead of `{}`",
+                            known.len(),
+                            new[0]
+                        ));
+                        continue;
+                    }
+                    known.extend(new.into_iter().cloned());
                 }
                 let model = ev.model.as_deref().unwrap_or("");
                 let row_key = (priced.period_start, priced.billing_period.clone(), ev.provider.as_str(), model);

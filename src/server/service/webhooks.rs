@@ -24,10 +24,15 @@ use serde_json::json;
 
 use super::Engine;
 use super::audit;
-use crate::domain::webhooks::{Delivery, DeliveryStatus, Endpoint, EndpointSpec, EventType, retry_after};
+use crate::domain::webhooks::{
+    Delivery, DeliveryStatus, Endpoint, EndpointSpec, EventType, host_and_port, public_address, retry_after,
+};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::view::Affects;
 use crate::server::store::webhooks::{self, Attempt, Claimed};
+
+/// What the delivery log says of an attempt that got no HTTP answer.
+pub const NOT_DELIVERED: &str = "no HTTP answer from the endpoint (unreachable, refused or too slow)";
 
 /// An attempt without an answer in this long is a failure (and retried).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,16 +80,32 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> AppResult<(Endpoint, String)> {
         let spec = EndpointSpec::parse(url, events, description).map_err(AppError::Invalid)?;
+        if !self.config.webhook_allow_private {
+            check_target(&spec.url).await.map_err(AppError::Invalid)?;
+        }
         let id = format!("wh_{}", uuid::Uuid::new_v4().simple());
         let secret = new_secret();
         let mut tx = self.store.begin().await?;
         tx.affects(Affects::NothingCached);
-        webhooks::insert_endpoint(&mut tx, &id, &spec, &secret, now).await?;
+        webhooks::insert_endpoint(&mut tx, &id, &spec, &self.config.secrets.seal(&id, &secret), now).await?;
         let after = EndpointSnapshot { url: &spec.url, events: &spec.events, description: &spec.description };
         audit::record(&mut tx, actor, "webhook.create", ("webhook", &id), audit::NONE, Some(&after), now).await?;
         let endpoint = webhooks::endpoint(&mut tx, &id).await?.expect("the endpoint just written");
         tx.commit().await?;
         Ok((endpoint, secret))
+    }
+
+    /// Seals the signing secrets stored in plain text (by a version before
+    /// secrets were sealed); how many.
+    pub async fn seal_webhook_secrets(&self) -> AppResult<usize> {
+        let mut tx = self.store.begin().await?;
+        tx.affects(Affects::NothingCached);
+        let plain = webhooks::plain_secrets(&mut tx).await?;
+        for (id, secret) in &plain {
+            webhooks::set_secret(&mut tx, id, &self.config.secrets.seal(id, secret)).await?;
+        }
+        tx.commit().await?;
+        Ok(plain.len())
     }
 
     /// Live endpoints, newest first.
@@ -154,7 +175,68 @@ impl Engine {
     }
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// Why `url` may not be a webhook target when only public receivers are
+/// allowed: it names, or its host resolves to, an address that is not
+/// public ([`crate::domain::webhooks::public_address`]).
+pub async fn check_target(url: &str) -> Result<(), String> {
+    let (host, port) = host_and_port(url).ok_or_else(|| format!("`{url}` names no host"))?;
+    let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await {
+            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+            _ => return Err(format!("the host `{host}` does not resolve; give a host with a public address")),
+        },
+    };
+    match addrs.iter().find(|ip| !public_address(**ip)) {
+        Some(ip) => Err(format!(
+            "`{host}` is {ip}, a loopback, private or link-local address: webhooks go to public addresses only \
+             (set TALLY_WEBHOOK_ALLOW_PRIVATE=1 for a receiver inside your network)"
+        )),
+        None if addrs.is_empty() => Err(format!("the host `{host}` has no address")),
+        None => Ok(()),
+    }
+}
+
+/// The longest a webhook host's lookup may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Resolves webhook hosts for the deliverer's connections and, unless
+/// private targets are allowed, refuses any host with a non-public
+/// address: a name that resolved to a public address at registration
+/// cannot be turned toward an internal one later (DNS rebinding), since
+/// the address checked is the address connected to.
+#[derive(Clone, Debug)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
+                    .await
+                    .map_err(|_| std::io::Error::other("lookup timed out"))??
+                    .collect();
+            if !allow_private && found.iter().any(|a| !public_address(a.ip())) {
+                return Err(std::io::Error::other("the host resolves to a non-public address"));
+            }
+            Ok(found.into_iter())
+        })
+    }
+}
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
 /// Attempts on this node since it started, by result, for `/metrics`.
 #[derive(Debug, Default)]
@@ -190,8 +272,14 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(engine: Engine) -> Deliverer {
-        let https =
-            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+        let mut http =
+            HttpConnector::new_with_resolver(GuardedResolver { allow_private: engine.config.webhook_allow_private });
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
@@ -262,23 +350,34 @@ impl Deliverer {
     }
 
     async fn send(&self, c: &Claimed, timestamp: i64) -> Result<u16, String> {
+        // A name is checked by the resolver; an address in the URL here.
+        if !self.engine.config.webhook_allow_private
+            && let Some(ip) = host_and_port(&c.url).and_then(|(h, _)| h.parse::<std::net::IpAddr>().ok())
+            && !public_address(ip)
+        {
+            return Err(NOT_DELIVERED.into());
+        }
+        let secret = self.engine.config.secrets.open(&c.endpoint_id, &c.secret)?;
         let req = hyper::Request::post(&c.url)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, concat!("Tally-Webhooks/", env!("CARGO_PKG_VERSION")))
             .header("Tally-Webhook-Id", &c.event_id)
             .header("Tally-Webhook-Timestamp", timestamp.to_string())
-            .header("Tally-Webhook-Signature", signature(&c.secret, timestamp, &c.body))
+            .header("Tally-Webhook-Signature", signature(&secret, timestamp, &c.body))
             .body(Full::new(Bytes::from(c.body.clone())))
             .map_err(|e| format!("cannot build the request: {e}"))?;
+        // One message for every way of getting no HTTP answer (refused,
+        // unreachable, reset, timed out, refused by the address check), so
+        // the delivery log cannot be used to scan ports; the log of this
+        // node says which.
         match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(req)).await {
-            Err(_) => Err(format!("no answer in {} s", ATTEMPT_TIMEOUT.as_secs())),
+            Err(_) => {
+                tracing::info!(endpoint = %c.endpoint_id, "webhook attempt timed out");
+                Err(NOT_DELIVERED.into())
+            }
             Ok(Err(e)) => {
-                let mut msg = format!("cannot reach the endpoint: {e}");
-                if let Some(src) = std::error::Error::source(&e) {
-                    msg.push_str(&format!(" ({src})"));
-                }
-                msg.truncate(500);
-                Err(msg)
+                tracing::info!(endpoint = %c.endpoint_id, error = %e, source = ?std::error::Error::source(&e), "webhook attempt failed");
+                Err(NOT_DELIVERED.into())
             }
             Ok(Ok(resp)) => Ok(resp.status().as_u16()),
         }

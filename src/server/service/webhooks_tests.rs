@@ -277,10 +277,12 @@ async fn restart_mid_retry(first: Store, reopen: impl AsyncFn() -> Store) {
     tx.commit().await.unwrap();
     assert_eq!(taken.len(), 1);
     first.close().await;
+    // The restarted node has the deployment's key (its key file, say).
+    let config = engine.config.clone();
     drop(engine);
 
     let store = reopen().await;
-    let engine = Engine::new(store.clone(), Default::default());
+    let engine = Engine::new(store.clone(), config);
     let node = Deliverer::new(engine.clone());
     let later = now + chrono::Duration::seconds(30);
     assert_eq!(node.deliver_due(later).await.unwrap(), 1, "the retry, not the leased one");
@@ -334,9 +336,11 @@ async fn a_restart_mid_retry_loses_nothing_postgres() {
 async fn two_nodes_deliver_each_event_once() {
     let Some(db) = crate::server::testing::TestDb::postgres().await else { return };
     let now = t(2026, 10, 5);
-    let a = Engine::new(db.store.clone(), Default::default());
+    // The nodes share one sealing key, as a deployment's must.
+    let config = crate::server::testing::test_config();
+    let a = Engine::new(db.store.clone(), config.clone());
     let opts = StoreOptions { schema: db.schema().map(str::to_string), ..StoreOptions::default() };
-    let b = Engine::new(Store::connect(&pg_url(), opts).await.unwrap(), Default::default());
+    let b = Engine::new(Store::connect(&pg_url(), opts).await.unwrap(), config);
     let rx = Receiver::start(Duration::from_millis(20)).await;
     a.create_webhook(&rx.url, &["usage.spike".into()], "", "admin", now).await.unwrap();
     const N: usize = 120;
@@ -403,3 +407,93 @@ async fn a_spike_is_sent_with_its_figures(store: Store) {
     assert!(d["alert_id"].is_i64());
 }
 both_stores!(a_spike_is_sent_with_its_figures, a_spike_is_sent_with_its_figures);
+
+/// Webhooks cannot be aimed inside the network: loopback, private and
+/// link-local targets are refused at registration, and again at send time
+/// after DNS (a name registered while allowed, or re-pointed since, gets
+/// nothing), with one message whatever the port does. Signing secrets are
+/// sealed in the database; old plain ones are sealed on start and still
+/// sign correctly.
+async fn webhooks_stay_out_of_the_network_and_their_secrets_sealed(store: Store) {
+    let now = t(2026, 10, 5);
+    let strict =
+        crate::server::service::EngineConfig { webhook_allow_private: false, ..crate::server::testing::test_config() };
+    let engine = Engine::new(store.clone(), strict.clone());
+    let rx = Receiver::start(Duration::ZERO).await;
+    let port = rx.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_string();
+    for url in [
+        rx.url.clone(),
+        format!("http://localhost:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        "http://10.0.0.7/x".to_string(),
+        "http://[::1]:9/x".to_string(),
+        "http://[::ffff:127.0.0.1]/x".to_string(),
+    ] {
+        let e = engine.create_webhook(&url, &["usage.spike".into()], "", "admin", now).await.unwrap_err();
+        assert!(e.to_string().contains("TALLY_WEBHOOK_ALLOW_PRIVATE"), "{url}: {e}");
+    }
+    // Registered where private receivers were allowed, sent by a node that
+    // allows none: by address and by name, refused before connecting.
+    let open = Engine::new(
+        store.clone(),
+        crate::server::service::EngineConfig { webhook_allow_private: true, ..strict.clone() },
+    );
+    let (by_ip, secret) = open.create_webhook(&rx.url, &["usage.spike".into()], "", "admin", now).await.unwrap();
+    let by_name = format!("http://localhost:{port}/hook");
+    let (named, _) = open.create_webhook(&by_name, &["usage.spike".into()], "", "admin", now).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": 1}), now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(Deliverer::new(engine.clone()).deliver_due(now).await.unwrap(), 2);
+    assert!(rx.got().is_empty(), "nothing reached the private receiver");
+    for id in [&by_ip.id, &named.id] {
+        let (_, list) = engine.webhook_deliveries(id, 5).await.unwrap();
+        assert_eq!(list[0].last_error.as_deref(), Some(super::webhooks::NOT_DELIVERED), "{list:?}");
+    }
+    // A closed port reads the same as a refused address.
+    let closed =
+        open.create_webhook("http://127.0.0.1:9/x", &["usage.spike".into()], "", "admin", now).await.unwrap().0;
+    let mut tx = store.begin().await.unwrap();
+    webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": 2}), now).await.unwrap();
+    tx.commit().await.unwrap();
+    Deliverer::new(open.clone()).deliver_due(now + chrono::Duration::hours(1)).await.unwrap();
+    let (_, list) = open.webhook_deliveries(&closed.id, 5).await.unwrap();
+    assert_eq!(list[0].last_error.as_deref(), Some(super::webhooks::NOT_DELIVERED), "{list:?}");
+
+    // Sealed at rest: the database holds neither secret.
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT secret FROM webhook_endpoints").fetch_all(store.pool()).await.unwrap();
+    assert!(stored.iter().all(|s| s.starts_with("enc1:") && !s.contains(&secret[6..])), "{stored:?}");
+    // A secret stored plainly (before sealing existed) is sealed on start,
+    // and deliveries still verify with it.
+    open.delete_webhook(&named.id, "admin", now).await.unwrap();
+    open.delete_webhook(&closed.id, "admin", now).await.unwrap();
+    let before = rx.got().len();
+    let mut tx = store.begin().await.unwrap();
+    webhooks::set_secret(&mut tx, &by_ip.id, "whsec_legacy").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(open.seal_webhook_secrets().await.unwrap(), 1);
+    assert_eq!(open.seal_webhook_secrets().await.unwrap(), 0);
+    let sealed: String = sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
+        .bind(&by_ip.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(sealed.starts_with("enc1:"));
+    let mut tx = store.begin().await.unwrap();
+    webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": 3}), now).await.unwrap();
+    tx.commit().await.unwrap();
+    let later = now + chrono::Duration::days(2);
+    for _ in 0..5 {
+        Deliverer::new(open.clone()).deliver_due(later).await.unwrap();
+    }
+    let got = rx.got();
+    assert!(got.len() > before);
+    for r in &got[before..] {
+        verify("whsec_legacy", r);
+    }
+}
+both_stores!(
+    webhooks_stay_out_of_the_network_and_their_secrets_sealed,
+    webhooks_stay_out_of_the_network_and_their_secrets_sealed
+);

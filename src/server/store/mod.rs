@@ -20,6 +20,7 @@
 pub mod alerts;
 pub mod bills;
 pub mod catalog;
+pub mod claims;
 pub mod events;
 #[cfg(test)]
 mod group_tests;

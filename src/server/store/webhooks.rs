@@ -172,10 +172,25 @@ pub async fn any_due(conn: &mut AnyConnection, now: DateTime<Utc>) -> StoreResul
     Ok(row.is_some())
 }
 
+/// Endpoints whose secret is stored as it is (from before secrets were
+/// sealed): their id and secret.
+pub async fn plain_secrets(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String)>> {
+    let rows =
+        sqlx::query("SELECT id, secret FROM webhook_endpoints WHERE secret NOT LIKE 'enc1:%'").fetch_all(conn).await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("secret")?))).collect()
+}
+
+/// Replaces an endpoint's stored secret (with its sealed form).
+pub async fn set_secret(conn: &mut AnyConnection, id: &str, stored: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE webhook_endpoints SET secret = $2 WHERE id = $1").bind(id).bind(stored).execute(conn).await?;
+    Ok(())
+}
+
 /// A delivery this node holds the lease of, with what it needs to send it.
 #[derive(Clone, Debug)]
 pub struct Claimed {
     pub id: i64,
+    pub endpoint_id: String,
     pub event_id: String,
     pub url: String,
     pub secret: String,
@@ -211,7 +226,7 @@ pub async fn claim(
     .execute(&mut *conn)
     .await?;
     let rows = sqlx::query(
-        "SELECT d.id, d.event_id, d.attempts, d.first_attempt_at, e.url, e.secret, v.body
+        "SELECT d.id, d.endpoint_id, d.event_id, d.attempts, d.first_attempt_at, e.url, e.secret, v.body
          FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
          JOIN webhook_events v ON v.id = d.event_id WHERE d.lease_token = $1 AND d.status = 'pending' ORDER BY d.id",
     )
@@ -222,6 +237,7 @@ pub async fn claim(
         .map(|r| {
             Ok(Claimed {
                 id: r.try_get("id")?,
+                endpoint_id: r.try_get("endpoint_id")?,
                 event_id: r.try_get("event_id")?,
                 url: r.try_get("url")?,
                 secret: r.try_get("secret")?,

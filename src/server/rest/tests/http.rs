@@ -55,3 +55,82 @@ async fn responses_are_compressed(store: Store) {
     assert!(plain.headers.get(header::CONTENT_ENCODING).is_none(), "no encoding unless asked");
 }
 both_stores!(responses_are_compressed, responses_are_compressed);
+
+/// The fuzz run's 500s, and their kin: a NUL (or another control
+/// character) in any text field, path or query of any endpoint or server
+/// function is refused at the door, naming the field, on both stores;
+/// nothing is stored and nothing answers 500.
+async fn control_characters_are_refused_at_the_door(store: Store) {
+    let api = setup(store.clone(), Limits::new()).await;
+    let admin = api.key(None, &["admin"]).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let a = Some(admin.as_str());
+    let nul = "x\u{0}y";
+    for (path, key, body, field) in [
+        (
+            "/api/admin/plans",
+            a,
+            json!({"name": nul, "tier": "pro", "price_monthly": "1", "price_yearly": "10"}),
+            "name",
+        ),
+        (
+            "/api/admin/pricing",
+            a,
+            json!({"provider": "openai", "model": nul, "input_per_million": "1", "output_per_million": "2"}),
+            "model",
+        ),
+        (
+            "/api/subscription/preflight-check",
+            Some(ingest.as_str()),
+            json!({"user_id": nul, "operations": [{"provider": "gemini", "tokens_requested": 1}]}),
+            "user_id",
+        ),
+        (
+            "/api/subscription/preflight-check",
+            Some(ingest.as_str()),
+            json!({"user_id": "alice", "operations": [{"provider": "gemini", "model": "g\u{1b}[31m", "tokens_requested": 1}]}),
+            "operations[0].model",
+        ),
+        ("/api/admin/plans", a, json!({"name": "ok", "features": ["fine", "bad\u{7f}"]}), "features[1]"),
+    ] {
+        let r = api.post(path, key, body).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        assert!(
+            r.body["fields"][field].as_str().is_some_and(|m| m.contains("control character")),
+            "{path}: {}",
+            r.body
+        );
+    }
+    // Paths and query strings, decoded.
+    let r = api.get("/api/subscription/usage/al%00ice", Some(&admin)).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    let r = api.get("/api/usage/log?user_id=al%00ice", Some(&admin)).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(r.body["fields"]["query user_id"].is_string(), "{}", r.body);
+    // A server function's form body.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/sfn/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("email=a%00b%40example.com&password=x"))
+        .unwrap();
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Multi-line text is still welcome where a field allows it.
+    let r = api
+        .post(
+            "/api/admin/plans",
+            a,
+            json!({"name": "Lines", "tier": "pro", "price_monthly": "1", "price_yearly": "10", "description": "one\ntwo\r\n\tthree"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stored: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM plans WHERE name LIKE 'x%'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+both_stores!(control_characters_are_refused_at_the_door, control_characters_are_refused_at_the_door);

@@ -185,3 +185,42 @@ async fn timezones_over_http(store: Store) {
     assert_eq!(kiwi.body["data"]["subscription"]["timezone"], json!("Pacific/Auckland"));
 }
 both_stores!(timezones_over_http, timezones_over_http);
+
+/// A user's distinct tag keys are bounded: a new key past the bound is
+/// refused with its event alone, in the same batch or a later one; keys
+/// already known go on being accepted.
+async fn tag_keys_per_user_are_bounded(store: Store) {
+    use crate::domain::tags::{MAX_KEYS_PER_USER, MAX_TAGS};
+    let api = setup(store, Limits::new()).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+    let tags = |from: usize| Value::Object((from..from + MAX_TAGS).map(|k| (format!("k{k:03}"), json!("v"))).collect());
+    let mut events: Vec<Value> =
+        (0..MAX_KEYS_PER_USER / MAX_TAGS).map(|i| tagged(&format!("k{i}"), "alice", tags(i * MAX_TAGS))).collect();
+    // In the same batch: one key too many, then a known one.
+    events.push(tagged("over", "alice", json!({"k000": "v", "brand-new": "v"})));
+    events.push(tagged("known", "alice", json!({"k001": "w"})));
+    let r = api.post("/api/usage/events", Some(&ingest), json!({"events": events})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let results = r.body["data"]["results"].as_array().unwrap();
+    let n = results.len();
+    assert_eq!(results[n - 2]["status"], json!("rejected"));
+    let why = results[n - 2]["error"].as_str().unwrap();
+    assert!(why.contains("100 distinct tag keys") && why.contains("`brand-new`"), "{why}");
+    assert_eq!(results[n - 1]["status"], json!("accepted"));
+    assert_eq!(r.body["data"]["accepted"], json!(n - 1));
+    // In a later batch, and by another user (whose own keys are few): only
+    // alice is refused.
+    let r = api
+        .post(
+            "/api/usage/events",
+            Some(&ingest),
+            json!({"events": [tagged("later", "alice", json!({"other": "v"})), tagged("bob1", "bob", json!({"other": "v"}))]}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["results"][0]["status"], json!("rejected"), "{}", r.body);
+    assert_eq!(r.body["data"]["results"][1]["status"], json!("accepted"), "{}", r.body);
+    let b = api.get("/api/usage/alice/breakdown?by=tag:k000", Some(&alice)).await;
+    assert_eq!(b.body["data"]["tag_keys"].as_array().unwrap().len(), MAX_KEYS_PER_USER);
+}
+both_stores!(tag_keys_per_user_are_bounded, tag_keys_per_user_are_bounded);

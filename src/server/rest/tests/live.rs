@@ -153,3 +153,26 @@ async fn a_stream_on_one_node_hears_ingest_on_the_other() {
     store_b.close().await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_holds_a_bounded_number_of_streams() {
+    let db = crate::server::testing::TestDb::sqlite().await;
+    let api = setup(db.store.clone(), Limits::new()).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+    let other = api.key(Some("alice"), &["read"]).await;
+    let mut open_ones = Vec::new();
+    for _ in 0..crate::server::rest::live::MAX_STREAMS_PER_CALLER {
+        let (status, body) = open(&api, "/api/stream", &alice).await;
+        assert_eq!(status, StatusCode::OK);
+        open_ones.push(body);
+    }
+    let req = Request::builder().uri("/api/stream").header(header::AUTHORIZATION, format!("Bearer {alice}"));
+    let resp = api.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key(header::RETRY_AFTER));
+    // Another caller is not affected; a closed stream gives its place back.
+    assert_eq!(open(&api, "/api/stream", &other).await.0, StatusCode::OK);
+    open_ones.pop();
+    assert_eq!(open(&api, "/api/stream", &alice).await.0, StatusCode::OK);
+    db.cleanup().await;
+}

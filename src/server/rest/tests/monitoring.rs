@@ -115,8 +115,17 @@ async fn prometheus_metrics_count_what_happened(store: Store) {
         api.post("/api/subscription/preflight-check", Some(&alice), reserve.clone()).await;
     }
 
+    // Made-up methods, however long, share one label and grow nothing.
+    let long = "X".repeat(200_000);
+    for method in [long.as_str(), "PROPFIND", "BREW"] {
+        api.call(method, "/api/subscription/plans", None, None).await;
+    }
+
     let r = api.call("GET", "/metrics", Some(&metrics), None).await;
     assert_eq!(r.status, StatusCode::OK);
+    let text = r.body["raw"].as_str().unwrap();
+    assert!(!text.contains("XXXX") && !text.contains("PROPFIND") && text.len() < 100_000, "{} bytes", text.len());
+    assert!(text.contains("method=\"OTHER\""), "{text}");
     assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = r.body["raw"].as_str().unwrap().to_string();
     let m = |s: &str| metric(&text, s).unwrap_or_else(|| panic!("{s} missing from:\n{text}"));

@@ -122,3 +122,31 @@ async fn webhooks_through_the_api(store: Store) {
     );
 }
 both_stores!(webhooks_through_the_api, webhooks_through_the_api);
+
+/// Without `TALLY_WEBHOOK_ALLOW_PRIVATE`, the API refuses endpoints inside
+/// the network, naming the setting; a public address is taken.
+async fn private_webhook_targets_are_refused(store: Store) {
+    let config = crate::server::service::EngineConfig::default();
+    assert!(!config.webhook_allow_private, "refused by default");
+    let api = Api::new(Engine::new(store, config));
+    let admin = api.key(None, &["admin"]).await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:6379/",
+        "http://[fd00::1]/x",
+        "http://192.168.0.10/",
+    ] {
+        let r = api.post("/api/admin/webhooks", Some(&admin), json!({"url": url, "events": ["usage.spike"]})).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        assert!(r.body["error"].as_str().unwrap().contains("TALLY_WEBHOOK_ALLOW_PRIVATE"), "{url}: {}", r.body);
+    }
+    let r = api
+        .post(
+            "/api/admin/webhooks",
+            Some(&admin),
+            json!({"url": "https://93.184.215.14/hook", "events": ["usage.spike"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+both_stores!(private_webhook_targets_are_refused, private_webhook_targets_are_refused);

@@ -300,7 +300,11 @@ async fn preflight_gate_answers_429(store: Store) {
     assert!(r.body["limit"]["resets_at"].is_string());
     assert_eq!(r.body["data"]["can_proceed"], json!(false));
     assert!(r.body["error"].as_str().unwrap().contains("Tavily calls limit reached"));
-    // Without reserve it only answers, 200 either way.
+    // Without reserve it only answers, 200 either way. (It reads committed
+    // state: on SQLite a reservation's holds commit with their write group,
+    // up to 2 ms later, so under load an immediate check may not see them
+    // yet; see `Engine::check_only`.)
+    api.engine.store.settled().await.unwrap();
     let mut check_only = body.clone();
     check_only["reserve"] = json!(false);
     let r = api.post("/api/subscription/preflight-check", Some(&ingest), check_only).await;

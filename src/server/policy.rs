@@ -32,9 +32,14 @@ pub enum Policy {
     Gate,
     /// Records usage: a key with `ingest`.
     Ingest,
-    /// Deployment health and request statistics: a key with `metrics` or
-    /// `admin`, or an administrator.
+    /// Per-endpoint request statistics: a key with `metrics` or `admin`, or
+    /// an administrator.
     Metrics,
+    /// The deployment's health at a glance (family A's `health` and
+    /// `lightweight-stats`, which the billing dashboard shows every user):
+    /// anyone signed in or holding a key. It describes the deployment, not
+    /// anyone's data.
+    Health,
     /// The signed-in person's own account and plan.
     SignedIn,
     /// Administration: an administrator or a key with `admin`.
@@ -61,6 +66,7 @@ impl Policy {
                 }
                 Policy::Ingest => p.has_scope(Scope::Ingest),
                 Policy::Metrics => p.has_scope(Scope::Metrics),
+                Policy::Health => true,
                 Policy::SignedIn => person,
                 Policy::Admin => false,
             };
@@ -75,6 +81,7 @@ impl Policy {
             Policy::Gate => "the gate needs a signed-in user or an API key with the read, gate or ingest scope",
             Policy::Ingest => "recording usage needs an API key with the ingest scope",
             Policy::Metrics => "monitoring needs an administrator or an API key with the metrics or admin scope",
+            Policy::Health => "",
             Policy::SignedIn => "this needs a signed-in user",
             Policy::Admin => "this needs an administrator",
         }
@@ -107,13 +114,12 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
         ("POST", "/api/subscription/alerts/{alert_id}/mark-read") => WriteAlerts,
         ("POST", "/api/subscription/preflight-check") => Gate,
         ("POST", "/api/usage/events") => Ingest,
-        (
-            "GET",
-            "/api/content-planning/monitoring/health"
-            | "/api/content-planning/monitoring/api-stats"
-            | "/api/content-planning/monitoring/lightweight-stats"
-            | "/api/content-planning/monitoring/cache-stats",
-        ) => Metrics,
+        ("GET", "/api/content-planning/monitoring/health" | "/api/content-planning/monitoring/lightweight-stats") => {
+            Health
+        }
+        ("GET", "/api/content-planning/monitoring/api-stats" | "/api/content-planning/monitoring/cache-stats") => {
+            Metrics
+        }
         (
             "GET" | "POST",
             "/api/admin/plans"

@@ -324,8 +324,9 @@ async fn every_endpoint_declares_its_policy(store: Store) {
         } else {
             assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{method} {path}: {}", anon.body);
         }
-        // A key that may only record usage may do nothing else.
-        if !matches!(policy, Policy::Public | Policy::Ingest | Policy::Gate) {
+        // A key that may only record usage may do nothing else (but read
+        // the deployment's health, as any signed-in caller may).
+        if !matches!(policy, Policy::Public | Policy::Ingest | Policy::Gate | Policy::Health) {
             let req = Request::builder()
                 .method(m)
                 .uri(*path)
@@ -378,16 +379,18 @@ async fn writes_need_a_scope_that_says_so(store: Store) {
     let path = format!("/api/subscription/alerts/{id}/mark-read");
     assert_eq!(site.json("POST", &path, &read, json!({})).await.0, StatusCode::FORBIDDEN);
     assert_eq!(site.json("POST", &path, &alerts, json!({})).await.0, StatusCode::OK);
-    // Monitoring needs the metrics scope.
+    // Per-endpoint monitoring needs the metrics scope; the deployment's
+    // health (shown on every user's dashboard) any key may read.
     let metrics = site.key(&["metrics"]).await;
     assert_eq!(
-        site.json("GET", "/api/content-planning/monitoring/health", &read, json!({})).await.0,
+        site.json("GET", "/api/content-planning/monitoring/api-stats", &read, json!({})).await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        site.json("GET", "/api/content-planning/monitoring/health", &metrics, json!({})).await.0,
+        site.json("GET", "/api/content-planning/monitoring/api-stats", &metrics, json!({})).await.0,
         StatusCode::OK
     );
+    assert_eq!(site.json("GET", "/api/content-planning/monitoring/health", &read, json!({})).await.0, StatusCode::OK);
 }
 both_stores!(writes_need_a_scope_that_says_so, writes_need_a_scope_that_says_so);
 

@@ -103,6 +103,7 @@ async fn authorization_matrix(store: Store) {
     let own_read = [UN, OK, NO, OK, NO, OK];
     let admin_only = [UN, NO, NO, OK, NO, NO];
     let public = [OK; 6];
+    let signed_in_any = [UN, OK, OK, OK, OK, OK];
     type Row = (&'static str, String, Option<(&'static str, String)>, [S; 6]);
     let mut rows: Vec<Row> = vec![
         ("GET", "/api/subscription/plans".into(), None, public),
@@ -135,9 +136,10 @@ async fn authorization_matrix(store: Store) {
             )),
             [UN, NO, NO, NO, OK, NO],
         ),
-        ("GET", "/api/content-planning/monitoring/health".into(), None, admin_only),
+        // The health indicator every user's dashboard shows (family A).
+        ("GET", "/api/content-planning/monitoring/health".into(), None, signed_in_any),
         ("GET", "/api/content-planning/monitoring/api-stats".into(), None, admin_only),
-        ("GET", "/api/content-planning/monitoring/lightweight-stats".into(), None, admin_only),
+        ("GET", "/api/content-planning/monitoring/lightweight-stats".into(), None, signed_in_any),
         ("GET", "/api/content-planning/monitoring/cache-stats".into(), None, admin_only),
         ("GET", "/api/admin/plans".into(), None, admin_only),
         ("GET", "/api/admin/plans/1".into(), None, admin_only),

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -107,7 +108,7 @@ pub struct ServeArgs {
 
     /// Demo mode: on an empty database, seed plans, prices, 12 months of usage
     /// and the demo logins before serving.
-    #[arg(long, env = "TALLY_DEMO", default_value_t = false)]
+    #[arg(long, env = "TALLY_DEMO", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub demo: bool,
 
     /// Directory of the built site (JS, WASM, CSS, assets) made by cargo-leptos.
@@ -166,7 +167,7 @@ pub struct ServeArgs {
 
     /// Serve `GET /metrics` (Prometheus) to anyone; otherwise it needs an
     /// administrator or an API key with the `metrics` or `admin` scope.
-    #[arg(long, env = "TALLY_METRICS_PUBLIC", default_value_t = false)]
+    #[arg(long, env = "TALLY_METRICS_PUBLIC", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub metrics_public: bool,
 
     /// Tracking proxy: how long to wait for a provider's answer to begin,
@@ -194,7 +195,7 @@ pub struct ServeArgs {
     /// addresses (a receiver inside your own network). Off by default, so
     /// an endpoint can never reach a cloud metadata service or an internal
     /// host, checked at registration and again, after DNS, at every send.
-    #[arg(long, env = "TALLY_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    #[arg(long, env = "TALLY_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub webhook_allow_private: bool,
 
     /// The key (64 hex characters) that seals webhook signing secrets in

@@ -16,7 +16,6 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -68,6 +67,15 @@ fn first_bad_pair(encoded: &[u8], what: &str) -> Option<(String, String)> {
     })
 }
 
+/// Whether a JSON text may hold a control character in a valid string:
+/// only as a `\u` escape, a raw DEL or a raw C1 character (U+0080-U+009F,
+/// UTF-8 `C2 80`-`C2 9F`); raw C0 characters make the JSON invalid, which
+/// its handler refuses anyway. Most bodies (every gate check, say) have
+/// none of these, so they are scanned once and never parsed here.
+fn may_hide_control(json: &[u8]) -> bool {
+    json.windows(2).any(|w| w == b"\\u" || (w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))) || json.contains(&0x7F)
+}
+
 enum BodyKind {
     Json,
     Form,
@@ -75,11 +83,10 @@ enum BodyKind {
 }
 
 fn body_kind(req: &Request) -> BodyKind {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || essence.ends_with("+json") {
+    let kind = super::web::media_type(req.headers());
+    if super::web::is_json(&kind) {
         BodyKind::Json
-    } else if essence == "application/x-www-form-urlencoded" {
+    } else if kind == "application/x-www-form-urlencoded" {
         BodyKind::Form
     } else {
         BodyKind::Other
@@ -124,7 +131,10 @@ pub async fn door(req: Request, next: Next) -> Response {
     };
     let bad = match kind {
         // Not JSON at all: the handler says so in its own words.
-        BodyKind::Json => serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| first_bad(&v, &mut String::new())),
+        BodyKind::Json if may_hide_control(&bytes) => {
+            serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| first_bad(&v, &mut String::new()))
+        }
+        BodyKind::Json => None,
         BodyKind::Form => first_bad_pair(&bytes, "field"),
         BodyKind::Other => None,
     };
@@ -152,5 +162,10 @@ mod tests {
         let (at, _) = first_bad_pair(b"email=a%40b.c&password=x%00y", "field").unwrap();
         assert_eq!(at, "field password");
         assert!(first_bad_pair(b"q=caf%C3%A9", "query").is_none());
+        // Only bodies that may hide one are parsed.
+        assert!(!may_hide_control(b"{\"user_id\": \"alice\", \"note\": \"caf\xc3\xa9 \xc3\x85\"}"));
+        for hiding in [&br#"{"a": "x\u0000"}"#[..], b"{\"a\": \"\x7f\"}", b"{\"a\": \"\xc2\x85\"}"] {
+            assert!(may_hide_control(hiding), "{hiding:?}");
+        }
     }
 }

@@ -15,6 +15,18 @@ use super::cli::IpNet;
 use super::state::AppState;
 use crate::domain::links::{safe_next, urlencode};
 
+/// The media type a message declares (`Content-Type` without its
+/// parameters, lowercase); empty when it declares none.
+pub fn media_type(headers: &HeaderMap) -> String {
+    let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether a [`media_type`] is JSON (`application/json` or `…+json`).
+pub fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || media_type.ends_with("+json")
+}
+
 /// Settings of the HTTP layer, from `serve`'s flags.
 #[derive(Clone, Debug, Default)]
 pub struct WebSettings {

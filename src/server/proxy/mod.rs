@@ -564,17 +564,13 @@ async fn call(state: AppState, req: Request) -> Result<Response, Response> {
 
     let user_id = caller(&state, family, &parts, now).await?;
     // Which route, before anything is read or held: whatever the proxy does
-    // not list never reaches the provider.
-    let method = parts.method.as_str().to_string();
-    protocol::clean_path(&path).map_err(invalid)?;
-    if protocol::route_of(family, &method, &path).is_none() {
-        let message = format!(
-            "Tally's proxy does not forward {} {path} to {}; see the README for the routes it holds and bills",
-            super::metrics::method_label(&parts.method),
-            family.slug()
-        );
-        return Err(refuse(family, Refusal::NotFound, &message, None));
-    }
+    // not list never reaches the provider. (A made-up method is `OTHER`,
+    // which no route lists, and is never echoed back.)
+    let method = super::metrics::method_label(&parts.method);
+    let route = protocol::find_route(family, method, &path).map_err(|e| match e {
+        NotForwarded::NoRoute(message) => refuse(family, Refusal::NotFound, &message, None),
+        NotForwarded::Invalid(message) => invalid(message),
+    })?;
     let proxy = state.proxy.clone();
     let upstream = proxy.target(family)?;
     let slot = proxy.slots.clone().try_acquire_owned().map_err(|_| {
@@ -582,10 +578,7 @@ async fn call(state: AppState, req: Request) -> Result<Response, Response> {
         refuse(family, Refusal::Unavailable, &message, None)
     })?;
     let bytes = read_body(family, body).await?;
-    let call_plan = plan(family, &method, &path, &bytes).map_err(|e| match e {
-        NotForwarded::NoRoute(message) => refuse(family, Refusal::NotFound, &message, None),
-        NotForwarded::Invalid(message) => invalid(message),
-    })?;
+    let call_plan = plan(route, family, &path, &bytes).map_err(invalid)?;
     // What is recorded passes ingest's own rule for text.
     if let Some(model) = call_plan.as_ref().and_then(|p| p.model.as_deref()) {
         check_text("model", model, 128, false).map_err(invalid)?;
@@ -643,7 +636,7 @@ async fn call(state: AppState, req: Request) -> Result<Response, Response> {
         user_id,
         reservation_id,
         endpoint: path,
-        method,
+        method: method.to_string(),
         timestamp: now,
         started: Instant::now(),
         plan: call_plan,
@@ -873,9 +866,8 @@ fn answer_head(resp: &hyper::Response<hyper::body::Incoming>) -> axum::http::res
             b = b.header(name, value);
         }
     }
-    let kind = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = kind.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let readable = essence == "application/json" || essence.ends_with("+json") || essence == "text/event-stream";
+    let kind = super::web::media_type(resp.headers());
+    let readable = super::web::is_json(&kind) || kind == "text/event-stream";
     b = b
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox; frame-ancestors 'none'");

@@ -162,6 +162,8 @@ pub struct Route {
 }
 
 const OPENAI_LIKE: &[Family] = &[Family::OpenAi, Family::Mistral, Family::HuggingFace];
+const LLMS_ON_V1: &[Family] =
+    &[Family::OpenAi, Family::Mistral, Family::HuggingFace, Family::Anthropic, Family::Gemini];
 const OPENAI: &[Family] = &[Family::OpenAi];
 const EMBEDDERS: &[Family] = &[Family::OpenAi, Family::Mistral];
 const ANTHROPIC: &[Family] = &[Family::Anthropic];
@@ -177,19 +179,15 @@ const fn route(families: &'static [Family], method: &'static str, pattern: &'sta
 
 /// Every route the proxy forwards, and how each is held and billed.
 pub const ROUTES: &[Route] = &[
-    route(OPENAI_LIKE, "GET", "/v1/models", Bill::Free),
-    route(OPENAI_LIKE, "GET", "/v1/models/*", Bill::Free),
+    route(LLMS_ON_V1, "GET", "/v1/models", Bill::Free),
+    route(LLMS_ON_V1, "GET", "/v1/models/*", Bill::Free),
     route(OPENAI_LIKE, "POST", "/v1/chat/completions", Bill::Call(Endpoint::OpenAiChat)),
     route(EMBEDDERS, "POST", "/v1/embeddings", Bill::Call(Endpoint::OpenAiEmbeddings)),
     route(OPENAI, "POST", "/v1/responses", Bill::Call(Endpoint::OpenAiResponses)),
-    route(ANTHROPIC, "GET", "/v1/models", Bill::Free),
-    route(ANTHROPIC, "GET", "/v1/models/*", Bill::Free),
     route(ANTHROPIC, "POST", "/v1/messages", Bill::Call(Endpoint::AnthropicMessages)),
     route(ANTHROPIC, "POST", "/v1/messages/count_tokens", Bill::Free),
     route(GEMINI, "GET", "/v1beta/models", Bill::Free),
     route(GEMINI, "GET", "/v1beta/models/*", Bill::Free),
-    route(GEMINI, "GET", "/v1/models", Bill::Free),
-    route(GEMINI, "GET", "/v1/models/*", Bill::Free),
     route(GEMINI, "POST", "/v1beta/models/*:generateContent", Bill::Call(Endpoint::GeminiGenerate)),
     route(GEMINI, "POST", "/v1beta/models/*:streamGenerateContent", Bill::Call(Endpoint::GeminiGenerate)),
     route(GEMINI, "POST", "/v1/models/*:generateContent", Bill::Call(Endpoint::GeminiGenerate)),
@@ -264,9 +262,16 @@ impl Route {
     }
 }
 
-/// The route a request takes, if the proxy forwards it.
-pub fn route_of(family: Family, method: &str, path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| r.matches(family, method, path))
+/// The route a request takes, or why it is not forwarded: a path that is
+/// not clean ([`clean_path`]) is invalid, one no route lists is not found.
+pub fn find_route(family: Family, method: &str, path: &str) -> Result<&'static Route, NotForwarded> {
+    clean_path(path).map_err(NotForwarded::Invalid)?;
+    ROUTES.iter().find(|r| r.matches(family, method, path)).ok_or_else(|| {
+        NotForwarded::NoRoute(format!(
+            "Tally's proxy does not forward {method} {path} to {}; see the README for the routes it holds and bills",
+            family.slug()
+        ))
+    })
 }
 
 /// Why a request is not forwarded.
@@ -283,7 +288,7 @@ pub enum NotForwarded {
 /// dot segments, no empty segments, no percent-encoding (an encoded `/` or
 /// `.` would reach the provider as something other than what was
 /// classified), no backslashes or control characters.
-pub fn clean_path(path: &str) -> Result<&str, String> {
+pub fn clean_path(path: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("the proxied path `{}` is refused: {why}", path.escape_debug()));
     if path.contains('%') {
         return bad("percent-encoded characters are not accepted");
@@ -295,7 +300,7 @@ pub fn clean_path(path: &str) -> Result<&str, String> {
     if rest.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
         return bad("empty, `.` and `..` segments are not accepted");
     }
-    Ok(path)
+    Ok(())
 }
 
 /// One billable call, as read from its request.
@@ -516,31 +521,24 @@ fn unbillable(endpoint: Endpoint, doc: &Value) -> Option<String> {
     None
 }
 
-/// Reads the call a request makes. `Ok(None)`: a free route, forwarded as
-/// it is. `Err`: not forwarded, with the reason for the client.
-pub fn plan(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Option<CallPlan>, NotForwarded> {
-    let path = clean_path(path).map_err(NotForwarded::Invalid)?;
-    let Some(route) = route_of(family, method, path) else {
-        return Err(NotForwarded::NoRoute(format!(
-            "Tally's proxy does not forward {method} {path} to {}; see the README for the routes it holds and bills",
-            family.slug()
-        )));
-    };
+/// Reads the call a request to `route` (see [`find_route`]) makes. `Ok(None)`:
+/// a free route, forwarded as it is. `Err`: not forwarded (400), with the
+/// reason for the client.
+pub fn plan(route: &Route, family: Family, path: &str, body: &[u8]) -> Result<Option<CallPlan>, String> {
     let endpoint = match route.bill {
         Bill::Free => return Ok(None),
         Bill::Call(e) => e,
     };
-    let invalid = |m: String| NotForwarded::Invalid(m);
     let doc: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body).map_err(|e| invalid(format!("the request body is not valid JSON: {e}")))?
+        serde_json::from_slice(body).map_err(|e| format!("the request body is not valid JSON: {e}"))?
     };
     if !doc.is_object() {
-        return Err(invalid("the request body must be a JSON object".into()));
+        return Err("the request body must be a JSON object".into());
     }
     if let Some(m) = unbillable(endpoint, &doc) {
-        return Err(invalid(m));
+        return Err(m);
     }
     let str_at = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
     let last_segment = path.rsplit('/').next().unwrap_or("").to_string();
@@ -1051,8 +1049,14 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
 mod tests {
     use super::*;
 
+    /// A request read as the proxy reads it: its route, then its plan.
+    fn read(family: Family, method: &str, path: &str, body: &[u8]) -> Result<Option<CallPlan>, NotForwarded> {
+        let route = find_route(family, method, path)?;
+        plan(route, family, path, body).map_err(NotForwarded::Invalid)
+    }
+
     fn plan_of(family: Family, path: &str, body: Value) -> CallPlan {
-        plan(family, "POST", path, body.to_string().as_bytes()).unwrap().unwrap()
+        read(family, "POST", path, body.to_string().as_bytes()).unwrap().unwrap()
     }
 
     #[test]
@@ -1096,10 +1100,10 @@ mod tests {
         assert_eq!(p.units, Some(2));
         let p = plan_of(Family::Firecrawl, "/v1/crawl", json!({"url": "https://x", "limit": 25}));
         assert_eq!(p.units, Some(25));
-        assert_eq!(plan(Family::OpenAi, "GET", "/v1/models", b"").unwrap(), None);
-        assert_eq!(plan(Family::Anthropic, "POST", "/v1/messages/count_tokens", b"{}").unwrap(), None);
+        assert_eq!(read(Family::OpenAi, "GET", "/v1/models", b"").unwrap(), None);
+        assert_eq!(read(Family::Anthropic, "POST", "/v1/messages/count_tokens", b"{}").unwrap(), None);
         assert!(matches!(
-            plan(Family::OpenAi, "POST", "/v1/chat/completions", b"{not json"),
+            read(Family::OpenAi, "POST", "/v1/chat/completions", b"{not json"),
             Err(NotForwarded::Invalid(m)) if m.contains("not valid JSON")
         ));
     }
@@ -1178,20 +1182,20 @@ mod tests {
             (Family::Mistral, "POST", "/v1/responses"),
         ] {
             assert!(
-                matches!(plan(family, method, path, body), Err(NotForwarded::NoRoute(_))),
+                matches!(read(family, method, path, body), Err(NotForwarded::NoRoute(_))),
                 "{family:?} {method} {path}"
             );
         }
         for path in ["/v1/../v1/files", "/v1/./chat/completions", "/v1//chat/completions", "/v1/chat%2Fcompletions"] {
             assert!(
-                matches!(plan(Family::OpenAi, "POST", path, b"{}"), Err(NotForwarded::Invalid(m)) if m.contains("refused")),
+                matches!(read(Family::OpenAi, "POST", path, b"{}"), Err(NotForwarded::Invalid(m)) if m.contains("refused")),
                 "{path}"
             );
         }
         // Every listed route of a family that is not free bills something.
         for r in ROUTES {
             for f in r.families {
-                assert!(route_of(*f, r.method, &r.pattern.replace("*", "m")).is_some(), "{r:?}");
+                assert!(find_route(*f, r.method, &r.pattern.replace("*", "m")).is_ok(), "{r:?}");
                 let counting = r.pattern.ends_with("count_tokens") || r.pattern.ends_with(":countTokens");
                 assert_eq!(
                     r.method == "GET" || counting,
@@ -1278,7 +1282,7 @@ mod tests {
                 "fileData",
             ),
         ] {
-            match plan(family, "POST", path, body.to_string().as_bytes()) {
+            match read(family, "POST", path, body.to_string().as_bytes()) {
                 Err(NotForwarded::Invalid(m)) => assert!(m.contains(what) && m.contains("cannot be held"), "{m}"),
                 other => panic!("{body} was {other:?}"),
             }

@@ -64,11 +64,6 @@ impl StreamSlots {
         open.insert(caller.to_string(), mine + 1);
         Ok(StreamSlot { slots: self.clone(), caller: caller.to_string() })
     }
-
-    /// Streams open now, for tests and monitoring.
-    pub fn open(&self) -> usize {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().sum()
-    }
 }
 
 impl Drop for StreamSlot {

@@ -7,7 +7,7 @@
 //! counts until the event naming it arrives or it expires; expired holds
 //! simply stop counting, so there are no phantom 429s.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::Engine;
 use super::catalog::CatalogSnapshot;
@@ -233,7 +233,7 @@ impl Engine {
         let mut new_holds = Vec::new();
         if reserve && preflight.can_proceed {
             let id = format!("rsv_{}", uuid::Uuid::new_v4().simple());
-            let ttl = Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
+            let ttl = self.config.hold_span();
             let expires_at = (now + ttl).min(period.end);
             for (i, usage) in holds {
                 let op = &ops[i];

@@ -73,6 +73,14 @@ pub enum UnpricedPolicy {
     Allow,
 }
 
+impl EngineConfig {
+    /// [`EngineConfig::hold_ttl`] on the calendar (five minutes should it
+    /// not fit).
+    pub fn hold_span(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.hold_ttl).unwrap_or(chrono::Duration::minutes(5))
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {

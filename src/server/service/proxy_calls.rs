@@ -14,7 +14,7 @@
 //! makes itself (`prx_<uuid>`) and ids of ingested events (which may not
 //! begin with `prx:` or `prx_`) can never meet these.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::Engine;
 use crate::domain::money::Nanos;
@@ -41,7 +41,7 @@ pub fn attempt_event_id(call_id: &str, attempt: i64) -> String {
 impl Engine {
     /// Claims the caller's `call_id` for a new provider call of `user_id`.
     pub async fn claim_proxy_call(&self, user_id: &str, call_id: &str, now: DateTime<Utc>) -> AppResult<Claim> {
-        let stale_before = now - Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
+        let stale_before = now - self.config.hold_span();
         let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::NothingCached);
         let claim = if claims::claim_first(&mut tx, user_id, call_id, now).await? {
@@ -87,7 +87,7 @@ impl Engine {
     pub async fn abandon_proxy_call(&self, user_id: &str, call_id: &str, attempt: i64) -> AppResult<()> {
         let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::NothingCached);
-        claims::abandon(&mut tx, user_id, call_id, attempt).await?;
+        claims::touch(&mut tx, user_id, call_id, attempt, DateTime::UNIX_EPOCH).await?;
         tx.commit_unsynced().await?;
         Ok(())
     }
@@ -102,14 +102,14 @@ impl Engine {
         claim: Option<(&str, i64)>,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        let until = now + Duration::from_std(self.config.hold_ttl).unwrap_or(Duration::minutes(5));
+        let until = now + self.config.hold_span();
         let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::Users(vec![user_id.to_string()]));
         if let Some(rid) = reservation_id {
             claims::extend_holds(&mut tx, user_id, rid, until, now).await?;
         }
         if let Some((call_id, attempt)) = claim {
-            claims::renew(&mut tx, user_id, call_id, attempt, now).await?;
+            claims::touch(&mut tx, user_id, call_id, attempt, now).await?;
         }
         tx.commit_unsynced().await?;
         Ok(())

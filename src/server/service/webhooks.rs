@@ -180,20 +180,25 @@ impl Engine {
 /// public ([`crate::domain::webhooks::public_address`]).
 pub async fn check_target(url: &str) -> Result<(), String> {
     let (host, port) = host_and_port(url).ok_or_else(|| format!("`{url}` names no host"))?;
-    let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await {
-            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+    public_addresses(&host, port).await.map(|_| ())
+}
+
+/// Every address `host` (a name or an address) stands for, when all are
+/// public; else why not. The one check for registration and for sending.
+async fn public_addresses(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, String> {
+    let found: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(found)) => found.collect(),
             _ => return Err(format!("the host `{host}` does not resolve; give a host with a public address")),
-        },
-    };
-    match addrs.iter().find(|ip| !public_address(**ip)) {
-        Some(ip) => Err(format!(
-            "`{host}` is {ip}, a loopback, private or link-local address: webhooks go to public addresses only \
-             (set TALLY_WEBHOOK_ALLOW_PRIVATE=1 for a receiver inside your network)"
+        };
+    match found.iter().find(|a| !public_address(a.ip())) {
+        Some(a) => Err(format!(
+            "`{host}` is {}, a loopback, private or link-local address: webhooks go to public addresses only \
+             (set TALLY_WEBHOOK_ALLOW_PRIVATE=1 for a receiver inside your network)",
+            a.ip()
         )),
-        None if addrs.is_empty() => Err(format!("the host `{host}` has no address")),
-        None => Ok(()),
+        None if found.is_empty() => Err(format!("the host `{host}` has no address")),
+        None => Ok(found),
     }
 }
 
@@ -223,14 +228,14 @@ impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedR
     fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let found: Vec<std::net::SocketAddr> =
+            let found = if allow_private {
                 tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
                     .await
                     .map_err(|_| std::io::Error::other("lookup timed out"))??
-                    .collect();
-            if !allow_private && found.iter().any(|a| !public_address(a.ip())) {
-                return Err(std::io::Error::other("the host resolves to a non-public address"));
-            }
+                    .collect()
+            } else {
+                public_addresses(name.as_str(), 0).await.map_err(std::io::Error::other)?
+            };
             Ok(found.into_iter())
         })
     }
@@ -350,11 +355,10 @@ impl Deliverer {
     }
 
     async fn send(&self, c: &Claimed, timestamp: i64) -> Result<u16, String> {
-        // A name is checked by the resolver; an address in the URL here.
-        if !self.engine.config.webhook_allow_private
-            && let Some(ip) = host_and_port(&c.url).and_then(|(h, _)| h.parse::<std::net::IpAddr>().ok())
-            && !public_address(ip)
-        {
+        // A name is checked by the resolver; an address in the URL (which
+        // the connector never resolves) here.
+        let literal = host_and_port(&c.url).is_some_and(|(h, _)| h.parse::<std::net::IpAddr>().is_ok());
+        if !self.engine.config.webhook_allow_private && literal && check_target(&c.url).await.is_err() {
             return Err(NOT_DELIVERED.into());
         }
         let secret = self.engine.config.secrets.open(&c.endpoint_id, &c.secret)?;

@@ -65,32 +65,22 @@ pub async fn claim_next(
     Ok(done.rows_affected() == 1)
 }
 
-/// Keeps a running attempt's claim fresh.
-pub async fn renew(
+/// Sets when attempt `attempt` of `call_id` was last known to run: now,
+/// while it runs; the epoch, to give it back unused (a call refused before
+/// the provider), so the next claim of the id takes the next attempt at
+/// once.
+pub async fn touch(
     conn: &mut AnyConnection,
     user_id: &str,
     call_id: &str,
     attempt: i64,
-    now: DateTime<Utc>,
+    at: DateTime<Utc>,
 ) -> StoreResult<()> {
     sqlx::query("UPDATE proxy_calls SET claimed_at = $4 WHERE user_id = $1 AND call_id = $2 AND attempt = $3")
         .bind(user_id)
         .bind(call_id)
         .bind(attempt)
-        .bind(ms(now))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Gives a claimed attempt back unused (the call was refused before the
-/// provider was called): the next claim of the id takes the next attempt
-/// at once.
-pub async fn abandon(conn: &mut AnyConnection, user_id: &str, call_id: &str, attempt: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE proxy_calls SET claimed_at = 0 WHERE user_id = $1 AND call_id = $2 AND attempt = $3")
-        .bind(user_id)
-        .bind(call_id)
-        .bind(attempt)
+        .bind(ms(at))
         .execute(conn)
         .await?;
     Ok(())

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::store::Durability;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tally",
@@ -57,6 +59,16 @@ pub struct GlobalArgs {
     /// the copies off.
     #[arg(long, env = "TALLY_CACHE_TTL_MS", default_value_t = 1000, global = true)]
     pub cache_ttl_ms: u64,
+
+    /// When a write is acknowledged. `power`: once it is on disk; an
+    /// acknowledged event survives a power cut (SQLite waits for an fsync,
+    /// shared by the writes committed together). `process`: once it is in
+    /// the write-ahead log; it survives a crash or kill -9 of Tally, and a
+    /// power cut or OS crash may lose about the last second of writes
+    /// (SQLite syncs the log every second; PostgreSQL runs with
+    /// synchronous_commit=off). Reservations' holds are never synced.
+    #[arg(long, env = "TALLY_DURABILITY", value_enum, default_value_t = Durability::Power, global = true)]
+    pub durability: Durability,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +103,16 @@ pub enum Command {
     /// on a fresh store, and print each figure beside a baseline measured
     /// in the same run. Run the release build for real figures.
     Bench(BenchArgs),
+    /// The load side of `tally bench` (started by it, not by people).
+    #[command(hide = true)]
+    BenchLoad(BenchLoadArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchLoadArgs {
+    /// Serve the mock provider instead of sending a load.
+    #[arg(long)]
+    pub mock: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -495,6 +517,9 @@ pub struct BenchArgs {
     /// the first of them, who holds events/users of them.
     #[arg(long, value_name = "U", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub users: u32,
+    /// When the bench's store acknowledges a write (see `tally --help`).
+    #[arg(long, value_enum, default_value_t = Durability::Power)]
+    pub durability: Durability,
     /// Concurrent HTTP clients for the request figures.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,

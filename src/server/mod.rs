@@ -177,6 +177,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => simulate(&g, args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchLoad(args) if args.mock => bench::load::serve_mock().await,
+        Command::BenchLoad(_) => bench::load::serve_load().await,
     }
 }
 
@@ -204,6 +206,7 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Store> {
         max_connections: g.db_max_connections.max(1),
         schema: g.db_schema.clone(),
         cache_ttl: std::time::Duration::from_millis(g.cache_ttl_ms),
+        durability: g.durability,
         ..StoreOptions::default()
     };
     let store = Store::connect(&g.database_url, opts)
@@ -217,6 +220,8 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Store> {
 }
 
 async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything is read: a second server on this SQLite file stops here.
+    let _serving = store::one_server::lock_for_serving(&g.database_url)?;
     let store = open_store(g).await?;
     // With several nodes on one PostgreSQL, hear each other's writes.
     store.start_live();
@@ -270,7 +275,7 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(metrics.clone().flush_every(store.clone(), Duration::from_secs(5)));
     let router = startup::build_router(state, Duration::from_secs(args.request_timeout_secs.max(1)));
     let listen = args.listen_addr();
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = startup::listen(listen).await?;
     println!("Tally is running at http://{listen}");
     if args.demo {
         print_demo_logins();

@@ -85,9 +85,8 @@ impl SecretBox {
 /// Where the key file is when `TALLY_SECRET_KEY_FILE` does not say: beside
 /// a SQLite database, else `data/tally.key`.
 pub fn default_key_file(database_url: &str) -> PathBuf {
-    let sqlite_path = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"));
-    match sqlite_path.map(|p| p.split('?').next().unwrap_or(p)).filter(|p| !p.is_empty() && *p != ":memory:") {
-        Some(db) => Path::new(db).parent().unwrap_or(Path::new(".")).join("tally.key"),
+    match super::store::one_server::sqlite_file(database_url) {
+        Some(db) => db.parent().unwrap_or(Path::new(".")).join("tally.key"),
         None => PathBuf::from("data/tally.key"),
     }
 }

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use super::cli::ServeArgs;
 use super::service::{Engine, EngineConfig};
-use super::state::{AppState, UiSettings};
+use super::state::{AppState, Shared, UiSettings};
 use crate::ui::{App, shell};
 
 /// Largest request body accepted by every endpoint but the price-map
@@ -32,7 +32,18 @@ pub fn leptos_options(args: &ServeArgs) -> LeptosOptions {
 }
 
 pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
-    AppState {
+    let proxy = super::proxy::ProxySettings::from_env(
+        Duration::from_secs(args.proxy_timeout_secs.max(1)),
+        args.proxy_default_max_output,
+        args.proxy_max_calls as usize,
+    );
+    app_state_with_proxy(engine, args, proxy)
+}
+
+/// [`app_state`] with the tracking proxy's upstreams given, not read from
+/// the environment (the tests' and the bench's mock providers).
+pub fn app_state_with_proxy(engine: Engine, args: &ServeArgs, proxy: super::proxy::ProxySettings) -> AppState {
+    AppState::new(Shared {
         webhooks: super::service::webhooks::Deliverer::new(engine.clone()),
         engine,
         leptos_options: leptos_options(args),
@@ -46,13 +57,9 @@ pub fn app_state(engine: Engine, args: &ServeArgs) -> AppState {
             public_url: args.public_url.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
         }),
-        proxy: super::proxy::Proxy::new(super::proxy::ProxySettings::from_env(
-            Duration::from_secs(args.proxy_timeout_secs.max(1)),
-            args.proxy_default_max_output,
-            args.proxy_max_calls as usize,
-        )),
+        proxy: super::proxy::Proxy::new(proxy),
         streams: Arc::default(),
-    }
+    })
 }
 
 pub fn engine_config(args: &ServeArgs) -> EngineConfig {
@@ -132,6 +139,25 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
     // The tracking proxy keeps its own limits: provider calls outlast the
     // API's request timeout and carry bodies over 1 MiB.
     proxy.merge(app)
+}
+
+/// A listener on `addr` whose connections send each write at once (no
+/// Nagle): a small answer, or a stream's next event, never waits for the
+/// client's delayed acknowledgement of the last.
+pub async fn listen(addr: std::net::SocketAddr) -> anyhow::Result<Listener> {
+    use anyhow::Context;
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream)))
+}
+
+/// What [`listen`] makes.
+pub type Listener = axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
+
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot turn Nagle's algorithm off for a connection");
+    }
 }
 
 /// The most a request body to `path` may hold.

@@ -19,8 +19,16 @@ pub struct UiSettings {
     pub metrics_public: bool,
 }
 
-#[derive(Clone, Debug, FromRef)]
-pub struct AppState {
+/// What every request reaches, behind one `Arc`: handing it to a handler,
+/// a middleware layer or a server function is one reference count, not a
+/// copy of every field's (on two cores, those counts bouncing between them
+/// were most of an empty request's cost).
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     pub engine: Engine,
     pub leptos_options: LeptosOptions,
     pub ui: Arc<UiSettings>,
@@ -35,6 +43,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The Leptos handlers take their options from the state; only page and
+/// asset requests ask for them.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> LeptosOptions {
+        state.leptos_options.clone()
+    }
+}
+
+impl Shared {
     /// The deployment's health now, judged from every node's requests of
     /// the last `window`; critical when the store does not answer.
     pub async fn current_health(&self, window: std::time::Duration) -> (Health, Deployment) {
@@ -52,7 +82,9 @@ impl AppState {
             }
         }
     }
+}
 
+impl AppState {
     /// The state of the current server function call.
     pub fn from_context() -> Result<AppState, leptos::prelude::ServerFnError> {
         leptos::prelude::use_context::<AppState>()

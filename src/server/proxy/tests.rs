@@ -16,7 +16,7 @@ use crate::domain::pricing::{ClassRates, PriceVersion, Rates};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::cli::ServeArgs;
 use crate::server::service::Engine;
-use crate::server::startup::{app_state, build_router};
+use crate::server::startup::{app_state_with_proxy, build_router};
 use crate::server::store::{Store, catalog};
 use crate::server::testing::{TestDb, engine_with_catalog, price, t, user_on_plan};
 
@@ -252,10 +252,10 @@ async fn harness_with(
     add_prices(&store).await;
     user_on_plan(&engine, "alice", plan, Utc::now() - chrono::Duration::days(3)).await;
     let (mock, base) = start_mock().await;
-    let mut state = app_state(engine.clone(), &ServeArgs::default());
     let upstreams =
         Family::ALL.into_iter().map(|f| (f, Upstream { base: base.clone(), key: Some(UPSTREAM_KEY.into()) })).collect();
-    state.proxy = Proxy::new(ProxySettings { upstreams, timeout, default_max_output: 4096, max_calls });
+    let settings = ProxySettings { upstreams, timeout, default_max_output: 4096, max_calls };
+    let state = app_state_with_proxy(engine.clone(), &ServeArgs::default(), settings);
     let router = build_router(state, Duration::from_secs(30));
     let key = engine.create_api_key(Some("alice"), &[Scope::Proxy], "sdk", "test", Utc::now()).await.unwrap().1;
     Harness { router, engine, mock, key }

@@ -268,7 +268,8 @@ impl Engine {
             before => before,
         };
         let mut conn = self.store.pool().acquire().await?;
-        let rows = events::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1000), start).await?;
+        // A page of up to 1,000 and the row after it.
+        let rows = events::usage_log(&mut conn, user_id, filter, limit.clamp(1, 1001), start).await?;
         let total = events::usage_log_count(&mut conn, user_id, filter).await?;
         Ok((rows, total))
     }

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod live;
 pub mod memo;
 pub mod node_stats;
+pub mod one_server;
 pub mod rollups;
 #[cfg(test)]
 mod schema_tests;
@@ -151,6 +152,8 @@ pub struct StoreOptions {
     /// how late it sees another process's writes. This process's own writes
     /// it sees at once.
     pub cache_ttl: Duration,
+    /// When a write is acknowledged (see [`Durability`]).
+    pub durability: Durability,
 }
 
 impl Default for StoreOptions {
@@ -160,9 +163,33 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(10),
             schema: None,
             cache_ttl: Duration::from_secs(1),
+            durability: Durability::default(),
         }
     }
 }
+
+/// When a write is acknowledged (`TALLY_DURABILITY`). Reservations' holds
+/// are transient and wait for neither (see [`WriteTx::commit_unsynced`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Once it is on disk: an acknowledged event survives a power cut.
+    /// SQLite commits with `synchronous = FULL`; PostgreSQL with its own
+    /// `synchronous_commit`.
+    #[default]
+    Power,
+    /// Once it is in the write-ahead log: it survives a crash or `kill -9`
+    /// of Tally, and a power cut or operating-system crash may lose the
+    /// last second or so of writes. SQLite commits with `synchronous =
+    /// NORMAL` and syncs the log every [`PROCESS_SYNC_EVERY`];
+    /// PostgreSQL's sessions set `synchronous_commit = off` (the server
+    /// flushes within three `wal_writer_delay`s, 600 ms by default).
+    Process,
+}
+
+/// In `process` durability on SQLite, how often the log is synced (by a
+/// passive checkpoint, which never blocks writers): the bound on what a
+/// power cut loses.
+pub const PROCESS_SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// The application's handle on the database. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -788,6 +815,27 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// SQLite in `process` durability: syncs the log every `every` with a
+/// passive checkpoint (which syncs the log, copies what no reader needs
+/// into the database file and syncs that, without blocking writers), until
+/// the pool closes.
+async fn sync_log_every(pool: AnyPool, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "syncing the write-ahead log failed; will retry");
+        }
+    }
+}
+
 /// Hides a password in a connection URL for logs and errors.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -834,6 +882,7 @@ impl Store {
         };
         let connect_opts = AnyConnectOptions::from_str(&url)?;
         let schema = opts.schema.clone();
+        let durability = opts.durability;
         if let (Backend::Postgres, Some(s)) = (backend, &schema) {
             if !valid_schema_name(s) {
                 return Err(StoreError::Config(format!("schema name `{s}` must be 1-63 of a-z, 0-9 and _")));
@@ -867,10 +916,14 @@ impl Store {
                     match backend {
                         Backend::Sqlite => {
                             // WAL for concurrent readers; FULL sync so an
-                            // acknowledged event survives power loss too.
+                            // acknowledged event survives power loss too,
+                            // NORMAL when a process crash is the bound.
                             for pragma in [
                                 "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = FULL",
+                                match durability {
+                                    Durability::Power => "PRAGMA synchronous = FULL",
+                                    Durability::Process => "PRAGMA synchronous = NORMAL",
+                                },
                                 "PRAGMA foreign_keys = ON",
                                 "PRAGMA busy_timeout = 15000",
                             ] {
@@ -881,6 +934,9 @@ impl Store {
                             if let Some(s) = schema {
                                 conn.execute(format!("SET search_path TO \"{s}\"").as_str()).await?;
                             }
+                            if durability == Durability::Process {
+                                conn.execute("SET synchronous_commit = off").await?;
+                            }
                         }
                     }
                     Ok(())
@@ -889,6 +945,9 @@ impl Store {
             .connect_with(connect_opts)
             .await?;
         let group = (backend == Backend::Sqlite).then(GroupWriter::start);
+        if backend == Backend::Sqlite && opts.durability == Durability::Process {
+            tokio::spawn(sync_log_every(pool.clone(), PROCESS_SYNC_EVERY));
+        }
         Ok(Store {
             pool,
             backend,
@@ -1135,5 +1194,40 @@ mod tests {
         assert_eq!(redact_url("postgres://user@host/db"), "postgres://user@host/db");
         assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:?mode=rwc");
         assert_eq!(prepare_sqlite_url("sqlite://x.db?mode=ro").unwrap(), "sqlite://x.db?mode=ro");
+    }
+
+    /// `power` waits for the disk on every commit, `process` for the log
+    /// alone, on every connection of the pool.
+    #[tokio::test]
+    async fn durability_sets_how_every_connection_commits() {
+        for (durability, sqlite_sync, pg_commit) in [(Durability::Power, 2, "on"), (Durability::Process, 1, "off")] {
+            let opts = StoreOptions { durability, max_connections: 3, ..StoreOptions::default() };
+            let path = std::env::temp_dir().join(format!("tally-durability-{}.db", uuid::Uuid::new_v4().simple()));
+            let store = Store::connect(&format!("sqlite://{}", path.display()), opts.clone()).await.unwrap();
+            let mut conns = Vec::new();
+            for _ in 0..3 {
+                let mut conn = store.pool().acquire().await.unwrap();
+                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+                assert_eq!(sync, sqlite_sync, "{durability:?}");
+                conns.push(conn);
+            }
+            drop(conns);
+            store.close().await;
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            if std::env::var("TALLY_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+                continue;
+            }
+            let url = std::env::var("TEST_DATABASE_URL")
+                .unwrap_or_else(|_| crate::server::testing::DEFAULT_TEST_DATABASE_URL.into());
+            let store = Store::connect(&url, opts).await.unwrap();
+            let mut conn = store.pool().acquire().await.unwrap();
+            let commit: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *conn).await.unwrap();
+            // `power` leaves the server's own setting, `on` here.
+            assert_eq!(commit, pg_commit, "{durability:?}");
+            drop(conn);
+            store.close().await;
+        }
     }
 }

@@ -200,6 +200,9 @@ pub struct PageQuery {
     status: Option<String>,
     /// `key=value`: only events carrying that tag.
     tag: Option<String>,
+    /// The usage log only: the page after this `next_cursor` (instead of
+    /// `offset`), as cheap deep in the log as at its start.
+    cursor: Option<String>,
 }
 
 pub(crate) fn parse_num(
@@ -259,16 +262,39 @@ pub async fn usage_logs(
         _ => AppError::Forbidden("this key is not bound to a user; the usage log is per user".into()),
     })?;
     let (filter, limit, offset) = log_query(&q)?;
-    let start = LogStart::Offset(offset);
-    let (rows, total) = state.engine.usage_log(user_id, &filter, limit, start).await?;
+    let start = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => LogStart::Offset(offset),
+        Some(_) if offset != 0 => {
+            return Err(AppError::BadRequest("give `cursor` or `offset`, not both".into()));
+        }
+        Some(c) => parse_cursor(c)?,
+    };
+    // One row past the page says whether there is a next one.
+    let (mut rows, total) = state.engine.usage_log(user_id, &filter, limit + 1, start).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = rows.last().filter(|_| more).map(|r| format!("{}_{}", r.occurred_at.timestamp_millis(), r.id));
     Ok(Json(json!({
         "logs": rows.iter().map(log_json).collect::<Vec<_>>(),
         "total_count": total,
         "limit": limit,
         "offset": offset,
-        "has_more": offset + (rows.len() as i64) < total,
+        "has_more": more,
+        "next_cursor": next_cursor,
     }))
     .into_response())
+}
+
+/// A `next_cursor`: the last row's time (ms) and id.
+fn parse_cursor(raw: &str) -> AppResult<LogStart> {
+    raw.split_once('_')
+        .and_then(|(ms, id)| {
+            let at = chrono::DateTime::from_timestamp_millis(ms.parse().ok()?)?;
+            Some(LogStart::Before(at, id.parse().ok()?))
+        })
+        .ok_or_else(|| {
+            AppError::BadRequest(format!("`cursor` must be a `next_cursor` this endpoint returned, not `{raw}`"))
+        })
 }
 
 pub async fn renewal_history(

@@ -317,3 +317,51 @@ async fn preflight_gate_answers_429(store: Store) {
     assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }
 both_stores!(preflight_gate_answers_429, preflight_gate_answers_429);
+
+/// The usage log pages by `next_cursor` through exactly the rows offset
+/// pages show, ties on the same millisecond included, and says when a
+/// cursor is not one it gave.
+async fn usage_log_pages_by_cursor(store: Store) {
+    let api = setup(store, Limits::new()).await;
+    let ingest = api.key(None, &["ingest"]).await;
+    let alice = api.key(Some("alice"), &["read"]).await;
+    // Four events in one millisecond, three in others.
+    let mut evs: Vec<Value> = (0..7).map(|i| event(&format!("c{i}"), "alice")).collect();
+    for (i, e) in evs.iter_mut().enumerate() {
+        let ms = if i < 4 { 0 } else { i as i64 * 1000 };
+        e["timestamp"] =
+            json!((Utc::now() - chrono::Duration::hours(1) + chrono::Duration::milliseconds(ms)).to_rfc3339());
+    }
+    let r = api.post("/api/usage/events", Some(&ingest), json!({"events": evs})).await;
+    assert_eq!(r.body["data"]["accepted"], json!(7), "{}", r.body);
+
+    let ids = |body: &Value| -> Vec<i64> {
+        body["logs"].as_array().unwrap().iter().map(|l| l["id"].as_i64().unwrap()).collect()
+    };
+    let mut by_offset = Vec::new();
+    for offset in [0, 3, 6] {
+        let page = api.get(&format!("/api/subscription/usage-logs?limit=3&offset={offset}"), Some(&alice)).await;
+        assert_eq!(page.body["has_more"], json!(offset < 6), "{}", page.body);
+        by_offset.extend(ids(&page.body));
+    }
+    let mut by_cursor = Vec::new();
+    let mut next = api.get("/api/subscription/usage-logs?limit=3", Some(&alice)).await;
+    loop {
+        assert_eq!(next.body["total_count"], json!(7));
+        by_cursor.extend(ids(&next.body));
+        let Some(cursor) = next.body["next_cursor"].as_str().map(str::to_string) else {
+            assert_eq!(next.body["has_more"], json!(false));
+            break;
+        };
+        assert_eq!(next.body["has_more"], json!(true));
+        next = api.get(&format!("/api/subscription/usage-logs?limit=3&cursor={cursor}"), Some(&alice)).await;
+    }
+    assert_eq!(by_cursor.len(), 7);
+    assert_eq!(by_cursor, by_offset);
+
+    for bad in ["cursor=yesterday", "cursor=12_x", "cursor=1_1&offset=3"] {
+        let r = api.get(&format!("/api/subscription/usage-logs?{bad}"), Some(&alice)).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    }
+}
+both_stores!(usage_log_pages_by_cursor, usage_log_pages_by_cursor);

@@ -44,12 +44,18 @@ pub enum Work {
     IngestOne { users: Vec<String>, tag: String },
     /// 1,000 events a request, client `c` writing for user `c mod len`.
     IngestBatch { users: Vec<String>, tag: String },
-    /// An OpenAI chat completion, whole or streamed: even clients send it
-    /// to the provider directly (lane 0), odd ones through the proxy (lane
-    /// 1), each on its own schedule, so both lanes see the same seconds of
-    /// the machine and neither's answers delay the other's requests.
+    /// An OpenAI chat completion, whole or streamed: every
+    /// [`DIRECT_EVERY`]th client sends it to the provider directly (lane
+    /// 0), the others through the proxy (lane 1), each on its own
+    /// schedule, so both lanes see the same seconds of the machine and
+    /// neither's answers delay the other's requests. The direct lane is
+    /// the smaller: it only has to give the baseline, and on two cores a
+    /// second full-rate load would measure the machine, not the proxy.
     Chat { stream: bool },
 }
+
+/// One client in this many sends [`Work::Chat`] directly.
+pub const DIRECT_EVERY: usize = 4;
 
 impl Work {
     fn lanes(&self) -> usize {
@@ -75,7 +81,7 @@ impl Work {
                 (0, Method::POST, "/api/usage/events".into(), Some(json!({"events": evs}).to_string()))
             }
             Work::Chat { stream } => {
-                let lane = c % 2;
+                let lane = usize::from(!c.is_multiple_of(DIRECT_EVERY));
                 let prefix = if lane == 0 { "" } else { "/proxy/openai" };
                 let body = json!({"model": "gpt-4o-mini", "max_tokens": 400, "stream": stream,
                     "messages": [{"role": "user", "content": "Summarise the quarterly report in three bullet points."}]});

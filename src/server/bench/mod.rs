@@ -323,13 +323,15 @@ async fn figures(
     // Preflight checks (or reservations) round-robin over the bench users.
     let gate = |reserve: bool| Work::Preflight { users: users.clone(), reserve };
     let gate_name = |reserve: bool| if reserve { "preflight, reserve" } else { "preflight, check only" };
+    let mut reserved = Measured::default();
     for reserve in [false, true] {
         let run = measure(&spec(c, gate(reserve))).await?;
         rows.extend(request_rows(gate_name(reserve), &run, &floor));
+        reserved = run;
     }
-    // The same reservations at a fixed rate, a third of the floor's
-    // throughput: latency from each request's intended send time.
-    let paced = (floor.run().per_sec() / 3.0).max(1.0) as u64;
+    // The same reservations at a fixed rate, half what they reached flat
+    // out: latency from each request's intended send time.
+    let paced = (reserved.run().per_sec() / 2.0).max(1.0) as u64;
     let run = measure(&LoadSpec { per_sec: Some(paced), ..spec(c, gate(true)) }).await?;
     rows.extend(request_rows(&format!("preflight, reserve at {paced} req/s"), &run, &floor));
 
@@ -392,8 +394,8 @@ async fn proxy_rows(tally: Target, mock: SocketAddr, dur: Duration) -> anyhow::R
         let direct = Target { addr: mock, key: "sk-bench".into() };
         let spec = LoadSpec {
             targets: vec![direct, tally.clone()],
-            // Both lanes at `per_sec`.
-            per_sec: Some(per_sec * 2),
+            // The proxied lane at `per_sec`, the direct one at a third of it.
+            per_sec: Some(per_sec * load::DIRECT_EVERY as u64 / (load::DIRECT_EVERY as u64 - 1)),
             first_byte: stream,
             ..LoadSpec::new(tally.clone(), 16, dur, Work::Chat { stream })
         };

@@ -555,7 +555,7 @@ pub async fn admin_alerts() -> Result<Vec<AdminAlert>, ServerFnError> {
             user: email.unwrap_or_else(|| "(administrators)".into()),
             title: a.title,
             message: a.message,
-            severity: a.severity,
+            severity: a.severity.as_str().to_string(),
             is_read: a.is_read,
             created_at: fmt_time(a.created_at),
         })

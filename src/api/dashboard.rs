@@ -210,7 +210,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
                 id: a.id,
                 title: a.title.clone(),
                 message: a.message.clone(),
-                severity: a.severity.clone(),
+                severity: a.severity.as_str().to_string(),
                 is_read: a.is_read,
                 created_at: a.created_at.format("%b %-d, %H:%M UTC").to_string(),
                 resolved_at: a.resolved_at.map(|t| t.format("%b %-d, %H:%M UTC").to_string()),

@@ -222,7 +222,7 @@ pub struct Alert {
     pub provider: Option<String>,
     pub title: String,
     pub message: String,
-    pub severity: String,
+    pub severity: Severity,
     pub is_read: bool,
     pub read_at: Option<DateTime<Utc>>,
     pub billing_period: Option<String>,

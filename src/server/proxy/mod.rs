@@ -806,11 +806,7 @@ async fn hold(
     if verdict.can_proceed {
         return Ok(verdict.reservation_id);
     }
-    let message = verdict
-        .operations
-        .iter()
-        .find_map(|o| o.message.clone())
-        .unwrap_or_else(|| "a limit of your plan is reached".into());
+    let message = verdict.denial_message().unwrap_or("a limit of your plan is reached").to_string();
     let message = if is_llm {
         format!(
             "{message}. This call holds {} tokens: {} of input (estimated) and {} of output ({output_from})",
@@ -823,8 +819,7 @@ async fn hold(
     };
     let code = verdict.denied_by.as_ref().map(|l| l.key.as_string());
     let mut resp = refuse(family, Refusal::LimitReached, &message, code.as_deref());
-    let wait = (verdict.resets_at - now).num_seconds().max(1);
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(verdict.retry_after_secs(now)));
     if let Some(code) = code.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert("x-tally-limit", code);
     }

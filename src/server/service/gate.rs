@@ -64,6 +64,19 @@ pub struct Preflight {
     pub denied_by: Option<LimitUse>,
 }
 
+impl Preflight {
+    /// Why it was denied, in words: the first refused operation's message.
+    pub fn denial_message(&self) -> Option<&str> {
+        self.operations.iter().find_map(|o| o.message.as_deref())
+    }
+
+    /// `Retry-After` of a denial: seconds until the limits reset (at least
+    /// one).
+    pub fn retry_after_secs(&self, now: DateTime<Utc>) -> i64 {
+        (self.resets_at - now).num_seconds().max(1)
+    }
+}
+
 /// Estimated cost: the most the requested tokens could cost however they
 /// split between input and output, plus the requested units (one by
 /// default where the price is per unit) at the unit price. Between two

@@ -567,7 +567,7 @@ async fn spend_spikes_alert_once_a_day(store: Store) {
     assert!(!engine.check_spike("u1", now + Duration::minutes(10)).await.unwrap(), "once a day");
     let s = spikes(engine.clone()).await;
     assert_eq!(s.len(), 1);
-    assert_eq!(s[0].severity, "warning");
+    assert_eq!(s[0].severity.as_str(), "warning");
     assert!(s[0].message.contains("$0.0060 in the last hour, 6.0x your hourly average of $0.0010"), "{}", s[0].message);
 
     // A customer of twelve hours: nothing to judge against.

@@ -149,7 +149,7 @@ async fn unpriced_models_are_flagged_never_silent(store: Store) {
     let admin_alerts = alerts::alerts(&mut conn, None, false, 10).await.unwrap();
     assert_eq!(admin_alerts.len(), 1, "one alert per unpriced model, not per event");
     assert!(admin_alerts[0].title.contains("gemini-9-ultra"));
-    assert_eq!(admin_alerts[0].severity, "error");
+    assert_eq!(admin_alerts[0].severity.as_str(), "error");
 }
 both_stores!(unpriced_models_are_flagged_never_silent, unpriced_models_are_flagged_never_silent);
 
@@ -164,7 +164,7 @@ async fn thresholds_fire_once_each(store: Store) {
     }
     let mut conn = store.pool().acquire().await.unwrap();
     let alerts = alerts::alerts(&mut conn, Some("u1"), false, 100).await.unwrap();
-    let mut got: Vec<(i64, String)> = alerts.iter().map(|a| (a.threshold, a.severity.clone())).collect();
+    let mut got: Vec<(i64, String)> = alerts.iter().map(|a| (a.threshold, a.severity.as_str().to_string())).collect();
     got.sort();
     assert_eq!(got, [(80, "info".into()), (90, "warning".into()), (100, "error".into())]);
     let full = alerts.iter().find(|a| a.threshold == 100).unwrap();

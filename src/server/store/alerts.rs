@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, from_ms, ms, webhooks};
-use crate::domain::alerts::{Alert, NewAlert};
+use super::{StoreError, StoreResult, from_ms, ms, webhooks};
+use crate::domain::alerts::{Alert, NewAlert, Severity};
 use crate::domain::webhooks::EventType;
 
 /// Inserts an alert unless its dedupe key exists; its id when inserted.
@@ -55,7 +55,7 @@ pub async fn announce(conn: &mut AnyConnection, event_type: EventType, id: i64, 
         "provider": a.provider,
         "title": a.title,
         "message": a.message,
-        "severity": a.severity,
+        "severity": a.severity.as_str(),
         "billing_period": a.billing_period,
         "created_at": a.created_at.to_rfc3339(),
         "resolved_at": a.resolved_at.map(|t| t.to_rfc3339()),
@@ -74,7 +74,10 @@ fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Alert> {
         provider: r.try_get("provider")?,
         title: r.try_get("title")?,
         message: r.try_get("message")?,
-        severity: r.try_get("severity")?,
+        severity: {
+            let raw: String = r.try_get("severity")?;
+            Severity::parse(&raw).ok_or_else(|| StoreError::Corrupt(format!("alert severity `{raw}`")))?
+        },
         is_read: r.try_get::<i64, _>("is_read")? != 0,
         read_at: r.try_get::<Option<i64>, _>("read_at")?.map(from_ms),
         billing_period: r.try_get("billing_period")?,

@@ -114,7 +114,7 @@ pub async fn preflight(
     }
     match (&p.denied_by, req.reserve) {
         (Some(l), true) => {
-            let message = p.operations.iter().find_map(|o| o.message.clone()).unwrap_or_default();
+            let message = p.denial_message().unwrap_or_default().to_string();
             let limit_value = if l.key.is_money() {
                 json!({"current_usage": usd(Nanos(l.used)), "limit": usd(Nanos(l.limit))})
             } else {
@@ -126,7 +126,7 @@ pub async fn preflight(
             }
             Err(AppError::LimitReached {
                 message,
-                retry_after_secs: (p.resets_at - now).num_seconds().max(1),
+                retry_after_secs: p.retry_after_secs(now),
                 body: Some(json!({"data": data, "limit": limit})),
             })
         }

@@ -98,7 +98,7 @@ pub fn alert_json(a: &Alert) -> Value {
         "threshold_percentage": a.threshold,
         "title": a.title,
         "message": a.message,
-        "severity": a.severity,
+        "severity": a.severity.as_str(),
         "is_sent": true,
         "sent_at": rfc3339(a.created_at),
         "is_read": a.is_read,

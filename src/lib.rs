@@ -11,6 +11,8 @@
 
 pub mod api;
 pub mod domain;
+#[cfg(test)]
+mod layout_tests;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod ui;

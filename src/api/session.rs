@@ -108,7 +108,7 @@ pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
 
 /// Signs in and goes to `next` (a path on this site), or back to the
 /// sign-in page with the reason.
-#[server(prefix = "/sfn")]
+#[server(prefix = "/sfn", endpoint = "login")]
 pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), ServerFnError> {
     use crate::server::identity::cookies::{set_cookie, token_from};
     use axum::extract::ConnectInfo;
@@ -236,6 +236,14 @@ pub fn form_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cross-site guard knows the sign-in form by its path.
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn the_sign_in_path_is_the_login_functions() {
+        use leptos::server_fn::ServerFn;
+        assert_eq!(<Login as ServerFn>::PATH, crate::server::identity::cookies::SIGN_IN_PATH);
+    }
 
     #[test]
     fn a_rejected_plain_form_goes_back_with_its_errors() {

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod event;
 pub mod identity;
 pub mod insights;
+pub mod latency;
 pub mod limits;
 pub mod links;
 pub mod litellm;

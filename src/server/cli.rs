@@ -8,6 +8,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::store::Durability;
+use super::web::IpNet;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,7 +148,7 @@ pub struct ServeArgs {
     /// Comma-separated addresses or CIDR ranges of reverse proxies whose
     /// `X-Forwarded-For` is believed (e.g. `127.0.0.1,10.0.0.0/8`). Others'
     /// forwarding headers are ignored and the peer address is the client.
-    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = IpNet::parse)]
     pub trusted_proxies: Vec<IpNet>,
 
     /// Minutes without a request after which a signed-in session ends.
@@ -270,55 +271,6 @@ impl Default for ServeArgs {
             secret_key_file: None,
         }
     }
-}
-
-/// An address range: an address and a prefix length (a single address has
-/// the full length).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl IpNet {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr::{V4, V6};
-        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address.
-        let ip = match ip {
-            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (V4(net), V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (V6(net), V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-fn parse_net(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    let (addr, prefix) = match s.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
-    };
-    let addr: std::net::IpAddr =
-        addr.parse().map_err(|_| format!("`{s}` is not an IP address or CIDR range such as 10.0.0.0/8"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = match prefix {
-        None => max,
-        Some(p) => match p.parse::<u8>() {
-            Ok(n) if n <= max => n,
-            _ => return Err(format!("`{s}`: the prefix length must be 0 to {max}")),
-        },
-    };
-    Ok(IpNet { addr, prefix })
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -450,16 +402,16 @@ mod tests {
 
     #[test]
     fn nets_and_origins() {
-        let n = parse_net("10.0.0.0/8").unwrap();
+        let n = IpNet::parse("10.0.0.0/8").unwrap();
         assert!(n.contains("10.2.3.4".parse().unwrap()));
         assert!(n.contains("::ffff:10.2.3.4".parse().unwrap()));
         assert!(!n.contains("11.0.0.1".parse().unwrap()));
-        let one = parse_net("127.0.0.1").unwrap();
+        let one = IpNet::parse("127.0.0.1").unwrap();
         assert!(one.contains("127.0.0.1".parse().unwrap()) && !one.contains("127.0.0.2".parse().unwrap()));
-        assert!(parse_net("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(parse_net("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("::1").unwrap().contains("::1".parse().unwrap()));
         for bad in ["x", "10.0.0.0/33", "::1/129", "10.0.0.0/"] {
-            assert!(parse_net(bad).is_err(), "{bad}");
+            assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_public_url("https://b.example.com/").unwrap(), "https://b.example.com");
         for bad in ["b.example.com", "https://", "https://b.example.com/x", "ftp://b"] {

@@ -3,15 +3,20 @@
 //! runs, a caller the policy cannot admit, and any endpoint that declares
 //! none (deny by default). Handlers still check *which* user a caller may
 //! act on (`Principal::require_read` and friends); the policy is the coarse,
-//! declared gate that a test walks for every endpoint.
+//! declared gate that a test walks for every endpoint. Pages are guarded
+//! the same way ([`page_guard`]): a signed-out visitor is sent to sign in
+//! before anything renders.
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use leptos::server_fn::ServerFn;
 
+use chrono::Utc;
+
 use crate::domain::identity::Scope;
+use crate::domain::links::{safe_next, urlencode};
 
 use super::error::AppError;
 use super::identity::principal::Principal;
@@ -248,4 +253,54 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     }
     parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, body)).await
+}
+
+// Pages: who may open which, decided before any of it renders.
+
+/// Pages only a signed-in person may open.
+fn needs_sign_in(path: &str) -> bool {
+    matches!(path, "/" | "/dashboard" | "/usage" | "/plans" | "/billing" | "/account" | "/admin")
+        || path.starts_with("/admin/")
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/"))]).into_response(),
+    }
+}
+
+/// Answers 303 to `/login?next=<path>` for a signed-out visitor of a
+/// guarded page, before any of it renders (so it works without JavaScript
+/// and nothing flashes); and sends a signed-in visitor of `/login` on to
+/// where they were going. Admin-only pages answer 403 themselves.
+pub async fn page_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    let path = req.uri().path();
+    let guarded = needs_sign_in(path);
+    if !guarded && path != "/login" {
+        return next.run(req).await;
+    }
+    let signed_in = match super::identity::cookies::token_from(req.headers()) {
+        Some(token) => match state.engine.session_user(&token, Utc::now()).await {
+            Ok(user) => user.is_some(),
+            Err(e) => return e.into_response(),
+        },
+        None => false,
+    };
+    if guarded && !signed_in {
+        let here = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
+        return see_other(&format!("/login?next={}", urlencode(here)));
+    }
+    if path == "/login" && signed_in {
+        let next_param = req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("next="))
+                .map(|v| super::web::percent_decode(v).unwrap_or_default())
+        });
+        return see_other(next_param.as_deref().and_then(safe_next).unwrap_or("/"));
+    }
+    next.run(req).await
 }

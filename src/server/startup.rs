@@ -18,10 +18,6 @@ use super::service::{Engine, EngineConfig};
 use super::state::{AppState, Shared, UiSettings};
 use crate::ui::{App, shell};
 
-/// Largest request body accepted by every endpoint but the price-map
-/// import (the contract's 1 MiB; refused with its 413 envelope).
-pub const MAX_BODY_BYTES: usize = super::rest::ingest::MAX_INGEST_BYTES;
-
 pub fn leptos_options(args: &ServeArgs) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("tally")
@@ -107,7 +103,7 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
     let routes = route_list();
     let ctx_state = state.clone();
     let shell_options = state.leptos_options.clone();
-    let proxy = super::proxy::router(state.clone());
+    let proxy = super::proxy::router(state.engine.clone(), state.proxy.clone(), state.metrics.clone());
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -124,12 +120,12 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         // Only matched routes are timed, under their route template.
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), super::web::page_guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::policy::page_guard))
         .layer(CompressionLayer::new())
         // No text with a control character gets past here (after the
         // body limit, so it never reads more than that).
         .layer(axum::middleware::from_fn(super::text_rule::door))
-        .layer(axum::middleware::from_fn(body_limit))
+        .layer(axum::middleware::from_fn(super::rest::body_limit))
         .layer(axum::middleware::from_fn_with_state(state.web.clone(), super::identity::cookies::csrf_guard))
         .layer(axum::middleware::from_fn(super::web::security_headers))
         .layer(axum::middleware::from_fn(api_error_envelope))
@@ -158,28 +154,6 @@ fn no_delay(tcp: &mut tokio::net::TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot turn Nagle's algorithm off for a connection");
     }
-}
-
-/// The most a request body to `path` may hold.
-pub fn body_limit_for(path: &str) -> usize {
-    if path == "/api/admin/pricing/import" { super::rest::admin::MAX_IMPORT_BYTES } else { MAX_BODY_BYTES }
-}
-
-/// Bodies above [`MAX_BODY_BYTES`] are refused (413), except a price map
-/// sent to the catalog import, which may be up to 16 MiB.
-async fn body_limit(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let limit = body_limit_for(req.uri().path());
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return super::error::AppError::PayloadTooLarge(limit).into_response();
-    }
-    let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, limit)));
-    next.run(req).await
 }
 
 /// Every error under `/api/` speaks the contract's envelope, including the

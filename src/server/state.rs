@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
+use super::error::{AppError, AppResult};
 use super::metrics::{Deployment, Health, Metrics};
 use super::service::Engine;
 use super::web::WebSettings;
@@ -39,7 +40,7 @@ pub struct Shared {
     /// Sends webhook deliveries from this node (a server runs it).
     pub webhooks: super::service::webhooks::Deliverer,
     /// The live streams open on this node (`GET /api/stream`).
-    pub streams: Arc<super::rest::live::StreamSlots>,
+    pub streams: Arc<StreamSlots>,
 }
 
 impl AppState {
@@ -65,10 +66,15 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl Shared {
+    /// Every node's requests of the last `window`, from the store.
+    pub async fn deployment(&self, window: std::time::Duration) -> super::store::StoreResult<Deployment> {
+        self.metrics.deployment(&self.engine.store, window, chrono::Utc::now()).await
+    }
+
     /// The deployment's health now, judged from every node's requests of
     /// the last `window`; critical when the store does not answer.
     pub async fn current_health(&self, window: std::time::Duration) -> (Health, Deployment) {
-        match self.metrics.deployment(&self.engine.store, window, chrono::Utc::now()).await {
+        match self.deployment(window).await {
             Ok(d) => (Health::judge(&d.all), d),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the deployment's request statistics");
@@ -89,5 +95,53 @@ impl AppState {
     pub fn from_context() -> Result<AppState, leptos::prelude::ServerFnError> {
         leptos::prelude::use_context::<AppState>()
             .ok_or_else(|| leptos::prelude::ServerFnError::new("server state is missing from the request context"))
+    }
+}
+
+/// The most live streams one caller (a signed-in person, or an API key)
+/// may hold open on one node; each re-reads the store on every change, so
+/// more are refused (429) rather than served.
+pub const MAX_STREAMS_PER_CALLER: usize = 8;
+/// The most live streams one node serves, from every caller together.
+pub const MAX_STREAMS: usize = 4096;
+
+/// The live streams open on this node, per caller.
+#[derive(Debug, Default)]
+pub struct StreamSlots(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open stream's place; given back when the stream ends.
+pub struct StreamSlot {
+    slots: std::sync::Arc<StreamSlots>,
+    caller: String,
+}
+
+impl StreamSlots {
+    /// A place for one more stream of `caller`, or why there is none.
+    pub fn take(self: &std::sync::Arc<Self>, caller: &str) -> AppResult<StreamSlot> {
+        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: usize = open.values().sum();
+        let mine = open.get(caller).copied().unwrap_or(0);
+        if mine >= MAX_STREAMS_PER_CALLER || total >= MAX_STREAMS {
+            let message = if mine >= MAX_STREAMS_PER_CALLER {
+                format!("at most {MAX_STREAMS_PER_CALLER} live streams may be open at once per caller; close one first")
+            } else {
+                "this server serves its most live streams now; the page refreshes by itself meanwhile".to_string()
+            };
+            return Err(AppError::LimitReached { message, retry_after_secs: 30, body: None });
+        }
+        open.insert(caller.to_string(), mine + 1);
+        Ok(StreamSlot { slots: self.clone(), caller: caller.to_string() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.caller);
+            }
+        }
     }
 }

@@ -110,7 +110,7 @@ pub async fn door(req: Request, next: Next) -> Response {
     if matches!(kind, BodyKind::Other) {
         return next.run(req).await;
     }
-    let limit = super::startup::body_limit_for(path);
+    let limit = super::rest::body_limit_for(path);
     let (parts, body) = req.into_parts();
     // The body limit is already on the body: reading past it fails here.
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {

@@ -1,19 +1,15 @@
 //! What the HTTP layer does around every page, whatever door serves it:
-//! security headers, sending signed-out visitors to sign in before anything
-//! renders, the caller's address behind trusted proxies, and the public
-//! origin that decides cookie security and cross-site checks.
+//! security headers, the caller's address behind trusted proxies, the
+//! public origin that decides cookie security and cross-site checks, and
+//! media types. It knows nothing of users or state: who may open a page is
+//! [`crate::server::policy::page_guard`]'s to say.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use chrono::Utc;
-
-use super::cli::IpNet;
-use super::state::AppState;
-use crate::domain::links::{safe_next, urlencode};
+use axum::response::Response;
 
 /// The media type a message declares (`Content-Type` without its
 /// parameters, lowercase); empty when it declares none.
@@ -118,52 +114,6 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Pages only a signed-in person may open.
-fn needs_sign_in(path: &str) -> bool {
-    matches!(path, "/" | "/dashboard" | "/usage" | "/plans" | "/billing" | "/account" | "/admin")
-        || path.starts_with("/admin/")
-}
-
-fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
-        Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/"))]).into_response(),
-    }
-}
-
-/// Answers 303 to `/login?next=<path>` for a signed-out visitor of a
-/// guarded page, before any of it renders (so it works without JavaScript
-/// and nothing flashes); and sends a signed-in visitor of `/login` on to
-/// where they were going. Admin-only pages answer 403 themselves.
-pub async fn page_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return next.run(req).await;
-    }
-    let path = req.uri().path();
-    let guarded = needs_sign_in(path);
-    if !guarded && path != "/login" {
-        return next.run(req).await;
-    }
-    let signed_in = match super::identity::cookies::token_from(req.headers()) {
-        Some(token) => match state.engine.session_user(&token, Utc::now()).await {
-            Ok(user) => user.is_some(),
-            Err(e) => return e.into_response(),
-        },
-        None => false,
-    };
-    if guarded && !signed_in {
-        let here = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
-        return see_other(&format!("/login?next={}", urlencode(here)));
-    }
-    if path == "/login" && signed_in {
-        let next_param = req.uri().query().and_then(|q| {
-            q.split('&').find_map(|kv| kv.strip_prefix("next=")).map(|v| percent_decode(v).unwrap_or_default())
-        });
-        return see_other(next_param.as_deref().and_then(safe_next).unwrap_or("/"));
-    }
-    next.run(req).await
-}
-
 /// Decodes `%XX` escapes (and `+` as space); `None` for malformed input.
 pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -192,6 +142,58 @@ pub fn percent_decode(s: &str) -> Option<String> {
 /// The peer address of a request, when the server recorded it.
 pub fn peer_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
     req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// An address range: an address and a prefix length (a single address has
+/// the full length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address.
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl IpNet {
+    /// `10.0.0.0/8`, or one address (`127.0.0.1`, `::1`).
+    pub fn parse(s: &str) -> Result<IpNet, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr =
+            addr.parse().map_err(|_| format!("`{s}` is not an IP address or CIDR range such as 10.0.0.0/8"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("`{s}`: the prefix length must be 0 to {max}")),
+            },
+        };
+        Ok(IpNet { addr, prefix })
+    }
 }
 
 #[cfg(test)]

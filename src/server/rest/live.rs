@@ -30,54 +30,6 @@ pub struct StreamQuery {
     user_id: Option<String>,
 }
 
-/// The most live streams one caller (a signed-in person, or an API key)
-/// may hold open on one node; each re-reads the store on every change, so
-/// more are refused (429) rather than served.
-pub const MAX_STREAMS_PER_CALLER: usize = 8;
-/// The most live streams one node serves, from every caller together.
-pub const MAX_STREAMS: usize = 4096;
-
-/// The live streams open on this node, per caller.
-#[derive(Debug, Default)]
-pub struct StreamSlots(std::sync::Mutex<std::collections::HashMap<String, usize>>);
-
-/// One open stream's place; given back when the stream ends.
-pub struct StreamSlot {
-    slots: std::sync::Arc<StreamSlots>,
-    caller: String,
-}
-
-impl StreamSlots {
-    /// A place for one more stream of `caller`, or why there is none.
-    pub fn take(self: &std::sync::Arc<Self>, caller: &str) -> AppResult<StreamSlot> {
-        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total: usize = open.values().sum();
-        let mine = open.get(caller).copied().unwrap_or(0);
-        if mine >= MAX_STREAMS_PER_CALLER || total >= MAX_STREAMS {
-            let message = if mine >= MAX_STREAMS_PER_CALLER {
-                format!("at most {MAX_STREAMS_PER_CALLER} live streams may be open at once per caller; close one first")
-            } else {
-                "this server serves its most live streams now; the page refreshes by itself meanwhile".to_string()
-            };
-            return Err(AppError::LimitReached { message, retry_after_secs: 30, body: None });
-        }
-        open.insert(caller.to_string(), mine + 1);
-        Ok(StreamSlot { slots: self.clone(), caller: caller.to_string() })
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut open = self.slots.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.caller) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.caller);
-            }
-        }
-    }
-}
-
 /// A quiet stream still sends a comment this often, so proxies keep it open
 /// and a dead peer is noticed.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -96,9 +48,9 @@ pub async fn stream(
     let slot = state.streams.take(&principal.actor())?;
     // Subscribe before the first read, so nothing committed in between is
     // missed; an unknown user is refused before the stream opens.
-    let changes = state.engine.store.live().subscribe();
+    let changes = state.engine.live().subscribe();
     let first = event(&state, &user_id, Kind::Usage).await?;
-    let closed = state.engine.store.live().closed();
+    let closed = state.engine.live().closed();
     let queue = std::collections::VecDeque::from([first]);
     let s = futures::stream::unfold(
         (queue, changes, closed, state, user_id, slot),

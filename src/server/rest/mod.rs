@@ -8,6 +8,32 @@ pub mod ingest;
 pub mod insights;
 pub mod live;
 pub mod monitoring;
+/// Largest request body accepted by every endpoint but the price-map
+/// import (the contract's 1 MiB; refused with its 413 envelope).
+pub const MAX_BODY_BYTES: usize = ingest::MAX_INGEST_BYTES;
+
+/// The most a request body to `path` may hold.
+pub fn body_limit_for(path: &str) -> usize {
+    if path == "/api/admin/pricing/import" { admin::MAX_IMPORT_BYTES } else { MAX_BODY_BYTES }
+}
+
+/// Bodies above [`MAX_BODY_BYTES`] are refused (413), except a price map
+/// sent to the catalog import, which may be up to 16 MiB.
+pub async fn body_limit(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = body_limit_for(req.uri().path());
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return super::error::AppError::PayloadTooLarge(limit).into_response();
+    }
+    let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, limit)));
+    next.run(req).await
+}
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub async fn api_stats(
 ) -> AppResult<Json<Value>> {
     principal.require_metrics()?;
     let minutes = super::family_a::parse_num("minutes", q.minutes.as_deref(), 5, 1..=60)? as u64;
-    let d = state.metrics.deployment(&state.engine.store, Duration::from_secs(minutes * 60), Utc::now()).await?;
+    let d = state.deployment(Duration::from_secs(minutes * 60)).await?;
     let (all, rows) = (d.all, d.endpoints);
     let stat = |s: &Stats| {
         json!({
@@ -211,15 +211,15 @@ fn prometheus_text(state: &AppState) -> String {
     for (result, n) in state.webhooks.counters.results() {
         let _ = writeln!(o, "tally_webhook_deliveries_total{{result=\"{result}\"}} {n}");
     }
-    let pool = state.engine.store.pool();
-    let (size, idle) = (pool.size() as u64, pool.num_idle() as u64);
+    let pool = state.engine.pool_stats();
+    let (size, idle) = (pool.size, pool.idle);
     head(&mut o, "tally_db_pool_connections", "gauge", "Database pool connections by state.");
     let _ = writeln!(o, "tally_db_pool_connections{{state=\"idle\"}} {idle}");
     let _ = writeln!(o, "tally_db_pool_connections{{state=\"in_use\"}} {}", size.saturating_sub(idle));
     head(&mut o, "tally_db_pool_max_connections", "gauge", "The database pool's size limit.");
-    let _ = writeln!(o, "tally_db_pool_max_connections {}", pool.options().get_max_connections());
+    let _ = writeln!(o, "tally_db_pool_max_connections {}", pool.max);
     head(&mut o, "tally_live_streams", "gauge", "Open live streams (GET /api/stream) on this node.");
-    let _ = writeln!(o, "tally_live_streams {}", state.engine.store.live().subscribers());
+    let _ = writeln!(o, "tally_live_streams {}", state.engine.live().subscribers());
     head(&mut o, "tally_uptime_seconds", "gauge", "Seconds since this process started.");
     let _ = writeln!(o, "tally_uptime_seconds {}", state.metrics.uptime().as_secs());
     head(&mut o, "tally_build_info", "gauge", "The running version.");

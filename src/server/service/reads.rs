@@ -329,3 +329,29 @@ impl Engine {
         Ok(rollups::period_rollups(&mut conn, user_id, period_start, true).await?)
     }
 }
+
+/// The store's connection pool, for `/metrics`.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolStats {
+    pub size: u64,
+    pub idle: u64,
+    pub max: u64,
+}
+
+impl Engine {
+    /// The connection pool's size, idle connections and limit.
+    pub fn pool_stats(&self) -> PoolStats {
+        let pool = self.store.pool();
+        PoolStats {
+            size: pool.size() as u64,
+            idle: pool.num_idle() as u64,
+            max: pool.options().get_max_connections() as u64,
+        }
+    }
+
+    /// Committed changes as they happen, for live streams (see
+    /// [`crate::server::store::live`]).
+    pub fn live(&self) -> &crate::server::store::live::LiveHub {
+        self.store.live()
+    }
+}

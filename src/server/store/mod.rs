@@ -16,27 +16,47 @@
 //! [`GroupWriter`]), and `busy_timeout` queues other processes. There the
 //! group already holds the database's write lock, so a job that finds its
 //! user in the group's [`memo`] skips the row lock and the reads.
-
 pub mod alerts;
+
 pub mod bills;
+
 pub mod catalog;
+
 pub mod claims;
+
 pub mod events;
+mod group;
+
 #[cfg(test)]
 mod group_tests;
+
 pub mod holds;
+
 pub mod insights;
+
 pub mod keys;
+
 pub mod live;
+
 pub mod memo;
+
 pub mod node_stats;
+
 pub mod one_server;
+
 pub mod rollups;
+
 #[cfg(test)]
 mod schema_tests;
+
 pub mod sessions;
+mod sql;
+mod tx;
+
 pub mod users;
+
 pub mod view;
+
 pub mod webhooks;
 
 use std::path::Path;
@@ -50,12 +70,13 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+use self::group::*;
+pub use self::sql::*;
+pub use self::tx::*;
 
-/// SQLite: the longest a group with only reservations' holds stays open
-/// (see [`GroupWriter::flush_soon`]).
-const MEMO_FLUSH_DELAY: Duration = Duration::from_millis(2);
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A pooled PostgreSQL connection idle this long is pinged before use.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -213,605 +234,6 @@ struct Secret(Arc<str>);
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
-    }
-}
-
-/// SQLite group commit.
-///
-/// SQLite admits one writer at a time, and with `synchronous = FULL` each
-/// commit waits for an fsync, so committing every request on its own caps
-/// the write paths at the disk's fsync rate. Instead the process's writers
-/// take turns (first come, first served, in the async mutex) inside one
-/// open transaction, each in its own savepoint: a job that fails or is
-/// dropped rolls back to its savepoint and leaves the others' work alone.
-/// A flusher task commits the group once the writers queued behind it have
-/// had their turn, and only then does each job's `commit()` return, so a
-/// write is acknowledged only once it is durable, and a failed group commit
-/// fails every job in it (none was acknowledged). Readers use the pool's
-/// other connections and see a job's writes only after its group commits.
-///
-/// The busy handler stays as the fallback for other processes writing the
-/// same file (`tally seed` beside a server).
-///
-/// The writer keeps one connection from group to group, and with it a
-/// [`memo::Memo`] of the state the group's transaction holds, from which
-/// reservations decide without reading the store again.
-#[derive(Clone)]
-struct GroupWriter {
-    group: Arc<tokio::sync::Mutex<Group>>,
-    /// The group's [`Shared`] part (the group holds it too).
-    shared: Arc<std::sync::Mutex<Shared>>,
-    /// Told when a group opens (the group holds it too).
-    opened: Arc<tokio::sync::Notify>,
-    flush: Arc<tokio::sync::Notify>,
-    /// A flush is due shortly (see [`GroupWriter::flush_soon`]).
-    flush_due: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// What reservations decide on ([`Store::in_memo`]), behind a short lock
-/// of its own rather than the group's turn: a reservation need not wait
-/// for a long job (a batch of a thousand events) of other users.
-#[derive(Default)]
-struct Shared {
-    /// The group's transaction is open and not committing: it holds
-    /// SQLite's write lock, so nothing but the group's jobs can change what
-    /// the memo describes.
-    open: bool,
-    /// The job running now, and what it said it may change (it starts as
-    /// [`view::Affects::Anything`] and narrows): a reservation beside it
-    /// decides only for users it leaves alone.
-    running: Option<view::Affects>,
-    /// What the open transaction holds, for reservations.
-    memo: memo::Memo,
-    /// Holds taken on the memo alone, written before the next job's
-    /// statements or the commit, whichever comes first.
-    pending_holds: Vec<holds::NewHold>,
-    /// Told when the open group has committed.
-    done: Option<tokio::sync::watch::Receiver<GroupOutcome>>,
-}
-
-impl Shared {
-    /// Runs `f` on the memo: what it returns, the users it held for, and
-    /// the news of the commit that will write their holds.
-    fn decide<T>(
-        &mut self,
-        f: impl FnOnce(&mut MemoJob<'_>) -> T,
-    ) -> (T, Vec<String>, Option<tokio::sync::watch::Receiver<GroupOutcome>>) {
-        let mut job = MemoJob { shared: self, held_for: Vec::new() };
-        let out = f(&mut job);
-        let held_for = std::mem::take(&mut job.held_for);
-        (out, held_for, self.done.clone())
-    }
-
-    /// Whether the running job may change `user_id`'s state.
-    fn busy_with(&self, user_id: &str) -> bool {
-        match &self.running {
-            None | Some(view::Affects::NothingCached) => false,
-            Some(view::Affects::Anything) => true,
-            Some(view::Affects::Users(users)) => users.iter().any(|u| u == user_id),
-        }
-    }
-}
-
-impl std::fmt::Debug for GroupWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GroupWriter")
-    }
-}
-
-/// How a group's commit ended, shared by every job in it.
-type GroupOutcome = Option<Result<(), Arc<StoreError>>>;
-
-/// The open group: its transaction and the jobs waiting for its commit.
-#[derive(Default)]
-struct Group {
-    /// The writer's connection, kept across groups: `PRAGMA data_version`
-    /// on it moves only when another connection commits.
-    conn: Option<PoolConnection<Any>>,
-    /// A transaction is open on `conn`.
-    open: bool,
-    done: Option<tokio::sync::watch::Sender<GroupOutcome>>,
-    /// A job ended without committing or rolling back (its future was
-    /// dropped): its savepoint is still open and is rolled back before the
-    /// connection is used again.
-    abandoned: bool,
-    /// The last job ended well, and its savepoint is released with the next
-    /// job's start (one statement, not two) or committed with the group.
-    unreleased: bool,
-    /// The memo and what reservations decided on it ([`Shared`]).
-    shared: Arc<std::sync::Mutex<Shared>>,
-    /// Told when a group opens: reservations waiting for one decide then.
-    opened: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // A connection inside an open transaction must never serve again.
-        if let (true, Some(conn)) = (self.open, self.conn.as_mut()) {
-            conn.close_on_drop();
-        }
-    }
-}
-
-impl Group {
-    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        debug_assert!(self.open, "a group job runs in the open transaction");
-        self.conn.as_deref_mut().expect("a group job runs in the open transaction")
-    }
-
-    /// Opens a transaction that holds the write lock, on the writer's
-    /// connection, and tells the memo whether another connection
-    /// committed since the last one.
-    async fn open(&mut self, pool: &AnyPool) -> StoreResult<()> {
-        if self.conn.is_none() {
-            self.conn = Some(pool.acquire().await?);
-            self.shared().memo.restart();
-        }
-        let conn = self.conn.as_deref_mut().expect("acquired above");
-        let began: StoreResult<i64> = async {
-            conn.execute("BEGIN IMMEDIATE").await?;
-            Ok(sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut *conn).await?)
-        }
-        .await;
-        match began {
-            Ok(version) => {
-                let done = tokio::sync::watch::channel(None).0;
-                {
-                    let mut shared = self.shared();
-                    shared.memo.opened(version);
-                    shared.done = Some(done.subscribe());
-                    shared.open = true;
-                }
-                self.open = true;
-                self.done = Some(done);
-                self.opened.notify_waiters();
-                Ok(())
-            }
-            Err(e) => {
-                self.discard().await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Closes the writer's connection (rolling back whatever it had open);
-    /// the next group takes a fresh one.
-    async fn discard(&mut self) {
-        self.open = false;
-        self.unreleased = false;
-        {
-            let mut shared = self.shared();
-            (shared.open, shared.running, shared.done) = (false, None, None);
-            shared.pending_holds.clear();
-            shared.memo.restart();
-        }
-        if let Some(conn) = self.conn.take() {
-            conn.close().await.ok();
-        }
-    }
-
-    async fn run(&mut self, sql: &str) -> StoreResult<()> {
-        sqlx::query(sql).execute(self.conn()).await?;
-        Ok(())
-    }
-
-    /// Undoes the current job's work and closes its savepoint; if that
-    /// fails, the group cannot go on (see [`Group::fail`]).
-    async fn undo_job(&mut self) -> StoreResult<()> {
-        self.abandoned = false;
-        match self.run("ROLLBACK TO job; RELEASE job").await {
-            Ok(()) => {
-                self.shared().running = None;
-                Ok(())
-            }
-            Err(e) => Err(self.fail(e).await),
-        }
-    }
-
-    /// Rolls back an abandoned job's savepoint.
-    async fn recover(&mut self) {
-        if self.abandoned {
-            // A failure has already failed the group and told its jobs.
-            self.undo_job().await.ok();
-        }
-    }
-
-    /// The group cannot go on (its transaction or a savepoint failed):
-    /// rolls back everything uncommitted and fails every job waiting for
-    /// it. Returns the error for the job that saw it.
-    async fn fail(&mut self, e: StoreError) -> StoreError {
-        let e = Arc::new(e);
-        tracing::warn!(error = %e, "a SQLite write group failed; its jobs are rolled back and told so");
-        if self.open {
-            self.discard().await;
-        }
-        if let Some(done) = self.done.take() {
-            done.send_replace(Some(Err(e.clone())));
-        }
-        self.abandoned = false;
-        StoreError::Group(e)
-    }
-
-    /// Commits the open group, if any, and tells its jobs how it went.
-    async fn flush(&mut self) {
-        self.recover().await;
-        if self.open {
-            // The holds decided so far are written while reservations may
-            // still decide beside; then, from the last few written to the
-            // commit's outcome, the memo stays as it is.
-            let early = self.write_pending().await;
-            {
-                let mut shared = self.shared();
-                (shared.open, shared.done) = (false, None);
-            }
-            let committed = match early.and(self.write_pending().await) {
-                Ok(()) => self.run("COMMIT").await,
-                Err(e) => Err(e),
-            };
-            let outcome = match committed {
-                Ok(()) => {
-                    self.open = false;
-                    self.unreleased = false;
-                    Ok(())
-                }
-                Err(e) => {
-                    // Whatever the commit left open is rolled back.
-                    self.discard().await;
-                    Err(Arc::new(e))
-                }
-            };
-            if let Some(done) = self.done.take() {
-                done.send_replace(Some(outcome));
-            }
-        }
-    }
-
-    /// A job ended well: its savepoint stays open until the next job starts
-    /// (see `unreleased`), and the memo drops what it changed and keeps
-    /// what it learned (see [`memo::Memo::job_ended`]).
-    fn end_job(&mut self, affects: &view::Affects, learned: memo::Learned) {
-        self.abandoned = false;
-        self.unreleased = true;
-        let mut shared = self.shared();
-        shared.memo.job_ended(affects, learned);
-        shared.running = None;
-    }
-
-    /// Writes the holds taken on the memo alone. They go in the last ended
-    /// job's savepoint, which is never rolled back.
-    async fn write_pending(&mut self) -> StoreResult<()> {
-        let pending = std::mem::take(&mut self.shared().pending_holds);
-        if pending.is_empty() {
-            return Ok(());
-        }
-        holds::insert_holds(self.conn(), &pending).await
-    }
-
-    /// Opens the next job's savepoint, releasing the last one's.
-    async fn start_job(&mut self) -> StoreResult<()> {
-        // Until it says what it changes, the job may change anything.
-        self.shared().running = Some(view::Affects::Anything);
-        if let Err(e) = self.write_pending().await {
-            return Err(self.fail(e).await);
-        }
-        let sql = if self.unreleased { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" };
-        self.unreleased = false;
-        if let Err(e) = self.run(sql).await {
-            return Err(self.fail(e).await);
-        }
-        self.abandoned = true;
-        Ok(())
-    }
-
-    /// Ends the group for good (the store is closing): commits it and
-    /// gives the writer's connection back.
-    async fn close(&mut self) {
-        self.flush().await;
-        self.shared().memo.restart();
-        self.conn.take();
-    }
-}
-
-impl GroupWriter {
-    fn start() -> GroupWriter {
-        let group = Group::default();
-        let (shared, opened) = (group.shared.clone(), group.opened.clone());
-        let w = GroupWriter {
-            group: Arc::new(tokio::sync::Mutex::new(group)),
-            shared,
-            opened,
-            flush: Arc::default(),
-            flush_due: Arc::default(),
-        };
-        let (group, flush) = (Arc::downgrade(&w.group), w.flush.clone());
-        tokio::spawn(async move {
-            loop {
-                flush.notified().await;
-                // Gone when every handle on the store is.
-                let Some(group) = group.upgrade() else { return };
-                // The mutex is fair: the writers already queued go first
-                // and join this group; later ones wait for the next.
-                group.lock().await.flush().await;
-            }
-        });
-        w
-    }
-
-    /// Asks for the group to commit within [`MEMO_FLUSH_DELAY`], for what
-    /// reservations decided on the memo: they do not wait for that commit,
-    /// and the group stays open meanwhile, so the reservations after them
-    /// decide on the memo too instead of opening a group each.
-    fn flush_soon(&self) {
-        use std::sync::atomic::Ordering;
-        if !self.flush_due.swap(true, Ordering::AcqRel) {
-            let (flush, due) = (self.flush.clone(), self.flush_due.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(MEMO_FLUSH_DELAY).await;
-                due.store(false, Ordering::Release);
-                flush.notify_one();
-            });
-        }
-    }
-
-    async fn begin(&self, pool: &AnyPool) -> StoreResult<TxInner> {
-        let mut g = self.group.clone().lock_owned().await;
-        g.recover().await;
-        if !g.open {
-            g.open(pool).await?;
-        }
-        g.start_job().await?;
-        Ok(TxInner::Grouped { group: g, flush: FlushOnDrop(self.flush.clone()) })
-    }
-}
-
-/// A decision on the write group's memo alone (see [`Store::in_memo`]),
-/// possibly beside a running job.
-pub struct MemoJob<'a> {
-    shared: &'a mut Shared,
-    held_for: Vec<String>,
-}
-
-impl MemoJob<'_> {
-    /// The catalog revision the group's transaction holds, if known (and
-    /// no running job may change it).
-    pub fn revision(&self) -> Option<i64> {
-        if matches!(self.shared.running, Some(view::Affects::Anything)) {
-            return None;
-        }
-        self.shared.memo.revision()
-    }
-
-    /// The user's state as the group's transaction holds it, if known and
-    /// no running job may change it.
-    pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
-        if self.shared.busy_with(user_id) {
-            return None;
-        }
-        self.shared.memo.user(user_id, now).cloned()
-    }
-
-    /// Takes `holds` for `user_id` (just recalled), whose state is then
-    /// `after`. They are written with the group, before the next job or
-    /// the commit; no running job reads this user's holds.
-    pub fn hold(&mut self, user_id: &str, after: memo::Held, holds: Vec<holds::NewHold>) {
-        debug_assert!(!self.shared.busy_with(user_id), "decided beside a job that may change the user");
-        let learned = memo::Learned { users: vec![(user_id.to_string(), after)], revision: None };
-        self.shared.memo.job_ended(&view::Affects::Users(vec![user_id.to_string()]), learned);
-        self.shared.pending_holds.extend(holds);
-        self.held_for.push(user_id.to_string());
-    }
-}
-
-/// A write transaction: dereferences to its connection. On SQLite it is
-/// one job of a group commit (see [`GroupWriter`]); on Postgres, its own
-/// transaction. Dropping it uncommitted rolls it back.
-///
-/// It also says what it changes ([`WriteTx::affects`]), so the process's
-/// caches of store state drop exactly that when it commits.
-pub struct WriteTx {
-    inner: TxInner,
-    /// What it said it changes; `None`, said nothing: anything.
-    affects: Option<view::Affects>,
-    view: Arc<view::UsageView>,
-    /// What to announce once committed (see [`live`]).
-    notices: Vec<live::Change>,
-    live: Arc<live::LiveHub>,
-    /// SQLite: what the group's memo keeps once this job ends.
-    learned: memo::Learned,
-}
-
-enum TxInner {
-    Own(Transaction<'static, Any>),
-    Grouped { group: tokio::sync::OwnedMutexGuard<Group>, flush: FlushOnDrop },
-}
-
-/// Wakes the flusher when a group job ends, however it ends: a job dropped
-/// uncommitted leaves the group's transaction open, holding SQLite's write
-/// lock, until the flusher rolls the job back and ends the group. (Declared
-/// after the guard, so it fires once the turn is released.)
-struct FlushOnDrop(Arc<tokio::sync::Notify>);
-
-impl Drop for FlushOnDrop {
-    fn drop(&mut self) {
-        self.0.notify_one();
-    }
-}
-
-impl WriteTx {
-    /// Narrows what this transaction changes, for the caches (the default,
-    /// [`view::Affects::Anything`], forgets every cached entry). Calls add
-    /// up; say every user whose subscription, usage or holds it writes.
-    pub fn affects(&mut self, a: view::Affects) {
-        let said = match self.affects.take() {
-            None => a,
-            Some(said) => said.and(a),
-        };
-        if let TxInner::Grouped { group, .. } = &self.inner {
-            // Reservations beside this job may decide for other users.
-            group.shared().running = Some(said.clone());
-        }
-        self.affects = Some(said);
-    }
-
-    /// A transaction that, until told otherwise, may change anything.
-    fn new(inner: TxInner, view: Arc<view::UsageView>, live: Arc<live::LiveHub>) -> WriteTx {
-        WriteTx { inner, affects: None, view, notices: Vec::new(), live, learned: Default::default() }
-    }
-
-    /// SQLite: the user's state as the write group's transaction holds it,
-    /// if the group's memo has it (see [`memo`]); a reservation may decide
-    /// on it. Always `None` on PostgreSQL.
-    pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
-        match &self.inner {
-            TxInner::Grouped { group, .. } => group.shared().memo.user(user_id, now).cloned(),
-            TxInner::Own(_) => None,
-        }
-    }
-
-    /// SQLite: the catalog revision the group's transaction holds, if known.
-    pub fn recall_revision(&self) -> Option<i64> {
-        match &self.inner {
-            TxInner::Grouped { group, .. } => group.shared().memo.revision(),
-            TxInner::Own(_) => None,
-        }
-    }
-
-    /// Tells the group's memo, once this job has ended well, the user's
-    /// state as this job leaves it. Say it only after the job's last write.
-    pub fn learned_user(&mut self, user_id: &str, held: memo::Held) {
-        self.learned.users.push((user_id.to_string(), held));
-    }
-
-    /// Tells the group's memo the catalog revision this job read.
-    pub fn learned_revision(&mut self, revision: i64) {
-        self.learned.revision = Some(revision);
-    }
-
-    /// Announces, once committed, that this transaction changed `kind` for
-    /// `user_id` (the live stream's pages re-read it).
-    pub fn notify(&mut self, user_id: &str, kind: live::Kind) {
-        let c = live::Change::new(user_id, kind);
-        if !self.notices.contains(&c) {
-            self.notices.push(c);
-        }
-    }
-
-    /// Commits; returns once the work is durable. Whatever the outcome (a
-    /// failed commit may still have been applied), the caches drop what
-    /// this transaction changed before this returns. Then what it changed
-    /// is announced: on PostgreSQL by NOTIFY, sent inside the transaction
-    /// and delivered by Postgres on commit, to every node.
-    pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx { mut inner, affects, view, notices, live, learned } = self;
-        let affects = affects.unwrap_or_default();
-        if let (TxInner::Own(tx), false) = (&mut inner, notices.is_empty())
-            && let Err(e) = Self::send_notices(tx, &live, &notices).await
-        {
-            view.forget(&affects);
-            return Err(e);
-        }
-        let grouped = matches!(inner, TxInner::Grouped { .. });
-        let outcome = Self::commit_inner(inner, &affects, learned).await;
-        view.forget(&affects);
-        if grouped && outcome.is_ok() {
-            live.publish(notices);
-        }
-        outcome
-    }
-
-    /// Commits without waiting for the work to be durable, for writes a
-    /// crash may lose harmlessly: a reservation's holds only keep room for
-    /// calls in flight, and expire by themselves; the calls' events are
-    /// recorded durably on their own. The work is visible to the next
-    /// writer at once (SQLite: the same group transaction; PostgreSQL:
-    /// committed with `synchronous_commit = off`, which skips only the wait
-    /// for the WAL flush). On SQLite the caches drop what it changed again
-    /// once its group has committed, and it is announced then.
-    /// Begin it with [`Store::begin_unsynced`]: on PostgreSQL that is what
-    /// turns the flush wait off.
-    pub async fn commit_unsynced(self) -> StoreResult<()> {
-        if let TxInner::Own(_) = &self.inner {
-            return self.commit().await;
-        }
-        let WriteTx { inner, affects, view, notices, live, learned } = self;
-        let affects = affects.unwrap_or_default();
-        let TxInner::Grouped { mut group, flush } = inner else { unreachable!("handled above") };
-        group.end_job(&affects, learned);
-        let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
-        drop(group);
-        drop(flush);
-        view.forget(&affects);
-        tokio::spawn(async move {
-            let committed = matches!(done.wait_for(Option::is_some).await.map(|o| o.clone()), Ok(Some(Ok(()))));
-            // A reader may have refilled the caches from before the commit.
-            view.forget(&affects);
-            if committed {
-                live.publish(notices);
-            }
-        });
-        Ok(())
-    }
-
-    async fn send_notices(
-        tx: &mut Transaction<'static, Any>,
-        live: &live::LiveHub,
-        notices: &[live::Change],
-    ) -> StoreResult<()> {
-        for payload in live::payloads(notices) {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(live.channel()).bind(payload).execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
-
-    async fn commit_inner(inner: TxInner, affects: &view::Affects, learned: memo::Learned) -> StoreResult<()> {
-        match inner {
-            TxInner::Own(tx) => tx.commit().await?,
-            TxInner::Grouped { mut group, flush } => {
-                group.end_job(affects, learned);
-                let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
-                drop(group);
-                drop(flush);
-                let outcome = done.wait_for(Option::is_some).await.map(|o| o.clone().expect("is some"));
-                match outcome {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(StoreError::Group(e)),
-                    // The flusher is gone (the runtime is shutting down).
-                    Err(_) => return Err(StoreError::Group(Arc::new(sqlx::Error::WorkerCrashed.into()))),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn rollback(self) -> StoreResult<()> {
-        match self.inner {
-            TxInner::Own(tx) => tx.rollback().await?,
-            TxInner::Grouped { mut group, .. } => group.undo_job().await?,
-        }
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &Self::Target {
-        match &self.inner {
-            TxInner::Own(tx) => tx,
-            TxInner::Grouped { group, .. } => group.conn.as_deref().expect("a group job runs in the open transaction"),
-        }
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match &mut self.inner {
-            TxInner::Own(tx) => tx,
-            TxInner::Grouped { group, .. } => group.conn(),
-        }
     }
 }
 
@@ -1118,67 +540,6 @@ pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
     conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
     conn.close().await?;
     Ok(())
-}
-
-/// Bind placeholders for a statement built at run time, in bind order:
-/// `$1, $2, ...` on Postgres, anonymous `?` on SQLite.
-///
-/// Why not `$n` everywhere: for each bind, sqlx asks SQLite the
-/// parameter's name to learn its number, and SQLite finds a name by a
-/// linear search of the statement's parameter list, so binding n named
-/// parameters costs O(n²). At a 500-row insert (13,500 binds) that was
-/// about 0.4 s per execution, the whole of a batched-ingest regression.
-/// Anonymous `?` are bound by position.
-pub struct Placeholders {
-    numbered: bool,
-    next: usize,
-}
-
-impl Placeholders {
-    /// Placeholders in the dialect of the connection's backend.
-    pub fn for_conn(conn: &sqlx::AnyConnection) -> Placeholders {
-        Placeholders { numbered: conn.backend_name() != "SQLite", next: 0 }
-    }
-
-    /// Appends the next placeholder to `sql`.
-    pub fn push(&mut self, sql: &mut String) {
-        self.next += 1;
-        if self.numbered {
-            sql.push('$');
-            sql.push_str(&self.next.to_string());
-        } else {
-            sql.push('?');
-        }
-    }
-
-    /// Appends `(p, p, ..., p)`: a row of `n` placeholders.
-    pub fn push_row(&mut self, sql: &mut String, n: usize) {
-        sql.push('(');
-        for c in 0..n {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            self.push(sql);
-        }
-        sql.push(')');
-    }
-}
-
-/// Unix milliseconds of an instant.
-pub fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-/// The instant of unix milliseconds.
-pub fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-/// A user id read back from column `col`; a malformed one is corruption.
-pub(crate) fn user_id_at(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<crate::domain::identity::UserId> {
-    use sqlx::Row;
-    let raw: String = r.try_get(col)?;
-    crate::domain::identity::UserId::parse(&raw).map_err(|e| StoreError::Corrupt(format!("{col} `{raw}`: {e}")))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::{StoreResult, from_ms, ms};
-use crate::server::metrics::{Agg, BUCKETS};
+use crate::domain::latency::{Agg, BUCKETS};
 
 const BUCKET_COLS: &str = "b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11";
 

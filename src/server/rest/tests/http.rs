@@ -111,6 +111,8 @@ async fn control_characters_are_refused_at_the_door(store: Store) {
     let req = Request::builder()
         .method("POST")
         .uri("/sfn/login")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "http://127.0.0.1:3000")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from("email=a%00b%40example.com&password=x"))
         .unwrap();

@@ -161,7 +161,7 @@ async fn one_caller_holds_a_bounded_number_of_streams() {
     let alice = api.key(Some("alice"), &["read"]).await;
     let other = api.key(Some("alice"), &["read"]).await;
     let mut open_ones = Vec::new();
-    for _ in 0..crate::server::rest::live::MAX_STREAMS_PER_CALLER {
+    for _ in 0..crate::server::state::MAX_STREAMS_PER_CALLER {
         let (status, body) = open(&api, "/api/stream", &alice).await;
         assert_eq!(status, StatusCode::OK);
         open_ones.push(body);

@@ -136,19 +136,19 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
         .map(|r| ProviderSlice {
             provider: r.provider.clone(),
             name: display_name(&r.provider),
-            calls: r.calls,
-            tokens: r.tokens(),
-            cost_nanos: r.cost.0,
-            errors: r.errors,
+            calls: r.counts.calls,
+            tokens: r.counts.tokens(),
+            cost_nanos: r.counts.cost.0,
+            errors: r.counts.errors,
             models: d
                 .by_model
                 .iter()
                 .filter(|m| m.provider == r.provider)
                 .map(|m| ModelSlice {
                     model: if m.model.is_empty() { "(no model)".into() } else { m.model.clone() },
-                    calls: m.calls,
-                    tokens: m.tokens(),
-                    cost_nanos: m.cost.0,
+                    calls: m.counts.calls,
+                    tokens: m.counts.tokens(),
+                    cost_nanos: m.counts.cost.0,
                 })
                 .collect(),
         })
@@ -228,8 +228,8 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
             // In the order of the cost breakdown (largest first).
             provider_errors: providers
                 .iter()
-                .filter_map(|p| cur.by_provider.iter().find(|r| r.provider == p.provider && r.calls > 0))
-                .map(|r| (display_name(&r.provider), r.error_rate_pct()))
+                .filter_map(|p| cur.by_provider.iter().find(|r| r.provider == p.provider && r.counts.calls > 0))
+                .map(|r| (display_name(&r.provider), r.counts.error_rate_pct()))
                 .collect(),
         },
         refresh_secs: state.ui.refresh_secs,

@@ -147,13 +147,54 @@ impl Usage {
     }
 }
 
-/// Usage summed from rollup rows: per provider (over its models), per
-/// model, or over everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RollupSum {
-    pub billing_period: String,
-    pub provider: String,
-    pub model: String,
+/// The counters a rollup row keeps, one per column: the one list that
+/// reading, writing, summing and merging rollups walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    Calls,
+    Errors,
+    TokensInput,
+    TokensOutput,
+    TokensCachedInput,
+    Cost,
+    UnpricedCalls,
+    ResponseMsSum,
+    ResponseMsCount,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 9] = [
+        Counter::Calls,
+        Counter::Errors,
+        Counter::TokensInput,
+        Counter::TokensOutput,
+        Counter::TokensCachedInput,
+        Counter::Cost,
+        Counter::UnpricedCalls,
+        Counter::ResponseMsSum,
+        Counter::ResponseMsCount,
+    ];
+
+    /// Its column in `usage_rollups` (and the name its sum is read as).
+    pub fn column(self) -> &'static str {
+        match self {
+            Counter::Calls => "calls",
+            Counter::Errors => "errors",
+            Counter::TokensInput => "tokens_input",
+            Counter::TokensOutput => "tokens_output",
+            Counter::TokensCachedInput => "tokens_cached_input",
+            Counter::Cost => "cost_nanos",
+            Counter::UnpricedCalls => "unpriced_calls",
+            Counter::ResponseMsSum => "response_ms_sum",
+            Counter::ResponseMsCount => "response_ms_count",
+        }
+    }
+}
+
+/// A rollup row's counters, or a change to them (each possibly negative):
+/// one field per [`Counter`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
     pub calls: i64,
     pub errors: i64,
     pub tokens_input: i64,
@@ -165,7 +206,63 @@ pub struct RollupSum {
     pub response_ms_count: i64,
 }
 
-impl RollupSum {
+impl Counters {
+    pub fn get(&self, c: Counter) -> i64 {
+        match c {
+            Counter::Calls => self.calls,
+            Counter::Errors => self.errors,
+            Counter::TokensInput => self.tokens_input,
+            Counter::TokensOutput => self.tokens_output,
+            Counter::TokensCachedInput => self.tokens_cached_input,
+            Counter::Cost => self.cost.0,
+            Counter::UnpricedCalls => self.unpriced_calls,
+            Counter::ResponseMsSum => self.response_ms_sum,
+            Counter::ResponseMsCount => self.response_ms_count,
+        }
+    }
+
+    pub fn set(&mut self, c: Counter, v: i64) {
+        let slot = match c {
+            Counter::Calls => &mut self.calls,
+            Counter::Errors => &mut self.errors,
+            Counter::TokensInput => &mut self.tokens_input,
+            Counter::TokensOutput => &mut self.tokens_output,
+            Counter::TokensCachedInput => &mut self.tokens_cached_input,
+            Counter::Cost => &mut self.cost.0,
+            Counter::UnpricedCalls => &mut self.unpriced_calls,
+            Counter::ResponseMsSum => &mut self.response_ms_sum,
+            Counter::ResponseMsCount => &mut self.response_ms_count,
+        };
+        *slot = v;
+    }
+
+    /// Counters from `value(counter)` for each counter.
+    pub fn try_from_fn<E>(mut value: impl FnMut(Counter) -> Result<i64, E>) -> Result<Counters, E> {
+        let mut out = Counters::default();
+        for c in Counter::ALL {
+            out.set(c, value(c)?);
+        }
+        Ok(out)
+    }
+
+    /// Each counter added, or `None` if one overflows.
+    pub fn checked_add(&self, o: &Counters) -> Option<Counters> {
+        let mut out = *self;
+        for c in Counter::ALL {
+            out.set(c, self.get(c).checked_add(o.get(c))?);
+        }
+        Some(out)
+    }
+
+    /// Each counter added, saturating (for totals shown, never stored).
+    pub fn saturating_add(&self, o: &Counters) -> Counters {
+        let mut out = *self;
+        for c in Counter::ALL {
+            out.set(c, self.get(c).saturating_add(o.get(c)));
+        }
+        out
+    }
+
     pub fn tokens(&self) -> i64 {
         self.tokens_input + self.tokens_output
     }
@@ -183,6 +280,16 @@ impl RollupSum {
     pub fn avg_response_ms(&self) -> f64 {
         if self.response_ms_count > 0 { self.response_ms_sum as f64 / self.response_ms_count as f64 } else { 0.0 }
     }
+}
+
+/// Usage summed from rollup rows: per provider (over its models), per
+/// model, or over everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollupSum {
+    pub billing_period: String,
+    pub provider: String,
+    pub model: String,
+    pub counts: Counters,
 }
 
 /// One limit with its use.
@@ -287,6 +394,37 @@ pub fn first_exceeded(limits: &Limits, usage: &Usage, demand: &Demand) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each counter is its own field: setting one moves only it, and the
+    /// columns are distinct.
+    #[test]
+    fn every_counter_has_its_own_field_and_column() {
+        for (n, c) in Counter::ALL.into_iter().enumerate() {
+            let mut x = Counters::default();
+            x.set(c, n as i64 + 7);
+            for o in Counter::ALL {
+                assert_eq!(x.get(o), if o == c { n as i64 + 7 } else { 0 }, "{c:?} set, {o:?} read");
+            }
+        }
+        let columns: std::collections::BTreeSet<_> = Counter::ALL.map(Counter::column).into();
+        assert_eq!(columns.len(), Counter::ALL.len());
+    }
+
+    proptest::proptest! {
+        /// Adding counters adds each one, and refuses an overflow.
+        #[test]
+        fn counters_add_field_by_field(a in proptest::array::uniform9(-1i64 << 40..1i64 << 40), b in proptest::array::uniform9(proptest::num::i64::ANY)) {
+            let x = Counters::try_from_fn::<()>(|c| Ok(a[c as usize])).unwrap();
+            let y = Counters::try_from_fn::<()>(|c| Ok(b[c as usize])).unwrap();
+            let sum = x.checked_add(&y);
+            let each: Option<Vec<i64>> = (0..9).map(|i| a[i].checked_add(b[i])).collect();
+            proptest::prop_assert_eq!(sum.map(|s| Counter::ALL.map(|c| s.get(c)).to_vec()), each);
+            let sat = x.saturating_add(&y);
+            for c in Counter::ALL {
+                proptest::prop_assert_eq!(sat.get(c), a[c as usize].saturating_add(b[c as usize]));
+            }
+        }
+    }
 
     fn prov(s: &str) -> Provider {
         Provider::parse(s).unwrap()

@@ -117,20 +117,22 @@ impl Engine {
         let mut conn = self.store.pool().acquire().await?;
         let group = |key: Option<String>, calls, tokens, cost| Group { key, calls, tokens, cost };
         let mut rows: Vec<Group> = match &by {
-            BreakdownBy::Provider => {
-                snap.by_provider.iter().map(|r| group(Some(r.provider.clone()), r.calls, r.tokens(), r.cost)).collect()
-            }
+            BreakdownBy::Provider => snap
+                .by_provider
+                .iter()
+                .map(|r| group(Some(r.provider.clone()), r.counts.calls, r.counts.tokens(), r.counts.cost))
+                .collect(),
             BreakdownBy::Model => {
                 let mut rows: Vec<Group> = Vec::new();
                 for r in rollups::period_rollups(&mut conn, user_id, snap.period.start, true).await? {
                     let key = Some(r.model.clone()).filter(|m| !m.is_empty());
                     match rows.iter_mut().find(|g| g.key == key) {
                         Some(g) => {
-                            g.calls += r.calls;
-                            g.tokens += r.tokens();
-                            g.cost = g.cost + r.cost;
+                            g.calls += r.counts.calls;
+                            g.tokens += r.counts.tokens();
+                            g.cost = g.cost + r.counts.cost;
                         }
-                        None => rows.push(group(key, r.calls, r.tokens(), r.cost)),
+                        None => rows.push(group(key, r.counts.calls, r.counts.tokens(), r.counts.cost)),
                     }
                 }
                 rows
@@ -237,23 +239,24 @@ impl Engine {
             });
         }
         let total = snap.total();
-        if total.tokens_input > 0 {
-            let tenths = share_tenths(total.tokens_cached_input as u64, total.tokens_input as u64);
+        if total.counts.tokens_input > 0 {
+            let tenths = share_tenths(total.counts.tokens_cached_input as u64, total.counts.tokens_input as u64);
             tips.push(Tip {
                 kind: "cache",
                 title: format!("{}.{}% of input tokens came from cache", tenths / 10, tenths % 10),
                 detail: format!(
                     "{} of {} input tokens this period were cache reads, which most providers bill at a fraction of the \
                      input price. Repeating long prompts (system prompts, documents) as a stable prefix raises this share.",
-                    format_count(total.tokens_cached_input),
-                    format_count(total.tokens_input),
+                    format_count(total.counts.tokens_cached_input),
+                    format_count(total.counts.tokens_input),
                 ),
                 estimated_saving: None,
             });
         } else if snap.total_calls() == 0 {
             missing.push(format!("No usage recorded in {label} yet: tips appear once calls are recorded."));
         }
-        if total.cost < TIP_FLOOR && snap.total_calls() > 0 && tips.iter().all(|t| t.estimated_saving.is_none()) {
+        if total.counts.cost < TIP_FLOOR && snap.total_calls() > 0 && tips.iter().all(|t| t.estimated_saving.is_none())
+        {
             missing.push(format!("Spend in {label} is below one cent: too little to compare models."));
         }
         Ok(Insights {
@@ -299,8 +302,11 @@ impl Engine {
             let email = user.email.as_str().to_string();
             let period = sub.current_period();
             let row = if label.is_none_or(|l| l == period.label()) {
-                let cost =
-                    rollups::period_rollups(&mut conn, &uid, period.start, false).await?.iter().map(|r| r.cost).sum();
+                let cost = rollups::period_rollups(&mut conn, &uid, period.start, false)
+                    .await?
+                    .iter()
+                    .map(|r| r.counts.cost)
+                    .sum();
                 let plan_name = catalog.plan_of(&sub).map_or(crate::domain::plan::NO_PLAN, |p| &p.name).to_string();
                 MarginRow {
                     user_id: uid,

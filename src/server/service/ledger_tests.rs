@@ -152,7 +152,7 @@ async fn every_cost_lands_in_exactly_one_bill(store: Store) {
     assert_eq!((events, billed + view.total_cost().0), (rollups, events));
     // The label names that one period, by its start.
     let snap = engine.snapshot("u1", Some("2026-04"), may).await.unwrap();
-    assert_eq!((snap.period.start, snap.total().calls), (start, 1));
+    assert_eq!((snap.period.start, snap.total().counts.calls), (start, 1));
 }
 both_stores!(every_cost_lands_in_exactly_one_bill, every_cost_lands_in_exactly_one_bill);
 

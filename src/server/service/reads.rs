@@ -11,8 +11,7 @@ use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
 use crate::domain::alerts::Alert;
 use crate::domain::identity::User;
-use crate::domain::limits::RollupSum;
-use crate::domain::limits::{LimitUse, Limits, Usage, UsageStatus, evaluate, overall_status};
+use crate::domain::limits::{Counters, LimitUse, Limits, RollupSum, Usage, UsageStatus, evaluate, overall_status};
 use crate::domain::money::Nanos;
 use crate::domain::period::{Period, period_for_label, recent_periods};
 use crate::domain::plan::{NO_PLAN, Plan};
@@ -71,7 +70,7 @@ impl Engine {
         let rows = rollups::rollups_by_period(&mut conn, user_id, first.start, last.start).await?;
         let mut by_period = PeriodUsage::new();
         for (start, r) in rows {
-            by_period.entry(start).or_default().entry(r.provider.clone()).or_default().add(r.usage());
+            by_period.entry(start).or_default().entry(r.provider.clone()).or_default().add(r.counts.usage());
         }
         Ok(trends(&periods, &by_period))
     }
@@ -97,31 +96,20 @@ pub struct Snapshot {
 impl Snapshot {
     /// Every provider summed.
     pub fn total(&self) -> RollupSum {
-        let mut t = RollupSum { billing_period: self.label.clone(), ..RollupSum::default() };
-        for r in &self.by_provider {
-            t.calls += r.calls;
-            t.errors += r.errors;
-            t.tokens_input += r.tokens_input;
-            t.tokens_output += r.tokens_output;
-            t.tokens_cached_input += r.tokens_cached_input;
-            t.cost = t.cost + r.cost;
-            t.unpriced_calls += r.unpriced_calls;
-            t.response_ms_sum += r.response_ms_sum;
-            t.response_ms_count += r.response_ms_count;
-        }
-        t
+        let counts = self.by_provider.iter().fold(Counters::default(), |t, r| t.saturating_add(&r.counts));
+        RollupSum { billing_period: self.label.clone(), counts, ..RollupSum::default() }
     }
 
     pub fn total_cost(&self) -> Nanos {
-        self.by_provider.iter().map(|r| r.cost).sum()
+        self.by_provider.iter().map(|r| r.counts.cost).sum()
     }
 
     pub fn total_calls(&self) -> i64 {
-        self.by_provider.iter().map(|r| r.calls).sum()
+        self.by_provider.iter().map(|r| r.counts.calls).sum()
     }
 
     pub fn total_tokens(&self) -> i64 {
-        self.by_provider.iter().map(RollupSum::tokens).sum()
+        self.by_provider.iter().map(|r| r.counts.tokens()).sum()
     }
 
     /// The plan's limits; none (all unlimited) without a plan.
@@ -201,7 +189,7 @@ impl Engine {
         let mut u = Usage::default();
         for r in &by_provider {
             if let Ok(p) = Provider::parse(&r.provider) {
-                u.add(&p, r.usage());
+                u.add(&p, r.counts.usage());
             }
         }
         let plan = catalog.plan_of(&subscription).cloned();

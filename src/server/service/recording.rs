@@ -238,7 +238,7 @@ impl Engine {
                 }
                 let model = ev.model.as_deref().unwrap_or("");
                 let row_key = (priced.period_start, priced.billing_period.clone(), ev.provider.as_str(), model);
-                let delta = RollupDelta::of(&priced);
+                let delta = rollups::delta_of(&priced);
                 let Some(sum) = deltas.get(&row_key).copied().unwrap_or_default().checked_add(&delta) else {
                     results[i] = reject(TOO_BIG.into());
                     continue;

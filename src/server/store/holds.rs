@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::{Placeholders, StoreResult, from_ms, ms};
-use crate::domain::limits::{ProviderUsage, RollupSum, Usage};
+use crate::domain::limits::{Counters, ProviderUsage, Usage};
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
 
@@ -57,12 +57,12 @@ pub async fn usage_and_holds(
         let provider: String = r.try_get("provider")?;
         // A provider this build cannot name counts toward no limit.
         let Ok(provider) = Provider::parse(&provider) else { continue };
-        let sum = RollupSum {
+        let sum = Counters {
             calls: r.try_get("calls")?,
             tokens_input: r.try_get("tokens_input")?,
             tokens_output: r.try_get("tokens_output")?,
             cost: Nanos(r.try_get("cost_nanos")?),
-            ..RollupSum::default()
+            ..Counters::default()
         };
         if r.try_get::<i64, _>("held")? == 0 {
             seen.used.add(&provider, sum.usage());

@@ -120,8 +120,8 @@ pub async fn dashboard(
             "projected_usage_percentage": d.projection.projected_pct(),
         },
         "summary": {
-            "total_api_calls_this_month": total.calls,
-            "total_cost_this_month": usd(total.cost),
+            "total_api_calls_this_month": total.counts.calls,
+            "total_cost_this_month": usd(total.counts.cost),
             "usage_status": d.status.as_str(),
             "unread_alerts": d.unread_alerts,
         },

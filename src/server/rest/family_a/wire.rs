@@ -125,7 +125,10 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
         breakdown.insert((*p).into(), json!({"calls": 0, "tokens": 0, "cost": 0.0}));
     }
     for r in &s.by_provider {
-        breakdown.insert(r.provider.clone(), json!({"calls": r.calls, "tokens": r.tokens(), "cost": usd(r.cost)}));
+        breakdown.insert(
+            r.provider.clone(),
+            json!({"calls": r.counts.calls, "tokens": r.counts.tokens(), "cost": usd(r.counts.cost)}),
+        );
     }
     let pct = |key: &LimitKey| -> f64 { uses.iter().find(|u| &u.key == key).map_or(0.0, LimitUse::percent) };
     let mut percentages = Map::new();
@@ -140,11 +143,11 @@ pub fn usage_stats(s: &Snapshot, now: DateTime<Utc>) -> Value {
     json!({
         "billing_period": s.label,
         "usage_status": overall_status(&uses).as_str(),
-        "total_calls": total.calls,
-        "total_tokens": total.tokens(),
-        "total_cost": usd(total.cost),
-        "avg_response_time": (total.avg_response_ms() * 100.0).round() / 100.0,
-        "error_rate": (total.error_rate_pct() * 100.0).round() / 100.0,
+        "total_calls": total.counts.calls,
+        "total_tokens": total.counts.tokens(),
+        "total_cost": usd(total.counts.cost),
+        "avg_response_time": (total.counts.avg_response_ms() * 100.0).round() / 100.0,
+        "error_rate": (total.counts.error_rate_pct() * 100.0).round() / 100.0,
         "limits": subscription_limits(s.plan.as_ref()),
         "provider_breakdown": breakdown,
         "alerts": s.alerts.iter().map(alert_json).collect::<Vec<_>>(),

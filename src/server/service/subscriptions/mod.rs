@@ -55,9 +55,9 @@ async fn usage_summary(
     let mut p = usage_period(anchor, start);
     while p.start < end {
         for r in rollups::period_rollups(conn, user_id, p.start, false).await? {
-            calls += r.calls;
-            tokens += r.tokens();
-            cost = cost + r.cost;
+            calls += r.counts.calls;
+            tokens += r.counts.tokens();
+            cost = cost + r.counts.cost;
         }
         p = usage_period(anchor, p.end);
     }
@@ -104,7 +104,7 @@ pub async fn ensure_current(
     while now >= sub.period_end {
         let closed = sub.current_period();
         let usage_cost: Nanos =
-            rollups::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.cost).sum();
+            rollups::period_rollups(conn, &sub.user_id, closed.start, false).await?.iter().map(|r| r.counts.cost).sum();
         let fee = open_period_fee(catalog, sub);
         let bill = BillingRecord {
             user_id: sub.user_id.clone(),

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::Engine;
 use super::subscriptions::lock_current;
+use super::webhooks::announce_alerts;
 use crate::domain::alerts::{crossed, threshold_alert, unpriced_alert, unpriced_search_alert};
 use crate::domain::event::{MAX_EVENT_COST_USD, UsageEvent};
 use crate::domain::limits::{LimitUse, ProviderUsage};
@@ -28,6 +29,7 @@ use crate::domain::period::usage_period;
 use crate::domain::pricing::{Cost, price_event, unpriced_search_queries};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::domain::tags::MAX_KEYS_PER_USER;
+use crate::domain::webhooks::EventType;
 use crate::server::error::AppResult;
 use crate::server::store::events::Recorded;
 use crate::server::store::live::Kind;
@@ -317,19 +319,25 @@ impl Engine {
                 let alert = unpriced_alert(provider.as_str(), model);
                 // Raised anew, or again for a model priced since (alert
                 // resolved) but used before that price's start.
-                if alerts::raise_unpriced_alert(&mut tx, &alert, now).await? {
+                let raised = alerts::raise_unpriced_alert(&mut tx, &alert, now).await?;
+                announce_alerts(&mut tx, EventType::PriceUnpriced, raised, now).await?;
+                if raised.is_some() {
                     tracing::warn!(%provider, ?model, "usage recorded for a model without a price");
                 }
             }
             for (provider, model) in unpriced_searches {
                 let alert = unpriced_search_alert(provider.as_str(), model);
-                if alerts::raise_unpriced_alert(&mut tx, &alert, now).await? {
+                let raised = alerts::raise_unpriced_alert(&mut tx, &alert, now).await?;
+                announce_alerts(&mut tx, EventType::PriceUnpriced, raised, now).await?;
+                if raised.is_some() {
                     tracing::warn!(%provider, ?model, "web-search queries recorded without a per-query price");
                 }
             }
             let label = current.label();
             for alert in &threshold_alerts {
-                alerts::raise_threshold_alert(&mut tx, &user_id, (current.start, &label), alert, now).await?;
+                let raised =
+                    alerts::raise_threshold_alert(&mut tx, &user_id, (current.start, &label), alert, now).await?;
+                announce_alerts(&mut tx, EventType::AlertCreated, raised, now).await?;
             }
         }
         tx.commit().await?;

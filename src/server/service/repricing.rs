@@ -17,6 +17,8 @@ use serde_json::json;
 
 use super::catalog::CatalogCache;
 use super::subscriptions::lock_current;
+use super::webhooks::announce_alerts;
+use crate::domain::webhooks::EventType;
 use std::collections::BTreeMap;
 
 use crate::domain::alerts::{UNPRICED_SEARCH, crossings, threshold_alert, unpriced_search_model};
@@ -135,7 +137,8 @@ pub async fn reprice_for(
         let crossed = crossings(limits, &before, &after);
         for (limit, t) in &crossed {
             let alert = threshold_alert(user_id, label, ms(open.start), limit, *t, open.end);
-            alerts::raise_threshold_alert(tx, user_id, (open.start, label), &alert, now).await?;
+            let raised = alerts::raise_threshold_alert(tx, user_id, (open.start, label), &alert, now).await?;
+            announce_alerts(tx, EventType::AlertCreated, raised, now).await?;
         }
         if !crossed.is_empty() {
             tx.notify(user_id, crate::server::store::live::Kind::Alert);
@@ -143,7 +146,8 @@ pub async fn reprice_for(
     }
     for m in &models {
         if events::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {
-            alerts::resolve_unpriced_alert(tx, version.provider.as_str(), m.as_deref(), now).await?;
+            let resolved = alerts::resolve_unpriced_alert(tx, version.provider.as_str(), m.as_deref(), now).await?;
+            announce_alerts(tx, EventType::AlertResolved, resolved, now).await?;
         }
     }
     // Web-search queries that the price in force now covers: their alerts
@@ -156,7 +160,8 @@ pub async fn reprice_for(
             covered.push(id);
         }
     }
-    alerts::resolve_alerts(tx, &covered, now).await?;
+    let resolved = alerts::resolve_alerts(tx, &covered, now).await?;
+    announce_alerts(tx, EventType::AlertResolved, resolved, now).await?;
     if done.events > 0 {
         super::audit::record(
             tx,

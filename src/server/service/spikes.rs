@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::Engine;
+use super::webhooks::announce_alerts;
 use crate::domain::alerts::{SPIKE_BASELINE_HOURS, spike_alert, spike_ratio};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
@@ -55,7 +56,7 @@ impl Engine {
         let raised = id.is_some();
         if let Some(id) = id {
             tx.notify(user_id, Kind::Alert);
-            alerts::announce(&mut tx, EventType::AlertCreated, id, now).await?;
+            announce_alerts(&mut tx, EventType::AlertCreated, [id], now).await?;
             let data = serde_json::json!({
                 "user_id": user_id,
                 "alert_id": id,

@@ -175,6 +175,47 @@ async fn changes_reach_the_outbox(store: Store) {
     assert_eq!(v["data"]["usage_cost"], bill.usage_cost.usd_string());
     assert_eq!(v["data"]["total"], bill.total.usd_string());
     assert!(v["id"].as_str().unwrap().starts_with("evt_"));
+
+    // An alert says the same fields whichever change sent it: raised, then
+    // resolved by the upgrade.
+    let alert_data = |kind: &'static str| {
+        let store = store.clone();
+        async move {
+            let body: String = sqlx::query_scalar(&format!(
+                "SELECT body FROM webhook_events WHERE event_type = '{kind}' AND body LIKE '%gemini_calls%'"
+            ))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            serde_json::from_str::<Value>(&body).unwrap()["data"].clone()
+        }
+    };
+    let (raised, resolved) = (alert_data("alert.created").await, alert_data("alert.resolved").await);
+    let keys = |d: &Value| d.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let fields = [
+        "alert_id",
+        "alert_type",
+        "billing_period",
+        "created_at",
+        "limit_key",
+        "message",
+        "provider",
+        "resolved_at",
+        "severity",
+        "threshold",
+        "title",
+        "user_id",
+    ];
+    assert_eq!(keys(&raised), fields);
+    assert_eq!(keys(&resolved), fields);
+    assert_eq!(raised["alert_id"], resolved["alert_id"]);
+    assert_eq!(
+        (&raised["user_id"], &raised["threshold"], &raised["billing_period"]),
+        (&"u1".into(), &80.into(), &"2026-10".into())
+    );
+    assert_eq!((&raised["alert_type"], &raised["severity"]), (&"usage_threshold".into(), &"info".into()));
+    assert!(raised["resolved_at"].is_null());
+    assert_eq!(resolved["resolved_at"], at.to_rfc3339());
 }
 both_stores!(changes_reach_the_outbox, changes_reach_the_outbox);
 

@@ -3,12 +3,11 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreError, StoreResult, from_ms, ms, webhooks};
+use super::{StoreError, StoreResult, from_ms, ms};
 use crate::domain::alerts::{Alert, NewAlert, Severity};
-use crate::domain::webhooks::EventType;
 
 /// Inserts an alert unless its dedupe key exists; its id when inserted.
-/// Sends no webhook: the caller says what the alert is ([`announce`]).
+/// Sends no webhook: the services decide what a change says to them.
 pub async fn insert_alert(
     conn: &mut AnyConnection,
     user_id: Option<&str>,
@@ -40,28 +39,10 @@ pub async fn insert_alert(
 
 const ALERT_COLS: &str = "id, user_id, alert_type, limit_key, threshold, provider, title, message, severity, is_read, read_at, billing_period, created_at, resolved_at";
 
-/// Puts alert `id` in the webhook outbox as an event of `event_type`
-/// (`data`: the alert as the API shows it), in the caller's transaction.
-pub async fn announce(conn: &mut AnyConnection, event_type: EventType, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-    let row =
-        sqlx::query(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1")).bind(id).fetch_one(&mut *conn).await?;
-    let a = alert_from_row(&row)?;
-    let data = serde_json::json!({
-        "alert_id": a.id,
-        "user_id": a.user_id,
-        "alert_type": a.alert_type,
-        "limit_key": a.limit_key,
-        "threshold": a.threshold,
-        "provider": a.provider,
-        "title": a.title,
-        "message": a.message,
-        "severity": a.severity.as_str(),
-        "billing_period": a.billing_period,
-        "created_at": a.created_at.to_rfc3339(),
-        "resolved_at": a.resolved_at.map(|t| t.to_rfc3339()),
-    });
-    webhooks::enqueue(conn, event_type, data, now).await?;
-    Ok(())
+/// Alert `id`.
+pub async fn alert_by_id(conn: &mut AnyConnection, id: i64) -> StoreResult<Alert> {
+    let row = sqlx::query(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1")).bind(id).fetch_one(conn).await?;
+    alert_from_row(&row)
 }
 
 fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Alert> {
@@ -163,14 +144,14 @@ pub async fn all_alerts(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec
     rows.iter().map(|r| Ok((alert_from_row(r)?, r.try_get("email")?))).collect()
 }
 
-/// Resolves the admin alert about an unpriced (provider, model), and says
-/// so to webhooks (`alert.resolved`).
+/// Resolves the admin alert about an unpriced (provider, model); its id
+/// when it was open.
 pub async fn resolve_unpriced_alert(
     conn: &mut AnyConnection,
     provider: &str,
     model: Option<&str>,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<Option<i64>> {
     let key = crate::domain::alerts::unpriced_alert(provider, model).dedupe_key;
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE dedupe_key = $1 AND resolved_at IS NULL
@@ -180,17 +161,18 @@ pub async fn resolve_unpriced_alert(
     .bind(ms(now))
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(id) = id {
-        announce(conn, EventType::AlertResolved, id, now).await?;
-    }
-    Ok(())
+    Ok(id)
 }
 
 /// Raises an admin alert about usage the catalog cannot price (a model
 /// without a price, or its web-search queries), or makes it apply again;
-/// webhooks hear of either (`price.unpriced`). True when it was not open.
-pub async fn raise_unpriced_alert(conn: &mut AnyConnection, a: &NewAlert, now: DateTime<Utc>) -> StoreResult<bool> {
-    raise(conn, None, None, a, EventType::PriceUnpriced, now).await
+/// its id when it was not open.
+pub async fn raise_unpriced_alert(
+    conn: &mut AnyConnection,
+    a: &NewAlert,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<i64>> {
+    raise(conn, None, None, a, now).await
 }
 
 /// The user's threshold alerts of the period starting at `period_start`
@@ -213,9 +195,10 @@ pub async fn open_threshold_alerts(
         .collect()
 }
 
-/// Marks alerts resolved (and read: there is nothing left to act on), and
-/// says so to webhooks (`alert.resolved`).
-pub async fn resolve_alerts(conn: &mut AnyConnection, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
+/// Marks alerts resolved (and read: there is nothing left to act on); the
+/// ids of those that were open.
+pub async fn resolve_alerts(conn: &mut AnyConnection, ids: &[i64], now: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+    let mut resolved = Vec::new();
     for id in ids {
         let r = sqlx::query(
             "UPDATE alerts SET resolved_at = $2, is_read = 1, read_at = COALESCE(read_at, $2) WHERE id = $1 AND resolved_at IS NULL",
@@ -225,20 +208,20 @@ pub async fn resolve_alerts(conn: &mut AnyConnection, ids: &[i64], now: DateTime
         .execute(&mut *conn)
         .await?;
         if r.rows_affected() == 1 {
-            announce(conn, EventType::AlertResolved, *id, now).await?;
+            resolved.push(*id);
         }
     }
-    Ok(())
+    Ok(resolved)
 }
 
 /// Resolves the user's threshold alerts of periods before `period_start`
-/// (a new period began: usage starts again from zero). How many.
+/// (a new period began: usage starts again from zero); their ids.
 pub async fn resolve_threshold_alerts_before(
     conn: &mut AnyConnection,
     user_id: &str,
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> StoreResult<u64> {
+) -> StoreResult<Vec<i64>> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM alerts WHERE user_id = $1 AND period_start < $2 AND alert_type = 'usage_threshold' AND resolved_at IS NULL",
     )
@@ -246,34 +229,32 @@ pub async fn resolve_threshold_alerts_before(
     .bind(ms(period_start))
     .fetch_all(&mut *conn)
     .await?;
-    resolve_alerts(conn, &ids, now).await?;
-    Ok(ids.len() as u64)
+    resolve_alerts(conn, &ids, now).await
 }
 
 /// Raises a threshold alert of `user_id`'s period, or, raised before and
 /// resolved since (a plan change moved the limit), makes it apply again;
-/// webhooks hear of either (`alert.created`).
+/// its id when it was not open.
 pub async fn raise_threshold_alert(
     conn: &mut AnyConnection,
     user_id: &str,
     period: (DateTime<Utc>, &str),
     a: &NewAlert,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
-    raise(conn, Some(user_id), Some(period), a, EventType::AlertCreated, now).await.map(|_| ())
+) -> StoreResult<Option<i64>> {
+    raise(conn, Some(user_id), Some(period), a, now).await
 }
 
 /// Inserts an alert, or opens the resolved one with its dedupe key again
-/// (unread, saying it anew), and puts it in the webhook outbox as
-/// `event_type`. True when it was not open; an open one is left as it is.
+/// (unread, saying it anew). Its id when it was not open; an open one is
+/// left as it is.
 async fn raise(
     conn: &mut AnyConnection,
     user_id: Option<&str>,
     period: Option<(DateTime<Utc>, &str)>,
     a: &NewAlert,
-    event_type: EventType,
     now: DateTime<Utc>,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<i64>> {
     let id = match insert_alert(conn, user_id, period, a, now).await? {
         Some(id) => Some(id),
         None => {
@@ -290,10 +271,7 @@ async fn raise(
             .await?
         }
     };
-    if let Some(id) = id {
-        announce(conn, event_type, id, now).await?;
-    }
-    Ok(id.is_some())
+    Ok(id)
 }
 
 /// The open administrators' alerts of one type about `provider`:

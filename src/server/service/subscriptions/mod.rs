@@ -15,6 +15,7 @@ use serde_json::json;
 use sqlx::AnyConnection;
 
 use super::catalog::{CatalogCache, CatalogSnapshot};
+use super::webhooks::announce_alerts;
 use crate::domain::identity::UserId;
 use crate::domain::limits::LimitUse;
 use crate::domain::money::Nanos;
@@ -201,7 +202,8 @@ pub async fn ensure_current(
             Some(if active { fee_for(plan, sub.billing_cycle, &next, sub.cycle_start) } else { Nanos::ZERO });
     }
     // Usage starts again from zero: the old periods' alerts stop applying.
-    alerts::resolve_threshold_alerts_before(conn, &sub.user_id, sub.period_start, now).await?;
+    let resolved = alerts::resolve_threshold_alerts_before(conn, &sub.user_id, sub.period_start, now).await?;
+    announce_alerts(conn, EventType::AlertResolved, resolved, now).await?;
     users::update_subscription(conn, sub, now).await
 }
 
@@ -233,7 +235,8 @@ pub async fn resolve_stale_alerts(
         })
         .map(|(id, ..)| id)
         .collect();
-    alerts::resolve_alerts(tx, &stale, now).await?;
+    let resolved = alerts::resolve_alerts(tx, &stale, now).await?;
+    announce_alerts(tx, EventType::AlertResolved, resolved, now).await?;
     Ok(!stale.is_empty())
 }
 

@@ -85,7 +85,7 @@ impl SecretBox {
 /// Where the key file is when `TALLY_SECRET_KEY_FILE` does not say: beside
 /// a SQLite database, else `data/tally.key`.
 pub fn default_key_file(database_url: &str) -> PathBuf {
-    match super::store::one_server::sqlite_file(database_url) {
+    match super::store::sqlite_file(database_url) {
         Some(db) => db.parent().unwrap_or(Path::new(".")).join("tally.key"),
         None => PathBuf::from("data/tally.key"),
     }

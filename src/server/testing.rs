@@ -73,7 +73,8 @@ impl TestDb {
     }
 }
 
-fn remove_sqlite_files(p: &std::path::Path) {
+/// Removes a SQLite database file with its WAL and shared-memory files.
+pub fn remove_sqlite_files(p: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
     }

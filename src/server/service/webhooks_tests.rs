@@ -350,9 +350,7 @@ async fn a_restart_mid_retry_loses_nothing_sqlite() {
         s
     };
     restart_mid_retry(open().await, open).await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    crate::server::testing::remove_sqlite_files(&path);
 }
 
 fn pg_url() -> String {

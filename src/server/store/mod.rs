@@ -272,15 +272,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The database file a SQLite URL names; `None` for PostgreSQL and for an
+/// in-memory database. The one reading of a SQLite URL's path: connecting,
+/// the serving lock and the default secret-key file all use it.
+pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    let path = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 /// For SQLite file URLs: make sure the directory exists and ask for
 /// create-if-missing (`mode=rwc`) unless the URL chose a mode.
 fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:"
-        && !path.is_empty()
-        && let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
-    {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    if let Some(dir) = sqlite_file(url).as_deref().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Config(format!("cannot create directory {}: {e}", dir.display())))?;
     }
@@ -574,9 +579,7 @@ mod tests {
             }
             drop(conns);
             store.close().await;
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
+            crate::server::testing::remove_sqlite_files(&path);
             if std::env::var("TALLY_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
                 continue;
             }

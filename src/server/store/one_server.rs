@@ -17,14 +17,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The database file a SQLite URL names; `None` for PostgreSQL and for an
-/// in-memory database.
-pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
-    let path = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next().unwrap_or(path);
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
 /// Held for as long as this process serves the file.
 #[derive(Debug)]
 pub struct ServeLock {
@@ -36,7 +28,7 @@ pub struct ServeLock {
 /// says which process serves it already. `None` for PostgreSQL, where any
 /// number of servers share the database.
 pub fn lock_for_serving(database_url: &str) -> anyhow::Result<Option<ServeLock>> {
-    let Some(db) = sqlite_file(database_url) else { return Ok(None) };
+    let Some(db) = super::sqlite_file(database_url) else { return Ok(None) };
     let path = lock_path(&db)?;
     let mut file = OpenOptions::new()
         .read(true)
@@ -116,7 +108,7 @@ mod tests {
     fn postgres_and_memory_take_no_lock() {
         assert!(lock_for_serving("postgres://postgres@127.0.0.1/test").unwrap().is_none());
         assert!(lock_for_serving("sqlite::memory:").unwrap().is_none());
-        assert_eq!(sqlite_file("sqlite://data/tally.db?mode=rwc"), Some(PathBuf::from("data/tally.db")));
-        assert_eq!(sqlite_file("sqlite:tally.db"), Some(PathBuf::from("tally.db")));
+        assert_eq!(super::super::sqlite_file("sqlite://data/tally.db?mode=rwc"), Some(PathBuf::from("data/tally.db")));
+        assert_eq!(super::super::sqlite_file("sqlite:tally.db"), Some(PathBuf::from("tally.db")));
     }
 }

@@ -264,8 +264,8 @@ test('admin creates a user, makes them an admin and disables them, all in the we
   await expect(form.getByRole('status')).toHaveText('User created on the default plan.');
   const row = page.locator('tr', { hasText: email });
   await expect(row).toContainText('user');
-  await row.getByRole('button', { name: `Make ${email} an admin` }).click();
-  await expect(row.getByRole('button', { name: `Make ${email} a user` })).toBeVisible();
+  await row.getByRole('button', { name: `Make admin: ${email}` }).click();
+  await expect(row.getByRole('button', { name: `Make user: ${email}` })).toBeVisible();
   await row.getByRole('button', { name: `Disable ${email}` }).click();
   await expect(row).toContainText('disabled');
   await shot(page, info, 'admin-users');

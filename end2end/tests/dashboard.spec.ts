@@ -59,7 +59,7 @@ test('range and metric toggles change the series', async ({ page }, info) => {
   await ready(page, info);
   await page.getByTestId('trend-range-12m').click();
   await expect(page.getByTestId('trend-table').locator('tbody tr')).toHaveCount(12);
-  await expect(page.getByTestId('trend-range-12m')).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('trend-range-12m')).toHaveAttribute('aria-current', 'true');
   await page.getByTestId('trend-range-3m').click();
   await expect(page.getByTestId('trend-table').locator('tbody tr')).toHaveCount(3);
   if (hydrated(info)) {
@@ -71,7 +71,7 @@ test('range and metric toggles change the series', async ({ page }, info) => {
     expect(names).toContain('Projection');
     expect(opt.series.find((s: any) => s.name === 'Projection').lineStyle.type).toBe('dashed');
     await page.getByTestId('trend-metric-calls').click();
-    await expect(page.getByTestId('trend-metric-calls')).toHaveAttribute('aria-pressed', 'true');
+    await expect(page.getByTestId('trend-metric-calls')).toHaveAttribute('aria-current', 'true');
     await expect.poll(async () => (await chartOption(page, 'usage-trend-chart')).yAxis[0].name).toBe('Calls');
     opt = await chartOption(page, 'usage-trend-chart');
     const lastCalls = opt.series[0].data[opt.series[0].data.length - 1];

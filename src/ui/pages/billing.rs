@@ -83,7 +83,7 @@ fn UsageLog() -> impl IntoView {
                             <p class="text-sm text-slate-600" data-testid="usage-count">{format!("{} events · page {} of {}", format_count(p.total), p.page, p.pages)}</p>
                             <a class="text-sm text-blue-700 underline" href=p.csv_href.clone() download="" data-testid="usage-csv">"Download CSV (all pages)"</a>
                         </div>
-                        <div class="overflow-x-auto">
+                        <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Usage events">
                         <table class="w-full text-sm" data-testid="usage-table">
                             <thead><tr><th class=TH>"When (UTC)"</th><th class=TH>"Provider"</th><th class=TH>"Model"</th><th class=TH>"Tags"</th><th class=TH>"Tokens in / out"</th><th class=TH>"Cost"</th><th class=TH>"Status"</th><th class=TH>"Time"</th></tr></thead>
                             <tbody>
@@ -249,7 +249,7 @@ fn Billing() -> impl IntoView {
                             <a class="text-sm text-blue-700 underline" href=format!("/api/billing/{}/history.csv", h.user_id) download="" data-testid="billing-csv">"Download CSV"</a>
                         </div>
                         {if h.bills.is_empty() { view! { <p class="mt-2 text-sm text-slate-600">"No closed periods yet: the first bill appears when this period ends."</p> }.into_any() } else { view! {
-                            <div class="overflow-x-auto"><table class="mt-2 w-full text-sm" data-testid="billing-table">
+                            <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Closed periods"><table class="mt-2 w-full text-sm" data-testid="billing-table">
                                 <thead><tr><th class=TH>"Period"</th><th class=TH>"Plan"</th><th class=TH>"Plan fee"</th><th class=TH>"Usage"</th><th class=TH>"Total"</th><th class=TH>"Status"</th></tr></thead>
                                 <tbody>{h.bills.iter().map(|b| view! {
                                     <tr class="border-t border-slate-100"><td class=TD>{format!("{} ({} – {})", b.period, b.from, b.to)}</td><td class=TD>{b.plan.clone()}</td>
@@ -264,7 +264,7 @@ fn Billing() -> impl IntoView {
                             <h2 class="text-lg font-semibold">"Renewals and plan changes"</h2>
                             <a class="text-sm text-blue-700 underline" href=format!("/api/billing/{}/renewals.csv", h.user_id) download="" data-testid="renewals-csv">"Download CSV"</a>
                         </div>
-                        <div class="overflow-x-auto"><table class="mt-2 w-full text-sm" data-testid="renewals-table">
+                        <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Renewals and plan changes"><table class="mt-2 w-full text-sm" data-testid="renewals-table">
                             <thead><tr><th class=TH>"Date"</th><th class=TH>"Change"</th><th class=TH>"Plan"</th><th class=TH>"Cycle"</th><th class=TH>"New period"</th><th class=TH>"Amount"</th><th class=TH>"Payment"</th></tr></thead>
                             <tbody>{h.renewals.iter().map(|r| view! {
                                 <tr class="border-t border-slate-100"><td class=TD>{r.at.clone()}</td><td class=TD>{r.kind.clone()}</td>

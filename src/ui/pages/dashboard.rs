@@ -119,7 +119,7 @@ fn DashboardView() -> impl IntoView {
 #[component]
 fn Skeleton() -> AnyView {
     view! {
-        <div class="space-y-4" aria-busy="true" aria-label="Loading your usage">
+        <div class="space-y-4" role="status" aria-busy="true" aria-label="Loading your usage">
             <div class="h-40 animate-pulse rounded-xl bg-slate-200"></div>
             <div class="grid gap-4 lg:grid-cols-2">
                 <div class="h-72 animate-pulse rounded-xl bg-slate-200"></div>
@@ -185,7 +185,7 @@ fn Loaded(
                 <p class="text-sm text-slate-600">{format!("{} · {} plan ({})", d.user_name, d.plan_name, d.billing_cycle)}</p>
             </div>
             <div class="flex items-center gap-3 text-sm">
-                <span class="rounded-full bg-slate-100 px-2 py-0.5" data-testid="unread-count" aria-label="Unread alerts">{format!("{} unread", d.unread_alerts)}</span>
+                <span class="rounded-full bg-slate-100 px-2 py-0.5" data-testid="unread-count">{format!("{} unread", d.unread_alerts)}</span>
                 <span data-testid="live-indicator" data-live=move || live.get().to_string() class="inline-flex items-center gap-1 text-slate-600"
                     title=move || if live.get() { "New usage appears as it is recorded".to_string() } else { format!("Not live: refreshing every {} s", d.refresh_secs) }>
                     <span class="inline-block h-2 w-2 rounded-full" class:bg-green-500=move || live.get() class:bg-slate-400=move || !live.get() aria-hidden="true"></span>
@@ -450,13 +450,13 @@ fn TrendsPanel(d: Dashboard) -> AnyView {
                 <h2 id="trends-title" class="text-lg font-semibold">{format!("Usage trends, last {months} months")}</h2>
                 <div class="flex flex-wrap gap-1" role="group" aria-label="Range">
                     {[(3, "trend-range-3m"), (6, "trend-range-6m"), (12, "trend-range-12m")].into_iter().map(|(m, id)| view! {
-                        <a data-testid=id href=move || with_param(&query.read(), "months", &m.to_string()) class=toggle(months == m) aria-pressed=(months == m).to_string()>{format!("{m} months")}</a>
+                        <a data-testid=id href=move || with_param(&query.read(), "months", &m.to_string()) class=toggle(months == m) aria-current=(months == m).then_some("true")>{format!("{m} months")}</a>
                     }).collect_view()}
                 </div>
                 <div class="flex flex-wrap gap-1" role="group" aria-label="Metric">
                     {[("cost", "trend-metric-cost", "Cost"), ("calls", "trend-metric-calls", "Calls"), ("tokens", "trend-metric-tokens", "Tokens")].into_iter().map(|(m, id, label)| view! {
                         <a data-testid=id href=move || with_param(&query.read(), "metric", m) class=move || toggle(query.read().get("metric").as_deref().unwrap_or("cost") == m)
-                            aria-pressed=move || (query.read().get("metric").as_deref().unwrap_or("cost") == m).to_string()>{label}</a>
+                            aria-current=move || (query.read().get("metric").as_deref().unwrap_or("cost") == m).then_some("true")>{label}</a>
                     }).collect_view()}
                 </div>
             </div>
@@ -496,7 +496,7 @@ fn AlertsPanel(d: Dashboard, mark: ServerAction<MarkAlertRead>, mark_all: Server
                     {["all", "unread", "error", "warning", "info"].into_iter().map(|f| view! {
                         <a href=move || with_param(&query.read(), "alerts", if f == "all" { "" } else { f }) data-filter=f
                             class=move || if filter() == f { "rounded bg-slate-800 px-2 py-0.5 text-white" } else { "rounded border border-slate-300 px-2 py-0.5" }
-                            aria-pressed=move || (filter() == f).to_string()>{f}</a>
+                            aria-current=move || (filter() == f).then_some("true")>{f}</a>
                     }).collect_view()}
                 </div>
                 <ActionForm action=mark_all>
@@ -516,13 +516,21 @@ fn AlertsPanel(d: Dashboard, mark: ServerAction<MarkAlertRead>, mark_all: Server
                         return view! { <li class="text-sm text-slate-600">"No alerts to show."</li> }.into_any();
                     }
                     shown.into_iter().map(|a| {
-                        let tone = match a.severity.as_str() { "error" => "border-red-300 bg-red-50", "warning" => "border-amber-300 bg-amber-50", _ => "border-blue-200 bg-blue-50" };
+                        // Read alerts step back to a plain card (not faded: faded text
+                        // fails the contrast minimum).
+                        let tone = match (a.is_read, a.severity.as_str()) {
+                            (true, _) => "border-slate-200 bg-white",
+                            (false, "error") => "border-red-300 bg-red-50",
+                            (false, "warning") => "border-amber-300 bg-amber-50",
+                            (false, _) => "border-blue-200 bg-blue-50",
+                        };
                         view! {
                             <li data-testid="alert-item" data-read=a.is_read.to_string() data-severity=a.severity.clone() data-resolved=a.resolved_at.is_some().to_string()
-                                class=format!("rounded-lg border p-3 {tone} {}", if a.is_read { "opacity-70" } else { "" })>
+                                class=format!("rounded-lg border p-3 {tone}")>
                                 <div class="flex flex-wrap items-start justify-between gap-2">
                                     <div>
-                                        <p class="font-medium">{(!a.is_read).then(|| view! { <span class="mr-1 inline-block h-2 w-2 rounded-full bg-blue-600" aria-label="unread"></span> })}{a.title.clone()}</p>
+                                        {(!a.is_read).then(|| view! { <span class="sr-only">"Unread alert"</span> })}
+                                        <p class="font-medium">{(!a.is_read).then(|| view! { <span class="mr-1 inline-block h-2 w-2 rounded-full bg-blue-600" aria-hidden="true"></span> })}{a.title.clone()}</p>
                                         <p class="text-sm text-slate-700">{a.message.clone()}</p>
                                         <p class="text-xs text-slate-600">{match &a.resolved_at {
                                             Some(r) => format!("{} · {} · resolved {r}: usage is back under this threshold", a.severity, a.created_at),

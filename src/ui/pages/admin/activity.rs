@@ -62,7 +62,7 @@ fn AuditView() -> impl IntoView {
             {move || Suspend::new(async move {
                 let rows = match entries.await { Ok(r) => r, Err(e) => return load_error(e) };
                 view! {
-                    <DataTable testid="audit-table" headers=&["When", "Who", "What", "Before", "After"]>
+                    <DataTable testid="audit-table" label="Audit trail" headers=&["When", "Who", "What", "Before", "After"]>
                         {rows.into_iter().map(|r| view! {
                             <tr class="border-t border-slate-100">
                                 <td class=TD>{r.at}</td><td class=TD>{r.actor}</td><td class=TD>{format!("{} · {}", r.action, r.entity)}</td>

@@ -45,9 +45,9 @@ fn KeysView() -> impl IntoView {
             {move || Suspend::new(async move {
                 let rows = match keys.await { Ok(r) => r, Err(e) => return load_error(e) };
                 view! {
-                    <DataTable testid="keys-table" headers=&["Key", "User", "Scopes", "Created", "Last used", ""]>
+                    <DataTable testid="keys-table" label="API keys" headers=&["Key", "User", "Scopes", "Created", "Last used", ""]>
                         {rows.into_iter().map(|k| view! {
-                            <tr class="border-t border-slate-100" class:text-slate-400=k.revoked>
+                            <tr class="border-t border-slate-100" class:text-slate-500=k.revoked>
                                 <td class=TD><code>{format!("{}…", k.prefix)}</code><div class="text-slate-500">{k.name.clone()}</div></td>
                                 <td class=TD>{k.user.clone()}</td><td class=TD>{k.scopes.clone()}</td><td class=TD>{k.created_at.clone()}</td><td class=TD>{k.last_used_at.clone()}</td>
                                 <td class=TD>{if k.revoked { view! { <span>"revoked"</span> }.into_any() } else { view! {

@@ -35,11 +35,18 @@ const TH: &str = "px-2 py-2 text-left font-medium text-slate-500";
 const TD: &str = "px-2 py-2 align-top";
 
 /// A bordered, scrollable table with one header row; `children` are the
-/// body's rows. An empty header is a column of actions.
+/// body's rows. An empty header is a column of actions. It scrolls
+/// sideways on a narrow screen, so it is a named region the keyboard can
+/// reach (`label`).
 #[component]
-fn DataTable(testid: &'static str, headers: &'static [&'static str], children: Children) -> impl IntoView {
+fn DataTable(
+    testid: &'static str,
+    label: &'static str,
+    headers: &'static [&'static str],
+    children: Children,
+) -> impl IntoView {
     view! {
-        <div class="overflow-x-auto rounded-xl border border-slate-200 bg-white">
+        <div class="overflow-x-auto rounded-xl border border-slate-200 bg-white" tabindex="0" role="region" aria-label=label>
             <table class="w-full text-sm" data-testid=testid>
                 <thead>
                     <tr>{headers.iter().map(|h| view! { <th class=TH>{*h}</th> }).collect_view()}</tr>

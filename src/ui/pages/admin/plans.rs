@@ -25,7 +25,7 @@ fn PlansView() -> impl IntoView {
                 });
                 view! {
                     {form}
-                    <DataTable testid="plans-table" headers=&["Plan", "Monthly", "Yearly", "Limits", ""]>
+                    <DataTable testid="plans-table" label="Plans" headers=&["Plan", "Monthly", "Yearly", "Limits", ""]>
                         {plans.into_iter().map(|p| view! {
                             <tr class="border-t border-slate-100" class:opacity-60=p.archived>
                                 <td class=TD><div class="font-medium">{p.name.clone()}</div><div class="text-slate-500">{p.tier.clone()}{p.archived.then_some(" · archived")}</div></td>

@@ -136,7 +136,7 @@ fn Report(r: ImportReport) -> impl IntoView {
                         <input type="search" class=INPUT data-testid="import-filter" prop:value=move || filter.get()
                             on:input=move |ev| filter.set(event_target_value(&ev))/>
                     </label>
-                    <div class="mt-2 max-h-96 overflow-auto rounded border border-slate-200">
+                    <div class="mt-2 max-h-96 overflow-auto rounded border border-slate-200" tabindex="0" role="region" aria-label="Changes the import makes">
                         {move || {
                             let rows = matching();
                             let n = rows.len();

@@ -39,9 +39,9 @@ fn PricingView() -> impl IntoView {
                             </ul>
                         </section>
                     })}
-                    <DataTable testid="pricing-table" headers=&["Provider / model", "From", "Input /1M", "Cached /1M", "Output /1M", "Per unit", "Other rates and tiers", ""]>
+                    <DataTable testid="pricing-table" label="Price versions" headers=&["Provider / model", "From", "Input /1M", "Cached /1M", "Output /1M", "Per unit", "Other rates and tiers", ""]>
                         {p.versions.into_iter().map(|v| view! {
-                            <tr class="border-t border-slate-100" class:text-slate-400=!v.current data-current=v.current.to_string() data-scheduled=v.scheduled.to_string() data-model=v.model.clone()>
+                            <tr class="border-t border-slate-100" class:text-slate-500=!v.current data-current=v.current.to_string() data-scheduled=v.scheduled.to_string() data-model=v.model.clone()>
                                 <td class=TD><span class="font-medium">{format!("{} / {}", v.provider, v.model)}</span>{match (v.current, v.scheduled) {
                                     (true, _) => "",
                                     (false, true) => " (scheduled)",

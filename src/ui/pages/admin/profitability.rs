@@ -66,7 +66,7 @@ fn ProfitabilityView() -> impl IntoView {
                             rows.len(), Nanos(fees).display(), Nanos(costs).display(), Nanos(fees - costs).display(), losing)}</p>
                         <a class="text-blue-700 underline" href=p.csv_href.clone() download="" data-testid="profitability-csv">"Download CSV"</a>
                     </div>
-                    <div class="overflow-x-auto rounded-xl border border-slate-200 bg-white">
+                    <div class="overflow-x-auto rounded-xl border border-slate-200 bg-white" tabindex="0" role="region" aria-label="Margin per customer">
                         <table class="w-full text-sm" data-testid="profitability-table">
                             <thead><tr>
                                 {COLUMNS.iter().map(|(col, label)| {

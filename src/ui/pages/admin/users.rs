@@ -58,12 +58,12 @@ fn UsersView() -> impl IntoView {
                 };
                 let active: Vec<AdminPlan> = plans.into_iter().filter(|p| !p.archived).collect();
                 view! {
-                    <DataTable testid="users-table" headers=&["User", "Role", "Plan", "Change plan"]>
+                    <DataTable testid="users-table" label="Users" headers=&["User", "Role", "Plan", "Change plan"]>
                         {users.into_iter().map(|u| {
                             let plans = active.clone();
                             let current = u.plan_id;
                             let uid = u.id.clone();
-                            let (out_id, out_label) = (u.id.clone(), format!("Sign out {} everywhere", u.email));
+                            let (out_id, out_label) = (u.id.clone(), format!("Sign out everywhere: {}", u.email));
                             view! {
                                 <tr class="border-t border-slate-100" data-user=u.id.clone()>
                                     <td class=TD>
@@ -122,7 +122,8 @@ fn UsersView() -> impl IntoView {
 
 /// One small form per admin action on a user.
 fn action_button(act: ServerAction<AdminUserAction>, user_id: String, action: &'static str, label: String) -> AnyView {
-    // The visible text is the action; the accessible name says whom.
+    // The visible text is the action; the accessible name is that text
+    // and whom (WCAG's label in name: a voice user says what they see).
     let text = label.split_whitespace().next().unwrap_or("Do").to_string();
     let text = match action {
         "cancel_at_cycle_end" => "Cancel at cycle end".to_string(),
@@ -150,9 +151,9 @@ fn UserActions(
     disabled: bool,
 ) -> impl IntoView {
     let role_change = if role == "admin" {
-        action_button(act, user_id.clone(), "make_user", format!("Make {email} a user"))
+        action_button(act, user_id.clone(), "make_user", format!("Make user: {email}"))
     } else {
-        action_button(act, user_id.clone(), "make_admin", format!("Make {email} an admin"))
+        action_button(act, user_id.clone(), "make_admin", format!("Make admin: {email}"))
     };
     let access = if disabled {
         action_button(act, user_id, "enable", format!("Enable {email}"))

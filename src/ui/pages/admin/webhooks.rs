@@ -80,7 +80,7 @@ fn WebhooksView() -> impl IntoView {
                     }.into_any();
                 }
                 view! {
-                    <DataTable testid="webhooks-table" headers=&["Endpoint", "Events", "Delivered", "Pending", "Failed", "Created", ""]>
+                    <DataTable testid="webhooks-table" label="Webhook endpoints" headers=&["Endpoint", "Events", "Delivered", "Pending", "Failed", "Created", ""]>
                         {rows.into_iter().map(|e| {
                             let href = format!("/admin/webhooks?endpoint={}", e.id);
                             let failed_class = if e.failed > 0 { "px-2 py-2 align-top text-red-700" } else { TD };
@@ -129,7 +129,7 @@ fn Deliveries(id: String) -> impl IntoView {
                             view! { <p class="text-sm text-slate-600">"Nothing sent yet: deliveries appear here when a subscribed event happens."</p> }.into_any()
                         } else {
                             view! {
-                                <DataTable testid="deliveries-table" headers=&["Event", "Type", "Status", "Attempts", "Response", "Last attempt", "Next attempt", ""]>
+                                <DataTable testid="deliveries-table" label="Deliveries" headers=&["Event", "Type", "Status", "Attempts", "Response", "Last attempt", "Next attempt", ""]>
                                     {rows.into_iter().map(|d| delivery_row(id.clone(), d, replay)).collect_view()}
                                 </DataTable>
                             }.into_any()

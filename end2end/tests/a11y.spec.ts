@@ -77,3 +77,16 @@ test("an admin's pages have no serious accessibility violations", async ({ page,
   await ready(page, info);
   await scan(page, browser, info, ADMIN_PAGES);
 });
+
+test("every chart names the table that holds its figures", async ({ page }, info) => {
+  await signIn(page, DEMO, '/dashboard');
+  await ready(page, info);
+  const charts = page.locator('[role="img"][id$="-chart"]');
+  expect(await charts.count()).toBeGreaterThanOrEqual(2);
+  for (const chart of await charts.all()) {
+    const table = await chart.getAttribute('aria-describedby');
+    expect(table, `${await chart.getAttribute('id')} has no text alternative`).toBeTruthy();
+    await expect(page.locator(`table#${table}`)).toHaveCount(1);
+    await expect(page.locator(`table#${table} tbody tr`).first()).toBeVisible();
+  }
+});

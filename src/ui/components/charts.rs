@@ -142,6 +142,9 @@ pub fn EChart(
     #[prop(default = 300)] height: u32,
     /// Accessible description of what the chart shows.
     label: String,
+    /// The id of the table holding the chart's figures, its text
+    /// alternative (`aria-describedby`).
+    table: &'static str,
     /// Hover and click on items.
     #[prop(optional)]
     on_event: Option<Callback<ChartEvent>>,
@@ -153,7 +156,7 @@ pub fn EChart(
     });
     #[cfg(not(feature = "hydrate"))]
     let _ = (chart, on_event);
-    view! { <div id=id role="img" aria-label=label class="w-full" style=format!("height: {height}px")></div> }
+    view! { <div id=id role="img" aria-label=label aria-describedby=table class="w-full" style=format!("height: {height}px")></div> }
 }
 
 #[cfg(feature = "hydrate")]

@@ -341,7 +341,7 @@ fn provider_card(d: Dashboard) -> AnyView {
                 view! { <p class="mt-2 text-sm text-slate-600">"No cost this period yet."</p> }.into_any()
             } else {
                 view! {
-                    <EChart id="cost-pie-chart" chart height=240 label="Donut chart of this period's cost by provider".to_string() on_event/>
+                    <EChart id="cost-pie-chart" chart height=240 label="Donut chart of this period's cost by provider".to_string() table="cost-pie-table" on_event/>
                     <div class="min-h-[3rem] text-sm" data-testid="pie-hover" aria-live="polite">
                         {move || hovered().map(|p| view! {
                             <p>{format!("{}: {} · {} calls · {} tokens · {:.1}% · {}",
@@ -352,7 +352,7 @@ fn provider_card(d: Dashboard) -> AnyView {
                     </div>
                 }.into_any()
             }}
-            <table class="mt-2 w-full text-sm">
+            <table class="mt-2 w-full text-sm" id="cost-pie-table">
                 <caption class="sr-only">"Cost by provider this period"</caption>
                 <thead class="text-slate-500"><tr><th class="py-1 text-left font-medium">"Provider"</th><th class="py-1 text-right font-medium">"Calls"</th><th class="py-1 text-right font-medium">"Tokens"</th><th class="py-1 text-right font-medium">"Cost"</th><th class="py-1 text-right font-medium">"Share"</th></tr></thead>
                 <tbody>
@@ -460,8 +460,8 @@ fn TrendsPanel(d: Dashboard) -> AnyView {
                     }).collect_view()}
                 </div>
             </div>
-            <EChart id="usage-trend-chart" chart height=320 label="Line chart of usage per month, total and per provider, with this month's projection dashed".to_string()/>
-            <table class="mt-4 w-full text-sm" data-testid="trend-table">
+            <EChart id="usage-trend-chart" chart height=320 label="Line chart of usage per month, total and per provider, with this month's projection dashed".to_string() table="usage-trend-table"/>
+            <table class="mt-4 w-full text-sm" data-testid="trend-table" id="usage-trend-table">
                 <caption class="sr-only">"Usage per month"</caption>
                 <thead class="text-slate-500"><tr><th class="py-1 text-left font-medium">"Month"</th><th class="py-1 text-right font-medium">"Calls"</th><th class="py-1 text-right font-medium">"Tokens"</th><th class="py-1 text-right font-medium">"Cost"</th></tr></thead>
                 <tbody>

@@ -70,9 +70,9 @@ fn Groups(b: BreakdownView) -> impl IntoView {
     view! {
         <div data-testid="cost-groups" data-by=b.by.clone()>
             {(b.total_cost_nanos > 0).then(|| view! {
-                <EChart id="cost-group-chart" chart height=220 label=format!("Donut chart of this period's cost by {}", b.by.trim_start_matches("tag:")) on_event/>
+                <EChart id="cost-group-chart" chart height=220 label=format!("Donut chart of this period's cost by {}", b.by.trim_start_matches("tag:")) table="cost-group-table" on_event/>
             })}
-            <table class="mt-2 w-full text-sm">
+            <table class="mt-2 w-full text-sm" id="cost-group-table">
                 <caption class="sr-only">{format!("Cost by {} in {}", b.by, b.billing_period)}</caption>
                 <thead class="text-slate-500"><tr>
                     <th class="py-1 text-left font-medium">{if b.by == "model" { "Model".to_string() } else { b.by.trim_start_matches("tag:").to_string() }}</th>

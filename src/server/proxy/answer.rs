@@ -147,7 +147,7 @@ pub(super) fn with_event_id(mut resp: Response, event_id: &str) -> Response {
 /// A proxied answer is served on Tally's own origin, so it can never act
 /// as a page of it: `nosniff`, a CSP that sandboxes it and loads nothing,
 /// and anything but JSON or a stream of events as a download.
-pub(super) fn answer_head(resp: &hyper::Response<hyper::body::Incoming>) -> axum::http::response::Builder {
+fn answer_head(resp: &hyper::Response<hyper::body::Incoming>) -> axum::http::response::Builder {
     let mut b = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
         // An upstream that compresses though asked not to: its encoding
@@ -221,7 +221,7 @@ pub(super) async fn whole_answer(
 }
 
 /// The provider's error message, for the usage log.
-pub(super) fn upstream_error_text(body: &[u8], status: StatusCode) -> String {
+fn upstream_error_text(body: &[u8], status: StatusCode) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let message = v
         .pointer("/error/message")
@@ -297,7 +297,7 @@ pub(super) fn stream_answer(
     with_event_id(resp, &event_id)
 }
 
-pub(super) fn tokio_stream_of(
+fn tokio_stream_of(
     mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A proxied call to record, and where its result goes.
-pub(super) type RecordJob = (UsageEvent, tokio::sync::oneshot::Sender<Result<EventResult, AppError>>);
+type RecordJob = (UsageEvent, tokio::sync::oneshot::Sender<Result<EventResult, AppError>>);
 
 /// Records proxied calls in batches: calls that finish while a batch is
 /// being written wait together and go in the next one, through one
@@ -13,7 +13,7 @@ pub(super) type RecordJob = (UsageEvent, tokio::sync::oneshot::Sender<Result<Eve
 /// recorded at once, in a batch of one.
 #[derive(Default)]
 pub(super) struct Recorder {
-    pub(super) queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<RecordJob>>,
+    queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<RecordJob>>,
 }
 
 impl Recorder {

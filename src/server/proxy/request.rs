@@ -19,7 +19,7 @@ pub(super) fn refuse(family: Family, refusal: Refusal, message: &str, code: Opti
 /// The caller's Tally key, wherever its SDK puts one: `Authorization:
 /// Bearer` (OpenAI and most), `x-api-key` (Anthropic), `x-goog-api-key`
 /// or `?key=` (Gemini).
-pub(super) fn caller_secret(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+fn caller_secret(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
     h("authorization")
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -31,7 +31,7 @@ pub(super) fn caller_secret(headers: &HeaderMap, query: Option<&str>) -> Option<
 
 /// The query string without `key=` (the caller's Tally key never goes
 /// upstream), and that key.
-pub(super) fn query_without_key(query: Option<&str>) -> (String, Option<String>) {
+fn query_without_key(query: Option<&str>) -> (String, Option<String>) {
     let mut key = None;
     let kept: Vec<&str> = query
         .unwrap_or("")
@@ -213,7 +213,6 @@ pub(super) async fn hold(
                 &catalog.prices,
                 &family.provider(),
                 call_plan.model.as_deref(),
-                None,
                 call_plan.choices,
                 state.proxy.settings.default_max_output,
                 now,
@@ -254,7 +253,7 @@ pub(super) async fn hold(
 }
 
 /// A store or engine error as a refusal in the provider's shape.
-pub(super) fn refuse_app(family: Family, e: &AppError) -> Response {
+fn refuse_app(family: Family, e: &AppError) -> Response {
     let refusal = match e {
         AppError::Unauthorized | AppError::InvalidCredentials => Refusal::Unauthenticated,
         AppError::Forbidden(_) | AppError::NotFound(_) => Refusal::Forbidden,

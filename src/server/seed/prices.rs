@@ -135,7 +135,7 @@ pub(super) const fn llm(
     PriceRow { provider, model, description, input: Some(input), output: Some(output), cached, unit: None }
 }
 
-pub(super) const fn per_unit(
+const fn per_unit(
     provider: &'static str,
     description: &'static str,
     kind: &'static str,
@@ -187,7 +187,7 @@ pub(super) const DEMO_PRICES: &[PriceRow] = &[
 
 /// What the demo's rows carry beyond input, output and cache reads: cache
 /// writes, long-context tiers and web-search queries as published.
-pub(super) fn extras(row: &PriceRow, rates: &mut Rates) {
+fn extras(row: &PriceRow, rates: &mut Rates) {
     let p = |s: &str| Price::parse(s).expect("demo prices are valid");
     match (row.provider, row.model) {
         ("gemini", "gemini-2.5-pro") => {
@@ -213,7 +213,7 @@ pub(super) fn extras(row: &PriceRow, rates: &mut Rates) {
     }
 }
 
-pub(super) fn price(s: Option<&str>) -> Option<Price> {
+fn price(s: Option<&str>) -> Option<Price> {
     s.map(|v| Price::parse(v).expect("demo prices are valid"))
 }
 
@@ -243,7 +243,7 @@ pub(super) fn version_of(row: &PriceRow, from: DateTime<Utc>) -> PriceVersion {
 
 /// The providers' published output caps of the demo models (tokens one
 /// call can produce).
-pub(super) fn demo_output_cap(model: &str) -> Option<u64> {
+fn demo_output_cap(model: &str) -> Option<u64> {
     Some(match model {
         "gemini-2.5-flash" | "gemini-2.5-pro" => 65_536,
         "gemini-2.0-flash-lite" | "gpt-4" | "claude-3-5-sonnet" => 8_192,

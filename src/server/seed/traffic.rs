@@ -57,9 +57,9 @@ impl Rng {
 
 /// Which provider and models the demo user calls, and how often.
 /// A provider and its weighted models.
-pub(super) type ProviderMix = (&'static str, &'static [(&'static str, u64)]);
+type ProviderMix = (&'static str, &'static [(&'static str, u64)]);
 
-pub(super) const MIX: &[(ProviderMix, u64)] = &[
+const MIX: &[(ProviderMix, u64)] = &[
     (("gemini", &[("gemini-2.5-flash", 50), ("gemini-2.0-flash-lite", 30), ("gemini-2.5-pro", 20)]), 44),
     (("openai", &[("gpt-4o-mini", 55), ("gpt-4o", 35), ("gpt-4", 10)]), 15),
     (("anthropic", &[("claude-3-5-sonnet", 70), ("claude-3-haiku", 30)]), 9),
@@ -86,7 +86,7 @@ pub(super) fn all_recorded(results: Vec<crate::server::service::recording::Event
 /// thinks (reasoning is part of the output), every tenth 2.5 Pro call is
 /// grounded with a web search, and Claude writes what it did not read from
 /// cache to the 5-minute cache on long prompts.
-pub(super) fn demo_parts(provider: &str, model: &str, n: u64, input: u64, cached: u64, output: u64) -> UsageParts {
+fn demo_parts(provider: &str, model: &str, n: u64, input: u64, cached: u64, output: u64) -> UsageParts {
     let mut parts = UsageParts::default();
     if model.starts_with("gemini-2.5") {
         parts.tokens_reasoning = output * 3 / 5;
@@ -145,7 +145,7 @@ pub(super) fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent
 
 /// Attribution the demo product sends: a project on nine calls in ten (so
 /// the dashboard shows an untagged share too), and a feature by API kind.
-pub(super) fn demo_tags(provider: &str, n: u64) -> Tags {
+fn demo_tags(provider: &str, n: u64) -> Tags {
     let mut t = std::collections::BTreeMap::new();
     if !n.is_multiple_of(10) {
         t.insert("project".to_string(), ["blog", "shop", "support"][(n % 7 % 3) as usize].to_string());
@@ -204,9 +204,9 @@ pub struct LoadReport {
 /// Events a load-seed batch holds (one `record` call, one transaction).
 pub const LOAD_BATCH: usize = 1_000;
 /// Events generated (and held in memory) at a time by the load seed.
-pub(super) const LOAD_CHUNK_MAX: usize = 50_000;
+const LOAD_CHUNK_MAX: usize = 50_000;
 /// Load batches recorded at once.
-pub(super) const LOAD_IN_FLIGHT: usize = 4;
+const LOAD_IN_FLIGHT: usize = 4;
 
 /// Bulk usage for measuring at scale: `users` users (`load-00001`, ...) on
 /// the demo's Pro plan, subscribed `days` days before `now`, and `events`

@@ -136,21 +136,18 @@ impl OutputBound {
     }
 }
 
-/// The output tokens to hold for a call that sets `requested` (its own
-/// maximum, every answer asked for included) or none: then the model's
-/// cap from the catalog, else `default_max`, once per answer (`choices`).
+/// The output tokens to hold for a call that sets no maximum of its own
+/// (one that does holds its maximum, [`OutputBound::Requested`]): the
+/// model's cap from the catalog, else `default_max`, once per answer
+/// asked for (`choices`).
 pub fn output_to_hold(
     catalog: &Catalog,
     provider: &Provider,
     model: Option<&str>,
-    requested: Option<u64>,
     choices: u64,
     default_max: u64,
     at: DateTime<Utc>,
 ) -> (u64, OutputBound) {
-    if let Some(n) = requested {
-        return (n, OutputBound::Requested);
-    }
     match catalog.lookup(provider, model, at).and_then(|v| v.max_output_tokens) {
         Some(cap) => (cap.saturating_mul(choices), OutputBound::ModelCap),
         None => (default_max.saturating_mul(choices), OutputBound::Default),
@@ -426,10 +423,10 @@ mod tests {
     use super::*;
     use crate::domain::pricing::{ClassRates, PriceVersion, Rates};
 
-    /// The request's own maximum wins; else the model's cap, else the
+    /// Without the request's own maximum: the model's cap, else the
     /// default, each once per answer asked for.
     #[test]
-    fn output_to_hold_takes_the_request_then_the_model_then_the_default() {
+    fn output_to_hold_takes_the_model_cap_then_the_default() {
         let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
         let version = |model: &str, cap: Option<u64>| PriceVersion {
             id: 0,
@@ -442,22 +439,17 @@ mod tests {
         };
         let catalog = Catalog::new(vec![version("capped", Some(16_384)), version("uncapped", None)]);
         let openai = Provider::parse("openai").unwrap();
-        // (model, the request's maximum, answers asked for, what is held)
-        type Case<'a> = (Option<&'a str>, Option<u64>, u64, (u64, OutputBound));
-        let cases: &[Case] = &[
-            (Some("capped"), Some(100), 3, (100, OutputBound::Requested)),
-            (Some("capped"), None, 1, (16_384, OutputBound::ModelCap)),
-            (Some("capped"), None, 3, (49_152, OutputBound::ModelCap)),
-            (Some("uncapped"), None, 2, (8_000, OutputBound::Default)),
-            (Some("unknown"), None, 1, (4_000, OutputBound::Default)),
-            (Some("capped"), None, u64::MAX, (u64::MAX, OutputBound::ModelCap)),
+        // (model, answers asked for, what is held)
+        let cases: &[(Option<&str>, u64, (u64, OutputBound))] = &[
+            (Some("capped"), 1, (16_384, OutputBound::ModelCap)),
+            (Some("capped"), 3, (49_152, OutputBound::ModelCap)),
+            (Some("uncapped"), 2, (8_000, OutputBound::Default)),
+            (Some("unknown"), 1, (4_000, OutputBound::Default)),
+            (None, 1, (4_000, OutputBound::Default)),
+            (Some("capped"), u64::MAX, (u64::MAX, OutputBound::ModelCap)),
         ];
-        for &(model, requested, choices, want) in cases {
-            assert_eq!(
-                output_to_hold(&catalog, &openai, model, requested, choices, 4_000, at),
-                want,
-                "{model:?} {requested:?} x{choices}"
-            );
+        for &(model, choices, want) in cases {
+            assert_eq!(output_to_hold(&catalog, &openai, model, choices, 4_000, at), want, "{model:?} x{choices}");
         }
     }
 }

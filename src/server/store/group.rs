@@ -5,7 +5,7 @@ use super::*;
 
 /// SQLite: the longest a group with only reservations' holds stays open
 /// (see [`GroupWriter::flush_soon`]).
-pub(super) const MEMO_FLUSH_DELAY: Duration = Duration::from_millis(2);
+const MEMO_FLUSH_DELAY: Duration = Duration::from_millis(2);
 
 /// SQLite group commit.
 ///
@@ -34,9 +34,9 @@ pub(super) struct GroupWriter {
     pub(super) shared: Arc<std::sync::Mutex<Shared>>,
     /// Told when a group opens (the group holds it too).
     pub(super) opened: Arc<tokio::sync::Notify>,
-    pub(super) flush: Arc<tokio::sync::Notify>,
+    flush: Arc<tokio::sync::Notify>,
     /// A flush is due shortly (see [`GroupWriter::flush_soon`]).
-    pub(super) flush_due: Arc<std::sync::atomic::AtomicBool>,
+    flush_due: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What reservations decide on ([`Store::in_memo`]), behind a short lock
@@ -56,9 +56,9 @@ pub(super) struct Shared {
     pub(super) memo: memo::Memo,
     /// Holds taken on the memo alone, written before the next job's
     /// statements or the commit, whichever comes first.
-    pub(super) pending_holds: Vec<holds::NewHold>,
+    pending_holds: Vec<holds::NewHold>,
     /// Told when the open group has committed.
-    pub(super) done: Option<tokio::sync::watch::Receiver<GroupOutcome>>,
+    done: Option<tokio::sync::watch::Receiver<GroupOutcome>>,
 }
 
 impl Shared {
@@ -75,7 +75,7 @@ impl Shared {
     }
 
     /// Whether the running job may change `user_id`'s state.
-    pub(super) fn busy_with(&self, user_id: &str) -> bool {
+    fn busy_with(&self, user_id: &str) -> bool {
         match &self.running {
             None | Some(view::Affects::NothingCached) => false,
             Some(view::Affects::Anything) => true,
@@ -91,7 +91,7 @@ impl std::fmt::Debug for GroupWriter {
 }
 
 /// How a group's commit ended, shared by every job in it.
-pub(super) type GroupOutcome = Option<Result<(), Arc<StoreError>>>;
+type GroupOutcome = Option<Result<(), Arc<StoreError>>>;
 
 /// The open group: its transaction and the jobs waiting for its commit.
 #[derive(Default)]
@@ -105,14 +105,14 @@ pub(super) struct Group {
     /// A job ended without committing or rolling back (its future was
     /// dropped): its savepoint is still open and is rolled back before the
     /// connection is used again.
-    pub(super) abandoned: bool,
+    abandoned: bool,
     /// The last job ended well, and its savepoint is released with the next
     /// job's start (one statement, not two) or committed with the group.
-    pub(super) unreleased: bool,
+    unreleased: bool,
     /// The memo and what reservations decided on it ([`Shared`]).
-    pub(super) shared: Arc<std::sync::Mutex<Shared>>,
+    shared: Arc<std::sync::Mutex<Shared>>,
     /// Told when a group opens: reservations waiting for one decide then.
-    pub(super) opened: Arc<tokio::sync::Notify>,
+    opened: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Group {
@@ -171,7 +171,7 @@ impl Group {
 
     /// Closes the writer's connection (rolling back whatever it had open);
     /// the next group takes a fresh one.
-    pub(super) async fn discard(&mut self) {
+    async fn discard(&mut self) {
         self.open = false;
         self.unreleased = false;
         {
@@ -185,7 +185,7 @@ impl Group {
         }
     }
 
-    pub(super) async fn run(&mut self, sql: &str) -> StoreResult<()> {
+    async fn run(&mut self, sql: &str) -> StoreResult<()> {
         sqlx::query(sql).execute(self.conn()).await?;
         Ok(())
     }
@@ -214,7 +214,7 @@ impl Group {
     /// The group cannot go on (its transaction or a savepoint failed):
     /// rolls back everything uncommitted and fails every job waiting for
     /// it. Returns the error for the job that saw it.
-    pub(super) async fn fail(&mut self, e: StoreError) -> StoreError {
+    async fn fail(&mut self, e: StoreError) -> StoreError {
         let e = Arc::new(e);
         tracing::warn!(error = %e, "a SQLite write group failed; its jobs are rolled back and told so");
         if self.open {
@@ -228,7 +228,7 @@ impl Group {
     }
 
     /// Commits the open group, if any, and tells its jobs how it went.
-    pub(super) async fn flush(&mut self) {
+    async fn flush(&mut self) {
         self.recover().await;
         if self.open {
             // The holds decided so far are written while reservations may
@@ -274,7 +274,7 @@ impl Group {
 
     /// Writes the holds taken on the memo alone. They go in the last ended
     /// job's savepoint, which is never rolled back.
-    pub(super) async fn write_pending(&mut self) -> StoreResult<()> {
+    async fn write_pending(&mut self) -> StoreResult<()> {
         let pending = std::mem::take(&mut self.shared().pending_holds);
         if pending.is_empty() {
             return Ok(());
@@ -283,7 +283,7 @@ impl Group {
     }
 
     /// Opens the next job's savepoint, releasing the last one's.
-    pub(super) async fn start_job(&mut self) -> StoreResult<()> {
+    async fn start_job(&mut self) -> StoreResult<()> {
         // Until it says what it changes, the job may change anything.
         self.shared().running = Some(view::Affects::Anything);
         if let Err(e) = self.write_pending().await {
@@ -362,8 +362,8 @@ impl GroupWriter {
 /// A decision on the write group's memo alone (see [`Store::in_memo`]),
 /// possibly beside a running job.
 pub struct MemoJob<'a> {
-    pub(super) shared: &'a mut Shared,
-    pub(super) held_for: Vec<String>,
+    shared: &'a mut Shared,
+    held_for: Vec<String>,
 }
 
 impl MemoJob<'_> {

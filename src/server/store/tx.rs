@@ -10,15 +10,15 @@ use super::*;
 /// It also says what it changes ([`WriteTx::affects`]), so the process's
 /// caches of store state drop exactly that when it commits.
 pub struct WriteTx {
-    pub(super) inner: TxInner,
+    inner: TxInner,
     /// What it said it changes; `None`, said nothing: anything.
-    pub(super) affects: Option<view::Affects>,
-    pub(super) view: Arc<view::UsageView>,
+    affects: Option<view::Affects>,
+    view: Arc<view::UsageView>,
     /// What to announce once committed (see [`live`]).
-    pub(super) notices: Vec<live::Change>,
-    pub(super) live: Arc<live::LiveHub>,
+    notices: Vec<live::Change>,
+    live: Arc<live::LiveHub>,
     /// SQLite: what the group's memo keeps once this job ends.
-    pub(super) learned: memo::Learned,
+    learned: memo::Learned,
 }
 
 pub(super) enum TxInner {
@@ -153,7 +153,7 @@ impl WriteTx {
         Ok(())
     }
 
-    pub(super) async fn send_notices(
+    async fn send_notices(
         tx: &mut Transaction<'static, Any>,
         live: &live::LiveHub,
         notices: &[live::Change],
@@ -164,11 +164,7 @@ impl WriteTx {
         Ok(())
     }
 
-    pub(super) async fn commit_inner(
-        inner: TxInner,
-        affects: &view::Affects,
-        learned: memo::Learned,
-    ) -> StoreResult<()> {
+    async fn commit_inner(inner: TxInner, affects: &view::Affects, learned: memo::Learned) -> StoreResult<()> {
         match inner {
             TxInner::Own(tx) => tx.commit().await?,
             TxInner::Grouped { mut group, flush } => {

@@ -391,6 +391,22 @@ pub fn first_exceeded(limits: &Limits, usage: &Usage, demand: &Demand) -> Option
     })
 }
 
+/// What usage may already be, limit by limit, for `added` on top of it to
+/// fit: each limit `added` counts toward, with the limit less what it adds.
+/// Usage at or under every ceiling admits the demands that make up `added`
+/// one by one under [`first_exceeded`], and usage over any refuses one of
+/// them (demands only add), so a store can confirm a decision by comparing
+/// its sums with these figures alone.
+pub fn ceilings(limits: &Limits, added: &Usage) -> Vec<(LimitKey, i64)> {
+    limits
+        .iter()
+        .filter_map(|(key, limit)| {
+            let add = added.measure(key);
+            (add > 0).then(|| (key.clone(), limit.saturating_sub(add)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +440,54 @@ mod tests {
                 proptest::prop_assert_eq!(sat.get(c), a[c as usize].saturating_add(b[c as usize]));
             }
         }
+    }
+
+    proptest::proptest! {
+        /// A store that compares its sums with [`ceilings`] admits exactly
+        /// what the gate admits weighing the demands one by one: every
+        /// demand passes [`first_exceeded`] (each seeing the ones before
+        /// it) if and only if usage is at or under every ceiling.
+        #[test]
+        fn ceilings_decide_as_the_demands_one_by_one(
+            limits in proptest::collection::vec((0usize..3, 0usize..3, 1i64..2_000), 0..6),
+            used in proptest::collection::vec((0usize..3, 0i64..1_000, 0i64..3_000, 0i64..3_000), 0..4),
+            demands in proptest::collection::vec((0usize..3, 0i64..400, 0i64..900), 1..5),
+        ) {
+            let providers = ["gemini", "openai", "tavily"].map(prov);
+            let mut l = Limits::new();
+            for (kind, p, v) in limits {
+                let key = match kind {
+                    0 => LimitKey::Calls(providers[p].clone()),
+                    1 => LimitKey::Tokens(providers[p].clone()),
+                    _ => LimitKey::MonthlyCost,
+                };
+                l.set(key, Some(v));
+            }
+            let mut seen = Usage::default();
+            for (p, calls, tokens, cost) in used {
+                seen.add(&providers[p], ProviderUsage { calls, tokens, cost: Nanos(cost) });
+            }
+            let (mut running, mut added, mut one_by_one) = (seen.clone(), Usage::default(), true);
+            for (p, tokens, cost) in demands {
+                let d = Demand { provider: providers[p].clone(), calls: 1, tokens, cost: Nanos(cost) };
+                one_by_one &= first_exceeded(&l, &running, &d).is_none();
+                let u = ProviderUsage { calls: 1, tokens, cost: Nanos(cost) };
+                running.add(&d.provider, u);
+                added.add(&d.provider, u);
+            }
+            let by_ceilings = ceilings(&l, &added).iter().all(|(key, ceiling)| seen.measure(key) <= *ceiling);
+            proptest::prop_assert_eq!(by_ceilings, one_by_one);
+        }
+    }
+
+    #[test]
+    fn ceilings_name_only_the_limits_a_demand_adds_to() {
+        let limits = Limits::new().with("gemini_calls", 10).with("openai_calls", 5).with("monthly_cost", 1_000);
+        let added = usage(2, 50, 0);
+        assert_eq!(ceilings(&limits, &added), vec![(LimitKey::parse("gemini_calls").unwrap(), 8)]);
+        let added = usage(1, 0, 300);
+        let got: Vec<_> = ceilings(&limits, &added).into_iter().map(|(k, c)| (k.as_string(), c)).collect();
+        assert_eq!(got, vec![("gemini_calls".to_string(), 9), ("monthly_cost".to_string(), 700)]);
     }
 
     fn prov(s: &str) -> Provider {

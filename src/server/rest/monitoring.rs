@@ -190,6 +190,17 @@ fn prometheus_text(state: &AppState) -> String {
     }
     head(
         &mut o,
+        "tally_reservations_one_trip_total",
+        "counter",
+        "PostgreSQL reservations decided on this node's copy and sent in one round trip, by what the store found \
+         (held; changed: the subscription or catalog had moved; full: usage had grown past the copy). The last two \
+         were decided again under the user's lock.",
+    );
+    for (outcome, n) in c.one_trip() {
+        let _ = writeln!(o, "tally_reservations_one_trip_total{{outcome=\"{}\"}} {n}", outcome.as_str());
+    }
+    head(
+        &mut o,
         "tally_proxy_calls_total",
         "counter",
         "Tracking-proxy calls by provider and outcome (answered, upstream_error, denied, refused, unreachable, timeout).",

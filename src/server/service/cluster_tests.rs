@@ -17,9 +17,19 @@ use crate::server::testing::{TestDb, engine_with_catalog, t, user_on_plan};
 
 /// A second node: its own pool and engine on the first node's schema.
 async fn second_node(db: &TestDb, first: &Engine) -> Engine {
+    second_node_keeping(db, first, StoreOptions::default().cache_ttl).await
+}
+
+/// A second node whose copies of store state answer for `cache_ttl`.
+async fn second_node_keeping(db: &TestDb, first: &Engine, cache_ttl: std::time::Duration) -> Engine {
     let url =
         std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| crate::server::testing::DEFAULT_TEST_DATABASE_URL.into());
-    let opts = StoreOptions { schema: db.schema().map(str::to_string), max_connections: 20, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        schema: db.schema().map(str::to_string),
+        max_connections: 20,
+        cache_ttl,
+        ..StoreOptions::default()
+    };
     let store = Store::connect(&url, opts).await.expect("second node connects");
     Engine::new(store, first.config.clone())
 }
@@ -171,6 +181,89 @@ async fn a_write_on_one_node_is_heard_on_the_other() {
     // view to expire.
     let p = b.preflight("u1", &[search()], false, now).await.unwrap();
     assert!(!p.can_proceed, "B's view was dropped when it heard A");
+    b.store.close().await;
+    db.cleanup().await;
+}
+
+/// A node whose copy of the user outlives the test (a minute), so what it
+/// decides on is certainly stale once the other node has written.
+async fn stale_second_node(db: &TestDb, first: &Engine) -> Engine {
+    second_node_keeping(db, first, std::time::Duration::from_secs(60)).await
+}
+
+fn one_trips(e: &Engine) -> Vec<(&'static str, u64)> {
+    e.counters.one_trip().into_iter().map(|(o, n)| (o.as_str(), n)).collect()
+}
+
+/// A reservation decided on a node's copy of the user goes in one round
+/// trip, and the store writes it only if the room the copy showed is still
+/// there: node B's copy predates node A's reservations, so B's attempt
+/// finds the limit full, writes nothing, and B denies under the lock.
+#[tokio::test]
+async fn a_stale_copy_cannot_reserve_past_the_limit() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new().with("tavily_calls", 3), start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let b = stale_second_node(&db, &a).await;
+    let now = t(2026, 11, 10);
+    assert!(b.preflight("u1", &[search()], false, now).await.unwrap().can_proceed, "B copies u1: nothing used");
+    for _ in 0..3 {
+        assert!(a.preflight("u1", &[search()], true, now).await.unwrap().can_proceed);
+    }
+    let denied = b.preflight("u1", &[search()], true, now).await.unwrap();
+    assert!(!denied.can_proceed);
+    assert_eq!(denied.denied_by.expect("the calls limit").used, 3, "decided on the database, not the copy");
+    assert_eq!(one_trips(&a), [("held", 3), ("changed", 0), ("full", 0)], "A's copy carried its own holds");
+    assert_eq!(one_trips(&b), [("held", 0), ("changed", 0), ("full", 1)]);
+    // The denial under the lock dropped B's copy: B's next attempt reads the
+    // database and is denied without a trip.
+    assert!(!b.preflight("u1", &[search()], true, now).await.unwrap().can_proceed);
+    assert_eq!(one_trips(&b)[2], ("full", 1));
+    b.store.close().await;
+    db.cleanup().await;
+}
+
+/// The copy's premises beyond usage: a subscription paused on another node,
+/// and a plan whose limit another node lowered (a new catalog revision),
+/// each make the one-trip attempt write nothing; the decision under the
+/// lock then sees them.
+#[tokio::test]
+async fn a_copy_of_an_older_subscription_or_catalog_is_refused() {
+    use super::admin::PlanForm;
+    use super::subscriptions::Lifecycle;
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new().with("tavily_calls", 5), start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    user_on_plan(&a, "u2", plan, start).await;
+    let b = stale_second_node(&db, &a).await;
+    let now = t(2026, 11, 10);
+    for user in ["u1", "u2"] {
+        assert!(b.preflight(user, &[search()], true, now).await.unwrap().can_proceed);
+    }
+    assert_eq!(one_trips(&b)[0], ("held", 2));
+
+    a.change_status("u1", Lifecycle::Pause, "admin", now).await.unwrap();
+    let paused = b.preflight("u1", &[search()], true, now).await;
+    assert!(matches!(paused, Err(crate::server::error::AppError::Forbidden(_))), "{paused:?}");
+    assert_eq!(one_trips(&b)[1], ("changed", 1));
+
+    let form = PlanForm {
+        name: "Test".into(),
+        tier: "pro".into(),
+        price_monthly: "79".into(),
+        price_yearly: "790".into(),
+        description: String::new(),
+        features: vec![],
+        limits: [("tavily_calls".to_string(), "1".to_string())].into(),
+        archived: false,
+    };
+    a.update_plan(plan, &form, "admin", now).await.unwrap();
+    let lowered = b.preflight("u2", &[search()], true, now).await.unwrap();
+    assert!(!lowered.can_proceed, "the new limit (1) is already used");
+    assert_eq!(lowered.denied_by.map(|l| (l.used, l.limit)), Some((1, 1)));
+    assert_eq!(one_trips(&b), [("held", 2), ("changed", 2), ("full", 0)]);
     b.store.close().await;
     db.cleanup().await;
 }

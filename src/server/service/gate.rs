@@ -7,21 +7,24 @@
 //! counts until the event naming it arrives or it expires; expired holds
 //! simply stop counting, so there are no phantom 429s.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::Engine;
 use super::catalog::CatalogSnapshot;
 use super::subscriptions::lock_current;
-use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, first_exceeded};
+use crate::domain::limits::{Demand, LimitUse, ProviderUsage, Usage, ceilings, first_exceeded};
 use crate::domain::money::Nanos;
 use crate::domain::pricing::{Catalog, Quantities, ServiceTier, price_event};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::domain::subscription::Subscription;
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::holds::{self, NewHold};
+use crate::server::store::Backend;
+use crate::server::store::holds::{self, NewHold, OneTrip, Premises};
 use crate::server::store::memo::Held;
 use crate::server::store::users;
-use crate::server::store::view::Affects;
+use crate::server::store::view::{Affects, UserView};
 
 /// One planned operation.
 #[derive(Clone, Debug)]
@@ -185,10 +188,14 @@ impl Engine {
     /// lock and the reads are usually answered by the write group's memo,
     /// an exact record of that same transaction's state (see
     /// [`crate::server::store::memo`]), so the reservation runs no
-    /// statement: its holds are written with the group. On PostgreSQL it
-    /// is five round trips: BEGIN (sent with `SET LOCAL synchronous_commit
-    /// = off`), the lock (which also reads the subscription and the catalog
-    /// revision), usage and holds, the holds' INSERT, and COMMIT.
+    /// statement: its holds are written with the group. On PostgreSQL an
+    /// allowed reservation is usually one round trip: decided on the
+    /// process's copy and confirmed and written by the store under the
+    /// user's lock ([`Engine::reserve_in_one_trip`]). A denial, or a copy
+    /// the store finds out of date, is decided again the long way, in five:
+    /// BEGIN (sent with `SET LOCAL synchronous_commit = off`), the lock
+    /// (which also reads the subscription and the catalog revision), usage
+    /// and holds, the holds' INSERT, and COMMIT.
     pub async fn preflight(
         &self,
         user_id: &str,
@@ -215,6 +222,9 @@ impl Engine {
             return Ok(p);
         }
         if let Some(p) = self.decide_in_memo(user_id, ops, reserve, now).await? {
+            return Ok(p);
+        }
+        if reserve && let Some(p) = self.reserve_in_one_trip(user_id, ops, now).await? {
             return Ok(p);
         }
         let _turn = self.user_turns.take([user_id]).await;
@@ -270,6 +280,71 @@ impl Engine {
         decided.flatten().transpose()
     }
 
+    /// PostgreSQL: an allowed reservation decided on the process's copy of
+    /// the user's state (read from the store when it has no fresh one) and
+    /// written in one round trip by the store, which first confirms under
+    /// the user's row lock that the copy's premises still hold (same period,
+    /// plan, status and catalog revision; usage and holds within the
+    /// [`ceilings`] of what the reservation adds). `None`, with nothing
+    /// written, when the copy denies (a denial is decided under the lock),
+    /// when the store finds a premise broken, and on SQLite.
+    async fn reserve_in_one_trip(
+        &self,
+        user_id: &str,
+        ops: &[Operation],
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<Preflight>> {
+        if self.store.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let catalog = self.catalog.recent(&self.store).await?;
+        let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
+        let held = Held { sub: entry.sub.clone(), used: entry.seen.clone(), held: Usage::default(), until: None };
+        let Ok((preflight, after, new_holds)) = self.decide_on(&catalog, held, ops, true, now) else {
+            return Ok(None);
+        };
+        let Some(expires_at) = new_holds.first().map(|h| h.expires_at).filter(|_| preflight.can_proceed) else {
+            return Ok(None);
+        };
+        let premises = Premises {
+            period_start: entry.sub.period_start,
+            plan_id: entry.sub.plan_id,
+            catalog_revision: catalog.revision,
+        };
+        let ceilings = ceilings(&catalog.limits_of(&entry.sub), &after.held);
+        let mut conn = self.store.pool().acquire().await?;
+        let outcome = holds::reserve_in_one_trip(&mut conn, user_id, premises, &ceilings, &new_holds, now).await?;
+        self.counters.tried_one_trip(outcome);
+        match outcome {
+            OneTrip::Held => {
+                self.store.view().add_held(user_id, &entry, &after.held, expires_at);
+                Ok(Some(preflight))
+            }
+            OneTrip::Changed | OneTrip::Full => Ok(None),
+        }
+    }
+
+    /// The process's copy of the user's subscription, usage and holds,
+    /// read from the store when it has no fresh one. `None` for an unknown
+    /// user and for a period that has ended (rolling it over is a write).
+    async fn user_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Option<Arc<UserView>>> {
+        let view = self.store.view();
+        let entry = match view.get(user_id, now) {
+            Some(entry) => entry,
+            None => {
+                let ticket = view.ticket(user_id);
+                let mut conn = self.store.pool().acquire().await?;
+                let Some(sub) = users::subscription(&mut conn, user_id).await? else { return Ok(None) };
+                if now >= sub.period_end {
+                    return Ok(None);
+                }
+                let seen = holds::usage_and_holds(&mut conn, user_id, sub.current_period().start, now).await?;
+                view.fill(ticket, sub, seen.total(), seen.first_expiry)
+            }
+        };
+        Ok((now < entry.sub.period_end).then_some(entry))
+    }
+
     /// The verdict on `ops` given the user's state, and with `reserve`,
     /// when all are allowed, the holds to write and the state after them.
     fn decide_on(
@@ -314,24 +389,8 @@ impl Engine {
     /// when it needs the locked path: an unknown user (to say so the same
     /// way) or a period that has ended (rolling it over is a write).
     async fn check_only(&self, user_id: &str, ops: &[Operation], now: DateTime<Utc>) -> AppResult<Option<Preflight>> {
-        let view = self.store.view();
         let catalog = self.catalog.recent(&self.store).await?;
-        let entry = match view.get(user_id, now) {
-            Some(entry) => entry,
-            None => {
-                let ticket = view.ticket(user_id);
-                let mut conn = self.store.pool().acquire().await?;
-                let Some(sub) = users::subscription(&mut conn, user_id).await? else { return Ok(None) };
-                if now >= sub.period_end {
-                    return Ok(None);
-                }
-                let seen = holds::usage_and_holds(&mut conn, user_id, sub.current_period().start, now).await?;
-                view.fill(ticket, sub, seen.total(), seen.first_expiry)
-            }
-        };
-        if now >= entry.sub.period_end {
-            return Ok(None);
-        }
+        let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
         Ok(Some(self.verdict(&catalog, &entry.sub, entry.seen.clone(), ops, now)?.preflight))
     }
 

@@ -36,7 +36,7 @@ pub(crate) mod webhooks_tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::store::Store;
+use crate::server::store::{Store, holds};
 use catalog::CatalogCache;
 
 /// Tunables of the engine.
@@ -107,6 +107,9 @@ pub struct Counters {
     /// Preflight answers: [check allowed, check denied, reserve allowed,
     /// reserve denied].
     preflight: [std::sync::atomic::AtomicU64; 4],
+    /// PostgreSQL reservations tried in one round trip, by
+    /// [`holds::OneTrip`] (in its order).
+    one_trip: [std::sync::atomic::AtomicU64; 3],
 }
 
 impl Counters {
@@ -129,6 +132,16 @@ impl Counters {
 
     fn decided(&self, reserve: bool, allowed: bool) {
         Self::add(&self.preflight[(reserve as usize) * 2 + (!allowed) as usize], 1);
+    }
+
+    fn tried_one_trip(&self, outcome: holds::OneTrip) {
+        Self::add(&self.one_trip[outcome as usize], 1);
+    }
+
+    /// PostgreSQL reservations tried in one round trip, by outcome.
+    pub fn one_trip(&self) -> [(holds::OneTrip, u64); 3] {
+        use holds::OneTrip::*;
+        [Held, Changed, Full].map(|o| (o, Self::get(&self.one_trip[o as usize])))
     }
 
     /// Events by outcome: `(accepted|duplicate|rejected, count)`.

@@ -2,12 +2,13 @@
 //! or the hold lapses.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
-use super::{Placeholders, StoreResult, from_ms, ms};
+use super::{Placeholders, StoreError, StoreResult, from_ms, ms};
 use crate::domain::limits::{Counters, ProviderUsage, Usage};
 use crate::domain::money::Nanos;
-use crate::domain::provider::Provider;
+use crate::domain::provider::{LimitKey, Provider};
 
 /// What the gate weighs a new demand against, read in one statement: the
 /// period's committed usage per provider (from the rollups) plus its live
@@ -161,4 +162,89 @@ pub async fn consume_hold(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What [`reserve_in_one_trip`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OneTrip {
+    /// The premises held; the holds are written.
+    Held,
+    /// The subscription (period, plan, status, or the user itself) or the
+    /// catalog revision is not what the decision assumed; nothing written.
+    Changed,
+    /// Usage and holds have grown past a ceiling since the decision's copy
+    /// was read; nothing written.
+    Full,
+}
+
+impl OneTrip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OneTrip::Held => "held",
+            OneTrip::Changed => "changed",
+            OneTrip::Full => "full",
+        }
+    }
+}
+
+/// What a decision made on a copy of the user's state assumed.
+#[derive(Clone, Copy, Debug)]
+pub struct Premises {
+    pub period_start: DateTime<Utc>,
+    pub plan_id: Option<i64>,
+    pub catalog_revision: i64,
+}
+
+/// PostgreSQL: writes `holds` (all of `user_id`, in the period of
+/// `premises`) in one round trip, if under the user's row lock the
+/// premises still hold and the period's usage plus live holds is within
+/// each of `ceilings` (see [`crate::domain::limits::ceilings`]). The
+/// function `tally_reserve` (migration 0016) does the work inside the
+/// server; its commit does not wait for the WAL flush.
+pub async fn reserve_in_one_trip(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    premises: Premises,
+    ceilings: &[(LimitKey, i64)],
+    holds: &[NewHold],
+    now: DateTime<Utc>,
+) -> StoreResult<OneTrip> {
+    let ceilings: Vec<_> = ceilings
+        .iter()
+        .map(|(key, ceiling)| {
+            let (provider, measure) = match key {
+                LimitKey::Calls(p) => (Some(p.as_str()), "calls"),
+                LimitKey::Tokens(p) => (Some(p.as_str()), "tokens"),
+                LimitKey::MonthlyCost => (None, "cost"),
+            };
+            json!({ "provider": provider, "measure": measure, "ceiling": ceiling })
+        })
+        .collect();
+    let holds: Vec<_> = holds
+        .iter()
+        .map(|h| {
+            debug_assert!(h.user_id == user_id && h.period_start == premises.period_start && h.created_at == now);
+            json!({
+                "id": h.id, "op_index": h.op_index, "provider": h.provider, "model": h.model,
+                "calls": h.usage.calls, "tokens": h.usage.tokens, "cost_nanos": h.usage.cost.0,
+                "expires_at": ms(h.expires_at),
+            })
+        })
+        .collect();
+    let outcome: String = sqlx::query_scalar("SELECT tally_reserve($1, $2, $3, $4, $5, $6, $7)")
+        .bind(user_id)
+        .bind(ms(premises.period_start))
+        .bind(premises.plan_id)
+        .bind(premises.catalog_revision)
+        .bind(ms(now))
+        .bind(serde_json::Value::Array(ceilings).to_string())
+        .bind(serde_json::Value::Array(holds).to_string())
+        .fetch_one(conn)
+        .await?;
+    match outcome.as_str() {
+        "ok" => Ok(OneTrip::Held),
+        "changed" => Ok(OneTrip::Changed),
+        "full" => Ok(OneTrip::Full),
+        other => Err(StoreError::Corrupt(format!("tally_reserve answered `{other}`"))),
+    }
 }

@@ -1,11 +1,14 @@
 //! The process's in-memory view of what the check-only gate reads: per
 //! user, the subscription, the open period's committed usage and its holds.
 //!
-//! **The store is the authority; this is a copy.** A reservation never
-//! reads it: it locks the user's subscription row and reads usage and holds
-//! in its own transaction, so no copy here can ever let a limit be
-//! exceeded, on one node or many. Only a check without `reserve`, which
-//! promises nothing, answers from the view.
+//! **The store is the authority; this is a copy.** A check without
+//! `reserve`, which promises nothing, answers from it. A reservation on
+//! PostgreSQL decides on it too, but only as a proposal: the store writes
+//! its holds after confirming, under the user's row lock, that the usage
+//! the decision assumed room for is still there
+//! ([`super::holds::reserve_in_one_trip`]), and otherwise the gate decides
+//! again on what it reads under the lock. So no copy here can ever let a
+//! limit be exceeded, on one node or many.
 //!
 //! How stale the copy can be:
 //! - This process's own writes: not at all. Every [`super::WriteTx`] says
@@ -180,6 +183,28 @@ impl UsageView {
             slot.view = Some(view.clone());
         }
         view
+    }
+
+    /// Records a reservation this process just wrote for `user_id`, decided
+    /// on `before` (an entry [`UsageView::get`] or [`UsageView::fill`]
+    /// gave): `before` plus `held`, lapsing no later than `expires_at`, with
+    /// `before`'s stamp, so it answers for other processes' writes no longer
+    /// than `before` would have. When the entry is no longer `before`, the
+    /// user is dropped instead. Either way a load begun before this is not
+    /// kept.
+    pub fn add_held(&self, user_id: &str, before: &Arc<UserView>, held: &Usage, expires_at: DateTime<Utc>) {
+        let mut slots = self.slots();
+        let slot = slots.entry(user_id.to_string()).or_default();
+        slot.version += 1;
+        slot.view = match slot.view.take() {
+            Some(v) if Arc::ptr_eq(&v, before) => Some(Arc::new(UserView {
+                sub: v.sub.clone(),
+                seen: v.seen.plus(held),
+                until: Some(v.until.map_or(expires_at, |t| t.min(expires_at))),
+                stamp: v.stamp,
+            })),
+            _ => None,
+        };
     }
 
     /// Drops what a committed (or possibly committed) write changed.

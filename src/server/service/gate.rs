@@ -297,6 +297,11 @@ impl Engine {
         if self.store.backend() != Backend::Postgres {
             return Ok(None);
         }
+        // One of this process's writers per user at a time, as on the long
+        // way: reservations of one user queue here, not for the row lock
+        // inside the database (each holding a pooled connection while it
+        // waits), and each decides on a copy that carries the one before.
+        let _turn = self.user_turns.take([user_id]).await;
         let catalog = self.catalog.recent(&self.store).await?;
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
         let held = Held { sub: entry.sub.clone(), used: entry.seen.clone(), held: Usage::default(), until: None };

@@ -334,6 +334,40 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
 }
 both_stores!(an_event_settles_only_its_own_hold, an_event_settles_only_its_own_hold);
 
+/// One batch naming one reservation several times settles one hold per
+/// event, each its own (two Tavily events take both Tavily holds, not the
+/// same one twice), and an event past the reservation's holds settles none.
+async fn a_batch_settles_one_hold_per_event(store: Store) {
+    use super::gate::Operation;
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let pro = Operation { model: Some("gemini-2.5-pro".into()), ..op("gemini", 100) };
+    let p = engine.preflight("u1", &[op("tavily", 0), pro, op("tavily", 0)], true, now).await.unwrap();
+    let rid = p.reservation_id.unwrap();
+    let other = engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().reservation_id.unwrap();
+    store.settled().await.unwrap();
+    let named = |id: &str, provider: &str, model: Option<&str>| {
+        let mut e = ev(id, "u1", provider, model, 0, 0, now);
+        e.reservation_id = Some(rid.clone());
+        e
+    };
+    let batch = vec![
+        named("a", "tavily", None),
+        named("b", "gemini", Some("gemini-2.5-pro")),
+        named("c", "tavily", None),
+        named("d", "tavily", None),
+    ];
+    engine.record(ok(batch), now).await.unwrap();
+    let open = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL AND id = '{rid}'");
+    assert_eq!(scalar(&store, &open).await, 0, "all three holds settled");
+    let others =
+        format!("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL AND id = '{other}'");
+    assert_eq!(scalar(&store, &others).await, 1, "the fourth event took nothing from another reservation");
+}
+both_stores!(a_batch_settles_one_hold_per_event, a_batch_settles_one_hold_per_event);
+
 /// Unpriced calls are not free forever: the gate refuses them by default,
 /// and adding a price re-prices what was recorded: in place while the
 /// period is open, in the open period (late) once its bill is issued.

@@ -312,9 +312,7 @@ impl Engine {
             {
                 tx.learned_user(&user_id, Held { used: period_usage, ..held });
             }
-            for (rid, provider, model) in consumed {
-                holds::consume_hold(&mut tx, &user_id, rid, provider, model, now).await?;
-            }
+            holds::consume_holds(&mut tx, &user_id, &consumed, now).await?;
             for (provider, model) in unpriced {
                 let alert = unpriced_alert(provider.as_str(), model);
                 // Raised anew, or again for a model priced since (alert

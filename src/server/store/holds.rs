@@ -136,31 +136,51 @@ pub async fn prune_holds(conn: &mut AnyConnection, now: DateTime<Utc>) -> StoreR
     Ok(done.rows_affected())
 }
 
-/// Settles one hold of a reservation (the event that names it now counts
-/// instead): the first open one of the event's provider and model, else of
-/// its provider with no model named. The reservation's other holds keep
-/// counting.
-pub async fn consume_hold(
+/// Settles the holds a batch of `user_id`'s events names (the events now
+/// count instead), one per item `(reservation id, provider, model)` in the
+/// batch's order: the first open hold of that reservation with the item's
+/// provider and model, else with its provider and no model named. The
+/// reservation's other holds keep counting. Call it under the user's lock.
+/// On PostgreSQL the whole batch is one round trip (the function
+/// `tally_consume_holds`, migration 0016, runs the same statement per
+/// item); SQLite runs it per item in-process.
+pub async fn consume_holds(
     conn: &mut AnyConnection,
     user_id: &str,
-    reservation_id: &str,
-    provider: &str,
-    model: &str,
+    items: &[(&str, &str, &str)],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE reservations SET consumed_at = $4 WHERE id = $1 AND user_id = $2 AND op_index = (
-           SELECT op_index FROM reservations WHERE id = $1 AND user_id = $2 AND provider = $3 AND consumed_at IS NULL
-             AND (model = $5 OR model = '')
-           ORDER BY CASE WHEN model = $5 THEN 0 ELSE 1 END, op_index LIMIT 1)",
-    )
-    .bind(reservation_id)
-    .bind(user_id)
-    .bind(provider)
-    .bind(ms(now))
-    .bind(model)
-    .execute(conn)
-    .await?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    if conn.backend_name() != "SQLite" {
+        let items: Vec<_> = items
+            .iter()
+            .map(|(rid, provider, model)| json!({ "reservation_id": rid, "provider": provider, "model": model }))
+            .collect();
+        sqlx::query("SELECT tally_consume_holds($1, $2, $3)")
+            .bind(user_id)
+            .bind(ms(now))
+            .bind(serde_json::Value::Array(items).to_string())
+            .execute(conn)
+            .await?;
+        return Ok(());
+    }
+    for (reservation_id, provider, model) in items {
+        sqlx::query(
+            "UPDATE reservations SET consumed_at = $4 WHERE id = $1 AND user_id = $2 AND op_index = (
+               SELECT op_index FROM reservations WHERE id = $1 AND user_id = $2 AND provider = $3 AND consumed_at IS NULL
+                 AND (model = $5 OR model = '')
+               ORDER BY CASE WHEN model = $5 THEN 0 ELSE 1 END, op_index LIMIT 1)",
+        )
+        .bind(reservation_id)
+        .bind(user_id)
+        .bind(provider)
+        .bind(ms(now))
+        .bind(model)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

@@ -31,8 +31,7 @@ CREATE FUNCTION tally_reserve(
 ) RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
     s RECORD;
-    c RECORD;
-    current NUMERIC;
+    over BOOLEAN;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = p_user
@@ -45,22 +44,28 @@ BEGIN
         OR (SELECT revision FROM catalog_revision WHERE id = 1) <> p_revision THEN
         RETURN 'changed';
     END IF;
-    FOR c IN SELECT * FROM json_to_recordset(p_ceilings::json) AS x(provider TEXT, measure TEXT, ceiling BIGINT) LOOP
-        SELECT COALESCE(SUM(v), 0) INTO current FROM (
-            SELECT CASE c.measure WHEN 'calls' THEN calls WHEN 'tokens' THEN tokens_input + tokens_output
-                   ELSE cost_nanos END AS v
-            FROM usage_rollups
-            WHERE user_id = p_user AND period_start = p_period_start AND (c.provider IS NULL OR provider = c.provider)
+    -- One pass over the period's rollups and live holds, summed per
+    -- provider, then each ceiling against its provider's sums (or all).
+    WITH sums AS MATERIALIZED (
+        SELECT provider, SUM(calls) AS calls, SUM(tokens) AS tokens, SUM(cost) AS cost FROM (
+            SELECT provider, calls, tokens_input + tokens_output AS tokens, cost_nanos AS cost
+            FROM usage_rollups WHERE user_id = p_user AND period_start = p_period_start
             UNION ALL
-            SELECT CASE c.measure WHEN 'calls' THEN calls WHEN 'tokens' THEN tokens ELSE cost_nanos END
+            SELECT provider, calls, tokens, cost_nanos
             FROM reservations
             WHERE user_id = p_user AND period_start = p_period_start AND consumed_at IS NULL AND expires_at > p_now
-              AND (c.provider IS NULL OR provider = c.provider)
-        ) u;
-        IF current > c.ceiling THEN
-            RETURN 'full';
-        END IF;
-    END LOOP;
+        ) u GROUP BY provider
+    )
+    SELECT COALESCE(bool_or(t.total > c.ceiling), false) INTO over
+    FROM json_to_recordset(p_ceilings::json) AS c(provider TEXT, measure TEXT, ceiling BIGINT)
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(SUM(CASE c.measure WHEN 'calls' THEN x.calls WHEN 'tokens' THEN x.tokens ELSE x.cost END), 0)
+            AS total
+        FROM sums x WHERE c.provider IS NULL OR x.provider = c.provider
+    ) t;
+    IF over THEN
+        RETURN 'full';
+    END IF;
     INSERT INTO reservations (id, op_index, user_id, period_start, provider, model, calls, tokens, cost_nanos,
                               created_at, expires_at)
     SELECT h.id, h.op_index, p_user, p_period_start, h.provider, h.model, h.calls, h.tokens, h.cost_nanos,
@@ -68,5 +73,25 @@ BEGIN
     FROM json_to_recordset(p_holds::json) AS h(id TEXT, op_index BIGINT, provider TEXT, model TEXT, calls BIGINT,
                                                tokens BIGINT, cost_nanos BIGINT, expires_at BIGINT);
     RETURN 'ok';
+END
+$$;
+
+-- Settles the holds a batch of events names, in one round trip: for each
+-- item of p_items (a JSON array of {"reservation_id", "provider", "model"},
+-- in the batch's order), the first open hold of that reservation with the
+-- item's provider and model, else with its provider and no model, exactly
+-- as store::holds::consume_holds does one statement at a time on SQLite.
+-- The caller holds the user's lock.
+CREATE FUNCTION tally_consume_holds(p_user TEXT, p_now BIGINT, p_items TEXT) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    i RECORD;
+BEGIN
+    FOR i IN SELECT * FROM json_to_recordset(p_items::json) AS x(reservation_id TEXT, provider TEXT, model TEXT) LOOP
+        UPDATE reservations SET consumed_at = p_now WHERE id = i.reservation_id AND user_id = p_user AND op_index = (
+            SELECT op_index FROM reservations
+            WHERE id = i.reservation_id AND user_id = p_user AND provider = i.provider AND consumed_at IS NULL
+              AND (model = i.model OR model = '')
+            ORDER BY CASE WHEN model = i.model THEN 0 ELSE 1 END, op_index LIMIT 1);
+    END LOOP;
 END
 $$;

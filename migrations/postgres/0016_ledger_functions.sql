@@ -5,7 +5,7 @@
 -- user's row lock, confirms that the decision's premises still hold and
 -- writes its holds, or writes nothing and says which premise failed (the
 -- gate then decides again the long way, locking and reading). The row lock
--- is held only for the microseconds this function runs inside the server.
+-- is held only while this function runs inside the server.
 --
 -- Premises: the subscription is still active in the same open period on the
 -- same plan, the catalog (which holds the plans' limits) is at the same

@@ -304,13 +304,17 @@ impl Engine {
         let _turn = self.user_turns.take([user_id]).await;
         let catalog = self.catalog.recent(&self.store).await?;
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
+        // The copy keeps usage and holds as one total; `after.held` is then
+        // exactly what this reservation adds.
         let held = Held { sub: entry.sub.clone(), used: entry.seen.clone(), held: Usage::default(), until: None };
         let Ok((preflight, after, new_holds)) = self.decide_on(&catalog, held, ops, true, now) else {
             return Ok(None);
         };
-        let Some(expires_at) = new_holds.first().map(|h| h.expires_at).filter(|_| preflight.can_proceed) else {
+        // All of a reservation's holds lapse together.
+        let Some(expires_at) = new_holds.first().map(|h| h.expires_at) else { return Ok(None) };
+        if !preflight.can_proceed {
             return Ok(None);
-        };
+        }
         let premises = Premises {
             period_start: entry.sub.period_start,
             plan_id: entry.sub.plan_id,

@@ -159,6 +159,7 @@ mod tests {
             features: vec![],
             limits: Limits::new().with("gemini_calls", calls).with("monthly_cost", Nanos::from_usd(cap_usd).0),
             archived: false,
+            credits: Default::default(),
         }
     }
 

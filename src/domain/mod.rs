@@ -23,4 +23,5 @@ pub mod provider_usage;
 pub mod subscription;
 pub mod tags;
 pub mod usage_log;
+pub mod wallet;
 pub mod webhooks;

@@ -52,6 +52,8 @@ pub struct Plan {
     pub features: Vec<String>,
     pub limits: Limits,
     pub archived: bool,
+    /// How its customers pay for usage, and the credits it includes.
+    pub credits: Credits,
 }
 
 impl Plan {
@@ -60,6 +62,46 @@ impl Plan {
             BillingCycle::Monthly => self.price_monthly,
             BillingCycle::Yearly => self.price_yearly,
         }
+    }
+}
+
+/// Whether a plan's customers pay for usage after the period or spend
+/// prepaid credits that the gate reserves against before each call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingMode {
+    #[default]
+    Postpaid,
+    Prepaid,
+}
+
+impl BillingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingMode::Postpaid => "postpaid",
+            BillingMode::Prepaid => "prepaid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BillingMode> {
+        [BillingMode::Postpaid, BillingMode::Prepaid].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// A plan's billing mode and included credits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Credits {
+    pub mode: BillingMode,
+    /// Granted at each period start; `None`: none.
+    pub included: Option<Nanos>,
+    /// How much of them may roll over into the next period; `None`: they
+    /// expire at the period's end.
+    pub rollover_cap: Option<Nanos>,
+}
+
+impl Credits {
+    pub fn prepaid(self) -> bool {
+        self.mode == BillingMode::Prepaid
     }
 }
 
@@ -203,6 +245,7 @@ mod tests {
             features: vec![],
             limits: Limits::new(),
             archived: false,
+            credits: Default::default(),
         }
     }
 

@@ -39,6 +39,9 @@ pub enum AppError {
     /// A limit would be exceeded; `retry_after_secs` until it resets.
     #[error("{message}")]
     LimitReached { message: String, retry_after_secs: i64, body: Option<serde_json::Value> },
+    /// A prepaid customer's credits do not cover the call's worst case.
+    #[error("{message}")]
+    InsufficientCredits { message: String, body: Option<serde_json::Value> },
     #[error("the store is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -63,6 +66,7 @@ impl AppError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             AppError::LimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -81,6 +85,7 @@ impl AppError {
             AppError::Invalid(_) | AppError::InvalidFields(_) => "invalid",
             AppError::Unpriced(_) => "unpriced_model",
             AppError::LimitReached { .. } => "limit_reached",
+            AppError::InsufficientCredits { .. } => "insufficient_credits",
             AppError::Unavailable => "unavailable",
             AppError::Internal => "internal",
         }
@@ -117,12 +122,14 @@ impl IntoResponse for AppError {
         // The store comes back by itself (a restart, a failover): say when
         // to try again.
         let mut retry = matches!(self, AppError::Unavailable).then_some(UNAVAILABLE_RETRY_SECS);
-        if let AppError::LimitReached { retry_after_secs, body: extra, .. } = &self {
+        if let AppError::LimitReached { retry_after_secs, .. } = &self {
             retry = Some(*retry_after_secs);
-            if let Some(serde_json::Value::Object(m)) = extra {
-                for (k, v) in m {
-                    body[k] = v.clone();
-                }
+        }
+        if let AppError::LimitReached { body: Some(serde_json::Value::Object(m)), .. }
+        | AppError::InsufficientCredits { body: Some(serde_json::Value::Object(m)), .. } = &self
+        {
+            for (k, v) in m {
+                body[k] = v.clone();
             }
         }
         let mut resp = (status, axum::Json(body)).into_response();

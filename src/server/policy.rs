@@ -114,6 +114,8 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/billing/{user_id}/renewals.csv"
             | "/api/usage/{user_id}/breakdown"
             | "/api/insights/{user_id}"
+            | "/api/wallet/{user_id}"
+            | "/api/wallet/{user_id}/ledger"
             | "/api/stream",
         ) => Read,
         ("POST", "/api/subscription/alerts/{alert_id}/mark-read") => WriteAlerts,
@@ -144,7 +146,13 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/admin/profitability"
             | "/api/admin/profitability.csv",
         ) => Admin,
-        ("PUT", "/api/admin/users/{user_id}/subscription") => Admin,
+        ("PUT", "/api/admin/users/{user_id}/subscription" | "/api/admin/users/{user_id}/wallet") => Admin,
+        (
+            "POST",
+            "/api/admin/users/{user_id}/wallet/grants"
+            | "/api/admin/users/{user_id}/wallet/grants/{grant_id}/void"
+            | "/api/admin/users/{user_id}/wallet/adjustments",
+        ) => Admin,
         ("PATCH", "/api/admin/users/{user_id}") => Admin,
         (
             "POST",

@@ -156,6 +156,7 @@ pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<U
         features: vec![],
         limits,
         archived: false,
+        credits: Default::default(),
     };
     let plan_id = catalog::insert_plan(&mut tx, &plan, since).await.expect("plan");
     let versions = [

@@ -30,6 +30,11 @@ pub struct AdminPlan {
     /// Limit key → value as typed (USD for `monthly_cost`); absent = unlimited.
     pub limits: BTreeMap<String, String>,
     pub archived: bool,
+    /// `postpaid` or `prepaid`.
+    pub billing_mode: String,
+    /// USD as typed; empty: none.
+    pub included_credits: String,
+    pub credits_rollover_cap: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,13 @@ pub async fn admin_plans() -> Result<Vec<AdminPlan>, ServerFnError> {
             features: p.features.clone(),
             limits: p.limits.iter().map(|(k, v)| (k.as_string(), k.input_value(v))).collect(),
             archived: p.archived,
+            billing_mode: p.credits.mode.as_str().into(),
+            included_credits: p.credits.included.map(|n| n.to_decimal().normalize().to_string()).unwrap_or_default(),
+            credits_rollover_cap: p
+                .credits
+                .rollover_cap
+                .map(|n| n.to_decimal().normalize().to_string())
+                .unwrap_or_default(),
         })
         .collect())
 }
@@ -47,6 +54,12 @@ pub struct PlanInput {
     pub limits: BTreeMap<String, String>,
     /// A checkbox: present when checked.
     pub archived: Option<String>,
+    #[serde(default)]
+    pub billing_mode: String,
+    #[serde(default)]
+    pub included_credits: String,
+    #[serde(default)]
+    pub credits_rollover_cap: String,
 }
 
 /// Creates (no `id`) or updates a plan.
@@ -64,6 +77,9 @@ pub async fn save_plan(plan: PlanInput) -> Result<Option<FormError>, ServerFnErr
         features: plan.features.lines().map(str::to_string).collect(),
         limits: plan.limits,
         archived: plan.archived.is_some_and(|a| a == "on" || a == "true"),
+        billing_mode: plan.billing_mode,
+        included_credits: plan.included_credits,
+        credits_rollover_cap: plan.credits_rollover_cap,
     };
     let now = chrono::Utc::now();
     let actor = principal.actor();

@@ -243,6 +243,9 @@ pub(super) async fn hold(
     } else {
         message
     };
+    if verdict.insufficient_credits() {
+        return Err(refuse(family, Refusal::InsufficientCredits, &message, Some("insufficient_credits")));
+    }
     let code = verdict.denied_by.as_ref().map(|l| l.key.as_string());
     let mut resp = refuse(family, Refusal::LimitReached, &message, code.as_deref());
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(verdict.retry_after_secs(now)));
@@ -260,6 +263,7 @@ fn refuse_app(family: Family, e: &AppError) -> Response {
         AppError::Unpriced(_) => Refusal::Unpriced,
         AppError::Invalid(_) | AppError::InvalidFields(_) | AppError::BadRequest(_) => Refusal::Invalid,
         AppError::LimitReached { .. } => Refusal::LimitReached,
+        AppError::InsufficientCredits { .. } => Refusal::InsufficientCredits,
         AppError::Unavailable => Refusal::Unavailable,
         _ => Refusal::Internal,
     };

@@ -965,3 +965,49 @@ async fn only_proxy_keys_bound_to_a_user_may_call() {
     assert_eq!(h.upstream_calls(), 0);
     db.cleanup().await;
 }
+
+/// A prepaid customer calls through the proxy only while the wallet covers
+/// the call's worst case: without credits the call is refused in the
+/// provider's shape (402) and never reaches it; with them the event is
+/// debited its real cost, and a provider reporting more than the request
+/// let the gate hold leaves a debt that refuses the next call.
+async fn a_prepaid_call_needs_credits(store: Store) {
+    let h = harness(store.clone(), Limits::new(), Duration::from_secs(10)).await;
+    let plan = h.engine.catalog_snapshot().await.unwrap().plans.iter().find(|p| p.name == "Test").unwrap().id;
+    crate::server::service::wallet_tests::make_prepaid(&h.engine, plan, t(2026, 1, 1)).await;
+    let body =
+        |max: u64| json!({"model": "gpt-4o", "max_tokens": max, "messages": [{"role": "user", "content": "hi"}]});
+    let a = h.post("/proxy/openai/v1/chat/completions", body(600)).await;
+    assert_eq!(a.status, StatusCode::PAYMENT_REQUIRED, "{}", a.text);
+    assert_eq!(
+        (a.json()["error"]["type"].as_str(), a.json()["error"]["code"].as_str()),
+        (Some("insufficient_quota"), Some("insufficient_credits"))
+    );
+    assert_eq!(h.upstream_calls(), 0, "a refused call never reaches the provider");
+
+    let cent = crate::domain::money::Nanos(10_000_000);
+    let grant = crate::server::service::wallet_tests::grant_of(cent, "one-cent");
+    h.engine.grant_credits("alice", grant, "admin:test", Utc::now()).await.unwrap();
+    let a = h.post("/proxy/openai/v1/chat/completions", body(600)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = header_str(&a, "x-tally-event-id").to_string();
+    // The mock reports 1,000 in and 500 out: $0.0075.
+    assert_eq!(h.event_soon(&id).await.4, 7_500_000);
+    let balance = || async { h.engine.wallet_view("alice", Utc::now()).await.unwrap() };
+    assert_eq!(balance().await.balance.0, 2_500_000);
+    // 600 more output tokens at $10 per 1M cannot fit in what is left.
+    let a = h.post("/proxy/openai/v1/chat/completions", body(600)).await;
+    assert_eq!(a.status, StatusCode::PAYMENT_REQUIRED, "{}", a.text);
+    assert_eq!(h.upstream_calls(), 1);
+    // 100 fit; the provider then reports more than the request said.
+    let a = h.post("/proxy/openai/v1/chat/completions", body(100)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let id = header_str(&a, "x-tally-event-id").to_string();
+    h.event_soon(&id).await;
+    let w = balance().await;
+    assert_eq!((w.balance.0, w.held.0), (2_500_000 - 7_500_000, 0));
+    let a = h.post("/proxy/openai/v1/chat/completions", body(1)).await;
+    assert_eq!(a.status, StatusCode::PAYMENT_REQUIRED, "in debt, nothing more: {}", a.text);
+    assert_eq!(h.upstream_calls(), 2);
+}
+crate::both_stores!(a_prepaid_call_needs_credits, a_prepaid_call_needs_credits);

@@ -17,9 +17,13 @@ use crate::server::state::AppState;
 
 /// One CSV field, quoted when it must be. A cell that a spreadsheet would
 /// run as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a CR) gets a
-/// leading `'`, so a plan name such as `=HYPERLINK(..)` stays text.
+/// leading `'`, so a plan name such as `=HYPERLINK(..)` stays text; a plain
+/// negative number (`-1.500000000`) is no formula and stays a number.
 fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    let number = s.strip_prefix('-').is_some_and(|d| {
+        !d.is_empty() && d.chars().all(|c| c.is_ascii_digit() || c == '.') && d.matches('.').count() <= 1
+    });
+    let s = if !number && s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
@@ -360,7 +364,11 @@ mod tests {
             ("Pro", "Pro"),
             ("=HYPERLINK(\"http://evil\")", "\"'=HYPERLINK(\"\"http://evil\"\")\""),
             ("+1", "'+1"),
-            ("-2", "'-2"),
+            ("-2", "-2"),
+            ("-1.500000000", "-1.500000000"),
+            ("-2+3", "'-2+3"),
+            ("-1.2.3", "'-1.2.3"),
+            ("-", "'-"),
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tx", "'\tx"),
             ("a,b", "\"a,b\""),

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod insights;
 pub mod live;
 pub mod monitoring;
+pub mod wallet;
 /// Largest request body accepted by every endpoint but the price-map
 /// import (the contract's 1 MiB; refused with its 413 envelope).
 pub const MAX_BODY_BYTES: usize = ingest::MAX_INGEST_BYTES;
@@ -94,6 +95,10 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{webhook_id}", delete(admin::delete_webhook))
         .route("/webhooks/{webhook_id}/deliveries", get(admin::webhook_deliveries))
         .route("/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", post(admin::replay_delivery))
+        .route("/users/{user_id}/wallet", axum::routing::put(wallet::settings))
+        .route("/users/{user_id}/wallet/grants", post(wallet::grant))
+        .route("/users/{user_id}/wallet/grants/{grant_id}/void", post(wallet::void))
+        .route("/users/{user_id}/wallet/adjustments", post(wallet::adjust))
         .route("/profitability", get(insights::profitability))
         .route("/profitability.csv", get(insights::profitability_csv));
     Router::new()
@@ -102,6 +107,8 @@ pub fn router() -> Router<AppState> {
         .nest("/api/content-planning/monitoring", monitoring)
         .route("/api/usage/events", post(ingest::record_events))
         .route("/api/stream", get(live::stream))
+        .route("/api/wallet/{user_id}", get(wallet::show))
+        .route("/api/wallet/{user_id}/ledger", get(wallet::statement))
         .route("/api/usage/{user_id}/logs.csv", get(csv::usage_log))
         .route("/api/usage/{user_id}/breakdown", get(insights::breakdown))
         .route("/api/insights/{user_id}", get(insights::insights))

@@ -22,6 +22,7 @@ pub fn demo_plans() -> Vec<Plan> {
         features: features.iter().map(|s| s.to_string()).collect(),
         limits,
         archived: false,
+        credits: Default::default(),
     };
     vec![
         plan(

@@ -14,7 +14,7 @@ use crate::domain::identity::ApiKey;
 use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::limits::Limits;
 use crate::domain::money::Nanos;
-use crate::domain::plan::{Plan, Tier};
+use crate::domain::plan::{BillingMode, Credits, Plan, Tier};
 use crate::domain::pricing::{ANY_MODEL, PriceVersion, RateField, Rates, json};
 use crate::domain::provider::{LimitKey, Provider};
 use crate::server::auth::hash_password_off_thread;
@@ -38,6 +38,15 @@ pub struct PlanForm {
     /// are whole numbers; `monthly_cost` is USD.
     pub limits: BTreeMap<String, String>,
     pub archived: bool,
+    /// `postpaid` (or empty) or `prepaid`.
+    #[serde(default)]
+    pub billing_mode: String,
+    /// USD granted at each period start; empty: none.
+    #[serde(default)]
+    pub included_credits: String,
+    /// USD of included credits that may roll over; empty: they expire.
+    #[serde(default)]
+    pub credits_rollover_cap: String,
 }
 
 /// The largest plan price or cost cap: $100,000,000 (twelve of them still
@@ -121,6 +130,35 @@ impl PlanForm {
         if self.description.chars().count() > 2000 {
             errs.push(("description".into(), "at most 2000 characters".into()));
         }
+        let mode = match self.billing_mode.trim() {
+            "" => Some(BillingMode::Postpaid),
+            m => BillingMode::parse(m),
+        };
+        if mode.is_none() {
+            errs.push(("billing_mode".into(), "billing mode must be postpaid or prepaid".into()));
+        }
+        let mut credit = |field: &str, raw: &str, zero_ok: bool| match raw.trim() {
+            "" => None,
+            raw => match plan_price(raw) {
+                Ok(n) if n == Nanos::ZERO && !zero_ok => {
+                    errs.push((field.into(), "Enter an amount above 0, or leave it empty for none.".into()));
+                    None
+                }
+                Ok(n) => Some(n),
+                Err(e) => {
+                    errs.push((field.into(), e));
+                    None
+                }
+            },
+        };
+        let included = credit("included_credits", &self.included_credits, false);
+        let rollover_cap = credit("credits_rollover_cap", &self.credits_rollover_cap, true);
+        if rollover_cap.is_some() && included.is_none() {
+            errs.push((
+                "credits_rollover_cap".into(),
+                "only included credits roll over; set included credits or leave this empty".into(),
+            ));
+        }
         if !errs.is_empty() {
             return Err(AppError::InvalidFields(errs));
         }
@@ -134,6 +172,7 @@ impl PlanForm {
             features,
             limits,
             archived: self.archived,
+            credits: Credits { mode: mode.expect("checked"), included, rollover_cap },
         })
     }
 }

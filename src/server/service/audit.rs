@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use crate::domain::identity::{ApiKey, Role, Scope, User};
+use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::PriceVersion;
@@ -28,6 +29,13 @@ pub struct PlanSnapshot {
     pub features: Vec<String>,
     pub limits: BTreeMap<String, String>,
     pub archived: bool,
+    /// Left out for postpaid plans, as every plan was before credits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub included_credits: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits_rollover_cap: Option<String>,
 }
 
 impl From<&Plan> for PlanSnapshot {
@@ -42,6 +50,9 @@ impl From<&Plan> for PlanSnapshot {
             features: p.features.clone(),
             limits: p.limits.iter().map(|(k, v)| (k.as_string(), k.input_value(v))).collect(),
             archived: p.archived,
+            billing_mode: p.credits.prepaid().then_some(p.credits.mode.as_str()),
+            included_credits: p.credits.included.map(Nanos::usd_string),
+            credits_rollover_cap: p.credits.rollover_cap.map(Nanos::usd_string),
         }
     }
 }
@@ -197,6 +208,7 @@ mod tests {
             features: vec!["f".into()],
             limits: Limits::new().with("openai_calls", 100).with("monthly_cost", Nanos::from_usd(150).0),
             archived: false,
+            credits: Default::default(),
         };
         let v = serde_json::to_value(PlanSnapshot::from(&plan)).unwrap();
         assert_eq!(

@@ -258,12 +258,32 @@ async fn a_copy_of_an_older_subscription_or_catalog_is_refused() {
         features: vec![],
         limits: [("tavily_calls".to_string(), "1".to_string())].into(),
         archived: false,
+        ..PlanForm::default()
     };
     a.update_plan(plan, &form, "admin", now).await.unwrap();
     let lowered = b.preflight("u2", &[search()], true, now).await.unwrap();
     assert!(!lowered.can_proceed, "the new limit (1) is already used");
     assert_eq!(lowered.denied_by.map(|l| (l.used, l.limit)), Some((1, 1)));
     assert_eq!(one_trips(&b), [("held", 2), ("changed", 2), ("full", 0)]);
+    b.store.close().await;
+    db.cleanup().await;
+}
+
+/// Prepaid credits worth exactly 50 searches admit exactly 50 of 200
+/// reservations spread over two nodes: the balance is checked under the
+/// same row lock as the limits.
+#[tokio::test]
+async fn two_nodes_share_a_wallet() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let start = t(2026, 11, 1);
+    let (a, plan) = engine_with_catalog(db.store.clone(), Limits::new(), start).await;
+    super::wallet_tests::make_prepaid(&a, plan, start).await;
+    user_on_plan(&a, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    let fifty = Nanos(Nanos::from_usd(1).0 / 1000 * 50);
+    a.grant_credits("u1", super::wallet_tests::grant_of(fifty, "k"), "admin:test", now).await.unwrap();
+    let b = second_node(&db, &a).await;
+    assert_eq!(reserve_on_both(&a, &b, 200, now).await, 50);
     b.store.close().await;
     db.cleanup().await;
 }

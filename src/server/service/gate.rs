@@ -65,9 +65,32 @@ pub struct Preflight {
     pub resets_at: DateTime<Utc>,
     /// The first limit that denied, if any.
     pub denied_by: Option<LimitUse>,
+    /// A prepaid customer's credits against the request's worst case.
+    pub wallet: Option<CreditCheck>,
+}
+
+/// What a prepaid customer has available and what a request needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditCheck {
+    /// Balance less the holds of calls in flight (negative in debt).
+    pub available: Nanos,
+    /// The worst-case cost of the request's operations.
+    pub required: Nanos,
+}
+
+impl CreditCheck {
+    pub fn enough(self) -> bool {
+        self.required <= self.available
+    }
 }
 
 impl Preflight {
+    /// Whether it was refused for want of prepaid credits (every limit
+    /// allowed it).
+    pub fn insufficient_credits(&self) -> bool {
+        self.wallet.is_some_and(|w| !w.enough())
+    }
+
     /// Why it was denied, in words: the first refused operation's message.
     pub fn denial_message(&self) -> Option<&str> {
         self.operations.iter().find_map(|o| o.message.as_deref())
@@ -240,7 +263,14 @@ impl Engine {
                 (catalog, Held { sub, used: seen.used, held: seen.held, until: seen.first_expiry })
             }
         };
-        let (preflight, after, new_holds) = self.decide_on(&catalog, held, ops, reserve, now)?;
+        // A prepaid customer's balance, read under the same lock as usage:
+        // grants and debits take it too.
+        let balance = if prepaid(&catalog, &held.sub) {
+            Some(super::wallet::balance_in(&mut tx, user_id, now).await?)
+        } else {
+            None
+        };
+        let (preflight, after, new_holds) = self.decide_on(&catalog, held, balance, ops, reserve, now)?;
         holds::insert_holds(&mut tx, &new_holds).await?;
         tx.learned_user(user_id, after);
         // Holds need not outlive a crash (see `commit_unsynced`), and
@@ -269,7 +299,11 @@ impl Engine {
                     return None;
                 }
                 let held = m.recall(user_id, now)?;
-                Some(self.decide_on(&catalog, held, ops, reserve, now).map(|(preflight, after, new_holds)| {
+                // The memo keeps no wallet.
+                if prepaid(&catalog, &held.sub) {
+                    return None;
+                }
+                Some(self.decide_on(&catalog, held, None, ops, reserve, now).map(|(preflight, after, new_holds)| {
                     if !new_holds.is_empty() {
                         m.hold(user_id, after, new_holds);
                     }
@@ -304,10 +338,13 @@ impl Engine {
         let _turn = self.user_turns.take([user_id]).await;
         let catalog = self.catalog.recent(&self.store).await?;
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
+        if prepaid(&catalog, &entry.sub) {
+            return Ok(None);
+        }
         // The copy keeps usage and holds as one total; `after.held` is then
         // exactly what this reservation adds.
         let held = Held { sub: entry.sub.clone(), used: entry.seen.clone(), held: Usage::default(), until: None };
-        let Ok((preflight, after, new_holds)) = self.decide_on(&catalog, held, ops, true, now) else {
+        let Ok((preflight, after, new_holds)) = self.decide_on(&catalog, held, None, ops, true, now) else {
             return Ok(None);
         };
         // All of a reservation's holds lapse together.
@@ -360,12 +397,14 @@ impl Engine {
         &self,
         catalog: &CatalogSnapshot,
         held: Held,
+        balance: Option<Nanos>,
         ops: &[Operation],
         reserve: bool,
         now: DateTime<Utc>,
     ) -> AppResult<(Preflight, Held, Vec<NewHold>)> {
         let period = held.sub.current_period();
-        let Verdict { mut preflight, holds } = self.verdict(catalog, &held.sub, held.seen(), ops, now)?;
+        let credit = balance.map(|b| (b, held.held.total().cost));
+        let Verdict { mut preflight, holds } = self.verdict(catalog, &held.sub, held.seen(), credit, ops, now)?;
         let mut after = held;
         let mut new_holds = Vec::new();
         if reserve && preflight.can_proceed {
@@ -400,15 +439,22 @@ impl Engine {
     async fn check_only(&self, user_id: &str, ops: &[Operation], now: DateTime<Utc>) -> AppResult<Option<Preflight>> {
         let catalog = self.catalog.recent(&self.store).await?;
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
-        Ok(Some(self.verdict(&catalog, &entry.sub, entry.seen.clone(), ops, now)?.preflight))
+        // The copy keeps no wallet: a prepaid customer is read from the store.
+        if prepaid(&catalog, &entry.sub) {
+            return Ok(None);
+        }
+        Ok(Some(self.verdict(&catalog, &entry.sub, entry.seen.clone(), None, ops, now)?.preflight))
     }
 
-    /// Checks `ops` against `sub`'s limits, given what is used and held.
+    /// Checks `ops` against `sub`'s limits, given what is used and held,
+    /// and for a prepaid customer against `credit`: the wallet's balance
+    /// and the cost of the live holds.
     fn verdict(
         &self,
         catalog: &CatalogSnapshot,
         sub: &Subscription,
         mut seen: Usage,
+        credit: Option<(Nanos, Nanos)>,
         ops: &[Operation],
         now: DateTime<Utc>,
     ) -> AppResult<Verdict> {
@@ -471,19 +517,46 @@ impl Engine {
                 message,
             });
         }
+        // Prepaid: the request's worst case against what the holds leave.
+        let wallet = credit.map(|(balance, held)| CreditCheck {
+            available: Nanos(balance.0.saturating_sub(held.0)),
+            required: holds.iter().map(|(_, u)| u.cost).fold(Nanos::ZERO, Nanos::saturating_add),
+        });
+        if let Some(w) = wallet
+            && denied_by.is_none()
+            && !w.enough()
+        {
+            let message = format!(
+                "not enough prepaid credits: this request needs up to {} and {} is available (the balance less \
+                 calls in flight); add credits to continue",
+                w.required.display_plain(),
+                w.available.display_plain()
+            );
+            for c in &mut checks {
+                c.allowed = false;
+                c.message.get_or_insert_with(|| message.clone());
+            }
+            holds.clear();
+        }
         Ok(Verdict {
             preflight: Preflight {
-                can_proceed: denied_by.is_none(),
+                can_proceed: denied_by.is_none() && wallet.is_none_or(CreditCheck::enough),
                 total_cost: checks.iter().map(|c| c.cost).fold(Nanos::ZERO, Nanos::saturating_add),
                 operations: checks,
                 calls_summary,
                 reservation_id: None,
                 resets_at: period.end,
                 denied_by,
+                wallet,
             },
             holds,
         })
     }
+}
+
+/// Whether `sub`'s plan spends prepaid credits.
+fn prepaid(catalog: &CatalogSnapshot, sub: &Subscription) -> bool {
+    catalog.plan_of(sub).is_some_and(|p| p.credits.prepaid())
 }
 
 #[cfg(test)]

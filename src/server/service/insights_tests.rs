@@ -98,6 +98,7 @@ async fn add_plan(engine: &Engine, name: &str, monthly_usd: i64, gemini_calls: i
         features: vec![],
         limits: Limits::new().with("gemini_calls", gemini_calls),
         archived: false,
+        credits: Default::default(),
     };
     let id = catalog::insert_plan(&mut tx, &plan, at).await.unwrap();
     let flash = PriceVersion {

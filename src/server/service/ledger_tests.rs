@@ -27,6 +27,7 @@ async fn basic_plan(engine: &Engine) -> i64 {
         features: vec![],
         limits: Limits::new().with("tavily_calls", 300),
         archived: false,
+        credits: Default::default(),
     };
     let id = catalog::insert_plan(&mut conn, &plan, t(2026, 1, 1)).await.unwrap();
     catalog::bump_revision(&mut conn).await.unwrap();
@@ -717,6 +718,7 @@ async fn a_rolled_back_price_never_prices(store: Store) {
         features: vec![],
         limits: Limits::new(),
         archived: false,
+        credits: Default::default(),
     };
     catalog::insert_plan(&mut tx, &other, now).await.unwrap();
     tx.commit().await.unwrap();

@@ -29,6 +29,9 @@ pub mod subscriptions;
 #[cfg(test)]
 mod tests;
 pub mod user_turns;
+pub mod wallet;
+#[cfg(test)]
+pub(crate) mod wallet_tests;
 pub mod webhooks;
 #[cfg(test)]
 pub(crate) mod webhooks_tests;

@@ -118,6 +118,7 @@ async fn add_plan(engine: &Engine, name: &str, gemini_calls: i64, at: DateTime<U
         features: vec![],
         limits: Limits::new().with("gemini_calls", gemini_calls),
         archived: false,
+        credits: Default::default(),
     };
     let id = catalog::insert_plan(&mut tx, &plan, at).await.unwrap();
     tx.commit().await.unwrap();

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 use super::{StoreError, StoreResult, from_ms, ms};
 use crate::domain::limits::Limits;
 use crate::domain::money::{Nanos, Price};
-use crate::domain::plan::{Plan, Tier};
+use crate::domain::plan::{BillingMode, Credits, Plan, Tier};
 use crate::domain::pricing::{PriceVersion, RateField, Rates, json};
 use crate::domain::provider::{LimitKey, Provider};
 
@@ -27,7 +27,8 @@ pub async fn bump_revision(conn: &mut AnyConnection) -> StoreResult<()> {
 /// Every plan, archived ones included, ordered by tier then price.
 pub async fn plans(conn: &mut AnyConnection) -> StoreResult<Vec<Plan>> {
     let rows = sqlx::query(
-        "SELECT id, name, tier, price_monthly_nanos, price_yearly_nanos, description, features_json, archived
+        "SELECT id, name, tier, price_monthly_nanos, price_yearly_nanos, description, features_json, archived,
+           billing_mode, included_credits_nanos, credits_rollover_cap_nanos
          FROM plans ORDER BY id",
     )
     .fetch_all(&mut *conn)
@@ -38,6 +39,7 @@ pub async fn plans(conn: &mut AnyConnection) -> StoreResult<Vec<Plan>> {
         let id: i64 = r.try_get("id")?;
         let tier: String = r.try_get("tier")?;
         let features: String = r.try_get("features_json")?;
+        let mode: String = r.try_get("billing_mode")?;
         let mut limits = Limits::new();
         for l in limit_rows.iter().filter(|l| l.try_get::<i64, _>("plan_id").ok() == Some(id)) {
             let key: String = l.try_get("limit_key")?;
@@ -54,6 +56,11 @@ pub async fn plans(conn: &mut AnyConnection) -> StoreResult<Vec<Plan>> {
             features: serde_json::from_str(&features).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             limits,
             archived: r.try_get::<i64, _>("archived")? != 0,
+            credits: Credits {
+                mode: BillingMode::parse(&mode).ok_or_else(|| StoreError::Corrupt(format!("billing mode {mode}")))?,
+                included: r.try_get::<Option<i64>, _>("included_credits_nanos")?.map(Nanos),
+                rollover_cap: r.try_get::<Option<i64>, _>("credits_rollover_cap_nanos")?.map(Nanos),
+            },
         });
     }
     plans.sort_by_key(|p| (p.tier, p.price_monthly, p.id));
@@ -76,8 +83,9 @@ async fn write_limits(conn: &mut AnyConnection, plan_id: i64, limits: &Limits) -
 /// Inserts a plan (its `id` is ignored) and returns the new id.
 pub async fn insert_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>) -> StoreResult<i64> {
     let id: i64 = sqlx::query(
-        "INSERT INTO plans (name, tier, price_monthly_nanos, price_yearly_nanos, description, features_json, archived, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+        "INSERT INTO plans (name, tier, price_monthly_nanos, price_yearly_nanos, description, features_json, archived,
+           billing_mode, included_credits_nanos, credits_rollover_cap_nanos, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
     )
     .bind(&p.name)
     .bind(p.tier.as_str())
@@ -86,6 +94,9 @@ pub async fn insert_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>)
     .bind(&p.description)
     .bind(serde_json::to_string(&p.features).unwrap_or_else(|_| "[]".into()))
     .bind(p.archived as i64)
+    .bind(p.credits.mode.as_str())
+    .bind(p.credits.included.map(|n| n.0))
+    .bind(p.credits.rollover_cap.map(|n| n.0))
     .bind(ms(now))
     .fetch_one(&mut *conn)
     .await?
@@ -99,7 +110,8 @@ pub async fn insert_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>)
 pub async fn update_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE plans SET name = $2, tier = $3, price_monthly_nanos = $4, price_yearly_nanos = $5, description = $6,
-         features_json = $7, archived = $8, updated_at = $9 WHERE id = $1",
+         features_json = $7, archived = $8, billing_mode = $9, included_credits_nanos = $10,
+         credits_rollover_cap_nanos = $11, updated_at = $12 WHERE id = $1",
     )
     .bind(p.id)
     .bind(&p.name)
@@ -109,6 +121,9 @@ pub async fn update_plan(conn: &mut AnyConnection, p: &Plan, now: DateTime<Utc>)
     .bind(&p.description)
     .bind(serde_json::to_string(&p.features).unwrap_or_else(|_| "[]".into()))
     .bind(p.archived as i64)
+    .bind(p.credits.mode.as_str())
+    .bind(p.credits.included.map(|n| n.0))
+    .bind(p.credits.rollover_cap.map(|n| n.0))
     .bind(ms(now))
     .execute(&mut *conn)
     .await?;

@@ -57,6 +57,8 @@ pub mod users;
 
 pub mod view;
 
+pub mod wallet;
+
 pub mod webhooks;
 
 use std::path::Path;

@@ -17,6 +17,8 @@ pub enum Refusal {
     Invalid,
     Unpriced,
     LimitReached,
+    /// A prepaid customer's credits do not cover the call (402).
+    InsufficientCredits,
     TooLarge,
     UpstreamFailed,
     UpstreamTimeout,
@@ -35,6 +37,7 @@ impl Refusal {
             Refusal::Invalid => 400,
             Refusal::Unpriced => 422,
             Refusal::LimitReached => 429,
+            Refusal::InsufficientCredits => 402,
             Refusal::TooLarge => 413,
             Refusal::UpstreamFailed => 502,
             Refusal::UpstreamTimeout => 504,
@@ -58,6 +61,7 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
                     "invalid_request_error"
                 }
                 Refusal::LimitReached => "tally_limit_exceeded",
+                Refusal::InsufficientCredits => "insufficient_quota",
                 Refusal::UpstreamFailed | Refusal::UpstreamTimeout | Refusal::Unavailable | Refusal::Internal => {
                     "server_error"
                 }
@@ -72,6 +76,7 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
                 Refusal::NotFound => "not_found_error",
                 Refusal::TooLarge => "request_too_large",
                 Refusal::LimitReached => "rate_limit_error",
+                Refusal::InsufficientCredits => "billing_error",
                 Refusal::Unavailable => "overloaded_error",
                 Refusal::UpstreamFailed | Refusal::UpstreamTimeout | Refusal::Internal => "api_error",
             };
@@ -84,7 +89,7 @@ pub fn error_body(family: Family, refusal: Refusal, message: &str, code: Option<
                 Refusal::Invalid | Refusal::Unpriced | Refusal::TooLarge => "INVALID_ARGUMENT",
                 Refusal::NotFound => "NOT_FOUND",
                 Refusal::Conflict => "ALREADY_EXISTS",
-                Refusal::LimitReached => "RESOURCE_EXHAUSTED",
+                Refusal::LimitReached | Refusal::InsufficientCredits => "RESOURCE_EXHAUSTED",
                 Refusal::UpstreamFailed | Refusal::Unavailable => "UNAVAILABLE",
                 Refusal::UpstreamTimeout => "DEADLINE_EXCEEDED",
                 Refusal::Internal => "INTERNAL",

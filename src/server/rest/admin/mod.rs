@@ -50,6 +50,9 @@ fn form_of(p: &Plan) -> PlanForm {
         features: p.features.clone(),
         limits: p.limits.iter().map(|(k, v)| (k.as_string(), k.input_value(v))).collect(),
         archived: p.archived,
+        billing_mode: p.credits.mode.as_str().into(),
+        included_credits: p.credits.included.map(crate::domain::money::Nanos::usd_string).unwrap_or_default(),
+        credits_rollover_cap: p.credits.rollover_cap.map(crate::domain::money::Nanos::usd_string).unwrap_or_default(),
     }
 }
 

@@ -46,6 +46,9 @@ pub(super) fn merge_plan(mut form: PlanForm, v: &Value) -> AppResult<PlanForm> {
                     .as_bool()
                     .ok_or_else(|| AppError::InvalidFields(vec![("archived".into(), "must be true or false".into())]))?
             }
+            "billing_mode" => form.billing_mode = text(val, k)?,
+            "included_credits" => form.included_credits = text(val, k)?,
+            "credits_rollover_cap" => form.credits_rollover_cap = text(val, k)?,
             "id" => {}
             other => return Err(AppError::InvalidFields(vec![(other.into(), "unknown field".into())])),
         }
@@ -115,5 +118,8 @@ pub(super) fn plan_admin_json(p: &Plan) -> Value {
         "features": p.features,
         "limits": limits,
         "archived": p.archived,
+        "billing_mode": p.credits.mode.as_str(),
+        "included_credits": p.credits.included.map(Nanos::usd_string),
+        "credits_rollover_cap": p.credits.rollover_cap.map(Nanos::usd_string),
     })
 }

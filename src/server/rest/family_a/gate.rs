@@ -112,6 +112,14 @@ pub async fn preflight(
     if let Some(id) = &p.reservation_id {
         data["reservation_id"] = json!(id);
     }
+    if let Some(w) = p.wallet {
+        data["wallet"] = json!({"available": w.available.usd_string(), "required": w.required.usd_string()});
+    }
+    if req.reserve && p.insufficient_credits() {
+        let message = p.denial_message().unwrap_or_default().to_string();
+        let wallet = data["wallet"].clone();
+        return Err(AppError::InsufficientCredits { message, body: Some(json!({"data": data, "wallet": wallet})) });
+    }
     match (&p.denied_by, req.reserve) {
         (Some(l), true) => {
             let message = p.denial_message().unwrap_or_default().to_string();

@@ -12,6 +12,7 @@ mod insights;
 mod live;
 mod monitoring;
 mod pricing;
+mod wallet;
 mod webhooks;
 
 use std::time::Duration;

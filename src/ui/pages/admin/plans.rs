@@ -58,6 +58,9 @@ fn PlanForm(plan: Option<AdminPlan>, save: ServerAction<SavePlan>) -> impl IntoV
         features: vec![],
         limits: Default::default(),
         archived: false,
+        billing_mode: "postpaid".into(),
+        included_credits: String::new(),
+        credits_rollover_cap: String::new(),
     });
     let outcome = outcome_of(save.value(), path::<SavePlan>());
     let err = move |name: &'static str| {
@@ -98,6 +101,16 @@ fn PlanForm(plan: Option<AdminPlan>, save: ServerAction<SavePlan>) -> impl IntoV
                         }).collect_view()}
                     </div>
                 </fieldset>
+                <label class="text-sm">"Billing"
+                    <select name="plan[billing_mode]" class=INPUT>
+                        <option value="postpaid" selected=p.billing_mode == "postpaid">"Postpaid: billed after the period"</option>
+                        <option value="prepaid" selected=p.billing_mode == "prepaid">"Prepaid: calls spend wallet credits"</option>
+                    </select>{err("billing_mode")}
+                </label>
+                <label class="text-sm">"Included credits per period (USD)"<input name="plan[included_credits]" value=p.included_credits.clone() class=INPUT inputmode="decimal" placeholder="e.g. 20"/>
+                    <span class="block text-xs text-slate-500">"Empty means none."</span>{err("included_credits")}</label>
+                <label class="text-sm">"Included credits that roll over (USD)"<input name="plan[credits_rollover_cap]" value=p.credits_rollover_cap.clone() class=INPUT inputmode="decimal"/>
+                    <span class="block text-xs text-slate-500">"Empty means they expire at the period's end."</span>{err("credits_rollover_cap")}</label>
                 <label class="flex items-center gap-2 text-sm"><input type="checkbox" name="plan[archived]" checked=p.archived/>"Archived (keeps its subscribers, takes no new ones)"</label>
                 <div class="sm:col-span-2"><button type="submit" class=BUTTON>"Save plan"</button></div>
             </ActionForm>

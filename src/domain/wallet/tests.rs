@@ -1,0 +1,226 @@
+use chrono::{Duration, TimeZone};
+use proptest::prelude::*;
+
+use super::*;
+
+fn t(mins: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + Duration::minutes(mins)
+}
+
+fn usd(cents: i64) -> Nanos {
+    Nanos(cents * 10_000_000)
+}
+
+fn grant(id: &str, cents: i64, priority: i64, effective: i64, expires: Option<i64>, created: i64) -> Grant {
+    Grant {
+        id: id.into(),
+        kind: GrantKind::Paid,
+        source: GrantSource::Admin,
+        amount: usd(cents),
+        remaining: Nanos::ZERO,
+        priority,
+        effective_at: t(effective),
+        expires_at: expires.map(t),
+        created_at: t(created),
+        status: GrantStatus::Pending,
+    }
+}
+
+fn draws(entries: &[Entry]) -> Vec<(Option<&str>, i64)> {
+    entries.iter().map(|e| (e.grant_id.as_deref(), e.amount.0 / 10_000_000)).collect()
+}
+
+/// Higher priority first, then the earliest expiry (never-expiring last),
+/// then the oldest, then the id.
+#[test]
+fn spending_order_is_priority_then_expiry_then_age() {
+    // (grants, cents spent, (grant drawn from, cents) in order)
+    type Case<'a> = (&'a [Grant], i64, &'a [(Option<&'a str>, i64)]);
+    let cases: &[Case] = &[
+        (
+            &[grant("a", 100, 0, 0, None, 0), grant("b", 100, 1, 0, None, 1)],
+            150,
+            &[(Some("b"), -100), (Some("a"), -50)],
+        ),
+        (
+            &[grant("a", 100, 0, 0, None, 0), grant("b", 100, 0, 0, Some(500), 1)],
+            150,
+            &[(Some("b"), -100), (Some("a"), -50)],
+        ),
+        (&[grant("a", 100, 0, 0, Some(900), 0), grant("b", 100, 0, 0, Some(500), 1)], 50, &[(Some("b"), -50)]),
+        (
+            &[grant("b", 100, 0, 0, None, 0), grant("a", 100, 0, 0, None, 1)],
+            120,
+            &[(Some("b"), -100), (Some("a"), -20)],
+        ),
+        (
+            &[grant("b", 100, 0, 0, None, 0), grant("a", 100, 0, 0, None, 0)],
+            120,
+            &[(Some("a"), -100), (Some("b"), -20)],
+        ),
+        // Beyond every grant: debt, named by no grant.
+        (&[grant("a", 100, 0, 0, None, 0)], 130, &[(Some("a"), -100), (None, -30)]),
+        (&[], 5, &[(None, -5)]),
+        (&[grant("a", 100, 0, 0, None, 0)], 0, &[]),
+    ];
+    for (grants, cost, want) in cases {
+        let mut w = Wallet::default();
+        for g in grants.iter() {
+            w.add_grant(g.clone(), t(2)).unwrap();
+        }
+        let got = w.debit(usd(*cost), t(3), "ev");
+        assert_eq!(draws(&got), want.to_vec(), "{grants:?} spending {cost}");
+        assert!(got.iter().all(|e| e.event_id.as_deref() == Some("ev") && e.kind == EntryKind::Debit));
+    }
+}
+
+/// A grant counts from its `effective_at` and not from its `expires_at`,
+/// whatever is left leaves with one expiry entry at its own instant, and
+/// settling again changes nothing.
+#[test]
+fn expiry_is_at_its_instant_and_once() {
+    let mut w = Wallet::default();
+    w.add_grant(grant("promo", 500, 0, 10, Some(60), 0), t(0)).unwrap();
+    assert_eq!(w.balance_at(t(9)), Nanos::ZERO);
+    assert_eq!(w.balance_at(t(10)), usd(500));
+    assert_eq!(w.balance_at(t(59)), usd(500));
+    assert_eq!(w.balance_at(t(60)), Nanos::ZERO);
+    assert_eq!(w.next_change(t(0)), Some(t(10)));
+    assert!(w.settle_due(t(9)).is_empty());
+    let activated = w.settle_due(t(30));
+    assert_eq!((activated.len(), activated[0].at, activated[0].kind), (1, t(10), EntryKind::Grant));
+    w.debit(usd(200), t(31), "e1");
+    let expired = w.settle_due(t(120));
+    assert_eq!(expired.len(), 1);
+    assert_eq!((expired[0].at, expired[0].kind, expired[0].amount), (t(60), EntryKind::Expiry, Nanos(-usd(300).0)));
+    assert_eq!(w.balance(), Nanos::ZERO);
+    assert_eq!(w.grants[0].status, GrantStatus::Expired);
+    assert_eq!(w.open().count(), 0);
+    assert!(w.settle_due(t(240)).is_empty());
+}
+
+/// A negative balance is paid by the next grant before anything else; an
+/// expiry afterwards takes only what the grant had left.
+#[test]
+fn the_next_grant_pays_the_debt_first() {
+    let mut w = Wallet::default();
+    w.debit(usd(30), t(1), "e1");
+    assert_eq!(w.balance(), Nanos(-usd(30).0));
+    let e = w.add_grant(grant("g", 100, 0, 0, Some(50), 2), t(2)).unwrap();
+    assert_eq!(e[0].amount, usd(100));
+    assert_eq!(e[0].balance_after, usd(70));
+    assert_eq!(e[0].note.as_deref(), Some("paid $0.30 of debt"));
+    assert_eq!(w.grants[0].remaining, usd(70));
+    let x = w.settle_due(t(50));
+    assert_eq!(x[0].amount, Nanos(-usd(70).0));
+    assert_eq!(w.balance(), Nanos::ZERO);
+}
+
+#[test]
+fn voids_and_adjustments() {
+    let mut w = Wallet::default();
+    w.add_grant(grant("g", 100, 0, 0, None, 0), t(0)).unwrap();
+    w.add_grant(grant("later", 100, 0, 100, None, 0), t(0)).unwrap();
+    w.debit(usd(40), t(1), "e1");
+    let v = w.void("g", t(2), "mistake").unwrap();
+    assert_eq!((v[0].amount, v[0].balance_after), (Nanos(-usd(60).0), Nanos::ZERO));
+    // A grant not yet effective leaves without moving the balance.
+    assert_eq!(w.void("later", t(3), "no").unwrap()[0].amount, Nanos::ZERO);
+    assert_eq!(w.void("g", t(4), "again"), Err(WalletError::NoSuchGrant("g".into())));
+    let down = w.adjust(Nanos(-usd(25).0), t(5), "goodwill reversed", "adj1").unwrap();
+    assert_eq!(draws(&down), vec![(None, -25)]);
+    let up = w.adjust(usd(100), t(6), "credit", "adj2").unwrap();
+    assert_eq!((up[0].kind, up[0].amount, up[0].balance_after), (EntryKind::Adjustment, usd(100), usd(75)));
+    assert_eq!(w.adjust(Nanos::ZERO, t(7), "nothing", "adj3"), Err(WalletError::Amount));
+}
+
+#[test]
+fn bad_grants_are_refused() {
+    let mut w = Wallet::default();
+    let cases = [
+        (grant("zero", 0, 0, 0, None, 0), WalletError::Amount),
+        (grant("neg", -5, 0, 0, None, 0), WalletError::Amount),
+        (Grant { amount: Nanos(MAX_GRANT.0 + 1), ..grant("big", 1, 0, 0, None, 0) }, WalletError::Amount),
+        (grant("backwards", 100, 0, 10, Some(10), 0), WalletError::Expiry),
+        (grant("past", 100, 0, 0, Some(5), 0), WalletError::Expiry),
+    ];
+    for (g, want) in cases {
+        assert_eq!(w.add_grant(g.clone(), t(5)), Err(want), "{}", g.id);
+    }
+    assert_eq!(w, Wallet::default());
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Grant { cents: i64, priority: i64, starts_in: i64, lasts: Option<i64> },
+    Debit { cents: i64 },
+    Void { which: usize },
+    Adjust { cents: i64 },
+    Wait { mins: i64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1..10_000i64, -2..3i64, 0..30i64, proptest::option::of(1..60i64))
+            .prop_map(|(cents, priority, starts_in, lasts)| Op::Grant { cents, priority, starts_in, lasts }),
+        (0..5_000i64).prop_map(|cents| Op::Debit { cents }),
+        (0..8usize).prop_map(|which| Op::Void { which }),
+        (-3_000..3_000i64).prop_map(|cents| Op::Adjust { cents }),
+        (0..40i64).prop_map(|mins| Op::Wait { mins }),
+    ]
+}
+
+proptest! {
+    /// Whatever happens: every entry's `balance_after` is the sum of the
+    /// entries so far and the wallet's balance; a grant never has more
+    /// left than it was given, nor less than nothing; while there is debt no
+    /// effective grant has anything left; and each debit's entries add up
+    /// to the amount spent.
+    #[test]
+    fn entries_always_sum_to_the_balance(ops in proptest::collection::vec(op(), 1..60)) {
+        let mut w = Wallet::default();
+        let mut sum = 0i64;
+        let mut now = 0i64;
+        let mut next_id = 0;
+        for op in ops {
+            let mut entries = w.settle_due(t(now));
+            match op {
+                Op::Grant { cents, priority, starts_in, lasts } => {
+                    next_id += 1;
+                    let g = grant(&format!("g{next_id}"), cents, priority, now + starts_in, lasts.map(|l| now + starts_in + l), now);
+                    entries.extend(w.add_grant(g, t(now)).unwrap());
+                }
+                Op::Debit { cents } => {
+                    let e = w.debit(usd(cents), t(now), "ev");
+                    prop_assert_eq!(e.iter().map(|e| -e.amount.0).sum::<i64>(), usd(cents).0);
+                    entries.extend(e);
+                }
+                Op::Void { which } => {
+                    let id = w.open().nth(which).map(|g| g.id.clone());
+                    if let Some(id) = id {
+                        entries.extend(w.void(&id, t(now), "test").unwrap());
+                    }
+                }
+                Op::Adjust { cents } => {
+                    next_id += 1;
+                    if let Ok(e) = w.adjust(usd(cents), t(now), "test", &format!("g{next_id}")) {
+                        entries.extend(e);
+                    }
+                }
+                Op::Wait { mins } => now += mins,
+            }
+            for e in &entries {
+                sum += e.amount.0;
+                prop_assert_eq!(e.balance_after.0, sum, "{:?}", e);
+            }
+            prop_assert_eq!(w.balance().0, sum);
+            for g in w.open() {
+                prop_assert!(g.remaining >= Nanos::ZERO && g.remaining <= g.amount, "{:?}", g);
+                if w.debt > Nanos::ZERO && g.status == GrantStatus::Active {
+                    prop_assert_eq!(g.remaining, Nanos::ZERO);
+                }
+            }
+            prop_assert_eq!(w.balance_at(t(now + 1_000)), { let mut c = w.clone(); c.settle_due(t(now + 1_000)); c.balance() });
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Wallets of prepaid credits: granting, voiding and adjusting (audited),
+//! debiting recorded events, and what the gate weighs a prepaid call
+//! against.
+//!
+//! Every change runs under the customer's subscription lock, the lock the
+//! gate's reservations and the recording of events take, so the balance a
+//! reservation is checked against cannot move under it on any node.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Engine;
+use super::audit;
+use super::subscriptions::lock_current;
+use crate::domain::money::Nanos;
+use crate::domain::wallet::{Entry, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError};
+use crate::server::error::{AppError, AppResult};
+use crate::server::store::WriteTx;
+use crate::server::store::holds;
+use crate::server::store::wallet::{self, Save, StoredEntry, StoredGrant};
+
+/// A grant as asked for.
+#[derive(Clone, Debug)]
+pub struct NewGrant {
+    pub amount: Nanos,
+    pub kind: GrantKind,
+    pub source: GrantSource,
+    pub priority: i64,
+    /// Now when absent.
+    pub effective_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub idempotency_key: String,
+    pub note: Option<String>,
+}
+
+/// A customer's wallet at an instant, for people and the API.
+#[derive(Clone, Debug)]
+pub struct WalletView {
+    pub balance: Nanos,
+    /// Worst-case cost of the calls reserved and not yet recorded.
+    pub held: Nanos,
+    /// What a new call may reserve: balance less holds.
+    pub available: Nanos,
+    pub low_balance_threshold: Option<Nanos>,
+    /// When the next grant expires (or becomes effective).
+    pub next_change: Option<DateTime<Utc>>,
+    /// Newest first.
+    pub grants: Vec<StoredGrant>,
+    /// Whether the customer's plan spends the wallet.
+    pub prepaid: bool,
+}
+
+/// One page of the statement, newest first.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub entries: Vec<StoredEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// What the audit log records of a change to a wallet.
+#[derive(Clone, Debug, Serialize)]
+struct WalletChange<'a> {
+    balance: String,
+    entries: Vec<EntrySnapshot<'a>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct EntrySnapshot<'a> {
+    kind: &'static str,
+    amount: String,
+    grant_id: Option<&'a str>,
+    note: Option<&'a str>,
+}
+
+fn invalid(e: WalletError) -> AppError {
+    match e {
+        WalletError::NoSuchGrant(_) => AppError::NotFound(e.to_string()),
+        WalletError::Amount => AppError::InvalidFields(vec![("amount".into(), e.to_string())]),
+        WalletError::Expiry => AppError::InvalidFields(vec![("expires_at".into(), e.to_string())]),
+        WalletError::TooManyGrants => AppError::Conflict(e.to_string()),
+    }
+}
+
+fn new_grant_id() -> String {
+    format!("grt_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The most an idempotency key, a note or a reason may be.
+const MAX_TEXT: usize = 200;
+
+fn check_text(field: &str, v: &str, required: bool) -> AppResult<()> {
+    if (required && v.trim().is_empty()) || v.chars().count() > MAX_TEXT {
+        return Err(AppError::InvalidFields(vec![(
+            field.into(),
+            format!("{} 1 to {MAX_TEXT} characters", if required { "required:" } else { "at most" }),
+        )]));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Locks the customer, loads the wallet with every grant that became
+    /// effective or expired by `now` applied, runs `change`, and writes the
+    /// result with one audit entry (when `actor` is given) in the same
+    /// transaction.
+    async fn change_wallet<T>(
+        &self,
+        user_id: &str,
+        actor: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut Wallet) -> AppResult<(Vec<Entry>, T, Vec<(String, Option<String>, Option<String>)>)>,
+        request_key: Option<&str>,
+    ) -> AppResult<T> {
+        let mut tx = self.store.begin().await?;
+        if lock_current(&mut tx, &self.catalog, user_id, now).await?.is_none() {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        let loaded = wallet::load(&mut tx, user_id).await?;
+        let mut w = loaded.clone();
+        let mut entries = w.settle_due(now);
+        let (made, out, new_grants) = change(&mut w)?;
+        entries.extend(made);
+        let new: Vec<(&str, Option<&str>, Option<&str>)> =
+            new_grants.iter().map(|(id, k, n)| (id.as_str(), k.as_deref(), n.as_deref())).collect();
+        wallet::save(
+            &mut tx,
+            Save { user_id, loaded: &loaded, wallet: &w, new_grants: &new, entries: &entries, request_key, now },
+        )
+        .await?;
+        if let Some((actor, action)) = actor {
+            let after = WalletChange {
+                balance: w.balance().usd_string(),
+                entries: entries
+                    .iter()
+                    .map(|e| EntrySnapshot {
+                        kind: e.kind.as_str(),
+                        amount: e.amount.usd_string(),
+                        grant_id: e.grant_id.as_deref(),
+                        note: e.note.as_deref(),
+                    })
+                    .collect(),
+            };
+            audit::record(&mut tx, actor, action, ("wallet", user_id), audit::NONE, Some(&after), now).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Grants credits. The same idempotency key again answers the grant it
+    /// made (`false`: nothing new), and is refused if it asked for a
+    /// different amount or kind.
+    pub async fn grant_credits(
+        &self,
+        user_id: &str,
+        g: NewGrant,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(StoredGrant, bool)> {
+        check_text("idempotency_key", &g.idempotency_key, true)?;
+        check_text("note", g.note.as_deref().unwrap_or(""), false)?;
+        if g.amount <= Nanos::ZERO || g.amount > MAX_GRANT {
+            return Err(invalid(WalletError::Amount));
+        }
+        let mut conn = self.store.pool().acquire().await?;
+        if let Some(found) = wallet::grant_by_key(&mut conn, user_id, &g.idempotency_key).await? {
+            return same_grant(found, &g);
+        }
+        drop(conn);
+        let id = new_grant_id();
+        let grant = Grant {
+            id: id.clone(),
+            kind: g.kind,
+            source: g.source,
+            amount: g.amount,
+            remaining: Nanos::ZERO,
+            priority: g.priority,
+            effective_at: g.effective_at.unwrap_or(now),
+            expires_at: g.expires_at,
+            created_at: now,
+            status: GrantStatus::Pending,
+        };
+        let key = g.idempotency_key.clone();
+        let note = g.note.clone();
+        let made = self
+            .change_wallet(
+                user_id,
+                Some((actor, "wallet.grant")),
+                now,
+                |w| {
+                    let entries = w.add_grant(grant, now).map_err(invalid)?;
+                    let made = w.grants.iter().find(|x| x.id == id).cloned().expect("just added");
+                    Ok((entries, made, vec![(id.clone(), Some(key), note.clone())]))
+                },
+                None,
+            )
+            .await;
+        match made {
+            Ok(grant) => Ok((StoredGrant { grant, note: g.note.clone() }, true)),
+            // Another request with the same key won the race: answer its grant.
+            Err(e @ AppError::Conflict(_)) => {
+                let mut conn = self.store.pool().acquire().await?;
+                match wallet::grant_by_key(&mut conn, user_id, &g.idempotency_key).await? {
+                    Some(found) => same_grant(found, &g),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Voids an open grant: what is left of it leaves the balance.
+    pub async fn void_grant(
+        &self,
+        user_id: &str,
+        grant_id: &str,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Nanos> {
+        check_text("reason", reason, true)?;
+        self.change_wallet(
+            user_id,
+            Some((actor, "wallet.void")),
+            now,
+            |w| {
+                let entries = w.void(grant_id, now, reason.trim()).map_err(invalid)?;
+                Ok((entries, w.balance(), vec![]))
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Moves the balance by a signed amount with a reason; the same
+    /// idempotency key again changes nothing. The balance after.
+    pub async fn adjust_wallet(
+        &self,
+        user_id: &str,
+        amount: Nanos,
+        reason: &str,
+        idempotency_key: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Nanos, bool)> {
+        check_text("reason", reason, true)?;
+        check_text("idempotency_key", idempotency_key, true)?;
+        let mut conn = self.store.pool().acquire().await?;
+        if let Some(found) = wallet::adjustment_by_key(&mut conn, user_id, idempotency_key).await? {
+            return Ok((found.entry.balance_after, false));
+        }
+        drop(conn);
+        let up = new_grant_id();
+        self.change_wallet(
+            user_id,
+            Some((actor, "wallet.adjust")),
+            now,
+            |w| {
+                let entries = w.adjust(amount, now, reason.trim(), &up).map_err(invalid)?;
+                let new = if amount > Nanos::ZERO {
+                    vec![(up.clone(), None, Some(reason.trim().to_string()))]
+                } else {
+                    vec![]
+                };
+                Ok((entries, (w.balance(), true), new))
+            },
+            Some(idempotency_key),
+        )
+        .await
+    }
+
+    /// Sets (or clears) the balance below which the customer is warned.
+    pub async fn set_low_balance_threshold(
+        &self,
+        user_id: &str,
+        threshold: Option<Nanos>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        if threshold.is_some_and(|t| t < Nanos::ZERO || t > MAX_GRANT) {
+            return Err(AppError::InvalidFields(vec![(
+                "low_balance_threshold".into(),
+                format!("an amount from $0 to {}, or null for none", MAX_GRANT.display_plain()),
+            )]));
+        }
+        let mut tx = self.store.begin().await?;
+        if lock_current(&mut tx, &self.catalog, user_id, now).await?.is_none() {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        wallet::set_threshold(&mut tx, user_id, threshold, now).await?;
+        let after = threshold.map(Nanos::usd_string);
+        audit::record(&mut tx, actor, "wallet.threshold", ("wallet", user_id), audit::NONE, Some(&after), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The wallet at `now`: balance, holds, what is available, the grants.
+    pub async fn wallet_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<WalletView> {
+        let mut conn = self.store.pool().acquire().await?;
+        let sub = crate::server::store::users::subscription(&mut conn, user_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))?;
+        let catalog = self.catalog.recent(&self.store).await?;
+        let w = wallet::load(&mut conn, user_id).await?;
+        let seen = holds::usage_and_holds(&mut conn, user_id, sub.current_period().start, now).await?;
+        let held = seen.held.total().cost;
+        let balance = w.balance_at(now);
+        Ok(WalletView {
+            balance,
+            held,
+            available: Nanos(balance.0.saturating_sub(held.0)),
+            low_balance_threshold: wallet::threshold(&mut conn, user_id).await?,
+            next_change: w.next_change(now),
+            grants: wallet::grants(&mut conn, user_id, 200).await?,
+            prepaid: catalog.plan_of(&sub).is_some_and(|p| p.credits.prepaid()),
+        })
+    }
+
+    /// One page of the wallet's statement, newest first. `cursor` is the
+    /// `next_cursor` of the page before.
+    pub async fn wallet_statement(&self, user_id: &str, limit: i64, cursor: Option<&str>) -> AppResult<Statement> {
+        let limit = limit.clamp(1, 500);
+        let before = match cursor {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                AppError::InvalidFields(vec![("cursor".into(), "not a cursor this statement gave".into())])
+            })?),
+        };
+        let mut conn = self.store.pool().acquire().await?;
+        if crate::server::store::users::subscription(&mut conn, user_id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
+        }
+        let mut entries = wallet::entries(&mut conn, user_id, limit, before).await?;
+        let more = entries.len() as i64 > limit;
+        entries.truncate(limit as usize);
+        let next_cursor = if more { entries.last().map(|e| e.id.to_string()) } else { None };
+        Ok(Statement { entries, next_cursor })
+    }
+}
+
+/// The grant an idempotency key made, if the request asks for the same.
+fn same_grant(found: StoredGrant, g: &NewGrant) -> AppResult<(StoredGrant, bool)> {
+    if found.grant.amount != g.amount || found.grant.kind != g.kind {
+        return Err(AppError::Conflict(format!(
+            "idempotency key `{}` was used for a grant of {} ({}); use a new key for a different grant",
+            g.idempotency_key,
+            found.grant.amount.display_plain(),
+            found.grant.kind.as_str()
+        )));
+    }
+    Ok((found, false))
+}
+
+/// Debits, in the recording transaction (under the user's lock), each
+/// accepted event's cost from a prepaid customer's wallet. Entries carry
+/// the event's id; an event is debited once because it is accepted once.
+pub(super) async fn debit_events(
+    tx: &mut WriteTx,
+    user_id: &str,
+    events: &[(&str, Nanos)],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    if events.iter().all(|(_, c)| *c == Nanos::ZERO) {
+        return Ok(());
+    }
+    let loaded = wallet::load(tx, user_id).await?;
+    let mut w = loaded.clone();
+    let mut entries = w.settle_due(now);
+    for (id, cost) in events {
+        entries.extend(w.debit(*cost, now, id));
+    }
+    wallet::save(
+        tx,
+        Save { user_id, loaded: &loaded, wallet: &w, new_grants: &[], entries: &entries, request_key: None, now },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A prepaid customer's balance at `now`, in the caller's (locked)
+/// transaction.
+pub(super) async fn balance_in(tx: &mut WriteTx, user_id: &str, now: DateTime<Utc>) -> AppResult<Nanos> {
+    Ok(wallet::load(tx, user_id).await?.balance_at(now))
+}

@@ -1,0 +1,246 @@
+//! Prepaid credits against real stores (both): the gate reserves against
+//! the balance, events debit it once, grants spend and lapse in order, and
+//! every balance is the sum of its entries.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::Engine;
+use super::tests::{ev, ok, op, scalar};
+use super::wallet::NewGrant;
+use crate::both_stores;
+use crate::domain::limits::Limits;
+use crate::domain::money::Nanos;
+use crate::domain::plan::BillingMode;
+use crate::domain::wallet::{EntryKind, GrantKind, GrantSource};
+use crate::server::error::AppError;
+use crate::server::store::{Store, catalog, wallet};
+use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+
+/// A search costs $0.001 on the test catalog.
+const SEARCH: Nanos = Nanos(1_000_000);
+
+/// Makes plan `plan_id` prepaid.
+pub(crate) async fn make_prepaid(engine: &Engine, plan_id: i64, at: DateTime<Utc>) {
+    let mut p = engine.catalog_snapshot().await.unwrap().plan(plan_id).unwrap().clone();
+    p.credits.mode = BillingMode::Prepaid;
+    let mut conn = engine.store.pool().acquire().await.unwrap();
+    assert!(catalog::update_plan(&mut conn, &p, at).await.unwrap());
+}
+
+/// `u1` on a prepaid plan with no limits, from `start`.
+async fn prepaid_user(store: Store, start: DateTime<Utc>) -> Engine {
+    let (engine, plan) = engine_with_catalog(store, Limits::new(), start).await;
+    make_prepaid(&engine, plan, start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    engine
+}
+
+pub(crate) fn grant_of(amount: Nanos, key: &str) -> NewGrant {
+    NewGrant {
+        amount,
+        kind: GrantKind::Paid,
+        source: GrantSource::Admin,
+        priority: 0,
+        effective_at: None,
+        expires_at: None,
+        idempotency_key: key.into(),
+        note: None,
+    }
+}
+
+/// The balance, and the sum of the statement's entries: always equal.
+async fn balance_and_entries(engine: &Engine, now: DateTime<Utc>) -> (Nanos, Nanos) {
+    let w = engine.wallet_view("u1", now).await.unwrap();
+    let mut conn = engine.store.pool().acquire().await.unwrap();
+    (w.balance, wallet::entries_sum(&mut conn, "u1").await.unwrap())
+}
+
+async fn entries_of(engine: &Engine) -> Vec<(EntryKind, Nanos, Option<String>)> {
+    let page = engine.wallet_statement("u1", 500, None).await.unwrap();
+    page.entries.iter().rev().map(|e| (e.entry.kind, e.entry.amount, e.entry.event_id.clone())).collect()
+}
+
+/// A balance worth exactly 50 searches admits 50 of 200 concurrent
+/// reservations; the 51st is refused naming what is available and what it
+/// needs; each recorded event is debited once, a retried one never again.
+async fn reservations_spend_the_balance_exactly(store: Store) {
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store.clone(), start).await;
+    let now = t(2026, 11, 10);
+    engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 50), "k1"), "admin:test", now).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.preflight("u1", &[op("tavily", 0)], true, now).await })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for task in tasks {
+        let p = task.await.unwrap().unwrap();
+        let w = p.wallet.expect("a prepaid verdict carries the wallet");
+        assert_eq!(w.required, SEARCH);
+        if p.can_proceed {
+            admitted.push(p.reservation_id.unwrap());
+        } else {
+            assert!(p.insufficient_credits() && p.denied_by.is_none());
+            assert_eq!(w.available, Nanos::ZERO);
+            assert!(p.denial_message().unwrap().contains("$0.001"), "{:?}", p.denial_message());
+        }
+    }
+    assert_eq!(admitted.len(), 50);
+    let view = engine.wallet_view("u1", now).await.unwrap();
+    assert_eq!((view.balance, view.held, view.available), (Nanos(SEARCH.0 * 50), Nanos(SEARCH.0 * 50), Nanos::ZERO));
+
+    // Each call arrives with its reservation: the hold becomes a debit.
+    let events: Vec<_> = admitted
+        .iter()
+        .enumerate()
+        .map(|(i, rid)| {
+            let mut e = ev(&format!("e{i}"), "u1", "tavily", None, 0, 0, now);
+            e.reservation_id = Some(rid.clone());
+            e
+        })
+        .collect();
+    engine.record(ok(events.clone()), now).await.unwrap();
+    let view = engine.wallet_view("u1", now).await.unwrap();
+    assert_eq!((view.balance, view.held, view.available), (Nanos::ZERO, Nanos::ZERO, Nanos::ZERO));
+    // Sent again: duplicates, nothing debited twice.
+    let again = engine.record(ok(events), now).await.unwrap();
+    assert!(again.iter().all(|r| r.outcome == super::recording::Outcome::Duplicate));
+    let entries = entries_of(&engine).await;
+    let debits: Vec<_> = entries.iter().filter(|e| e.0 == EntryKind::Debit).collect();
+    assert_eq!(debits.len(), 50);
+    assert!(debits.iter().all(|d| d.1 == Nanos(-SEARCH.0) && d.2.is_some()));
+    assert_eq!(balance_and_entries(&engine, now).await, (Nanos::ZERO, Nanos::ZERO));
+    // The debits reconcile with the recorded events' costs to the nano.
+    let spent = scalar(&store, "SELECT CAST(COALESCE(SUM(cost_total_nanos), 0) AS BIGINT) FROM usage_events").await;
+    let debited = scalar(
+        &store,
+        "SELECT CAST(COALESCE(-SUM(amount_nanos), 0) AS BIGINT) FROM wallet_entries WHERE kind = 'debit'",
+    )
+    .await;
+    assert_eq!(spent, debited);
+    // Nothing is left: a check alone says so too.
+    let check = engine.preflight("u1", &[op("tavily", 0)], false, now).await.unwrap();
+    assert!(!check.can_proceed && check.insufficient_credits());
+}
+both_stores!(reservations_spend_the_balance_exactly, reservations_spend_the_balance_exactly);
+
+/// Promotional credits that expire first are spent first; what is left of
+/// them leaves at their instant, once, however often the wallet is read or
+/// changed afterwards.
+async fn grants_spend_in_order_and_lapse_once(store: Store) {
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store, start).await;
+    let now = t(2026, 11, 10);
+    let promo = NewGrant {
+        kind: GrantKind::Promotional,
+        expires_at: Some(now + Duration::hours(1)),
+        ..grant_of(Nanos::from_usd(1), "promo")
+    };
+    engine.grant_credits("u1", grant_of(Nanos::from_usd(2), "paid"), "admin:test", now).await.unwrap();
+    let (promo, _) = engine.grant_credits("u1", promo, "admin:test", now).await.unwrap();
+    let events = (0..3).map(|i| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)).collect();
+    engine.record(ok(events), now).await.unwrap();
+    let w = engine.wallet_view("u1", now).await.unwrap();
+    let left = |id: &str| w.grants.iter().find(|g| g.grant.id == id).unwrap().grant.remaining;
+    assert_eq!(left(&promo.grant.id), Nanos(Nanos::from_usd(1).0 - 3 * SEARCH.0));
+    assert_eq!(w.balance, Nanos(Nanos::from_usd(3).0 - 3 * SEARCH.0));
+    // One instant before the expiry it still counts; at it, not.
+    let at_expiry = now + Duration::hours(1);
+    assert_eq!(engine.wallet_view("u1", at_expiry - Duration::milliseconds(1)).await.unwrap().balance, w.balance);
+    assert_eq!(engine.wallet_view("u1", at_expiry).await.unwrap().balance, Nanos::from_usd(2));
+    // Two later changes: the expiry is written by the first, once.
+    let later = now + Duration::hours(2);
+    engine.grant_credits("u1", grant_of(Nanos::from_usd(1), "more"), "admin:test", later).await.unwrap();
+    engine.adjust_wallet("u1", Nanos(-SEARCH.0), "correction", "adj", "admin:test", later).await.unwrap();
+    let entries = entries_of(&engine).await;
+    let expiries: Vec<_> = entries.iter().filter(|e| e.0 == EntryKind::Expiry).collect();
+    assert_eq!(expiries.len(), 1);
+    assert_eq!(expiries[0].1, Nanos(-(Nanos::from_usd(1).0 - 3 * SEARCH.0)));
+    let kinds: Vec<EntryKind> = entries.iter().map(|e| e.0).collect();
+    use EntryKind::*;
+    assert_eq!(kinds, vec![Grant, Grant, Debit, Debit, Debit, Expiry, Grant, Adjustment]);
+    assert_eq!(
+        balance_and_entries(&engine, later).await,
+        (Nanos(Nanos::from_usd(3).0 - SEARCH.0), Nanos(Nanos::from_usd(3).0 - SEARCH.0))
+    );
+}
+both_stores!(grants_spend_in_order_and_lapse_once, grants_spend_in_order_and_lapse_once);
+
+/// A call that happened is recorded even when it costs more than is left:
+/// the balance goes negative, and the next grant pays that first.
+async fn debt_is_paid_by_the_next_grant(store: Store) {
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store, start).await;
+    let now = t(2026, 11, 10);
+    engine.grant_credits("u1", grant_of(SEARCH, "one"), "admin:test", now).await.unwrap();
+    let events = (0..3).map(|i| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)).collect();
+    let results = engine.record(ok(events), now).await.unwrap();
+    assert!(results.iter().all(|r| r.outcome == super::recording::Outcome::Accepted));
+    assert_eq!(balance_and_entries(&engine, now).await, (Nanos(-2 * SEARCH.0), Nanos(-2 * SEARCH.0)));
+    // In debt, nothing is admitted, not even a call estimated at nothing.
+    let p = engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap();
+    assert!(!p.can_proceed && p.wallet.unwrap().available == Nanos(-2 * SEARCH.0));
+    let (g, _) = engine.grant_credits("u1", grant_of(Nanos::from_usd(1), "two"), "admin:test", now).await.unwrap();
+    assert_eq!(g.grant.remaining, Nanos(Nanos::from_usd(1).0 - 2 * SEARCH.0));
+    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos(Nanos::from_usd(1).0 - 2 * SEARCH.0));
+    assert!(engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
+}
+both_stores!(debt_is_paid_by_the_next_grant, debt_is_paid_by_the_next_grant);
+
+/// The same idempotency key answers the same grant (or adjustment) and
+/// never grants twice; reused for something else, it is refused.
+async fn a_key_grants_once(store: Store) {
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store, start).await;
+    let now = t(2026, 11, 10);
+    let (first, created) = engine.grant_credits("u1", grant_of(Nanos::from_usd(5), "k"), "admin:a", now).await.unwrap();
+    assert!(created);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(
+                async move { engine.grant_credits("u1", grant_of(Nanos::from_usd(5), "k"), "admin:a", now).await },
+            )
+        })
+        .collect();
+    for task in tasks {
+        let (again, created) = task.await.unwrap().unwrap();
+        assert_eq!((again.grant.id.as_str(), created), (first.grant.id.as_str(), false));
+    }
+    let other = engine.grant_credits("u1", grant_of(Nanos::from_usd(6), "k"), "admin:a", now).await;
+    assert!(matches!(other, Err(AppError::Conflict(_))), "{other:?}");
+    for _ in 0..3 {
+        engine.adjust_wallet("u1", Nanos::from_usd(1), "goodwill", "adj-1", "admin:a", now).await.unwrap();
+    }
+    assert_eq!(balance_and_entries(&engine, now).await, (Nanos::from_usd(6), Nanos::from_usd(6)));
+    // Bad input is refused by field, and changes nothing.
+    let zero = engine.grant_credits("u1", grant_of(Nanos::ZERO, "z"), "admin:a", now).await;
+    assert!(matches!(zero, Err(AppError::InvalidFields(ref f)) if f[0].0 == "amount"), "{zero:?}");
+    let past = NewGrant { expires_at: Some(now - Duration::hours(1)), ..grant_of(Nanos::from_usd(1), "p") };
+    assert!(matches!(engine.grant_credits("u1", past, "admin:a", now).await, Err(AppError::InvalidFields(_))));
+    let nobody = engine.grant_credits("nobody", grant_of(Nanos::from_usd(1), "n"), "admin:a", now).await;
+    assert!(matches!(nobody, Err(AppError::NotFound(_))), "{nobody:?}");
+    assert_eq!(
+        engine.void_grant("u1", "grt_missing", "x", "admin:a", now).await.err().map(|e| e.status().as_u16()),
+        Some(404)
+    );
+    assert_eq!(balance_and_entries(&engine, now).await, (Nanos::from_usd(6), Nanos::from_usd(6)));
+}
+both_stores!(a_key_grants_once, a_key_grants_once);
+
+/// A postpaid customer's calls are neither weighed against nor debited
+/// from a wallet, even one with credits in it.
+async fn postpaid_ignores_the_wallet(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store, Limits::new(), start).await;
+    user_on_plan(&engine, "u1", plan, start).await;
+    let now = t(2026, 11, 10);
+    engine.grant_credits("u1", grant_of(SEARCH, "k"), "admin:a", now).await.unwrap();
+    let p = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0)], true, now).await.unwrap();
+    assert!(p.can_proceed && p.wallet.is_none());
+    engine.record(ok(vec![ev("e", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
+    assert_eq!(balance_and_entries(&engine, now).await, (SEARCH, SEARCH));
+}
+both_stores!(postpaid_ignores_the_wallet, postpaid_ignores_the_wallet);

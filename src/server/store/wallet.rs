@@ -1,0 +1,269 @@
+//! Wallets: a customer's grants, debt and the entries of every change to
+//! the balance (see [`crate::domain::wallet`] for the rules).
+//!
+//! Callers load and save a wallet only under the customer's subscription
+//! lock (as for usage), so two nodes never change one wallet at once and
+//! the gate's reservation against the balance is exact.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{StoreError, StoreResult, from_ms, ms};
+use crate::domain::money::Nanos;
+use crate::domain::wallet::{Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, Wallet};
+
+const GRANT_COLUMNS: &str =
+    "id, kind, source, amount_nanos, remaining_nanos, priority, effective_at, expires_at, status, created_at, note";
+
+/// A grant as stored, with its note.
+#[derive(Clone, Debug)]
+pub struct StoredGrant {
+    pub grant: Grant,
+    pub note: Option<String>,
+}
+
+fn grant_of(r: &AnyRow) -> StoreResult<StoredGrant> {
+    let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("wallet grant {what} `{v}`"));
+    let kind: String = r.try_get("kind")?;
+    let source: String = r.try_get("source")?;
+    let status: String = r.try_get("status")?;
+    Ok(StoredGrant {
+        grant: Grant {
+            id: r.try_get("id")?,
+            kind: GrantKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+            source: GrantSource::parse(&source).ok_or_else(|| corrupt("source", &source))?,
+            amount: Nanos(r.try_get("amount_nanos")?),
+            remaining: Nanos(r.try_get("remaining_nanos")?),
+            priority: r.try_get("priority")?,
+            effective_at: from_ms(r.try_get("effective_at")?),
+            expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
+            created_at: from_ms(r.try_get("created_at")?),
+            status: GrantStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        },
+        note: r.try_get("note")?,
+    })
+}
+
+/// The customer's wallet as last saved: its open grants and its debt (an
+/// empty wallet when it has none).
+pub async fn load(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Wallet> {
+    let debt = sqlx::query("SELECT debt_nanos FROM wallets WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get::<i64, _>("debt_nanos"))
+        .transpose()?
+        .unwrap_or(0);
+    let rows = sqlx::query(&format!(
+        "SELECT {GRANT_COLUMNS} FROM wallet_grants WHERE user_id = $1 AND status IN ('pending', 'active') ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let grants = rows.iter().map(|r| grant_of(r).map(|g| g.grant)).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Wallet { grants, debt: Nanos(debt) })
+}
+
+/// Every grant of the customer, newest first (at most `limit`).
+pub async fn grants(conn: &mut AnyConnection, user_id: &str, limit: i64) -> StoreResult<Vec<StoredGrant>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {GRANT_COLUMNS} FROM wallet_grants WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(grant_of).collect()
+}
+
+/// The grant a request with this idempotency key made, if one did.
+pub async fn grant_by_key(conn: &mut AnyConnection, user_id: &str, key: &str) -> StoreResult<Option<StoredGrant>> {
+    let row =
+        sqlx::query(&format!("SELECT {GRANT_COLUMNS} FROM wallet_grants WHERE user_id = $1 AND idempotency_key = $2"))
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.as_ref().map(grant_of).transpose()
+}
+
+/// Whether an adjustment with this idempotency key was written.
+pub async fn adjustment_by_key(conn: &mut AnyConnection, user_id: &str, key: &str) -> StoreResult<Option<StoredEntry>> {
+    let row =
+        sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM wallet_entries WHERE user_id = $1 AND request_key = $2"))
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.as_ref().map(entry_of).transpose()
+}
+
+/// What a change does to the stored wallet.
+pub struct Save<'a> {
+    pub user_id: &'a str,
+    /// The wallet as loaded, before the change.
+    pub loaded: &'a Wallet,
+    /// The wallet after the change (its grants with their new state).
+    pub wallet: &'a Wallet,
+    /// Ids of grants the change created (inserted rather than updated).
+    pub new_grants: &'a [(&'a str, Option<&'a str>, Option<&'a str>)],
+    pub entries: &'a [Entry],
+    /// An adjustment's idempotency key, written on its first entry.
+    pub request_key: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// Writes a change: the wallet's row (its debt), the new state of each
+/// grant it changed (new grants inserted with their idempotency key and
+/// note), and the entries in order.
+pub async fn save(conn: &mut AnyConnection, s: Save<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO wallets (user_id, debt_nanos, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET debt_nanos = excluded.debt_nanos, updated_at = excluded.updated_at",
+    )
+    .bind(s.user_id)
+    .bind(s.wallet.debt.0)
+    .bind(ms(s.now))
+    .execute(&mut *conn)
+    .await?;
+    for g in &s.wallet.grants {
+        if let Some((_, key, note)) = s.new_grants.iter().find(|(id, ..)| *id == g.id) {
+            sqlx::query(&format!(
+                "INSERT INTO wallet_grants ({GRANT_COLUMNS}, user_id, idempotency_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .bind(&g.id)
+            .bind(g.kind.as_str())
+            .bind(g.source.as_str())
+            .bind(g.amount.0)
+            .bind(g.remaining.0)
+            .bind(g.priority)
+            .bind(ms(g.effective_at))
+            .bind(g.expires_at.map(ms))
+            .bind(g.status.as_str())
+            .bind(ms(g.created_at))
+            .bind(*note)
+            .bind(s.user_id)
+            .bind(*key)
+            .execute(&mut *conn)
+            .await?;
+        } else if !s.loaded.grants.contains(g) {
+            sqlx::query("UPDATE wallet_grants SET remaining_nanos = $3, status = $4 WHERE user_id = $1 AND id = $2")
+                .bind(s.user_id)
+                .bind(&g.id)
+                .bind(g.remaining.0)
+                .bind(g.status.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    for (i, e) in s.entries.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO wallet_entries
+               (user_id, at, kind, amount_nanos, balance_after_nanos, event_id, grant_id, note, request_key, written_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(s.user_id)
+        .bind(ms(e.at))
+        .bind(e.kind.as_str())
+        .bind(e.amount.0)
+        .bind(e.balance_after.0)
+        .bind(e.event_id.as_deref())
+        .bind(e.grant_id.as_deref())
+        .bind(e.note.as_deref())
+        .bind(if i == 0 { s.request_key } else { None })
+        .bind(ms(s.now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+const ENTRY_COLUMNS: &str = "id, at, kind, amount_nanos, balance_after_nanos, event_id, grant_id, note";
+
+/// An entry as stored, with its id (the statement's cursor).
+#[derive(Clone, Debug)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub entry: Entry,
+}
+
+fn entry_of(r: &AnyRow) -> StoreResult<StoredEntry> {
+    let kind: String = r.try_get("kind")?;
+    Ok(StoredEntry {
+        id: r.try_get("id")?,
+        entry: Entry {
+            at: from_ms(r.try_get("at")?),
+            kind: EntryKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("wallet entry kind `{kind}`")))?,
+            amount: Nanos(r.try_get("amount_nanos")?),
+            balance_after: Nanos(r.try_get("balance_after_nanos")?),
+            event_id: r.try_get("event_id")?,
+            grant_id: r.try_get("grant_id")?,
+            note: r.try_get("note")?,
+        },
+    })
+}
+
+/// The statement newest first: `limit` entries before the entry `before`
+/// (from the newest without one), and one more to tell whether there are
+/// older ones.
+pub async fn entries(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    limit: i64,
+    before: Option<i64>,
+) -> StoreResult<Vec<StoredEntry>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM wallet_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(user_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(entry_of).collect()
+}
+
+/// The sum of every entry: the balance as the statement has it (a check
+/// that it agrees with the wallet).
+pub async fn entries_sum(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Nanos> {
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount_nanos), 0) AS BIGINT) AS s FROM wallet_entries WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(Nanos(r.try_get("s")?))
+}
+
+/// The low-balance threshold, if one is set.
+pub async fn threshold(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Nanos>> {
+    Ok(sqlx::query("SELECT low_balance_threshold_nanos FROM wallets WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get::<Option<i64>, _>("low_balance_threshold_nanos"))
+        .transpose()?
+        .flatten()
+        .map(Nanos))
+}
+
+pub async fn set_threshold(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    threshold: Option<Nanos>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO wallets (user_id, debt_nanos, low_balance_threshold_nanos, updated_at) VALUES ($1, 0, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET low_balance_threshold_nanos = excluded.low_balance_threshold_nanos,
+           updated_at = excluded.updated_at",
+    )
+    .bind(user_id)
+    .bind(threshold.map(|n| n.0))
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -56,6 +56,9 @@ pub async fn reprice_for(
     // what re-pricing added to it (threshold alerts follow, as if the usage
     // had been priced at once).
     let mut open_of: BTreeMap<String, (Period, String, Limits, Usage)> = BTreeMap::new();
+    // Prepaid customers' re-priced events, debited from their wallets once
+    // (an event is re-priced once: it is no longer unpriced after).
+    let mut debits: BTreeMap<String, Vec<(String, Nanos)>> = BTreeMap::new();
     let mut models = std::collections::BTreeSet::new();
     for e in events {
         let Some(v) = prices.lookup(&version.provider, e.model.as_deref(), e.occurred_at) else { continue };
@@ -66,6 +69,9 @@ pub async fn reprice_for(
         if !open_of.contains_key(&e.user_id) {
             let Some((sub, snapshot)) = lock_current(tx, catalogs, &e.user_id, now).await? else { continue };
             let open = sub.current_period();
+            if snapshot.plan_of(&sub).is_some_and(|p| p.credits.prepaid()) {
+                debits.insert(e.user_id.clone(), Vec::new());
+            }
             open_of.insert(e.user_id.clone(), (open, open.label(), snapshot.limits_of(&sub), Usage::default()));
         }
         let (open, open_label, ..) = &open_of[&e.user_id];
@@ -118,6 +124,9 @@ pub async fn reprice_for(
         if let Some((.., gained)) = open_of.get_mut(&e.user_id) {
             gained.add(&version.provider, ProviderUsage { calls, tokens, cost: cost.total });
         }
+        if let Some(d) = debits.get_mut(&e.user_id) {
+            d.push((e.event_id.clone(), cost.total));
+        }
         tx.notify(&e.user_id, crate::server::store::live::Kind::Usage);
         done.events += 1;
         done.cost = done.cost.saturating_add(cost.total);
@@ -143,6 +152,10 @@ pub async fn reprice_for(
         if !crossed.is_empty() {
             tx.notify(user_id, crate::server::store::live::Kind::Alert);
         }
+    }
+    for (user_id, d) in &debits {
+        let d: Vec<(&str, Nanos)> = d.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+        super::wallet::debit_events(tx, user_id, &d, now).await?;
     }
     for m in &models {
         if events::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {

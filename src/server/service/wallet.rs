@@ -12,12 +12,18 @@ use serde::Serialize;
 use super::Engine;
 use super::audit;
 use super::subscriptions::lock_current;
+use sqlx::AnyConnection;
+
 use crate::domain::money::Nanos;
-use crate::domain::wallet::{Entry, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError};
+use crate::domain::plan::Plan;
+use crate::domain::subscription::{Status, Subscription};
+use crate::domain::wallet::{
+    Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError,
+};
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::WriteTx;
-use crate::server::store::holds;
 use crate::server::store::wallet::{self, Save, StoredEntry, StoredGrant};
+use crate::server::store::{StoreResult, holds, ms};
 
 /// A grant as asked for.
 #[derive(Clone, Debug)]
@@ -380,4 +386,78 @@ pub(super) async fn debit_events(
 /// transaction.
 pub(super) async fn balance_in(tx: &mut WriteTx, user_id: &str, now: DateTime<Utc>) -> AppResult<Nanos> {
     Ok(wallet::load(tx, user_id).await?.balance_at(now))
+}
+
+/// Grants the plan's included credits for `sub`'s open period, once (the
+/// grant's idempotency key names the period), expiring at the period's
+/// end. With a rollover cap, what the plan's credits of the period just
+/// ended left at its end, up to the cap, comes along as a second grant for
+/// this period. Runs under the customer's lock: when a subscription starts,
+/// when a plan change applies, and when a period rolls over.
+pub async fn grant_included(
+    conn: &mut AnyConnection,
+    plan: Option<&Plan>,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let Some((plan, included)) = plan.and_then(|p| p.credits.included.map(|i| (p, i))) else { return Ok(()) };
+    if sub.status != Status::Active {
+        return Ok(());
+    }
+    let user_id = sub.user_id.as_str();
+    let period = sub.current_period();
+    let key = format!("plan:{}", ms(period.start));
+    if wallet::grant_by_key(conn, user_id, &key).await?.is_some() {
+        return Ok(());
+    }
+    let loaded = wallet::load(conn, user_id).await?;
+    let mut w = loaded.clone();
+    let mut entries = w.settle_due(now);
+    let from_plan =
+        |id: &Option<String>| w.grants.iter().any(|g| Some(&g.id) == id.as_ref() && g.source == GrantSource::Plan);
+    let left_at_end: Nanos = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Expiry && e.at == period.start && from_plan(&e.grant_id))
+        .map(|e| Nanos(-e.amount.0))
+        .sum();
+    let rolled = plan.credits.rollover_cap.map_or(Nanos::ZERO, |cap| left_at_end.min(cap));
+    let label = period.label();
+    let mut new = Vec::new();
+    for (amount, key, note) in [
+        (included, key, format!("included in {} for {label}", plan.name)),
+        (rolled, format!("rollover:{}", ms(period.start)), format!("rolled over into {label}")),
+    ] {
+        if amount <= Nanos::ZERO {
+            continue;
+        }
+        let id = new_grant_id();
+        let grant = Grant {
+            id: id.clone(),
+            kind: GrantKind::Paid,
+            source: GrantSource::Plan,
+            amount,
+            remaining: Nanos::ZERO,
+            priority: 0,
+            effective_at: period.start,
+            expires_at: Some(period.end),
+            created_at: now,
+            status: GrantStatus::Pending,
+        };
+        match w.add_grant(grant, now) {
+            Ok(made) => entries.extend(made),
+            // A wallet full of open grants gets no more; say so in the log.
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "included credits not granted");
+                continue;
+            }
+        }
+        new.push((id, Some(key), Some(note)));
+    }
+    let new: Vec<(&str, Option<&str>, Option<&str>)> =
+        new.iter().map(|(id, k, n)| (id.as_str(), k.as_deref(), n.as_deref())).collect();
+    wallet::save(
+        conn,
+        Save { user_id, loaded: &loaded, wallet: &w, new_grants: &new, entries: &entries, request_key: None, now },
+    )
+    .await
 }

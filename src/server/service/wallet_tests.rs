@@ -88,6 +88,7 @@ async fn reservations_spend_the_balance_exactly(store: Store) {
         }
     }
     assert_eq!(admitted.len(), 50);
+    engine.store.settled().await.unwrap();
     let view = engine.wallet_view("u1", now).await.unwrap();
     assert_eq!((view.balance, view.held, view.available), (Nanos(SEARCH.0 * 50), Nanos(SEARCH.0 * 50), Nanos::ZERO));
 
@@ -244,3 +245,82 @@ async fn postpaid_ignores_the_wallet(store: Store) {
     assert_eq!(balance_and_entries(&engine, now).await, (SEARCH, SEARCH));
 }
 both_stores!(postpaid_ignores_the_wallet, postpaid_ignores_the_wallet);
+
+/// An event recorded without a price costs nothing until a price arrives;
+/// then it is debited its cost, once, however many prices follow.
+async fn a_repriced_event_is_debited_once(store: Store) {
+    use crate::domain::pricing::RateField;
+    use crate::server::service::admin::PriceForm;
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store, start).await;
+    let now = t(2026, 11, 10);
+    engine.grant_credits("u1", grant_of(Nanos::from_usd(10), "k"), "admin:test", now).await.unwrap();
+    let e = ev("new-model", "u1", "openai", Some("o9-preview"), 1_000_000, 0, now);
+    let r = engine.record(ok(vec![e]), now).await.unwrap();
+    assert!(r[0].unpriced);
+    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos::from_usd(10));
+    let price = |usd: &str, from: &str| PriceForm {
+        effective_from: Some(from.into()),
+        ..PriceForm::with_rates("openai", "o9-preview", &[(RateField::InputPerMillion, usd)])
+    };
+    engine.add_price(&price("2", "2026-11-01T00:00:00Z"), "admin:test", now).await.unwrap();
+    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos::from_usd(8));
+    // A later price covers the same event, which is priced already.
+    engine.add_price(&price("3", "2026-11-05T00:00:00Z"), "admin:test", now).await.unwrap();
+    assert_eq!(balance_and_entries(&engine, now).await, (Nanos::from_usd(8), Nanos::from_usd(8)));
+    let debits: Vec<_> = entries_of(&engine).await.into_iter().filter(|e| e.0 == EntryKind::Debit).collect();
+    assert_eq!(debits, vec![(EntryKind::Debit, Nanos(-Nanos::from_usd(2).0), Some("new-model".to_string()))]);
+}
+both_stores!(a_repriced_event_is_debited_once, a_repriced_event_is_debited_once);
+
+/// A plan's included credits arrive at each period start and expire at its
+/// end; what is left, up to the plan's rollover cap, comes along into the
+/// next period; each period's credits are granted once.
+async fn included_credits_arrive_each_period(store: Store) {
+    let start = t(2026, 11, 1);
+    let (engine, plan) = engine_with_catalog(store, Limits::new(), start).await;
+    let mut p = engine.catalog_snapshot().await.unwrap().plan(plan).unwrap().clone();
+    p.credits.mode = BillingMode::Prepaid;
+    p.credits.included = Some(Nanos::from_usd(5));
+    p.credits.rollover_cap = Some(Nanos::from_usd(2));
+    let mut conn = engine.store.pool().acquire().await.unwrap();
+    catalog::update_plan(&mut conn, &p, start).await.unwrap();
+    drop(conn);
+    user_on_plan(&engine, "u1", plan, start).await;
+    let nov = t(2026, 11, 10);
+    assert_eq!(engine.wallet_view("u1", nov).await.unwrap().balance, Nanos::from_usd(5));
+    // $1.25 spent in November.
+    engine.record(ok(vec![ev("n1", "u1", "gemini", Some("gemini-2.5-pro"), 1_000_000, 0, nov)]), nov).await.unwrap();
+    // Read in December before anything rolls the period over: November's
+    // credits no longer count.
+    let dec = t(2026, 12, 5);
+    assert_eq!(engine.wallet_view("u1", dec).await.unwrap().balance, Nanos::ZERO);
+    // The first locked request in December rolls over: $5 anew, plus $2 of
+    // November's $3.75.
+    for _ in 0..2 {
+        assert!(engine.preflight("u1", &[op("tavily", 0)], true, dec).await.unwrap().can_proceed);
+    }
+    // (A reservation commits without waiting for SQLite's group.)
+    engine.store.settled().await.unwrap();
+    assert_eq!(balance_and_entries(&engine, dec).await, (Nanos::from_usd(7), Nanos::from_usd(7)));
+    let kinds: Vec<(EntryKind, Nanos)> = entries_of(&engine).await.into_iter().map(|e| (e.0, e.1)).collect();
+    let usd = |cents: i64| Nanos(cents * 10_000_000);
+    assert_eq!(
+        kinds,
+        vec![
+            (EntryKind::Grant, usd(500)),
+            (EntryKind::Debit, Nanos(-usd(125).0)),
+            (EntryKind::Expiry, Nanos(-usd(375).0)),
+            (EntryKind::Grant, usd(500)),
+            (EntryKind::Grant, usd(200)),
+        ]
+    );
+    let w = engine.wallet_view("u1", dec).await.unwrap();
+    assert!(
+        w.grants
+            .iter()
+            .filter(|g| g.grant.status.is_open())
+            .all(|g| g.grant.source == GrantSource::Plan && g.grant.expires_at == Some(t(2027, 1, 1)))
+    );
+}
+both_stores!(included_credits_arrive_each_period, included_credits_arrive_each_period);

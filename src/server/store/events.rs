@@ -433,7 +433,8 @@ pub(crate) const UNPRICED_LEFT_SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) AS n
      WHERE provider = $1 AND unpriced = 1 AND COALESCE(model, '') = $2";
 pub(crate) fn unpriced_events_sql() -> String {
     format!(
-        "SELECT id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code, response_time_ms,
+        "SELECT id, event_id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code,
+         response_time_ms,
          occurred_at, period_start, billing_period, {PARTS_COLS} FROM usage_events
          WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
          ORDER BY user_id, id"
@@ -454,6 +455,8 @@ pub async fn unpriced_models(
 #[derive(Clone, Debug)]
 pub struct UnpricedEvent {
     pub id: i64,
+    /// The caller's id of the event.
+    pub event_id: String,
     pub user_id: String,
     pub model: Option<String>,
     pub tokens_input: i64,
@@ -481,6 +484,7 @@ pub async fn unpriced_events(
         .map(|r| {
             Ok(UnpricedEvent {
                 id: r.try_get("id")?,
+                event_id: r.try_get("event_id")?,
                 user_id: r.try_get("user_id")?,
                 model: r.try_get("model")?,
                 tokens_input: r.try_get("tokens_input")?,

@@ -33,6 +33,20 @@ async fn prepaid_wallet_journey(store: Store) {
         (json!("prepaid"), json!("20.000000000"), json!("5.000000000"))
     );
     let plan_id = p["id"].as_i64().unwrap();
+    // Included credits can be taken away again (null clears).
+    let cleared = put(
+        &api,
+        &format!("/api/admin/plans/{plan_id}"),
+        a,
+        json!({"included_credits": null, "credits_rollover_cap": null}),
+    )
+    .await;
+    assert_eq!(
+        (cleared.status, cleared.body["data"]["included_credits"].clone()),
+        (StatusCode::OK, Value::Null),
+        "{}",
+        cleared.body
+    );
     let assigned =
         put(&api, "/api/admin/users/alice/subscription", a, json!({"plan_id": plan_id, "billing_cycle": "monthly"}))
             .await;
@@ -102,6 +116,8 @@ async fn prepaid_wallet_journey(store: Store) {
     let r = api.post("/api/subscription/preflight-check", Some(&gate), body.clone()).await;
     assert_error(&r, StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
 
+    // (Reservations commit without waiting for SQLite's write group.)
+    api.engine.store.settled().await.unwrap();
     // The wallet: alice's own key and an admin see it; bob's does not.
     let w = api.get("/api/wallet/alice", Some(&alice_reads)).await;
     assert_eq!(w.status, StatusCode::OK, "{}", w.body);

@@ -73,6 +73,7 @@ impl Engine {
         };
         let sub = fresh_subscription(&user.id, plan, cycle, now, 0, new.timezone.unwrap_or(Tz::UTC));
         users::insert_subscription(&mut tx, &sub, now).await?;
+        crate::server::service::wallet::grant_included(&mut tx, plan, &sub, now).await?;
         if let Some(p) = plan {
             users::insert_renewal(&mut tx, &new_renewal(&sub, p, None, RenewalType::New, None)).await?;
         }
@@ -151,6 +152,9 @@ impl Engine {
             PlanChange::CancelScheduled => sub.pending = None,
         }
         users::update_subscription(&mut tx, &sub, now).await?;
+        if matches!(change, PlanChange::Upgrade { .. }) {
+            crate::server::service::wallet::grant_included(&mut tx, Some(plan), &sub, now).await?;
+        }
         if resolve_stale_alerts(&mut tx, &catalog, &sub, now).await? {
             tx.notify(user_id, Kind::Alert);
         }

@@ -204,7 +204,8 @@ pub async fn ensure_current(
     // Usage starts again from zero: the old periods' alerts stop applying.
     let resolved = alerts::resolve_threshold_alerts_before(conn, &sub.user_id, sub.period_start, now).await?;
     announce_alerts(conn, EventType::AlertResolved, resolved, now).await?;
-    users::update_subscription(conn, sub, now).await
+    users::update_subscription(conn, sub, now).await?;
+    super::wallet::grant_included(conn, plan, sub, now).await
 }
 
 /// Resolves the threshold alerts of the open period that the user's usage

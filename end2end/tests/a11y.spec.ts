@@ -23,6 +23,7 @@ const ADMIN_PAGES = [
   '/admin/profitability',
   '/admin/keys',
   '/admin/webhooks',
+  '/admin/wallet?user=prepaid',
 ];
 const WIDTHS = [375, 1280];
 
@@ -69,6 +70,13 @@ test("a user's pages have no serious accessibility violations", async ({ page, b
   await signIn(page, DEMO);
   await ready(page, info);
   await scan(page, browser, info, USER_PAGES);
+});
+
+test("a prepaid customer's wallet pages have no serious accessibility violations", async ({ page, browser }, info) => {
+  test.setTimeout(120_000);
+  await signIn(page, { email: 'prepaid@example.com', password: 'demo-password' });
+  await ready(page, info);
+  await scan(page, browser, info, ['/dashboard', '/billing']);
 });
 
 test("an admin's pages have no serious accessibility violations", async ({ page, browser }, info) => {

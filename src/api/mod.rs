@@ -7,4 +7,5 @@ pub mod billing;
 pub mod dashboard;
 pub mod insights;
 pub mod session;
+pub mod wallet;
 pub mod webhooks;

@@ -427,5 +427,50 @@ impl Wallet {
     }
 }
 
+/// When `available` runs out if spending goes on as it went over the last
+/// `window` (`spent` in it): `now` when nothing is available, `None` when
+/// nothing was spent.
+pub fn runs_out_at(
+    available: Nanos,
+    spent: Nanos,
+    window: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if available <= Nanos::ZERO {
+        return Some(now);
+    }
+    if spent <= Nanos::ZERO || window <= chrono::Duration::zero() {
+        return None;
+    }
+    let ms = i128::from(window.num_milliseconds()) * i128::from(available.0) / i128::from(spent.0);
+    // Beyond a century is "not in sight".
+    let ms = i64::try_from(ms).ok().filter(|m| *m < 100 * 365 * 86_400_000)?;
+    Some(now + chrono::Duration::milliseconds(ms))
+}
+
+/// The balance at the end of each day from `from`'s day to `to`'s: `before`
+/// (the balance at `from`), then each entry's `balance_after` in the order
+/// written. `entries` are `(at, balance_after)`, oldest first.
+pub fn daily_balance(
+    before: Nanos,
+    entries: &[(DateTime<Utc>, Nanos)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, Nanos)> {
+    let mut out = Vec::new();
+    let mut balance = before;
+    let mut next = entries.iter().peekable();
+    let mut day = from;
+    while day <= to {
+        let end = day + chrono::Duration::days(1);
+        while let Some((_, after)) = next.next_if(|(at, _)| *at < end) {
+            balance = *after;
+        }
+        out.push((day, balance));
+        day = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,9 @@ pub enum Command {
     /// Manage the pricing catalog.
     #[command(subcommand)]
     Prices(PricesCommand),
+    /// Prepaid credits: grant them, or show a customer's wallet.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
     /// Record a steady stream of realistic usage events for a user through the
     /// real recording path, so a running dashboard visibly moves.
     Simulate(SimulateArgs),
@@ -347,6 +350,49 @@ pub enum PricesCommand {
         /// Report what would change and write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GrantKindArg {
+    /// Bought by the customer.
+    Paid,
+    /// Given (a trial, a goodwill credit).
+    Promotional,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Grant credits to a customer's wallet (audited as the CLI). Prints
+    /// the grant and the balance after it.
+    Grant {
+        /// The customer: an email or a user id.
+        #[arg(long)]
+        user: String,
+        /// USD, e.g. 50 or 12.50.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, value_enum)]
+        kind: GrantKindArg,
+        /// RFC 3339 instant the credits lapse at; they never do when omitted.
+        #[arg(long, value_name = "T")]
+        expires: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Higher spends first.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// Makes the command safe to repeat: the same key grants once.
+        /// A fresh key each run when omitted.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Why, for the statement.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Show a customer's balance, holds and grants.
+    Show {
+        /// The customer: an email or a user id.
+        #[arg(long)]
+        user: String,
     },
 }
 

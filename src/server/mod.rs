@@ -175,6 +175,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
+        Command::Wallet(cmd) => {
+            let store = open_store(&g).await?;
+            let engine = Engine::new(store.clone(), Default::default());
+            let done = wallet_command(&engine, cmd).await;
+            store.close().await;
+            done
+        }
         Command::Simulate(args) => simulate(&g, args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchLoad(args) if args.mock => bench::load::serve_mock().await,
@@ -182,9 +189,80 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `tally wallet …`: the same services as the admin API.
+async fn wallet_command(engine: &Engine, cmd: cli::WalletCommand) -> anyhow::Result<()> {
+    use crate::domain::money::Nanos;
+    use crate::domain::wallet::{GrantKind, GrantSource};
+    let user_of = |u: &str| {
+        let u = u.to_string();
+        async move {
+            let mut conn = engine.store.pool().acquire().await?;
+            let found = match store::users::user_by_email(&mut conn, &u).await? {
+                Some(user) => Some(user),
+                None => store::users::user_by_id(&mut conn, &u).await?,
+            };
+            found.map(|user| user.id.to_string()).ok_or_else(|| anyhow::anyhow!("no user with email or id `{u}`"))
+        }
+    };
+    let now = Utc::now();
+    let show = |w: &crate::server::service::wallet::WalletView| {
+        println!(
+            "balance {} · held {} · available {} ({})",
+            w.balance.display_plain(),
+            w.held.display_plain(),
+            w.available.display_plain(),
+            if w.prepaid { "prepaid plan" } else { "postpaid plan: the wallet is not spent" }
+        );
+        for g in &w.grants {
+            let g = &g.grant;
+            println!(
+                "  {}  {}  {} {}, {} left, from {}{}, priority {}",
+                g.id,
+                g.status.as_str(),
+                g.kind.as_str(),
+                g.amount.display_plain(),
+                g.remaining.display_plain(),
+                g.source.as_str(),
+                g.expires_at.map(|t| format!(", expires {}", t.to_rfc3339())).unwrap_or_default(),
+                g.priority
+            );
+        }
+    };
+    match cmd {
+        cli::WalletCommand::Grant { user, amount, kind, expires, priority, idempotency_key, note } => {
+            let user_id = user_of(&user).await?;
+            let amount = Nanos::parse_usd(&amount).map_err(|e| anyhow::anyhow!("--amount: {e}"))?;
+            let grant = crate::server::service::wallet::NewGrant {
+                amount,
+                kind: match kind {
+                    cli::GrantKindArg::Paid => GrantKind::Paid,
+                    cli::GrantKindArg::Promotional => GrantKind::Promotional,
+                },
+                source: GrantSource::Admin,
+                priority,
+                effective_at: None,
+                expires_at: expires.map(|t| t.with_timezone(&Utc)),
+                idempotency_key: idempotency_key.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple())),
+                note,
+            };
+            let (g, created) =
+                engine.grant_credits(&user_id, grant, "cli", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let verb = if created { "granted" } else { "already granted (same key)" };
+            println!("{verb} {} {} as {}", g.grant.amount.display_plain(), g.grant.kind.as_str(), g.grant.id);
+            show(&engine.wallet_view(&user_id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+        cli::WalletCommand::Show { user } => {
+            let user_id = user_of(&user).await?;
+            show(&engine.wallet_view(&user_id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+    }
+    Ok(())
+}
+
 fn print_demo_logins() {
     println!("demo logins:");
     println!("  user:  {} / {}", seed::DEMO_EMAIL, seed::DEMO_PASSWORD);
+    println!("  prepaid user: {} / {}", seed::PREPAID_EMAIL, seed::DEMO_PASSWORD);
     println!("  admin: {} / {}", seed::ADMIN_EMAIL, seed::ADMIN_PASSWORD);
 }
 

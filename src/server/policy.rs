@@ -179,9 +179,11 @@ fn declares_any_method(route: &str) -> bool {
 
 /// The policy of a server function, by its path.
 pub fn server_fn_policy(path: &str) -> Option<Policy> {
-    use crate::api::{admin as a, billing as b, dashboard as d, insights as i, session as s, webhooks as w};
+    use crate::api::{
+        admin as a, billing as b, dashboard as d, insights as i, session as s, wallet as wl, webhooks as w,
+    };
     use Policy::*;
-    let table: [(&str, Policy); 34] = [
+    let table: [(&str, Policy); 40] = [
         (s::CurrentUser::PATH, Public),
         (s::Login::PATH, Public),
         (s::Logout::PATH, Public),
@@ -216,6 +218,12 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (w::DeleteWebhook::PATH, Admin),
         (w::WebhookDeliveries::PATH, Admin),
         (w::ReplayDelivery::PATH, Admin),
+        (wl::GetWallet::PATH, Read),
+        (wl::WalletStatement::PATH, Read),
+        (wl::AdminWallet::PATH, Admin),
+        (wl::AdminGrantCredits::PATH, Admin),
+        (wl::AdminAdjustWallet::PATH, Admin),
+        (wl::AdminVoidGrant::PATH, Admin),
     ];
     table.iter().find(|(p, _)| *p == path).map(|(_, policy)| *policy)
 }

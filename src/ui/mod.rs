@@ -16,7 +16,7 @@ use components::layout::MeResource;
 use pages::account::AccountPage;
 use pages::admin::{
     AdminAlertsPage, AdminAuditPage, AdminKeysPage, AdminPlansPage, AdminPricingPage, AdminProfitabilityPage,
-    AdminUsersPage, AdminWebhooksPage,
+    AdminUsersPage, AdminWalletPage, AdminWebhooksPage,
 };
 use pages::billing::{BillingPage, PlansPage, UsagePage};
 use pages::dashboard::DashboardPage;
@@ -87,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/profitability") view=AdminProfitabilityPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/keys") view=AdminKeysPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/webhooks") view=AdminWebhooksPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/wallet") view=AdminWalletPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -224,3 +224,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn runs_out_at_the_recent_rate() {
+    let week = Duration::days(7);
+    let cases = [
+        // (available, spent in the week, days until it runs out)
+        (usd(700), usd(700), Some(7 * 24 * 60)),
+        (usd(100), usd(700), Some(24 * 60)),
+        (usd(0), usd(700), Some(0)),
+        (Nanos(-5), usd(0), Some(0)),
+        (usd(100), usd(0), None),
+        (Nanos(i64::MAX), Nanos(1), None),
+    ];
+    for (available, spent, mins) in cases {
+        assert_eq!(runs_out_at(available, spent, week, t(0)), mins.map(t), "{available:?} {spent:?}");
+    }
+}
+
+#[test]
+fn daily_balance_takes_each_days_last_entry() {
+    let entries = [(t(60), usd(500)), (t(120), usd(400)), (t(24 * 60 + 5), usd(300)), (t(3 * 24 * 60), usd(900))];
+    let days = daily_balance(usd(100), &entries, t(0), t(3 * 24 * 60 + 10));
+    let got: Vec<i64> = days.iter().map(|(_, b)| b.0 / 10_000_000).collect();
+    assert_eq!(got, vec![400, 300, 300, 900]);
+    assert_eq!(days[1].0, t(24 * 60));
+    assert_eq!(daily_balance(usd(100), &[], t(0), t(10)), vec![(t(0), usd(100))]);
+}

@@ -7,16 +7,16 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::envelope;
-use crate::domain::money::{MoneyError, Nanos};
+use crate::domain::money::Nanos;
 use crate::domain::wallet::{GrantKind, GrantSource};
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
-use crate::server::service::wallet::{NewGrant, Statement, WalletView};
+use crate::server::service::wallet::{NewGrant, Statement, WalletView, amount_field, instant_field};
 use crate::server::state::AppState;
 use crate::server::store::wallet::{StoredEntry, StoredGrant};
 
@@ -76,7 +76,7 @@ impl From<&WalletView> for WalletWire {
             available: w.available.usd_string(),
             currency: "USD",
             low_balance_threshold: w.low_balance_threshold.map(Nanos::usd_string),
-            runs_out_at: None,
+            runs_out_at: w.runs_out_at.map(|t| t.to_rfc3339()),
             billing_mode: if w.prepaid { "prepaid" } else { "postpaid" },
             grants: w.grants.iter().map(GrantWire::from).collect(),
         }
@@ -205,30 +205,6 @@ async fn statement_csv(state: &AppState, user_id: &str) -> AppResult<Response> {
 
 fn body_of<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> AppResult<T> {
     serde_json::from_slice(body).map_err(|e| AppError::Invalid(format!("invalid {what}: {e}")))
-}
-
-/// A USD amount field: a decimal string with at most nine places.
-fn amount_field(field: &str, raw: &str, signed: bool) -> AppResult<Nanos> {
-    let raw = raw.trim();
-    let (neg, digits) = match raw.strip_prefix('-') {
-        Some(d) if signed => (true, d),
-        _ => (false, raw),
-    };
-    let bad = |m: String| AppError::InvalidFields(vec![(field.into(), m)]);
-    let n = Nanos::parse_usd(digits).map_err(|e| match e {
-        MoneyError::Negative => bad("must be more than 0".into()),
-        e => bad(format!("{e}; send USD as a string such as \"50\" or \"12.5\"")),
-    })?;
-    Ok(if neg { Nanos(-n.0) } else { n })
-}
-
-fn instant_field(field: &str, raw: Option<&str>) -> AppResult<Option<DateTime<Utc>>> {
-    raw.map(|r| {
-        DateTime::parse_from_rfc3339(r)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| AppError::InvalidFields(vec![(field.into(), format!("`{r}` is not an RFC 3339 instant"))]))
-    })
-    .transpose()
 }
 
 #[derive(Deserialize)]

@@ -25,11 +25,13 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
+mod prepaid;
 mod prices;
 #[cfg(test)]
 mod tests;
 mod traffic;
 
+pub use prepaid::{PREPAID_EMAIL, PREPAID_USER_ID};
 pub use prices::*;
 use prices::{DEMO_PRICES, llm, version_of};
 pub use traffic::*;
@@ -252,5 +254,9 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
         burst.sort_by_key(|e| e.timestamp);
         all_recorded(engine.record(burst.into_iter().map(Ok).collect(), now).await?)?;
     }
-    Ok(SeedReport { seeded: true, events: n as usize })
+    // The prepaid customer, on its own random stream (the demo user's
+    // history stays as it was).
+    let prepaid =
+        prepaid::seed_prepaid(engine, hash(DEMO_PASSWORD)?, catalog_from, &mut Rng(DEMO_SEED ^ 1), n, now).await?;
+    Ok(SeedReport { seeded: true, events: (n + prepaid) as usize })
 }

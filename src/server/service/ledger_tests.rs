@@ -233,8 +233,8 @@ async fn instances_started_together_seed_once(store: Store) {
     assert!(ra.seeded ^ rb.seeded, "exactly one seeded: {ra:?} {rb:?}");
     let events = (ra.events + rb.events) as i64;
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await, events);
-    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM users").await, 2);
-    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM plans").await, 4);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM users").await, 3);
+    assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM plans").await, 5);
     // A later start finds it done.
     let c = Engine::new(store.clone(), Default::default());
     assert!(!crate::server::seed::seed_demo(&c, now).await.unwrap().seeded);

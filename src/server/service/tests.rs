@@ -262,7 +262,30 @@ async fn demo_seed_reconciles(store: Store) {
     let mut conn = store.pool().acquire().await.unwrap();
     let bills = bills::billing_records(&mut conn, "demo").await.unwrap();
     let billed: i64 = bills.iter().map(|b| b.usage_cost.0).sum();
-    assert_eq!(billed + view.total_cost().0, events, "closed bills + open period == every event");
+    let demo_events =
+        scalar(&store, "SELECT CAST(SUM(cost_total_nanos) AS BIGINT) FROM usage_events WHERE user_id = 'demo'").await;
+    assert_eq!(billed + view.total_cost().0, demo_events, "closed bills + open period == every event");
+    // The prepaid customer's wallet: every event debited, to the nano, and
+    // the statement sums to the balance.
+    let pp = crate::server::seed::PREPAID_USER_ID;
+    let spent = scalar(
+        &store,
+        &format!("SELECT CAST(SUM(cost_total_nanos) AS BIGINT) FROM usage_events WHERE user_id = '{pp}'"),
+    )
+    .await;
+    let debited = scalar(
+        &store,
+        &format!(
+            "SELECT CAST(-SUM(amount_nanos) AS BIGINT) FROM wallet_entries WHERE user_id = '{pp}' AND kind = 'debit'"
+        ),
+    )
+    .await;
+    assert!(spent > 0);
+    assert_eq!(spent, debited);
+    let statement =
+        scalar(&store, &format!("SELECT CAST(SUM(amount_nanos) AS BIGINT) FROM wallet_entries WHERE user_id = '{pp}'"))
+            .await;
+    assert_eq!(engine.wallet_view(pp, now).await.unwrap().balance.0, statement);
     assert!(bills.len() >= 12, "{} bills", bills.len());
     assert!(view.total_calls() > 100);
     assert_eq!(view.plan.as_ref().unwrap().name, "Pro");

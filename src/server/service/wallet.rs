@@ -14,11 +14,12 @@ use super::audit;
 use super::subscriptions::lock_current;
 use sqlx::AnyConnection;
 
-use crate::domain::money::Nanos;
+use crate::domain::money::{MoneyError, Nanos};
 use crate::domain::plan::Plan;
 use crate::domain::subscription::{Status, Subscription};
 use crate::domain::wallet::{
-    Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError,
+    Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError, daily_balance,
+    runs_out_at,
 };
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::WriteTx;
@@ -50,6 +51,10 @@ pub struct WalletView {
     pub low_balance_threshold: Option<Nanos>,
     /// When the next grant expires (or becomes effective).
     pub next_change: Option<DateTime<Utc>>,
+    /// When what is available runs out at the last week's rate of spending.
+    pub runs_out_at: Option<DateTime<Utc>>,
+    /// The balance at the end of each day of the open period, so far.
+    pub burn_down: Vec<(DateTime<Utc>, Nanos)>,
     /// Newest first.
     pub grants: Vec<StoredGrant>,
     /// Whether the customer's plan spends the wallet.
@@ -89,6 +94,35 @@ fn invalid(e: WalletError) -> AppError {
 
 fn new_grant_id() -> String {
     format!("grt_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A USD amount field: a decimal string with at most nine places.
+pub fn amount_field(field: &str, raw: &str, signed: bool) -> AppResult<Nanos> {
+    let raw = raw.trim();
+    let (neg, digits) = match raw.strip_prefix('-') {
+        Some(d) if signed => (true, d),
+        _ => (false, raw),
+    };
+    let bad = |m: String| AppError::InvalidFields(vec![(field.into(), m)]);
+    let n = Nanos::parse_usd(digits).map_err(|e| match e {
+        MoneyError::Negative => bad("must be more than 0".into()),
+        e => bad(format!("{e}; send USD as a string such as \"50\" or \"12.5\"")),
+    })?;
+    Ok(if neg { Nanos(-n.0) } else { n })
+}
+
+/// An optional instant field: RFC 3339, or a form's `YYYY-MM-DDTHH:MM`
+/// (read as UTC); empty is none.
+pub fn instant_field(field: &str, raw: Option<&str>) -> AppResult<Option<DateTime<Utc>>> {
+    raw.map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            DateTime::parse_from_rfc3339(r)
+                .map(|t| t.with_timezone(&Utc))
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(r, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
+                .map_err(|_| AppError::InvalidFields(vec![(field.into(), format!("`{r}` is not an RFC 3339 instant"))]))
+        })
+        .transpose()
 }
 
 /// The most an idempotency key, a note or a reason may be.
@@ -310,10 +344,17 @@ impl Engine {
         let seen = holds::usage_and_holds(&mut conn, user_id, sub.current_period().start, now).await?;
         let held = seen.held.total().cost;
         let balance = w.balance_at(now);
+        let available = Nanos(balance.0.saturating_sub(held.0));
+        let week = chrono::Duration::days(7);
+        let spent = wallet::debited_since(&mut conn, user_id, now - week).await?;
+        let period_start = sub.current_period().start;
+        let (before, points) = wallet::balances_since(&mut conn, user_id, period_start).await?;
         Ok(WalletView {
             balance,
             held,
-            available: Nanos(balance.0.saturating_sub(held.0)),
+            available,
+            runs_out_at: runs_out_at(available, spent, week, now).filter(|_| spent > Nanos::ZERO),
+            burn_down: daily_balance(before, &points, period_start, now),
             low_balance_threshold: wallet::threshold(&mut conn, user_id).await?,
             next_change: w.next_change(now),
             grants: wallet::grants(&mut conn, user_id, 200).await?,

@@ -267,3 +267,48 @@ pub async fn set_threshold(
     .await?;
     Ok(())
 }
+
+/// What debits took out since `since` (a positive amount).
+pub async fn debited_since(conn: &mut AnyConnection, user_id: &str, since: DateTime<Utc>) -> StoreResult<Nanos> {
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(-SUM(amount_nanos), 0) AS BIGINT) AS s FROM wallet_entries
+         WHERE user_id = $1 AND kind = 'debit' AND at >= $2",
+    )
+    .bind(user_id)
+    .bind(ms(since))
+    .fetch_one(conn)
+    .await?;
+    Ok(Nanos(r.try_get("s")?))
+}
+
+/// The balance before the first entry at or after `since`, and each entry
+/// from then on as `(at, balance_after)`, in the order written (at most
+/// 10,000: a burn-down needs no more).
+pub async fn balances_since(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    since: DateTime<Utc>,
+) -> StoreResult<(Nanos, Vec<(DateTime<Utc>, Nanos)>)> {
+    let rows = sqlx::query(
+        "SELECT at, balance_after_nanos FROM wallet_entries WHERE user_id = $1 AND at >= $2 ORDER BY id LIMIT 10000",
+    )
+    .bind(user_id)
+    .bind(ms(since))
+    .fetch_all(&mut *conn)
+    .await?;
+    let before = sqlx::query(
+        "SELECT balance_after_nanos FROM wallet_entries WHERE user_id = $1 AND at < $2 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(ms(since))
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|r| r.try_get::<i64, _>("balance_after_nanos"))
+    .transpose()?
+    .unwrap_or(0);
+    let points = rows
+        .iter()
+        .map(|r| Ok((from_ms(r.try_get("at")?), Nanos(r.try_get("balance_after_nanos")?))))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((Nanos(before), points))
+}

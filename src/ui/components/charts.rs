@@ -30,6 +30,17 @@ pub fn cost_trend_chart(labels: &[String], usd: &[f64]) -> Chart {
         .series(Line::new().name("Cost").smooth(0.3).data(usd.to_vec()))
 }
 
+/// A prepaid balance day by day: a stepped line in USD, so a grant or a
+/// day's spending reads as a step. `labels` and `usd` are aligned.
+pub fn balance_chart(labels: &[String], usd: &[f64]) -> Chart {
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left("3%").right("4%").bottom("3%").top("8%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Category).data(labels.to_vec()))
+        .y_axis(Axis::new().type_(AxisType::Value).name("USD"))
+        .series(Line::new().name("Balance").step(charming::element::Step::End).data(usd.to_vec()))
+}
+
 /// A donut of cost by provider: `(name, usd)` slices. Slices carry no
 /// labels on the canvas (small slices' labels stack on top of each other at
 /// any width); the legend beside the chart names every slice with its

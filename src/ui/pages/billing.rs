@@ -277,5 +277,6 @@ fn Billing() -> impl IntoView {
                 }.into_any()
             })}
         </Transition>
+        <super::wallet::WalletStatement/>
     }
 }

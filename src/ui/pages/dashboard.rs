@@ -241,7 +241,7 @@ fn Loaded(
                 <a href="/usage" class="rounded-md border border-slate-300 px-3 py-1 hover:bg-slate-100">"Open usage logs"</a>
             </div>
         </section>
-
+        <super::wallet::WalletPanel user=Some(d.user_id.clone()) tick/>
         {(d.total_calls == 0).then(|| view! {
             <p class="mt-4 rounded-lg border border-dashed border-slate-300 bg-white p-4 text-sm text-slate-600" data-testid="empty-state">
                 "No usage recorded in this period yet. Usage appears here as soon as your product sends events to /api/usage/events."

@@ -7,3 +7,4 @@ pub mod dashboard;
 pub mod insights;
 pub mod login;
 pub mod not_found;
+pub mod wallet;

@@ -14,7 +14,7 @@ async fn family_a_shapes(store: Store) {
 
     let r = api.get("/api/subscription/plans", None).await;
     assert_eq!(r.body["success"], json!(true));
-    assert_eq!(r.body["data"]["total"], json!(4));
+    assert_eq!(r.body["data"]["total"], json!(5));
     for p in r.body["data"]["plans"].as_array().unwrap() {
         check(
             p,

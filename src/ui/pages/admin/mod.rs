@@ -8,6 +8,7 @@ mod price_import;
 mod pricing;
 mod profitability;
 mod users;
+mod wallet;
 mod webhooks;
 
 pub use activity::{AdminAlertsPage, AdminAuditPage};
@@ -16,6 +17,7 @@ pub use plans::AdminPlansPage;
 pub use pricing::AdminPricingPage;
 pub use profitability::AdminProfitabilityPage;
 pub use users::AdminUsersPage;
+pub use wallet::AdminWalletPage;
 pub use webhooks::AdminWebhooksPage;
 
 use leptos::prelude::*;
@@ -66,6 +68,7 @@ fn AdminFrame(title: &'static str, children: Children) -> impl IntoView {
         ("/admin/alerts", "Alerts"),
         ("/admin/audit", "Audit log"),
         ("/admin/keys", "API keys"),
+        ("/admin/wallet", "Wallets"),
         ("/admin/webhooks", "Webhooks"),
         ("/admin/profitability", "Profitability"),
     ];

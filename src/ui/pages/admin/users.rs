@@ -70,6 +70,7 @@ fn UsersView() -> impl IntoView {
                                         <div class="font-medium">{u.email.clone()}</div>
                                         <div class="text-slate-500">{format!("{} · id {}", u.name, u.id)}</div>
                                         <a class="text-blue-700 underline" href=format!("/?user={}", u.id)>"Open dashboard"</a>
+                                        " · "<a class="text-blue-700 underline" href=format!("/admin/wallet?user={}", u.id) aria-label=format!("Wallet of {}", u.email)>"Wallet"</a>
                                         <ActionForm action=sign_out attr:class="mt-1">
                                             <input type="hidden" name="user_id" value=out_id/>
                                             <button type="submit" class="text-xs text-red-700 underline" aria-label=out_label>"Sign out everywhere"</button>

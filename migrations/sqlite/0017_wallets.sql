@@ -39,6 +39,8 @@ CREATE TABLE wallet_grants (
     idempotency_key TEXT,
     note            TEXT,
     created_at      BIGINT NOT NULL,
+    -- When grant.expiring was sent for it (once).
+    expiry_warned_at BIGINT,
     UNIQUE (user_id, idempotency_key)
 );
 CREATE INDEX wallet_grants_open ON wallet_grants (user_id) WHERE status IN ('pending', 'active');

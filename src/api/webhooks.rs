@@ -35,6 +35,10 @@ pub struct WebhookInput {
     pub period_closed: Option<String>,
     pub price_unpriced: Option<String>,
     pub subscription_changed: Option<String>,
+    pub wallet_low: Option<String>,
+    pub wallet_depleted: Option<String>,
+    pub wallet_credited: Option<String>,
+    pub grant_expiring: Option<String>,
 }
 
 /// The form field of an event type's checkbox: `alert.created` →
@@ -54,6 +58,10 @@ impl WebhookInput {
             (PeriodClosed, &self.period_closed),
             (PriceUnpriced, &self.price_unpriced),
             (SubscriptionChanged, &self.subscription_changed),
+            (WalletLow, &self.wallet_low),
+            (WalletDepleted, &self.wallet_depleted),
+            (WalletCredited, &self.wallet_credited),
+            (GrantExpiring, &self.grant_expiring),
         ]
         .into_iter()
         .filter(|(_, on)| on.is_some())

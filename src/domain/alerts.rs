@@ -161,6 +161,54 @@ pub fn spike_alert(user_id: &str, day: &str, last_hour: Nanos, hourly_average: N
     }
 }
 
+/// The alert type of a prepaid balance under its customer's threshold.
+pub const WALLET_LOW: &str = "wallet_low";
+/// The alert type of a prepaid balance at or below zero.
+pub const WALLET_DEPLETED: &str = "wallet_depleted";
+
+/// The alert for a prepaid balance that fell below `threshold` (one open
+/// at a time per customer: it resolves when credits take the balance back
+/// over).
+pub fn wallet_low_alert(user_id: &str, balance: Nanos, threshold: Nanos) -> NewAlert {
+    NewAlert {
+        alert_type: WALLET_LOW.into(),
+        limit_key: None,
+        threshold: 0,
+        provider: None,
+        title: "Prepaid credits running low".into(),
+        message: format!(
+            "Your prepaid balance is {}, below the {} you asked to be warned at. Add credits before calls are refused.",
+            balance.display(),
+            threshold.display()
+        ),
+        severity: Severity::Warning,
+        dedupe_key: format!("{WALLET_LOW}|{user_id}"),
+    }
+}
+
+/// The alert for a prepaid balance used up: calls are refused until
+/// credits are added.
+pub fn wallet_depleted_alert(user_id: &str, balance: Nanos) -> NewAlert {
+    NewAlert {
+        alert_type: WALLET_DEPLETED.into(),
+        limit_key: None,
+        threshold: 100,
+        provider: None,
+        title: "Prepaid credits used up".into(),
+        message: format!(
+            "Your prepaid balance is {}: calls are refused until credits are added{}.",
+            balance.display(),
+            if balance < Nanos::ZERO {
+                " (a call cost more than was left; the next credits pay that first)"
+            } else {
+                ""
+            }
+        ),
+        severity: Severity::Error,
+        dedupe_key: format!("{WALLET_DEPLETED}|{user_id}"),
+    }
+}
+
 /// The admin alert for events of a model the catalog has no price for.
 pub fn unpriced_alert(provider: &str, model: Option<&str>) -> NewAlert {
     let model_txt = model.unwrap_or("(no model)");

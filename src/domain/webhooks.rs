@@ -29,16 +29,34 @@ pub enum EventType {
     /// A user's plan, cycle, status or timezone changed.
     #[serde(rename = "subscription.changed")]
     SubscriptionChanged,
+    /// A prepaid balance fell below its customer's low-balance threshold.
+    #[serde(rename = "wallet.low")]
+    WalletLow,
+    /// A prepaid balance reached zero (or went below: a call cost more
+    /// than was left).
+    #[serde(rename = "wallet.depleted")]
+    WalletDepleted,
+    /// Credits were added to a wallet (a grant took effect, an adjustment
+    /// up).
+    #[serde(rename = "wallet.credited")]
+    WalletCredited,
+    /// A grant with credits left lapses soon.
+    #[serde(rename = "grant.expiring")]
+    GrantExpiring,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 10] = [
         EventType::AlertCreated,
         EventType::AlertResolved,
         EventType::UsageSpike,
         EventType::PeriodClosed,
         EventType::PriceUnpriced,
         EventType::SubscriptionChanged,
+        EventType::WalletLow,
+        EventType::WalletDepleted,
+        EventType::WalletCredited,
+        EventType::GrantExpiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +67,10 @@ impl EventType {
             EventType::PeriodClosed => "period.closed",
             EventType::PriceUnpriced => "price.unpriced",
             EventType::SubscriptionChanged => "subscription.changed",
+            EventType::WalletLow => "wallet.low",
+            EventType::WalletDepleted => "wallet.depleted",
+            EventType::WalletCredited => "wallet.credited",
+            EventType::GrantExpiring => "grant.expiring",
         }
     }
 
@@ -65,6 +87,10 @@ impl EventType {
             EventType::PeriodClosed => "a billing period ends and its bill is issued",
             EventType::PriceUnpriced => "usage is recorded for a model without a price",
             EventType::SubscriptionChanged => "a plan, cycle, status or timezone changes",
+            EventType::WalletLow => "a prepaid balance falls below its low-balance threshold",
+            EventType::WalletDepleted => "a prepaid balance reaches zero",
+            EventType::WalletCredited => "credits are added to a wallet",
+            EventType::GrantExpiring => "a grant with credits left lapses soon",
         }
     }
 }

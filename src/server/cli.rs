@@ -191,6 +191,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TALLY_SPIKE_MIN_USD", default_value = "0", value_parser = parse_usd)]
     pub spike_min_usd: crate::domain::money::Nanos,
 
+    /// Send the `grant.expiring` webhook this many hours before a grant of
+    /// prepaid credits with money left lapses (once per grant); 0 turns it
+    /// off.
+    #[arg(long, env = "TALLY_GRANT_EXPIRY_WARNING_HOURS", default_value_t = 72)]
+    pub grant_expiry_warning_hours: u32,
+
     /// Serve `GET /metrics` (Prometheus) to anyone; otherwise it needs an
     /// administrator or an API key with the `metrics` or `admin` scope.
     #[arg(long, env = "TALLY_METRICS_PUBLIC", default_value_t = false, value_parser = BoolishValueParser::new())]
@@ -265,6 +271,7 @@ impl Default for ServeArgs {
             refresh_secs: 30,
             spike_multiple: 5,
             spike_min_usd: crate::domain::money::Nanos::ZERO,
+            grant_expiry_warning_hours: 72,
             metrics_public: false,
             proxy_timeout_secs: 600,
             proxy_default_max_output: 4096,

@@ -344,6 +344,17 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    // Grants of credits about to lapse are announced (each once) every minute.
+    let warner = engine.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            if let Err(e) = warner.warn_expiring_grants(Utc::now()).await {
+                tracing::warn!(error = %e, "announcing expiring grants failed; will retry");
+            }
+        }
+    });
     let state = startup::app_state(engine, &args);
     // Webhook deliveries due anywhere in the deployment: every node sends,
     // leases keep each delivery to one.

@@ -67,6 +67,7 @@ pub fn engine_config(args: &ServeArgs) -> EngineConfig {
         spike_multiple: args.spike_multiple,
         spike_floor: args.spike_min_usd,
         webhook_allow_private: args.webhook_allow_private,
+        grant_expiry_warning: chrono::Duration::hours(i64::from(args.grant_expiry_warning_hours)),
         // `serve` puts the deployment's own key here.
         secrets: Arc::default(),
     }

@@ -61,6 +61,9 @@ pub struct EngineConfig {
     /// Webhooks may go to loopback, private and link-local addresses
     /// (`TALLY_WEBHOOK_ALLOW_PRIVATE`, for a receiver inside the network).
     pub webhook_allow_private: bool,
+    /// How long before a grant of credits lapses `grant.expiring` is sent
+    /// (zero: never).
+    pub grant_expiry_warning: chrono::Duration,
     /// Seals webhook signing secrets at rest (see [`crate::server::secrets`]).
     pub secrets: Arc<crate::server::secrets::SecretBox>,
 }
@@ -94,6 +97,7 @@ impl Default for EngineConfig {
             spike_multiple: 5,
             spike_floor: crate::domain::money::Nanos::ZERO,
             webhook_allow_private: false,
+            grant_expiry_warning: chrono::Duration::hours(72),
             secrets: Arc::default(),
         }
     }

@@ -305,7 +305,7 @@ impl Engine {
             // under the same lock (a duplicate was not accepted: no debit).
             if catalog.plan_of(&sub).is_some_and(|p| p.credits.prepaid()) {
                 let debits: Vec<(&str, Nanos)> = rows.iter().map(|r| (r.event.id.as_str(), r.cost.total)).collect();
-                super::wallet::debit_events(&mut tx, &user_id, &debits, now).await?;
+                super::wallet::debit_events(&mut tx, &sub, &debits, now).await?;
             }
             for ((start, label, provider, model), d) in &deltas {
                 rollups::adjust_rollup(&mut tx, &user_id, (*start, label), provider, model, d).await?;

@@ -58,7 +58,8 @@ pub async fn reprice_for(
     let mut open_of: BTreeMap<String, (Period, String, Limits, Usage)> = BTreeMap::new();
     // Prepaid customers' re-priced events, debited from their wallets once
     // (an event is re-priced once: it is no longer unpriced after).
-    let mut debits: BTreeMap<String, Vec<(String, Nanos)>> = BTreeMap::new();
+    let mut debits: BTreeMap<String, (crate::domain::subscription::Subscription, Vec<(String, Nanos)>)> =
+        BTreeMap::new();
     let mut models = std::collections::BTreeSet::new();
     for e in events {
         let Some(v) = prices.lookup(&version.provider, e.model.as_deref(), e.occurred_at) else { continue };
@@ -70,7 +71,7 @@ pub async fn reprice_for(
             let Some((sub, snapshot)) = lock_current(tx, catalogs, &e.user_id, now).await? else { continue };
             let open = sub.current_period();
             if snapshot.plan_of(&sub).is_some_and(|p| p.credits.prepaid()) {
-                debits.insert(e.user_id.clone(), Vec::new());
+                debits.insert(e.user_id.clone(), (sub.clone(), Vec::new()));
             }
             open_of.insert(e.user_id.clone(), (open, open.label(), snapshot.limits_of(&sub), Usage::default()));
         }
@@ -124,7 +125,7 @@ pub async fn reprice_for(
         if let Some((.., gained)) = open_of.get_mut(&e.user_id) {
             gained.add(&version.provider, ProviderUsage { calls, tokens, cost: cost.total });
         }
-        if let Some(d) = debits.get_mut(&e.user_id) {
+        if let Some((_, d)) = debits.get_mut(&e.user_id) {
             d.push((e.event_id.clone(), cost.total));
         }
         tx.notify(&e.user_id, crate::server::store::live::Kind::Usage);
@@ -153,9 +154,9 @@ pub async fn reprice_for(
             tx.notify(user_id, crate::server::store::live::Kind::Alert);
         }
     }
-    for (user_id, d) in &debits {
+    for (sub, d) in debits.values() {
         let d: Vec<(&str, Nanos)> = d.iter().map(|(id, c)| (id.as_str(), *c)).collect();
-        super::wallet::debit_events(tx, user_id, &d, now).await?;
+        super::wallet::debit_events(tx, sub, &d, now).await?;
     }
     for m in &models {
         if events::unpriced_left(tx, version.provider.as_str(), m.as_deref().unwrap_or("")).await? == 0 {

@@ -324,3 +324,62 @@ async fn included_credits_arrive_each_period(store: Store) {
     );
 }
 both_stores!(included_credits_arrive_each_period, included_credits_arrive_each_period);
+
+/// Credits, a balance under the threshold, a balance used up, credits
+/// again and a grant about to lapse: each says so once, as an alert the
+/// customer sees (resolved when credits take the balance back over) and as
+/// a webhook.
+async fn wallet_changes_are_announced(store: Store) {
+    use crate::domain::webhooks::EventType;
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store.clone(), start).await;
+    let now = t(2026, 11, 10);
+    let every: Vec<String> = EventType::ALL.iter().map(|t| t.as_str().to_string()).collect();
+    let (hook, _) = engine.create_webhook("http://127.0.0.1:9/w", &every, "", "admin", start).await.unwrap();
+    engine.set_low_balance_threshold("u1", Some(Nanos(SEARCH.0 * 3)), "admin:test", now).await.unwrap();
+    engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 5), "five"), "admin:test", now).await.unwrap();
+    let search = |i: usize| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now);
+    // 5 → 3: not under the threshold yet; 3 → 2: under it.
+    engine.record(ok((0..2).map(search).collect()), now).await.unwrap();
+    engine.record(ok(vec![search(2)]), now).await.unwrap();
+    engine.record(ok(vec![search(3)]), now).await.unwrap();
+    // 1 → -1: used up (the call happened; it cost more than was left).
+    engine.record(ok((4..6).map(search).collect()), now).await.unwrap();
+    let open = |engine: &Engine| {
+        let engine = engine.clone();
+        async move {
+            let mut conn = engine.store.pool().acquire().await.unwrap();
+            let mut types: Vec<String> = sqlx::query_scalar(
+                "SELECT alert_type FROM alerts WHERE user_id = 'u1' AND resolved_at IS NULL ORDER BY alert_type",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            types.dedup();
+            types
+        }
+    };
+    assert_eq!(open(&engine).await, vec!["wallet_depleted", "wallet_low"]);
+    // Credits again: both resolve.
+    let later = NewGrant { expires_at: Some(now + Duration::hours(48)), ..grant_of(Nanos::from_usd(1), "again") };
+    engine.grant_credits("u1", later, "admin:test", now).await.unwrap();
+    assert!(open(&engine).await.is_empty());
+    // A grant lapsing within the warning time (72 h) is announced once.
+    assert_eq!(engine.warn_expiring_grants(now).await.unwrap(), 1);
+    assert_eq!(engine.warn_expiring_grants(now + Duration::hours(1)).await.unwrap(), 0);
+    use EventType::*;
+    let sent: Vec<EventType> = {
+        let (_, list) = engine.webhook_deliveries(&hook.id, 100).await.unwrap();
+        list.iter().rev().map(|d| d.event_type).collect()
+    };
+    let wallet_only: Vec<EventType> =
+        sent.into_iter().filter(|t| matches!(t, WalletLow | WalletDepleted | WalletCredited | GrantExpiring)).collect();
+    assert_eq!(wallet_only, vec![WalletCredited, WalletLow, WalletDepleted, WalletCredited, GrantExpiring]);
+    let body: String = sqlx::query_scalar("SELECT body FROM webhook_events WHERE event_type = 'wallet.depleted'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["data"]["balance"], serde_json::json!("-0.001000000"), "{body}");
+}
+both_stores!(wallet_changes_are_announced, wallet_changes_are_announced);

@@ -290,3 +290,11 @@ pub async fn open_admin_alerts(
     .await?;
     rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("dedupe_key")?))).collect()
 }
+
+/// The open (not resolved) alert with this dedupe key, if any.
+pub async fn open_alert_id(conn: &mut AnyConnection, dedupe_key: &str) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT id FROM alerts WHERE dedupe_key = $1 AND resolved_at IS NULL")
+        .bind(dedupe_key)
+        .fetch_optional(conn)
+        .await?)
+}

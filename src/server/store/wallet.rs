@@ -312,3 +312,33 @@ pub async fn balances_since(
         .collect::<StoreResult<Vec<_>>>()?;
     Ok((Nanos(before), points))
 }
+
+/// Marks the grants with credits left that lapse by `until` and were not
+/// warned about yet, and returns them as `(user_id, grant_id, remaining,
+/// expires_at)`. Each grant is returned once, whichever node asks.
+pub async fn take_expiring(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> StoreResult<Vec<(String, String, Nanos, DateTime<Utc>)>> {
+    let rows = sqlx::query(
+        "UPDATE wallet_grants SET expiry_warned_at = $1
+         WHERE status = 'active' AND remaining_nanos > 0 AND expiry_warned_at IS NULL
+           AND expires_at > $1 AND expires_at <= $2
+         RETURNING user_id, id, remaining_nanos, expires_at",
+    )
+    .bind(ms(now))
+    .bind(ms(until))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("user_id")?,
+                r.try_get("id")?,
+                Nanos(r.try_get("remaining_nanos")?),
+                from_ms(r.try_get("expires_at")?),
+            ))
+        })
+        .collect()
+}

@@ -12,19 +12,20 @@ use serde::Serialize;
 use super::Engine;
 use super::audit;
 use super::subscriptions::lock_current;
-use sqlx::AnyConnection;
-
 use crate::domain::money::{MoneyError, Nanos};
-use crate::domain::plan::Plan;
-use crate::domain::subscription::{Status, Subscription};
 use crate::domain::wallet::{
-    Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError, daily_balance,
-    runs_out_at,
+    Entry, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError, daily_balance, runs_out_at,
 };
+use crate::domain::webhooks::EventType;
 use crate::server::error::{AppError, AppResult};
-use crate::server::store::WriteTx;
+use crate::server::store::live::Kind;
 use crate::server::store::wallet::{self, Save, StoredEntry, StoredGrant};
-use crate::server::store::{StoreResult, holds, ms};
+use crate::server::store::{holds, webhooks};
+
+mod locked;
+use locked::announce;
+pub use locked::grant_included;
+pub(super) use locked::{balance_in, debit_events};
 
 /// A grant as asked for.
 #[derive(Clone, Debug)]
@@ -152,9 +153,9 @@ impl Engine {
         request_key: Option<&str>,
     ) -> AppResult<T> {
         let mut tx = self.store.begin().await?;
-        if lock_current(&mut tx, &self.catalog, user_id, now).await?.is_none() {
+        let Some((sub, _)) = lock_current(&mut tx, &self.catalog, user_id, now).await? else {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
-        }
+        };
         let loaded = wallet::load(&mut tx, user_id).await?;
         let mut w = loaded.clone();
         let mut entries = w.settle_due(now);
@@ -167,6 +168,9 @@ impl Engine {
             Save { user_id, loaded: &loaded, wallet: &w, new_grants: &new, entries: &entries, request_key, now },
         )
         .await?;
+        if announce(&mut tx, &sub, loaded.balance(), w.balance(), &entries, now).await? {
+            tx.notify(user_id, Kind::Alert);
+        }
         if let Some((actor, action)) = actor {
             let after = WalletChange {
                 balance: w.balance().usd_string(),
@@ -333,6 +337,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends `grant.expiring` for each grant with credits left that lapses
+    /// within the configured warning time, once per grant (across nodes).
+    /// How many were sent.
+    pub async fn warn_expiring_grants(&self, now: DateTime<Utc>) -> AppResult<usize> {
+        let window = self.config.grant_expiry_warning;
+        if window <= chrono::Duration::zero() {
+            return Ok(0);
+        }
+        let mut tx = self.store.begin().await?;
+        tx.affects(crate::server::store::view::Affects::NothingCached);
+        let expiring = wallet::take_expiring(&mut tx, now, now + window).await?;
+        for (user_id, grant_id, remaining, expires_at) in &expiring {
+            let data = serde_json::json!({
+                "user_id": user_id,
+                "grant_id": grant_id,
+                "remaining": remaining.usd_string(),
+                "expires_at": expires_at.to_rfc3339(),
+            });
+            webhooks::enqueue(&mut tx, EventType::GrantExpiring, data, now).await?;
+        }
+        tx.commit().await?;
+        Ok(expiring.len())
+    }
+
     /// The wallet at `now`: balance, holds, what is available, the grants.
     pub async fn wallet_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<WalletView> {
         let mut conn = self.store.pool().acquire().await?;
@@ -395,110 +423,4 @@ fn same_grant(found: StoredGrant, g: &NewGrant) -> AppResult<(StoredGrant, bool)
         )));
     }
     Ok((found, false))
-}
-
-/// Debits, in the recording transaction (under the user's lock), each
-/// accepted event's cost from a prepaid customer's wallet. Entries carry
-/// the event's id; an event is debited once because it is accepted once.
-pub(super) async fn debit_events(
-    tx: &mut WriteTx,
-    user_id: &str,
-    events: &[(&str, Nanos)],
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    if events.iter().all(|(_, c)| *c == Nanos::ZERO) {
-        return Ok(());
-    }
-    let loaded = wallet::load(tx, user_id).await?;
-    let mut w = loaded.clone();
-    let mut entries = w.settle_due(now);
-    for (id, cost) in events {
-        entries.extend(w.debit(*cost, now, id));
-    }
-    wallet::save(
-        tx,
-        Save { user_id, loaded: &loaded, wallet: &w, new_grants: &[], entries: &entries, request_key: None, now },
-    )
-    .await?;
-    Ok(())
-}
-
-/// A prepaid customer's balance at `now`, in the caller's (locked)
-/// transaction.
-pub(super) async fn balance_in(tx: &mut WriteTx, user_id: &str, now: DateTime<Utc>) -> AppResult<Nanos> {
-    Ok(wallet::load(tx, user_id).await?.balance_at(now))
-}
-
-/// Grants the plan's included credits for `sub`'s open period, once (the
-/// grant's idempotency key names the period), expiring at the period's
-/// end. With a rollover cap, what the plan's credits of the period just
-/// ended left at its end, up to the cap, comes along as a second grant for
-/// this period. Runs under the customer's lock: when a subscription starts,
-/// when a plan change applies, and when a period rolls over.
-pub async fn grant_included(
-    conn: &mut AnyConnection,
-    plan: Option<&Plan>,
-    sub: &Subscription,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let Some((plan, included)) = plan.and_then(|p| p.credits.included.map(|i| (p, i))) else { return Ok(()) };
-    if sub.status != Status::Active {
-        return Ok(());
-    }
-    let user_id = sub.user_id.as_str();
-    let period = sub.current_period();
-    let key = format!("plan:{}", ms(period.start));
-    if wallet::grant_by_key(conn, user_id, &key).await?.is_some() {
-        return Ok(());
-    }
-    let loaded = wallet::load(conn, user_id).await?;
-    let mut w = loaded.clone();
-    let mut entries = w.settle_due(now);
-    let from_plan =
-        |id: &Option<String>| w.grants.iter().any(|g| Some(&g.id) == id.as_ref() && g.source == GrantSource::Plan);
-    let left_at_end: Nanos = entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::Expiry && e.at == period.start && from_plan(&e.grant_id))
-        .map(|e| Nanos(-e.amount.0))
-        .sum();
-    let rolled = plan.credits.rollover_cap.map_or(Nanos::ZERO, |cap| left_at_end.min(cap));
-    let label = period.label();
-    let mut new = Vec::new();
-    for (amount, key, note) in [
-        (included, key, format!("included in {} for {label}", plan.name)),
-        (rolled, format!("rollover:{}", ms(period.start)), format!("rolled over into {label}")),
-    ] {
-        if amount <= Nanos::ZERO {
-            continue;
-        }
-        let id = new_grant_id();
-        let grant = Grant {
-            id: id.clone(),
-            kind: GrantKind::Paid,
-            source: GrantSource::Plan,
-            amount,
-            remaining: Nanos::ZERO,
-            priority: 0,
-            effective_at: period.start,
-            expires_at: Some(period.end),
-            created_at: now,
-            status: GrantStatus::Pending,
-        };
-        match w.add_grant(grant, now) {
-            Ok(made) => entries.extend(made),
-            // A wallet full of open grants gets no more; say so in the log.
-            Err(e) => {
-                tracing::warn!(user_id, error = %e, "included credits not granted");
-                continue;
-            }
-        }
-        new.push((id, Some(key), Some(note)));
-    }
-    let new: Vec<(&str, Option<&str>, Option<&str>)> =
-        new.iter().map(|(id, k, n)| (id.as_str(), k.as_deref(), n.as_deref())).collect();
-    wallet::save(
-        conn,
-        Save { user_id, loaded: &loaded, wallet: &w, new_grants: &new, entries: &entries, request_key: None, now },
-    )
-    .await
 }

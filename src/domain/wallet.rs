@@ -354,6 +354,80 @@ impl Wallet {
         entries
     }
 
+    /// Gives back what an event's debits drew (`draws`: the grant each drew
+    /// from, `None` for what became debt, and the amount), each part where
+    /// it came from: to its grant while that grant is open (effective and
+    /// not expired or voided); what went into debt pays the debt back
+    /// first; anything else becomes a new refund grant `refund_grant`
+    /// (paid, no expiry) so that it is spent like any credit. One `refund`
+    /// entry per part.
+    pub fn refund(
+        &mut self,
+        draws: &[(Option<String>, Nanos)],
+        at: DateTime<Utc>,
+        event_id: &str,
+        refund_grant: &str,
+    ) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        let mut homeless = Nanos::ZERO;
+        // What went into debt pays it back first; then each grant's part.
+        let parts = draws.iter().filter(|(g, _)| g.is_none()).chain(draws.iter().filter(|(g, _)| g.is_some()));
+        for (grant_id, amount) in parts {
+            if *amount <= Nanos::ZERO {
+                continue;
+            }
+            let open = grant_id
+                .as_deref()
+                .and_then(|id| self.grants.iter().position(|g| g.id == id && g.status == GrantStatus::Active));
+            match (open, grant_id) {
+                (Some(i), _) => {
+                    // Never above what the grant was given; like any
+                    // credit, it pays a debt first.
+                    let room = self.grants[i].amount.0 - self.grants[i].remaining.0;
+                    let back = Nanos(room.min(amount.0));
+                    let paid = self.debt.min(back);
+                    self.debt = Nanos(self.debt.0 - paid.0);
+                    let g = &mut self.grants[i];
+                    g.remaining = Nanos(g.remaining.0 + back.0 - paid.0);
+                    homeless = Nanos(homeless.0 + amount.0 - back.0);
+                    let id = g.id.clone();
+                    let note = (paid > Nanos::ZERO).then(|| format!("paid {} of debt", paid.display_plain()));
+                    if back > Nanos::ZERO {
+                        entries.push(self.entry(at, EntryKind::Refund, back, Some(event_id), Some(&id), note));
+                    }
+                }
+                (None, None) => {
+                    let paid = self.debt.min(*amount);
+                    self.debt = Nanos(self.debt.0 - paid.0);
+                    homeless = Nanos(homeless.0 + amount.0 - paid.0);
+                    if paid > Nanos::ZERO {
+                        let note = Some("debt paid back".to_string());
+                        entries.push(self.entry(at, EntryKind::Refund, paid, Some(event_id), None, note));
+                    }
+                }
+                (None, Some(_)) => homeless = Nanos(homeless.0 + amount.0),
+            }
+        }
+        if homeless > Nanos::ZERO {
+            self.grants.push(Grant {
+                id: refund_grant.to_string(),
+                kind: GrantKind::Paid,
+                source: GrantSource::Refund,
+                amount: homeless,
+                remaining: Nanos::ZERO,
+                priority: 0,
+                effective_at: at,
+                expires_at: None,
+                created_at: at,
+                status: GrantStatus::Pending,
+            });
+            let mut e = self.activate(self.grants.len() - 1, at);
+            e.event_id = Some(event_id.to_string());
+            entries.push(e);
+        }
+        entries
+    }
+
     /// Voids an open grant: what is left of it leaves the balance.
     pub fn void(&mut self, grant_id: &str, at: DateTime<Utc>, reason: &str) -> Result<Vec<Entry>, WalletError> {
         let g = self

@@ -151,7 +151,8 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             "POST",
             "/api/admin/users/{user_id}/wallet/grants"
             | "/api/admin/users/{user_id}/wallet/grants/{grant_id}/void"
-            | "/api/admin/users/{user_id}/wallet/adjustments",
+            | "/api/admin/users/{user_id}/wallet/adjustments"
+            | "/api/admin/users/{user_id}/wallet/refunds",
         ) => Admin,
         ("PATCH", "/api/admin/users/{user_id}") => Admin,
         (

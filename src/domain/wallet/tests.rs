@@ -152,11 +152,26 @@ fn bad_grants_are_refused() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Grant { cents: i64, priority: i64, starts_in: i64, lasts: Option<i64> },
-    Debit { cents: i64 },
-    Void { which: usize },
-    Adjust { cents: i64 },
-    Wait { mins: i64 },
+    Grant {
+        cents: i64,
+        priority: i64,
+        starts_in: i64,
+        lasts: Option<i64>,
+    },
+    Debit {
+        cents: i64,
+    },
+    Void {
+        which: usize,
+    },
+    Adjust {
+        cents: i64,
+    },
+    Wait {
+        mins: i64,
+    },
+    /// Refunds the last debit not refunded yet.
+    Refund,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -167,6 +182,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..8usize).prop_map(|which| Op::Void { which }),
         (-3_000..3_000i64).prop_map(|cents| Op::Adjust { cents }),
         (0..40i64).prop_map(|mins| Op::Wait { mins }),
+        Just(Op::Refund),
     ]
 }
 
@@ -182,6 +198,7 @@ proptest! {
         let mut sum = 0i64;
         let mut now = 0i64;
         let mut next_id = 0;
+        let mut last_debit: Option<Vec<(Option<String>, Nanos)>> = None;
         for op in ops {
             let mut entries = w.settle_due(t(now));
             match op {
@@ -193,6 +210,7 @@ proptest! {
                 Op::Debit { cents } => {
                     let e = w.debit(usd(cents), t(now), "ev");
                     prop_assert_eq!(e.iter().map(|e| -e.amount.0).sum::<i64>(), usd(cents).0);
+                    last_debit = Some(e.iter().map(|e| (e.grant_id.clone(), Nanos(-e.amount.0))).collect());
                     entries.extend(e);
                 }
                 Op::Void { which } => {
@@ -208,6 +226,16 @@ proptest! {
                     }
                 }
                 Op::Wait { mins } => now += mins,
+                Op::Refund => {
+                    if let Some(d) = last_debit.take() {
+                        next_id += 1;
+                        let e = w.refund(&d, t(now), "ev", &format!("g{next_id}"));
+                        // Everything the debit took comes back.
+                        let taken: i64 = d.iter().map(|(_, a)| a.0).sum();
+                        prop_assert_eq!(e.iter().map(|e| e.amount.0).sum::<i64>(), taken);
+                        entries.extend(e);
+                    }
+                }
             }
             for e in &entries {
                 sum += e.amount.0;
@@ -250,4 +278,25 @@ fn daily_balance_takes_each_days_last_entry() {
     assert_eq!(got, vec![400, 300, 300, 900]);
     assert_eq!(days[1].0, t(24 * 60));
     assert_eq!(daily_balance(usd(100), &[], t(0), t(10)), vec![(t(0), usd(100))]);
+}
+
+/// A refund goes back where the money came from: to a grant still open,
+/// to the debt it made, and into a new refund grant for a grant that has
+/// since expired; the event's debits and its refund net to zero.
+#[test]
+fn a_refund_goes_back_where_it_came_from() {
+    let mut w = Wallet::default();
+    w.add_grant(grant("promo", 100, 1, 0, Some(60), 0), t(0)).unwrap();
+    w.add_grant(grant("paid", 100, 0, 0, None, 0), t(0)).unwrap();
+    let debits = w.debit(usd(250), t(1), "ev");
+    assert_eq!(draws(&debits), vec![(Some("promo"), -100), (Some("paid"), -100), (None, -50)]);
+    w.settle_due(t(60)); // the promotional grant lapses (nothing left in it)
+    let back: Vec<(Option<String>, Nanos)> = debits.iter().map(|e| (e.grant_id.clone(), Nanos(-e.amount.0))).collect();
+    let refunds = w.refund(&back, t(61), "ev", "refund-1");
+    assert_eq!(draws(&refunds), vec![(None, 50), (Some("paid"), 100), (Some("refund-1"), 100)]);
+    assert!(refunds.iter().all(|e| e.kind == EntryKind::Refund && e.event_id.as_deref() == Some("ev")));
+    assert_eq!(w.balance(), usd(200));
+    assert_eq!(w.debt, Nanos::ZERO);
+    let g = w.grants.iter().find(|g| g.id == "refund-1").unwrap();
+    assert_eq!((g.source, g.amount, g.remaining), (GrantSource::Refund, usd(100), usd(100)));
 }

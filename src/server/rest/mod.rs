@@ -99,6 +99,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user_id}/wallet/grants", post(wallet::grant))
         .route("/users/{user_id}/wallet/grants/{grant_id}/void", post(wallet::void))
         .route("/users/{user_id}/wallet/adjustments", post(wallet::adjust))
+        .route("/users/{user_id}/wallet/refunds", post(wallet::refund))
         .route("/profitability", get(insights::profitability))
         .route("/profitability.csv", get(insights::profitability_csv));
     Router::new()

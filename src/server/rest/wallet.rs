@@ -289,6 +289,27 @@ pub async fn adjust(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RefundBody {
+    event_id: String,
+    reason: String,
+}
+
+/// `POST /api/admin/users/{user_id}/wallet/refunds` `{event_id, reason}`:
+/// gives back what the event's debits drew, once.
+pub async fn refund(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> AppResult<Json<Value>> {
+    principal.require_admin()?;
+    let b: RefundBody = body_of(&body, "refund")?;
+    state.engine.refund_event(&user_id, &b.event_id, &b.reason, &principal.actor(), Utc::now()).await?;
+    current(&state, &user_id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SettingsBody {
     low_balance_threshold: Option<String>,
 }

@@ -383,3 +383,47 @@ async fn wallet_changes_are_announced(store: Store) {
     assert_eq!(body["data"]["balance"], serde_json::json!("-0.001000000"), "{body}");
 }
 both_stores!(wallet_changes_are_announced, wallet_changes_are_announced);
+
+/// A refund gives back what the event's debits drew, once: sent again, or
+/// eight times at once, only one lands; an event that was never debited
+/// cannot be refunded into money.
+async fn an_event_is_refunded_once(store: Store) {
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store, start).await;
+    let now = t(2026, 11, 10);
+    engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 2), "two"), "admin:test", now).await.unwrap();
+    let calls = (0..3).map(|i| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)).collect();
+    engine.record(ok(calls), now).await.unwrap();
+    // s2 went into debt: its refund pays the debt back.
+    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos(-SEARCH.0));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.refund_event("u1", "s2", "failed call", "admin:test", now).await })
+        })
+        .collect();
+    let mut refunded = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(n) => {
+                assert_eq!(n, SEARCH);
+                refunded += 1;
+            }
+            Err(AppError::Conflict(m)) => assert!(m.contains("refunded already"), "{m}"),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(refunded, 1);
+    assert_eq!(balance_and_entries(&engine, now).await, (Nanos::ZERO, Nanos::ZERO));
+    // s0's cent goes back into the grant it came from.
+    engine.refund_event("u1", "s0", "goodwill", "admin:test", now).await.unwrap();
+    assert_eq!(balance_and_entries(&engine, now).await, (SEARCH, SEARCH));
+    let missing = engine.refund_event("u1", "never-recorded", "x", "admin:test", now).await;
+    assert!(matches!(missing, Err(AppError::NotFound(_))), "{missing:?}");
+    let refunds: Vec<_> = entries_of(&engine).await.into_iter().filter(|e| e.0 == EntryKind::Refund).collect();
+    assert_eq!(
+        refunds,
+        vec![(EntryKind::Refund, SEARCH, Some("s2".to_string())), (EntryKind::Refund, SEARCH, Some("s0".to_string()))]
+    );
+}
+both_stores!(an_event_is_refunded_once, an_event_is_refunded_once);

@@ -109,8 +109,9 @@ pub struct Save<'a> {
     /// Ids of grants the change created (inserted rather than updated).
     pub new_grants: &'a [(&'a str, Option<&'a str>, Option<&'a str>)],
     pub entries: &'a [Entry],
-    /// An adjustment's idempotency key, written on its first entry.
-    pub request_key: Option<&'a str>,
+    /// A request's idempotency key (an adjustment's, a refund's) and the
+    /// index of the entry that carries it: the request's first.
+    pub request_key: Option<(usize, &'a str)>,
     pub now: DateTime<Utc>,
 }
 
@@ -172,7 +173,7 @@ pub async fn save(conn: &mut AnyConnection, s: Save<'_>) -> StoreResult<()> {
         .bind(e.event_id.as_deref())
         .bind(e.grant_id.as_deref())
         .bind(e.note.as_deref())
-        .bind(if i == 0 { s.request_key } else { None })
+        .bind(s.request_key.filter(|(at, _)| *at == i).map(|(_, k)| k))
         .bind(ms(s.now))
         .execute(&mut *conn)
         .await?;
@@ -341,4 +342,21 @@ pub async fn take_expiring(
             ))
         })
         .collect()
+}
+
+/// What an event's debits drew: `(grant or None for debt, amount)`.
+pub async fn event_draws(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    event_id: &str,
+) -> StoreResult<Vec<(Option<String>, Nanos)>> {
+    let rows = sqlx::query(
+        "SELECT grant_id, amount_nanos FROM wallet_entries WHERE user_id = $1 AND event_id = $2 AND kind = 'debit'
+         ORDER BY id",
+    )
+    .bind(user_id)
+    .bind(event_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("grant_id")?, Nanos(-r.try_get::<i64, _>("amount_nanos")?)))).collect()
 }

@@ -186,6 +186,12 @@ async fn authorization_matrix(store: Store) {
             Some((json_ct, json!({"amount": "1", "kind": "paid", "idempotency_key": "authz"}).to_string())),
             admin_only,
         ),
+        (
+            "POST",
+            "/api/admin/users/user-alpha/wallet/refunds".into(),
+            Some((json_ct, json!({"event_id": "none", "reason": "authz"}).to_string())),
+            [UN, NO, NO, S::NOT_FOUND, NO, NO],
+        ),
         ("GET", "/api/admin/profitability".into(), None, admin_only),
         ("GET", "/api/admin/profitability.csv".into(), None, admin_only),
         ("POST", sfn_url::<i::GetBreakdown>(), Some((form_ct, "user=user-alpha&by=model".into())), own_read),

@@ -159,6 +159,8 @@ impl Engine {
         let loaded = wallet::load(&mut tx, user_id).await?;
         let mut w = loaded.clone();
         let mut entries = w.settle_due(now);
+        // The request's key goes on its own first entry, after any expiry.
+        let request_key = request_key.map(|k| (entries.len(), k));
         let (made, out, new_grants) = change(&mut w)?;
         entries.extend(made);
         let new: Vec<(&str, Option<&str>, Option<&str>)> =
@@ -310,6 +312,59 @@ impl Engine {
             Some(idempotency_key),
         )
         .await
+    }
+
+    /// Gives back what a recorded event's debits drew, each part where it
+    /// came from (see [`Wallet::refund`]), once per event: a second refund
+    /// of it is refused (409), however the two race. What was refunded.
+    pub async fn refund_event(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Nanos> {
+        check_text("reason", reason, true)?;
+        let key = format!("refund:{event_id}");
+        let mut conn = self.store.pool().acquire().await?;
+        let already = || AppError::Conflict(format!("event `{event_id}` was refunded already"));
+        if wallet::adjustment_by_key(&mut conn, user_id, &key).await?.is_some() {
+            return Err(already());
+        }
+        let draws = wallet::event_draws(&mut conn, user_id, event_id).await?;
+        drop(conn);
+        if draws.is_empty() {
+            return Err(AppError::NotFound(format!("no debit of `{user_id}` for event `{event_id}`")));
+        }
+        let refund_grant = new_grant_id();
+        let reason = reason.trim().to_string();
+        let done = self
+            .change_wallet(
+                user_id,
+                Some((actor, "wallet.refund")),
+                now,
+                |w| {
+                    let mut entries = w.refund(&draws, now, event_id, &refund_grant);
+                    if let Some(first) = entries.first_mut() {
+                        first.note = Some(first.note.take().map_or(reason.clone(), |n| format!("{reason} ({n})")));
+                    }
+                    let total = entries.iter().map(|e| e.amount).sum::<Nanos>();
+                    let new = if w.grants.iter().any(|g| g.id == refund_grant) {
+                        vec![(refund_grant.clone(), None, Some(reason.clone()))]
+                    } else {
+                        vec![]
+                    };
+                    Ok((entries, total, new))
+                },
+                Some(&key),
+            )
+            .await;
+        match done {
+            // The same refund committed first.
+            Err(AppError::Conflict(_)) => Err(already()),
+            other => other,
+        }
     }
 
     /// Sets (or clears) the balance below which the customer is warned.

@@ -75,4 +75,33 @@ test('an admin grants credits and voids them, with a reason', async ({ page }, i
   if (hydrated(info)) await expect(page.getByRole('status').filter({ hasText: 'Grant voided' })).toBeVisible();
   await expect(figures).toContainText(`Balance $${before.toFixed(2)}`);
   await expect(page.getByTestId('admin-grants').locator('tr', { hasText: `goodwill ${info.project.name}` })).toHaveCount(0);
+
+  // A low-balance warning as a percent of the last top-up is kept as typed.
+  const low = page.getByTestId('low-balance-form');
+  await low.getByLabel(/Warn below/).fill('20%');
+  await low.getByRole('button', { name: 'Save' }).click();
+  await page.reload();
+  await ready(page, info);
+  await expect(page.getByTestId('low-balance-form').getByLabel(/Warn below/)).toHaveValue('20%');
+
+  // Refund one call (a different one per project: each is refunded once).
+  const ledger = await (await page.request.get('/api/wallet/prepaid/ledger?limit=200')).json();
+  const debits = ledger.data.entries.filter((e: { kind: string }) => e.kind === 'debit');
+  const debit = debits[hydrated(info) ? 0 : 1];
+  // Exact amounts (nine decimals) from the API, in nano-dollars.
+  const nanos = (usd: string) => BigInt(usd.replace('.', ''));
+  const exactBalance = async () => nanos((await (await page.request.get('/api/wallet/prepaid')).json()).data.balance);
+  const balance = await exactBalance();
+  const refund = page.getByTestId('refund-form');
+  await refund.getByLabel('Event id').fill(debit.event_id);
+  await refund.getByLabel('Reason').fill('the call failed on their side');
+  await refund.getByRole('button', { name: 'Refund' }).click();
+  if (hydrated(info)) await expect(page.getByRole('status').filter({ hasText: 'Event refunded' })).toBeVisible();
+  else await page.waitForLoadState('load');
+  await expect.poll(async () => (await exactBalance()).toString()).toBe((balance - nanos(debit.amount)).toString());
+  // A second refund of the same event is refused, saying why.
+  await page.getByTestId('refund-form').getByLabel('Event id').fill(debit.event_id);
+  await page.getByTestId('refund-form').getByLabel('Reason').fill('again');
+  await page.getByTestId('refund-form').getByRole('button', { name: 'Refund' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'refunded already' })).toBeVisible();
 });

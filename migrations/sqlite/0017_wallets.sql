@@ -21,6 +21,8 @@ CREATE TABLE wallets (
     -- Spent beyond every grant; the next grant pays it first.
     debt_nanos                  BIGINT NOT NULL DEFAULT 0 CHECK (debt_nanos >= 0),
     low_balance_threshold_nanos BIGINT CHECK (low_balance_threshold_nanos IS NULL OR low_balance_threshold_nanos >= 0),
+    -- Or the threshold as a percent of the last top-up (one of the two).
+    low_balance_percent         BIGINT CHECK (low_balance_percent IS NULL OR low_balance_percent BETWEEN 1 AND 100),
     updated_at                  BIGINT NOT NULL
 );
 

@@ -30,6 +30,8 @@ pub struct WalletCard {
     pub held_nanos: i64,
     pub available_nanos: i64,
     pub low_balance_threshold_nanos: Option<i64>,
+    /// The threshold as typed: `"5.000000000"` or `"20%"`; empty for none.
+    pub low_balance_rule: String,
     /// When a grant next expires or starts counting.
     pub next_change: Option<String>,
     /// "Runs out around …" at the last week's rate.
@@ -66,6 +68,11 @@ fn card_of(user_id: &str, w: &crate::server::service::wallet::WalletView) -> Wal
         held_nanos: w.held.0,
         available_nanos: w.available.0,
         low_balance_threshold_nanos: w.low_balance_threshold.map(|n| n.0),
+        low_balance_rule: match w.low_balance {
+            Some(crate::domain::wallet::LowBalance::Amount(n)) => n.to_decimal().normalize().to_string(),
+            Some(crate::domain::wallet::LowBalance::PercentOfLastTopUp(p)) => format!("{p}%"),
+            None => String::new(),
+        },
         next_change: w.next_change.map(|t| t.format("%b %-d, %Y %H:%M UTC").to_string()),
         runs_out_on: w.runs_out_at.map(day),
         burn_down: w.burn_down.iter().map(|(t, b)| (t.format("%b %-d").to_string(), b.0)).collect(),
@@ -224,6 +231,48 @@ pub async fn admin_void_grant(
     let (state, principal) = caller().await?;
     principal.require_admin().map_err(fail)?;
     match state.engine.void_grant(&user_id, &grant_id, &reason, &principal.actor(), chrono::Utc::now()).await {
+        Ok(_) => Ok(None),
+        Err(e) => form_error(e).map(Some),
+    }
+}
+
+/// Sets the low-balance threshold: USD (`"5"`), a percent of the last
+/// top-up (`"20%"`), or empty for none.
+#[server(prefix = "/sfn")]
+pub async fn admin_set_low_balance(user_id: String, threshold: String) -> Result<Option<FormError>, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail, form_error};
+    use crate::domain::wallet::LowBalance;
+    use crate::server::error::AppError;
+    let (state, principal) = caller().await?;
+    principal.require_admin().map_err(fail)?;
+    let rule = match threshold.trim() {
+        "" => Ok(None),
+        raw => LowBalance::parse(raw).map(Some).map_err(|e| AppError::InvalidFields(vec![("threshold".into(), e)])),
+    };
+    let result = match rule {
+        Ok(rule) => {
+            state.engine.set_low_balance_threshold(&user_id, rule, &principal.actor(), chrono::Utc::now()).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(None),
+        Err(e) => form_error(e).map(Some),
+    }
+}
+
+/// Refunds what a recorded event's debits drew (once per event).
+#[server(prefix = "/sfn")]
+pub async fn admin_refund_event(
+    user_id: String,
+    event_id: String,
+    reason: String,
+) -> Result<Option<FormError>, ServerFnError> {
+    use crate::api::session::ssr::{caller, fail, form_error};
+    let (state, principal) = caller().await?;
+    principal.require_admin().map_err(fail)?;
+    let now = chrono::Utc::now();
+    match state.engine.refund_event(&user_id, event_id.trim(), &reason, &principal.actor(), now).await {
         Ok(_) => Ok(None),
         Err(e) => form_error(e).map(Some),
     }

@@ -501,6 +501,45 @@ impl Wallet {
     }
 }
 
+/// When a customer is warned that credits run low: below an amount, or
+/// below a percent of their last top-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LowBalance {
+    Amount(Nanos),
+    PercentOfLastTopUp(u8),
+}
+
+impl LowBalance {
+    /// `"5"` or `"5.50"` (USD), or `"20%"` (of the last top-up, 1 to 100).
+    pub fn parse(raw: &str) -> Result<LowBalance, String> {
+        let raw = raw.trim();
+        if let Some(p) = raw.strip_suffix('%') {
+            return p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .map(LowBalance::PercentOfLastTopUp)
+                .ok_or_else(|| format!("`{raw}`: a percent from 1% to 100% of the last top-up"));
+        }
+        match Nanos::parse_usd(raw) {
+            Ok(n) if n <= MAX_GRANT => Ok(LowBalance::Amount(n)),
+            _ => {
+                Err(format!("`{raw}`: an amount of USD such as \"5\", or a percent of the last top-up such as \"20%\""))
+            }
+        }
+    }
+
+    /// The amount it stands for, given the last top-up (none yet: no
+    /// threshold for a percent).
+    pub fn resolve(self, last_top_up: Option<Nanos>) -> Option<Nanos> {
+        match self {
+            LowBalance::Amount(n) => Some(n),
+            LowBalance::PercentOfLastTopUp(p) => last_top_up.map(|t| Nanos(t.0 / 100 * i64::from(p))),
+        }
+    }
+}
+
 /// When `available` runs out if spending goes on as it went over the last
 /// `window` (`spent` in it): `now` when nothing is available, `None` when
 /// nothing was spent.

@@ -184,7 +184,7 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         admin as a, billing as b, dashboard as d, insights as i, session as s, wallet as wl, webhooks as w,
     };
     use Policy::*;
-    let table: [(&str, Policy); 40] = [
+    let table: [(&str, Policy); 42] = [
         (s::CurrentUser::PATH, Public),
         (s::Login::PATH, Public),
         (s::Logout::PATH, Public),
@@ -225,6 +225,8 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (wl::AdminGrantCredits::PATH, Admin),
         (wl::AdminAdjustWallet::PATH, Admin),
         (wl::AdminVoidGrant::PATH, Admin),
+        (wl::AdminSetLowBalance::PATH, Admin),
+        (wl::AdminRefundEvent::PATH, Admin),
     ];
     table.iter().find(|(p, _)| *p == path).map(|(_, policy)| *policy)
 }

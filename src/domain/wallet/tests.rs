@@ -300,3 +300,25 @@ fn a_refund_goes_back_where_it_came_from() {
     let g = w.grants.iter().find(|g| g.id == "refund-1").unwrap();
     assert_eq!((g.source, g.amount, g.remaining), (GrantSource::Refund, usd(100), usd(100)));
 }
+
+#[test]
+fn low_balance_thresholds_parse_and_resolve() {
+    let cases: &[(&str, Option<LowBalance>)] = &[
+        ("5", Some(LowBalance::Amount(usd(500)))),
+        (" 2.5 ", Some(LowBalance::Amount(usd(250)))),
+        ("0", Some(LowBalance::Amount(Nanos::ZERO))),
+        ("20%", Some(LowBalance::PercentOfLastTopUp(20))),
+        ("100%", Some(LowBalance::PercentOfLastTopUp(100))),
+        ("0%", None),
+        ("101%", None),
+        ("-5", None),
+        ("lots", None),
+        ("200000000", None),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(LowBalance::parse(raw).ok(), *want, "{raw}");
+    }
+    assert_eq!(LowBalance::PercentOfLastTopUp(20).resolve(Some(usd(5000))), Some(usd(1000)));
+    assert_eq!(LowBalance::PercentOfLastTopUp(20).resolve(None), None);
+    assert_eq!(LowBalance::Amount(usd(3)).resolve(None), Some(usd(3)));
+}

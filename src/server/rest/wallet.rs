@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::envelope;
 use crate::domain::money::Nanos;
-use crate::domain::wallet::{GrantKind, GrantSource};
+use crate::domain::wallet::{GrantKind, GrantSource, LowBalance};
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
 use crate::server::service::wallet::{NewGrant, Statement, WalletView, amount_field, instant_field};
@@ -63,6 +63,9 @@ pub struct WalletWire {
     available: String,
     currency: &'static str,
     low_balance_threshold: Option<String>,
+    /// The threshold's rule when it is a percent of the last top-up
+    /// (`"20%"`).
+    low_balance_percent: Option<String>,
     runs_out_at: Option<String>,
     billing_mode: &'static str,
     grants: Vec<GrantWire>,
@@ -76,6 +79,10 @@ impl From<&WalletView> for WalletWire {
             available: w.available.usd_string(),
             currency: "USD",
             low_balance_threshold: w.low_balance_threshold.map(Nanos::usd_string),
+            low_balance_percent: match w.low_balance {
+                Some(LowBalance::PercentOfLastTopUp(p)) => Some(format!("{p}%")),
+                _ => None,
+            },
             runs_out_at: w.runs_out_at.map(|t| t.to_rfc3339()),
             billing_mode: if w.prepaid { "prepaid" } else { "postpaid" },
             grants: w.grants.iter().map(GrantWire::from).collect(),
@@ -323,10 +330,13 @@ pub async fn settings(
 ) -> AppResult<Json<Value>> {
     principal.require_admin()?;
     let b: SettingsBody = body_of(&body, "wallet settings")?;
-    let threshold = match b.low_balance_threshold.as_deref() {
-        None => None,
-        Some(raw) => Some(amount_field("low_balance_threshold", raw, false)?),
-    };
-    state.engine.set_low_balance_threshold(&user_id, threshold, &principal.actor(), Utc::now()).await?;
+    let rule = b
+        .low_balance_threshold
+        .as_deref()
+        .map(|raw| {
+            LowBalance::parse(raw).map_err(|e| AppError::InvalidFields(vec![("low_balance_threshold".into(), e)]))
+        })
+        .transpose()?;
+    state.engine.set_low_balance_threshold(&user_id, rule, &principal.actor(), Utc::now()).await?;
     current(&state, &user_id).await
 }

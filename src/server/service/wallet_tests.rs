@@ -336,7 +336,8 @@ async fn wallet_changes_are_announced(store: Store) {
     let now = t(2026, 11, 10);
     let every: Vec<String> = EventType::ALL.iter().map(|t| t.as_str().to_string()).collect();
     let (hook, _) = engine.create_webhook("http://127.0.0.1:9/w", &every, "", "admin", start).await.unwrap();
-    engine.set_low_balance_threshold("u1", Some(Nanos(SEARCH.0 * 3)), "admin:test", now).await.unwrap();
+    let rule = crate::domain::wallet::LowBalance::Amount(Nanos(SEARCH.0 * 3));
+    engine.set_low_balance_threshold("u1", Some(rule), "admin:test", now).await.unwrap();
     engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 5), "five"), "admin:test", now).await.unwrap();
     let search = |i: usize| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now);
     // 5 → 3: not under the threshold yet; 3 → 2: under it.
@@ -427,3 +428,22 @@ async fn an_event_is_refunded_once(store: Store) {
     );
 }
 both_stores!(an_event_is_refunded_once, an_event_is_refunded_once);
+
+/// A threshold as a percent follows the last top-up.
+async fn a_percent_threshold_follows_the_last_top_up(store: Store) {
+    use crate::domain::wallet::LowBalance;
+    let start = t(2026, 11, 1);
+    let engine = prepaid_user(store, start).await;
+    let now = t(2026, 11, 10);
+    let rule = LowBalance::PercentOfLastTopUp(20);
+    engine.set_low_balance_threshold("u1", Some(rule), "admin:test", now).await.unwrap();
+    assert_eq!(engine.wallet_view("u1", now).await.unwrap().low_balance_threshold, None);
+    let top_up = |usd: i64, key: &str| NewGrant { source: GrantSource::TopUp, ..grant_of(Nanos::from_usd(usd), key) };
+    engine.grant_credits("u1", top_up(50, "t1"), "admin:test", now).await.unwrap();
+    engine.grant_credits("u1", grant_of(Nanos::from_usd(500), "not-a-top-up"), "admin:test", now).await.unwrap();
+    let w = engine.wallet_view("u1", now).await.unwrap();
+    assert_eq!((w.low_balance_threshold, w.low_balance), (Some(Nanos::from_usd(10)), Some(rule)));
+    engine.grant_credits("u1", top_up(20, "t2"), "admin:test", now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(engine.wallet_view("u1", now).await.unwrap().low_balance_threshold, Some(Nanos::from_usd(4)));
+}
+both_stores!(a_percent_threshold_follows_the_last_top_up, a_percent_threshold_follows_the_last_top_up);

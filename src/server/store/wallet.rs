@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{StoreError, StoreResult, from_ms, ms};
 use crate::domain::money::Nanos;
-use crate::domain::wallet::{Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, Wallet};
+use crate::domain::wallet::{Entry, EntryKind, Grant, GrantKind, GrantSource, GrantStatus, LowBalance, Wallet};
 
 const GRANT_COLUMNS: &str =
     "id, kind, source, amount_nanos, remaining_nanos, priority, effective_at, expires_at, status, created_at, note";
@@ -238,31 +238,55 @@ pub async fn entries_sum(conn: &mut AnyConnection, user_id: &str) -> StoreResult
     Ok(Nanos(r.try_get("s")?))
 }
 
-/// The low-balance threshold, if one is set.
+/// The low-balance rule, if one is set, and the last top-up's amount
+/// (what a percent is of).
+pub async fn low_balance(conn: &mut AnyConnection, user_id: &str) -> StoreResult<(Option<LowBalance>, Option<Nanos>)> {
+    let row = sqlx::query(
+        "SELECT low_balance_threshold_nanos, low_balance_percent,
+           (SELECT amount_nanos FROM wallet_grants WHERE user_id = $1 AND source = 'top_up'
+            ORDER BY created_at DESC, id DESC LIMIT 1) AS last_top_up
+         FROM wallets WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = row else { return Ok((None, None)) };
+    let amount: Option<i64> = r.try_get("low_balance_threshold_nanos")?;
+    let percent: Option<i64> = r.try_get("low_balance_percent")?;
+    let rule = match (amount, percent) {
+        (_, Some(p)) => Some(LowBalance::PercentOfLastTopUp(p.clamp(1, 100) as u8)),
+        (Some(a), None) => Some(LowBalance::Amount(Nanos(a))),
+        (None, None) => None,
+    };
+    Ok((rule, r.try_get::<Option<i64>, _>("last_top_up")?.map(Nanos)))
+}
+
+/// The balance below which the customer is warned now, if any.
 pub async fn threshold(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Nanos>> {
-    Ok(sqlx::query("SELECT low_balance_threshold_nanos FROM wallets WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get::<Option<i64>, _>("low_balance_threshold_nanos"))
-        .transpose()?
-        .flatten()
-        .map(Nanos))
+    let (rule, last_top_up) = low_balance(conn, user_id).await?;
+    Ok(rule.and_then(|r| r.resolve(last_top_up)))
 }
 
 pub async fn set_threshold(
     conn: &mut AnyConnection,
     user_id: &str,
-    threshold: Option<Nanos>,
+    rule: Option<LowBalance>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let (amount, percent) = match rule {
+        Some(LowBalance::Amount(n)) => (Some(n.0), None),
+        Some(LowBalance::PercentOfLastTopUp(p)) => (None, Some(i64::from(p))),
+        None => (None, None),
+    };
     sqlx::query(
-        "INSERT INTO wallets (user_id, debt_nanos, low_balance_threshold_nanos, updated_at) VALUES ($1, 0, $2, $3)
+        "INSERT INTO wallets (user_id, debt_nanos, low_balance_threshold_nanos, low_balance_percent, updated_at)
+         VALUES ($1, 0, $2, $3, $4)
          ON CONFLICT (user_id) DO UPDATE SET low_balance_threshold_nanos = excluded.low_balance_threshold_nanos,
-           updated_at = excluded.updated_at",
+           low_balance_percent = excluded.low_balance_percent, updated_at = excluded.updated_at",
     )
     .bind(user_id)
-    .bind(threshold.map(|n| n.0))
+    .bind(amount)
+    .bind(percent)
     .bind(ms(now))
     .execute(conn)
     .await?;

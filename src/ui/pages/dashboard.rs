@@ -13,6 +13,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::dashboard::{Dashboard, MarkAlertRead, MarkAllAlertsRead, get_dashboard};
 use crate::api::insights::{AdviceView, get_advice};
+use crate::api::wallet::{WalletCard, get_wallet};
 use crate::domain::money::{Nanos, format_count};
 use crate::ui::components::charts::{ChartEvent, EChart, Metric, PALETTE, cost_pie_chart, usage_trend_chart};
 use crate::ui::components::layout::RequireUser;
@@ -51,6 +52,7 @@ fn DashboardView() -> impl IntoView {
     );
     // Advice is read once per visit, not on every refresh.
     let advice = Resource::new(move || query.read().get("user"), get_advice);
+    let wallet = Resource::new(move || (query.read().get("user"), tick.get()), |(u, _)| get_wallet(u));
     let refresh_secs = RwSignal::new(30u32);
     // Whether the live stream is open (else the timer refresh carries on).
     let live = RwSignal::new(false);
@@ -100,7 +102,7 @@ fn DashboardView() -> impl IntoView {
                         let before = shown.get_value();
                         shown.set_value(Some(now));
                         let changed = before.map_or([false; 3], |b| [b[0] != now[0], b[1] != now[1], b[2] != now[2]]);
-                        view! { <Loaded d tick mark mark_all changed live advice/> }.into_any()
+                        view! { <Loaded d tick mark mark_all changed live advice wallet/> }.into_any()
                     }
                     Ok(None) => view! { <p>"Sign in to see your usage."</p> }.into_any(),
                     Err(e) => view! {
@@ -173,6 +175,7 @@ fn Loaded(
     changed: [bool; 3],
     live: RwSignal<bool>,
     advice: Resource<Result<AdviceView, ServerFnError>>,
+    wallet: Resource<Result<Option<WalletCard>, ServerFnError>>,
 ) -> AnyView {
     let (label, badge) = status_badge(&d.status);
     let flash = |i: usize| if changed[i] { "counter-changed" } else { "" };
@@ -241,7 +244,7 @@ fn Loaded(
                 <a href="/usage" class="rounded-md border border-slate-300 px-3 py-1 hover:bg-slate-100">"Open usage logs"</a>
             </div>
         </section>
-        <super::wallet::WalletPanel user=Some(d.user_id.clone()) tick/>
+        <super::wallet::WalletPanel wallet/>
         {(d.total_calls == 0).then(|| view! {
             <p class="mt-4 rounded-lg border border-dashed border-slate-300 bg-white p-4 text-sm text-slate-600" data-testid="empty-state">
                 "No usage recorded in this period yet. Usage appears here as soon as your product sends events to /api/usage/events."
@@ -554,46 +557,6 @@ fn AlertsPanel(d: Dashboard, mark: ServerAction<MarkAlertRead>, mark_all: Server
     .into_any()
 }
 
-/// The dashboard's subscription to `GET /api/stream`: each change re-reads
-/// the dashboard (so what it shows always comes from one consistent read).
-/// The browser reconnects by itself after a drop; meanwhile the timer
-/// refresh carries on.
 #[cfg(feature = "hydrate")]
-mod live_stream {
-    use leptos::prelude::*;
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen::closure::Closure;
-
-    /// Closes the stream when dropped.
-    pub struct Connection {
-        source: web_sys::EventSource,
-        _handlers: [Closure<dyn FnMut(web_sys::Event)>; 3],
-    }
-
-    impl Drop for Connection {
-        fn drop(&mut self) {
-            self.source.close();
-        }
-    }
-
-    pub fn open(url: &str, tick: RwSignal<u32>, live: RwSignal<bool>) -> Option<Connection> {
-        let source = web_sys::EventSource::new(url).ok()?;
-        // The stream's first event is the state the page just rendered;
-        // after a reconnect it may be news, so only the very first is skipped.
-        let mut first = true;
-        let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-            if std::mem::take(&mut first) && e.type_() == "usage" {
-                return;
-            }
-            tick.update(|t| *t += 1);
-        });
-        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.set(true));
-        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| live.set(false));
-        for kind in ["usage", "alert", "subscription"] {
-            source.add_event_listener_with_callback(kind, on_change.as_ref().unchecked_ref()).ok()?;
-        }
-        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        Some(Connection { source, _handlers: [on_change, on_open, on_error] })
-    }
-}
+#[path = "dashboard_live.rs"]
+mod live_stream;

@@ -14,11 +14,11 @@ const CARD: &str = "rounded-xl border border-slate-200 bg-white p-4 shadow-sm sm
 const TH: &str = "px-2 py-2 text-left font-medium text-slate-500";
 const TD: &str = "px-2 py-1.5";
 
-/// The customer's wallet, refreshed with `tick`; nothing at all for a
-/// customer who is postpaid and was never credited.
+/// The customer's wallet (the page's resource: made with the page, so
+/// the server's answer hydrates); nothing at all for a customer who is
+/// postpaid and was never credited.
 #[component]
-pub fn WalletPanel(#[prop(into)] user: Signal<Option<String>>, tick: RwSignal<u32>) -> impl IntoView {
-    let wallet = Resource::new(move || (user.get(), tick.get()), |(user, _)| get_wallet(user));
+pub fn WalletPanel(wallet: Resource<Result<Option<WalletCard>, ServerFnError>>) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <div class="mt-4 h-40 animate-pulse rounded-xl bg-slate-200"></div> }>
             {move || Suspend::new(async move {

@@ -152,6 +152,16 @@ async fn prepaid_wallet_journey(store: Store) {
     }
     let s = put(&api, "/api/admin/users/alice/wallet", a, json!({"low_balance_threshold": "0.5"})).await;
     assert_eq!(s.body["data"]["low_balance_threshold"], json!("0.500000000"), "{}", s.body);
+    // A percent of the last top-up: none yet (admin grants are not top-ups).
+    let s = put(&api, "/api/admin/users/alice/wallet", a, json!({"low_balance_threshold": "20%"})).await;
+    assert_eq!(
+        (s.body["data"]["low_balance_threshold"].clone(), s.body["data"]["low_balance_percent"].clone()),
+        (Value::Null, json!("20%")),
+        "{}",
+        s.body
+    );
+    let bad = put(&api, "/api/admin/users/alice/wallet", a, json!({"low_balance_threshold": "120%"})).await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     let page = api.get("/api/wallet/alice/ledger?limit=1", Some(&alice_reads)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let e = &page.body["data"]["entries"][0];

@@ -14,7 +14,8 @@ use super::audit;
 use super::subscriptions::lock_current;
 use crate::domain::money::{MoneyError, Nanos};
 use crate::domain::wallet::{
-    Entry, Grant, GrantKind, GrantSource, GrantStatus, MAX_GRANT, Wallet, WalletError, daily_balance, runs_out_at,
+    Entry, Grant, GrantKind, GrantSource, GrantStatus, LowBalance, MAX_GRANT, Wallet, WalletError, daily_balance,
+    runs_out_at,
 };
 use crate::domain::webhooks::EventType;
 use crate::server::error::{AppError, AppResult};
@@ -49,7 +50,10 @@ pub struct WalletView {
     pub held: Nanos,
     /// What a new call may reserve: balance less holds.
     pub available: Nanos,
+    /// The balance below which the customer is warned, as it stands now.
     pub low_balance_threshold: Option<Nanos>,
+    /// The rule it comes from.
+    pub low_balance: Option<LowBalance>,
     /// When the next grant expires (or becomes effective).
     pub next_change: Option<DateTime<Utc>>,
     /// When what is available runs out at the last week's rate of spending.
@@ -367,26 +371,23 @@ impl Engine {
         }
     }
 
-    /// Sets (or clears) the balance below which the customer is warned.
+    /// Sets (or clears) when the customer is warned that credits run low.
     pub async fn set_low_balance_threshold(
         &self,
         user_id: &str,
-        threshold: Option<Nanos>,
+        rule: Option<LowBalance>,
         actor: &str,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        if threshold.is_some_and(|t| t < Nanos::ZERO || t > MAX_GRANT) {
-            return Err(AppError::InvalidFields(vec![(
-                "low_balance_threshold".into(),
-                format!("an amount from $0 to {}, or null for none", MAX_GRANT.display_plain()),
-            )]));
-        }
         let mut tx = self.store.begin().await?;
         if lock_current(&mut tx, &self.catalog, user_id, now).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
         }
-        wallet::set_threshold(&mut tx, user_id, threshold, now).await?;
-        let after = threshold.map(Nanos::usd_string);
+        wallet::set_threshold(&mut tx, user_id, rule, now).await?;
+        let after = rule.map(|r| match r {
+            LowBalance::Amount(n) => n.usd_string(),
+            LowBalance::PercentOfLastTopUp(p) => format!("{p}%"),
+        });
         audit::record(&mut tx, actor, "wallet.threshold", ("wallet", user_id), audit::NONE, Some(&after), now).await?;
         tx.commit().await?;
         Ok(())
@@ -432,13 +433,15 @@ impl Engine {
         let spent = wallet::debited_since(&mut conn, user_id, now - week).await?;
         let period_start = sub.current_period().start;
         let (before, points) = wallet::balances_since(&mut conn, user_id, period_start).await?;
+        let low = wallet::low_balance(&mut conn, user_id).await?;
         Ok(WalletView {
             balance,
             held,
             available,
             runs_out_at: runs_out_at(available, spent, week, now).filter(|_| spent > Nanos::ZERO),
             burn_down: daily_balance(before, &points, period_start, now),
-            low_balance_threshold: wallet::threshold(&mut conn, user_id).await?,
+            low_balance_threshold: low.0.and_then(|r| r.resolve(low.1)),
+            low_balance: low.0,
             next_change: w.next_change(now),
             grants: wallet::grants(&mut conn, user_id, 200).await?,
             prepaid: catalog.plan_of(&sub).is_some_and(|p| p.credits.prepaid()),

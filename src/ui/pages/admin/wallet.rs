@@ -2,7 +2,9 @@
 //! a reason (each audited). `/admin/wallet?user=ID`.
 
 use super::*;
-use crate::api::wallet::{AdminAdjustWallet, AdminGrantCredits, AdminVoidGrant, admin_wallet};
+use crate::api::wallet::{
+    AdminAdjustWallet, AdminGrantCredits, AdminRefundEvent, AdminSetLowBalance, AdminVoidGrant, admin_wallet,
+};
 use crate::domain::money::Nanos;
 
 #[component]
@@ -17,8 +19,14 @@ fn WalletView() -> impl IntoView {
     let grant = ServerAction::<AdminGrantCredits>::new();
     let adjust = ServerAction::<AdminAdjustWallet>::new();
     let void = ServerAction::<AdminVoidGrant>::new();
+    let low = ServerAction::<AdminSetLowBalance>::new();
+    let refund = ServerAction::<AdminRefundEvent>::new();
     let wallet = Resource::new(
-        move || (user(), grant.version().get(), adjust.version().get(), void.version().get()),
+        move || {
+            let versions =
+                [grant.version(), adjust.version(), void.version(), low.version(), refund.version()].map(|v| v.get());
+            (user(), versions)
+        },
         |(user, ..)| async move {
             match user {
                 Some(u) => admin_wallet(u).await.map(Some),
@@ -41,6 +49,8 @@ fn WalletView() -> impl IntoView {
         {move || form_banner(granted.get(), "Credits granted.")}
         {move || form_banner(outcome_of(adjust.value(), path::<AdminAdjustWallet>()).get(), "Balance adjusted.")}
         {move || row_form_banner(outcome_of(void.value(), path::<AdminVoidGrant>()).get(), "Grant voided.")}
+        {move || row_form_banner(outcome_of(low.value(), path::<AdminSetLowBalance>()).get(), "Low-balance warning saved.")}
+        {move || row_form_banner(outcome_of(refund.value(), path::<AdminRefundEvent>()).get(), "Event refunded.")}
         <Transition fallback=|| view! { <p>"Loading the wallet…"</p> }>
             {move || Suspend::new(async move {
                 let (w, key) = match wallet.await {
@@ -69,6 +79,8 @@ fn WalletView() -> impl IntoView {
                 }}).collect_view();
                 let (grant_key, adjust_key) = (format!("{key}-grant"), format!("{key}-adjust"));
                 let (grant_user, adjust_user) = (user_id.clone(), user_id.clone());
+                let (low_user, refund_user) = (user_id.clone(), user_id.clone());
+                let rule = w.low_balance_rule.clone();
                 let statement = format!("/billing?user={}", crate::domain::links::urlencode(&user_id));
                 view! {
                     <section class="mb-6 rounded-xl border border-slate-200 bg-white p-4" data-testid="admin-wallet">
@@ -106,6 +118,25 @@ fn WalletView() -> impl IntoView {
                             <label class="text-sm">"Reason"<input name="reason" class=INPUT required/></label>
                             <button type="submit" class=BUTTON>"Adjust"</button>
                         </ActionForm>
+                    </section>
+                    <section class="mb-6 grid grid-cols-1 gap-4 md:grid-cols-2">
+                        <div class="rounded-xl border border-slate-200 bg-white p-4" data-testid="low-balance-form">
+                            <h2 class="font-semibold">"Low-balance warning"</h2>
+                            <ActionForm action=low attr:class="mt-3 flex flex-wrap items-end gap-3">
+                                <input type="hidden" name="user_id" value=low_user/>
+                                <label class="text-sm">"Warn below (USD, or a percent of the last top-up such as 20%)"<input name="threshold" class=INPUT value=rule/></label>
+                                <button type="submit" class=BUTTON>"Save"</button>
+                            </ActionForm>
+                        </div>
+                        <div class="rounded-xl border border-slate-200 bg-white p-4" data-testid="refund-form">
+                            <h2 class="font-semibold">"Refund an event"</h2>
+                            <ActionForm action=refund attr:class="mt-3 flex flex-wrap items-end gap-3">
+                                <input type="hidden" name="user_id" value=refund_user/>
+                                <label class="text-sm">"Event id"<input name="event_id" class=INPUT required/></label>
+                                <label class="text-sm">"Reason"<input name="reason" class=INPUT required/></label>
+                                <button type="submit" class=BUTTON>"Refund"</button>
+                            </ActionForm>
+                        </div>
                     </section>
                     <DataTable testid="admin-grants" label="Open grants" headers=&["Grant", "Left", "Expires", "From", ""]>
                         {rows}

@@ -1,3 +1,4 @@
+import { Locator } from '@playwright/test';
 import { expect, test } from './fixtures';
 import { ADMIN, DEMO, dollars, hydrated, ready, shot, signIn } from './helpers';
 
@@ -52,18 +53,24 @@ test('a postpaid customer never credited sees no wallet', async ({ page }, info)
 });
 
 test('an admin grants credits and voids them, with a reason', async ({ page }, info) => {
+  // Without JavaScript a form's button posts and the page comes back:
+  // wait for that before the next step.
+  const submit = async (button: Locator) => {
+    if (hydrated(info)) await button.click();
+    else await Promise.all([page.waitForNavigation(), button.click()]);
+  };
   await signIn(page, ADMIN, '/admin/wallet?user=prepaid');
   await ready(page, info);
   const figures = page.getByTestId('admin-wallet-figures');
   const before = dollars((await figures.innerText()).split('·')[0]);
   const form = page.getByTestId('grant-form');
   await form.getByLabel('Amount (USD)').fill('abc');
-  await form.getByRole('button', { name: 'Grant' }).click();
+  await submit(form.getByRole('button', { name: 'Grant' }));
   await expect(form.getByRole('alert')).toContainText('USD');
   await form.getByLabel('Amount (USD)').fill('7.5');
   await form.getByLabel('Kind').selectOption('promotional');
   await form.getByLabel('Note').fill(`goodwill ${info.project.name}`);
-  await form.getByRole('button', { name: 'Grant' }).click();
+  await submit(form.getByRole('button', { name: 'Grant' }));
   // Hydrated, the form says so; a plain post comes back to the page.
   if (hydrated(info)) await expect(page.getByRole('status').filter({ hasText: 'Credits granted' })).toBeVisible();
   await expect(figures).toContainText(`Balance $${(before + 7.5).toFixed(2)}`);
@@ -71,7 +78,7 @@ test('an admin grants credits and voids them, with a reason', async ({ page }, i
   await expect(row).toHaveCount(1);
   await shot(page, info, 'admin-wallet');
   await row.getByPlaceholder('reason').fill('granted by mistake');
-  await row.getByRole('button', { name: 'Void' }).click();
+  await submit(row.getByRole('button', { name: 'Void' }));
   if (hydrated(info)) await expect(page.getByRole('status').filter({ hasText: 'Grant voided' })).toBeVisible();
   await expect(figures).toContainText(`Balance $${before.toFixed(2)}`);
   await expect(page.getByTestId('admin-grants').locator('tr', { hasText: `goodwill ${info.project.name}` })).toHaveCount(0);
@@ -79,8 +86,9 @@ test('an admin grants credits and voids them, with a reason', async ({ page }, i
   // A low-balance warning as a percent of the last top-up is kept as typed.
   const low = page.getByTestId('low-balance-form');
   await low.getByLabel(/Warn below/).fill('20%');
-  await low.getByRole('button', { name: 'Save' }).click();
-  await page.reload();
+  await submit(low.getByRole('button', { name: 'Save' }));
+  if (hydrated(info)) await expect(page.getByRole('status').filter({ hasText: 'Low-balance warning saved' })).toBeVisible();
+  await page.goto('/admin/wallet?user=prepaid');
   await ready(page, info);
   await expect(page.getByTestId('low-balance-form').getByLabel(/Warn below/)).toHaveValue('20%');
 
@@ -95,13 +103,12 @@ test('an admin grants credits and voids them, with a reason', async ({ page }, i
   const refund = page.getByTestId('refund-form');
   await refund.getByLabel('Event id').fill(debit.event_id);
   await refund.getByLabel('Reason').fill('the call failed on their side');
-  await refund.getByRole('button', { name: 'Refund' }).click();
+  await submit(refund.getByRole('button', { name: 'Refund' }));
   if (hydrated(info)) await expect(page.getByRole('status').filter({ hasText: 'Event refunded' })).toBeVisible();
-  else await page.waitForLoadState('load');
   await expect.poll(async () => (await exactBalance()).toString()).toBe((balance - nanos(debit.amount)).toString());
   // A second refund of the same event is refused, saying why.
   await page.getByTestId('refund-form').getByLabel('Event id').fill(debit.event_id);
   await page.getByTestId('refund-form').getByLabel('Reason').fill('again');
-  await page.getByTestId('refund-form').getByRole('button', { name: 'Refund' }).click();
+  await submit(page.getByTestId('refund-form').getByRole('button', { name: 'Refund' }));
   await expect(page.getByRole('alert').filter({ hasText: 'refunded already' })).toBeVisible();
 });

@@ -34,6 +34,10 @@ const NOT_UP: &[(&str, &[&str])] = &[
             "ui",
         ],
     ),
+    (
+        "server::views",
+        &["server::service", "server::rest", "server::proxy", "server::state", "server::web", "api", "ui"],
+    ),
     ("server::proxy", &["server::state", "server::rest", "server::startup", "api", "ui"]),
     ("server::web", &["server::state", "server::identity", "server::policy", "server::service", "api", "ui"]),
     ("server::identity", &["api", "ui", "server::rest", "server::proxy", "server::startup"]),

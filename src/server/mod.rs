@@ -21,6 +21,7 @@ pub mod telemetry;
 #[cfg(test)]
 pub mod testing;
 pub mod text_rule;
+pub mod views;
 pub mod web;
 
 use std::io::{BufRead, Write};

@@ -10,12 +10,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::domain::event::{MAX_BATCH, parse_event};
 use crate::server::error::AppError;
 use crate::server::identity::Principal;
-use crate::server::service::recording::{Incoming, Outcome};
+use crate::server::service::recording::{EventResult, Incoming, Outcome};
 use crate::server::state::AppState;
 
 pub const MAX_INGEST_BYTES: usize = 1024 * 1024;
@@ -72,29 +73,55 @@ pub async fn record_events(
     let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
     let (accepted, duplicates, rejected) =
         (count(Outcome::Accepted), count(Outcome::Duplicate), count(Outcome::Rejected));
-    let rows: Vec<Value> = results
-        .iter()
-        .map(|r| {
-            let mut row = json!({"id": r.id, "status": r.outcome.as_str(), "cost": r.cost.usd_string()});
-            if r.unpriced {
-                row["unpriced"] = json!(true);
-            }
-            if let Some(e) = &r.error {
-                row["error"] = json!(e);
-            }
-            row
-        })
-        .collect();
-    let data = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": rows});
+    let data = Recorded { accepted, duplicates, rejected, results: results.iter().map(EventView::from).collect() };
     if rejected == results.len() {
         let first = results.iter().find_map(|r| r.error.clone()).unwrap_or_default();
-        let body = json!({
-            "success": false,
-            "error": format!("no event was recorded: {first}"),
-            "code": "invalid",
-            "data": data,
-        });
+        let body =
+            NoneRecorded { success: false, error: format!("no event was recorded: {first}"), code: "invalid", data };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
     }
     Ok(super::envelope(data).into_response())
+}
+
+/// What became of a batch: counts, then each event in the batch's order.
+#[derive(Serialize)]
+pub struct Recorded<'a> {
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    results: Vec<EventView<'a>>,
+}
+
+/// One event's outcome and the cost recorded (exact USD).
+#[derive(Serialize)]
+pub struct EventView<'a> {
+    id: &'a str,
+    status: &'static str,
+    cost: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unpriced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl<'a> From<&'a EventResult> for EventView<'a> {
+    fn from(r: &'a EventResult) -> Self {
+        EventView {
+            id: &r.id,
+            status: r.outcome.as_str(),
+            cost: r.cost.usd_string(),
+            unpriced: r.unpriced,
+            error: r.error.as_deref(),
+        }
+    }
+}
+
+/// A 422 when no event of the batch was recorded: the error envelope with
+/// the batch's outcome.
+#[derive(Serialize)]
+struct NoneRecorded<'a> {
+    success: bool,
+    error: String,
+    code: &'static str,
+    data: Recorded<'a>,
 }

@@ -1,14 +1,12 @@
 //! Insights (family B: money as exact USD strings): breakdowns, advice and
 //! profitability.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::envelope;
+use super::{Enveloped, envelope};
 use crate::domain::tags::BreakdownBy;
 use crate::domain::usage_log::LogFilter;
 use crate::server::error::{AppError, AppResult};
@@ -30,23 +28,23 @@ pub async fn breakdown(
     principal: Principal,
     Path(user_id): Path<String>,
     Query(q): Query<BreakdownQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<BreakdownView>> {
     principal.require_read(&user_id)?;
     let by = BreakdownBy::parse(q.by.as_deref().unwrap_or("provider")).map_err(AppError::BadRequest)?;
     let label = LogFilter::parse_period(q.billing_period.as_deref()).map_err(AppError::BadRequest)?;
     let b = state.engine.breakdown(&user_id, by, label.as_deref(), Utc::now()).await?;
-    let rows: Vec<Value> = b
+    let rows = b
         .rows
         .iter()
-        .map(|g| json!({"key": g.key, "calls": g.calls, "tokens": g.tokens, "cost": g.cost.usd_string()}))
+        .map(|g| GroupView { key: g.key.clone(), calls: g.calls, tokens: g.tokens, cost: g.cost.usd_string() })
         .collect();
-    Ok(envelope(json!({
-        "billing_period": b.billing_period,
-        "by": b.by.as_param(),
-        "rows": rows,
-        "total_cost": b.total_cost.usd_string(),
-        "tag_keys": b.tag_keys,
-    })))
+    Ok(envelope(BreakdownView {
+        billing_period: b.billing_period,
+        by: b.by.as_param(),
+        rows,
+        total_cost: b.total_cost.usd_string(),
+        tag_keys: b.tag_keys,
+    }))
 }
 
 /// `GET /api/insights/{user_id}`.
@@ -54,27 +52,32 @@ pub async fn insights(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<InsightsView>> {
     principal.require_read(&user_id)?;
     let i = state.engine.insights(&user_id, Utc::now()).await?;
-    let plan = i.recommended_plan.as_ref().map(|p| {
-        json!({"plan_id": p.plan_id, "plan_name": p.plan_name, "reason": p.reason, "monthly_saving": p.monthly_saving.usd_string()})
+    let recommended_plan = i.recommended_plan.as_ref().map(|p| PlanAdviceView {
+        plan_id: p.plan_id,
+        plan_name: p.plan_name.clone(),
+        reason: p.reason.clone(),
+        monthly_saving: p.monthly_saving.usd_string(),
     });
-    let tips: Vec<Value> = i
+    let tips = i
         .tips
         .iter()
-        .map(|t| {
-            json!({"kind": t.kind, "title": t.title, "detail": t.detail,
-                   "estimated_saving": t.estimated_saving.map(|n| n.usd_string())})
+        .map(|t| TipView {
+            kind: t.kind,
+            title: t.title.clone(),
+            detail: t.detail.clone(),
+            estimated_saving: t.estimated_saving.map(|n| n.usd_string()),
         })
         .collect();
-    Ok(envelope(json!({
-        "recommended_plan": plan,
-        "tips": tips,
-        "periods_considered": i.periods_considered,
-        "tips_period": i.tips_period,
-        "missing": i.missing,
-    })))
+    Ok(envelope(InsightsView {
+        recommended_plan,
+        tips,
+        periods_considered: i.periods_considered,
+        tips_period: i.tips_period,
+        missing: i.missing,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,25 +97,32 @@ pub async fn profitability(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<PeriodQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<ProfitabilityView>> {
     let p = profitability_of(&state, &principal, &q).await?;
-    let rows: Vec<Value> = p
+    let rows = p
         .rows
         .iter()
-        .map(|r| {
-            json!({"user_id": r.user_id, "email": r.email, "billing_period": r.billing_period, "plan_name": r.plan_name,
-                   "plan_fee": r.plan_fee.usd_string(), "provider_cost": r.provider_cost.usd_string(),
-                   "margin": r.margin().usd_string(), "negative": r.margin().0 < 0, "open": r.open})
+        .map(|r| MarginView {
+            user_id: r.user_id.clone(),
+            email: r.email.clone(),
+            billing_period: r.billing_period.clone(),
+            plan_name: r.plan_name.clone(),
+            plan_fee: r.plan_fee.usd_string(),
+            provider_cost: r.provider_cost.usd_string(),
+            margin: r.margin().usd_string(),
+            negative: r.margin().0 < 0,
+            open: r.open,
         })
         .collect();
     let (fees, costs) = p.totals();
-    Ok(envelope(json!({
-        "billing_period": p.billing_period,
-        "rows": rows,
-        "totals": {"plan_fee": fees.usd_string(), "provider_cost": costs.usd_string(),
-                   "margin": crate::domain::money::Nanos(fees.0 - costs.0).usd_string(),
-                   "customers": p.rows.len(), "negative": p.rows.iter().filter(|r| r.margin().0 < 0).count()},
-    })))
+    let totals = MarginTotals {
+        plan_fee: fees.usd_string(),
+        provider_cost: costs.usd_string(),
+        margin: crate::domain::money::Nanos(fees.0 - costs.0).usd_string(),
+        customers: p.rows.len(),
+        negative: p.rows.iter().filter(|r| r.margin().0 < 0).count(),
+    };
+    Ok(envelope(ProfitabilityView { billing_period: p.billing_period, rows, totals }))
 }
 
 /// The same as CSV.
@@ -152,4 +162,80 @@ pub async fn profitability_csv(
     ];
     let name = format!("profitability-{}.csv", p.billing_period.as_deref().unwrap_or("current"));
     Ok(super::csv::csv(&name, &h, rows))
+}
+
+/// `GET /api/usage/{user_id}/breakdown`.
+#[derive(Serialize)]
+pub struct BreakdownView {
+    billing_period: String,
+    by: String,
+    rows: Vec<GroupView>,
+    total_cost: String,
+    tag_keys: Vec<String>,
+}
+
+/// One group of a breakdown (`key` null: no model, or no such tag).
+#[derive(Serialize)]
+pub struct GroupView {
+    key: Option<String>,
+    calls: i64,
+    tokens: i64,
+    cost: String,
+}
+
+/// `GET /api/insights/{user_id}`.
+#[derive(Serialize)]
+pub struct InsightsView {
+    recommended_plan: Option<PlanAdviceView>,
+    tips: Vec<TipView>,
+    periods_considered: Vec<String>,
+    tips_period: String,
+    missing: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct PlanAdviceView {
+    plan_id: i64,
+    plan_name: String,
+    reason: String,
+    monthly_saving: String,
+}
+
+#[derive(Serialize)]
+pub struct TipView {
+    kind: &'static str,
+    title: String,
+    detail: String,
+    estimated_saving: Option<String>,
+}
+
+/// `GET /api/admin/profitability`.
+#[derive(Serialize)]
+pub struct ProfitabilityView {
+    billing_period: Option<String>,
+    rows: Vec<MarginView>,
+    totals: MarginTotals,
+}
+
+/// One customer's period: fee, provider cost and margin.
+#[derive(Serialize)]
+pub struct MarginView {
+    user_id: String,
+    email: String,
+    billing_period: String,
+    plan_name: String,
+    plan_fee: String,
+    provider_cost: String,
+    margin: String,
+    negative: bool,
+    open: bool,
+}
+
+#[derive(Serialize)]
+pub struct MarginTotals {
+    plan_fee: String,
+    provider_cost: String,
+    margin: String,
+    customers: usize,
+    negative: usize,
 }

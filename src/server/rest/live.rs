@@ -16,8 +16,7 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::Utc;
 use futures::Stream;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::server::error::{AppError, AppResult};
@@ -96,23 +95,44 @@ async fn event(state: &AppState, user_id: &str, kind: Kind) -> AppResult<Event> 
     let data = match kind {
         Kind::Usage => {
             let s = state.engine.period_view(user_id, now).await?;
-            json!({
-                "billing_period": s.label,
-                "total_calls": s.total_calls(),
-                "total_tokens": s.total_tokens(),
-                "total_cost": s.total_cost().usd_string(),
-                "usage_status": crate::domain::limits::overall_status(&s.limit_uses()).as_str(),
-            })
+            LiveData::Usage {
+                billing_period: s.label.clone(),
+                total_calls: s.total_calls(),
+                total_tokens: s.total_tokens(),
+                total_cost: s.total_cost().usd_string(),
+                usage_status: crate::domain::limits::overall_status(&s.limit_uses()).as_str(),
+            }
         }
-        Kind::Alert => json!({"unread_alerts": state.engine.alerts(user_id, true).await?.1}),
+        Kind::Alert => LiveData::Alert { unread_alerts: state.engine.alerts(user_id, true).await?.1 },
         Kind::Subscription => {
             let s = state.engine.period_view(user_id, now).await?;
-            json!({
-                "plan_name": s.plan_name(),
-                "status": s.subscription.status.to_string(),
-                "billing_cycle": s.subscription.billing_cycle.as_str(),
-            })
+            LiveData::Subscription {
+                plan_name: s.plan_name().to_string(),
+                status: s.subscription.status.to_string(),
+                billing_cycle: s.subscription.billing_cycle.as_str(),
+            }
         }
     };
-    Ok(Event::default().event(kind.as_str()).data(data.to_string()))
+    Event::default().event(kind.as_str()).json_data(data).map_err(|_| AppError::Internal)
+}
+
+/// What each kind of event carries (see the module's header).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LiveData {
+    Usage {
+        billing_period: String,
+        total_calls: i64,
+        total_tokens: i64,
+        total_cost: String,
+        usage_status: &'static str,
+    },
+    Alert {
+        unread_alerts: i64,
+    },
+    Subscription {
+        plan_name: String,
+        status: String,
+        billing_cycle: &'static str,
+    },
 }

@@ -40,16 +40,17 @@ mod tests;
 #[cfg(test)]
 mod trust_tests;
 
+use super::state::AppState;
+use super::views::Envelope;
 use axum::Router;
 use axum::routing::{delete, get, post};
-use serde::Serialize;
-use serde_json::{Value, json};
 
-use super::state::AppState;
+/// An enveloped JSON answer (`{"success": true, "data": ...}`).
+pub type Enveloped<T> = axum::Json<Envelope<T>>;
 
 /// `{"success": true, "data": ...}`.
-pub fn envelope<T: Serialize>(data: T) -> axum::Json<Value> {
-    axum::Json(json!({"success": true, "data": data}))
+pub fn envelope<T>(data: T) -> Enveloped<T> {
+    axum::Json(Envelope::ok(data))
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> super::error::AppError {

@@ -6,10 +6,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Query, State};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::envelope;
+use super::{Enveloped, envelope};
 use crate::server::error::AppResult;
 use crate::server::identity::Principal;
 use crate::server::metrics::Stats;
@@ -21,27 +20,115 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// `/health`, not enveloped the usual way: `{"status": "success", "data": ...}`.
+#[derive(Serialize)]
+pub struct HealthAnswer {
+    status: &'static str,
+    data: Health,
+}
+
+#[derive(Serialize)]
+pub struct Health {
+    system_health: &'static str,
+    icon: &'static str,
+    api_performance: RecentRequests,
+    nodes: usize,
+    uptime_seconds: u64,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+pub struct RecentRequests {
+    recent_requests: u64,
+    recent_errors: u64,
+    error_rate: f64,
+}
+
+impl From<&Stats> for RecentRequests {
+    fn from(s: &Stats) -> Self {
+        RecentRequests { recent_requests: s.requests, recent_errors: s.errors, error_rate: round2(s.error_rate()) }
+    }
+}
+
+/// Requests over a window, their server errors and latency (ms).
+#[derive(Serialize)]
+pub struct StatsView {
+    requests: u64,
+    errors: u64,
+    error_rate: f64,
+    avg_response_time: f64,
+    p50_response_time: f64,
+    p95_response_time: f64,
+}
+
+impl From<&Stats> for StatsView {
+    fn from(s: &Stats) -> Self {
+        StatsView {
+            requests: s.requests,
+            errors: s.errors,
+            error_rate: round2(s.error_rate()),
+            avg_response_time: round2(s.avg_ms),
+            p50_response_time: round2(s.p50_ms),
+            p95_response_time: round2(s.p95_ms),
+        }
+    }
+}
+
+/// One route's figures.
+#[derive(Serialize)]
+pub struct EndpointView {
+    #[serde(flatten)]
+    stats: StatsView,
+    method: String,
+    endpoint: String,
+}
+
+/// `/api-stats`: the deployment's figures, then each route's.
+#[derive(Serialize)]
+pub struct ApiStats {
+    #[serde(flatten)]
+    all: StatsView,
+    minutes: u64,
+    nodes: usize,
+    endpoints: Vec<EndpointView>,
+}
+
+/// `/lightweight-stats`.
+#[derive(Serialize)]
+pub struct LightweightStats {
+    status: &'static str,
+    nodes: usize,
+    icon: &'static str,
+    #[serde(flatten)]
+    recent: RecentRequests,
+    timestamp: String,
+}
+
+/// `/cache-stats`: the catalog cache.
+#[derive(Serialize)]
+pub struct CacheStatsView {
+    hits: u64,
+    misses: u64,
+    hit_rate: f64,
+    total_requests: u64,
+}
+
 /// Not enveloped the usual way: `{"status": "success", "data": ...}`.
 /// Anyone signed in may read it (its policy, `Health`): every user's
 /// billing dashboard shows it.
-pub async fn health(State(state): State<AppState>) -> AppResult<Json<Value>> {
+pub async fn health(State(state): State<AppState>) -> AppResult<Json<HealthAnswer>> {
     let (h, d) = state.current_health(RECENT).await;
-    let recent = &d.all;
-    Ok(Json(json!({
-        "status": "success",
-        "data": {
-            "system_health": h.as_str(),
-            "icon": h.icon(),
-            "api_performance": {
-                "recent_requests": recent.requests,
-                "recent_errors": recent.errors,
-                "error_rate": round2(recent.error_rate()),
-            },
-            "nodes": d.nodes,
-            "uptime_seconds": d.uptime.as_secs(),
-            "timestamp": Utc::now().to_rfc3339(),
-        }
-    })))
+    Ok(Json(HealthAnswer {
+        status: "success",
+        data: Health {
+            system_health: h.as_str(),
+            icon: h.icon(),
+            api_performance: RecentRequests::from(&d.all),
+            nodes: d.nodes,
+            uptime_seconds: d.uptime.as_secs(),
+            timestamp: Utc::now().to_rfc3339(),
+        },
+    }))
 }
 
 #[derive(Deserialize)]
@@ -53,62 +140,40 @@ pub async fn api_stats(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<MinutesQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<ApiStats>> {
     principal.require_metrics()?;
     let minutes = super::family_a::parse_num("minutes", q.minutes.as_deref(), 5, 1..=60)? as u64;
     let d = state.deployment(Duration::from_secs(minutes * 60)).await?;
-    let (all, rows) = (d.all, d.endpoints);
-    let stat = |s: &Stats| {
-        json!({
-            "requests": s.requests,
-            "errors": s.errors,
-            "error_rate": round2(s.error_rate()),
-            "avg_response_time": round2(s.avg_ms),
-            "p50_response_time": round2(s.p50_ms),
-            "p95_response_time": round2(s.p95_ms),
-        })
-    };
-    let mut data = stat(&all);
-    data["minutes"] = json!(minutes);
-    data["nodes"] = json!(d.nodes);
-    data["endpoints"] = json!(
-        rows.iter()
-            .map(|r| {
-                let mut v = stat(&r.stats);
-                v["method"] = json!(r.method);
-                v["endpoint"] = json!(r.route);
-                v
-            })
-            .collect::<Vec<_>>()
-    );
-    Ok(envelope(data))
+    let endpoints = d
+        .endpoints
+        .iter()
+        .map(|r| EndpointView { stats: StatsView::from(&r.stats), method: r.method.clone(), endpoint: r.route.clone() })
+        .collect();
+    Ok(envelope(ApiStats { all: StatsView::from(&d.all), minutes, nodes: d.nodes, endpoints }))
 }
 
 /// Anyone signed in may read it, like [`health`].
-pub async fn lightweight_stats(State(state): State<AppState>) -> AppResult<Json<Value>> {
+pub async fn lightweight_stats(State(state): State<AppState>) -> AppResult<Enveloped<LightweightStats>> {
     let (h, d) = state.current_health(RECENT).await;
-    let recent = &d.all;
-    Ok(envelope(json!({
-        "status": h.as_str(),
-        "nodes": d.nodes,
-        "icon": h.icon(),
-        "recent_requests": recent.requests,
-        "recent_errors": recent.errors,
-        "error_rate": round2(recent.error_rate()),
-        "timestamp": Utc::now().to_rfc3339(),
-    })))
+    Ok(envelope(LightweightStats {
+        status: h.as_str(),
+        nodes: d.nodes,
+        icon: h.icon(),
+        recent: RecentRequests::from(&d.all),
+        timestamp: Utc::now().to_rfc3339(),
+    }))
 }
 
-pub async fn cache_stats(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+pub async fn cache_stats(State(state): State<AppState>, principal: Principal) -> AppResult<Enveloped<CacheStatsView>> {
     principal.require_metrics()?;
     let s = state.engine.catalog.stats();
     let total = s.hits + s.misses;
-    Ok(envelope(json!({
-        "hits": s.hits,
-        "misses": s.misses,
-        "hit_rate": if total == 0 { 0.0 } else { round2(s.hits as f64 * 100.0 / total as f64) },
-        "total_requests": total,
-    })))
+    Ok(envelope(CacheStatsView {
+        hits: s.hits,
+        misses: s.misses,
+        hit_rate: if total == 0 { 0.0 } else { round2(s.hits as f64 * 100.0 / total as f64) },
+        total_requests: total,
+    }))
 }
 
 /// `GET /metrics`: the Prometheus text exposition format (0.0.4). Counters

@@ -2,16 +2,14 @@
 //! prepaid credits (contract: "Third wave: wallets"). Money is exact USD
 //! strings; each resource has one typed wire view here.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::envelope;
+use super::{Enveloped, envelope};
 use crate::domain::money::Nanos;
 use crate::domain::wallet::{GrantKind, GrantSource, LowBalance};
 use crate::server::error::{AppError, AppResult};
@@ -137,13 +135,13 @@ pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<WalletWire>> {
     principal.require_read(&user_id)?;
     current(&state, &user_id).await
 }
 
 /// The wallet as it stands now: what every request here answers.
-async fn current(state: &AppState, user_id: &str) -> AppResult<Json<Value>> {
+async fn current(state: &AppState, user_id: &str) -> AppResult<Enveloped<WalletWire>> {
     let w = state.engine.wallet_view(user_id, Utc::now()).await?;
     Ok(envelope(WalletWire::from(&w)))
 }
@@ -234,7 +232,7 @@ pub async fn grant(
     principal: Principal,
     Path(user_id): Path<String>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<GrantWire>> {
     principal.require_admin()?;
     let b: GrantBody = body_of(&body, "grant")?;
     let kind = GrantKind::parse(&b.kind)
@@ -265,7 +263,7 @@ pub async fn void(
     principal: Principal,
     Path((user_id, grant_id)): Path<(String, String)>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<WalletWire>> {
     principal.require_admin()?;
     let b: VoidBody = body_of(&body, "void")?;
     state.engine.void_grant(&user_id, &grant_id, &b.reason, &principal.actor(), Utc::now()).await?;
@@ -286,7 +284,7 @@ pub async fn adjust(
     principal: Principal,
     Path(user_id): Path<String>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<WalletWire>> {
     principal.require_admin()?;
     let b: AdjustBody = body_of(&body, "adjustment")?;
     let amount = amount_field("amount", &b.amount, true)?;
@@ -308,7 +306,7 @@ pub async fn refund(
     principal: Principal,
     Path(user_id): Path<String>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<WalletWire>> {
     principal.require_admin()?;
     let b: RefundBody = body_of(&body, "refund")?;
     state.engine.refund_event(&user_id, &b.event_id, &b.reason, &principal.actor(), Utc::now()).await?;
@@ -327,7 +325,7 @@ pub async fn settings(
     principal: Principal,
     Path(user_id): Path<String>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<WalletWire>> {
     principal.require_admin()?;
     let b: SettingsBody = body_of(&body, "wallet settings")?;
     let rule = b

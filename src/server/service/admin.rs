@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Engine;
-use super::audit::{self, PlanSnapshot, PriceSnapshot};
+use super::audit;
 use super::subscriptions::NewUser;
 use crate::domain::identity::ApiKey;
 use crate::domain::identity::{Email, Role, User, UserId};
@@ -22,6 +22,8 @@ use crate::server::error::{AppError, AppResult};
 use crate::server::store::keys::{self, AuditEntry};
 use crate::server::store::users;
 use crate::server::store::{StoreError, catalog};
+use crate::server::views::plan::PlanView;
+use crate::server::views::price::PriceView;
 
 /// A plan as typed into a form or sent to the admin API: strings, checked
 /// field by field.
@@ -336,7 +338,7 @@ impl Engine {
             "plan.create",
             ("plan", &plan.id.to_string()),
             audit::NONE,
-            Some(&PlanSnapshot::from(&plan)),
+            Some(&PlanView::from(&plan)),
             now,
         )
         .await?;
@@ -361,8 +363,8 @@ impl Engine {
             actor,
             "plan.update",
             ("plan", &id.to_string()),
-            Some(&PlanSnapshot::from(&before)),
-            Some(&PlanSnapshot::from(&plan)),
+            Some(&PlanView::from(&before)),
+            Some(&PlanView::from(&plan)),
             now,
         )
         .await?;
@@ -389,14 +391,14 @@ impl Engine {
         if repriced.events > 0 {
             tracing::info!(events = repriced.events, cost = %repriced.cost.usd_string(), "re-priced unpriced usage");
         }
-        let before = previous.as_ref().map(PriceSnapshot::from);
+        let before = previous.as_ref().map(PriceView::from);
         audit::record(
             &mut tx,
             actor,
             "price.create",
             ("price", &format!("{}/{}", v.provider, v.model)),
             before.as_ref(),
-            Some(&PriceSnapshot::from(&v)),
+            Some(&PriceView::from(&v)),
             now,
         )
         .await?;

@@ -3,13 +3,14 @@
 use chrono::{DateTime, Utc};
 
 use super::Engine;
-use super::audit::{self, KeySnapshot};
+use super::audit;
 use crate::domain::identity::{ApiKey, Scope};
 use crate::server::auth::new_api_key_secret;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::keys;
 use crate::server::store::users;
 use crate::server::store::view::{Stamp, UsageView};
+use crate::server::views::admin::KeyView;
 
 impl Engine {
     /// The live key whose secret this is (not revoked, its user not
@@ -102,7 +103,7 @@ impl Engine {
             revoked_at: None,
         };
         keys::insert_key(&mut tx, &key, &secret.hash, Some(actor)).await?;
-        let after = KeySnapshot::from(&key);
+        let after = KeyView::from(&key);
         audit::record(&mut tx, actor, "api_key.create", ("api_key", &key.id), audit::NONE, Some(&after), now).await?;
         tx.commit().await?;
         Ok((key, secret.secret))

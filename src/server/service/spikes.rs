@@ -57,16 +57,16 @@ impl Engine {
         if let Some(id) = id {
             tx.notify(user_id, Kind::Alert);
             announce_alerts(&mut tx, EventType::AlertCreated, [id], now).await?;
-            let data = serde_json::json!({
-                "user_id": user_id,
-                "alert_id": id,
-                "last_hour_cost": last_hour.usd_string(),
-                "hourly_average": average.usd_string(),
-                "ratio": ratio,
-                "multiple": multiple,
-                "billing_period": period.label(),
-            });
-            webhooks::enqueue(&mut tx, EventType::UsageSpike, data, now).await?;
+            let data = crate::server::views::events::UsageSpike {
+                user_id,
+                alert_id: id,
+                last_hour_cost: last_hour.usd_string(),
+                hourly_average: average.usd_string(),
+                ratio,
+                multiple,
+                billing_period: period.label(),
+            };
+            webhooks::enqueue(&mut tx, EventType::UsageSpike, &data, now).await?;
             tracing::info!(user = user_id, last_hour = %last_hour.display(), "spend spike");
         }
         tx.commit().await?;

@@ -24,53 +24,14 @@ use serde_json::json;
 
 use super::Engine;
 use super::audit;
-use crate::domain::alerts::Alert;
 use crate::domain::webhooks::{
     Delivery, DeliveryStatus, Endpoint, EndpointSpec, EventType, host_and_port, public_address, retry_after,
 };
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::view::Affects;
 use crate::server::store::webhooks::{self, Attempt, Claimed};
-use crate::server::store::{StoreError, StoreResult, alerts};
+use crate::server::store::{StoreResult, alerts};
 use sqlx::AnyConnection;
-
-/// An alert as webhooks see it (`alert.created`, `alert.resolved`,
-/// `price.unpriced`): one typed view, so every event about an alert
-/// carries the same fields.
-#[derive(Debug, serde::Serialize)]
-pub struct AlertData<'a> {
-    pub alert_id: i64,
-    pub user_id: Option<&'a str>,
-    pub alert_type: &'a str,
-    pub limit_key: Option<&'a str>,
-    pub threshold: i64,
-    pub provider: Option<&'a str>,
-    pub title: &'a str,
-    pub message: &'a str,
-    pub severity: &'static str,
-    pub billing_period: Option<&'a str>,
-    pub created_at: String,
-    pub resolved_at: Option<String>,
-}
-
-impl<'a> From<&'a Alert> for AlertData<'a> {
-    fn from(a: &'a Alert) -> AlertData<'a> {
-        AlertData {
-            alert_id: a.id,
-            user_id: a.user_id.as_deref(),
-            alert_type: &a.alert_type,
-            limit_key: a.limit_key.as_deref(),
-            threshold: a.threshold,
-            provider: a.provider.as_deref(),
-            title: &a.title,
-            message: &a.message,
-            severity: a.severity.as_str(),
-            billing_period: a.billing_period.as_deref(),
-            created_at: a.created_at.to_rfc3339(),
-            resolved_at: a.resolved_at.map(|t| t.to_rfc3339()),
-        }
-    }
-}
 
 /// Puts alerts `ids` in the webhook outbox as events of `event_type`, in
 /// the caller's transaction: the services say what a change of an alert
@@ -83,8 +44,8 @@ pub(crate) async fn announce_alerts(
 ) -> StoreResult<()> {
     for id in ids {
         let alert = alerts::alert_by_id(&mut *conn, id).await?;
-        let data = serde_json::to_value(AlertData::from(&alert)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        webhooks::enqueue(&mut *conn, event_type, data, now).await?;
+        let data = crate::server::views::alert::AlertData::from(&alert);
+        webhooks::enqueue(&mut *conn, event_type, &data, now).await?;
     }
     Ok(())
 }

@@ -386,7 +386,7 @@ async fn two_nodes_deliver_each_event_once() {
     const N: usize = 120;
     for i in 0..N {
         let mut tx = a.store.begin().await.unwrap();
-        webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": i}), now).await.unwrap();
+        webhooks::enqueue(&mut tx, EventType::UsageSpike, &serde_json::json!({"n": i}), now).await.unwrap();
         tx.commit().await.unwrap();
     }
     let run = |e: &Engine| {
@@ -482,7 +482,7 @@ async fn webhooks_stay_out_of_the_network_and_their_secrets_sealed(store: Store)
     let by_name = format!("http://localhost:{port}/hook");
     let (named, _) = open.create_webhook(&by_name, &["usage.spike".into()], "", "admin", now).await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": 1}), now).await.unwrap();
+    webhooks::enqueue(&mut tx, EventType::UsageSpike, &serde_json::json!({"n": 1}), now).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(Deliverer::new(engine.clone()).deliver_due(now).await.unwrap(), 2);
     assert!(rx.got().is_empty(), "nothing reached the private receiver");
@@ -494,7 +494,7 @@ async fn webhooks_stay_out_of_the_network_and_their_secrets_sealed(store: Store)
     let closed =
         open.create_webhook("http://127.0.0.1:9/x", &["usage.spike".into()], "", "admin", now).await.unwrap().0;
     let mut tx = store.begin().await.unwrap();
-    webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": 2}), now).await.unwrap();
+    webhooks::enqueue(&mut tx, EventType::UsageSpike, &serde_json::json!({"n": 2}), now).await.unwrap();
     tx.commit().await.unwrap();
     Deliverer::new(open.clone()).deliver_due(now + chrono::Duration::hours(1)).await.unwrap();
     let (_, list) = open.webhook_deliveries(&closed.id, 5).await.unwrap();
@@ -521,7 +521,7 @@ async fn webhooks_stay_out_of_the_network_and_their_secrets_sealed(store: Store)
         .unwrap();
     assert!(sealed.starts_with("enc1:"));
     let mut tx = store.begin().await.unwrap();
-    webhooks::enqueue(&mut tx, EventType::UsageSpike, serde_json::json!({"n": 3}), now).await.unwrap();
+    webhooks::enqueue(&mut tx, EventType::UsageSpike, &serde_json::json!({"n": 3}), now).await.unwrap();
     tx.commit().await.unwrap();
     let later = now + chrono::Duration::days(2);
     for _ in 0..5 {

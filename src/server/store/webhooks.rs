@@ -7,8 +7,8 @@
 //! lease run out and another (or itself, restarted) takes it again. Only
 //! the lease's holder may record the attempt ([`finish`]).
 
+use super::StoreError;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::{Backend, StoreResult, from_ms, ms};
@@ -119,7 +119,7 @@ pub async fn delete_endpoint(conn: &mut AnyConnection, id: &str, now: DateTime<U
 pub async fn enqueue(
     conn: &mut AnyConnection,
     event_type: EventType,
-    data: Value,
+    data: &impl serde::Serialize,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<String>> {
     let targets: Vec<String> =
@@ -131,13 +131,22 @@ pub async fn enqueue(
         return Ok(None);
     }
     let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
-    let body = serde_json::json!({
-        "id": id,
-        "type": event_type.as_str(),
-        "created_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
-    })
-    .to_string();
+    /// The body every delivery of the event sends.
+    #[derive(serde::Serialize)]
+    struct Body<'a, T> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'static str,
+        created_at: String,
+        data: &'a T,
+    }
+    let body = Body {
+        id: &id,
+        event_type: event_type.as_str(),
+        created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        data,
+    };
+    let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(format!("a webhook body: {e}")))?;
     sqlx::query("INSERT INTO webhook_events (id, event_type, created_at, body) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(event_type.as_str())

@@ -1,18 +1,31 @@
 //! `/api/admin/keys`: API keys for programs.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::domain::identity::Scope;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
-use crate::server::rest::envelope;
+use crate::server::rest::{Enveloped, envelope};
 use crate::server::state::AppState;
+use crate::server::views::admin::{KeyView, NewKeyView};
+
+/// `GET /api/admin/api-keys`.
+#[derive(Serialize)]
+pub struct KeyList {
+    api_keys: Vec<KeyView>,
+    total: usize,
+}
+
+/// `DELETE /api/admin/api-keys/{key_id}`.
+#[derive(Serialize)]
+pub struct Revoked {
+    id: String,
+    revoked: bool,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,26 +36,17 @@ pub struct NewKeyBody {
     name: String,
 }
 
-pub(super) fn key_json(k: &crate::domain::identity::ApiKey) -> Value {
-    json!({
-        "id": k.id,
-        "prefix": k.prefix,
-        "user_id": k.user_id,
-        "scopes": k.scopes,
-        "name": k.name,
-        "created_at": k.created_at.to_rfc3339(),
-        "last_used_at": k.last_used_at.map(|t| t.to_rfc3339()),
-        "revoked_at": k.revoked_at.map(|t| t.to_rfc3339()),
-    })
-}
-
-pub async fn list_keys(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+pub async fn list_keys(State(state): State<AppState>, principal: Principal) -> AppResult<Enveloped<KeyList>> {
     principal.require_admin()?;
     let keys = state.engine.list_api_keys().await?;
-    Ok(envelope(json!({"api_keys": keys.iter().map(key_json).collect::<Vec<_>>(), "total": keys.len()})))
+    Ok(envelope(KeyList { api_keys: keys.iter().map(KeyView::from).collect(), total: keys.len() }))
 }
 
-pub async fn create_key(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+pub async fn create_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> AppResult<Enveloped<NewKeyView>> {
     principal.require_admin()?;
     let b: NewKeyBody = serde_json::from_value(parse_body(&body)?)
         .map_err(|e| AppError::Invalid(format!("invalid API key request: {e}")))?;
@@ -60,17 +64,15 @@ pub async fn create_key(State(state): State<AppState>, principal: Principal, bod
         .collect::<AppResult<Vec<Scope>>>()?;
     let (key, secret) =
         state.engine.create_api_key(b.user_id.as_deref(), &scopes, &b.name, &principal.actor(), Utc::now()).await?;
-    let mut v = key_json(&key);
-    v["key"] = json!(secret);
-    Ok(envelope(v))
+    Ok(envelope(NewKeyView { key: KeyView::from(&key), secret }))
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
     principal: Principal,
     Path(key_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<Revoked>> {
     principal.require_admin()?;
     state.engine.revoke_api_key(&key_id, &principal.actor(), Utc::now()).await?;
-    Ok(envelope(json!({"id": key_id, "revoked": true})))
+    Ok(envelope(Revoked { id: key_id, revoked: true }))
 }

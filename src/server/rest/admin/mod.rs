@@ -1,10 +1,10 @@
 //! Family B admin API (`/api/admin`): an admin session or a key with the
 //! `admin` scope; the same operations as the admin web UI.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::envelope;
 use crate::domain::plan::Plan;
@@ -12,6 +12,7 @@ use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
 use crate::server::service::admin::PlanForm;
 use crate::server::state::AppState;
+use crate::server::views::admin::AuditEntryView;
 
 mod keys;
 mod plans;
@@ -60,17 +61,22 @@ pub async fn audit_log(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     principal.require_admin()?;
     let (list, total) = state
         .engine
         .audit_log(q.entity_type.as_deref(), q.actor.as_deref(), q.limit.unwrap_or(50), q.offset.unwrap_or(0))
         .await?;
-    let rows: Vec<Value> = list
-        .iter()
-        .map(|e| json!({"id": e.id, "actor": e.actor, "action": e.action, "entity_type": e.entity_type, "entity_id": e.entity_id, "before": e.before, "after": e.after, "created_at": e.created_at.to_rfc3339()}))
-        .collect();
-    Ok(envelope(json!({"entries": rows, "total": total})))
+    let entries = list.iter().map(AuditEntryView::from).collect();
+    Ok(envelope(AuditLog { entries, total }).into_response())
+}
+
+/// `GET /api/admin/audit-log`.
+#[derive(Serialize)]
+pub struct AuditLog<'a> {
+    entries: Vec<AuditEntryView<'a>>,
+    total: i64,
 }
 
 // ----- the admin API's JSON -----

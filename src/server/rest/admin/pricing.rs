@@ -1,35 +1,45 @@
 //! `/api/admin/pricing`: the price catalog, one version at a time or
 //! imported in bulk.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::domain::pricing::PriceVersion;
+use crate::domain::litellm::ImportReport;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
-use crate::server::rest::envelope;
+use crate::server::rest::{Enveloped, envelope};
 use crate::server::service::admin::PriceForm;
 use crate::server::state::AppState;
+use crate::server::views::price::PriceView;
 
-/// Every price version, oldest first per provider and model.
-pub async fn list_pricing(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    principal.require_admin()?;
-    let cat = state.engine.catalog_snapshot().await?;
-    let rows: Vec<Value> = cat.prices.versions().iter().map(price_admin_json).collect();
-    Ok(envelope(json!({"total": rows.len(), "pricing": rows})))
+/// `GET /api/admin/pricing`.
+#[derive(Serialize)]
+pub struct PriceList {
+    total: usize,
+    pricing: Vec<PriceView>,
 }
 
-pub async fn add_price(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+/// Every price version, oldest first per provider and model.
+pub async fn list_pricing(State(state): State<AppState>, principal: Principal) -> AppResult<Enveloped<PriceList>> {
+    principal.require_admin()?;
+    let cat = state.engine.catalog_snapshot().await?;
+    let pricing: Vec<_> = cat.prices.versions().iter().map(PriceView::from).collect();
+    Ok(envelope(PriceList { total: pricing.len(), pricing }))
+}
+
+pub async fn add_price(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> AppResult<Enveloped<PriceView>> {
     principal.require_admin()?;
     let body = parse_body(&body)?;
     let form = PriceForm::from_json(body.as_object().expect("parse_body answers objects"))?;
     let v = state.engine.add_price(&form, &principal.actor(), Utc::now()).await?;
-    Ok(envelope(price_admin_json(&v)))
+    Ok(envelope(PriceView::from(&v)))
 }
 
 /// The largest price map the import takes (LiteLLM's whole map is ~3.5 MB).
@@ -48,7 +58,7 @@ pub async fn import_pricing(
     principal: Principal,
     Query(q): Query<ImportQuery>,
     body: axum::body::Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<ImportReport>> {
     principal.require_admin()?;
     let bytes =
         axum::body::to_bytes(body, MAX_IMPORT_BYTES).await.map_err(|_| AppError::PayloadTooLarge(MAX_IMPORT_BYTES))?;
@@ -72,16 +82,4 @@ pub async fn import_pricing(
         String::from_utf8(bytes.to_vec()).map_err(|_| AppError::BadRequest("the price map is not UTF-8".into()))?;
     let report = state.engine.import_prices(&text, effective_from, dry_run, &principal.actor(), now).await?;
     Ok(envelope(report))
-}
-
-pub(super) fn price_admin_json(v: &PriceVersion) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("id".into(), v.id.into());
-    m.insert("provider".into(), v.provider.as_str().into());
-    m.insert("model".into(), v.model.clone().into());
-    m.insert("effective_from".into(), v.effective_from.to_rfc3339().into());
-    m.extend(crate::domain::pricing::json::rates_to_map(&v.rates));
-    m.insert("description".into(), v.description.clone().into());
-    m.insert("max_output_tokens".into(), v.max_output_tokens.into());
-    Value::Object(m)
 }

@@ -1,20 +1,33 @@
 //! `/api/admin/users`: people, their subscriptions and their sessions.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::domain::identity::{Role, User};
+use crate::domain::identity::Role;
 use crate::domain::period::BillingCycle;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
-use crate::server::rest::envelope;
+use crate::server::rest::{Enveloped, envelope};
 use crate::server::service::admin::UserForm;
 use crate::server::state::AppState;
+use crate::server::views::admin::{AssignedView, LifecycleView, Scheduled, SubscriptionView, UserDetail, UserView};
+
+/// `GET /api/admin/users`.
+#[derive(Serialize)]
+pub struct UserList {
+    users: Vec<UserView>,
+    total: i64,
+}
+
+/// `DELETE /api/admin/users/{user_id}/sessions`.
+#[derive(Serialize)]
+pub struct SessionsEnded {
+    user_id: String,
+    sessions_ended: u64,
+}
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -29,11 +42,11 @@ pub async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<UserList>> {
     principal.require_admin()?;
     let (list, total) =
         state.engine.list_users(q.search.as_deref(), q.limit.unwrap_or(50), q.offset.unwrap_or(0)).await?;
-    Ok(envelope(json!({"users": list.iter().map(user_json).collect::<Vec<_>>(), "total": total})))
+    Ok(envelope(UserList { users: list.iter().map(UserView::from).collect(), total }))
 }
 
 #[derive(Deserialize)]
@@ -57,7 +70,11 @@ pub(super) fn timezone_field(raw: Option<&str>) -> AppResult<Option<chrono_tz::T
     .transpose()
 }
 
-pub async fn create_user(State(state): State<AppState>, principal: Principal, body: Bytes) -> AppResult<Json<Value>> {
+pub async fn create_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> AppResult<Enveloped<UserView>> {
     principal.require_admin()?;
     let b: NewUserBody =
         serde_json::from_value(parse_body(&body)?).map_err(|e| AppError::Invalid(format!("invalid user: {e}")))?;
@@ -69,7 +86,7 @@ pub async fn create_user(State(state): State<AppState>, principal: Principal, bo
     let timezone = timezone_field(b.timezone.as_deref())?;
     let form = UserForm { id: b.id, email: b.email, name: b.name, role, password: b.password, timezone };
     let user = state.engine.admin_create_user(form, &principal.actor(), Utc::now()).await?;
-    Ok(envelope(user_json(&user)))
+    Ok(envelope(UserView::from(&user)))
 }
 
 #[derive(Deserialize, Default)]
@@ -78,25 +95,15 @@ pub struct CancelBody {
     at: Option<String>,
 }
 
-pub(super) fn status_json(user_id: &str, sub: &crate::domain::subscription::Subscription) -> Value {
-    json!({
-        "user_id": user_id,
-        "status": sub.status,
-        "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339()),
-        "current_period_start": sub.period_start.to_rfc3339(),
-        "current_period_end": sub.period_end.to_rfc3339(),
-    })
-}
-
 pub(super) async fn lifecycle(
     state: &AppState,
     principal: &Principal,
     user_id: &str,
     action: crate::server::service::subscriptions::Lifecycle,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<LifecycleView>> {
     principal.require_admin()?;
     let sub = state.engine.change_status(user_id, action, &principal.actor(), Utc::now()).await?;
-    Ok(envelope(status_json(user_id, &sub)))
+    Ok(envelope(LifecycleView::of(user_id, &sub)))
 }
 
 /// `POST …/subscription/cancel` `{"at": "now"|"period_end"}` (default the
@@ -106,7 +113,7 @@ pub async fn cancel_subscription(
     principal: Principal,
     Path(user_id): Path<String>,
     body: axum::body::Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<LifecycleView>> {
     use crate::server::service::subscriptions::Lifecycle;
     let b: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
@@ -122,7 +129,7 @@ pub async fn pause_subscription(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<LifecycleView>> {
     lifecycle(&state, &principal, &user_id, crate::server::service::subscriptions::Lifecycle::Pause).await
 }
 
@@ -130,7 +137,7 @@ pub async fn resume_subscription(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<LifecycleView>> {
     lifecycle(&state, &principal, &user_id, crate::server::service::subscriptions::Lifecycle::Resume).await
 }
 
@@ -147,7 +154,7 @@ pub async fn patch_user(
     principal: Principal,
     Path(user_id): Path<String>,
     body: axum::body::Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<UserDetail>> {
     principal.require_admin()?;
     let b: UserPatch =
         serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("invalid user change: {e}")))?;
@@ -161,9 +168,8 @@ pub async fn patch_user(
         state.engine.set_account_disabled(&user_id, disabled, &principal.actor(), now).await?;
     }
     let user = state.engine.user(&user_id).await?;
-    let mut v = user_json(&user);
-    v["disabled"] = json!(state.engine.account_disabled(&user_id).await?);
-    Ok(envelope(v))
+    let disabled = state.engine.account_disabled(&user_id).await?;
+    Ok(envelope(UserDetail { user: UserView::from(&user), disabled, subscription: None }))
 }
 
 /// Ends every session of a user: `{"sessions_ended": n}`.
@@ -171,36 +177,23 @@ pub async fn sign_out_everywhere(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<SessionsEnded>> {
     principal.require_admin()?;
     let ended = state.engine.sign_out_everywhere(&user_id, &principal.actor(), Utc::now()).await?;
-    Ok(envelope(json!({"user_id": user_id, "sessions_ended": ended})))
+    Ok(envelope(SessionsEnded { user_id, sessions_ended: ended }))
 }
 
 pub async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<UserDetail>> {
     principal.require_admin()?;
     let user = state.engine.user(&user_id).await?;
     let (_, sub, cat) = state.engine.current_subscription(&user_id, Utc::now()).await?;
-    let mut v = user_json(&user);
-    v["disabled"] = json!(state.engine.account_disabled(&user_id).await?);
-    v["subscription"] = json!({
-        "plan_id": sub.plan_id,
-        "plan": cat.plan_of(&sub).map(|p| p.name.clone()),
-        "billing_cycle": sub.billing_cycle.as_str(),
-        "timezone": sub.timezone.name(),
-        "status": sub.status,
-        "cancel_at": sub.cancel_at.map(|t| t.to_rfc3339()),
-        "scheduled": sub.pending.map(|(plan_id, cycle)| json!({
-            "plan_id": plan_id, "billing_cycle": cycle.as_str(), "effective_at": sub.cycle_end.to_rfc3339(),
-        })),
-        "current_period_start": sub.period_start.to_rfc3339(),
-        "current_period_end": sub.period_end.to_rfc3339(),
-    });
-    Ok(envelope(v))
+    let disabled = state.engine.account_disabled(&user_id).await?;
+    let subscription = SubscriptionView::of(&sub, cat.plan_of(&sub).map(|p| p.name.clone()));
+    Ok(envelope(UserDetail { user: UserView::from(&user), disabled, subscription: Some(subscription) }))
 }
 
 #[derive(Deserialize)]
@@ -217,7 +210,7 @@ pub async fn assign_subscription(
     principal: Principal,
     Path(user_id): Path<String>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<AssignedView>> {
     principal.require_admin()?;
     let b: AssignBody = serde_json::from_value(parse_body(&body)?)
         .map_err(|e| AppError::Invalid(format!("invalid subscription: {e}")))?;
@@ -233,24 +226,16 @@ pub async fn assign_subscription(
         Some(PlanChange::Scheduled) => ("scheduled", None),
         Some(PlanChange::CancelScheduled) => ("scheduled_change_cancelled", None),
     };
-    Ok(envelope(json!({
-        "user_id": user_id,
-        "plan_id": sub.plan_id,
-        "billing_cycle": sub.billing_cycle.as_str(),
-        "timezone": sub.timezone.name(),
-        "current_period_start": sub.period_start.to_rfc3339(),
-        "current_period_end": sub.period_end.to_rfc3339(),
-        "billing_period": sub.current_period().label(),
-        "change": kind,
-        "fee": fee,
-        "scheduled": sub.pending.map(|(plan_id, cycle)| json!({
-            "plan_id": plan_id, "billing_cycle": cycle.as_str(), "effective_at": sub.cycle_end.to_rfc3339(),
-        })),
-    })))
+    Ok(envelope(AssignedView {
+        plan_id: sub.plan_id,
+        billing_cycle: sub.billing_cycle.as_str(),
+        timezone: sub.timezone.name(),
+        current_period_start: sub.period_start.to_rfc3339(),
+        current_period_end: sub.period_end.to_rfc3339(),
+        billing_period: sub.current_period().label(),
+        change: kind,
+        fee,
+        scheduled: Scheduled::of(&sub),
+        user_id,
+    }))
 }
-
-pub(super) fn user_json(u: &User) -> Value {
-    json!({"id": u.id, "user_id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(), "created_at": u.created_at.to_rfc3339()})
-}
-
-// ----- webhooks -----

@@ -3,15 +3,16 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::super::envelope;
-use super::wire::{rfc3339, usd};
+use crate::domain::limits::LimitUse;
 use crate::domain::money::Nanos;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
+use crate::server::service::gate::{CreditCheck, OperationCheck, Preflight};
 use crate::server::state::AppState;
+use crate::server::views::{rfc3339, usd};
 
 #[derive(Deserialize)]
 pub struct PreflightBody {
@@ -94,50 +95,154 @@ pub async fn preflight(
         .collect::<AppResult<Vec<_>>>()?;
     let now = Utc::now();
     let p = state.engine.preflight(&user_id, &ops, req.reserve, now).await?;
-    let mut data = json!({
-        "can_proceed": p.can_proceed,
-        "estimated_cost": usd(p.total_cost),
-        "operations": p.operations.iter().map(|o| json!({
-            "provider": o.provider,
-            "operation_type": o.operation_type,
-            "cost": usd(o.cost),
-            "allowed": o.allowed,
-            "limit_info": o.limit.as_ref().map(|l| json!({"current_usage": l.used, "limit": l.limit, "remaining": l.remaining()})),
-            "message": o.message,
-        })).collect::<Vec<_>>(),
-        "total_cost": usd(p.total_cost),
-        "usage_summary": p.calls_summary.as_ref().map(|l| json!({"current_calls": l.used, "limit": l.limit, "remaining": l.remaining()})),
-        "cached": false,
-    });
-    if let Some(id) = &p.reservation_id {
-        data["reservation_id"] = json!(id);
-    }
-    if let Some(w) = p.wallet {
-        data["wallet"] = json!({"available": w.available.usd_string(), "required": w.required.usd_string()});
-    }
+    let data = PreflightData::from(&p);
     if req.reserve && p.insufficient_credits() {
         let message = p.denial_message().unwrap_or_default().to_string();
-        let wallet = data["wallet"].clone();
-        return Err(AppError::InsufficientCredits { message, body: Some(json!({"data": data, "wallet": wallet})) });
+        let body = extra(&CreditDenial { wallet: data.wallet.clone(), data: &data })?;
+        return Err(AppError::InsufficientCredits { message, body });
     }
     match (&p.denied_by, req.reserve) {
         (Some(l), true) => {
             let message = p.denial_message().unwrap_or_default().to_string();
-            let limit_value = if l.key.is_money() {
-                json!({"current_usage": usd(Nanos(l.used)), "limit": usd(Nanos(l.limit))})
-            } else {
-                json!({"current_usage": l.used, "limit": l.limit})
-            };
-            let mut limit = json!({"key": l.key.as_string(), "resets_at": rfc3339(p.resets_at)});
-            if let (Some(m), Value::Object(extra)) = (limit.as_object_mut(), limit_value) {
-                m.extend(extra);
-            }
+            let limit = DeniedLimit::of(l, &p);
             Err(AppError::LimitReached {
                 message,
                 retry_after_secs: p.retry_after_secs(now),
-                body: Some(json!({"data": data, "limit": limit})),
+                body: extra(&LimitDenial { data: &data, limit })?,
             })
         }
         _ => Ok(envelope(data).into_response()),
     }
+}
+
+/// What a denial adds to the error envelope, as JSON.
+fn extra<T: Serialize>(body: &T) -> AppResult<Option<serde_json::Value>> {
+    serde_json::to_value(body).map(Some).map_err(|_| AppError::Internal)
+}
+
+/// The preflight's answer (`PreflightCheckResponse`).
+#[derive(Debug, Serialize)]
+pub struct PreflightData {
+    can_proceed: bool,
+    estimated_cost: f64,
+    operations: Vec<OperationView>,
+    total_cost: f64,
+    usage_summary: Option<UsageSummary>,
+    cached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation_id: Option<String>,
+    /// A prepaid customer's credits against the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wallet: Option<CreditView>,
+}
+
+impl From<&Preflight> for PreflightData {
+    fn from(p: &Preflight) -> Self {
+        PreflightData {
+            can_proceed: p.can_proceed,
+            estimated_cost: usd(p.total_cost),
+            operations: p.operations.iter().map(OperationView::from).collect(),
+            total_cost: usd(p.total_cost),
+            usage_summary: p.calls_summary.as_ref().map(|l| UsageSummary {
+                current_calls: l.used,
+                limit: l.limit,
+                remaining: l.remaining(),
+            }),
+            cached: false,
+            reservation_id: p.reservation_id.clone(),
+            wallet: p.wallet.map(CreditView::from),
+        }
+    }
+}
+
+/// One operation's verdict.
+#[derive(Debug, Serialize)]
+struct OperationView {
+    provider: String,
+    operation_type: String,
+    cost: f64,
+    allowed: bool,
+    limit_info: Option<LimitInfo>,
+    message: Option<String>,
+}
+
+impl From<&OperationCheck> for OperationView {
+    fn from(o: &OperationCheck) -> Self {
+        OperationView {
+            provider: o.provider.clone(),
+            operation_type: o.operation_type.clone(),
+            cost: usd(o.cost),
+            allowed: o.allowed,
+            limit_info: o.limit.as_ref().map(|l| LimitInfo {
+                current_usage: l.used,
+                limit: l.limit,
+                remaining: l.remaining(),
+            }),
+            message: o.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct LimitInfo {
+    current_usage: i64,
+    limit: i64,
+    remaining: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageSummary {
+    current_calls: i64,
+    limit: i64,
+    remaining: i64,
+}
+
+/// A prepaid customer's credits: what is available and what the request
+/// needs, exact USD.
+#[derive(Clone, Debug, Serialize)]
+struct CreditView {
+    available: String,
+    required: String,
+}
+
+impl From<CreditCheck> for CreditView {
+    fn from(w: CreditCheck) -> Self {
+        CreditView { available: w.available.usd_string(), required: w.required.usd_string() }
+    }
+}
+
+/// The limit a reservation was refused by: money as family A's USD
+/// numbers, counts as counts.
+#[derive(Debug, Serialize)]
+struct DeniedLimit {
+    key: String,
+    resets_at: String,
+    current_usage: crate::server::views::plan::FamilyANumber,
+    limit: crate::server::views::plan::FamilyANumber,
+}
+
+impl DeniedLimit {
+    fn of(l: &LimitUse, p: &Preflight) -> DeniedLimit {
+        use crate::server::views::plan::FamilyANumber::{Count, Usd};
+        let (current_usage, limit) = if l.key.is_money() {
+            (Usd(usd(Nanos(l.used))), Usd(usd(Nanos(l.limit))))
+        } else {
+            (Count(l.used), Count(l.limit))
+        };
+        DeniedLimit { key: l.key.as_string(), resets_at: rfc3339(p.resets_at), current_usage, limit }
+    }
+}
+
+/// What a 429 adds to the error envelope.
+#[derive(Debug, Serialize)]
+struct LimitDenial<'a> {
+    data: &'a PreflightData,
+    limit: DeniedLimit,
+}
+
+/// What a 402 adds to the error envelope.
+#[derive(Debug, Serialize)]
+struct CreditDenial<'a> {
+    data: &'a PreflightData,
+    wallet: Option<CreditView>,
 }

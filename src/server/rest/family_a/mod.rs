@@ -12,24 +12,25 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::envelope;
-use crate::domain::plan::NO_PLAN;
+use super::{Enveloped, envelope};
 use crate::domain::usage_log::{LogFilter, LogStart};
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
 use crate::server::state::AppState;
+use crate::server::views::alert::UsageAlert;
+use crate::server::views::plan::SubscriptionPlan;
+use crate::server::views::price::ApiPricing;
+use crate::server::views::usage::{LogEntryView, RenewalView, UserSubscription};
 
 use wire::{
-    alert_json, log_json, plan_json, pricing_json, renewal_json, rfc3339, subscription_limits, trends_json,
-    usage_stats, usd,
+    AlertList, DashboardData, MarkedRead, PlanList, PricingList, RenewalPage, UsageLogPage, UsageStats, UsageTrends,
 };
 
-pub async fn plans(State(state): State<AppState>) -> AppResult<Json<Value>> {
+pub async fn plans(State(state): State<AppState>) -> AppResult<Enveloped<PlanList>> {
     let cat = state.engine.catalog_snapshot().await?;
-    let plans: Vec<Value> = cat.plans.iter().filter(|p| !p.archived).map(plan_json).collect();
-    Ok(envelope(json!({"total": plans.len(), "plans": plans})))
+    let plans: Vec<_> = cat.plans.iter().filter(|p| !p.archived).map(SubscriptionPlan::from).collect();
+    Ok(envelope(PlanList { total: plans.len(), plans }))
 }
 
 #[derive(Deserialize)]
@@ -37,7 +38,10 @@ pub struct PricingQuery {
     provider: Option<String>,
 }
 
-pub async fn pricing(State(state): State<AppState>, Query(q): Query<PricingQuery>) -> AppResult<Json<Value>> {
+pub async fn pricing(
+    State(state): State<AppState>,
+    Query(q): Query<PricingQuery>,
+) -> AppResult<Enveloped<PricingList>> {
     let cat = state.engine.catalog_snapshot().await?;
     let provider = q
         .provider
@@ -45,14 +49,14 @@ pub async fn pricing(State(state): State<AppState>, Query(q): Query<PricingQuery
         .map(crate::domain::provider::Provider::parse)
         .transpose()
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let rows: Vec<Value> = cat
+    let pricing: Vec<_> = cat
         .prices
         .current(Utc::now())
         .into_iter()
         .filter(|v| provider.as_ref().is_none_or(|p| &v.provider == p))
-        .map(pricing_json)
+        .map(ApiPricing::from)
         .collect();
-    Ok(envelope(json!({"total": rows.len(), "pricing": rows})))
+    Ok(envelope(PricingList { total: pricing.len(), pricing }))
 }
 
 #[derive(Deserialize)]
@@ -65,11 +69,11 @@ pub async fn usage(
     principal: Principal,
     Path(user_id): Path<String>,
     Query(q): Query<UsageQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<UsageStats>> {
     principal.require_read(&user_id)?;
     let now = Utc::now();
     let snap = state.engine.snapshot(&user_id, q.billing_period.as_deref(), now).await?;
-    Ok(envelope(usage_stats(&snap, now)))
+    Ok(envelope(UsageStats::of(&snap, now)))
 }
 
 #[derive(Deserialize)]
@@ -93,39 +97,22 @@ pub async fn trends(
     principal: Principal,
     Path(user_id): Path<String>,
     Query(q): Query<TrendsQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<UsageTrends>> {
     principal.require_read(&user_id)?;
     let months = parse_months(q.months.as_deref())?;
     let t = state.engine.trends(&user_id, months, Utc::now()).await?;
-    Ok(envelope(trends_json(&t)))
+    Ok(envelope(UsageTrends::from(&t)))
 }
 
 pub async fn dashboard(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<DashboardData>> {
     principal.require_read(&user_id)?;
     let now = Utc::now();
     let d = state.engine.dashboard(&user_id, 6, now).await?;
-    let total = d.current.total();
-    Ok(envelope(json!({
-        "current_usage": usage_stats(&d.current, now),
-        "trends": trends_json(&d.trends),
-        "limits": subscription_limits(d.current.plan.as_ref()),
-        "alerts": d.alerts.iter().take(20).map(alert_json).collect::<Vec<_>>(),
-        "projections": {
-            "projected_monthly_cost": usd(d.projection.projected_cost),
-            "cost_limit": d.projection.cost_cap.map_or(0.0, usd),
-            "projected_usage_percentage": d.projection.projected_pct(),
-        },
-        "summary": {
-            "total_api_calls_this_month": total.counts.calls,
-            "total_cost_this_month": usd(total.counts.cost),
-            "usage_status": d.status.as_str(),
-            "unread_alerts": d.unread_alerts,
-        },
-    })))
+    Ok(envelope(DashboardData::of(&d, now)))
 }
 
 #[derive(Deserialize)]
@@ -147,47 +134,36 @@ pub async fn alerts(
     principal: Principal,
     Path(user_id): Path<String>,
     Query(q): Query<AlertsQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<AlertList>> {
     principal.require_read(&user_id)?;
     let unread_only = parse_bool("unread_only", q.unread_only.as_deref())?;
     let (list, unread) = state.engine.alerts(&user_id, unread_only).await?;
-    Ok(envelope(json!({
-        "alerts": list.iter().map(alert_json).collect::<Vec<_>>(),
-        "total": list.len(),
-        "unread_count": unread,
-    })))
+    Ok(envelope(AlertList {
+        alerts: list.iter().map(UsageAlert::from).collect(),
+        total: list.len(),
+        unread_count: unread,
+    }))
 }
 
 pub async fn mark_read(
     State(state): State<AppState>,
     principal: Principal,
     Path(alert_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<MarkedRead>> {
     let id: i64 =
         alert_id.parse().map_err(|_| AppError::BadRequest(format!("alert id `{alert_id}` is not a number")))?;
     state.engine.mark_alert_read(id, Utc::now(), |owner| principal.require_alert_writer(owner)).await?;
-    Ok(envelope(json!({"id": id, "is_read": true})))
+    Ok(envelope(MarkedRead { id, is_read: true }))
 }
 
 pub async fn subscription(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Enveloped<UserSubscription>> {
     principal.require_read(&user_id)?;
     let (_, sub, catalog) = state.engine.current_subscription(&user_id, Utc::now()).await?;
-    let plan = catalog.plan_of(&sub);
-    Ok(envelope(json!({
-        "user_id": user_id,
-        "plan": plan.map_or(NO_PLAN, |p| p.name.as_str()),
-        "plan_id": sub.plan_id,
-        "tier": plan.map_or("free", |p| p.tier.as_str()),
-        "billing_cycle": sub.billing_cycle.as_str(),
-        "status": sub.status,
-        "current_period_start": rfc3339(sub.cycle_start),
-        "current_period_end": rfc3339(sub.cycle_end),
-        "price": plan.map_or(0.0, |p| usd(p.price(sub.billing_cycle))),
-    })))
+    Ok(envelope(UserSubscription::of(&user_id, &sub, catalog.plan_of(&sub))))
 }
 
 #[derive(Deserialize)]
@@ -274,15 +250,15 @@ pub async fn usage_logs(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = rows.last().filter(|_| more).map(|r| format!("{}_{}", r.occurred_at.timestamp_millis(), r.id));
-    Ok(Json(json!({
-        "logs": rows.iter().map(log_json).collect::<Vec<_>>(),
-        "total_count": total,
-        "limit": limit,
-        "offset": offset,
-        "has_more": more,
-        "next_cursor": next_cursor,
-    }))
-    .into_response())
+    let page = UsageLogPage {
+        logs: rows.iter().map(LogEntryView::from).collect(),
+        total_count: total,
+        limit,
+        offset,
+        has_more: more,
+        next_cursor,
+    };
+    Ok(Json(page).into_response())
 }
 
 /// A `next_cursor`: the last row's time (ms) and id.
@@ -302,16 +278,17 @@ pub async fn renewal_history(
     principal: Principal,
     Path(user_id): Path<String>,
     Query(q): Query<PageQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Response> {
     principal.require_read(&user_id)?;
     let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
     let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
     let (rows, total) = state.engine.renewals(&user_id, limit, offset, true).await?;
-    Ok(envelope(json!({
-        "renewals": rows.iter().map(renewal_json).collect::<Vec<_>>(),
-        "total_count": total,
-        "limit": limit,
-        "offset": offset,
-        "has_more": offset + (rows.len() as i64) < total,
-    })))
+    let page = RenewalPage {
+        renewals: rows.iter().map(RenewalView::from).collect(),
+        total_count: total,
+        limit,
+        offset,
+        has_more: offset + (rows.len() as i64) < total,
+    };
+    Ok(envelope(page).into_response())
 }

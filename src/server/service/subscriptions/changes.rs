@@ -13,10 +13,11 @@ use crate::domain::plan::{Plan, PlanChange, RenewalType, decide_plan_change};
 use crate::domain::subscription::{Renewal, Status, Subscription};
 use crate::server::error::{AppError, AppResult};
 use crate::server::service::Engine;
-use crate::server::service::audit::{self, LifecycleSnapshot, SubscriptionSnapshot, UserSnapshot};
+use crate::server::service::audit::{self, LifecycleSnapshot, SubscriptionSnapshot};
 use crate::server::store::live::Kind;
 use crate::server::store::users;
 use crate::server::store::{self};
+use crate::server::views::admin::UserView;
 use chrono_tz::Tz;
 
 /// What creating a user needs.
@@ -78,7 +79,7 @@ impl Engine {
             users::insert_renewal(&mut tx, &new_renewal(&sub, p, None, RenewalType::New, None)).await?;
         }
         if let Some(actor) = actor {
-            let after = UserSnapshot::from(&user);
+            let after = UserView::from(&user);
             audit::record(&mut tx, actor, "user.create", ("user", &user.id), audit::NONE, Some(&after), now).await?;
         }
         tx.commit().await?;

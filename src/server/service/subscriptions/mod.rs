@@ -120,19 +120,8 @@ pub async fn ensure_current(
             status: BILL_STATUS.into(),
         };
         if bills::insert_billing_record(conn, &bill, now).await? {
-            let data = json!({
-                "user_id": bill.user_id,
-                "billing_period": bill.billing_period,
-                "period_start": bill.period_start.to_rfc3339(),
-                "period_end": bill.period_end.to_rfc3339(),
-                "plan_id": bill.plan_id,
-                "plan_name": bill.plan_name,
-                "plan_fee": bill.plan_fee.usd_string(),
-                "usage_cost": bill.usage_cost.usd_string(),
-                "total": bill.total.usd_string(),
-                "status": bill.status,
-            });
-            webhooks::enqueue(conn, EventType::PeriodClosed, data, now).await?;
+            let data = crate::server::views::events::PeriodClosed::from(&bill);
+            webhooks::enqueue(conn, EventType::PeriodClosed, &data, now).await?;
         }
         let next = usage_period(sub.anchor(), closed.end);
         // A cancellation waiting for the end of the paid cycle takes effect.
@@ -252,20 +241,8 @@ async fn announce(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     tx.notify(&sub.user_id, Kind::Subscription);
-    let plan = catalog.plan_of(sub);
-    let data = json!({
-        "user_id": sub.user_id,
-        "change": what,
-        "plan_id": sub.plan_id,
-        "plan_name": plan.map(|p| p.name.as_str()),
-        "billing_cycle": sub.billing_cycle.as_str(),
-        "status": sub.status.as_str(),
-        "timezone": sub.timezone.name(),
-        "period_start": sub.period_start.to_rfc3339(),
-        "period_end": sub.period_end.to_rfc3339(),
-        "scheduled_plan_id": sub.pending.map(|(id, _)| id),
-    });
-    webhooks::enqueue(tx, EventType::SubscriptionChanged, data, now).await?;
+    let data = crate::server::views::events::SubscriptionChanged::of(sub, catalog.plan_of(sub), what);
+    webhooks::enqueue(tx, EventType::SubscriptionChanged, &data, now).await?;
     Ok(())
 }
 

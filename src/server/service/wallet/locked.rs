@@ -18,6 +18,7 @@ use crate::server::service::webhooks::announce_alerts;
 use crate::server::store::live::Kind;
 use crate::server::store::wallet::{self, Save};
 use crate::server::store::{StoreResult, WriteTx, alerts, ms, webhooks};
+use crate::server::views::events::{WalletBalance, WalletCredited};
 
 /// Debits, in the recording transaction (under the user's lock), each
 /// accepted event's cost from a prepaid customer's wallet. Entries carry
@@ -150,14 +151,7 @@ pub(super) async fn announce(
     let user_id = sub.user_id.as_str();
     for e in entries {
         if matches!(e.kind, EntryKind::Grant | EntryKind::Refund | EntryKind::Adjustment) && e.amount > Nanos::ZERO {
-            let data = serde_json::json!({
-                "user_id": user_id,
-                "kind": e.kind.as_str(),
-                "grant_id": e.grant_id,
-                "amount": e.amount.usd_string(),
-                "balance": e.balance_after.usd_string(),
-            });
-            webhooks::enqueue(conn, EventType::WalletCredited, data, now).await?;
+            webhooks::enqueue(conn, EventType::WalletCredited, &WalletCredited::of(user_id, e), now).await?;
         }
     }
     if before == after {
@@ -178,11 +172,12 @@ pub(super) async fn announce(
             let raised = alerts::raise_threshold_alert(conn, user_id, (period.start, &label), &alert, now).await?;
             changed |= raised.is_some();
             announce_alerts(conn, EventType::AlertCreated, raised, now).await?;
-            let mut data = serde_json::json!({"user_id": user_id, "balance": after.usd_string()});
-            if event == EventType::WalletLow {
-                data["threshold"] = serde_json::json!(floor.usd_string());
-            }
-            webhooks::enqueue(conn, event, data, now).await?;
+            let data = WalletBalance {
+                user_id,
+                balance: after.usd_string(),
+                threshold: (event == EventType::WalletLow).then(|| floor.usd_string()),
+            };
+            webhooks::enqueue(conn, event, &data, now).await?;
         } else if after >= floor
             && before < floor
             && let Some(id) = alerts::open_alert_id(conn, &alert.dedupe_key).await?

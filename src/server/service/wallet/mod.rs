@@ -405,13 +405,13 @@ impl Engine {
         tx.affects(crate::server::store::view::Affects::NothingCached);
         let expiring = wallet::take_expiring(&mut tx, now, now + window).await?;
         for (user_id, grant_id, remaining, expires_at) in &expiring {
-            let data = serde_json::json!({
-                "user_id": user_id,
-                "grant_id": grant_id,
-                "remaining": remaining.usd_string(),
-                "expires_at": expires_at.to_rfc3339(),
-            });
-            webhooks::enqueue(&mut tx, EventType::GrantExpiring, data, now).await?;
+            let data = crate::server::views::events::GrantExpiring {
+                user_id,
+                grant_id,
+                remaining: remaining.usd_string(),
+                expires_at: expires_at.to_rfc3339(),
+            };
+            webhooks::enqueue(&mut tx, EventType::GrantExpiring, &data, now).await?;
         }
         tx.commit().await?;
         Ok(expiring.len())

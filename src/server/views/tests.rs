@@ -253,3 +253,167 @@ fn log_entry_leaves_out_what_is_unset() {
         (&json!("azure"), &json!(true), &json!({"team": "a"}))
     );
 }
+
+/// The contract's own words for the family A types these views carry
+/// (`../shared/contract.md`, "Types"), copied verbatim: every field it
+/// names must be in the view, and every field it marks required must be
+/// there even when the value is empty.
+const CONTRACT_TYPES: &[(&str, &str)] = &[
+    (
+        "SubscriptionLimits",
+        r#"plan_name: string, tier: "free"|"basic"|"pro"|"enterprise", limits: {gemini_calls, openai_calls, anthropic_calls, mistral_calls, tavily_calls, serper_calls, metaphor_calls, firecrawl_calls, stability_calls, video_calls, image_edit_calls, gemini_tokens, openai_tokens, anthropic_tokens, mistral_tokens, monthly_cost}, features: string[]"#,
+    ),
+    (
+        "SubscriptionPlan",
+        "id, name, tier, price_monthly, price_yearly, description, features: string[], limits: {same keys as above}",
+    ),
+    (
+        "APIPricing",
+        "provider, model_name, cost_per_input_token, cost_per_output_token, cost_per_request, cost_per_search, cost_per_image, cost_per_page, description, effective_date",
+    ),
+    (
+        "UsageAlert",
+        r#"id: number, type: string, threshold_percentage, provider?, title, message, severity: "info"|"warning"|"error", is_sent: bool, sent_at?, is_read: bool, read_at?, billing_period, created_at"#,
+    ),
+    (
+        "UsageLog",
+        r#"id, timestamp, provider, actual_provider_name?, model_used (string|null), endpoint, method, tokens_input, tokens_output, tokens_total, cost_input, cost_output, cost_total, response_time, status_code, status: "success"|"failed", error_message (string|null), billing_period, retry_count"#,
+    ),
+    (
+        "SubscriptionRenewal",
+        r#"id, plan_name, plan_tier, previous_period_start?, previous_period_end?, new_period_start, new_period_end, billing_cycle: "monthly"|"yearly", renewal_type: "new"|"renewal"|"upgrade"|"downgrade", renewal_count, previous_plan_name?, previous_plan_tier?, usage_before_renewal (object|null), payment_amount, payment_status, payment_date (string|null), created_at"#,
+    ),
+];
+
+/// `(name, required)` of each top-level field of a contract type's text.
+fn contract_fields(text: &str) -> Vec<(String, bool)> {
+    let mut fields = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    let bytes: Vec<char> = text.chars().collect();
+    for (i, c) in bytes.iter().enumerate().chain(std::iter::once((bytes.len(), &','))) {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                let part: String = bytes[start..i].iter().collect();
+                let name: String = part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let optional = part.trim()[name.len()..].starts_with('?');
+                fields.push((name, !optional));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    fields
+}
+
+/// Each view against the contract's list: required fields present on a
+/// value that leaves every optional one empty, optional fields present
+/// when set; nothing the contract names is missing.
+#[test]
+fn views_carry_every_field_the_contract_names() {
+    let sparse_renewal = crate::domain::subscription::Renewal {
+        id: 1,
+        user_id: UserId::parse("u1").unwrap(),
+        plan_id: Some(7),
+        plan_name: "Pro".into(),
+        plan_tier: "pro".into(),
+        previous_plan_name: None,
+        previous_plan_tier: None,
+        previous_period_start: None,
+        previous_period_end: None,
+        new_period_start: at(),
+        new_period_end: at(),
+        billing_cycle: "monthly".into(),
+        renewal_type: "new".into(),
+        renewal_count: 0,
+        usage_before: None,
+        payment_amount: Nanos::ZERO,
+        payment_status: "paid".into(),
+        payment_date: None,
+        created_at: at(),
+    };
+    let full_renewal = crate::domain::subscription::Renewal {
+        previous_plan_name: Some("Basic".into()),
+        previous_plan_tier: Some("basic".into()),
+        previous_period_start: Some(at()),
+        previous_period_end: Some(at()),
+        ..sparse_renewal.clone()
+    };
+    let log = |full: bool| {
+        let e = LogEntry {
+            id: 1,
+            event_id: "e1".into(),
+            occurred_at: at(),
+            provider: "openai".into(),
+            actual_provider_name: full.then(|| "azure".into()),
+            model: None,
+            operation_type: None,
+            endpoint: None,
+            method: None,
+            tokens_input: 0,
+            tokens_output: 0,
+            tokens_cached_input: 0,
+            units: 0,
+            cost_input: Nanos::ZERO,
+            cost_output: Nanos::ZERO,
+            cost_total: Nanos::ZERO,
+            breakdown: Default::default(),
+            parts: Default::default(),
+            unpriced: false,
+            response_time_ms: None,
+            status_code: 200,
+            error_message: None,
+            billing_period: "2026-03".into(),
+            retry_count: 0,
+            estimated: false,
+            tags: Default::default(),
+        };
+        to(LogEntryView::from(&e))
+    };
+    let p = PriceVersion {
+        id: 9,
+        provider: Provider::parse("openai").unwrap(),
+        model: "m".into(),
+        effective_from: at(),
+        rates: Rates::from(ClassRates::default()),
+        description: String::new(),
+        max_output_tokens: None,
+    };
+    // (type, the view with optional fields empty, with them set)
+    let views: Vec<(&str, Value, Value)> = vec![
+        ("SubscriptionLimits", to(SubscriptionLimits::of(None)), to(SubscriptionLimits::of(Some(&plan())))),
+        ("SubscriptionPlan", to(SubscriptionPlan::from(&plan())), to(SubscriptionPlan::from(&plan()))),
+        ("APIPricing", to(ApiPricing::from(&p)), to(ApiPricing::from(&p))),
+        ("UsageAlert", to(UsageAlert::from(&alert(false))), to(UsageAlert::from(&alert(true)))),
+        ("UsageLog", log(false), log(true)),
+        (
+            "SubscriptionRenewal",
+            to(super::usage::RenewalView::from(&sparse_renewal)),
+            to(super::usage::RenewalView::from(&full_renewal)),
+        ),
+    ];
+    assert_eq!(views.len(), CONTRACT_TYPES.len());
+    for ((name, text), (view, sparse, full)) in CONTRACT_TYPES.iter().zip(&views) {
+        assert_eq!(name, view);
+        let fields = contract_fields(text);
+        assert!(fields.len() >= 4, "{name}: parsed {fields:?}");
+        for (field, required) in &fields {
+            assert!(full.get(field).is_some(), "{name}.{field} is missing");
+            if *required {
+                assert!(sparse.get(field).is_some(), "{name}.{field} is required but left out when empty");
+            } else {
+                assert_ne!(sparse.get(field), Some(&Value::Null), "{name}.{field} is optional: omitted, not null");
+            }
+        }
+    }
+    // The limits object names every key the contract lists.
+    let text = CONTRACT_TYPES[0].1;
+    let listed = &text[text.find("limits: {").unwrap() + 9..];
+    let listed = &listed[..listed.find('}').unwrap()];
+    let limits = to(SubscriptionLimits::of(None));
+    assert_eq!(listed.split(", ").count(), 16);
+    for key in listed.split(", ") {
+        assert!(limits["limits"].get(key).is_some(), "limits.{key} missing");
+    }
+}

@@ -53,33 +53,44 @@ pub struct UsageEvent {
     pub tags: Tags,
 }
 
-/// The parts of an event's token totals beyond cache reads (each a part of
-/// `tokens_input` or `tokens_output`), its web-search queries and service
-/// tier: all zero / standard for a plain event.
+/// The counts of an event beyond its three columns of old
+/// ([`Count::PARTS`]: cache writes, audio, reasoning, web-search queries,
+/// each indexed by its [`Count`]) and its service tier: all zero /
+/// standard for a plain event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UsageParts {
-    pub tokens_cache_write: u64,
-    pub tokens_cache_write_1h: u64,
-    pub tokens_audio_input: u64,
-    pub tokens_reasoning: u64,
-    pub tokens_audio_output: u64,
-    pub search_queries: u64,
+    counts: [u64; Count::PARTS.len()],
     pub service_tier: ServiceTier,
+}
+
+/// Where `c` sits in [`Count::PARTS`]; a count that is not a part is a
+/// bug in the caller.
+fn part_index(c: Count) -> usize {
+    Count::PARTS.iter().position(|p| *p == c).unwrap_or_else(|| panic!("{c:?} is not one of an event's parts"))
+}
+
+impl std::ops::Index<Count> for UsageParts {
+    type Output = u64;
+    fn index(&self, c: Count) -> &u64 {
+        &self.counts[part_index(c)]
+    }
+}
+
+impl std::ops::IndexMut<Count> for UsageParts {
+    fn index_mut(&mut self, c: Count) -> &mut u64 {
+        &mut self.counts[part_index(c)]
+    }
 }
 
 impl From<&Quantities> for UsageParts {
     /// The parts of `q` (its two totals, cache reads and units are the
     /// event's own fields).
     fn from(q: &Quantities) -> UsageParts {
-        UsageParts {
-            tokens_cache_write: q.tokens_cache_write,
-            tokens_cache_write_1h: q.tokens_cache_write_1h,
-            tokens_audio_input: q.tokens_audio_input,
-            tokens_reasoning: q.tokens_reasoning,
-            tokens_audio_output: q.tokens_audio_output,
-            search_queries: q.search_queries,
-            service_tier: q.service_tier,
+        let mut parts = UsageParts { service_tier: q.service_tier, ..UsageParts::default() };
+        for c in Count::PARTS {
+            parts[c] = q[c];
         }
+        parts
     }
 }
 
@@ -92,19 +103,13 @@ impl UsageParts {
 
     /// The quantities to price, given the three counts every event has.
     pub fn quantities(self, tokens_input: u64, tokens_output: u64, tokens_cached_input: u64, units: u64) -> Quantities {
-        Quantities {
-            tokens_input,
-            tokens_output,
-            tokens_cached_input,
-            tokens_cache_write: self.tokens_cache_write,
-            tokens_cache_write_1h: self.tokens_cache_write_1h,
-            tokens_audio_input: self.tokens_audio_input,
-            tokens_reasoning: self.tokens_reasoning,
-            tokens_audio_output: self.tokens_audio_output,
-            search_queries: self.search_queries,
-            units,
-            service_tier: self.service_tier,
+        let mut q = Quantities::tokens(tokens_input, tokens_output).with(Count::CachedInput, tokens_cached_input);
+        for c in Count::PARTS {
+            q[c] = self[c];
         }
+        q.units = units;
+        q.service_tier = self.service_tier;
+        q
     }
 }
 
@@ -232,7 +237,7 @@ fn token_counts(m: &Map<String, Value>) -> Result<Quantities, String> {
             format!("`usage_format` must be openai_chat, openai_responses, anthropic or gemini (got `{format}`)")
         })?;
         let t = map_usage(format, usage)?;
-        if let Some(c) = Count::ALL.into_iter().find(|c| t.count(*c) > MAX_COUNT) {
+        if let Some(c) = Count::ALL.into_iter().find(|c| t[*c] > MAX_COUNT) {
             return Err(format!("the `usage` object's `{}` is larger than {MAX_COUNT}", c.field()));
         }
         return Ok(t);
@@ -242,7 +247,7 @@ fn token_counts(m: &Map<String, Value>) -> Result<Quantities, String> {
     }
     let mut q = Quantities::default();
     for c in Count::ALL {
-        *q.count_mut(c) = opt_count(m, c.field(), MAX_COUNT)?.unwrap_or(0);
+        q[c] = opt_count(m, c.field(), MAX_COUNT)?.unwrap_or(0);
     }
     Ok(q)
 }
@@ -268,7 +273,7 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
     let provider = Provider::parse(&provider_raw).map_err(|e| e.to_string())?;
     let model = opt_string(m, "model", 128)?.filter(|s| !s.trim().is_empty());
     let t = token_counts(m)?;
-    let (tokens_input, tokens_output, tokens_cached_input) = (t.tokens_input, t.tokens_output, t.tokens_cached_input);
+    let (tokens_input, tokens_output, tokens_cached_input) = (t[Count::Input], t[Count::Output], t[Count::CachedInput]);
     let mut parts = UsageParts::from(&t);
     parts.service_tier = match opt_string(m, "service_tier", 16)? {
         None => ServiceTier::Standard,
@@ -354,7 +359,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((e.tokens_input, e.tokens_cached_input, e.tokens_output), (60, 20, 7));
-        assert_eq!(e.parts.tokens_cache_write, 30);
+        assert_eq!(e.parts[Count::CacheWrite], 30);
         assert_eq!(e.parts.service_tier, ServiceTier::Batch);
         assert!(e.tags.is_empty());
         let e =
@@ -368,7 +373,7 @@ mod tests {
         )
         .unwrap();
         let q = e.quantities(0);
-        assert_eq!((q.tokens_audio_input, q.tokens_reasoning, q.search_queries), (10, 3, 2));
+        assert_eq!((q[Count::AudioInput], q[Count::Reasoning], q[Count::SearchQueries]), (10, 3, 2));
     }
 
     #[test]

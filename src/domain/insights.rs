@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::limits::{Usage, evaluate};
 use super::money::Nanos;
 use super::plan::Plan;
-use super::pricing::{Catalog, Quantities, price_event};
+use super::pricing::{Catalog, Count, Quantities, price_event};
 use super::provider::Provider;
 
 /// How many closed periods plan advice needs.
@@ -110,7 +110,7 @@ pub fn cheaper_model(
     };
     let own = catalog.exact_at(provider, model, at)?;
     let current_cost = cost_of(&own.rates)?;
-    let needs_output = mix.iter().any(|(q, _)| q.tokens_output > 0);
+    let needs_output = mix.iter().any(|(q, _)| q[Count::Output] > 0);
     let calls = mix.iter().map(|(_, n)| n).sum();
     catalog
         .current(at)
@@ -226,7 +226,7 @@ mod tests {
         ]);
         let openai = Provider::parse("openai").unwrap();
         let at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
-        let q = |i: u64, o: u64| Quantities { tokens_input: i, tokens_output: o, ..Quantities::default() };
+        let q = |i: u64, o: u64| Quantities::default().with(Count::Input, i).with(Count::Output, o);
         // 3 calls of 1,000 in / 500 out and 1 call of 7 in / 3 out.
         let mix = [(q(1000, 500), 3), (q(7, 3), 1)];
         let a = cheaper_model(&catalog, &openai, "gpt-4o", &mix, at).unwrap();

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::pricing::Quantities;
+use super::pricing::{Count, Quantities};
 
 /// The usage shapes Tally reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,23 +62,23 @@ pub fn map_usage(format: UsageFormat, usage: &Value) -> Result<Quantities, Strin
         return Err("`usage` must be a JSON object (the provider's own usage object)".into());
     }
     let c = |p: &str| count(usage, p);
+    // The counts the object gives, each under the class it is.
+    let counted = |counts: &[(Count, u64)]| counts.iter().fold(Quantities::default(), |q, (c, n)| q.with(*c, *n));
     Ok(match format {
-        UsageFormat::OpenAiChat => Quantities {
-            tokens_input: c("prompt_tokens")?,
-            tokens_cached_input: c("prompt_tokens_details.cached_tokens")?,
-            tokens_audio_input: c("prompt_tokens_details.audio_tokens")?,
-            tokens_output: c("completion_tokens")?,
-            tokens_reasoning: c("completion_tokens_details.reasoning_tokens")?,
-            tokens_audio_output: c("completion_tokens_details.audio_tokens")?,
-            ..Quantities::default()
-        },
-        UsageFormat::OpenAiResponses => Quantities {
-            tokens_input: c("input_tokens")?,
-            tokens_cached_input: c("input_tokens_details.cached_tokens")?,
-            tokens_output: c("output_tokens")?,
-            tokens_reasoning: c("output_tokens_details.reasoning_tokens")?,
-            ..Quantities::default()
-        },
+        UsageFormat::OpenAiChat => counted(&[
+            (Count::Input, c("prompt_tokens")?),
+            (Count::CachedInput, c("prompt_tokens_details.cached_tokens")?),
+            (Count::AudioInput, c("prompt_tokens_details.audio_tokens")?),
+            (Count::Output, c("completion_tokens")?),
+            (Count::Reasoning, c("completion_tokens_details.reasoning_tokens")?),
+            (Count::AudioOutput, c("completion_tokens_details.audio_tokens")?),
+        ]),
+        UsageFormat::OpenAiResponses => counted(&[
+            (Count::Input, c("input_tokens")?),
+            (Count::CachedInput, c("input_tokens_details.cached_tokens")?),
+            (Count::Output, c("output_tokens")?),
+            (Count::Reasoning, c("output_tokens_details.reasoning_tokens")?),
+        ]),
         UsageFormat::Anthropic => {
             let read = c("cache_read_input_tokens")?;
             let created = c("cache_creation_input_tokens")?;
@@ -89,28 +89,26 @@ pub fn map_usage(format: UsageFormat, usage: &Value) -> Result<Quantities, Strin
                 }
                 _ => (created, 0),
             };
-            Quantities {
-                tokens_input: add(add(c("input_tokens")?, read, "input")?, created, "input")?,
-                tokens_cached_input: read,
-                tokens_cache_write: w5,
-                tokens_cache_write_1h: w1h,
-                tokens_output: c("output_tokens")?,
-                search_queries: c("server_tool_use.web_search_requests")?,
-                ..Quantities::default()
-            }
+            counted(&[
+                (Count::Input, add(add(c("input_tokens")?, read, "input")?, created, "input")?),
+                (Count::CachedInput, read),
+                (Count::CacheWrite, w5),
+                (Count::CacheWrite1h, w1h),
+                (Count::Output, c("output_tokens")?),
+                (Count::SearchQueries, c("server_tool_use.web_search_requests")?),
+            ])
         }
         UsageFormat::Gemini => {
             // Accept the response's `usageMetadata` or the object itself.
             let u = usage.get("usageMetadata").filter(|v| v.is_object()).unwrap_or(usage);
             let g = |p: &str| count(u, p);
             let thoughts = g("thoughtsTokenCount")?;
-            Quantities {
-                tokens_input: add(g("promptTokenCount")?, g("toolUsePromptTokenCount")?, "input")?,
-                tokens_cached_input: g("cachedContentTokenCount")?,
-                tokens_output: add(g("candidatesTokenCount")?, thoughts, "output")?,
-                tokens_reasoning: thoughts,
-                ..Quantities::default()
-            }
+            counted(&[
+                (Count::Input, add(g("promptTokenCount")?, g("toolUsePromptTokenCount")?, "input")?),
+                (Count::CachedInput, g("cachedContentTokenCount")?),
+                (Count::Output, add(g("candidatesTokenCount")?, thoughts, "output")?),
+                (Count::Reasoning, thoughts),
+            ])
         }
     })
 }
@@ -128,64 +126,56 @@ mod tests {
                 json!({"prompt_tokens": 1200, "completion_tokens": 900, "total_tokens": 2100,
                        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 100},
                        "completion_tokens_details": {"reasoning_tokens": 640, "audio_tokens": 50}}),
-                Quantities {
-                    tokens_input: 1200,
-                    tokens_cached_input: 1024,
-                    tokens_audio_input: 100,
-                    tokens_output: 900,
-                    tokens_reasoning: 640,
-                    tokens_audio_output: 50,
-                    ..Quantities::default()
-                },
+                Quantities::default()
+                    .with(Count::Input, 1200)
+                    .with(Count::CachedInput, 1024)
+                    .with(Count::AudioInput, 100)
+                    .with(Count::Output, 900)
+                    .with(Count::Reasoning, 640)
+                    .with(Count::AudioOutput, 50),
             ),
             (
                 UsageFormat::OpenAiResponses,
                 json!({"input_tokens": 500, "input_tokens_details": {"cached_tokens": 128},
                        "output_tokens": 300, "output_tokens_details": {"reasoning_tokens": 200}, "total_tokens": 800}),
-                Quantities {
-                    tokens_input: 500,
-                    tokens_cached_input: 128,
-                    tokens_output: 300,
-                    tokens_reasoning: 200,
-                    ..Quantities::default()
-                },
+                Quantities::default()
+                    .with(Count::Input, 500)
+                    .with(Count::CachedInput, 128)
+                    .with(Count::Output, 300)
+                    .with(Count::Reasoning, 200),
             ),
             (
                 UsageFormat::Anthropic,
                 json!({"input_tokens": 50, "cache_read_input_tokens": 10000, "cache_creation_input_tokens": 3000,
                        "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
                        "output_tokens": 400, "server_tool_use": {"web_search_requests": 3}}),
-                Quantities {
-                    tokens_input: 13_050,
-                    tokens_cached_input: 10_000,
-                    tokens_cache_write: 1000,
-                    tokens_cache_write_1h: 2000,
-                    tokens_output: 400,
-                    search_queries: 3,
-                    ..Quantities::default()
-                },
+                Quantities::default()
+                    .with(Count::Input, 13_050)
+                    .with(Count::CachedInput, 10_000)
+                    .with(Count::CacheWrite, 1000)
+                    .with(Count::CacheWrite1h, 2000)
+                    .with(Count::Output, 400)
+                    .with(Count::SearchQueries, 3),
             ),
             (
                 UsageFormat::Anthropic,
                 json!({"input_tokens": 50, "cache_creation_input_tokens": 3000, "output_tokens": 4}),
-                Quantities { tokens_input: 3050, tokens_cache_write: 3000, tokens_output: 4, ..Quantities::default() },
+                Quantities::default().with(Count::Input, 3050).with(Count::CacheWrite, 3000).with(Count::Output, 4),
             ),
             (
                 UsageFormat::Gemini,
                 json!({"promptTokenCount": 1000, "toolUsePromptTokenCount": 200, "cachedContentTokenCount": 600,
                        "candidatesTokenCount": 300, "thoughtsTokenCount": 700, "totalTokenCount": 2200}),
-                Quantities {
-                    tokens_input: 1200,
-                    tokens_cached_input: 600,
-                    tokens_output: 1000,
-                    tokens_reasoning: 700,
-                    ..Quantities::default()
-                },
+                Quantities::default()
+                    .with(Count::Input, 1200)
+                    .with(Count::CachedInput, 600)
+                    .with(Count::Output, 1000)
+                    .with(Count::Reasoning, 700),
             ),
             (
                 UsageFormat::Gemini,
                 json!({"usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}}),
-                Quantities { tokens_input: 10, tokens_output: 5, ..Quantities::default() },
+                Quantities::default().with(Count::Input, 10).with(Count::Output, 5),
             ),
         ];
         for (format, usage, want) in cases {

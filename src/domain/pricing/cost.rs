@@ -102,7 +102,7 @@ impl CostClass {
 /// The nano-dollars each class of an event was charged, in
 /// [`CostClass::ALL`] order. They add up to the event's total exactly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Breakdown(pub [i64; 10]);
+pub struct Breakdown(pub [i64; CostClass::ALL.len()]);
 
 impl Breakdown {
     pub fn get(&self, c: CostClass) -> Nanos {
@@ -201,34 +201,34 @@ pub(super) const INPUT_CLASSES: usize = 5;
 /// per-query price, rounded once to the nano-dollar, half away from zero.
 pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
     q.check_split()?;
-    let r = rates.effective(q.tokens_input, q.service_tier);
+    let r = rates.effective(q[Count::Input], q.service_tier);
     let d = |p: Option<Price>| p.map(Price::decimal);
     let input = d(r.input_per_million).unwrap_or_default();
     let output = d(r.output_per_million).unwrap_or_default();
-    let uncached =
-        q.tokens_input - q.tokens_cached_input - q.tokens_cache_write - q.tokens_cache_write_1h - q.tokens_audio_input;
-    let text_output = q.tokens_output - q.tokens_reasoning - q.tokens_audio_output;
     // Work in nano-USD: a per-million price × tokens × 1e9 / 1e6.
     let per_million = Decimal::from(1000);
     let per_unit = Decimal::from(1_000_000_000);
-    let lines: [(CostClass, u64, Decimal, Decimal); 10] = [
-        (CostClass::Input, uncached, input, per_million),
-        (CostClass::CachedInput, q.tokens_cached_input, d(r.cached_input_per_million).unwrap_or(input), per_million),
-        (CostClass::CacheWrite, q.tokens_cache_write, d(r.cache_write_per_million).unwrap_or(input), per_million),
-        (
-            CostClass::CacheWrite1h,
-            q.tokens_cache_write_1h,
-            d(r.cache_write_1h_per_million).unwrap_or(input),
-            per_million,
-        ),
-        (CostClass::AudioInput, q.tokens_audio_input, d(r.audio_input_per_million).unwrap_or(input), per_million),
-        (CostClass::Output, text_output, output, per_million),
-        (CostClass::Reasoning, q.tokens_reasoning, d(r.reasoning_per_million).unwrap_or(output), per_million),
-        (CostClass::AudioOutput, q.tokens_audio_output, d(r.audio_output_per_million).unwrap_or(output), per_million),
+    // Each class's count, its rate (a token part without its own falls
+    // back to its total's) and scale; a total's class counts what is left
+    // of it once its parts are taken out.
+    let count = |c: Count| if matches!(c, Count::Input | Count::Output) { q.rest_of(c) } else { q[c] };
+    let token = |c: Count, own: Option<Price>| {
+        let total = if c.part_of() == Some(Count::Output) || c == Count::Output { output } else { input };
+        (c.class(), count(c), d(own).unwrap_or(total), per_million)
+    };
+    let lines: [(CostClass, u64, Decimal, Decimal); CostClass::ALL.len()] = [
+        token(Count::Input, r.input_per_million),
+        token(Count::CachedInput, r.cached_input_per_million),
+        token(Count::CacheWrite, r.cache_write_per_million),
+        token(Count::CacheWrite1h, r.cache_write_1h_per_million),
+        token(Count::AudioInput, r.audio_input_per_million),
+        token(Count::Output, r.output_per_million),
+        token(Count::Reasoning, r.reasoning_per_million),
+        token(Count::AudioOutput, r.audio_output_per_million),
         (CostClass::Units, q.units, r.unit_price(), per_unit),
-        (CostClass::SearchQueries, q.search_queries, d(r.per_search_query).unwrap_or_default(), per_unit),
+        (CostClass::SearchQueries, count(Count::SearchQueries), d(r.per_search_query).unwrap_or_default(), per_unit),
     ];
-    let mut exact = [Decimal::ZERO; 10];
+    let mut exact = [Decimal::ZERO; CostClass::ALL.len()];
     for (class, count, rate, scale) in lines {
         exact[class as usize] =
             Decimal::from(count).checked_mul(rate).and_then(|x| x.checked_mul(scale)).ok_or(PricingError::Overflow)?;
@@ -240,7 +240,7 @@ pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
     let total = Nanos::round_from_decimal(total_exact)?;
     let input = Nanos::round_from_decimal(input_exact)?;
     let output = Nanos(total.0 - input.0);
-    let mut breakdown = [0i64; 10];
+    let mut breakdown = [0i64; CostClass::ALL.len()];
     let (input_part, output_part) = breakdown.split_at_mut(INPUT_CLASSES);
     allocate(&exact[..INPUT_CLASSES], input.0, input_part)?;
     allocate(&exact[INPUT_CLASSES..], output.0, output_part)?;
@@ -251,5 +251,5 @@ pub fn price_event(rates: &Rates, q: Quantities) -> Result<Cost, PricingError> {
 /// for: [`price_event`] counts them at $0 (there is no fallback rate), so
 /// the cost understates what the provider bills until a price is added.
 pub fn unpriced_search_queries(rates: &Rates, q: &Quantities) -> bool {
-    q.search_queries > 0 && rates.effective(q.tokens_input, q.service_tier).per_search_query.is_none()
+    q[Count::SearchQueries] > 0 && rates.effective(q[Count::Input], q.service_tier).per_search_query.is_none()
 }

@@ -2,50 +2,79 @@
 
 use super::*;
 
-/// What was used, as counted by the caller. The token classes are parts of
-/// the two totals: cache reads, cache writes and audio input are parts of
-/// `tokens_input`; reasoning and audio output are parts of `tokens_output`.
+/// What was used, as counted by the caller: one count per [`Count`]
+/// (indexed by it: `q[Count::Reasoning]`), the units and the service tier.
+/// The token classes are parts of the two totals ([`Count::part_of`]):
+/// cache reads, cache writes and audio input are parts of
+/// `tokens_input`; reasoning and audio output are parts of
+/// `tokens_output`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Quantities {
-    /// Every input token, cached ones included.
-    pub tokens_input: u64,
-    /// Every output token, reasoning included.
-    pub tokens_output: u64,
-    /// The part of `tokens_input` served from cache.
-    pub tokens_cached_input: u64,
-    pub tokens_cache_write: u64,
-    pub tokens_cache_write_1h: u64,
-    pub tokens_audio_input: u64,
-    pub tokens_reasoning: u64,
-    pub tokens_audio_output: u64,
-    pub search_queries: u64,
+    counts: [u64; Count::ALL.len()],
     pub units: u64,
     pub service_tier: ServiceTier,
 }
 
+impl std::ops::Index<Count> for Quantities {
+    type Output = u64;
+    fn index(&self, c: Count) -> &u64 {
+        &self.counts[c as usize]
+    }
+}
+
+impl std::ops::IndexMut<Count> for Quantities {
+    fn index_mut(&mut self, c: Count) -> &mut u64 {
+        &mut self.counts[c as usize]
+    }
+}
+
 impl Quantities {
+    /// `input` and `output` tokens and nothing else.
+    pub fn tokens(input: u64, output: u64) -> Quantities {
+        Quantities::default().with(Count::Input, input).with(Count::Output, output)
+    }
+
+    /// `self` with `c` counted `n`.
+    pub fn with(mut self, c: Count, n: u64) -> Quantities {
+        self[c] = n;
+        self
+    }
+
+    /// `self` with `units` units.
+    pub fn with_units(mut self, units: u64) -> Quantities {
+        self.units = units;
+        self
+    }
+
+    /// `self` at `tier`.
+    pub fn with_tier(mut self, tier: ServiceTier) -> Quantities {
+        self.service_tier = tier;
+        self
+    }
+
     /// Checks that the parts fit in their totals.
     pub fn check_split(&self) -> Result<(), PricingError> {
-        let input_parts =
-            [self.tokens_cached_input, self.tokens_cache_write, self.tokens_cache_write_1h, self.tokens_audio_input]
-                .into_iter()
-                .try_fold(0u64, u64::checked_add);
-        if input_parts.is_none_or(|p| p > self.tokens_input) {
-            return Err(PricingError::InvalidSplit(format!(
-                "tokens_cached_input + tokens_cache_write + tokens_cache_write_1h + tokens_audio_input ({}) are parts of tokens_input ({}) and cannot exceed it",
-                input_parts.map_or("too many".to_string(), |p| p.to_string()),
-                self.tokens_input
-            )));
-        }
-        let output_parts = self.tokens_reasoning.checked_add(self.tokens_audio_output);
-        if output_parts.is_none_or(|p| p > self.tokens_output) {
-            return Err(PricingError::InvalidSplit(format!(
-                "tokens_reasoning + tokens_audio_output ({}) are parts of tokens_output ({}) and cannot exceed it",
-                output_parts.map_or("too many".to_string(), |p| p.to_string()),
-                self.tokens_output
-            )));
+        for total in [Count::Input, Count::Output] {
+            let parts: Vec<Count> = Count::ALL.into_iter().filter(|c| c.part_of() == Some(total)).collect();
+            let sum = parts.iter().try_fold(0u64, |a, c| a.checked_add(self[*c]));
+            if sum.is_none_or(|p| p > self[total]) {
+                let names: Vec<&str> = parts.iter().map(|c| c.field()).collect();
+                return Err(PricingError::InvalidSplit(format!(
+                    "{} ({}) are parts of {} ({}) and cannot exceed it",
+                    names.join(" + "),
+                    sum.map_or("too many".to_string(), |p| p.to_string()),
+                    total.field(),
+                    self[total]
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// What is left of `total` once its parts are taken out (uncached text
+    /// input, text output). Call after [`Quantities::check_split`].
+    pub fn rest_of(&self, total: Count) -> u64 {
+        Count::ALL.into_iter().filter(|c| c.part_of() == Some(total)).fold(self[total], |left, c| left - self[c])
     }
 }
 
@@ -76,6 +105,43 @@ impl Count {
         Count::AudioOutput,
         Count::SearchQueries,
     ];
+
+    /// The counts an event keeps beside its three columns of old
+    /// (`tokens_input`, `tokens_output`, `tokens_cached_input`): its
+    /// [`crate::domain::event::UsageParts`].
+    pub const PARTS: [Count; 6] = [
+        Count::CacheWrite,
+        Count::CacheWrite1h,
+        Count::AudioInput,
+        Count::Reasoning,
+        Count::AudioOutput,
+        Count::SearchQueries,
+    ];
+
+    /// The total this count is a part of, if any.
+    pub fn part_of(self) -> Option<Count> {
+        match self {
+            Count::CachedInput | Count::CacheWrite | Count::CacheWrite1h | Count::AudioInput => Some(Count::Input),
+            Count::Reasoning | Count::AudioOutput => Some(Count::Output),
+            Count::Input | Count::Output | Count::SearchQueries => None,
+        }
+    }
+
+    /// The class it is charged as (a total's own class holds what is left
+    /// of it once its parts are taken out).
+    pub fn class(self) -> CostClass {
+        match self {
+            Count::Input => CostClass::Input,
+            Count::Output => CostClass::Output,
+            Count::CachedInput => CostClass::CachedInput,
+            Count::CacheWrite => CostClass::CacheWrite,
+            Count::CacheWrite1h => CostClass::CacheWrite1h,
+            Count::AudioInput => CostClass::AudioInput,
+            Count::Reasoning => CostClass::Reasoning,
+            Count::AudioOutput => CostClass::AudioOutput,
+            Count::SearchQueries => CostClass::SearchQueries,
+        }
+    }
 
     /// Its name in the ingest API, the store and the usage-log CSV.
     pub fn field(self) -> &'static str {
@@ -109,32 +175,13 @@ impl Count {
 }
 
 impl Quantities {
-    pub fn count(&self, c: Count) -> u64 {
-        let mut q = *self;
-        *q.count_mut(c)
-    }
-
-    pub fn count_mut(&mut self, c: Count) -> &mut u64 {
-        match c {
-            Count::Input => &mut self.tokens_input,
-            Count::Output => &mut self.tokens_output,
-            Count::CachedInput => &mut self.tokens_cached_input,
-            Count::CacheWrite => &mut self.tokens_cache_write,
-            Count::CacheWrite1h => &mut self.tokens_cache_write_1h,
-            Count::AudioInput => &mut self.tokens_audio_input,
-            Count::Reasoning => &mut self.tokens_reasoning,
-            Count::AudioOutput => &mut self.tokens_audio_output,
-            Count::SearchQueries => &mut self.search_queries,
-        }
-    }
-
     /// `cache read 1,000 · reasoning 600 · batch` for people: the parts of
     /// the totals that are there, the web-search queries and a service
     /// tier other than standard; empty for a plain event.
     pub fn describe_parts(&self) -> String {
         let mut out: Vec<String> = Count::ALL[2..]
             .iter()
-            .map(|c| (c.label(), self.count(*c)))
+            .map(|c| (c.label(), self[*c]))
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| format!("{k} {}", crate::domain::money::format_count(n.min(i64::MAX as u64) as i64)))
             .collect();

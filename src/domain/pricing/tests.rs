@@ -34,7 +34,7 @@ fn llm(input: &str, output: &str, cached: Option<&str>) -> Rates {
 }
 
 fn q(i: u64, o: u64, c: u64, u: u64) -> Quantities {
-    Quantities { tokens_input: i, tokens_output: o, tokens_cached_input: c, units: u, ..Quantities::default() }
+    Quantities::default().with(Count::Input, i).with(Count::Output, o).with(Count::CachedInput, c).with_units(u)
 }
 
 use RateField::*;
@@ -51,16 +51,48 @@ fn classes_and_counts_agree() {
     let mut q = Quantities::default();
     for (i, c) in Count::ALL.into_iter().enumerate() {
         assert_eq!(Count::ALL.iter().filter(|d| d.field() == c.field() || d.label() == c.label()).count(), 1);
-        *q.count_mut(c) = i as u64 * 1000;
-        assert_eq!(q.count(c), i as u64 * 1000);
+        q[c] = i as u64 * 1000;
+        assert_eq!(q[c], i as u64 * 1000);
     }
-    assert_eq!(q.tokens_audio_output, 7000);
+    assert_eq!(q[Count::AudioOutput], 7000);
     q.service_tier = ServiceTier::Flex;
     assert_eq!(
         q.describe_parts(),
         "cache read 2,000 · cache write 5m 3,000 · cache write 1h 4,000 · audio in 5,000 · reasoning 6,000 · audio out 7,000 · web search 8,000 · flex"
     );
     assert_eq!(Quantities::default().describe_parts(), "");
+}
+
+/// The class tables cover every class: each count sits at its own index,
+/// is charged as its own cost class, and a part belongs to a total that is
+/// charged on the same side; the event's parts are every count but its
+/// three columns of old; every cost class but units is some count's.
+#[test]
+fn every_table_covers_every_class() {
+    for (i, c) in Count::ALL.into_iter().enumerate() {
+        assert_eq!(c as usize, i, "{c:?} sits at its index");
+        assert_eq!(Count::ALL.iter().filter(|d| d.class() == c.class()).count(), 1, "{c:?}'s class is its own");
+        if let Some(total) = c.part_of() {
+            assert!(matches!(total, Count::Input | Count::Output), "{c:?} is a part of a total");
+            assert_eq!(c.class().is_input(), total == Count::Input, "{c:?} is charged on its total's side");
+        }
+    }
+    let old_columns = [Count::Input, Count::Output, Count::CachedInput];
+    let parts: Vec<Count> = Count::ALL.into_iter().filter(|c| !old_columns.contains(c)).collect();
+    assert_eq!(parts, Count::PARTS);
+    for class in CostClass::ALL {
+        let counted = Count::ALL.iter().any(|c| c.class() == class);
+        assert_eq!(counted, class != CostClass::Units, "{class:?}");
+    }
+    // A split is checked against the table: one more of any part than its
+    // total holds is refused, naming the total.
+    for c in Count::ALL {
+        let Some(total) = c.part_of() else { continue };
+        let q = Quantities::default().with(total, 10).with(c, 11);
+        let err = q.check_split().unwrap_err().to_string();
+        assert!(err.contains(c.field()) && err.contains(total.field()), "{err}");
+        assert!(Quantities::default().with(total, 10).with(c, 10).check_split().is_ok());
+    }
 }
 
 #[test]
@@ -129,14 +161,14 @@ fn published_price_sheets() {
             ServiceTierRates { rates: class(&[(InputPerMillion, "1.50"), (OutputPerMillion, "7.50")]), tiers: vec![] },
         )]),
     };
-    let claude = Quantities {
+    let claude = {
         // 10k plain + 50k cache reads + 20k 5m writes + 5k 1h writes.
-        tokens_input: 85_000,
-        tokens_cached_input: 50_000,
-        tokens_cache_write: 20_000,
-        tokens_cache_write_1h: 5_000,
-        tokens_output: 2_000,
-        ..Quantities::default()
+        Quantities::default()
+            .with(Count::Input, 85_000)
+            .with(Count::CachedInput, 50_000)
+            .with(Count::CacheWrite, 20_000)
+            .with(Count::CacheWrite1h, 5_000)
+            .with(Count::Output, 2_000)
     };
     // GPT-5: $1.25 in, $0.125 cached, $10 out; reasoning is output.
     // Batch $0.625 / $0.0625 / $5; flex sets no cached rate (standard's
@@ -176,13 +208,13 @@ fn published_price_sheets() {
             ),
         ]),
     };
-    let gpt = |tier| Quantities {
-        tokens_input: 100_000,
-        tokens_cached_input: 60_000,
-        tokens_output: 8_000,
-        tokens_reasoning: 6_000,
-        service_tier: tier,
-        ..Quantities::default()
+    let gpt = |tier| {
+        Quantities::default()
+            .with(Count::Input, 100_000)
+            .with(Count::CachedInput, 60_000)
+            .with(Count::Output, 8_000)
+            .with(Count::Reasoning, 6_000)
+            .with_tier(tier)
     };
     // Gemini 2.5 Pro: $1.25 / $10 up to 200k input tokens, $2.50 / $15
     // above (thinking billed as output); grounding $35 per 1,000 queries.
@@ -194,12 +226,12 @@ fn published_price_sheets() {
         }],
         ..Rates::default()
     };
-    let gem = |input| Quantities {
-        tokens_input: input,
-        tokens_output: 5_000,
-        tokens_reasoning: 3_000,
-        search_queries: 2,
-        ..Quantities::default()
+    let gem = |input| {
+        Quantities::default()
+            .with(Count::Input, input)
+            .with(Count::Output, 5_000)
+            .with(Count::Reasoning, 3_000)
+            .with(Count::SearchQueries, 2)
     };
     // gpt-realtime: text $4 in / $0.40 cached / $16 out, audio $32 in /
     // $64 out.
@@ -210,14 +242,12 @@ fn published_price_sheets() {
         (AudioInputPerMillion, "32"),
         (AudioOutputPerMillion, "64"),
     ]);
-    let audio = Quantities {
-        tokens_input: 10_000,
-        tokens_audio_input: 8_000,
-        tokens_cached_input: 1_000,
-        tokens_output: 3_000,
-        tokens_audio_output: 2_500,
-        ..Quantities::default()
-    };
+    let audio = Quantities::default()
+        .with(Count::Input, 10_000)
+        .with(Count::AudioInput, 8_000)
+        .with(Count::CachedInput, 1_000)
+        .with(Count::Output, 3_000)
+        .with(Count::AudioOutput, 2_500);
     // Tavily: $0.008 a search credit.
     let tavily = flat(&[(PerSearch, "0.008")]);
     use CostClass as C;
@@ -240,7 +270,7 @@ fn published_price_sheets() {
         (
             "claude above 200k: every class at the long-context rate",
             &sonnet,
-            Quantities { tokens_input: 200_001 + 75_000, ..claude },
+            claude.with(Count::Input, 200_001 + 75_000),
             // 200,001×6 + 50k×0.60 + 20k×7.50 + 5k×12 + 2k×22.50.
             1_200_006_000 + 30_000_000 + 150_000_000 + 60_000_000 + 45_000_000,
             vec![
@@ -254,7 +284,7 @@ fn published_price_sheets() {
         (
             "claude batch: unset batch rates fall back to standard ones",
             &sonnet,
-            Quantities { service_tier: ServiceTier::Batch, ..claude },
+            claude.with_tier(ServiceTier::Batch),
             // 10k×1.50 + 50k×0.30 + 20k×3.75 + 5k×6 + 2k×7.50.
             15_000_000 + 15_000_000 + 75_000_000 + 30_000_000 + 15_000_000,
             vec![
@@ -374,32 +404,26 @@ fn parts_cannot_exceed_their_totals() {
     let r = llm("1", "1", None);
     let bad = [
         q(10, 0, 11, 0),
-        Quantities {
-            tokens_input: 10,
-            tokens_cached_input: 5,
-            tokens_cache_write: 4,
-            tokens_audio_input: 2,
-            ..Quantities::default()
-        },
-        Quantities { tokens_input: 10, tokens_cache_write_1h: 11, ..Quantities::default() },
-        Quantities { tokens_output: 10, tokens_reasoning: 8, tokens_audio_output: 3, ..Quantities::default() },
-        Quantities {
-            tokens_input: u64::MAX,
-            tokens_cached_input: u64::MAX,
-            tokens_cache_write: 1,
-            ..Quantities::default()
-        },
+        Quantities::default()
+            .with(Count::Input, 10)
+            .with(Count::CachedInput, 5)
+            .with(Count::CacheWrite, 4)
+            .with(Count::AudioInput, 2),
+        Quantities::default().with(Count::Input, 10).with(Count::CacheWrite1h, 11),
+        Quantities::default().with(Count::Output, 10).with(Count::Reasoning, 8).with(Count::AudioOutput, 3),
+        Quantities::default()
+            .with(Count::Input, u64::MAX)
+            .with(Count::CachedInput, u64::MAX)
+            .with(Count::CacheWrite, 1),
     ];
     for b in bad {
         assert!(matches!(price_event(&r, b), Err(PricingError::InvalidSplit(_))), "{b:?}");
     }
-    let exact = Quantities {
-        tokens_input: 10,
-        tokens_cached_input: 5,
-        tokens_cache_write: 3,
-        tokens_audio_input: 2,
-        ..Quantities::default()
-    };
+    let exact = Quantities::default()
+        .with(Count::Input, 10)
+        .with(Count::CachedInput, 5)
+        .with(Count::CacheWrite, 3)
+        .with(Count::AudioInput, 2);
     assert!(price_event(&r, exact).is_ok());
 }
 
@@ -477,19 +501,18 @@ fn usage() -> impl Strategy<Value = Quantities> {
             };
             let mut li = input;
             let mut lo = output;
-            Quantities {
-                tokens_input: input,
-                tokens_output: output,
-                tokens_cached_input: share(input, f[0], &mut li),
-                tokens_cache_write: share(input, f[1], &mut li),
-                tokens_cache_write_1h: share(input, f[2], &mut li),
-                tokens_audio_input: share(input, f[3], &mut li),
-                tokens_reasoning: share(output, f[4], &mut lo),
-                tokens_audio_output: share(output, f[5], &mut lo),
-                search_queries: searches,
-                units,
-                service_tier: ServiceTier::ALL[tier],
-            }
+            Quantities::default()
+                .with(Count::Input, input)
+                .with(Count::Output, output)
+                .with(Count::CachedInput, share(input, f[0], &mut li))
+                .with(Count::CacheWrite, share(input, f[1], &mut li))
+                .with(Count::CacheWrite1h, share(input, f[2], &mut li))
+                .with(Count::AudioInput, share(input, f[3], &mut li))
+                .with(Count::Reasoning, share(output, f[4], &mut lo))
+                .with(Count::AudioOutput, share(output, f[5], &mut lo))
+                .with(Count::SearchQueries, searches)
+                .with_units(units)
+                .with_tier(ServiceTier::ALL[tier])
         })
 }
 
@@ -568,9 +591,9 @@ proptest! {
             r.set(f, p("0.37"));
         }
         let rates = Rates { base: r, ..Rates::default() };
-        let q = Quantities { units: 0, search_queries: 0, ..q };
+        let q = q.with_units(0).with(Count::SearchQueries, 0);
         let c = price_event(&rates, q).unwrap();
-        let exact = Decimal::from(q.tokens_input + q.tokens_output) * Decimal::from_str_exact("0.37").unwrap() * Decimal::from(1000);
+        let exact = Decimal::from(q[Count::Input] + q[Count::Output]) * Decimal::from_str_exact("0.37").unwrap() * Decimal::from(1000);
         prop_assert_eq!(c.total, Nanos::round_from_decimal(exact).unwrap());
     }
 
@@ -581,16 +604,16 @@ proptest! {
         let rates = tiered();
         let mut bigger = q;
         match which {
-            0 => bigger.tokens_input += more,
-            1 => { bigger.tokens_input += more; bigger.tokens_cached_input += more }
-            2 => { bigger.tokens_input += more; bigger.tokens_cache_write += more }
-            3 => { bigger.tokens_input += more; bigger.tokens_cache_write_1h += more }
-            4 => { bigger.tokens_input += more; bigger.tokens_audio_input += more }
-            5 => bigger.tokens_output += more,
-            6 => { bigger.tokens_output += more; bigger.tokens_reasoning += more }
-            7 => { bigger.tokens_output += more; bigger.tokens_audio_output += more }
+            0 => bigger[Count::Input] += more,
+            1 => { bigger[Count::Input] += more; bigger[Count::CachedInput] += more }
+            2 => { bigger[Count::Input] += more; bigger[Count::CacheWrite] += more }
+            3 => { bigger[Count::Input] += more; bigger[Count::CacheWrite1h] += more }
+            4 => { bigger[Count::Input] += more; bigger[Count::AudioInput] += more }
+            5 => bigger[Count::Output] += more,
+            6 => { bigger[Count::Output] += more; bigger[Count::Reasoning] += more }
+            7 => { bigger[Count::Output] += more; bigger[Count::AudioOutput] += more }
             8 => bigger.units += more % 7,
-            _ => bigger.search_queries += more % 7,
+            _ => bigger[Count::SearchQueries] += more % 7,
         }
         let a = price_event(&rates, q).unwrap();
         let b = price_event(&rates, bigger).unwrap();
@@ -613,7 +636,7 @@ proptest! {
             let cached = input * cached_pct / 100;
             let d = |s: &str| Decimal::from_str_exact(s).unwrap();
             let exact = (Decimal::from(input - cached) * d(i) + Decimal::from(cached) * d(c) + Decimal::from(out) * d(o)) * Decimal::from(1000);
-            (Quantities { tokens_input: input, tokens_cached_input: cached, tokens_output: out, ..Quantities::default() }, Nanos::round_from_decimal(exact).unwrap())
+            (Quantities::default().with(Count::Input, input).with(Count::CachedInput, cached).with(Count::Output, out), Nanos::round_from_decimal(exact).unwrap())
         };
         let (below, want_below) = at(n, "1.25", "10", "0.125");
         let (above, want_above) = at(n + 1, "2.50", "15", "0.25");
@@ -631,7 +654,7 @@ fn search_queries_without_a_per_query_price_are_flagged() {
     });
     let mut with_queries = plain.clone();
     with_queries.base.per_search_query = Price::parse("0.035").ok();
-    let q = |n| Quantities { tokens_input: 100, tokens_output: 10, search_queries: n, ..Quantities::default() };
+    let q = |n| Quantities::default().with(Count::Input, 100).with(Count::Output, 10).with(Count::SearchQueries, n);
     let table = [(&plain, 0, false), (&plain, 2, true), (&with_queries, 2, false), (&with_queries, 0, false)];
     for (rates, n, flagged) in table {
         assert_eq!(unpriced_search_queries(rates, &q(n)), flagged, "{n} queries");

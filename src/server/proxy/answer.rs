@@ -2,6 +2,7 @@
 //! with the usage it reports, its holds renewed while it runs.
 
 use super::*;
+use crate::domain::pricing::Count;
 
 /// One call in flight: what the record of it needs.
 #[derive(Clone)]
@@ -74,9 +75,9 @@ impl Call {
             endpoint: Some(self.endpoint.chars().take(512).collect()),
             method: Some(self.method.clone()),
             actual_provider_name: None,
-            tokens_input: q.tokens_input,
-            tokens_output: q.tokens_output,
-            tokens_cached_input: q.tokens_cached_input,
+            tokens_input: q[Count::Input],
+            tokens_output: q[Count::Output],
+            tokens_cached_input: q[Count::CachedInput],
             parts: UsageParts::from(&q),
             // Providers bill a search or page they served, not one that failed.
             units: if status >= 400 { Some(0) } else { self.plan.units },

@@ -8,6 +8,7 @@ use super::*;
 use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::identity::{Email, Role, UserId};
 use crate::domain::period::BillingCycle;
+use crate::domain::pricing::Count;
 use crate::domain::provider::Provider;
 use crate::domain::tags::Tags;
 use crate::server::error::{AppError, AppResult};
@@ -89,13 +90,13 @@ pub(super) fn all_recorded(results: Vec<crate::server::service::recording::Event
 fn demo_parts(provider: &str, model: &str, n: u64, input: u64, cached: u64, output: u64) -> UsageParts {
     let mut parts = UsageParts::default();
     if model.starts_with("gemini-2.5") {
-        parts.tokens_reasoning = output * 3 / 5;
+        parts[Count::Reasoning] = output * 3 / 5;
         if model == "gemini-2.5-pro" && n.is_multiple_of(10) {
-            parts.search_queries = 1;
+            parts[Count::SearchQueries] = 1;
         }
     }
     if provider == "anthropic" && cached == 0 && input > 4_000 {
-        parts.tokens_cache_write = input / 2;
+        parts[Count::CacheWrite] = input / 2;
     }
     parts
 }

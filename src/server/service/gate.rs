@@ -124,18 +124,7 @@ pub fn estimate(catalog: &Catalog, op: &Operation, at: DateTime<Utc>) -> Nanos {
     }
     inputs
         .into_iter()
-        .map(|i| {
-            price_event(
-                &v.rates,
-                Quantities {
-                    tokens_input: i,
-                    tokens_output: t - i,
-                    units,
-                    service_tier: op.service_tier,
-                    ..Quantities::default()
-                },
-            )
-        })
+        .map(|i| price_event(&v.rates, Quantities::tokens(i, t - i).with_units(units).with_tier(op.service_tier)))
         .try_fold(Nanos::ZERO, |most, c| c.map(|c| most.max(c.total)))
         .unwrap_or(Nanos(i64::MAX))
 }

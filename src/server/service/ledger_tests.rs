@@ -10,6 +10,7 @@ use crate::domain::limits::Limits;
 use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
 use crate::domain::plan::{Plan, PlanChange, Tier};
+use crate::domain::pricing::Count;
 use crate::server::error::AppError;
 use crate::server::store::{Store, bills, catalog, users};
 use crate::server::testing::{engine_with_catalog, t, user_on_plan};
@@ -633,7 +634,7 @@ async fn search_queries_without_a_price_are_flagged(store: Store) {
     let at = t(2026, 11, 5);
     let with_queries = |id: &str, at| {
         let mut e = ev(id, "u1", "gemini", Some("gemini-2.5-pro"), 1000, 100, at);
-        e.parts.search_queries = 3;
+        e.parts[Count::SearchQueries] = 3;
         e
     };
     let plain = ev("s0", "u1", "gemini", Some("gemini-2.5-pro"), 1000, 100, at);

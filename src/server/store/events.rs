@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::{Placeholders, StoreError, StoreResult, from_ms, ms};
 use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::money::Nanos;
-use crate::domain::pricing::{Breakdown, Cost, CostClass, ServiceTier};
+use crate::domain::pricing::{Breakdown, Cost, CostClass, Count, ServiceTier};
 use crate::domain::tags::Tags;
 use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 
@@ -33,13 +33,20 @@ pub struct Recorded {
     pub unpriced: bool,
 }
 
-/// The columns of an event row, in the order [`insert_events`] binds them.
-const EVENT_COLS: &str = "user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
-    tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
-    price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at, recorded_at,
-    period_start, billing_period, reservation_id, late, tokens_cache_write, tokens_cache_write_1h, tokens_audio_input,
-    tokens_reasoning, tokens_audio_output, search_queries, service_tier, cost_breakdown, estimated, tags";
-const EVENT_COL_COUNT: usize = 37;
+/// The columns of an event row, in the order [`insert_events`] binds them:
+/// its own, one per [`Count::PARTS`] (named by [`Count::field`]), then the
+/// service tier and the rest.
+static EVENT_COLS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "user_id, event_id, provider, model, operation_type, endpoint, method, actual_provider_name,
+         tokens_input, tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos,
+         price_version_id, unpriced, response_time_ms, status_code, error_message, retry_count, occurred_at,
+         recorded_at, period_start, billing_period, reservation_id, late, {}, service_tier, cost_breakdown, estimated,
+         tags",
+        part_columns()
+    )
+});
+const EVENT_COL_COUNT: usize = 31 + Count::PARTS.len();
 /// Rows per INSERT: 17,500 binds, well inside both drivers' limits
 /// (SQLite 32,766; Postgres 65,535).
 const ROWS_PER_INSERT: usize = 500;
@@ -52,7 +59,7 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::with_capacity(64 + chunk.len() * EVENT_COL_COUNT * 7);
         sql.push_str("INSERT INTO usage_events (");
-        sql.push_str(EVENT_COLS);
+        sql.push_str(&EVENT_COLS);
         sql.push_str(") VALUES ");
         let mut binds = Placeholders::for_conn(conn);
         for r in 0..chunk.len() {
@@ -91,13 +98,11 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
                 .bind(ms(p.period_start))
                 .bind(&p.billing_period)
                 .bind(&e.reservation_id)
-                .bind(p.late as i64)
-                .bind(e.parts.tokens_cache_write as i64)
-                .bind(e.parts.tokens_cache_write_1h as i64)
-                .bind(e.parts.tokens_audio_input as i64)
-                .bind(e.parts.tokens_reasoning as i64)
-                .bind(e.parts.tokens_audio_output as i64)
-                .bind(e.parts.search_queries as i64)
+                .bind(p.late as i64);
+            for c in Count::PARTS {
+                q = q.bind(e.parts[c] as i64);
+            }
+            q = q
                 .bind(service_tier_col(e.parts.service_tier))
                 .bind(breakdown_col(&p.cost))
                 .bind(e.estimated as i64)
@@ -189,24 +194,25 @@ fn breakdown_from(stored: Option<String>, input: i64, output: i64) -> StoreResul
 fn parts_from(r: &sqlx::any::AnyRow) -> StoreResult<UsageParts> {
     let n = |c: &str| -> StoreResult<u64> { Ok(r.try_get::<i64, _>(c)?.max(0) as u64) };
     let tier: Option<String> = r.try_get("service_tier")?;
-    Ok(UsageParts {
-        tokens_cache_write: n("tokens_cache_write")?,
-        tokens_cache_write_1h: n("tokens_cache_write_1h")?,
-        tokens_audio_input: n("tokens_audio_input")?,
-        tokens_reasoning: n("tokens_reasoning")?,
-        tokens_audio_output: n("tokens_audio_output")?,
-        search_queries: n("search_queries")?,
-        service_tier: match tier {
-            None => ServiceTier::Standard,
-            Some(t) => ServiceTier::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("service_tier `{t}`")))?,
-        },
-    })
+    let mut parts = UsageParts::default();
+    parts.service_tier = match tier {
+        None => ServiceTier::Standard,
+        Some(t) => ServiceTier::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("service_tier `{t}`")))?,
+    };
+    for c in Count::PARTS {
+        parts[c] = n(c.field())?;
+    }
+    Ok(parts)
+}
+
+/// The columns of [`Count::PARTS`], in its order.
+pub fn part_columns() -> String {
+    Count::PARTS.map(Count::field).join(", ")
 }
 
 /// The columns [`parts_from`] reads.
-const PARTS_COLS: &str =
-    "tokens_cache_write, tokens_cache_write_1h, tokens_audio_input, tokens_reasoning, tokens_audio_output,
-    search_queries, service_tier";
+static PARTS_COLS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}, service_tier", part_columns()));
 
 /// Ids per lookup in [`recorded_among`].
 const IDS_PER_LOOKUP: usize = 500;
@@ -348,7 +354,8 @@ pub async fn usage_log(
         "SELECT id, event_id, occurred_at, provider, actual_provider_name, model, operation_type, endpoint, method, tokens_input,
          tokens_output, tokens_cached_input, units, cost_input_nanos, cost_output_nanos, cost_total_nanos, unpriced,
          response_time_ms, status_code, error_message, billing_period, retry_count, cost_breakdown, estimated, tags,
-         {PARTS_COLS} FROM usage_events WHERE {rows_where} {ORDER} {limit_clause}"
+         {parts} FROM usage_events WHERE {rows_where} {ORDER} {limit_clause}",
+        parts = *PARTS_COLS
     );
     let mut q = bind_all(sqlx::query(&sql).bind(user_id), &binds).bind(limit);
     q = match start {
@@ -435,9 +442,10 @@ pub(crate) fn unpriced_events_sql() -> String {
     format!(
         "SELECT id, event_id, user_id, model, tokens_input, tokens_output, tokens_cached_input, units, status_code,
          response_time_ms,
-         occurred_at, period_start, billing_period, {PARTS_COLS} FROM usage_events
+         occurred_at, period_start, billing_period, {parts} FROM usage_events
          WHERE provider = $1 AND unpriced = 1 AND occurred_at >= $2 AND ($3 IS NULL OR COALESCE(model, '') = $3)
-         ORDER BY user_id, id"
+         ORDER BY user_id, id",
+        parts = *PARTS_COLS
     )
 }
 

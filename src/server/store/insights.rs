@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::StoreResult;
 use crate::domain::money::Nanos;
-use crate::domain::pricing::{Quantities, ServiceTier};
+use crate::domain::pricing::{Count, Quantities, ServiceTier};
 use crate::domain::provider::Provider;
 
 /// One group of a breakdown: its key (`None`: events without it), calls,
@@ -68,13 +68,13 @@ pub async fn model_mix(
     user_id: &str,
     label: &str,
 ) -> StoreResult<Vec<(Provider, String, Quantities, u64)>> {
-    const Q: &str = "tokens_input, tokens_output, tokens_cached_input, tokens_cache_write, tokens_cache_write_1h,
-        tokens_audio_input, tokens_reasoning, tokens_audio_output, search_queries, service_tier";
+    // Every count's column, then the tier.
+    let cols = format!("{}, service_tier", Count::ALL.map(Count::field).join(", "));
     let rows = sqlx::query(&format!(
-        "SELECT provider, model, {Q}, CAST(COUNT(*) AS BIGINT) AS n FROM usage_events
+        "SELECT provider, model, {cols}, CAST(COUNT(*) AS BIGINT) AS n FROM usage_events
          WHERE user_id = $1 AND billing_period = $2 AND model IS NOT NULL AND unpriced = 0 AND status_code < 400
            AND units = 0 AND tokens_input + tokens_output > 0
-         GROUP BY provider, model, {Q} ORDER BY provider, model"
+         GROUP BY provider, model, {cols} ORDER BY provider, model"
     ))
     .bind(user_id)
     .bind(label)
@@ -86,19 +86,11 @@ pub async fn model_mix(
         let provider: String = r.try_get("provider")?;
         let Ok(provider) = Provider::parse(&provider) else { continue };
         let tier: Option<String> = r.try_get("service_tier")?;
-        let q = Quantities {
-            tokens_input: n(r, "tokens_input")?,
-            tokens_output: n(r, "tokens_output")?,
-            tokens_cached_input: n(r, "tokens_cached_input")?,
-            tokens_cache_write: n(r, "tokens_cache_write")?,
-            tokens_cache_write_1h: n(r, "tokens_cache_write_1h")?,
-            tokens_audio_input: n(r, "tokens_audio_input")?,
-            tokens_reasoning: n(r, "tokens_reasoning")?,
-            tokens_audio_output: n(r, "tokens_audio_output")?,
-            search_queries: n(r, "search_queries")?,
-            units: 0,
-            service_tier: tier.as_deref().and_then(ServiceTier::parse).unwrap_or(ServiceTier::Standard),
-        };
+        let mut q = Quantities::default()
+            .with_tier(tier.as_deref().and_then(ServiceTier::parse).unwrap_or(ServiceTier::Standard));
+        for c in Count::ALL {
+            q[c] = n(r, c.field())?;
+        }
         out.push((provider, r.try_get("model")?, q, n(r, "n")?));
     }
     Ok(out)

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::domain::pricing::Quantities;
+use crate::domain::pricing::{Count, Quantities};
 use crate::domain::provider_usage::map_usage;
 
 /// What a call used, as read from its answer.
@@ -27,18 +27,11 @@ impl Observed {
         let mut q = match self.usage {
             Some(q) if self.complete => (q, false),
             Some(mut q) => {
-                q.tokens_output = q.tokens_output.max(tokens_for_chars(self.text_chars));
+                q[Count::Output] = q[Count::Output].max(tokens_for_chars(self.text_chars));
                 (q, true)
             }
             None if plan.endpoint.usage_format().is_none() => (Quantities::default(), false),
-            None => (
-                Quantities {
-                    tokens_input: plan.input_estimate,
-                    tokens_output: tokens_for_chars(self.text_chars),
-                    ..Quantities::default()
-                },
-                true,
-            ),
+            None => (Quantities::tokens(plan.input_estimate, tokens_for_chars(self.text_chars)), true),
         };
         q.0.service_tier = plan.service_tier;
         q.0.units = plan.units.unwrap_or(0);

@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::domain::pricing::Count;
 
 /// The proxy's families and the built-in providers agree: each family
 /// records as a built-in provider, and a built-in provider without a
@@ -90,7 +91,7 @@ fn openai_compatible_apis_are_read_alike_without_the_rewrite() {
         );
         assert!(String::from_utf8(out).unwrap().contains("prompt_tokens"), "nothing hidden");
         let (q, estimated) = tap.observed().quantities(&p);
-        assert_eq!((q.tokens_input, q.tokens_output, estimated), (7, 1, false));
+        assert_eq!((q[Count::Input], q[Count::Output], estimated), (7, 1, false));
         assert_eq!(f.auth_header("k"), ("authorization", "Bearer k".to_string()));
     }
 }
@@ -287,7 +288,7 @@ fn openai_streams_ask_for_usage_and_hide_the_extra_chunk() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("Hello") && text.ends_with("data: [DONE]\n\n") && !text.contains("prompt_tokens"), "{text}");
     let (q, estimated) = tap.observed().quantities(&p);
-    assert_eq!((q.tokens_input, q.tokens_output, estimated), (9, 2, false));
+    assert_eq!((q[Count::Input], q[Count::Output], estimated), (9, 2, false));
 
     // A client that asked for usage sees it.
     let p = plan_of(
@@ -314,7 +315,7 @@ fn anthropic_usage_grows_across_events() {
     let out: Vec<u8> = stream.as_bytes().iter().flat_map(|b| tap.feed(&[*b])).collect();
     assert_eq!(out, stream.as_bytes());
     let (q, estimated) = tap.observed().quantities(&p);
-    assert_eq!((q.tokens_input, q.tokens_cached_input, q.tokens_output, estimated), (125, 100, 15, false));
+    assert_eq!((q[Count::Input], q[Count::CachedInput], q[Count::Output], estimated), (125, 100, 15, false));
 }
 
 #[test]
@@ -331,14 +332,14 @@ fn responses_streams_carry_usage_in_their_last_event() {
     let out = tap.feed(stream.as_bytes());
     assert_eq!(out, stream.as_bytes(), "every event passes");
     let (q, estimated) = tap.observed().quantities(&p);
-    assert_eq!((q.tokens_input, q.tokens_output, q.tokens_reasoning, estimated), (11, 3, 1, false));
+    assert_eq!((q[Count::Input], q[Count::Output], q[Count::Reasoning], estimated), (11, 3, 1, false));
     // Cut before `response.completed`: the text seen, estimated.
     let mut tap = StreamTap::new(&p, true);
     tap.feed(&stream.as_bytes()[..stream.find("event: response.completed").unwrap()]);
     let mut o = tap.observed();
     o.complete = false;
     let (q, estimated) = o.quantities(&p);
-    assert_eq!((q.tokens_output, estimated), (2, true));
+    assert_eq!((q[Count::Output], estimated), (2, true));
 }
 
 #[test]
@@ -352,11 +353,11 @@ fn a_cut_stream_is_estimated_from_its_text() {
     tap.feed(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"12345678\"}]}}]}\n\n");
     let (q, estimated) = tap.observed().quantities(&p);
     assert!(estimated);
-    assert_eq!(q.tokens_output, 2);
-    assert_eq!(q.tokens_input, p.input_estimate);
+    assert_eq!(q[Count::Output], 2);
+    assert_eq!(q[Count::Input], p.input_estimate);
     tap.feed(b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":3,\"thoughtsTokenCount\":4}}\n\n");
     let (q, estimated) = tap.observed().quantities(&p);
-    assert_eq!((q.tokens_input, q.tokens_output, q.tokens_reasoning, estimated), (12, 7, 4, false));
+    assert_eq!((q[Count::Input], q[Count::Output], q[Count::Reasoning], estimated), (12, 7, 4, false));
 }
 
 #[test]
@@ -366,16 +367,16 @@ fn whole_answers_carry_usage() {
         p.endpoint,
         br#"{"usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":2},"output_tokens":8}}"#,
     );
-    assert_eq!(o.usage.map(|q| (q.tokens_input, q.tokens_cached_input, q.tokens_output)), Some((5, 2, 8)));
+    assert_eq!(o.usage.map(|q| (q[Count::Input], q[Count::CachedInput], q[Count::Output])), Some((5, 2, 8)));
     let p = plan_of(Family::Gemini, "/v1beta/models/g:streamGenerateContent", json!({}));
     let o = observe_body(
         p.endpoint,
         br#"[{"candidates":[]},{"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4}}]"#,
     );
-    assert_eq!(o.usage.map(|q| (q.tokens_input, q.tokens_output)), Some((3, 4)));
+    assert_eq!(o.usage.map(|q| (q[Count::Input], q[Count::Output])), Some((3, 4)));
     let p = plan_of(Family::Serper, "/search", json!({"q": "x"}));
     let (q, estimated) = observe_body(p.endpoint, b"{}").quantities(&p);
-    assert_eq!((q.units, q.tokens_input, estimated), (1, 0, false));
+    assert_eq!((q.units, q[Count::Input], estimated), (1, 0, false));
 }
 
 #[test]

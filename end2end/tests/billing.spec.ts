@@ -68,6 +68,12 @@ test('billing history and renewals, each as CSV that matches the page', async ({
   expect(Math.abs(pageTotal - csvTotal)).toBeLessThan(0.005);
   const ren = await page.request.get((await page.getByTestId('renewals-csv').getAttribute('href'))!);
   expect((await ren.text()).split('\r\n')[0]).toContain('renewal_type');
+  // This period's usage as FOCUS 1.2: the mandatory columns first, a row per billed class.
+  const focus = await page.request.get((await page.getByTestId('focus-export').getAttribute('href'))!);
+  expect(focus.status()).toBe(200);
+  const focusLines = (await focus.text()).trim().split('\r\n');
+  expect(focusLines[0].startsWith('BilledCost,BillingAccountId,BillingAccountName,BillingCurrency,')).toBe(true);
+  expect(focusLines.length).toBeGreaterThan(1);
   // Not someone else's.
   expect((await page.request.get('/api/billing/admin/history.csv')).status()).toBe(403);
 });

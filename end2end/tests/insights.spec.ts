@@ -77,6 +77,9 @@ test('admins see margins per customer, sort them and download them', async ({ pa
   const csv = await page.request.get(href!);
   expect(csv.status()).toBe(200);
   expect((await csv.text()).split('\r\n')[0]).toBe('user_id,email,billing_period,plan,plan_fee_usd,provider_cost_usd,margin_usd,negative,period');
+  const focus = await page.request.get((await page.getByTestId('focus-export').getAttribute('href'))!);
+  expect(focus.status()).toBe(200);
+  expect((await focus.text()).split('\r\n')[0]).toContain('ServiceName');
   await shot(page, info, 'profitability');
 });
 

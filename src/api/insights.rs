@@ -99,6 +99,8 @@ pub struct ProfitabilityView {
     pub billing_period: Option<String>,
     pub rows: Vec<MarginView>,
     pub csv_href: String,
+    /// The deployment's usage of the same period as FOCUS 1.2 CSV.
+    pub focus_href: String,
 }
 
 /// Every customer's plan fee against provider cost (admins only).
@@ -111,13 +113,11 @@ pub async fn get_profitability(period: Option<String>) -> Result<ProfitabilityVi
     principal.require_admin().map_err(fail)?;
     let label = LogFilter::parse_period(period.as_deref()).map_err(|e| fail(AppError::BadRequest(e)))?;
     let p = state.engine.profitability(label.as_deref(), chrono::Utc::now()).await.map_err(fail)?;
-    let csv_href = match &p.billing_period {
-        Some(l) => format!("/api/admin/profitability.csv?billing_period={l}"),
-        None => "/api/admin/profitability.csv".into(),
-    };
+    let query = p.billing_period.as_ref().map(|l| format!("?billing_period={l}")).unwrap_or_default();
     Ok(ProfitabilityView {
         billing_period: p.billing_period,
-        csv_href,
+        csv_href: format!("/api/admin/profitability.csv{query}"),
+        focus_href: format!("/api/admin/export/focus{query}"),
         rows: p
             .rows
             .into_iter()

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod event;
+pub mod focus;
 pub mod identity;
 pub mod insights;
 pub mod latency;

@@ -113,6 +113,7 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/billing/{user_id}/history.csv"
             | "/api/billing/{user_id}/renewals.csv"
             | "/api/usage/{user_id}/breakdown"
+            | "/api/usage/{user_id}/export/focus"
             | "/api/insights/{user_id}"
             | "/api/wallet/{user_id}"
             | "/api/wallet/{user_id}/ledger"
@@ -144,7 +145,8 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             "/api/admin/users/{user_id}"
             | "/api/admin/audit-log"
             | "/api/admin/profitability"
-            | "/api/admin/profitability.csv",
+            | "/api/admin/profitability.csv"
+            | "/api/admin/export/focus",
         ) => Admin,
         ("PUT", "/api/admin/users/{user_id}/subscription" | "/api/admin/users/{user_id}/wallet") => Admin,
         (

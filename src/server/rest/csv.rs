@@ -19,7 +19,7 @@ use crate::server::state::AppState;
 /// run as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a CR) gets a
 /// leading `'`, so a plan name such as `=HYPERLINK(..)` stays text; a plain
 /// negative number (`-1.500000000`) is no formula and stays a number.
-fn field(s: &str) -> String {
+pub(crate) fn field(s: &str) -> String {
     let number = s.strip_prefix('-').is_some_and(|d| {
         !d.is_empty() && d.chars().all(|c| c.is_ascii_digit() || c == '.') && d.matches('.').count() <= 1
     });

@@ -82,7 +82,7 @@ pub async fn insights(
 
 #[derive(Debug, Deserialize)]
 pub struct PeriodQuery {
-    billing_period: Option<String>,
+    pub(crate) billing_period: Option<String>,
 }
 
 async fn profitability_of(state: &AppState, principal: &Principal, q: &PeriodQuery) -> AppResult<Profitability> {

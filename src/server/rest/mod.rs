@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod csv;
 pub mod family_a;
+pub mod focus;
 pub mod ingest;
 pub mod insights;
 pub mod live;
@@ -102,7 +103,8 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user_id}/wallet/adjustments", post(wallet::adjust))
         .route("/users/{user_id}/wallet/refunds", post(wallet::refund))
         .route("/profitability", get(insights::profitability))
-        .route("/profitability.csv", get(insights::profitability_csv));
+        .route("/profitability.csv", get(insights::profitability_csv))
+        .route("/export/focus", get(focus::admin_export));
     Router::new()
         .nest("/api/subscription", sub)
         .nest("/api/admin", admin)
@@ -113,6 +115,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/wallet/{user_id}/ledger", get(wallet::statement))
         .route("/api/usage/{user_id}/logs.csv", get(csv::usage_log))
         .route("/api/usage/{user_id}/breakdown", get(insights::breakdown))
+        .route("/api/usage/{user_id}/export/focus", get(focus::user_export))
         .route("/api/insights/{user_id}", get(insights::insights))
         .route("/api/billing/{user_id}/history.csv", get(csv::billing_history))
         .route("/api/billing/{user_id}/renewals.csv", get(csv::renewal_history))

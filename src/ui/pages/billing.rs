@@ -246,7 +246,10 @@ fn Billing() -> impl IntoView {
                     <section class=CARD>
                         <div class="flex flex-wrap items-center justify-between gap-2">
                             <h2 class="text-lg font-semibold">"Closed periods"</h2>
-                            <a class="text-sm text-blue-700 underline" href=format!("/api/billing/{}/history.csv", h.user_id) download="" data-testid="billing-csv">"Download CSV"</a>
+                            <span class="flex gap-4 text-sm">
+                                <a class="text-blue-700 underline" href=format!("/api/billing/{}/history.csv", h.user_id) download="" data-testid="billing-csv">"Download CSV"</a>
+                                <a class="text-blue-700 underline" href=format!("/api/usage/{}/export/focus", h.user_id) download="" data-testid="focus-export" title="This period's usage in the FinOps Foundation's FOCUS 1.2 format">"FOCUS export"</a>
+                            </span>
                         </div>
                         {if h.bills.is_empty() { view! { <p class="mt-2 text-sm text-slate-600">"No closed periods yet: the first bill appears when this period ends."</p> }.into_any() } else { view! {
                             <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Closed periods"><table class="mt-2 w-full text-sm" data-testid="billing-table">

@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::money::Nanos;
 
 /// RFC 4180 records (quoted fields may hold commas, quotes and newlines).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+pub(super) fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
     let mut chars = text.chars().peekable();
     let mut quoted = false;

@@ -6,6 +6,7 @@ mod admin;
 mod authorization;
 mod exports;
 mod family_a;
+mod focus;
 mod http;
 mod ingest;
 mod insights;

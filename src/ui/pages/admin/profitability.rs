@@ -64,7 +64,10 @@ fn ProfitabilityView() -> impl IntoView {
                     <div class="mb-3 flex flex-wrap items-baseline justify-between gap-2 text-sm">
                         <p data-testid="profitability-totals">{format!("{} customers · fees {} · provider cost {} · margin {} · {} losing money",
                             rows.len(), Nanos(fees).display(), Nanos(costs).display(), Nanos(fees - costs).display(), losing)}</p>
-                        <a class="text-blue-700 underline" href=p.csv_href.clone() download="" data-testid="profitability-csv">"Download CSV"</a>
+                        <span class="flex gap-4">
+                            <a class="text-blue-700 underline" href=p.csv_href.clone() download="" data-testid="profitability-csv">"Download CSV"</a>
+                            <a class="text-blue-700 underline" href=p.focus_href.clone() download="" data-testid="focus-export" title="Every customer's usage of this period in the FinOps Foundation's FOCUS 1.2 format">"FOCUS export"</a>
+                        </span>
                     </div>
                     <div class="overflow-x-auto rounded-xl border border-slate-200 bg-white" tabindex="0" role="region" aria-label="Margin per customer">
                         <table class="w-full text-sm" data-testid="profitability-table">

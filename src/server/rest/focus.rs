@@ -1,0 +1,172 @@
+//! FOCUS 1.2 exports (`../shared/contract.md`, "Providers, email, FOCUS"):
+//! a user's billing period (`GET /api/usage/{user_id}/export/focus`) or the
+//! whole deployment's (`GET /api/admin/export/focus`), as CSV streamed a
+//! page of events at a time, so memory stays flat however long the period.
+//! The rows are [`crate::domain::focus::rows`]; their `BilledCost` adds up
+//! to what the period recorded, to the nano-dollar.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::csv::field;
+use super::insights::PeriodQuery;
+use crate::domain::focus::{Account, HEADER, rows};
+use crate::domain::period::period_for_label;
+use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
+use crate::server::error::{AppError, AppResult};
+use crate::server::identity::Principal;
+use crate::server::service::Engine;
+use crate::server::state::AppState;
+
+/// Events read per page.
+const PAGE: i64 = 1000;
+
+/// Who issues the invoices a FOCUS file describes: the deployment.
+const ISSUER: &str = "Tally";
+
+/// One user's period to export.
+struct Owned {
+    user_id: String,
+    name: String,
+    label: String,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+/// The period labelled `label` of `user_id` (their current one without a
+/// label).
+async fn period_of(engine: &Engine, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Owned> {
+    let (user, sub, _) = engine.current_subscription(user_id, now).await?;
+    let period = match label {
+        Some(l) => period_for_label(sub.anchor(), l)
+            .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))?,
+        None => sub.current_period(),
+    };
+    let name = if user.name.trim().is_empty() { user.email.to_string() } else { user.name.clone() };
+    Ok(Owned { user_id: user_id.to_string(), name, label: period.label(), start: period.start, end: period.end })
+}
+
+fn label_of(q: &PeriodQuery) -> AppResult<Option<String>> {
+    LogFilter::parse_period(q.billing_period.as_deref()).map_err(AppError::BadRequest)
+}
+
+/// `GET /api/usage/{user_id}/export/focus?billing_period=YYYY-MM` (default:
+/// the current period).
+pub async fn user_export(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Query(q): Query<PeriodQuery>,
+) -> AppResult<Response> {
+    principal.require_read(&user_id)?;
+    let label = label_of(&q)?;
+    let owned = period_of(&state.engine, &user_id, label.as_deref(), Utc::now()).await?;
+    let name = format!("focus-{user_id}-{}.csv", owned.label);
+    Ok(stream(state.engine.clone(), vec![owned], &name))
+}
+
+/// `GET /api/admin/export/focus?billing_period=YYYY-MM`: every user's
+/// period with that label (default: each user's current period).
+pub async fn admin_export(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<PeriodQuery>,
+) -> AppResult<Response> {
+    principal.require_admin()?;
+    let label = label_of(&q)?;
+    let now = Utc::now();
+    let mut owned = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (users, total) = state.engine.list_users(None, 1000, offset).await?;
+        for u in &users {
+            owned.push(period_of(&state.engine, u.id.as_str(), label.as_deref(), now).await?);
+        }
+        offset += users.len() as i64;
+        if users.is_empty() || offset >= total {
+            break;
+        }
+    }
+    let name = format!("focus-{}.csv", label.as_deref().unwrap_or("current"));
+    Ok(stream(state.engine.clone(), owned, &name))
+}
+
+/// Where the download goes on from: the user at `at`, after an event.
+struct Cursor {
+    accounts: Vec<Owned>,
+    at: usize,
+    after: Option<(DateTime<Utc>, i64)>,
+    header: Option<String>,
+}
+
+fn write_rows(out: &mut String, account: &Owned, events: &[LogEntry]) {
+    let a = Account {
+        user_id: &account.user_id,
+        name: &account.name,
+        period_start: account.start,
+        period_end: account.end,
+        issuer: ISSUER,
+    };
+    for e in events {
+        for row in rows(&a, e) {
+            let cells: Vec<String> = row.iter().map(|c| field(c)).collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+    }
+}
+
+/// The next piece of the file, and the cursor after it; `None` at the end.
+async fn next_page(engine: &Engine, mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cursor)> {
+    let mut out = c.header.take().unwrap_or_default();
+    while let Some(account) = c.accounts.get(c.at) {
+        let filter = LogFilter { billing_period: Some(account.label.clone()), ..LogFilter::default() };
+        let start = c.after.map_or(LogStart::Offset(0), |(t, id)| LogStart::Before(t, id));
+        let events = async {
+            let _turn = engine.bulk_turn().await?;
+            engine.usage_log_rows(&account.user_id, &filter, PAGE, start).await
+        }
+        .await;
+        let events = match events {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, user = %account.user_id, "FOCUS export aborted");
+                c.accounts.clear();
+                return Some((Err(std::io::Error::other("the store failed mid-export")), c));
+            }
+        };
+        write_rows(&mut out, account, &events);
+        match events.last() {
+            Some(last) if events.len() as i64 == PAGE => c.after = Some((last.occurred_at, last.id)),
+            _ => (c.at, c.after) = (c.at + 1, None),
+        }
+        if !out.is_empty() {
+            return Some((Ok(Bytes::from(out)), c));
+        }
+    }
+    (!out.is_empty()).then(|| (Ok(Bytes::from(out)), c))
+}
+
+fn stream(engine: Engine, accounts: Vec<Owned>, name: &str) -> Response {
+    use futures::StreamExt;
+    let mut header = HEADER.join(",");
+    header.push_str("\r\n");
+    let cursor = Cursor { accounts, at: 0, after: None, header: Some(header) };
+    let pages = futures::stream::unfold(cursor, move |c| {
+        let engine = engine.clone();
+        async move { next_page(&engine, c).await }
+    })
+    // The compression layer polls once more after the end.
+    .fuse();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response()
+}

@@ -63,9 +63,10 @@ pub async fn user_export(
 ) -> AppResult<Response> {
     principal.require_read(&user_id)?;
     let label = label_of(&q)?;
+    // Read before answering, so an unknown user is a 404, not an empty file.
     let owned = period_of(&state.engine, &user_id, label.as_deref(), Utc::now()).await?;
     let name = format!("focus-{user_id}-{}.csv", owned.label);
-    Ok(stream(state.engine.clone(), vec![owned], &name))
+    Ok(stream(state.engine.clone(), vec![user_id], label, Some(owned), &name))
 }
 
 /// `GET /api/admin/export/focus?billing_period=YYYY-MM`: every user's
@@ -77,27 +78,26 @@ pub async fn admin_export(
 ) -> AppResult<Response> {
     principal.require_admin()?;
     let label = label_of(&q)?;
-    let now = Utc::now();
-    let mut owned = Vec::new();
-    let mut offset = 0;
+    let mut users = Vec::new();
     loop {
-        let (users, total) = state.engine.list_users(None, 1000, offset).await?;
-        for u in &users {
-            owned.push(period_of(&state.engine, u.id.as_str(), label.as_deref(), now).await?);
-        }
-        offset += users.len() as i64;
-        if users.is_empty() || offset >= total {
+        let (page, total) = state.engine.list_users(None, 1000, users.len() as i64).await?;
+        let done = page.is_empty() || users.len() + page.len() >= total as usize;
+        users.extend(page.into_iter().map(|u| u.id.as_str().to_string()));
+        if done {
             break;
         }
     }
     let name = format!("focus-{}.csv", label.as_deref().unwrap_or("current"));
-    Ok(stream(state.engine.clone(), owned, &name))
+    Ok(stream(state.engine.clone(), users, label, None, &name))
 }
 
-/// Where the download goes on from: the user at `at`, after an event.
+/// Where the download goes on from: the user at `at` (whose period is
+/// read when the download reaches them), after an event.
 struct Cursor {
-    accounts: Vec<Owned>,
+    users: Vec<String>,
+    label: Option<String>,
     at: usize,
+    account: Option<Owned>,
     after: Option<(DateTime<Utc>, i64)>,
     header: Option<String>,
 }
@@ -122,25 +122,38 @@ fn write_rows(out: &mut String, account: &Owned, events: &[LogEntry]) {
 /// The next piece of the file, and the cursor after it; `None` at the end.
 async fn next_page(engine: &Engine, mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cursor)> {
     let mut out = c.header.take().unwrap_or_default();
-    while let Some(account) = c.accounts.get(c.at) {
-        let filter = LogFilter { billing_period: Some(account.label.clone()), ..LogFilter::default() };
-        let start = c.after.map_or(LogStart::Offset(0), |(t, id)| LogStart::Before(t, id));
-        let events = async {
+    while let Some(user_id) = c.users.get(c.at).cloned() {
+        let page = async {
+            let account = match c.account.take() {
+                Some(a) => a,
+                None => period_of(engine, &user_id, c.label.as_deref(), Utc::now()).await?,
+            };
+            let filter = LogFilter { billing_period: Some(account.label.clone()), ..LogFilter::default() };
+            let start = c.after.map_or(LogStart::Offset(0), |(t, id)| LogStart::Before(t, id));
             let _turn = engine.bulk_turn().await?;
-            engine.usage_log_rows(&account.user_id, &filter, PAGE, start).await
+            let events = engine.usage_log_rows(&user_id, &filter, PAGE, start).await?;
+            AppResult::Ok((account, events))
         }
         .await;
-        let events = match events {
-            Ok(events) => events,
+        let (account, events) = match page {
+            Ok(page) => page,
+            // A user removed since the list was read has nothing to export.
+            Err(AppError::NotFound(_)) => {
+                (c.at, c.after) = (c.at + 1, None);
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, user = %account.user_id, "FOCUS export aborted");
-                c.accounts.clear();
+                tracing::warn!(error = %e, user = %user_id, "FOCUS export aborted");
+                c.users.clear();
                 return Some((Err(std::io::Error::other("the store failed mid-export")), c));
             }
         };
-        write_rows(&mut out, account, &events);
+        write_rows(&mut out, &account, &events);
         match events.last() {
-            Some(last) if events.len() as i64 == PAGE => c.after = Some((last.occurred_at, last.id)),
+            Some(last) if events.len() as i64 == PAGE => {
+                c.after = Some((last.occurred_at, last.id));
+                c.account = Some(account);
+            }
             _ => (c.at, c.after) = (c.at + 1, None),
         }
         if !out.is_empty() {
@@ -150,11 +163,14 @@ async fn next_page(engine: &Engine, mut c: Cursor) -> Option<(Result<Bytes, std:
     (!out.is_empty()).then(|| (Ok(Bytes::from(out)), c))
 }
 
-fn stream(engine: Engine, accounts: Vec<Owned>, name: &str) -> Response {
+/// The file: `users` one after the other, each their period labelled
+/// `label` (their current one without), the first's `first` when already
+/// read.
+fn stream(engine: Engine, users: Vec<String>, label: Option<String>, first: Option<Owned>, name: &str) -> Response {
     use futures::StreamExt;
     let mut header = HEADER.join(",");
     header.push_str("\r\n");
-    let cursor = Cursor { accounts, at: 0, after: None, header: Some(header) };
+    let cursor = Cursor { users, label, at: 0, account: first, after: None, header: Some(header) };
     let pages = futures::stream::unfold(cursor, move |c| {
         let engine = engine.clone();
         async move { next_page(&engine, c).await }

@@ -107,4 +107,5 @@ setup_sdk_venv() {
 build_site() {
   say "building Tally (cargo leptos build ${1:-})"
   cargo leptos build ${1:-} || die "cargo leptos build ${1:-} failed"
+  node scripts/precompress.mjs target/site || die "precompressing target/site failed"
 }

@@ -99,6 +99,23 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// A directory of the built site, served with the Brotli or gzip copy
+/// `scripts/precompress.mjs` wrote beside a file when the browser accepts
+/// it (the compression layer leaves an encoded answer alone, and compresses
+/// on the fly only what has no copy). Names carry no content hash, so
+/// browsers revalidate (`no-cache`: a `304` when unchanged) rather than
+/// keep a stale bundle after an upgrade.
+fn static_files(options: &LeptosOptions, dir: &str) -> axum::routing::MethodRouter {
+    use tower_http::services::ServeDir;
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let root = std::path::Path::new(options.site_root.as_ref()).join(dir);
+    let files = ServeDir::new(root).precompressed_br().precompressed_gzip();
+    axum::routing::get_service(files).layer(SetResponseHeaderLayer::if_not_present(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    ))
+}
+
 /// The whole application: pages, server functions, REST API, static files.
 pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
     let routes = route_list();
@@ -120,6 +137,10 @@ pub fn build_router(state: AppState, request_timeout: Duration) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::policy::enforce))
         // Only matched routes are timed, under their route template.
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), super::metrics::track))
+        // The built site's scripts, WebAssembly, styles and vendored
+        // charts, sent precompressed when the build left a smaller copy.
+        .nest_service("/pkg", static_files(&state.leptos_options, "pkg"))
+        .nest_service("/vendor", static_files(&state.leptos_options, "vendor"))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::policy::page_guard))
         .layer(CompressionLayer::new())

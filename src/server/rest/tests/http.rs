@@ -56,6 +56,50 @@ async fn responses_are_compressed(store: Store) {
 }
 both_stores!(responses_are_compressed, responses_are_compressed);
 
+/// The built site's files go out as the build's Brotli or gzip copy when
+/// the browser takes it (never compressed twice), as they are otherwise,
+/// and browsers revalidate them; a file without a copy is still
+/// compressed on the fly.
+#[tokio::test]
+async fn static_files_are_sent_precompressed() {
+    let site = std::env::temp_dir().join(format!("tally-site-{}", uuid::Uuid::new_v4().simple()));
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let js = "console.log('tally');\n".repeat(100);
+    std::fs::write(pkg.join("tally.js"), &js).unwrap();
+    std::fs::write(pkg.join("tally.js.br"), b"brotli copy").unwrap();
+    std::fs::write(pkg.join("tally.js.gz"), b"gzip copy").unwrap();
+    std::fs::write(pkg.join("tally.css"), "body { margin: 0 }\n".repeat(100)).unwrap();
+    let db = crate::server::testing::TestDb::sqlite().await;
+    let (engine, _) = engine_with_catalog(db.store.clone(), Limits::new(), t(2026, 1, 1)).await;
+    let args = ServeArgs { site_root: site.clone(), ..ServeArgs::default() };
+    let router = build_router(app_state(engine, &args), Duration::from_secs(30));
+    let get = |path: &str, accept: Option<&str>| {
+        let mut req = Request::builder().uri(path);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT_ENCODING, a);
+        }
+        router.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    for (accept, encoding, body) in [
+        (Some("br, gzip"), Some("br"), b"brotli copy".to_vec()),
+        (Some("gzip"), Some("gzip"), b"gzip copy".to_vec()),
+        (None, None, js.clone().into_bytes()),
+    ] {
+        let resp = get("/pkg/tally.js", accept).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{accept:?}");
+        assert_eq!(resp.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap()), encoding, "{accept:?}");
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().contains("javascript"));
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().to_vec(), body, "{accept:?}");
+    }
+    let css = get("/pkg/tally.css", Some("gzip")).await.unwrap();
+    assert_eq!(css.headers()[header::CONTENT_ENCODING], "gzip", "no copy: compressed on the fly");
+    assert_eq!(get("/pkg/missing.js", None).await.unwrap().status(), StatusCode::NOT_FOUND);
+    db.cleanup().await;
+    std::fs::remove_dir_all(&site).ok();
+}
+
 /// The fuzz run's 500s, and their kin: a NUL (or another control
 /// character) in any text field, path or query of any endpoint or server
 /// function is refused at the door, naming the field, on both stores;

@@ -137,8 +137,9 @@ async fn next_page(engine: &Engine, mut c: Cursor) -> Option<(Result<Bytes, std:
         .await;
         let (account, events) = match page {
             Ok(page) => page,
-            // A user removed since the list was read has nothing to export.
-            Err(AppError::NotFound(_)) => {
+            // A user removed since the list was read, or whose calendar has
+            // no period of that label, has nothing to export.
+            Err(AppError::NotFound(_) | AppError::BadRequest(_)) => {
                 (c.at, c.after) = (c.at + 1, None);
                 continue;
             }

@@ -87,7 +87,7 @@ impl From<&Quantities> for UsageParts {
     /// event's own fields).
     fn from(q: &Quantities) -> UsageParts {
         let mut parts = UsageParts { service_tier: q.service_tier, ..UsageParts::default() };
-        for c in Count::PARTS {
+        for &c in Count::PARTS {
             parts[c] = q[c];
         }
         parts
@@ -104,7 +104,7 @@ impl UsageParts {
     /// The quantities to price, given the three counts every event has.
     pub fn quantities(self, tokens_input: u64, tokens_output: u64, tokens_cached_input: u64, units: u64) -> Quantities {
         let mut q = Quantities::tokens(tokens_input, tokens_output).with(Count::CachedInput, tokens_cached_input);
-        for c in Count::PARTS {
+        for &c in Count::PARTS {
             q[c] = self[c];
         }
         q.units = units;
@@ -132,6 +132,7 @@ impl UsageEvent {
     }
 }
 
+/// The event's fields besides its counts (each [`Count::field`]).
 const FIELDS: &[&str] = &[
     "id",
     "user_id",
@@ -141,15 +142,6 @@ const FIELDS: &[&str] = &[
     "endpoint",
     "method",
     "actual_provider_name",
-    "tokens_input",
-    "tokens_output",
-    "tokens_cached_input",
-    "tokens_cache_write",
-    "tokens_cache_write_1h",
-    "tokens_audio_input",
-    "tokens_reasoning",
-    "tokens_audio_output",
-    "search_queries",
     "service_tier",
     "usage",
     "usage_format",
@@ -255,7 +247,8 @@ fn token_counts(m: &Map<String, Value>) -> Result<Quantities, String> {
 /// Parses one event of a batch. `now` bounds the timestamp.
 pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> {
     let m = v.as_object().ok_or("each event must be a JSON object")?;
-    if let Some(unknown) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    let known = |k: &str| FIELDS.contains(&k) || Count::ALL.iter().any(|c| c.field() == k);
+    if let Some(unknown) = m.keys().find(|k| !known(k)) {
         return Err(format!("unknown field `{unknown}`"));
     }
     let id = opt_string(m, "id", 128)?.ok_or("`id` is required")?;

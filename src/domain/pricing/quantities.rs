@@ -55,10 +55,10 @@ impl Quantities {
     /// Checks that the parts fit in their totals.
     pub fn check_split(&self) -> Result<(), PricingError> {
         for total in [Count::Input, Count::Output] {
-            let parts: Vec<Count> = Count::ALL.into_iter().filter(|c| c.part_of() == Some(total)).collect();
-            let sum = parts.iter().try_fold(0u64, |a, c| a.checked_add(self[*c]));
+            let parts = || Count::ALL.into_iter().filter(move |c| c.part_of() == Some(total));
+            let sum = parts().try_fold(0u64, |a, c| a.checked_add(self[c]));
             if sum.is_none_or(|p| p > self[total]) {
-                let names: Vec<&str> = parts.iter().map(|c| c.field()).collect();
+                let names: Vec<&str> = parts().map(Count::field).collect();
                 return Err(PricingError::InvalidSplit(format!(
                     "{} ({}) are parts of {} ({}) and cannot exceed it",
                     names.join(" + "),
@@ -109,14 +109,7 @@ impl Count {
     /// The counts an event keeps beside its three columns of old
     /// (`tokens_input`, `tokens_output`, `tokens_cached_input`): its
     /// [`crate::domain::event::UsageParts`].
-    pub const PARTS: [Count; 6] = [
-        Count::CacheWrite,
-        Count::CacheWrite1h,
-        Count::AudioInput,
-        Count::Reasoning,
-        Count::AudioOutput,
-        Count::SearchQueries,
-    ];
+    pub const PARTS: &[Count] = Count::ALL.split_at(3).1;
 
     /// The total this count is a part of, if any.
     pub fn part_of(self) -> Option<Count> {

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use super::csv::field;
 use super::insights::PeriodQuery;
 use crate::domain::focus::{Account, HEADER, rows};
-use crate::domain::period::period_for_label;
 use crate::domain::usage_log::{LogEntry, LogFilter, LogStart};
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
@@ -40,11 +39,7 @@ struct Owned {
 /// label).
 async fn period_of(engine: &Engine, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Owned> {
     let (user, sub, _) = engine.current_subscription(user_id, now).await?;
-    let period = match label {
-        Some(l) => period_for_label(sub.anchor(), l)
-            .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))?,
-        None => sub.current_period(),
-    };
+    let period = Engine::labelled_period(&sub, label)?;
     let name = if user.name.trim().is_empty() { user.email.to_string() } else { user.name.clone() };
     Ok(Owned { user_id: user_id.to_string(), name, label: period.label(), start: period.start, end: period.end })
 }

@@ -16,9 +16,7 @@ use crate::server::state::AppState;
 
 use crate::server::metrics::RECENT_WINDOW as RECENT;
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
+use crate::server::views::round2;
 
 /// `/health`, not enveloped the usual way: `{"status": "success", "data": ...}`.
 #[derive(Serialize)]

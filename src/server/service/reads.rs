@@ -171,13 +171,19 @@ impl Engine {
 }
 
 impl Engine {
+    /// The period of `subscription` labelled `label` (`YYYY-MM`), or its
+    /// current one without a label.
+    pub fn labelled_period(subscription: &Subscription, label: Option<&str>) -> AppResult<Period> {
+        match label {
+            Some(l) => period_for_label(subscription.anchor(), l)
+                .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM"))),
+            None => Ok(subscription.current_period()),
+        }
+    }
+
     pub async fn snapshot(&self, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
         let (user, subscription, catalog) = self.current_subscription(user_id, now).await?;
-        let period = match label {
-            Some(l) => period_for_label(subscription.anchor(), l)
-                .ok_or_else(|| AppError::BadRequest(format!("billing_period `{l}` is not YYYY-MM")))?,
-            None => subscription.current_period(),
-        };
+        let period = Engine::labelled_period(&subscription, label)?;
         let label = period.label();
         let mut conn = self.store.pool().acquire().await?;
         let by_provider = rollups::period_rollups(&mut conn, user_id, period.start, false).await?;

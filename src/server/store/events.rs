@@ -99,7 +99,7 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[PricedEvent<'_>], n
                 .bind(&p.billing_period)
                 .bind(&e.reservation_id)
                 .bind(p.late as i64);
-            for c in Count::PARTS {
+            for &c in Count::PARTS {
                 q = q.bind(e.parts[c] as i64);
             }
             q = q
@@ -199,7 +199,7 @@ fn parts_from(r: &sqlx::any::AnyRow) -> StoreResult<UsageParts> {
         None => ServiceTier::Standard,
         Some(t) => ServiceTier::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("service_tier `{t}`")))?,
     };
-    for c in Count::PARTS {
+    for &c in Count::PARTS {
         parts[c] = n(c.field())?;
     }
     Ok(parts)
@@ -207,7 +207,7 @@ fn parts_from(r: &sqlx::any::AnyRow) -> StoreResult<UsageParts> {
 
 /// The columns of [`Count::PARTS`], in its order.
 pub fn part_columns() -> String {
-    Count::PARTS.map(Count::field).join(", ")
+    Count::PARTS.iter().map(|c| c.field()).collect::<Vec<_>>().join(", ")
 }
 
 /// The columns [`parts_from`] reads.

@@ -45,6 +45,11 @@ pub fn usd(n: Nanos) -> f64 {
     n.as_f64_usd()
 }
 
+/// A figure for people, to two decimals.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// Family A instants: RFC 3339 with milliseconds and `Z`.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -15,7 +15,7 @@ use crate::server::views::alert::UsageAlert;
 use crate::server::views::plan::{SubscriptionLimits, SubscriptionPlan};
 use crate::server::views::price::ApiPricing;
 use crate::server::views::usage::{LogEntryView, RenewalView};
-use crate::server::views::{rfc3339, usd};
+use crate::server::views::{rfc3339, round2, usd};
 
 /// One provider's calls, tokens and cost.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -44,10 +44,6 @@ pub struct UsageStats {
     /// `cost`, each a percent of its limit (0 when unlimited).
     pub usage_percentages: BTreeMap<String, f64>,
     pub last_updated: String,
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 impl UsageStats {

@@ -162,7 +162,7 @@ pub async fn plan_choice() -> Result<PlanOptions, ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
     use crate::server::error::AppError;
     let (state, principal) = caller().await?;
-    let user_id = principal.own_user().ok_or_else(|| fail(AppError::Unauthorized))?.to_string();
+    let user_id = principal.own_user().cloned().ok_or_else(|| fail(AppError::Unauthorized))?;
     let (_, sub, cat) = state.engine.current_subscription(&user_id, chrono::Utc::now()).await.map_err(fail)?;
     Ok(PlanOptions {
         plans: cat
@@ -223,7 +223,7 @@ pub async fn change_my_status(action: String, at: Option<String>) -> Result<Stri
     use crate::server::error::AppError;
     use crate::server::service::subscriptions::Lifecycle;
     let (state, principal) = caller().await?;
-    let user_id = principal.own_user().ok_or_else(|| fail(AppError::Unauthorized))?.to_string();
+    let user_id = principal.own_user().cloned().ok_or_else(|| fail(AppError::Unauthorized))?;
     let action = Lifecycle::parse(&action, at.as_deref().filter(|a| !a.is_empty()))
         .ok_or_else(|| fail(AppError::Invalid("choose cancel (now or at the cycle end), pause or resume".into())))?;
     let sub =
@@ -285,7 +285,7 @@ pub async fn billing_history(user: Option<String>) -> Result<History, ServerFnEr
     let day = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&sub.timezone).format("%Y-%m-%d").to_string();
     let (renewals, _) = state.engine.renewals(&user_id, 1000, 0, false).await.map_err(fail)?;
     Ok(History {
-        user_id,
+        user_id: user_id.to_string(),
         bills: bills
             .iter()
             .map(|b| BillLine {

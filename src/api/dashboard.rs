@@ -122,9 +122,9 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
     use crate::domain::provider::display_name;
 
     let (state, principal) = caller().await?;
-    let Some(own) = principal.own_user().map(str::to_string) else { return Ok(None) };
+    let Some(own) = principal.own_user().map(|u| u.to_string()) else { return Ok(None) };
     let user_id = user.filter(|u| !u.is_empty()).unwrap_or(own);
-    principal.require_read(&user_id).map_err(fail)?;
+    let user_id = principal.require_read(&user_id).map_err(fail)?;
     let months = if matches!(months, 3 | 6 | 12) { months } else { 6 } as usize;
     let now = chrono::Utc::now();
     let d = state.engine.dashboard(&user_id, months, now).await.map_err(fail)?;
@@ -163,7 +163,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
     let recent = &deployment.all;
     let tag_keys = state.engine.tag_keys(&user_id).await.map_err(fail)?;
     Ok(Some(Dashboard {
-        user_id: user_id.clone(),
+        user_id: user_id.to_string(),
         user_name: cur.user.name.clone(),
         plan_name: cur.plan_name().to_string(),
         subscription_status: cur.subscription.status.to_string(),
@@ -255,6 +255,6 @@ pub async fn mark_alert_read(id: i64) -> Result<(), ServerFnError> {
 pub async fn mark_all_alerts_read(user: Option<String>) -> Result<u64, ServerFnError> {
     use crate::api::session::ssr::{fail, reader_of};
     let (state, principal, user_id) = reader_of(user).await?;
-    principal.require_write_alerts(&user_id).map_err(fail)?;
+    let user_id = principal.require_write_alerts(&user_id).map_err(fail)?;
     state.engine.mark_all_alerts_read(&user_id, chrono::Utc::now()).await.map_err(fail)
 }

@@ -123,7 +123,7 @@ pub async fn get_profitability(period: Option<String>) -> Result<ProfitabilityVi
             .into_iter()
             .map(|r| MarginView {
                 margin_nanos: r.margin().0,
-                user_id: r.user_id,
+                user_id: r.user_id.to_string(),
                 email: r.email,
                 billing_period: r.billing_period,
                 plan_name: r.plan_name,

@@ -33,6 +33,7 @@ pub mod ssr {
     use leptos::prelude::ServerFnError;
 
     use super::FormError;
+    use crate::domain::identity::UserId;
     use crate::server::error::AppError;
     use crate::server::identity::principal::Principal;
     use crate::server::state::AppState;
@@ -46,11 +47,11 @@ pub mod ssr {
 
     /// The user a read is about (`user`, else the caller's own), checked
     /// against the caller's rights.
-    pub async fn reader_of(user: Option<String>) -> Result<(AppState, Principal, String), ServerFnError> {
+    pub async fn reader_of(user: Option<String>) -> Result<(AppState, Principal, UserId), ServerFnError> {
         let (state, principal) = caller().await?;
-        let own = principal.own_user().map(str::to_string);
+        let own = principal.own_user().map(UserId::to_string);
         let user_id = user.filter(|u| !u.is_empty()).or(own).ok_or_else(|| fail(AppError::Unauthorized))?;
-        principal.require_read(&user_id).map_err(fail)?;
+        let user_id = principal.require_read(&user_id).map_err(fail)?;
         Ok((state, principal, user_id))
     }
 

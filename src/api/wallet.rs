@@ -111,9 +111,9 @@ pub async fn get_wallet(user: Option<String>) -> Result<Option<WalletCard>, Serv
 pub async fn admin_wallet(user_id: String) -> Result<(WalletCard, String), ServerFnError> {
     use crate::api::session::ssr::{caller, fail};
     let (state, principal) = caller().await?;
-    principal.require_admin().map_err(fail)?;
-    let w = state.engine.wallet_view(user_id.trim(), chrono::Utc::now()).await.map_err(fail)?;
-    Ok((card_of(user_id.trim(), &w), format!("ui-{}", uuid::Uuid::new_v4().simple())))
+    let user_id = principal.require_admin_over(user_id.trim()).map_err(fail)?;
+    let w = state.engine.wallet_view(&user_id, chrono::Utc::now()).await.map_err(fail)?;
+    Ok((card_of(&user_id, &w), format!("ui-{}", uuid::Uuid::new_v4().simple())))
 }
 
 /// Statement lines shown per page.
@@ -188,9 +188,12 @@ pub async fn admin_grant_credits(grant: GrantInput) -> Result<Option<FormError>,
         })
     })();
     let result = match parsed {
-        Ok(g) => {
-            state.engine.grant_credits(&grant.user_id, g, &principal.actor(), chrono::Utc::now()).await.map(|_| ())
-        }
+        Ok(g) => match principal.require_admin_over(&grant.user_id) {
+            Ok(user_id) => {
+                state.engine.grant_credits(&user_id, g, &principal.actor(), chrono::Utc::now()).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match result {
@@ -209,7 +212,7 @@ pub async fn admin_adjust_wallet(
     use crate::api::session::ssr::{caller, fail, form_error};
     use crate::server::service::wallet::amount_field;
     let (state, principal) = caller().await?;
-    principal.require_admin().map_err(fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(fail)?;
     let now = chrono::Utc::now();
     let result = match amount_field("amount", &amount, true) {
         Ok(a) => state.engine.adjust_wallet(&user_id, a, &reason, &idempotency_key, &principal.actor(), now).await,
@@ -229,7 +232,7 @@ pub async fn admin_void_grant(
 ) -> Result<Option<FormError>, ServerFnError> {
     use crate::api::session::ssr::{caller, fail, form_error};
     let (state, principal) = caller().await?;
-    principal.require_admin().map_err(fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(fail)?;
     match state.engine.void_grant(&user_id, &grant_id, &reason, &principal.actor(), chrono::Utc::now()).await {
         Ok(_) => Ok(None),
         Err(e) => form_error(e).map(Some),
@@ -244,7 +247,7 @@ pub async fn admin_set_low_balance(user_id: String, threshold: String) -> Result
     use crate::domain::wallet::LowBalance;
     use crate::server::error::AppError;
     let (state, principal) = caller().await?;
-    principal.require_admin().map_err(fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(fail)?;
     let rule = match threshold.trim() {
         "" => Ok(None),
         raw => LowBalance::parse(raw).map(Some).map_err(|e| AppError::InvalidFields(vec![("threshold".into(), e)])),
@@ -270,7 +273,7 @@ pub async fn admin_refund_event(
 ) -> Result<Option<FormError>, ServerFnError> {
     use crate::api::session::ssr::{caller, fail, form_error};
     let (state, principal) = caller().await?;
-    principal.require_admin().map_err(fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(fail)?;
     let now = chrono::Utc::now();
     match state.engine.refund_event(&user_id, event_id.trim(), &reason, &principal.actor(), now).await {
         Ok(_) => Ok(None),

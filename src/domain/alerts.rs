@@ -4,6 +4,7 @@
 //! the alert says; "exactly once per limit per period" is then enforced by
 //! the store's unique dedupe key, so concurrent writers cannot double-fire.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +81,7 @@ pub fn crossings(limits: &Limits, before: &Usage, after: &Usage) -> Vec<(LimitUs
 /// The alert for `limit` reaching `threshold` in the period labelled
 /// `period_label` for `user_id`, which resets at `resets_at`.
 pub fn threshold_alert(
-    user_id: &str,
+    user_id: &UserId,
     period_label: &str,
     period_start_ms: i64,
     limit: &LimitUse,
@@ -144,7 +145,7 @@ pub fn spike_ratio(last_hour: Nanos, baseline: Nanos, baseline_hours: i64, multi
 }
 
 /// The alert for a spend spike of `user_id` on `day` (at most one a day).
-pub fn spike_alert(user_id: &str, day: &str, last_hour: Nanos, hourly_average: Nanos, ratio: f64) -> NewAlert {
+pub fn spike_alert(user_id: &UserId, day: &str, last_hour: Nanos, hourly_average: Nanos, ratio: f64) -> NewAlert {
     NewAlert {
         alert_type: "usage_spike".into(),
         limit_key: None,
@@ -169,7 +170,7 @@ pub const WALLET_DEPLETED: &str = "wallet_depleted";
 /// The alert for a prepaid balance that fell below `threshold` (one open
 /// at a time per customer: it resolves when credits take the balance back
 /// over).
-pub fn wallet_low_alert(user_id: &str, balance: Nanos, threshold: Nanos) -> NewAlert {
+pub fn wallet_low_alert(user_id: &UserId, balance: Nanos, threshold: Nanos) -> NewAlert {
     NewAlert {
         alert_type: WALLET_LOW.into(),
         limit_key: None,
@@ -188,7 +189,7 @@ pub fn wallet_low_alert(user_id: &str, balance: Nanos, threshold: Nanos) -> NewA
 
 /// The alert for a prepaid balance used up: calls are refused until
 /// credits are added.
-pub fn wallet_depleted_alert(user_id: &str, balance: Nanos) -> NewAlert {
+pub fn wallet_depleted_alert(user_id: &UserId, balance: Nanos) -> NewAlert {
     NewAlert {
         alert_type: WALLET_DEPLETED.into(),
         limit_key: None,
@@ -263,7 +264,7 @@ pub fn unpriced_search_model<'a>(provider: &str, dedupe_key: &'a str) -> Option<
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alert {
     pub id: i64,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub alert_type: String,
     pub limit_key: Option<String>,
     pub threshold: i64,
@@ -283,6 +284,10 @@ pub struct Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn uid(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
     use chrono::TimeZone;
     use proptest::prelude::*;
 
@@ -307,7 +312,7 @@ mod tests {
                 (g, w) => assert_eq!(g, w, "{last} vs {base} over {hours} h, x{m}, floor {floor}"),
             }
         }
-        let a = spike_alert("u1", "2026-11-10", usd("0.006"), usd("0.001"), 6.0);
+        let a = spike_alert(&uid("u1"), "2026-11-10", usd("0.006"), usd("0.001"), 6.0);
         assert_eq!(a.dedupe_key, "spike|u1|2026-11-10");
         assert_eq!(a.severity, Severity::Warning);
     }
@@ -335,14 +340,21 @@ mod tests {
     #[test]
     fn wording_names_provider_use_limit_and_reset() {
         let reset = Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap();
-        let a = threshold_alert("u1", "2026-11", 0, &lu("gemini_calls", 4000, 5000), 80, reset);
+        let a = threshold_alert(&uid("u1"), "2026-11", 0, &lu("gemini_calls", 4000, 5000), 80, reset);
         assert_eq!(a.title, "Gemini calls at 80% of plan limit");
         assert_eq!(
             a.message,
             "You have used 4,000 of 5,000 Gemini API calls this period (80%). It resets on Dec 15, 2026."
         );
         assert_eq!(a.severity, Severity::Info);
-        let c = threshold_alert("u1", "2026-11", 0, &lu("monthly_cost", 150_000_000_000, 150_000_000_000), 100, reset);
+        let c = threshold_alert(
+            &uid("u1"),
+            "2026-11",
+            0,
+            &lu("monthly_cost", 150_000_000_000, 150_000_000_000),
+            100,
+            reset,
+        );
         assert_eq!(c.title, "Monthly cost cap reached");
         assert!(
             c.message.starts_with("You have spent $150.00 of your $150.00 monthly cost cap this period (100%)."),

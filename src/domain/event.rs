@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
+use super::identity::UserId;
 use super::pricing::{Count, Quantities, ServiceTier};
 use super::provider::Provider;
 use super::provider_usage::{UsageFormat, map_usage};
@@ -24,7 +25,7 @@ pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageEvent {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub provider: Provider,
     pub model: Option<String>,
     pub operation_type: Option<String>,
@@ -262,6 +263,8 @@ pub fn parse_event(v: &Value, now: DateTime<Utc>) -> Result<UsageEvent, String> 
     if user_id.is_empty() {
         return Err("`user_id` must not be empty".into());
     }
+    // Every user's id is a `UserId`, so an id that is not one names nobody.
+    let user_id = UserId::parse(&user_id).map_err(|_| format!("unknown user `{user_id}`"))?;
     let provider_raw = opt_string(m, "provider", 64)?.ok_or("`provider` is required")?;
     let provider = Provider::parse(&provider_raw).map_err(|e| e.to_string())?;
     let model = opt_string(m, "model", 128)?.filter(|s| !s.trim().is_empty());

@@ -63,6 +63,11 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
         impl AsRef<str> for $t {
             fn as_ref(&self) -> &str {
                 &self.0

@@ -428,7 +428,7 @@ pub enum ApikeyCommand {
 pub struct SimulateArgs {
     /// Id of the user the events are for.
     #[arg(long, default_value = "demo")]
-    pub user: String,
+    pub user: crate::domain::identity::UserId,
     /// Milliseconds between batches.
     #[arg(long, default_value_t = 2000)]
     pub interval_ms: u64,

@@ -200,9 +200,12 @@ async fn wallet_command(engine: &Engine, cmd: cli::WalletCommand) -> anyhow::Res
             let mut conn = engine.store.pool().acquire().await?;
             let found = match store::users::user_by_email(&mut conn, &u).await? {
                 Some(user) => Some(user),
-                None => store::users::user_by_id(&mut conn, &u).await?,
+                None => match crate::domain::identity::UserId::parse(&u) {
+                    Ok(id) => store::users::user_by_id(&mut conn, &id).await?,
+                    Err(_) => None,
+                },
             };
-            found.map(|user| user.id.to_string()).ok_or_else(|| anyhow::anyhow!("no user with email or id `{u}`"))
+            found.map(|user| user.id).ok_or_else(|| anyhow::anyhow!("no user with email or id `{u}`"))
         }
     };
     let now = Utc::now();
@@ -389,7 +392,7 @@ async fn serve(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
 async fn simulate(g: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
     let engine = Engine::new(store.clone(), Default::default());
-    let mut sim = seed::Simulator::new(&args.user);
+    let mut sim = seed::Simulator::new(args.user.clone());
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(10)));
     let mut done = 0u64;
     println!("simulating usage for user `{}` every {} ms (Ctrl-C to stop)", args.user, args.interval_ms);

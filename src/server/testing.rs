@@ -129,6 +129,11 @@ pub fn t(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single().expect("valid date")
 }
 
+/// A user id for a test; panics on a malformed one.
+pub fn uid(s: &str) -> crate::domain::identity::UserId {
+    crate::domain::identity::UserId::parse(s).expect("valid user id")
+}
+
 pub fn price(s: &str) -> Option<Price> {
     Some(Price::parse(s).expect("valid price"))
 }

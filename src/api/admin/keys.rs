@@ -60,8 +60,15 @@ pub async fn create_api_key(key: KeyInput) -> Result<Result<String, FormError>, 
     .collect();
     let (state, principal) = crate::api::session::ssr::caller().await?;
     principal.require_admin().map_err(crate::api::session::ssr::fail)?;
-    let user = Some(user_id.trim()).filter(|u| !u.is_empty());
-    match state.engine.create_api_key(user, &scopes, &name, &principal.actor(), chrono::Utc::now()).await {
+    let user =
+        Some(user_id.trim()).filter(|u| !u.is_empty()).map(crate::server::identity::principal::user_named).transpose();
+    let created = match user {
+        Ok(user) => {
+            state.engine.create_api_key(user.as_ref(), &scopes, &name, &principal.actor(), chrono::Utc::now()).await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
         Ok((_, secret)) => Ok(Ok(secret)),
         Err(e) => crate::api::session::ssr::form_error(e).map(Err),
     }

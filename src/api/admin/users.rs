@@ -46,7 +46,7 @@ pub async fn assign_plan(
     use crate::domain::period::{BillingCycle, parse_timezone};
     use crate::server::error::AppError;
     let (state, principal) = crate::api::session::ssr::caller().await?;
-    principal.require_admin().map_err(crate::api::session::ssr::fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(crate::api::session::ssr::fail)?;
     let tz = timezone
         .filter(|t| !t.trim().is_empty())
         .map(|t| parse_timezone(&t).map_err(|e| AppError::InvalidFields(vec![("timezone".into(), e)])))
@@ -117,7 +117,7 @@ pub async fn admin_user_action(user_id: String, action: String) -> Result<Option
     use crate::server::error::AppError;
     use crate::server::service::subscriptions::Lifecycle;
     let (state, principal) = crate::api::session::ssr::caller().await?;
-    principal.require_admin().map_err(crate::api::session::ssr::fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(crate::api::session::ssr::fail)?;
     let (e, actor, now) = (&state.engine, principal.actor(), chrono::Utc::now());
     let result = match action.as_str() {
         "make_admin" => e.set_user_role(&user_id, Role::Admin, &actor, now).await,
@@ -140,7 +140,7 @@ pub async fn admin_user_action(user_id: String, action: String) -> Result<Option
 #[server(prefix = "/sfn")]
 pub async fn sign_out_user(user_id: String) -> Result<Option<FormError>, ServerFnError> {
     let (state, principal) = crate::api::session::ssr::caller().await?;
-    principal.require_admin().map_err(crate::api::session::ssr::fail)?;
+    let user_id = principal.require_admin_over(&user_id).map_err(crate::api::session::ssr::fail)?;
     match state.engine.sign_out_everywhere(&user_id, &principal.actor(), chrono::Utc::now()).await {
         Ok(_) => Ok(None),
         Err(e) => crate::api::session::ssr::form_error(e).map(Some),

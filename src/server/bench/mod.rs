@@ -25,7 +25,7 @@ use super::service::admin::PlanForm;
 use super::service::{Engine, EngineConfig};
 use super::store::{Store, StoreOptions, drop_schema, events};
 use crate::domain::event::{UsageEvent, parse_event};
-use crate::domain::identity::Scope;
+use crate::domain::identity::{Scope, UserId};
 use crate::domain::pricing::price_event;
 use load::{LoadSpec, Measured, Run, Target, Work, event_json, measure};
 
@@ -162,7 +162,8 @@ async fn fresh_store(args: &BenchArgs) -> anyhow::Result<(Store, Box<dyn FnOnce(
 /// rollups.
 async fn raw_insert_baseline(engine: &Engine, store: &Store, user: &str, n: u64) -> anyhow::Result<Duration> {
     let now = Utc::now();
-    let (_, sub, catalog) = engine.current_subscription(user, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user_id = UserId::parse(user)?;
+    let (_, sub, catalog) = engine.current_subscription(&user_id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     // The bench's events are all alike: one price is every event's price.
     let sample = parse_event(&event_json(user, "raw"), now).map_err(anyhow::Error::msg)?;
     let version = catalog.prices.lookup(&sample.provider, sample.model.as_deref(), now);
@@ -254,12 +255,12 @@ async fn bench_on(args: &BenchArgs, store: Store, dur: Duration, events: u64) ->
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (_, load_key) = engine
-        .create_api_key(Some("load-00001"), &[Scope::Read], "bench", "bench", now)
+        .create_api_key(Some(&UserId::parse("load-00001")?), &[Scope::Read], "bench", "bench", now)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let (_, proxy_key) = engine
-        .create_api_key(Some(&proxy_user), &[Scope::Proxy], "bench", "bench", now)
+        .create_api_key(Some(&UserId::parse(&proxy_user)?), &[Scope::Proxy], "bench", "bench", now)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (_mock_process, mock) = load::start_mock().await?;

@@ -65,21 +65,34 @@ impl Principal {
         }
     }
 
-    fn require_acting_for(&self, user_id: &str, scopes: &[Scope], refusal: &str) -> Result<(), AppError> {
+    /// Authorises first, then parses: a malformed id names no user (404),
+    /// but only someone who could act for any user learns that.
+    fn require_acting_for(&self, user_id: &str, scopes: &[Scope], refusal: &str) -> Result<UserId, AppError> {
         self.require_known()?;
-        if self.acts_for(user_id, scopes) { Ok(()) } else { Err(AppError::Forbidden(refusal.into())) }
+        if !self.acts_for(user_id, scopes) {
+            return Err(AppError::Forbidden(refusal.into()));
+        }
+        user_named(user_id)
+    }
+
+    /// An administrator acting on `user_id`'s account; answers the id,
+    /// parsed.
+    pub fn require_admin_over(&self, user_id: &str) -> Result<UserId, AppError> {
+        self.require_admin()?;
+        user_named(user_id)
     }
 
     /// Reading `user_id`'s billing: that user, an admin, or a key with the
-    /// `read` scope (a key bound to a user reads only that user).
-    pub fn require_read(&self, user_id: &str) -> Result<(), AppError> {
+    /// `read` scope (a key bound to a user reads only that user). Answers
+    /// the id, parsed.
+    pub fn require_read(&self, user_id: &str) -> Result<UserId, AppError> {
         self.require_acting_for(user_id, &[Scope::Read], "you may not read this user's billing")
     }
 
     /// Holding usage against `user_id`'s limits (a preflight with
     /// `reserve`): that user signed in, an admin, or a key with the `gate` or
     /// `ingest` scope.
-    pub fn require_gate(&self, user_id: &str) -> Result<(), AppError> {
+    pub fn require_gate(&self, user_id: &str) -> Result<UserId, AppError> {
         self.require_acting_for(
             user_id,
             &[Scope::Gate, Scope::Ingest],
@@ -89,7 +102,7 @@ impl Principal {
 
     /// Marking `user_id`'s alerts read: that user signed in, an admin, or a
     /// key with the `alerts` scope.
-    pub fn require_write_alerts(&self, user_id: &str) -> Result<(), AppError> {
+    pub fn require_write_alerts(&self, user_id: &str) -> Result<UserId, AppError> {
         self.require_acting_for(user_id, &[Scope::Alerts], "marking alerts read needs an API key with the alerts scope")
     }
 
@@ -97,7 +110,7 @@ impl Principal {
     /// [`Principal::require_write_alerts`]; admin alerts (`None`) an admin.
     pub fn require_alert_writer(&self, owner: Option<&str>) -> Result<(), AppError> {
         match owner {
-            Some(user_id) => self.require_write_alerts(user_id),
+            Some(user_id) => self.require_write_alerts(user_id).map(|_| ()),
             None => self.require_admin(),
         }
     }
@@ -132,10 +145,10 @@ impl Principal {
     }
 
     /// The user this principal is, for endpoints about "the caller".
-    pub fn own_user(&self) -> Option<&str> {
+    pub fn own_user(&self) -> Option<&UserId> {
         match self {
-            Principal::User { id, .. } => Some(id.as_str()),
-            Principal::Key { user_id, .. } => user_id.as_ref().map(UserId::as_str),
+            Principal::User { id, .. } => Some(id),
+            Principal::Key { user_id, .. } => user_id.as_ref(),
             Principal::Anonymous => None,
         }
     }
@@ -148,6 +161,12 @@ impl Principal {
             Principal::Key { id, .. } => format!("key:{id}"),
         }
     }
+}
+
+/// The user a path or form names: an id that is not a [`UserId`] names
+/// nobody.
+pub fn user_named(user_id: &str) -> Result<UserId, AppError> {
+    UserId::parse(user_id).map_err(|_| AppError::NotFound(format!("no user with id `{user_id}`")))
 }
 
 impl FromRequestParts<AppState> for Principal {

@@ -11,7 +11,7 @@ pub(super) struct Call {
     pub(super) family: Family,
     pub(super) plan: CallPlan,
     pub(super) event_id: String,
-    pub(super) user_id: String,
+    pub(super) user_id: UserId,
     pub(super) reservation_id: Option<String>,
     pub(super) endpoint: String,
     pub(super) method: String,
@@ -41,7 +41,7 @@ impl Drop for Renewer {
 impl Renewer {
     pub(super) fn start(
         state: &Node,
-        user_id: &str,
+        user_id: &UserId,
         reservation_id: Option<String>,
         claim: Option<(String, i64)>,
     ) -> Renewer {
@@ -50,7 +50,7 @@ impl Renewer {
         }
         let engine = state.engine.clone();
         let every = (engine.config.hold_ttl / 3).max(Duration::from_millis(200));
-        let user_id = user_id.to_string();
+        let user_id = user_id.clone();
         Renewer(Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {

@@ -31,6 +31,7 @@ mod request;
 use self::answer::*;
 use self::recorder::*;
 use self::request::*;
+use crate::domain::identity::UserId;
 
 use std::collections::HashMap;
 use std::sync::Arc;

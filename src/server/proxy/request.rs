@@ -106,7 +106,7 @@ pub(super) async fn caller(
     family: Family,
     parts: &Parts,
     now: DateTime<Utc>,
-) -> Result<String, Response> {
+) -> Result<UserId, Response> {
     let Some(secret) = caller_secret(&parts.headers, parts.uri.query()) else {
         let message = "send your Tally API key (with the proxy scope) as the API key";
         return Err(refuse(family, Refusal::Unauthenticated, message, None));
@@ -116,12 +116,10 @@ pub(super) async fn caller(
         Ok(None) => return Err(refuse(family, Refusal::Unauthenticated, "the API key is not a valid Tally key", None)),
         Err(e) => return Err(refuse_app(family, &e)),
     };
-    key.user_id.as_ref().map(|u| u.as_str().to_string()).filter(|_| key.scopes.contains(&Scope::Proxy)).ok_or_else(
-        || {
-            let message = "this Tally key lacks the proxy scope or is not bound to a user";
-            refuse(family, Refusal::Forbidden, message, None)
-        },
-    )
+    key.user_id.clone().filter(|_| key.scopes.contains(&Scope::Proxy)).ok_or_else(|| {
+        let message = "this Tally key lacks the proxy scope or is not bound to a user";
+        refuse(family, Refusal::Forbidden, message, None)
+    })
 }
 
 /// The request body, within [`MAX_PROXY_BODY_BYTES`] and [`BODY_TIMEOUT`].
@@ -165,7 +163,7 @@ pub(super) fn upstream_query(family: Family, query: Option<&str>, billed: bool) 
 pub(super) async fn claim(
     state: &Node,
     family: Family,
-    user_id: &str,
+    user_id: &UserId,
     call_id: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(String, Option<(String, i64)>), Response> {
@@ -200,7 +198,7 @@ pub(super) async fn claim(
 pub(super) async fn hold(
     state: &Node,
     family: Family,
-    user_id: &str,
+    user_id: &UserId,
     call_plan: &CallPlan,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, Response> {

@@ -18,7 +18,7 @@ use crate::server::cli::ServeArgs;
 use crate::server::service::Engine;
 use crate::server::startup::{app_state_with_proxy, build_router};
 use crate::server::store::{Store, catalog};
-use crate::server::testing::{TestDb, engine_with_catalog, price, t, user_on_plan};
+use crate::server::testing::{TestDb, engine_with_catalog, price, t, uid, user_on_plan};
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
@@ -257,7 +257,7 @@ async fn harness_with(
     let settings = ProxySettings { upstreams, timeout, default_max_output: 4096, max_calls };
     let state = app_state_with_proxy(engine.clone(), &ServeArgs::default(), settings);
     let router = build_router(state, Duration::from_secs(30));
-    let key = engine.create_api_key(Some("alice"), &[Scope::Proxy], "sdk", "test", Utc::now()).await.unwrap().1;
+    let key = engine.create_api_key(Some(&uid("alice")), &[Scope::Proxy], "sdk", "test", Utc::now()).await.unwrap().1;
     Harness { router, engine, mock, key }
 }
 
@@ -491,7 +491,8 @@ async fn every_protocol_is_gated_priced_and_recorded(store: Store) {
 
     // The usage log shows proxied calls with their model and tokens.
     let all = crate::domain::usage_log::LogFilter::default();
-    let rows = h.engine.usage_log("alice", &all, 50, crate::domain::usage_log::LogStart::Offset(0)).await.unwrap().0;
+    let rows =
+        h.engine.usage_log(&uid("alice"), &all, 50, crate::domain::usage_log::LogStart::Offset(0)).await.unwrap().0;
     assert!(rows.iter().any(|r| r.model.as_deref() == Some("claude-sonnet-4-5") && r.tokens_output == 12));
     assert!(rows.iter().all(|r| r.endpoint.as_deref().is_some_and(|e| e.starts_with('/'))));
 }
@@ -942,7 +943,8 @@ async fn only_proxy_keys_bound_to_a_user_may_call() {
         )
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    let ingest = h.engine.create_api_key(Some("alice"), &[Scope::Ingest], "x", "test", Utc::now()).await.unwrap().1;
+    let ingest =
+        h.engine.create_api_key(Some(&uid("alice")), &[Scope::Ingest], "x", "test", Utc::now()).await.unwrap().1;
     let a = h
         .send(
             "POST",
@@ -987,13 +989,13 @@ async fn a_prepaid_call_needs_credits(store: Store) {
 
     let cent = crate::domain::money::Nanos(10_000_000);
     let grant = crate::server::service::wallet_tests::grant_of(cent, "one-cent");
-    h.engine.grant_credits("alice", grant, "admin:test", Utc::now()).await.unwrap();
+    h.engine.grant_credits(&uid("alice"), grant, "admin:test", Utc::now()).await.unwrap();
     let a = h.post("/proxy/openai/v1/chat/completions", body(600)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let id = header_str(&a, "x-tally-event-id").to_string();
     // The mock reports 1,000 in and 500 out: $0.0075.
     assert_eq!(h.event_soon(&id).await.4, 7_500_000);
-    let balance = || async { h.engine.wallet_view("alice", Utc::now()).await.unwrap() };
+    let balance = || async { h.engine.wallet_view(&uid("alice"), Utc::now()).await.unwrap() };
     assert_eq!(balance().await.balance.0, 2_500_000);
     // 600 more output tokens at $10 per 1M cannot fit in what is left.
     let a = h.post("/proxy/openai/v1/chat/completions", body(600)).await;

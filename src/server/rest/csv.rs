@@ -1,6 +1,7 @@
 //! CSV downloads of the usage log, billing history and renewal history
 //! (family B: money as exact decimal strings).
 
+use crate::domain::identity::UserId;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -49,7 +50,7 @@ pub async fn billing_history(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Response> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let bills = state.engine.billing_history(&user_id, Utc::now()).await?;
     let rows = bills
         .iter()
@@ -84,7 +85,7 @@ pub async fn renewal_history(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Response> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let (renewals, _) = state.engine.renewals(&user_id, 1000, 0, false).await?;
     let rows = renewals
         .iter()
@@ -232,7 +233,7 @@ pub async fn usage_log(
     Path(user_id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> AppResult<Response> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let (filter, _, _) = log_query(&q)?;
     state.engine.current_subscription(&user_id, Utc::now()).await?;
     let first = state.engine.usage_log_rows(&user_id, &filter, LOG_CSV_FIRST_PAGE, LogStart::Offset(0)).await?;
@@ -310,7 +311,7 @@ impl Page {
 /// A page after the first, read and written in a bulk turn.
 async fn bulk_page(
     engine: &crate::server::service::Engine,
-    user_id: &str,
+    user_id: &UserId,
     filter: &crate::domain::usage_log::LogFilter,
     start: LogStart,
 ) -> AppResult<Page> {

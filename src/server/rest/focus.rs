@@ -5,6 +5,7 @@
 //! The rows are [`crate::domain::focus::rows`]; their `BilledCost` adds up
 //! to what the period recorded, to the nano-dollar.
 
+use crate::domain::identity::UserId;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -37,7 +38,7 @@ struct Owned {
 
 /// The period labelled `label` of `user_id` (their current one without a
 /// label).
-async fn period_of(engine: &Engine, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Owned> {
+async fn period_of(engine: &Engine, user_id: &UserId, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Owned> {
     let (user, sub, _) = engine.current_subscription(user_id, now).await?;
     let period = Engine::labelled_period(&sub, label)?;
     let name = if user.name.trim().is_empty() { user.email.to_string() } else { user.name.clone() };
@@ -56,7 +57,7 @@ pub async fn user_export(
     Path(user_id): Path<String>,
     Query(q): Query<PeriodQuery>,
 ) -> AppResult<Response> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let label = label_of(&q)?;
     // Read before answering, so an unknown user is a 404, not an empty file.
     let owned = period_of(&state.engine, &user_id, label.as_deref(), Utc::now()).await?;
@@ -77,7 +78,7 @@ pub async fn admin_export(
     loop {
         let (page, total) = state.engine.list_users(None, 1000, users.len() as i64).await?;
         let done = page.is_empty() || users.len() + page.len() >= total as usize;
-        users.extend(page.into_iter().map(|u| u.id.as_str().to_string()));
+        users.extend(page.into_iter().map(|u| u.id));
         if done {
             break;
         }
@@ -89,7 +90,7 @@ pub async fn admin_export(
 /// Where the download goes on from: the user at `at` (whose period is
 /// read when the download reaches them), after an event.
 struct Cursor {
-    users: Vec<String>,
+    users: Vec<UserId>,
     label: Option<String>,
     at: usize,
     account: Option<Owned>,
@@ -162,7 +163,7 @@ async fn next_page(engine: &Engine, mut c: Cursor) -> Option<(Result<Bytes, std:
 /// The file: `users` one after the other, each their period labelled
 /// `label` (their current one without), the first's `first` when already
 /// read.
-fn stream(engine: Engine, users: Vec<String>, label: Option<String>, first: Option<Owned>, name: &str) -> Response {
+fn stream(engine: Engine, users: Vec<UserId>, label: Option<String>, first: Option<Owned>, name: &str) -> Response {
     use futures::StreamExt;
     let mut header = HEADER.join(",");
     header.push_str("\r\n");

@@ -41,7 +41,7 @@ fn parse_batch(bytes: &[u8], bound: Option<&str>, now: chrono::DateTime<Utc>) ->
             let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
             let ev = parse_event(v, now).map_err(|e| (id.clone(), e))?;
             match bound {
-                Some(bound) if bound != ev.user_id => {
+                Some(bound) if bound != ev.user_id.as_str() => {
                     Err((id, format!("this key may only record usage for user `{bound}`")))
                 }
                 _ => Ok(ev),

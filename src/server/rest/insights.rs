@@ -29,7 +29,7 @@ pub async fn breakdown(
     Path(user_id): Path<String>,
     Query(q): Query<BreakdownQuery>,
 ) -> AppResult<Enveloped<BreakdownView>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let by = BreakdownBy::parse(q.by.as_deref().unwrap_or("provider")).map_err(AppError::BadRequest)?;
     let label = LogFilter::parse_period(q.billing_period.as_deref()).map_err(AppError::BadRequest)?;
     let b = state.engine.breakdown(&user_id, by, label.as_deref(), Utc::now()).await?;
@@ -53,7 +53,7 @@ pub async fn insights(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Enveloped<InsightsView>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let i = state.engine.insights(&user_id, Utc::now()).await?;
     let recommended_plan = i.recommended_plan.as_ref().map(|p| PlanAdviceView {
         plan_id: p.plan_id,
@@ -103,7 +103,7 @@ pub async fn profitability(
         .rows
         .iter()
         .map(|r| MarginView {
-            user_id: r.user_id.clone(),
+            user_id: r.user_id.to_string(),
             email: r.email.clone(),
             billing_period: r.billing_period.clone(),
             plan_name: r.plan_name.clone(),
@@ -137,7 +137,7 @@ pub async fn profitability_csv(
         .iter()
         .map(|r| {
             vec![
-                r.user_id.clone(),
+                r.user_id.to_string(),
                 r.email.clone(),
                 r.billing_period.clone(),
                 r.plan_name.clone(),

@@ -9,6 +9,7 @@
 //! - `alert`: `{unread_alerts}`;
 //! - `subscription`: `{plan_name, status, billing_cycle}`.
 
+use crate::domain::identity::UserId;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ pub async fn stream(
         (None, Some(u)) => u.to_string(),
         (None, None) => return Err(AppError::Invalid("user_id is required for this caller".into())),
     };
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let slot = state.streams.take(&principal.actor())?;
     // Subscribe before the first read, so nothing committed in between is
     // missed; an unknown user is refused before the stream opens.
@@ -90,7 +91,7 @@ pub async fn stream(
 }
 
 /// The `kind` event for `user_id`, read now.
-async fn event(state: &AppState, user_id: &str, kind: Kind) -> AppResult<Event> {
+async fn event(state: &AppState, user_id: &UserId, kind: Kind) -> AppResult<Event> {
     let now = Utc::now();
     let data = match kind {
         Kind::Usage => {

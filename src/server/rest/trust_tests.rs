@@ -19,7 +19,7 @@ use crate::server::service::Engine;
 use crate::server::service::admin::UserForm;
 use crate::server::startup::{app_state, build_router};
 use crate::server::store::Store;
-use crate::server::testing::{engine_with_catalog, t};
+use crate::server::testing::{engine_with_catalog, t, uid};
 
 struct Site {
     router: Router,
@@ -249,7 +249,7 @@ async fn hostile_input_is_refused_not_crashed(store: Store) {
     let ann = site.cookie("ann").await;
     let reader = site
         .engine
-        .create_api_key(Some("ann"), &[crate::domain::identity::Scope::Read], "t", "t", Utc::now())
+        .create_api_key(Some(&uid("ann")), &[crate::domain::identity::Scope::Read], "t", "t", Utc::now())
         .await
         .unwrap()
         .1;
@@ -372,7 +372,7 @@ async fn writes_need_a_scope_that_says_so(store: Store) {
     // An alert of ann's (the Test plan caps Tavily... none here: make one).
     let mut conn = site.engine.store.pool().acquire().await.unwrap();
     let alert = crate::domain::alerts::unpriced_alert("gemini", Some("x"));
-    crate::server::store::alerts::insert_alert(&mut conn, Some("ann"), None, &alert, Utc::now()).await.unwrap();
+    crate::server::store::alerts::insert_alert(&mut conn, Some(&uid("ann")), None, &alert, Utc::now()).await.unwrap();
     drop(conn);
     let (_, list) = site.json("GET", "/api/subscription/alerts/ann", &read, json!({})).await;
     let id = list["data"]["alerts"][0]["id"].as_i64().unwrap();
@@ -409,7 +409,7 @@ async fn changing_to_the_same_plan_resets_nothing(store: Store) {
     let before = site.json("GET", "/api/subscription/usage/ann", &reader, json!({})).await.1;
     let renewals_before = site.json("GET", "/api/subscription/renewal-history/ann", &reader, json!({})).await.1;
     let ann = site.cookie("ann").await;
-    let plan_id = site.engine.current_subscription("ann", Utc::now()).await.unwrap().1.plan_id.unwrap();
+    let plan_id = site.engine.current_subscription(&uid("ann"), Utc::now()).await.unwrap().1.plan_id.unwrap();
     let path = <crate::api::billing::ChangeMyPlan as leptos::server_fn::ServerFn>::PATH;
     for _ in 0..3 {
         let req = Request::builder()

@@ -2,6 +2,7 @@
 //! prepaid credits (contract: "Third wave: wallets"). Money is exact USD
 //! strings; each resource has one typed wire view here.
 
+use crate::domain::identity::UserId;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -136,12 +137,12 @@ pub async fn show(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Enveloped<WalletWire>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     current(&state, &user_id).await
 }
 
 /// The wallet as it stands now: what every request here answers.
-async fn current(state: &AppState, user_id: &str) -> AppResult<Enveloped<WalletWire>> {
+async fn current(state: &AppState, user_id: &UserId) -> AppResult<Enveloped<WalletWire>> {
     let w = state.engine.wallet_view(user_id, Utc::now()).await?;
     Ok(envelope(WalletWire::from(&w)))
 }
@@ -162,7 +163,7 @@ pub async fn statement(
     Query(q): Query<StatementQuery>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let wants_csv = q.format.as_deref() == Some("csv")
         || headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     if let Some(f) = q.format.as_deref().filter(|f| *f != "csv" && *f != "json") {
@@ -175,7 +176,7 @@ pub async fn statement(
     Ok(envelope(StatementWire::from(&page)).into_response())
 }
 
-async fn statement_csv(state: &AppState, user_id: &str) -> AppResult<Response> {
+async fn statement_csv(state: &AppState, user_id: &UserId) -> AppResult<Response> {
     let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -233,7 +234,7 @@ pub async fn grant(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> AppResult<Enveloped<GrantWire>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: GrantBody = body_of(&body, "grant")?;
     let kind = GrantKind::parse(&b.kind)
         .ok_or_else(|| AppError::InvalidFields(vec![("kind".into(), "kind must be paid or promotional".into())]))?;
@@ -264,7 +265,7 @@ pub async fn void(
     Path((user_id, grant_id)): Path<(String, String)>,
     body: Bytes,
 ) -> AppResult<Enveloped<WalletWire>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: VoidBody = body_of(&body, "void")?;
     state.engine.void_grant(&user_id, &grant_id, &b.reason, &principal.actor(), Utc::now()).await?;
     current(&state, &user_id).await
@@ -285,7 +286,7 @@ pub async fn adjust(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> AppResult<Enveloped<WalletWire>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: AdjustBody = body_of(&body, "adjustment")?;
     let amount = amount_field("amount", &b.amount, true)?;
     state.engine.adjust_wallet(&user_id, amount, &b.reason, &b.idempotency_key, &principal.actor(), Utc::now()).await?;
@@ -307,7 +308,7 @@ pub async fn refund(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> AppResult<Enveloped<WalletWire>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: RefundBody = body_of(&body, "refund")?;
     state.engine.refund_event(&user_id, &b.event_id, &b.reason, &principal.actor(), Utc::now()).await?;
     current(&state, &user_id).await
@@ -326,7 +327,7 @@ pub async fn settings(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> AppResult<Enveloped<WalletWire>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: SettingsBody = body_of(&body, "wallet settings")?;
     let rule = b
         .low_balance_threshold

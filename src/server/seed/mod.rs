@@ -20,6 +20,11 @@ use crate::domain::plan::Tier;
 use crate::domain::provider::{LimitKey, Provider};
 
 pub const DEMO_USER_ID: &str = "demo";
+
+/// [`DEMO_USER_ID`], typed.
+pub fn demo_user_id() -> UserId {
+    UserId::parse(DEMO_USER_ID).expect("the demo user's id is valid")
+}
 pub const DEMO_EMAIL: &str = "demo@example.com";
 pub const DEMO_PASSWORD: &str = "demo-password";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
@@ -175,7 +180,7 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
     engine
         .create_user(
             NewUser {
-                id: Some(UserId::parse(DEMO_USER_ID).expect("valid id")),
+                id: Some(demo_user_id()),
                 email: Email::parse(DEMO_EMAIL).expect("valid email"),
                 name: "Demo User".into(),
                 role: Role::User,
@@ -223,7 +228,7 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
             // Each event is recorded under the plan it happened on.
             let (before, after): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.timestamp < upgrade_at);
             all_recorded(engine.record(before.into_iter().map(Ok).collect(), upgrade_at).await?)?;
-            engine.change_plan(DEMO_USER_ID, plan(Tier::Pro), BillingCycle::Monthly, "seed", upgrade_at).await?;
+            engine.change_plan(&demo_user_id(), plan(Tier::Pro), BillingCycle::Monthly, "seed", upgrade_at).await?;
             all_recorded(engine.record(after.into_iter().map(Ok).collect(), day_end).await?)?;
         } else {
             all_recorded(engine.record(events.into_iter().map(Ok).collect(), day_end).await?)?;
@@ -232,7 +237,7 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
     }
     // A research burst this week: enough searches to take the demo user past
     // 90% of the plan's Tavily limit, so the dashboard shows live alerts.
-    let view = engine.period_view(DEMO_USER_ID, now).await?;
+    let view = engine.period_view(&demo_user_id(), now).await?;
     let tavily = Provider::parse("tavily").expect("valid");
     let tavily_limit = view.plan.as_ref().and_then(|p| p.limits.get(&LimitKey::Calls(tavily.clone())));
     if let Some(limit) = tavily_limit {

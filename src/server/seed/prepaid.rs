@@ -19,6 +19,11 @@ use crate::server::service::wallet::NewGrant;
 use crate::server::store::catalog;
 
 pub const PREPAID_USER_ID: &str = "prepaid";
+
+/// [`PREPAID_USER_ID`], typed.
+pub fn prepaid_user_id() -> UserId {
+    UserId::parse(PREPAID_USER_ID).expect("the prepaid user's id is valid")
+}
 pub const PREPAID_EMAIL: &str = "prepaid@example.com";
 
 /// The plan: no fee, no limits but the wallet.
@@ -67,7 +72,7 @@ pub(super) async fn seed_prepaid(
     engine
         .create_user(
             NewUser {
-                id: Some(UserId::parse(PREPAID_USER_ID).expect("valid id")),
+                id: Some(prepaid_user_id()),
                 email: Email::parse(PREPAID_EMAIL).expect("valid email"),
                 name: "Pat Prepaid".into(),
                 role: Role::User,
@@ -89,7 +94,7 @@ pub(super) async fn seed_prepaid(
     while day < now {
         let day_end = (day + Duration::days(1)).min(now);
         while let Some((_, g)) = pending.next_if(|(at, _)| *at < day_end) {
-            engine.grant_credits(PREPAID_USER_ID, g, "seed", day).await?;
+            engine.grant_credits(&prepaid_user_id(), g, "seed", day).await?;
         }
         let count = 8 + rng.below(8);
         let span = (day_end - day).num_seconds().max(1) as u64;
@@ -98,7 +103,7 @@ pub(super) async fn seed_prepaid(
                 n += 1;
                 let at = day + Duration::seconds(rng.below(span) as i64);
                 let mut e = demo_event(rng, n, at);
-                e.user_id = PREPAID_USER_ID.into();
+                e.user_id = prepaid_user_id();
                 // A heavier user than the demo's: longer prompts and answers.
                 (e.tokens_input, e.tokens_output, e.tokens_cached_input) =
                     (e.tokens_input * 4, e.tokens_output * 4, e.tokens_cached_input * 4);

@@ -121,7 +121,7 @@ pub(super) fn demo_event(rng: &mut Rng, n: u64, at: DateTime<Utc>) -> UsageEvent
     };
     UsageEvent {
         id: format!("demo-{n:07}"),
-        user_id: DEMO_USER_ID.into(),
+        user_id: super::demo_user_id(),
         provider: Provider::parse(provider).expect("valid"),
         model: if llm || provider == "stability" { Some(model.into()) } else { None },
         operation_type: Some(operation.into()),
@@ -166,15 +166,15 @@ pub(super) const DEMO_SEED: u64 = 0x7A11_DE30;
 
 /// Generates live demo traffic for `tally simulate`.
 pub struct Simulator {
-    user_id: String,
+    user_id: UserId,
     rng: Rng,
     n: u64,
 }
 
 impl Simulator {
-    pub fn new(user_id: &str) -> Simulator {
+    pub fn new(user_id: UserId) -> Simulator {
         let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-        Simulator { user_id: user_id.to_string(), rng: Rng(seed), n: 0 }
+        Simulator { user_id, rng: Rng(seed), n: 0 }
     }
 
     /// One to three events happening at `now`, with ids unique to this run.
@@ -245,12 +245,12 @@ pub async fn seed_load(
         .max_by_key(|p| p.price_monthly)
         .ok_or_else(|| AppError::Invalid("the catalog has no active plan to put load users on".into()))?
         .id;
-    let ids: Vec<String> = (1..=users).map(|i| format!("load-{i:05}")).collect();
+    let ids: Vec<UserId> = (1..=users).map(|i| UserId::parse(&format!("load-{i:05}")).expect("valid id")).collect();
     for id in &ids {
         let new = NewUser {
-            id: Some(UserId::parse(id).expect("valid id")),
+            id: Some(id.clone()),
             email: Email::parse(&format!("{id}@load.example")).expect("valid email"),
-            name: id.clone(),
+            name: id.to_string(),
             role: Role::User,
             password_hash: None,
             plan: Some((plan, BillingCycle::Monthly)),

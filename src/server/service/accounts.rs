@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Engine;
 use super::audit;
-use crate::domain::identity::{Role, User};
+use crate::domain::identity::{Role, User, UserId};
 use crate::server::auth::{
     hash_password, hash_password_off_thread, hash_token, random_token, verify_password_off_thread,
 };
@@ -166,7 +166,7 @@ impl Engine {
     }
 
     /// Ends every session of a user (an admin's "sign out everywhere").
-    pub async fn sign_out_everywhere(&self, user_id: &str, actor: &str, now: DateTime<Utc>) -> AppResult<u64> {
+    pub async fn sign_out_everywhere(&self, user_id: &UserId, actor: &str, now: DateTime<Utc>) -> AppResult<u64> {
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::NothingCached);
         if users::user_by_id(&mut tx, user_id).await?.is_none() {
@@ -192,7 +192,7 @@ impl Engine {
     /// disabled.
     pub async fn set_account_disabled(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         disabled: bool,
         actor: &str,
         now: DateTime<Utc>,
@@ -230,13 +230,13 @@ impl Engine {
     }
 
     /// Whether an account is disabled.
-    pub async fn account_disabled(&self, user_id: &str) -> AppResult<bool> {
+    pub async fn account_disabled(&self, user_id: &UserId) -> AppResult<bool> {
         let mut conn = self.store.pool().acquire().await?;
         Ok(users::disabled_at(&mut conn, user_id).await?.is_some())
     }
 
     /// Changes a user's role; the last active administrator keeps theirs.
-    pub async fn set_user_role(&self, user_id: &str, role: Role, actor: &str, now: DateTime<Utc>) -> AppResult<()> {
+    pub async fn set_user_role(&self, user_id: &UserId, role: Role, actor: &str, now: DateTime<Utc>) -> AppResult<()> {
         let mut tx = self.store.begin().await?;
         let user = users::user_by_id(&mut tx, user_id)
             .await?
@@ -287,7 +287,7 @@ impl Engine {
     /// of the user end, the one making the change stays.
     pub async fn change_password(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         current: &str,
         new: &str,
         session_token: &str,

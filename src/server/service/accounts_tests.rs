@@ -9,7 +9,7 @@ use crate::domain::limits::Limits;
 use crate::server::error::AppError;
 use crate::server::service::admin::UserForm;
 use crate::server::store::Store;
-use crate::server::testing::{engine_with_catalog, t};
+use crate::server::testing::{engine_with_catalog, t, uid};
 
 async fn with_user(store: Store) -> Engine {
     let (engine, _) = engine_with_catalog(store, Limits::new(), t(2026, 1, 1)).await;
@@ -123,16 +123,16 @@ async fn sessions_end_and_are_pruned(store: Store) {
     // A password change keeps this session and ends the others.
     let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.4", now).await.unwrap();
     let (_, other) = engine.login("s@example.test", "right-password", "10.0.0.4", now).await.unwrap();
-    assert!(engine.change_password("s", "wrong", "new-password-1", &token, now).await.is_err());
-    engine.change_password("s", "right-password", "new-password-1", &token, now).await.unwrap();
+    assert!(engine.change_password(&uid("s"), "wrong", "new-password-1", &token, now).await.is_err());
+    engine.change_password(&uid("s"), "right-password", "new-password-1", &token, now).await.unwrap();
     assert!(engine.session_user(&token, now).await.unwrap().is_some());
     assert!(engine.session_user(&other, now).await.unwrap().is_none());
     // An admin signs the user out everywhere.
     let (_, second) = engine.login("s@example.test", "new-password-1", "10.0.0.5", now).await.unwrap();
-    assert_eq!(engine.sign_out_everywhere("s", "user:admin", now).await.unwrap(), 2);
+    assert_eq!(engine.sign_out_everywhere(&uid("s"), "user:admin", now).await.unwrap(), 2);
     assert!(engine.session_user(&token, now).await.unwrap().is_none());
     assert!(engine.session_user(&second, now).await.unwrap().is_none());
-    assert!(matches!(engine.sign_out_everywhere("ghost", "user:admin", now).await, Err(AppError::NotFound(_))));
+    assert!(matches!(engine.sign_out_everywhere(&uid("ghost"), "user:admin", now).await, Err(AppError::NotFound(_))));
     // Pruning: old attempts and ended sessions go; live ones stay.
     let (_, live) = engine.login("s@example.test", "new-password-1", "10.0.0.5", now).await.unwrap();
     let long_ago = now - idle - Duration::minutes(2);
@@ -162,13 +162,15 @@ async fn accounts_are_disabled_and_roles_change(store: Store) {
     let engine = with_user(store.clone()).await;
     let now = Utc::now();
     let (_, token) = engine.login("s@example.test", "right-password", "10.0.0.1", now).await.unwrap();
-    let (_, key) =
-        engine.create_api_key(Some("s"), &[crate::domain::identity::Scope::Read], "k", "test", now).await.unwrap();
+    let (_, key) = engine
+        .create_api_key(Some(&uid("s")), &[crate::domain::identity::Scope::Read], "k", "test", now)
+        .await
+        .unwrap();
     let key_hash = crate::server::auth::hash_token(&key);
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(crate::server::store::keys::key_by_hash(&mut conn, &key_hash).await.unwrap().is_some());
     drop(conn);
-    engine.set_account_disabled("s", true, "user:root", now).await.unwrap();
+    engine.set_account_disabled(&uid("s"), true, "user:root", now).await.unwrap();
     assert!(engine.session_user(&token, now).await.unwrap().is_none(), "sessions ended");
     assert!(matches!(
         engine.login("s@example.test", "right-password", "10.0.0.1", now).await,
@@ -179,13 +181,13 @@ async fn accounts_are_disabled_and_roles_change(store: Store) {
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(crate::server::store::keys::key_by_hash(&mut conn, &key_hash).await.unwrap().is_none(), "bound key stops");
     drop(conn);
-    assert!(matches!(engine.set_account_disabled("s", true, "user:root", now).await, Err(AppError::Conflict(_))));
-    engine.set_account_disabled("s", false, "user:root", now).await.unwrap();
+    assert!(matches!(engine.set_account_disabled(&uid("s"), true, "user:root", now).await, Err(AppError::Conflict(_))));
+    engine.set_account_disabled(&uid("s"), false, "user:root", now).await.unwrap();
     assert!(engine.login("s@example.test", "right-password", "10.0.0.1", now).await.is_ok());
     // Roles: s becomes the only admin, and then cannot be demoted or disabled.
-    engine.set_user_role("s", Role::Admin, "user:root", now).await.unwrap();
-    assert!(matches!(engine.set_user_role("s", Role::User, "user:root", now).await, Err(AppError::Conflict(_))));
-    assert!(matches!(engine.set_account_disabled("s", true, "user:root", now).await, Err(AppError::Conflict(_))));
+    engine.set_user_role(&uid("s"), Role::Admin, "user:root", now).await.unwrap();
+    assert!(matches!(engine.set_user_role(&uid("s"), Role::User, "user:root", now).await, Err(AppError::Conflict(_))));
+    assert!(matches!(engine.set_account_disabled(&uid("s"), true, "user:root", now).await, Err(AppError::Conflict(_))));
     let audited = crate::server::service::tests::scalar(
         &store,
         "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action IN ('user.disable', 'user.enable', 'user.role')",
@@ -223,8 +225,10 @@ async fn key_touch_settles(engine: &Engine, secret: &str, want: i64) {
 async fn key_last_use_is_noted_once_and_again_later(store: Store) {
     let engine = with_user(store.clone()).await;
     let now = Utc::now();
-    let (key, secret) =
-        engine.create_api_key(Some("s"), &[crate::domain::identity::Scope::Read], "k", "test", now).await.unwrap();
+    let (key, secret) = engine
+        .create_api_key(Some(&uid("s")), &[crate::domain::identity::Scope::Read], "k", "test", now)
+        .await
+        .unwrap();
     assert_eq!(key_last_used(&store, &secret).await, None);
     let seen = futures::future::join_all((0..20).map(|_| engine.api_key_by_secret(&secret, now))).await;
     assert!(seen.iter().all(|k| k.as_ref().unwrap().as_ref().unwrap().id == key.id));
@@ -246,12 +250,12 @@ async fn revoked_keys_stop_working(store: Store) {
     let engine = with_user(store.clone()).await;
     let now = Utc::now();
     let scopes = [crate::domain::identity::Scope::Read];
-    let (key, secret) = engine.create_api_key(Some("s"), &scopes, "k", "test", now).await.unwrap();
+    let (key, secret) = engine.create_api_key(Some(&uid("s")), &scopes, "k", "test", now).await.unwrap();
     assert!(engine.api_key_by_secret(&secret, now).await.unwrap().is_some());
     engine.revoke_api_key(&key.id, "admin", now).await.unwrap();
     assert!(engine.api_key_by_secret(&secret, now).await.unwrap().is_none(), "revoked here: refused at once");
 
-    let (key, secret) = engine.create_api_key(Some("s"), &scopes, "k2", "test", now).await.unwrap();
+    let (key, secret) = engine.create_api_key(Some(&uid("s")), &scopes, "k2", "test", now).await.unwrap();
     assert!(engine.api_key_by_secret(&secret, now).await.unwrap().is_some());
     sqlx::query(&format!("UPDATE api_keys SET revoked_at = {} WHERE id = '{}'", now.timestamp_millis(), key.id))
         .execute(store.pool())

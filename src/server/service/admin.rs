@@ -424,7 +424,7 @@ impl Engine {
         self.create_user_by(new, Some(actor), now).await
     }
 
-    pub async fn user(&self, user_id: &str) -> AppResult<User> {
+    pub async fn user(&self, user_id: &UserId) -> AppResult<User> {
         let mut conn = self.store.pool().acquire().await?;
         users::user_by_id(&mut conn, user_id)
             .await?

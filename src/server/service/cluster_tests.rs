@@ -13,7 +13,7 @@ use crate::domain::limits::Limits;
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
 use crate::server::store::{Store, StoreOptions};
-use crate::server::testing::{TestDb, engine_with_catalog, t, user_on_plan};
+use crate::server::testing::{TestDb, engine_with_catalog, t, uid, user_on_plan};
 
 /// A second node: its own pool and engine on the first node's schema.
 async fn second_node(db: &TestDb, first: &Engine) -> Engine {
@@ -51,7 +51,7 @@ async fn reserve_on_both(a: &Engine, b: &Engine, n: usize, now: chrono::DateTime
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let engine = if i % 2 == 0 { a.clone() } else { b.clone() };
-            tokio::spawn(async move { engine.preflight("u1", &[search()], true, now).await })
+            tokio::spawn(async move { engine.preflight(&uid("u1"), &[search()], true, now).await })
         })
         .collect();
     let mut admitted = 0;
@@ -112,11 +112,11 @@ async fn two_nodes_count_each_event_once() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    let view = a.period_view("u1", now).await.unwrap();
+    let view = a.period_view(&uid("u1"), now).await.unwrap();
     assert_eq!(view.total_calls(), 400);
     assert_eq!(view.total_cost(), Nanos(Nanos::from_usd(1).0 / 1000 * 400));
     let (_, logged) =
-        b.usage_log("u1", &Default::default(), 10, crate::domain::usage_log::LogStart::Offset(0)).await.unwrap();
+        b.usage_log(&uid("u1"), &Default::default(), 10, crate::domain::usage_log::LogStart::Offset(0)).await.unwrap();
     assert_eq!(logged, 400);
     b.store.close().await;
     db.cleanup().await;
@@ -134,10 +134,10 @@ async fn a_second_node_sees_ingest_within_the_view_lifetime() {
     let b = second_node(&db, &a).await;
     let now = t(2026, 11, 10);
     let used = |p: super::gate::Preflight| p.calls_summary.map(|l| l.used);
-    assert_eq!(used(b.preflight("u1", &[search()], false, now).await.unwrap()), Some(0));
+    assert_eq!(used(b.preflight(&uid("u1"), &[search()], false, now).await.unwrap()), Some(0));
     a.record(ok((0..5).map(|i| ev(&format!("e{i}"), "u1", "tavily", None, 0, 0, now)).collect()), now).await.unwrap();
     tokio::time::sleep(b.store.view().ttl()).await;
-    let check = b.preflight("u1", &[search()], false, now).await.unwrap();
+    let check = b.preflight(&uid("u1"), &[search()], false, now).await.unwrap();
     assert_eq!((used(check.clone()), check.can_proceed), (Some(5), false));
     b.store.close().await;
     db.cleanup().await;
@@ -158,7 +158,7 @@ async fn a_write_on_one_node_is_heard_on_the_other() {
     let mut heard = b.store.live().subscribe();
     let now = t(2026, 11, 10);
     // B's check-only view holds u1 with nothing used.
-    assert!(b.preflight("u1", &[search()], false, now).await.unwrap().can_proceed);
+    assert!(b.preflight(&uid("u1"), &[search()], false, now).await.unwrap().can_proceed);
     for round in 0..5 {
         let sent = std::time::Instant::now();
         a.record(ok(vec![ev(&format!("e{round}"), "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
@@ -179,7 +179,7 @@ async fn a_write_on_one_node_is_heard_on_the_other() {
     }
     // The 5th call reached the limit; B answers so without waiting for its
     // view to expire.
-    let p = b.preflight("u1", &[search()], false, now).await.unwrap();
+    let p = b.preflight(&uid("u1"), &[search()], false, now).await.unwrap();
     assert!(!p.can_proceed, "B's view was dropped when it heard A");
     b.store.close().await;
     db.cleanup().await;
@@ -207,18 +207,18 @@ async fn a_stale_copy_cannot_reserve_past_the_limit() {
     user_on_plan(&a, "u1", plan, start).await;
     let b = stale_second_node(&db, &a).await;
     let now = t(2026, 11, 10);
-    assert!(b.preflight("u1", &[search()], false, now).await.unwrap().can_proceed, "B copies u1: nothing used");
+    assert!(b.preflight(&uid("u1"), &[search()], false, now).await.unwrap().can_proceed, "B copies u1: nothing used");
     for _ in 0..3 {
-        assert!(a.preflight("u1", &[search()], true, now).await.unwrap().can_proceed);
+        assert!(a.preflight(&uid("u1"), &[search()], true, now).await.unwrap().can_proceed);
     }
-    let denied = b.preflight("u1", &[search()], true, now).await.unwrap();
+    let denied = b.preflight(&uid("u1"), &[search()], true, now).await.unwrap();
     assert!(!denied.can_proceed);
     assert_eq!(denied.denied_by.expect("the calls limit").used, 3, "decided on the database, not the copy");
     assert_eq!(one_trips(&a), [("held", 3), ("changed", 0), ("full", 0)], "A's copy carried its own holds");
     assert_eq!(one_trips(&b), [("held", 0), ("changed", 0), ("full", 1)]);
     // The denial under the lock dropped B's copy: B's next attempt reads the
     // database and is denied without a trip.
-    assert!(!b.preflight("u1", &[search()], true, now).await.unwrap().can_proceed);
+    assert!(!b.preflight(&uid("u1"), &[search()], true, now).await.unwrap().can_proceed);
     assert_eq!(one_trips(&b)[2], ("full", 1));
     b.store.close().await;
     db.cleanup().await;
@@ -240,12 +240,12 @@ async fn a_copy_of_an_older_subscription_or_catalog_is_refused() {
     let b = stale_second_node(&db, &a).await;
     let now = t(2026, 11, 10);
     for user in ["u1", "u2"] {
-        assert!(b.preflight(user, &[search()], true, now).await.unwrap().can_proceed);
+        assert!(b.preflight(&uid(user), &[search()], true, now).await.unwrap().can_proceed);
     }
     assert_eq!(one_trips(&b)[0], ("held", 2));
 
-    a.change_status("u1", Lifecycle::Pause, "admin", now).await.unwrap();
-    let paused = b.preflight("u1", &[search()], true, now).await;
+    a.change_status(&uid("u1"), Lifecycle::Pause, "admin", now).await.unwrap();
+    let paused = b.preflight(&uid("u1"), &[search()], true, now).await;
     assert!(matches!(paused, Err(crate::server::error::AppError::Forbidden(_))), "{paused:?}");
     assert_eq!(one_trips(&b)[1], ("changed", 1));
 
@@ -261,7 +261,7 @@ async fn a_copy_of_an_older_subscription_or_catalog_is_refused() {
         ..PlanForm::default()
     };
     a.update_plan(plan, &form, "admin", now).await.unwrap();
-    let lowered = b.preflight("u2", &[search()], true, now).await.unwrap();
+    let lowered = b.preflight(&uid("u2"), &[search()], true, now).await.unwrap();
     assert!(!lowered.can_proceed, "the new limit (1) is already used");
     assert_eq!(lowered.denied_by.map(|l| (l.used, l.limit)), Some((1, 1)));
     assert_eq!(one_trips(&b), [("held", 2), ("changed", 2), ("full", 0)]);
@@ -281,7 +281,7 @@ async fn two_nodes_share_a_wallet() {
     user_on_plan(&a, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let fifty = Nanos(Nanos::from_usd(1).0 / 1000 * 50);
-    a.grant_credits("u1", super::wallet_tests::grant_of(fifty, "k"), "admin:test", now).await.unwrap();
+    a.grant_credits(&uid("u1"), super::wallet_tests::grant_of(fifty, "k"), "admin:test", now).await.unwrap();
     let b = second_node(&db, &a).await;
     assert_eq!(reserve_on_both(&a, &b, 200, now).await, 50);
     b.store.close().await;

@@ -7,6 +7,7 @@
 //! counts until the event naming it arrives or it expires; expired holds
 //! simply stop counting, so there are no phantom 429s.
 
+use crate::domain::identity::UserId;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -210,7 +211,7 @@ impl Engine {
     /// and holds, the holds' INSERT, and COMMIT.
     pub async fn preflight(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         ops: &[Operation],
         reserve: bool,
         now: DateTime<Utc>,
@@ -222,7 +223,7 @@ impl Engine {
 
     async fn decide(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         ops: &[Operation],
         reserve: bool,
         now: DateTime<Utc>,
@@ -239,7 +240,7 @@ impl Engine {
         if reserve && let Some(p) = self.reserve_in_one_trip(user_id, ops, now).await? {
             return Ok(p);
         }
-        let _turn = self.user_turns.take([user_id]).await;
+        let _turn = self.user_turns.take([user_id.as_str()]).await;
         let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::Users(vec![user_id.to_string()]));
         let (catalog, held) = match tx.recall(user_id, now) {
@@ -275,7 +276,7 @@ impl Engine {
     /// are written with the group. `None` otherwise, and on PostgreSQL.
     async fn decide_in_memo(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         ops: &[Operation],
         reserve: bool,
         now: DateTime<Utc>,
@@ -313,7 +314,7 @@ impl Engine {
     /// when the store finds a premise broken, and on SQLite.
     async fn reserve_in_one_trip(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         ops: &[Operation],
         now: DateTime<Utc>,
     ) -> AppResult<Option<Preflight>> {
@@ -324,7 +325,7 @@ impl Engine {
         // way: reservations of one user queue here, not for the row lock
         // inside the database (each holding a pooled connection while it
         // waits), and each decides on a copy that carries the one before.
-        let _turn = self.user_turns.take([user_id]).await;
+        let _turn = self.user_turns.take([user_id.as_str()]).await;
         let catalog = self.catalog.recent(&self.store).await?;
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
         if prepaid(&catalog, &entry.sub) {
@@ -362,7 +363,7 @@ impl Engine {
     /// The process's copy of the user's subscription, usage and holds,
     /// read from the store when it has no fresh one. `None` for an unknown
     /// user and for a period that has ended (rolling it over is a write).
-    async fn user_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Option<Arc<UserView>>> {
+    async fn user_view(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<Option<Arc<UserView>>> {
         let view = self.store.view();
         let entry = match view.get(user_id, now) {
             Some(entry) => entry,
@@ -405,7 +406,7 @@ impl Engine {
                 new_holds.push(NewHold {
                     id: id.clone(),
                     op_index: i as i64,
-                    user_id: after.sub.user_id.as_str().to_string(),
+                    user_id: after.sub.user_id.clone(),
                     period_start: period.start,
                     provider: op.provider.as_str().to_string(),
                     model: op.model.clone().unwrap_or_default(),
@@ -425,7 +426,12 @@ impl Engine {
     /// usage (read from the store when the view has no fresh copy). `None`
     /// when it needs the locked path: an unknown user (to say so the same
     /// way) or a period that has ended (rolling it over is a write).
-    async fn check_only(&self, user_id: &str, ops: &[Operation], now: DateTime<Utc>) -> AppResult<Option<Preflight>> {
+    async fn check_only(
+        &self,
+        user_id: &UserId,
+        ops: &[Operation],
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<Preflight>> {
         let catalog = self.catalog.recent(&self.store).await?;
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
         // The copy keeps no wallet: a prepaid customer is read from the store.

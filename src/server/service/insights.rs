@@ -3,6 +3,7 @@
 //! customer. Every figure is read from the recorded events, rollups, bills
 //! and the catalog, so it reconciles with the usage log and billing history.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 
 use super::Engine;
@@ -55,7 +56,7 @@ pub struct Insights {
 /// Plan fee against provider cost for one user and period.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MarginRow {
-    pub user_id: String,
+    pub user_id: UserId,
     pub billing_period: String,
     pub email: String,
     pub plan_name: String,
@@ -98,7 +99,7 @@ const TIP_FLOOR: Nanos = Nanos(10_000_000);
 
 impl Engine {
     /// The tag keys `user_id`'s events carry, sorted.
-    pub async fn tag_keys(&self, user_id: &str) -> AppResult<Vec<String>> {
+    pub async fn tag_keys(&self, user_id: &UserId) -> AppResult<Vec<String>> {
         let mut conn = self.store.pool().acquire().await?;
         Ok(reads::tag_keys(&mut conn, user_id).await?)
     }
@@ -107,7 +108,7 @@ impl Engine {
     /// by provider, model or a tag's value.
     pub async fn breakdown(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         by: BreakdownBy,
         label: Option<&str>,
         now: DateTime<Utc>,
@@ -146,7 +147,7 @@ impl Engine {
 
     /// Advice for `user_id`: a cheaper plan over the last three closed
     /// periods, and tips from the current period.
-    pub async fn insights(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Insights> {
+    pub async fn insights(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<Insights> {
         let snap = self.snapshot(user_id, None, now).await?;
         let mut missing = Vec::new();
         let mut conn = self.store.pool().acquire().await?;
@@ -285,7 +286,7 @@ impl Engine {
         // bill, which the rows below read.
         let mut current = Vec::with_capacity(users.len());
         for user in users {
-            match self.current_subscription(user.id.as_str(), now).await {
+            match self.current_subscription(&user.id, now).await {
                 Ok(s) => current.push(s),
                 Err(AppError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
@@ -298,7 +299,7 @@ impl Engine {
         };
         let mut rows = Vec::new();
         for (user, sub, catalog) in current {
-            let uid = user.id.as_str().to_string();
+            let uid = user.id.clone();
             let email = user.email.as_str().to_string();
             let period = sub.current_period();
             let row = if label.is_none_or(|l| l == period.label()) {
@@ -317,7 +318,7 @@ impl Engine {
                     provider_cost: cost,
                     open: true,
                 }
-            } else if let (Some(l), Some((plan_name, fee, cost))) = (label, bills.get(&uid)) {
+            } else if let (Some(l), Some((plan_name, fee, cost))) = (label, bills.get(uid.as_str())) {
                 MarginRow {
                     user_id: uid,
                     billing_period: l.to_string(),

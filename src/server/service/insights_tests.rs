@@ -16,7 +16,7 @@ use crate::domain::tags::{BreakdownBy, TagFilter, Tags};
 use crate::domain::usage_log::{LogFilter, LogStart};
 use crate::server::service::Engine;
 use crate::server::store::{Store, catalog};
-use crate::server::testing::{engine_with_catalog, price, t, user_on_plan};
+use crate::server::testing::{engine_with_catalog, price, t, uid, user_on_plan};
 
 fn tagged(mut e: UsageEvent, tags: &[(&str, &str)]) -> UsageEvent {
     e.tags = Tags(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
@@ -45,8 +45,8 @@ async fn tags_break_down_cost_and_filter_the_log(store: Store) {
     engine.record(ok(events), now).await.unwrap();
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_event_tags").await, 5);
 
-    let total = engine.period_view("u1", now).await.unwrap().total_cost();
-    let b = engine.breakdown("u1", BreakdownBy::Tag("project".into()), None, now).await.unwrap();
+    let total = engine.period_view(&uid("u1"), now).await.unwrap().total_cost();
+    let b = engine.breakdown(&uid("u1"), BreakdownBy::Tag("project".into()), None, now).await.unwrap();
     assert_eq!(b.billing_period, "2026-11");
     let cost = |i: i64| Nanos(i * 1250 + 5_000_000);
     let rows: Vec<_> = b.rows.iter().map(|g| (g.key.clone(), g.calls, g.tokens, g.cost)).collect();
@@ -64,25 +64,25 @@ async fn tags_break_down_cost_and_filter_the_log(store: Store) {
     assert_eq!(b.tag_keys, ["feature", "project"]);
 
     // By model and by provider: the same total.
-    let m = engine.breakdown("u1", BreakdownBy::Model, None, now).await.unwrap();
+    let m = engine.breakdown(&uid("u1"), BreakdownBy::Model, None, now).await.unwrap();
     assert_eq!(
         m.rows.iter().map(|g| (g.key.clone(), g.calls)).collect::<Vec<_>>(),
         [(key("gemini-2.5-pro"), 4), (None, 1)]
     );
     assert_eq!(m.rows.iter().map(|g| g.cost).sum::<Nanos>(), total);
-    let p = engine.breakdown("u1", BreakdownBy::Provider, Some("2026-11"), now).await.unwrap();
+    let p = engine.breakdown(&uid("u1"), BreakdownBy::Provider, Some("2026-11"), now).await.unwrap();
     assert_eq!(p.rows.iter().map(|g| g.cost).sum::<Nanos>(), total);
 
     // The log filtered by a tag lists exactly its events, counted alike.
     let filter = LogFilter { tag: TagFilter::parse(Some("project=blog")).unwrap(), ..Default::default() };
-    let (log, n) = engine.usage_log("u1", &filter, 50, LogStart::Offset(0)).await.unwrap();
+    let (log, n) = engine.usage_log(&uid("u1"), &filter, 50, LogStart::Offset(0)).await.unwrap();
     let mut ids: Vec<_> = log.iter().map(|e| e.event_id.as_str()).collect();
     ids.sort();
     assert_eq!((ids, n), (vec!["a", "b"], 2));
     assert_eq!(log.iter().find(|e| e.event_id == "a").unwrap().tags.get("feature"), Some("outline"));
     assert_eq!(log.iter().map(|e| e.cost_total).sum::<Nanos>(), b.rows[0].cost);
     let none = LogFilter { tag: TagFilter::parse(Some("project=nope")).unwrap(), ..Default::default() };
-    assert_eq!(engine.usage_log("u1", &none, 50, LogStart::Offset(0)).await.unwrap().1, 0);
+    assert_eq!(engine.usage_log(&uid("u1"), &none, 50, LogStart::Offset(0)).await.unwrap().1, 0);
 }
 both_stores!(tags_break_down_cost_and_filter_the_log, tags_break_down_cost_and_filter_the_log);
 
@@ -144,7 +144,7 @@ async fn advice_reconciles_with_events_and_catalog(store: Store) {
     let big = |id: &str| ev(id, "u1", "gemini", Some("gemini-2.5-pro"), 10_000, 5_000, now);
     engine.record(ok(vec![big("p1"), big("p2"), failed]), now).await.unwrap();
 
-    let i = engine.insights("u1", now).await.unwrap();
+    let i = engine.insights(&uid("u1"), now).await.unwrap();
     let plan = i.recommended_plan.clone().expect("a cheaper plan");
     assert_eq!((plan.plan_id, plan.monthly_saving), (small, Nanos::from_usd(70)));
     assert_eq!(i.periods_considered, ["2026-09", "2026-08", "2026-07"]);
@@ -172,7 +172,7 @@ async fn advice_reconciles_with_events_and_catalog(store: Store) {
     assert!(i.missing.is_empty(), "{:?}", i.missing);
 
     // Not enough data: said, not guessed.
-    let fresh = engine.insights("fresh", now).await.unwrap();
+    let fresh = engine.insights(&uid("fresh"), now).await.unwrap();
     assert_eq!(fresh.recommended_plan, None);
     assert!(fresh.tips.is_empty());
     assert!(
@@ -246,7 +246,7 @@ async fn periods_follow_the_customers_timezone(store: Store) {
     // Tokyo (UTC+9): signed up at 21:00 local on Mar 10; periods start at
     // local midnight on the 10th, which is 15:00 UTC the day before.
     engine.create_user(new_user("tokyo", "Asia/Tokyo"), at(2026, 3, 10, 12, 0)).await.unwrap();
-    let (_, sub, _) = engine.current_subscription("tokyo", at(2026, 3, 10, 12, 0)).await.unwrap();
+    let (_, sub, _) = engine.current_subscription(&uid("tokyo"), at(2026, 3, 10, 12, 0)).await.unwrap();
     assert_eq!((sub.period_start, sub.period_end), (at(2026, 3, 9, 15, 0), at(2026, 4, 9, 15, 0)));
     // 23:00 on Apr 9 in Tokyo is March's period; 01:00 on Apr 10, April's.
     let gem = |id: &str, when| ev(id, "tokyo", "gemini", Some("gemini-2.5-pro"), 1000, 500, when);
@@ -255,12 +255,12 @@ async fn periods_follow_the_customers_timezone(store: Store) {
     let label = |id: &str| format!("SELECT CAST(period_start AS BIGINT) FROM usage_events WHERE event_id = '{id}'");
     assert_eq!(scalar(&store, &label("late-march")).await, at(2026, 3, 9, 15, 0).timestamp_millis());
     assert_eq!(scalar(&store, &label("early-april")).await, at(2026, 4, 9, 15, 0).timestamp_millis());
-    let bills = engine.billing_history("tokyo", at(2026, 4, 9, 16, 30)).await.unwrap();
+    let bills = engine.billing_history(&uid("tokyo"), at(2026, 4, 9, 16, 30)).await.unwrap();
     assert_eq!(
         bills.iter().map(|b| (b.billing_period.as_str(), b.period_start)).collect::<Vec<_>>(),
         [("2026-03", at(2026, 3, 9, 15, 0))]
     );
-    assert_eq!(engine.period_view("tokyo", at(2026, 4, 9, 16, 30)).await.unwrap().label, "2026-04");
+    assert_eq!(engine.period_view(&uid("tokyo"), at(2026, 4, 9, 16, 30)).await.unwrap().label, "2026-04");
 
     // New York across both daylight-saving changes: local midnight on the
     // 15th each month, 05:00 UTC in winter and 04:00 in summer.
@@ -272,7 +272,7 @@ async fn periods_follow_the_customers_timezone(store: Store) {
     let mut seen = Vec::new();
     for (y, m, d, h) in starts {
         let now = at(y, m, d, h, 0);
-        let v = engine.period_view("nyc", now).await.unwrap();
+        let v = engine.period_view(&uid("nyc"), now).await.unwrap();
         seen.push((
             v.label.clone(),
             v.period.start.format("%m-%d %H:%M").to_string(),
@@ -293,14 +293,14 @@ async fn periods_follow_the_customers_timezone(store: Store) {
     // bill: the period is re-counted from local midnight of their first day.
     user_on_plan(&engine, "moving", plan, at(2026, 5, 20, 18, 0)).await;
     let la = parse_timezone("America/Los_Angeles").unwrap();
-    let (sub, changed) = engine.set_timezone("moving", la, "user:root", at(2026, 5, 21, 9, 0)).await.unwrap();
+    let (sub, changed) = engine.set_timezone(&uid("moving"), la, "user:root", at(2026, 5, 21, 9, 0)).await.unwrap();
     assert!(changed);
     assert_eq!((sub.period_start, sub.period_end), (at(2026, 5, 20, 7, 0), at(2026, 6, 20, 7, 0)));
     engine
         .record(ok(vec![ev("m1", "moving", "tavily", None, 0, 0, at(2026, 5, 22, 0, 0))]), at(2026, 5, 22, 0, 0))
         .await
         .unwrap();
-    let refused = engine.set_timezone("moving", Tz::UTC, "user:root", at(2026, 5, 23, 0, 0)).await.unwrap_err();
+    let refused = engine.set_timezone(&uid("moving"), Tz::UTC, "user:root", at(2026, 5, 23, 0, 0)).await.unwrap_err();
     assert!(
         matches!(&refused, crate::server::error::AppError::Conflict(m) if m.contains("before its first event or bill")),
         "{refused:?}"

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::Engine;
 use super::audit;
-use crate::domain::identity::{ApiKey, Scope};
+use crate::domain::identity::{ApiKey, Scope, UserId};
 use crate::server::auth::new_api_key_secret;
 use crate::server::error::{AppError, AppResult};
 use crate::server::store::keys;
@@ -63,7 +63,7 @@ impl Engine {
     /// the stored key and the secret, which is not kept.
     pub async fn create_api_key(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         scopes: &[Scope],
         name: &str,
         actor: &str,
@@ -130,7 +130,7 @@ impl Engine {
             }
             None => None,
         };
-        self.create_api_key(user_id.as_deref(), scopes, name, actor, now).await
+        self.create_api_key(user_id.as_ref(), scopes, name, actor, now).await
     }
 }
 

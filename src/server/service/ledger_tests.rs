@@ -13,7 +13,7 @@ use crate::domain::plan::{Plan, PlanChange, Tier};
 use crate::domain::pricing::Count;
 use crate::server::error::AppError;
 use crate::server::store::{Store, bills, catalog, users};
-use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+use crate::server::testing::{engine_with_catalog, t, uid, user_on_plan};
 
 /// A second plan, Basic at $29/month, 300 Tavily calls.
 async fn basic_plan(engine: &Engine) -> i64 {
@@ -46,17 +46,17 @@ async fn changing_plan_never_resets_usage(store: Store) {
     let calls: Vec<_> = (0..276).map(|i| ev(&format!("c{i}"), "u1", "tavily", None, 0, 0, now)).collect();
     engine.record(ok(calls), now).await.unwrap();
     for attempt in 0..3 {
-        let r = engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", now).await;
+        let r = engine.change_plan(&uid("u1"), basic, BillingCycle::Monthly, "user:u1", now).await;
         assert!(matches!(r, Err(AppError::Conflict(_))), "attempt {attempt}: {r:?}");
     }
-    let view = engine.period_view("u1", now).await.unwrap();
+    let view = engine.period_view(&uid("u1"), now).await.unwrap();
     assert_eq!(view.period.start, start, "the period did not restart");
     assert_eq!(view.total_calls(), 276);
-    let gate = engine.preflight("u1", &[op("tavily", 0)], false, now).await.unwrap();
+    let gate = engine.preflight(&uid("u1"), &[op("tavily", 0)], false, now).await.unwrap();
     assert_eq!(gate.calls_summary.map(|u| (u.used, u.limit)), Some((276, 300)));
     let mut conn = store.pool().acquire().await.unwrap();
-    assert!(bills::billing_records(&mut conn, "u1").await.unwrap().is_empty(), "no period was closed");
-    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0, false).await.unwrap();
+    assert!(bills::billing_records(&mut conn, &uid("u1")).await.unwrap().is_empty(), "no period was closed");
+    let (renewals, n) = users::renewals(&mut conn, &uid("u1"), 10, 0, false).await.unwrap();
     assert_eq!((n, renewals[0].renewal_type.as_str()), (1, "new"), "no fee charged again");
 }
 both_stores!(changing_plan_never_resets_usage, changing_plan_never_resets_usage);
@@ -71,28 +71,28 @@ async fn upgrades_now_downgrades_at_cycle_end(store: Store) {
     user_on_plan(&engine, "u1", basic, start).await;
     let mid = t(2026, 4, 16); // 15 of 30 days left
     engine.record(ok(vec![ev("a", "u1", "tavily", None, 0, 0, mid)]), mid).await.unwrap();
-    let (sub, change) = engine.change_plan("u1", pro, BillingCycle::Monthly, "user:u1", mid).await.unwrap();
+    let (sub, change) = engine.change_plan(&uid("u1"), pro, BillingCycle::Monthly, "user:u1", mid).await.unwrap();
     assert_eq!(change, PlanChange::Upgrade { fee: Nanos::from_usd(25), then: None }, "half of $79 - $29");
     assert_eq!((sub.plan_id, sub.period_start), (Some(pro), start));
-    assert_eq!(engine.period_view("u1", mid).await.unwrap().total_calls(), 1, "usage carried over");
+    assert_eq!(engine.period_view(&uid("u1"), mid).await.unwrap().total_calls(), 1, "usage carried over");
     // Down again: scheduled; Pro stays in force until May 1.
     let later = t(2026, 4, 20);
-    let (sub, change) = engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", later).await.unwrap();
+    let (sub, change) = engine.change_plan(&uid("u1"), basic, BillingCycle::Monthly, "user:u1", later).await.unwrap();
     assert_eq!(change, PlanChange::Scheduled);
     assert_eq!((sub.plan_id, sub.pending), (Some(pro), Some((basic, BillingCycle::Monthly))));
     assert!(matches!(
-        engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", later).await,
+        engine.change_plan(&uid("u1"), basic, BillingCycle::Monthly, "user:u1", later).await,
         Err(AppError::Conflict(_))
     ));
     // The April bill: Basic's $29 + the $25 upgrade + $0.001 of usage.
     let may = t(2026, 5, 2);
-    let view = engine.period_view("u1", may).await.unwrap();
+    let view = engine.period_view(&uid("u1"), may).await.unwrap();
     assert_eq!(view.plan.as_ref().map(|p| p.id), Some(basic), "the downgrade took effect at the cycle end");
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = bills::billing_records(&mut conn, "u1").await.unwrap();
+    let bills = bills::billing_records(&mut conn, &uid("u1")).await.unwrap();
     assert_eq!(bills.len(), 1);
     assert_eq!((bills[0].plan_fee, bills[0].usage_cost), (Nanos::from_usd(54), Nanos(1_000_000)));
-    let (renewals, _) = users::renewals(&mut conn, "u1", 10, 0, false).await.unwrap();
+    let (renewals, _) = users::renewals(&mut conn, &uid("u1"), 10, 0, false).await.unwrap();
     let kinds: Vec<_> = renewals.iter().map(|r| (r.renewal_type.as_str(), r.payment_amount)).collect();
     assert_eq!(
         kinds,
@@ -107,15 +107,15 @@ async fn upgrades_now_downgrades_at_cycle_end(store: Store) {
     let day = t(2026, 5, 10);
     for i in 0..5 {
         let target = if i % 2 == 0 { pro } else { basic };
-        engine.change_plan("u1", target, BillingCycle::Monthly, "user:u1", day).await.unwrap();
+        engine.change_plan(&uid("u1"), target, BillingCycle::Monthly, "user:u1", day).await.unwrap();
     }
     assert!(matches!(
-        engine.change_plan("u1", pro, BillingCycle::Monthly, "user:u1", day).await,
+        engine.change_plan(&uid("u1"), pro, BillingCycle::Monthly, "user:u1", day).await,
         Err(AppError::LimitReached { .. })
     ));
     let next_day = day + Duration::days(1);
     assert_eq!(
-        engine.change_plan("u1", basic, BillingCycle::Monthly, "user:u1", next_day).await.unwrap().1,
+        engine.change_plan(&uid("u1"), basic, BillingCycle::Monthly, "user:u1", next_day).await.unwrap().1,
         PlanChange::Scheduled
     );
 }
@@ -136,15 +136,15 @@ async fn every_cost_lands_in_exactly_one_bill(store: Store) {
     // April's bill closes in May; then an April event arrives late.
     let may = t(2026, 5, 10);
     engine.record(ok(vec![ev("apr", "u1", "tavily", None, 0, 0, t(2026, 4, 5))]), t(2026, 4, 5)).await.unwrap();
-    engine.period_view("u1", may).await.unwrap();
+    engine.period_view(&uid("u1"), may).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    let closed = bills::billing_records(&mut conn, "u1").await.unwrap();
+    let closed = bills::billing_records(&mut conn, &uid("u1")).await.unwrap();
     assert_eq!(closed[0].usage_cost, Nanos(1_000_000));
     let r = engine.record(ok(vec![ev("late", "u1", "tavily", None, 0, 0, t(2026, 4, 28))]), may).await.unwrap();
     assert_eq!(r[0].outcome, super::recording::Outcome::Accepted);
-    let after = bills::billing_records(&mut conn, "u1").await.unwrap();
+    let after = bills::billing_records(&mut conn, &uid("u1")).await.unwrap();
     assert_eq!(after, closed, "a closed bill never changes");
-    let view = engine.period_view("u1", may).await.unwrap();
+    let view = engine.period_view(&uid("u1"), may).await.unwrap();
     assert_eq!((view.period.start, view.total_cost()), (t(2026, 5, 1), Nanos(1_000_000)), "billed in the open period");
     assert_eq!(scalar(&store, "SELECT late FROM usage_events WHERE event_id = 'late'").await, 1);
     assert_eq!(scalar(&store, "SELECT late FROM usage_events WHERE event_id = 'apr'").await, 0);
@@ -153,7 +153,7 @@ async fn every_cost_lands_in_exactly_one_bill(store: Store) {
     let billed: i64 = after.iter().map(|b| b.usage_cost.0).sum();
     assert_eq!((events, billed + view.total_cost().0), (rollups, events));
     // The label names that one period, by its start.
-    let snap = engine.snapshot("u1", Some("2026-04"), may).await.unwrap();
+    let snap = engine.snapshot(&uid("u1"), Some("2026-04"), may).await.unwrap();
     assert_eq!((snap.period.start, snap.total().counts.calls), (start, 1));
 }
 both_stores!(every_cost_lands_in_exactly_one_bill, every_cost_lands_in_exactly_one_bill);
@@ -193,12 +193,12 @@ async fn usage_log_pages_by_cursor(store: Store) {
         LogFilter { failed: Some(false), billing_period: Some("2026-04".into()), ..Default::default() },
         LogFilter { status_code: Some(500), ..Default::default() },
     ] {
-        let (all, total) = engine.usage_log("u1", &filter, 1000, LogStart::Offset(0)).await.unwrap();
+        let (all, total) = engine.usage_log(&uid("u1"), &filter, 1000, LogStart::Offset(0)).await.unwrap();
         assert_eq!(total, all.len() as i64, "{filter:?}: the count matches the rows");
         let mut paged = Vec::new();
         let mut at = LogStart::Offset(0);
         loop {
-            let (rows, _) = engine.usage_log("u1", &filter, 25, at).await.unwrap();
+            let (rows, _) = engine.usage_log(&uid("u1"), &filter, 25, at).await.unwrap();
             let Some(last) = rows.last() else { break };
             at = LogStart::Before(last.occurred_at, last.id);
             paged.extend(rows.iter().map(|r| r.id));
@@ -208,7 +208,8 @@ async fn usage_log_pages_by_cursor(store: Store) {
         // the end included.
         let mut by_offset = Vec::new();
         for page in 0..=(all.len() / 25 + 1) {
-            let (rows, _) = engine.usage_log("u1", &filter, 25, LogStart::Offset(page as i64 * 25)).await.unwrap();
+            let (rows, _) =
+                engine.usage_log(&uid("u1"), &filter, 25, LogStart::Offset(page as i64 * 25)).await.unwrap();
             assert!(rows.len() <= 25);
             by_offset.extend(rows.iter().map(|r| r.id));
         }
@@ -216,7 +217,7 @@ async fn usage_log_pages_by_cursor(store: Store) {
     }
     let failed = scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400").await;
     let f = LogFilter { failed: Some(true), ..Default::default() };
-    assert_eq!(engine.usage_log("u1", &f, 1, LogStart::Offset(0)).await.unwrap().1, failed);
+    assert_eq!(engine.usage_log(&uid("u1"), &f, 1, LogStart::Offset(0)).await.unwrap().1, failed);
 }
 both_stores!(usage_log_pages_by_cursor, usage_log_pages_by_cursor);
 
@@ -262,7 +263,9 @@ async fn holds_respect_cost_and_token_limits(store: Store) {
             let tasks: Vec<_> = (0..n)
                 .map(|_| {
                     let (engine, ops) = (engine.clone(), ops.clone());
-                    tokio::spawn(async move { engine.preflight("u1", &ops, true, now).await.unwrap().can_proceed })
+                    tokio::spawn(
+                        async move { engine.preflight(&uid("u1"), &ops, true, now).await.unwrap().can_proceed },
+                    )
                 })
                 .collect();
             let mut admitted = 0;
@@ -302,7 +305,7 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let pro = Operation { model: Some("gemini-2.5-pro".into()), ..op("gemini", 100) };
-    let p = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0), pro.clone()], true, now).await.unwrap();
+    let p = engine.preflight(&uid("u1"), &[op("tavily", 0), op("tavily", 0), pro.clone()], true, now).await.unwrap();
     assert!(p.can_proceed);
     let rid = p.reservation_id.unwrap();
     // Holds are committed without waiting for the disk; other connections
@@ -317,9 +320,9 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
     let open = "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL";
     assert_eq!(scalar(&store, open).await, 2);
     // 1 recorded + 1 held of 3: one more Tavily call fits, not two.
-    let check = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0)], false, now).await.unwrap();
+    let check = engine.preflight(&uid("u1"), &[op("tavily", 0), op("tavily", 0)], false, now).await.unwrap();
     assert!(!check.can_proceed);
-    assert!(engine.preflight("u1", &[op("tavily", 0)], false, now).await.unwrap().can_proceed);
+    assert!(engine.preflight(&uid("u1"), &[op("tavily", 0)], false, now).await.unwrap().can_proceed);
     // Gemini's hold settles with its own event, by model.
     let mut g = ev("g1", "u1", "gemini", Some("gemini-2.5-pro"), 100, 0, now);
     g.reservation_id = Some(rid);
@@ -330,7 +333,7 @@ async fn an_event_settles_only_its_own_hold(store: Store) {
     let all = "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations";
     assert_eq!(engine.prune_stale(now).await.unwrap().2, 2);
     assert_eq!((scalar(&store, all).await, scalar(&store, open).await), (1, 1));
-    assert!(!engine.preflight("u1", &[op("tavily", 0), op("tavily", 0)], false, now).await.unwrap().can_proceed);
+    assert!(!engine.preflight(&uid("u1"), &[op("tavily", 0), op("tavily", 0)], false, now).await.unwrap().can_proceed);
     assert_eq!(engine.prune_stale(now + chrono::Duration::hours(1)).await.unwrap().2, 1);
     assert_eq!(scalar(&store, all).await, 0);
 }
@@ -346,9 +349,9 @@ async fn a_batch_settles_one_hold_per_event(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let pro = Operation { model: Some("gemini-2.5-pro".into()), ..op("gemini", 100) };
-    let p = engine.preflight("u1", &[op("tavily", 0), pro, op("tavily", 0)], true, now).await.unwrap();
+    let p = engine.preflight(&uid("u1"), &[op("tavily", 0), pro, op("tavily", 0)], true, now).await.unwrap();
     let rid = p.reservation_id.unwrap();
-    let other = engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().reservation_id.unwrap();
+    let other = engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await.unwrap().reservation_id.unwrap();
     store.settled().await.unwrap();
     let named = |id: &str, provider: &str, model: Option<&str>| {
         let mut e = ev(id, "u1", provider, model, 0, 0, now);
@@ -382,7 +385,7 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     let (engine, pro) = engine_with_catalog(store.clone(), cap, t(2026, 1, 1)).await;
     user_on_plan(&engine, "u1", pro, start).await;
     let preview = Operation { model: Some("o4-preview".into()), ..op("openai", 1000) };
-    let denied = engine.preflight("u1", std::slice::from_ref(&preview), true, t(2026, 4, 10)).await;
+    let denied = engine.preflight(&uid("u1"), std::slice::from_ref(&preview), true, t(2026, 4, 10)).await;
     match denied {
         Err(AppError::Unpriced(m)) => assert!(m.contains("o4-preview"), "{m}"),
         other => panic!("expected an unpriced refusal, got {other:?}"),
@@ -395,10 +398,10 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     let may_ev = ev("may", "u1", "openai", Some("o4-preview"), 1_000_000, 0, may);
     engine.record(ok(vec![may_ev]), may).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    let april_bill = bills::billing_records(&mut conn, "u1").await.unwrap();
+    let april_bill = bills::billing_records(&mut conn, &uid("u1")).await.unwrap();
     assert_eq!(april_bill.len(), 1);
     drop(conn);
-    assert_eq!(engine.period_view("u1", may).await.unwrap().total_cost(), Nanos::ZERO);
+    assert_eq!(engine.period_view(&uid("u1"), may).await.unwrap().total_cost(), Nanos::ZERO);
     // The admin prices it from April 1: $2/M in, $8/M out.
     use crate::domain::pricing::RateField;
     let form = PriceForm {
@@ -412,10 +415,10 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     engine.add_price(&form, "user:root", may).await.unwrap();
     // May's event: in place, $2. April's: its bill was issued, so it is
     // billed in May, late: $2 + $8.
-    let view = engine.period_view("u1", may).await.unwrap();
+    let view = engine.period_view(&uid("u1"), may).await.unwrap();
     assert_eq!(view.total_cost(), Nanos::from_usd(12));
     // $12 of $13: the cap's 80 % and 90 % alerts, as if priced at once.
-    let (list, _) = engine.alerts("u1", false).await.unwrap();
+    let (list, _) = engine.alerts(&uid("u1"), false).await.unwrap();
     let mut cap_alerts: Vec<_> = list
         .iter()
         .filter(|a| a.billing_period.as_deref() == Some("2026-05") && a.title.contains("cost"))
@@ -424,7 +427,11 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     cap_alerts.sort();
     assert_eq!(cap_alerts, [80, 90], "{list:?}");
     let mut conn = store.pool().acquire().await.unwrap();
-    assert_eq!(bills::billing_records(&mut conn, "u1").await.unwrap(), april_bill, "the closed bill stays as issued");
+    assert_eq!(
+        bills::billing_records(&mut conn, &uid("u1")).await.unwrap(),
+        april_bill,
+        "the closed bill stays as issued"
+    );
     drop(conn);
     assert_eq!(scalar(&store, "SELECT late FROM usage_events WHERE event_id = 'apr'").await, 1);
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 0);
@@ -453,7 +460,7 @@ async fn unpriced_usage_is_denied_then_repriced(store: Store) {
     let again = engine.record(ok(vec![april]), may).await.unwrap();
     assert_eq!((again[0].outcome, again[0].cost), (super::recording::Outcome::Duplicate, Nanos::from_usd(10)));
     // And the gate prices it now.
-    assert!(engine.preflight("u1", &[preview], false, may).await.unwrap().can_proceed);
+    assert!(engine.preflight(&uid("u1"), &[preview], false, may).await.unwrap().can_proceed);
 }
 both_stores!(unpriced_usage_is_denied_then_repriced, unpriced_usage_is_denied_then_repriced);
 
@@ -467,35 +474,35 @@ async fn subscription_lifecycle(store: Store) {
     let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), t(2026, 1, 1)).await;
     user_on_plan(&engine, "u1", pro, start).await;
     let mid = t(2026, 4, 15);
-    let sub = engine.change_status("u1", Lifecycle::CancelAtCycleEnd, "user:u1", mid).await.unwrap();
+    let sub = engine.change_status(&uid("u1"), Lifecycle::CancelAtCycleEnd, "user:u1", mid).await.unwrap();
     assert_eq!((sub.status.as_str(), sub.cancel_at), ("active", Some(t(2026, 5, 1))));
-    assert!(engine.preflight("u1", &[op("tavily", 0)], true, mid).await.unwrap().can_proceed, "runs until then");
+    assert!(engine.preflight(&uid("u1"), &[op("tavily", 0)], true, mid).await.unwrap().can_proceed, "runs until then");
     assert!(matches!(
-        engine.change_status("u1", Lifecycle::CancelAtCycleEnd, "user:u1", mid).await,
+        engine.change_status(&uid("u1"), Lifecycle::CancelAtCycleEnd, "user:u1", mid).await,
         Err(AppError::Conflict(_))
     ));
     // The cycle ends: cancelled, May costs nothing, the gate says why.
     let may = t(2026, 5, 3);
-    let view = engine.period_view("u1", may).await.unwrap();
+    let view = engine.period_view(&uid("u1"), may).await.unwrap();
     assert_eq!(view.subscription.status.as_str(), "cancelled");
-    match engine.preflight("u1", &[op("tavily", 0)], false, may).await {
+    match engine.preflight(&uid("u1"), &[op("tavily", 0)], false, may).await {
         Err(AppError::Forbidden(m)) => assert!(m.contains("cancelled"), "{m}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(matches!(
-        engine.change_plan("u1", pro, BillingCycle::Yearly, "user:u1", may).await,
+        engine.change_plan(&uid("u1"), pro, BillingCycle::Yearly, "user:u1", may).await,
         Err(AppError::Conflict(_))
     ));
     // Resume: active again; the fee comes back with the next cycle.
-    engine.change_status("u1", Lifecycle::Resume, "user:u1", may).await.unwrap();
-    assert!(engine.preflight("u1", &[op("tavily", 0)], false, may).await.unwrap().can_proceed);
+    engine.change_status(&uid("u1"), Lifecycle::Resume, "user:u1", may).await.unwrap();
+    assert!(engine.preflight(&uid("u1"), &[op("tavily", 0)], false, may).await.unwrap().can_proceed);
     // Pause in June: nothing admitted; July's cycle starts while paused: $0.
     let june = t(2026, 6, 10);
-    engine.change_status("u1", Lifecycle::Pause, "admin", june).await.unwrap();
-    assert!(matches!(engine.preflight("u1", &[op("tavily", 0)], false, june).await, Err(AppError::Forbidden(_))));
-    engine.period_view("u1", t(2026, 7, 2)).await.unwrap();
+    engine.change_status(&uid("u1"), Lifecycle::Pause, "admin", june).await.unwrap();
+    assert!(matches!(engine.preflight(&uid("u1"), &[op("tavily", 0)], false, june).await, Err(AppError::Forbidden(_))));
+    engine.period_view(&uid("u1"), t(2026, 7, 2)).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    let fees: Vec<(String, i64)> = bills::billing_records(&mut conn, "u1")
+    let fees: Vec<(String, i64)> = bills::billing_records(&mut conn, &uid("u1"))
         .await
         .unwrap()
         .iter()
@@ -507,11 +514,11 @@ async fn subscription_lifecycle(store: Store) {
         "April paid; May cancelled (resumed mid-cycle: no fee); June's cycle started active: paid"
     );
     // July's cycle started while paused: nothing accrues.
-    assert_eq!(engine.period_view("u1", t(2026, 7, 2)).await.unwrap().subscription.period_fee, Some(Nanos::ZERO));
-    let (all, _) = users::renewals(&mut conn, "u1", 20, 0, false).await.unwrap();
+    assert_eq!(engine.period_view(&uid("u1"), t(2026, 7, 2)).await.unwrap().subscription.period_fee, Some(Nanos::ZERO));
+    let (all, _) = users::renewals(&mut conn, &uid("u1"), 20, 0, false).await.unwrap();
     let kinds: Vec<_> = all.iter().map(|r| r.renewal_type.as_str()).collect();
     assert_eq!(kinds, ["pause", "renewal", "resume", "cancellation", "new"]);
-    let (family_a, n) = users::renewals(&mut conn, "u1", 20, 0, true).await.unwrap();
+    let (family_a, n) = users::renewals(&mut conn, &uid("u1"), 20, 0, true).await.unwrap();
     let kinds: Vec<_> = family_a.iter().map(|r| r.renewal_type.as_str()).collect();
     assert_eq!((n, kinds), (2, vec!["renewal", "new"]), "family A sees its four types only");
     drop(conn);
@@ -519,8 +526,8 @@ async fn subscription_lifecycle(store: Store) {
         scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_log WHERE action LIKE 'subscription.%'").await;
     assert_eq!(audited, 3);
     // Cancelled now: at once.
-    engine.change_status("u1", Lifecycle::Resume, "admin", t(2026, 7, 3)).await.unwrap();
-    let sub = engine.change_status("u1", Lifecycle::CancelNow, "admin", t(2026, 7, 4)).await.unwrap();
+    engine.change_status(&uid("u1"), Lifecycle::Resume, "admin", t(2026, 7, 3)).await.unwrap();
+    let sub = engine.change_status(&uid("u1"), Lifecycle::CancelNow, "admin", t(2026, 7, 4)).await.unwrap();
     assert_eq!(sub.status.as_str(), "cancelled");
 }
 both_stores!(subscription_lifecycle, subscription_lifecycle);
@@ -539,7 +546,7 @@ async fn alerts_resolve_and_reopen(store: Store) {
     };
     engine.record(ok(calls(0, 280, now)), now).await.unwrap();
     let open = |engine: Engine| async move {
-        let (all, _) = engine.alerts("u1", false).await.unwrap();
+        let (all, _) = engine.alerts(&uid("u1"), false).await.unwrap();
         let mut v: Vec<(i64, bool, bool, String)> =
             all.into_iter().map(|a| (a.threshold, a.resolved_at.is_some(), a.is_read, a.message)).collect();
         v.sort();
@@ -549,10 +556,10 @@ async fn alerts_resolve_and_reopen(store: Store) {
     assert_eq!(a.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(80, false), (90, false)]);
 
     // Upgrade: 280 of 1,000 is under both thresholds.
-    engine.change_plan("u1", pro, BillingCycle::Monthly, "user:u1", now).await.unwrap();
+    engine.change_plan(&uid("u1"), pro, BillingCycle::Monthly, "user:u1", now).await.unwrap();
     let a = open(engine.clone()).await;
     assert_eq!(a.iter().map(|x| (x.0, x.1, x.2)).collect::<Vec<_>>(), vec![(80, true, true), (90, true, true)]);
-    let (_, unread) = engine.alerts("u1", true).await.unwrap();
+    let (_, unread) = engine.alerts(&uid("u1"), true).await.unwrap();
     assert_eq!(unread, 0, "a resolved alert asks for nothing");
 
     // 800 of 1,000: 80% again, under the new limit, unread, with new words.
@@ -586,7 +593,7 @@ async fn spend_spikes_alert_once_a_day(store: Store) {
     engine.record(ok(baseline), now - Duration::minutes(80)).await.unwrap();
     let spikes = |engine: Engine| async move {
         engine
-            .alerts("u1", false)
+            .alerts(&uid("u1"), false)
             .await
             .unwrap()
             .0
@@ -597,10 +604,10 @@ async fn spend_spikes_alert_once_a_day(store: Store) {
     let hour: Vec<_> =
         (0..5).map(|i| ev(&format!("h{i}"), "u1", "tavily", None, 0, 0, now - Duration::minutes(30))).collect();
     engine.record(ok(hour), now).await.unwrap();
-    assert!(!engine.check_spike("u1", now).await.unwrap(), "5x the average is not more than 5x");
+    assert!(!engine.check_spike(&uid("u1"), now).await.unwrap(), "5x the average is not more than 5x");
     engine.record(ok(vec![ev("h5", "u1", "tavily", None, 0, 0, now - Duration::minutes(5))]), now).await.unwrap();
-    assert!(engine.check_spike("u1", now).await.unwrap());
-    assert!(!engine.check_spike("u1", now + Duration::minutes(10)).await.unwrap(), "once a day");
+    assert!(engine.check_spike(&uid("u1"), now).await.unwrap());
+    assert!(!engine.check_spike(&uid("u1"), now + Duration::minutes(10)).await.unwrap(), "once a day");
     let s = spikes(engine.clone()).await;
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].severity.as_str(), "warning");
@@ -610,11 +617,11 @@ async fn spend_spikes_alert_once_a_day(store: Store) {
     user_on_plan(&engine, "new", plan, now - Duration::hours(12)).await;
     let burst: Vec<_> = (0..50).map(|i| ev(&format!("n{i}"), "new", "tavily", None, 0, 0, now)).collect();
     engine.record(ok(burst), now).await.unwrap();
-    assert!(!engine.check_spike("new", now).await.unwrap());
+    assert!(!engine.check_spike(&uid("new"), now).await.unwrap());
     // Turned off.
     let mut off = engine.clone();
     off.config.spike_multiple = 0;
-    assert!(!off.check_spike("u1", now + Duration::days(1)).await.unwrap());
+    assert!(!off.check_spike(&uid("u1"), now + Duration::days(1)).await.unwrap());
 }
 both_stores!(spend_spikes_alert_once_a_day, spend_spikes_alert_once_a_day);
 
@@ -726,7 +733,7 @@ async fn a_rolled_back_price_never_prices(store: Store) {
     let r = engine.record(ok(vec![ev("e1", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
     let tenth_of_a_cent = Nanos(1_000_000);
     assert_eq!(r[0].cost, tenth_of_a_cent, "priced by the committed catalog: {r:?}");
-    let gate = engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap();
+    let gate = engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await.unwrap();
     assert_eq!(gate.total_cost, tenth_of_a_cent);
 }
 both_stores!(a_rolled_back_price_never_prices, a_rolled_back_price_never_prices);

@@ -183,7 +183,8 @@ pub struct Engine {
     pub(super) user_turns: Arc<user_turns::UserTurns>,
     pub counters: Arc<Counters>,
     /// When this process last judged each user's spending (see [`spikes`]).
-    pub(super) spike_checks: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    pub(super) spike_checks:
+        Arc<std::sync::Mutex<std::collections::HashMap<crate::domain::identity::UserId, std::time::Instant>>>,
     /// Turns for bulk reads (an export's pages after its first), one per
     /// core: however many downloads stream at once, they use at most that
     /// many of the pool's connections and cores, and a dashboard, a log

@@ -14,6 +14,7 @@
 //! makes itself (`prx_<uuid>`) and ids of ingested events (which may not
 //! begin with `prx:` or `prx_`) can never meet these.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 
 use super::Engine;
@@ -40,7 +41,7 @@ pub fn attempt_event_id(call_id: &str, attempt: i64) -> String {
 
 impl Engine {
     /// Claims the caller's `call_id` for a new provider call of `user_id`.
-    pub async fn claim_proxy_call(&self, user_id: &str, call_id: &str, now: DateTime<Utc>) -> AppResult<Claim> {
+    pub async fn claim_proxy_call(&self, user_id: &UserId, call_id: &str, now: DateTime<Utc>) -> AppResult<Claim> {
         let stale_before = now - self.config.hold_span();
         let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::NothingCached);
@@ -70,7 +71,7 @@ impl Engine {
     async fn next_attempt(
         &self,
         tx: &mut crate::server::store::WriteTx,
-        user_id: &str,
+        user_id: &UserId,
         call_id: &str,
         seen: i64,
         now: DateTime<Utc>,
@@ -84,7 +85,7 @@ impl Engine {
 
     /// Gives back an attempt refused before the provider was called (denied
     /// by a limit, say), so the caller may send the same id again at once.
-    pub async fn abandon_proxy_call(&self, user_id: &str, call_id: &str, attempt: i64) -> AppResult<()> {
+    pub async fn abandon_proxy_call(&self, user_id: &UserId, call_id: &str, attempt: i64) -> AppResult<()> {
         let mut tx = self.store.begin_unsynced().await?;
         tx.affects(Affects::NothingCached);
         claims::touch(&mut tx, user_id, call_id, attempt, DateTime::UNIX_EPOCH).await?;
@@ -97,7 +98,7 @@ impl Engine {
     /// (if the caller named the call) counts as renewed now.
     pub async fn renew_proxy_call(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         reservation_id: Option<&str>,
         claim: Option<(&str, i64)>,
         now: DateTime<Utc>,

@@ -2,6 +2,7 @@
 //! reads rollups (one row per user, period, provider and model), never the
 //! raw events, so it stays fast at tens of millions of events.
 
+use crate::domain::identity::UserId;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +31,7 @@ impl Engine {
     /// ended (a short locked write only in that case).
     pub async fn current_subscription(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now: DateTime<Utc>,
     ) -> AppResult<(User, Subscription, Arc<CatalogSnapshot>)> {
         let mut conn = self.store.pool().acquire().await?;
@@ -55,12 +56,12 @@ impl Engine {
     }
 
     /// The current period's usage.
-    pub async fn period_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Snapshot> {
+    pub async fn period_view(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<Snapshot> {
         self.snapshot(user_id, None, now).await
     }
 
     /// Usage of the last `months` periods, oldest first, zeros for empty ones.
-    pub async fn trends(&self, user_id: &str, months: usize, now: DateTime<Utc>) -> AppResult<Trends> {
+    pub async fn trends(&self, user_id: &UserId, months: usize, now: DateTime<Utc>) -> AppResult<Trends> {
         let (_, sub, _) = self.current_subscription(user_id, now).await?;
         let periods = recent_periods(sub.anchor(), now, months);
         let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
@@ -151,7 +152,7 @@ pub struct Dashboard {
 
 impl Engine {
     /// The dashboard of `user_id` with `months` of trends.
-    pub async fn dashboard(&self, user_id: &str, months: usize, now: DateTime<Utc>) -> AppResult<Dashboard> {
+    pub async fn dashboard(&self, user_id: &UserId, months: usize, now: DateTime<Utc>) -> AppResult<Dashboard> {
         let current = self.snapshot(user_id, None, now).await?;
         let limits = current.limit_uses();
         let by_model = self.period_models(user_id, current.period.start).await?;
@@ -181,7 +182,7 @@ impl Engine {
         }
     }
 
-    pub async fn snapshot(&self, user_id: &str, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
+    pub async fn snapshot(&self, user_id: &UserId, label: Option<&str>, now: DateTime<Utc>) -> AppResult<Snapshot> {
         let (user, subscription, catalog) = self.current_subscription(user_id, now).await?;
         let period = Engine::labelled_period(&subscription, label)?;
         let label = period.label();
@@ -203,7 +204,7 @@ impl Engine {
     }
 
     /// A user's alerts, unread first, and the unread count.
-    pub async fn alerts(&self, user_id: &str, unread_only: bool) -> AppResult<(Vec<Alert>, i64)> {
+    pub async fn alerts(&self, user_id: &UserId, unread_only: bool) -> AppResult<(Vec<Alert>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
         if users::user_by_id(&mut conn, user_id).await?.is_none() {
             return Err(AppError::NotFound(format!("no user with id `{user_id}`")));
@@ -238,7 +239,7 @@ impl Engine {
         }
     }
 
-    pub async fn mark_all_alerts_read(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<u64> {
+    pub async fn mark_all_alerts_read(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<u64> {
         let mut tx = self.store.begin().await?;
         tx.affects(crate::server::store::view::Affects::NothingCached);
         let marked = alerts::mark_all_alerts_read(&mut tx, user_id, now).await?;
@@ -252,7 +253,7 @@ impl Engine {
     /// A page of the usage log and how many events match in all.
     pub async fn usage_log(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         filter: &LogFilter,
         limit: i64,
         start: LogStart,
@@ -278,7 +279,7 @@ impl Engine {
     /// A page of the usage log without the count (for streaming exports).
     pub async fn usage_log_rows(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         filter: &LogFilter,
         limit: i64,
         start: LogStart,
@@ -290,7 +291,7 @@ impl Engine {
     /// The renewal history; `plan_changes_only` for family A's client.
     pub async fn renewals(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: i64,
         offset: i64,
         plan_changes_only: bool,
@@ -303,7 +304,7 @@ impl Engine {
             .await?)
     }
 
-    pub async fn billing_history(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<Vec<BillingRecord>> {
+    pub async fn billing_history(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<Vec<BillingRecord>> {
         self.current_subscription(user_id, now).await?;
         let mut conn = self.store.pool().acquire().await?;
         Ok(bills::billing_records(&mut conn, user_id).await?)
@@ -318,7 +319,7 @@ impl Engine {
 
 impl Engine {
     /// A period's usage per provider and model (for the cost drill-down).
-    pub async fn period_models(&self, user_id: &str, period_start: DateTime<Utc>) -> AppResult<Vec<RollupSum>> {
+    pub async fn period_models(&self, user_id: &UserId, period_start: DateTime<Utc>) -> AppResult<Vec<RollupSum>> {
         let mut conn = self.store.pool().acquire().await?;
         Ok(rollups::period_rollups(&mut conn, user_id, period_start, true).await?)
     }

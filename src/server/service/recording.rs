@@ -23,6 +23,7 @@ use super::subscriptions::lock_current;
 use super::webhooks::announce_alerts;
 use crate::domain::alerts::{crossed, threshold_alert, unpriced_alert, unpriced_search_alert};
 use crate::domain::event::{MAX_EVENT_COST_USD, UsageEvent};
+use crate::domain::identity::UserId;
 use crate::domain::limits::{LimitUse, ProviderUsage};
 use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
@@ -93,10 +94,10 @@ impl Engine {
         &self,
         incoming: Vec<Incoming>,
         now: DateTime<Utc>,
-    ) -> AppResult<(Vec<EventResult>, Vec<String>)> {
+    ) -> AppResult<(Vec<EventResult>, Vec<UserId>)> {
         let mut spent = Vec::new();
         let mut results: Vec<Option<EventResult>> = vec![None; incoming.len()];
-        let mut by_user: BTreeMap<String, Vec<(usize, UsageEvent)>> = BTreeMap::new();
+        let mut by_user: BTreeMap<UserId, Vec<(usize, UsageEvent)>> = BTreeMap::new();
         for (i, e) in incoming.into_iter().enumerate() {
             match e {
                 Ok(ev) => by_user.entry(ev.user_id.clone()).or_default().push((i, ev)),
@@ -104,9 +105,9 @@ impl Engine {
             }
         }
 
-        let _turns = self.user_turns.take(by_user.keys().map(String::as_str)).await;
+        let _turns = self.user_turns.take(by_user.keys().map(UserId::as_str)).await;
         let mut tx = self.store.begin().await?;
-        tx.affects(Affects::Users(by_user.keys().cloned().collect()));
+        tx.affects(Affects::Users(by_user.keys().map(UserId::to_string).collect()));
         // Users in sorted order, so concurrent batches lock in the same order.
         for (user_id, events) in by_user {
             // On SQLite the write group's memo may know the user's state

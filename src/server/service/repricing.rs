@@ -11,6 +11,7 @@
 //! alerts; the admin alert resolves once nothing of that model is left
 //! unpriced; the audit log says what was re-priced and by whom.
 
+use crate::domain::identity::UserId;
 use crate::server::store::WriteTx;
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -55,10 +56,10 @@ pub async fn reprice_for(
     // Per user, locked once: the open period and its label, its limits, and
     // what re-pricing added to it (threshold alerts follow, as if the usage
     // had been priced at once).
-    let mut open_of: BTreeMap<String, (Period, String, Limits, Usage)> = BTreeMap::new();
+    let mut open_of: BTreeMap<UserId, (Period, String, Limits, Usage)> = BTreeMap::new();
     // Prepaid customers' re-priced events, debited from their wallets once
     // (an event is re-priced once: it is no longer unpriced after).
-    let mut debits: BTreeMap<String, (crate::domain::subscription::Subscription, Vec<(String, Nanos)>)> =
+    let mut debits: BTreeMap<UserId, (crate::domain::subscription::Subscription, Vec<(String, Nanos)>)> =
         BTreeMap::new();
     let mut models = std::collections::BTreeSet::new();
     for e in events {

@@ -6,6 +6,7 @@
 //! are returned as they are (not as API errors, which log themselves): a
 //! command that closed its store meanwhile is not a fault.
 
+use crate::domain::identity::UserId;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,7 +28,7 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(60);
 impl Engine {
     /// Judges `user_id`'s last hour before `now` and raises the day's spike
     /// alert if it is one. Whether an alert was raised now.
-    pub async fn check_spike(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn check_spike(&self, user_id: &UserId, now: DateTime<Utc>) -> StoreResult<bool> {
         let multiple = self.config.spike_multiple;
         if multiple == 0 {
             return Ok(false);
@@ -67,7 +68,7 @@ impl Engine {
                 billing_period: period.label(),
             };
             webhooks::enqueue(&mut tx, EventType::UsageSpike, &data, now).await?;
-            tracing::info!(user = user_id, last_hour = %last_hour.display(), "spend spike");
+            tracing::info!(user = user_id.as_str(), last_hour = %last_hour.display(), "spend spike");
         }
         tx.commit().await?;
         Ok(raised)
@@ -75,11 +76,11 @@ impl Engine {
 
     /// After a batch: judges the users who spent, in the background, each at
     /// most every [`CHECK_EVERY`] in this process.
-    pub(super) fn check_spikes_after(&self, spent: Vec<String>, now: DateTime<Utc>) {
+    pub(super) fn check_spikes_after(&self, spent: Vec<UserId>, now: DateTime<Utc>) {
         if self.config.spike_multiple == 0 || spent.is_empty() {
             return;
         }
-        let due: Vec<String> = {
+        let due: Vec<UserId> = {
             let Ok(mut last) = self.spike_checks.lock() else { return };
             let t = Instant::now();
             if last.len() > 100_000 {

@@ -12,7 +12,7 @@ use crate::domain::limits::Limits;
 use crate::domain::money::Nanos;
 use crate::domain::provider::Provider;
 use crate::server::store::{Store, alerts, bills, catalog, users};
-use crate::server::testing::{engine_with_catalog, price, t, user_on_plan};
+use crate::server::testing::{engine_with_catalog, price, t, uid, user_on_plan};
 
 pub(super) fn ev(
     id: &str,
@@ -25,7 +25,7 @@ pub(super) fn ev(
 ) -> UsageEvent {
     UsageEvent {
         id: id.into(),
-        user_id: user.into(),
+        user_id: uid(user),
         provider: Provider::parse(provider).unwrap(),
         model: model.map(str::to_string),
         operation_type: None,
@@ -92,7 +92,7 @@ async fn records_prices_and_deduplicates(store: Store) {
     assert_eq!((r[0].outcome, r[0].cost.0), (Outcome::Duplicate, 6_250_000));
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events").await, 3);
     assert_eq!(sums(&store).await, (13_500_000, 13_500_000));
-    let view = engine.period_view("u1", now).await.unwrap();
+    let view = engine.period_view(&uid("u1"), now).await.unwrap();
     assert_eq!((view.total_calls(), view.total_cost().0, view.total_tokens()), (3, 13_500_000, 3000));
 }
 both_stores!(records_prices_and_deduplicates, records_prices_and_deduplicates);
@@ -163,7 +163,7 @@ async fn thresholds_fire_once_each(store: Store) {
         engine.record(ok(vec![ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
     }
     let mut conn = store.pool().acquire().await.unwrap();
-    let alerts = alerts::alerts(&mut conn, Some("u1"), false, 100).await.unwrap();
+    let alerts = alerts::alerts(&mut conn, Some(&uid("u1")), false, 100).await.unwrap();
     let mut got: Vec<(i64, String)> = alerts.iter().map(|a| (a.threshold, a.severity.as_str().to_string())).collect();
     got.sort();
     assert_eq!(got, [(80, "info".into()), (90, "warning".into()), (100, "error".into())]);
@@ -176,7 +176,7 @@ async fn thresholds_fire_once_each(store: Store) {
     for i in 0..8 {
         engine.record(ok(vec![ev(&format!("d{i}"), "u1", "tavily", None, 0, 0, next)]), next).await.unwrap();
     }
-    assert_eq!(alerts::alerts(&mut conn, Some("u1"), false, 100).await.unwrap().len(), 4);
+    assert_eq!(alerts::alerts(&mut conn, Some(&uid("u1")), false, 100).await.unwrap().len(), 4);
 }
 both_stores!(thresholds_fire_once_each, thresholds_fire_once_each);
 
@@ -187,10 +187,10 @@ async fn periods_roll_over_on_first_touch(store: Store) {
     let feb = t(2026, 2, 10);
     engine.record(ok(vec![ev("f", "u1", "tavily", None, 0, 0, feb)]), feb).await.unwrap();
     // Next touch is a read, weeks after two periods ended.
-    let view = engine.period_view("u1", t(2026, 4, 2)).await.unwrap();
+    let view = engine.period_view(&uid("u1"), t(2026, 4, 2)).await.unwrap();
     assert_eq!((view.period.start, view.period.end), (t(2026, 3, 31), t(2026, 4, 30)));
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = bills::billing_records(&mut conn, "u1").await.unwrap();
+    let bills = bills::billing_records(&mut conn, &uid("u1")).await.unwrap();
     let got: Vec<_> =
         bills.iter().map(|b| (b.billing_period.clone(), b.plan_fee.0, b.usage_cost.0, b.total.0)).collect();
     assert_eq!(
@@ -200,7 +200,7 @@ async fn periods_roll_over_on_first_touch(store: Store) {
             ("2026-01".into(), 79_000_000_000, 1_000_000, 79_001_000_000)
         ]
     );
-    let (renewals, n) = users::renewals(&mut conn, "u1", 10, 0, false).await.unwrap();
+    let (renewals, n) = users::renewals(&mut conn, &uid("u1"), 10, 0, false).await.unwrap();
     assert_eq!(n, 3, "new + two monthly renewals");
     assert_eq!(renewals[0].renewal_type, "renewal");
     assert_eq!(renewals[0].renewal_count, 2);
@@ -241,7 +241,7 @@ async fn price_change_mid_period_splits(store: Store) {
         .await
         .unwrap();
     assert_eq!(r.iter().map(|r| r.cost.0).collect::<Vec<_>>(), [1_000_000, 2_000_000, 2_000_000]);
-    assert_eq!(engine.period_view("u1", now).await.unwrap().total_cost().0, 5_000_000);
+    assert_eq!(engine.period_view(&uid("u1"), now).await.unwrap().total_cost().0, 5_000_000);
     // Each event keeps the version it was charged.
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(DISTINCT price_version_id) AS BIGINT) FROM usage_events").await, 2);
 }
@@ -258,9 +258,9 @@ async fn demo_seed_reconciles(store: Store) {
     assert!(!crate::server::seed::seed_demo(&engine, now).await.unwrap().seeded);
     let (events, rollups) = sums(&store).await;
     assert_eq!(events, rollups);
-    let view = engine.period_view(crate::server::seed::DEMO_USER_ID, now).await.unwrap();
+    let view = engine.period_view(&crate::server::seed::demo_user_id(), now).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = bills::billing_records(&mut conn, "demo").await.unwrap();
+    let bills = bills::billing_records(&mut conn, &uid("demo")).await.unwrap();
     let billed: i64 = bills.iter().map(|b| b.usage_cost.0).sum();
     let demo_events =
         scalar(&store, "SELECT CAST(SUM(cost_total_nanos) AS BIGINT) FROM usage_events WHERE user_id = 'demo'").await;
@@ -285,11 +285,11 @@ async fn demo_seed_reconciles(store: Store) {
     let statement =
         scalar(&store, &format!("SELECT CAST(SUM(amount_nanos) AS BIGINT) FROM wallet_entries WHERE user_id = '{pp}'"))
             .await;
-    assert_eq!(engine.wallet_view(pp, now).await.unwrap().balance.0, statement);
+    assert_eq!(engine.wallet_view(&uid(pp), now).await.unwrap().balance.0, statement);
     assert!(bills.len() >= 12, "{} bills", bills.len());
     assert!(view.total_calls() > 100);
     assert_eq!(view.plan.as_ref().unwrap().name, "Pro");
-    let (renewals, _) = users::renewals(&mut conn, "demo", 50, 0, false).await.unwrap();
+    let (renewals, _) = users::renewals(&mut conn, &uid("demo"), 50, 0, false).await.unwrap();
     assert!(renewals.iter().any(|r| r.renewal_type == "upgrade"));
     assert!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE status_code >= 400").await > 10);
     assert_eq!(scalar(&store, "SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE unpriced = 1").await, 3);
@@ -322,7 +322,7 @@ async fn concurrent_reservations_never_overshoot(store: Store) {
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let engine = engine.clone();
-            tokio::spawn(async move { engine.preflight("u1", &[op("tavily", 0)], true, now).await })
+            tokio::spawn(async move { engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await })
         })
         .collect();
     let mut admitted = 0;
@@ -350,10 +350,10 @@ async fn holds_expire_and_are_consumed(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let big = |tokens| super::gate::Operation { model: Some("gemini-2.5-pro".into()), ..op("gemini", tokens) };
-    let first = engine.preflight("u1", &[big(8_000)], true, now).await.unwrap();
+    let first = engine.preflight(&uid("u1"), &[big(8_000)], true, now).await.unwrap();
     assert!(first.can_proceed);
     // While held, the room is gone.
-    let second = engine.preflight("u1", &[big(8_000)], true, now + Duration::seconds(30)).await.unwrap();
+    let second = engine.preflight(&uid("u1"), &[big(8_000)], true, now + Duration::seconds(30)).await.unwrap();
     assert!(!second.can_proceed);
     assert_eq!(second.denied_by.as_ref().unwrap().key.as_string(), "gemini_tokens");
     assert!(
@@ -361,13 +361,13 @@ async fn holds_expire_and_are_consumed(store: Store) {
     );
     // After the TTL the hold no longer counts: no phantom denial.
     let later = now + Duration::seconds(61);
-    let third = engine.preflight("u1", &[big(8_000)], true, later).await.unwrap();
+    let third = engine.preflight(&uid("u1"), &[big(8_000)], true, later).await.unwrap();
     assert!(third.can_proceed);
     // The event naming the reservation releases its hold; actual usage counts instead.
     let mut e = ev("real", "u1", "gemini", Some("gemini-2.5-pro"), 1_000, 0, later);
     e.reservation_id = third.reservation_id.clone();
     engine.record(ok(vec![e]), later).await.unwrap();
-    let fourth = engine.preflight("u1", &[big(8_000)], false, later).await.unwrap();
+    let fourth = engine.preflight(&uid("u1"), &[big(8_000)], false, later).await.unwrap();
     assert!(fourth.can_proceed, "1,000 used + 8,000 fits in 10,000");
     // A cost cap check uses the estimate: 8,000 tokens at the $10/M output rate = $0.08.
     assert_eq!(fourth.total_cost.0, 80_000_000);
@@ -445,7 +445,7 @@ async fn replay_with_duplicates_is_exact(store: Store) {
         })
         .sum();
     assert_eq!(sums(&store).await, (expected, expected));
-    let view = engine.period_view("u1", now).await.unwrap();
+    let view = engine.period_view(&uid("u1"), now).await.unwrap();
     assert_eq!(view.total_cost().0, expected);
     assert_eq!(view.total_calls(), 8_000);
 }
@@ -572,16 +572,16 @@ async fn yearly_cycles_bill_once_a_year(store: Store) {
         )
         .await
         .unwrap();
-    let view = engine.period_view("y", t(2026, 4, 20)).await.unwrap();
+    let view = engine.period_view(&uid("y"), t(2026, 4, 20)).await.unwrap();
     assert_eq!((view.period.start, view.period.end), (t(2026, 4, 15), t(2026, 5, 15)), "limits stay monthly");
     let mut conn = store.pool().acquire().await.unwrap();
-    let bills = bills::billing_records(&mut conn, "y").await.unwrap();
+    let bills = bills::billing_records(&mut conn, &uid("y")).await.unwrap();
     assert_eq!(bills.len(), 13);
     let fees: Vec<i64> = bills.iter().rev().map(|b| b.plan_fee.0).collect();
     assert_eq!(fees[0], 790_000_000_000, "the year's fee on its first period");
     assert!(fees[1..12].iter().all(|f| *f == 0));
     assert_eq!(fees[12], 790_000_000_000, "the second year starts with its fee");
-    let (renewals, n) = users::renewals(&mut conn, "y", 10, 0, false).await.unwrap();
+    let (renewals, n) = users::renewals(&mut conn, &uid("y"), 10, 0, false).await.unwrap();
     assert_eq!(n, 2, "new + one yearly renewal");
     assert_eq!((renewals[0].renewal_type.as_str(), renewals[0].billing_cycle.as_str()), ("renewal", "yearly"));
     assert_eq!((renewals[0].new_period_start, renewals[0].new_period_end), (t(2026, 3, 15), t(2027, 3, 15)));
@@ -597,11 +597,11 @@ async fn check_only_preflight_takes_no_lock(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let mut writer = store.begin().await.unwrap();
-    assert!(crate::server::store::users::lock_subscription(&mut writer, "u1").await.unwrap().is_some());
+    assert!(crate::server::store::users::lock_subscription(&mut writer, &uid("u1")).await.unwrap().is_some());
     // A hang guard, not a speed check: waiting for the lock never ends.
     let check = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        engine.preflight("u1", &[op("tavily", 0)], false, now),
+        engine.preflight(&uid("u1"), &[op("tavily", 0)], false, now),
     )
     .await
     .expect("a check-only preflight waited for the user's lock")
@@ -632,7 +632,7 @@ async fn check_only_sees_every_committed_write(store: Store) {
     let calls = |p: super::gate::Preflight| p.calls_summary.map(|l| l.used);
     let check = |user: &'static str, at| {
         let engine = engine.clone();
-        async move { engine.preflight(user, &[op("tavily", 0)], false, at).await }
+        async move { engine.preflight(&uid(user), &[op("tavily", 0)], false, at).await }
     };
     assert_eq!(calls(check("u1", now).await.unwrap()), Some(0));
     assert_eq!(calls(check("u2", now).await.unwrap()), Some(0));
@@ -648,14 +648,14 @@ async fn check_only_sees_every_committed_write(store: Store) {
     // A reservation's hold counts once its write is visible (on SQLite,
     // when its group commits: a reservation does not wait for that, see
     // `WriteTx::commit_unsynced`), and stops counting when it lapses.
-    assert!(engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
+    assert!(engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
     store.settled().await.unwrap();
     assert_eq!(calls(check("u1", now).await.unwrap()), Some(4));
     assert_eq!(calls(check("u1", now + Duration::seconds(61)).await.unwrap()), Some(3));
 
     // A subscription change (a write that names no users: everything is
     // forgotten).
-    engine.change_status("u2", super::subscriptions::Lifecycle::Pause, "admin", now).await.unwrap();
+    engine.change_status(&uid("u2"), super::subscriptions::Lifecycle::Pause, "admin", now).await.unwrap();
     let paused = check("u2", now).await.unwrap_err();
     assert!(paused.to_string().contains("paused"), "{paused}");
 
@@ -683,7 +683,8 @@ async fn reservations_see_every_write_at_once(store: Store) {
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
     let ops = [op("tavily", 0)];
-    let reserve = || engine.preflight("u1", &ops, true, now);
+    let u1 = uid("u1");
+    let reserve = || engine.preflight(&u1, &ops, true, now);
     engine.record(ok(vec![ev("e0", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
     for _ in 0..3 {
         assert!(reserve().await.unwrap().can_proceed);
@@ -721,24 +722,25 @@ async fn reservations_wait_only_for_jobs_on_their_user(store: Store) {
     let now = t(2026, 11, 10);
     let ops = [op("tavily", 0)];
     for u in ["u1", "u2"] {
-        assert!(engine.preflight(u, &ops, true, now).await.unwrap().can_proceed);
+        assert!(engine.preflight(&uid(u), &ops, true, now).await.unwrap().can_proceed);
     }
     let soon = StdDuration::from_secs(5);
     // A job that has not said what it changes may change anything: on
     // SQLite every reservation waits for it.
     let mut job = store.begin().await.unwrap();
     let e = engine.clone();
-    let waiting = tokio::spawn(async move { e.preflight("u2", &[op("tavily", 0)], true, now).await.unwrap() });
+    let waiting = tokio::spawn(async move { e.preflight(&uid("u2"), &[op("tavily", 0)], true, now).await.unwrap() });
     tokio::time::sleep(StdDuration::from_millis(200)).await;
     if store.backend() == crate::server::store::Backend::Sqlite {
         assert!(!waiting.is_finished(), "decided beside a job that may change anything");
     }
     // It names u1: u2's reservation goes ahead beside it, u1's waits.
     job.affects(Affects::Users(vec!["u1".into()]));
-    let p = tokio::time::timeout(soon, engine.preflight("u2", &ops, true, now)).await.expect("u2 waited").unwrap();
+    let p =
+        tokio::time::timeout(soon, engine.preflight(&uid("u2"), &ops, true, now)).await.expect("u2 waited").unwrap();
     assert!(p.can_proceed, "u2: 2 of 3");
     let e = engine.clone();
-    let u1 = tokio::spawn(async move { e.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap() });
+    let u1 = tokio::spawn(async move { e.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await.unwrap() });
     tokio::time::sleep(StdDuration::from_millis(200)).await;
     if store.backend() == crate::server::store::Backend::Sqlite {
         assert!(!u1.is_finished(), "decided beside a job that may change u1");
@@ -746,7 +748,7 @@ async fn reservations_wait_only_for_jobs_on_their_user(store: Store) {
     job.commit().await.unwrap();
     assert!(tokio::time::timeout(soon, u1).await.expect("u1 waited past the job").unwrap().can_proceed);
     assert!(tokio::time::timeout(soon, waiting).await.expect("u2 waited").unwrap().can_proceed, "u2: 3 of 3");
-    let denied = engine.preflight("u2", &ops, true, now).await.unwrap();
+    let denied = engine.preflight(&uid("u2"), &ops, true, now).await.unwrap();
     assert_eq!(denied.denied_by.map(|d| (d.used, d.limit)), Some((3, 3)));
     store.settled().await.unwrap();
     let held = |u: &'static str| {

@@ -14,7 +14,7 @@ use crate::domain::plan::BillingMode;
 use crate::domain::wallet::{EntryKind, GrantKind, GrantSource};
 use crate::server::error::AppError;
 use crate::server::store::{Store, catalog, wallet};
-use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+use crate::server::testing::{engine_with_catalog, t, uid, user_on_plan};
 
 /// A search costs $0.001 on the test catalog.
 const SEARCH: Nanos = Nanos(1_000_000);
@@ -50,13 +50,13 @@ pub(crate) fn grant_of(amount: Nanos, key: &str) -> NewGrant {
 
 /// The balance, and the sum of the statement's entries: always equal.
 async fn balance_and_entries(engine: &Engine, now: DateTime<Utc>) -> (Nanos, Nanos) {
-    let w = engine.wallet_view("u1", now).await.unwrap();
+    let w = engine.wallet_view(&uid("u1"), now).await.unwrap();
     let mut conn = engine.store.pool().acquire().await.unwrap();
-    (w.balance, wallet::entries_sum(&mut conn, "u1").await.unwrap())
+    (w.balance, wallet::entries_sum(&mut conn, &uid("u1")).await.unwrap())
 }
 
 async fn entries_of(engine: &Engine) -> Vec<(EntryKind, Nanos, Option<String>)> {
-    let page = engine.wallet_statement("u1", 500, None).await.unwrap();
+    let page = engine.wallet_statement(&uid("u1"), 500, None).await.unwrap();
     page.entries.iter().rev().map(|e| (e.entry.kind, e.entry.amount, e.entry.event_id.clone())).collect()
 }
 
@@ -67,11 +67,11 @@ async fn reservations_spend_the_balance_exactly(store: Store) {
     let start = t(2026, 11, 1);
     let engine = prepaid_user(store.clone(), start).await;
     let now = t(2026, 11, 10);
-    engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 50), "k1"), "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos(SEARCH.0 * 50), "k1"), "admin:test", now).await.unwrap();
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let engine = engine.clone();
-            tokio::spawn(async move { engine.preflight("u1", &[op("tavily", 0)], true, now).await })
+            tokio::spawn(async move { engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await })
         })
         .collect();
     let mut admitted = Vec::new();
@@ -89,7 +89,7 @@ async fn reservations_spend_the_balance_exactly(store: Store) {
     }
     assert_eq!(admitted.len(), 50);
     engine.store.settled().await.unwrap();
-    let view = engine.wallet_view("u1", now).await.unwrap();
+    let view = engine.wallet_view(&uid("u1"), now).await.unwrap();
     assert_eq!((view.balance, view.held, view.available), (Nanos(SEARCH.0 * 50), Nanos(SEARCH.0 * 50), Nanos::ZERO));
 
     // Each call arrives with its reservation: the hold becomes a debit.
@@ -103,7 +103,7 @@ async fn reservations_spend_the_balance_exactly(store: Store) {
         })
         .collect();
     engine.record(ok(events.clone()), now).await.unwrap();
-    let view = engine.wallet_view("u1", now).await.unwrap();
+    let view = engine.wallet_view(&uid("u1"), now).await.unwrap();
     assert_eq!((view.balance, view.held, view.available), (Nanos::ZERO, Nanos::ZERO, Nanos::ZERO));
     // Sent again: duplicates, nothing debited twice.
     let again = engine.record(ok(events), now).await.unwrap();
@@ -122,7 +122,7 @@ async fn reservations_spend_the_balance_exactly(store: Store) {
     .await;
     assert_eq!(spent, debited);
     // Nothing is left: a check alone says so too.
-    let check = engine.preflight("u1", &[op("tavily", 0)], false, now).await.unwrap();
+    let check = engine.preflight(&uid("u1"), &[op("tavily", 0)], false, now).await.unwrap();
     assert!(!check.can_proceed && check.insufficient_credits());
 }
 both_stores!(reservations_spend_the_balance_exactly, reservations_spend_the_balance_exactly);
@@ -139,22 +139,22 @@ async fn grants_spend_in_order_and_lapse_once(store: Store) {
         expires_at: Some(now + Duration::hours(1)),
         ..grant_of(Nanos::from_usd(1), "promo")
     };
-    engine.grant_credits("u1", grant_of(Nanos::from_usd(2), "paid"), "admin:test", now).await.unwrap();
-    let (promo, _) = engine.grant_credits("u1", promo, "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(2), "paid"), "admin:test", now).await.unwrap();
+    let (promo, _) = engine.grant_credits(&uid("u1"), promo, "admin:test", now).await.unwrap();
     let events = (0..3).map(|i| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)).collect();
     engine.record(ok(events), now).await.unwrap();
-    let w = engine.wallet_view("u1", now).await.unwrap();
+    let w = engine.wallet_view(&uid("u1"), now).await.unwrap();
     let left = |id: &str| w.grants.iter().find(|g| g.grant.id == id).unwrap().grant.remaining;
     assert_eq!(left(&promo.grant.id), Nanos(Nanos::from_usd(1).0 - 3 * SEARCH.0));
     assert_eq!(w.balance, Nanos(Nanos::from_usd(3).0 - 3 * SEARCH.0));
     // One instant before the expiry it still counts; at it, not.
     let at_expiry = now + Duration::hours(1);
-    assert_eq!(engine.wallet_view("u1", at_expiry - Duration::milliseconds(1)).await.unwrap().balance, w.balance);
-    assert_eq!(engine.wallet_view("u1", at_expiry).await.unwrap().balance, Nanos::from_usd(2));
+    assert_eq!(engine.wallet_view(&uid("u1"), at_expiry - Duration::milliseconds(1)).await.unwrap().balance, w.balance);
+    assert_eq!(engine.wallet_view(&uid("u1"), at_expiry).await.unwrap().balance, Nanos::from_usd(2));
     // Two later changes: the expiry is written by the first, once.
     let later = now + Duration::hours(2);
-    engine.grant_credits("u1", grant_of(Nanos::from_usd(1), "more"), "admin:test", later).await.unwrap();
-    engine.adjust_wallet("u1", Nanos(-SEARCH.0), "correction", "adj", "admin:test", later).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(1), "more"), "admin:test", later).await.unwrap();
+    engine.adjust_wallet(&uid("u1"), Nanos(-SEARCH.0), "correction", "adj", "admin:test", later).await.unwrap();
     let entries = entries_of(&engine).await;
     let expiries: Vec<_> = entries.iter().filter(|e| e.0 == EntryKind::Expiry).collect();
     assert_eq!(expiries.len(), 1);
@@ -175,18 +175,19 @@ async fn debt_is_paid_by_the_next_grant(store: Store) {
     let start = t(2026, 11, 1);
     let engine = prepaid_user(store, start).await;
     let now = t(2026, 11, 10);
-    engine.grant_credits("u1", grant_of(SEARCH, "one"), "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(SEARCH, "one"), "admin:test", now).await.unwrap();
     let events = (0..3).map(|i| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)).collect();
     let results = engine.record(ok(events), now).await.unwrap();
     assert!(results.iter().all(|r| r.outcome == super::recording::Outcome::Accepted));
     assert_eq!(balance_and_entries(&engine, now).await, (Nanos(-2 * SEARCH.0), Nanos(-2 * SEARCH.0)));
     // In debt, nothing is admitted, not even a call estimated at nothing.
-    let p = engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap();
+    let p = engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await.unwrap();
     assert!(!p.can_proceed && p.wallet.unwrap().available == Nanos(-2 * SEARCH.0));
-    let (g, _) = engine.grant_credits("u1", grant_of(Nanos::from_usd(1), "two"), "admin:test", now).await.unwrap();
+    let (g, _) =
+        engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(1), "two"), "admin:test", now).await.unwrap();
     assert_eq!(g.grant.remaining, Nanos(Nanos::from_usd(1).0 - 2 * SEARCH.0));
-    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos(Nanos::from_usd(1).0 - 2 * SEARCH.0));
-    assert!(engine.preflight("u1", &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
+    assert_eq!(engine.wallet_view(&uid("u1"), now).await.unwrap().balance, Nanos(Nanos::from_usd(1).0 - 2 * SEARCH.0));
+    assert!(engine.preflight(&uid("u1"), &[op("tavily", 0)], true, now).await.unwrap().can_proceed);
 }
 both_stores!(debt_is_paid_by_the_next_grant, debt_is_paid_by_the_next_grant);
 
@@ -196,35 +197,36 @@ async fn a_key_grants_once(store: Store) {
     let start = t(2026, 11, 1);
     let engine = prepaid_user(store, start).await;
     let now = t(2026, 11, 10);
-    let (first, created) = engine.grant_credits("u1", grant_of(Nanos::from_usd(5), "k"), "admin:a", now).await.unwrap();
+    let (first, created) =
+        engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(5), "k"), "admin:a", now).await.unwrap();
     assert!(created);
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let engine = engine.clone();
-            tokio::spawn(
-                async move { engine.grant_credits("u1", grant_of(Nanos::from_usd(5), "k"), "admin:a", now).await },
-            )
+            tokio::spawn(async move {
+                engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(5), "k"), "admin:a", now).await
+            })
         })
         .collect();
     for task in tasks {
         let (again, created) = task.await.unwrap().unwrap();
         assert_eq!((again.grant.id.as_str(), created), (first.grant.id.as_str(), false));
     }
-    let other = engine.grant_credits("u1", grant_of(Nanos::from_usd(6), "k"), "admin:a", now).await;
+    let other = engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(6), "k"), "admin:a", now).await;
     assert!(matches!(other, Err(AppError::Conflict(_))), "{other:?}");
     for _ in 0..3 {
-        engine.adjust_wallet("u1", Nanos::from_usd(1), "goodwill", "adj-1", "admin:a", now).await.unwrap();
+        engine.adjust_wallet(&uid("u1"), Nanos::from_usd(1), "goodwill", "adj-1", "admin:a", now).await.unwrap();
     }
     assert_eq!(balance_and_entries(&engine, now).await, (Nanos::from_usd(6), Nanos::from_usd(6)));
     // Bad input is refused by field, and changes nothing.
-    let zero = engine.grant_credits("u1", grant_of(Nanos::ZERO, "z"), "admin:a", now).await;
+    let zero = engine.grant_credits(&uid("u1"), grant_of(Nanos::ZERO, "z"), "admin:a", now).await;
     assert!(matches!(zero, Err(AppError::InvalidFields(ref f)) if f[0].0 == "amount"), "{zero:?}");
     let past = NewGrant { expires_at: Some(now - Duration::hours(1)), ..grant_of(Nanos::from_usd(1), "p") };
-    assert!(matches!(engine.grant_credits("u1", past, "admin:a", now).await, Err(AppError::InvalidFields(_))));
-    let nobody = engine.grant_credits("nobody", grant_of(Nanos::from_usd(1), "n"), "admin:a", now).await;
+    assert!(matches!(engine.grant_credits(&uid("u1"), past, "admin:a", now).await, Err(AppError::InvalidFields(_))));
+    let nobody = engine.grant_credits(&uid("nobody"), grant_of(Nanos::from_usd(1), "n"), "admin:a", now).await;
     assert!(matches!(nobody, Err(AppError::NotFound(_))), "{nobody:?}");
     assert_eq!(
-        engine.void_grant("u1", "grt_missing", "x", "admin:a", now).await.err().map(|e| e.status().as_u16()),
+        engine.void_grant(&uid("u1"), "grt_missing", "x", "admin:a", now).await.err().map(|e| e.status().as_u16()),
         Some(404)
     );
     assert_eq!(balance_and_entries(&engine, now).await, (Nanos::from_usd(6), Nanos::from_usd(6)));
@@ -238,8 +240,8 @@ async fn postpaid_ignores_the_wallet(store: Store) {
     let (engine, plan) = engine_with_catalog(store, Limits::new(), start).await;
     user_on_plan(&engine, "u1", plan, start).await;
     let now = t(2026, 11, 10);
-    engine.grant_credits("u1", grant_of(SEARCH, "k"), "admin:a", now).await.unwrap();
-    let p = engine.preflight("u1", &[op("tavily", 0), op("tavily", 0)], true, now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(SEARCH, "k"), "admin:a", now).await.unwrap();
+    let p = engine.preflight(&uid("u1"), &[op("tavily", 0), op("tavily", 0)], true, now).await.unwrap();
     assert!(p.can_proceed && p.wallet.is_none());
     engine.record(ok(vec![ev("e", "u1", "tavily", None, 0, 0, now)]), now).await.unwrap();
     assert_eq!(balance_and_entries(&engine, now).await, (SEARCH, SEARCH));
@@ -254,17 +256,17 @@ async fn a_repriced_event_is_debited_once(store: Store) {
     let start = t(2026, 11, 1);
     let engine = prepaid_user(store, start).await;
     let now = t(2026, 11, 10);
-    engine.grant_credits("u1", grant_of(Nanos::from_usd(10), "k"), "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(10), "k"), "admin:test", now).await.unwrap();
     let e = ev("new-model", "u1", "openai", Some("o9-preview"), 1_000_000, 0, now);
     let r = engine.record(ok(vec![e]), now).await.unwrap();
     assert!(r[0].unpriced);
-    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos::from_usd(10));
+    assert_eq!(engine.wallet_view(&uid("u1"), now).await.unwrap().balance, Nanos::from_usd(10));
     let price = |usd: &str, from: &str| PriceForm {
         effective_from: Some(from.into()),
         ..PriceForm::with_rates("openai", "o9-preview", &[(RateField::InputPerMillion, usd)])
     };
     engine.add_price(&price("2", "2026-11-01T00:00:00Z"), "admin:test", now).await.unwrap();
-    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos::from_usd(8));
+    assert_eq!(engine.wallet_view(&uid("u1"), now).await.unwrap().balance, Nanos::from_usd(8));
     // A later price covers the same event, which is priced already.
     engine.add_price(&price("3", "2026-11-05T00:00:00Z"), "admin:test", now).await.unwrap();
     assert_eq!(balance_and_entries(&engine, now).await, (Nanos::from_usd(8), Nanos::from_usd(8)));
@@ -288,17 +290,17 @@ async fn included_credits_arrive_each_period(store: Store) {
     drop(conn);
     user_on_plan(&engine, "u1", plan, start).await;
     let nov = t(2026, 11, 10);
-    assert_eq!(engine.wallet_view("u1", nov).await.unwrap().balance, Nanos::from_usd(5));
+    assert_eq!(engine.wallet_view(&uid("u1"), nov).await.unwrap().balance, Nanos::from_usd(5));
     // $1.25 spent in November.
     engine.record(ok(vec![ev("n1", "u1", "gemini", Some("gemini-2.5-pro"), 1_000_000, 0, nov)]), nov).await.unwrap();
     // Read in December before anything rolls the period over: November's
     // credits no longer count.
     let dec = t(2026, 12, 5);
-    assert_eq!(engine.wallet_view("u1", dec).await.unwrap().balance, Nanos::ZERO);
+    assert_eq!(engine.wallet_view(&uid("u1"), dec).await.unwrap().balance, Nanos::ZERO);
     // The first locked request in December rolls over: $5 anew, plus $2 of
     // November's $3.75.
     for _ in 0..2 {
-        assert!(engine.preflight("u1", &[op("tavily", 0)], true, dec).await.unwrap().can_proceed);
+        assert!(engine.preflight(&uid("u1"), &[op("tavily", 0)], true, dec).await.unwrap().can_proceed);
     }
     // (A reservation commits without waiting for SQLite's group.)
     engine.store.settled().await.unwrap();
@@ -315,7 +317,7 @@ async fn included_credits_arrive_each_period(store: Store) {
             (EntryKind::Grant, usd(200)),
         ]
     );
-    let w = engine.wallet_view("u1", dec).await.unwrap();
+    let w = engine.wallet_view(&uid("u1"), dec).await.unwrap();
     assert!(
         w.grants
             .iter()
@@ -337,8 +339,8 @@ async fn wallet_changes_are_announced(store: Store) {
     let every: Vec<String> = EventType::ALL.iter().map(|t| t.as_str().to_string()).collect();
     let (hook, _) = engine.create_webhook("http://127.0.0.1:9/w", &every, "", "admin", start).await.unwrap();
     let rule = crate::domain::wallet::LowBalance::Amount(Nanos(SEARCH.0 * 3));
-    engine.set_low_balance_threshold("u1", Some(rule), "admin:test", now).await.unwrap();
-    engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 5), "five"), "admin:test", now).await.unwrap();
+    engine.set_low_balance_threshold(&uid("u1"), Some(rule), "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos(SEARCH.0 * 5), "five"), "admin:test", now).await.unwrap();
     let search = |i: usize| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now);
     // 5 → 3: not under the threshold yet; 3 → 2: under it.
     engine.record(ok((0..2).map(search).collect()), now).await.unwrap();
@@ -363,7 +365,7 @@ async fn wallet_changes_are_announced(store: Store) {
     assert_eq!(open(&engine).await, vec!["wallet_depleted", "wallet_low"]);
     // Credits again: both resolve.
     let later = NewGrant { expires_at: Some(now + Duration::hours(48)), ..grant_of(Nanos::from_usd(1), "again") };
-    engine.grant_credits("u1", later, "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), later, "admin:test", now).await.unwrap();
     assert!(open(&engine).await.is_empty());
     // A grant lapsing within the warning time (72 h) is announced once.
     assert_eq!(engine.warn_expiring_grants(now).await.unwrap(), 1);
@@ -392,15 +394,15 @@ async fn an_event_is_refunded_once(store: Store) {
     let start = t(2026, 11, 1);
     let engine = prepaid_user(store, start).await;
     let now = t(2026, 11, 10);
-    engine.grant_credits("u1", grant_of(Nanos(SEARCH.0 * 2), "two"), "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos(SEARCH.0 * 2), "two"), "admin:test", now).await.unwrap();
     let calls = (0..3).map(|i| ev(&format!("s{i}"), "u1", "tavily", None, 0, 0, now)).collect();
     engine.record(ok(calls), now).await.unwrap();
     // s2 went into debt: its refund pays the debt back.
-    assert_eq!(engine.wallet_view("u1", now).await.unwrap().balance, Nanos(-SEARCH.0));
+    assert_eq!(engine.wallet_view(&uid("u1"), now).await.unwrap().balance, Nanos(-SEARCH.0));
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let engine = engine.clone();
-            tokio::spawn(async move { engine.refund_event("u1", "s2", "failed call", "admin:test", now).await })
+            tokio::spawn(async move { engine.refund_event(&uid("u1"), "s2", "failed call", "admin:test", now).await })
         })
         .collect();
     let mut refunded = 0;
@@ -417,9 +419,9 @@ async fn an_event_is_refunded_once(store: Store) {
     assert_eq!(refunded, 1);
     assert_eq!(balance_and_entries(&engine, now).await, (Nanos::ZERO, Nanos::ZERO));
     // s0's cent goes back into the grant it came from.
-    engine.refund_event("u1", "s0", "goodwill", "admin:test", now).await.unwrap();
+    engine.refund_event(&uid("u1"), "s0", "goodwill", "admin:test", now).await.unwrap();
     assert_eq!(balance_and_entries(&engine, now).await, (SEARCH, SEARCH));
-    let missing = engine.refund_event("u1", "never-recorded", "x", "admin:test", now).await;
+    let missing = engine.refund_event(&uid("u1"), "never-recorded", "x", "admin:test", now).await;
     assert!(matches!(missing, Err(AppError::NotFound(_))), "{missing:?}");
     let refunds: Vec<_> = entries_of(&engine).await.into_iter().filter(|e| e.0 == EntryKind::Refund).collect();
     assert_eq!(
@@ -436,14 +438,14 @@ async fn a_percent_threshold_follows_the_last_top_up(store: Store) {
     let engine = prepaid_user(store, start).await;
     let now = t(2026, 11, 10);
     let rule = LowBalance::PercentOfLastTopUp(20);
-    engine.set_low_balance_threshold("u1", Some(rule), "admin:test", now).await.unwrap();
-    assert_eq!(engine.wallet_view("u1", now).await.unwrap().low_balance_threshold, None);
+    engine.set_low_balance_threshold(&uid("u1"), Some(rule), "admin:test", now).await.unwrap();
+    assert_eq!(engine.wallet_view(&uid("u1"), now).await.unwrap().low_balance_threshold, None);
     let top_up = |usd: i64, key: &str| NewGrant { source: GrantSource::TopUp, ..grant_of(Nanos::from_usd(usd), key) };
-    engine.grant_credits("u1", top_up(50, "t1"), "admin:test", now).await.unwrap();
-    engine.grant_credits("u1", grant_of(Nanos::from_usd(500), "not-a-top-up"), "admin:test", now).await.unwrap();
-    let w = engine.wallet_view("u1", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), top_up(50, "t1"), "admin:test", now).await.unwrap();
+    engine.grant_credits(&uid("u1"), grant_of(Nanos::from_usd(500), "not-a-top-up"), "admin:test", now).await.unwrap();
+    let w = engine.wallet_view(&uid("u1"), now).await.unwrap();
     assert_eq!((w.low_balance_threshold, w.low_balance), (Some(Nanos::from_usd(10)), Some(rule)));
-    engine.grant_credits("u1", top_up(20, "t2"), "admin:test", now + Duration::minutes(1)).await.unwrap();
-    assert_eq!(engine.wallet_view("u1", now).await.unwrap().low_balance_threshold, Some(Nanos::from_usd(4)));
+    engine.grant_credits(&uid("u1"), top_up(20, "t2"), "admin:test", now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(engine.wallet_view(&uid("u1"), now).await.unwrap().low_balance_threshold, Some(Nanos::from_usd(4)));
 }
 both_stores!(a_percent_threshold_follows_the_last_top_up, a_percent_threshold_follows_the_last_top_up);

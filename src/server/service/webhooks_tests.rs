@@ -21,7 +21,7 @@ use crate::domain::plan::{Plan, Tier};
 use crate::domain::webhooks::{DeliveryStatus, EventType};
 use crate::server::service::Engine;
 use crate::server::store::{Store, StoreOptions, catalog, webhooks};
-use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+use crate::server::testing::{engine_with_catalog, t, uid, user_on_plan};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -149,7 +149,7 @@ async fn changes_reach_the_outbox(store: Store) {
     // A model without a price.
     engine.record(ok(vec![ev("x", "u1", "openai", Some("gpt-secret"), 5, 5, at)]), at).await.unwrap();
     // An upgrade: the 80% alert no longer applies.
-    engine.change_plan("u1", big, BillingCycle::Monthly, "admin", at).await.unwrap();
+    engine.change_plan(&uid("u1"), big, BillingCycle::Monthly, "admin", at).await.unwrap();
     // November: October closes.
     let nov = t(2026, 11, 2);
     engine.record(ok(vec![ev("n1", "u1", "gemini", Some("gemini-2.5-pro"), 1, 1, nov)]), nov).await.unwrap();
@@ -170,7 +170,7 @@ async fn changes_reach_the_outbox(store: Store) {
         .await
         .unwrap();
     let v: Value = serde_json::from_str(&body).unwrap();
-    let bill = &crate::server::store::bills::billing_records(&mut conn, "u1").await.unwrap()[0];
+    let bill = &crate::server::store::bills::billing_records(&mut conn, &uid("u1")).await.unwrap()[0];
     assert_eq!(v["type"], "period.closed");
     assert_eq!(v["data"]["billing_period"], "2026-10");
     assert_eq!(v["data"]["usage_cost"], bill.usage_cost.usd_string());
@@ -431,8 +431,8 @@ async fn a_spike_is_sent_with_its_figures(store: Store) {
     engine.record(ok(baseline), now - D::minutes(80)).await.unwrap();
     let hour: Vec<_> = (0..6).map(|i| ev(&format!("h{i}"), "u1", "tavily", None, 0, 0, now - D::minutes(30))).collect();
     engine.record(ok(hour), now).await.unwrap();
-    assert!(engine.check_spike("u1", now).await.unwrap());
-    assert!(!engine.check_spike("u1", now + D::minutes(10)).await.unwrap());
+    assert!(engine.check_spike(&uid("u1"), now).await.unwrap());
+    assert!(!engine.check_spike(&uid("u1"), now + D::minutes(10)).await.unwrap());
     assert_eq!(types_sent(&engine, &hook.id).await, vec![EventType::UsageSpike]);
     let body: String = sqlx::query_scalar("SELECT body FROM webhook_events WHERE event_type = 'usage.spike'")
         .fetch_one(store.pool())

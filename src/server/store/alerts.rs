@@ -1,5 +1,6 @@
 //! Alerts: raised once per dedupe key, read and unread.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
@@ -10,7 +11,7 @@ use crate::domain::alerts::{Alert, NewAlert, Severity};
 /// Sends no webhook: the services decide what a change says to them.
 pub async fn insert_alert(
     conn: &mut AnyConnection,
-    user_id: Option<&str>,
+    user_id: Option<&UserId>,
     period: Option<(DateTime<Utc>, &str)>,
     a: &NewAlert,
     now: DateTime<Utc>,
@@ -71,7 +72,7 @@ fn alert_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Alert> {
 /// first, newest first.
 pub async fn alerts(
     conn: &mut AnyConnection,
-    user_id: Option<&str>,
+    user_id: Option<&UserId>,
     unread_only: bool,
     limit: i64,
 ) -> StoreResult<Vec<Alert>> {
@@ -96,7 +97,7 @@ pub async fn alerts(
     rows.iter().map(alert_from_row).collect()
 }
 
-pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &str) -> StoreResult<i64> {
+pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<i64> {
     Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM alerts WHERE user_id = $1 AND is_read = 0")
         .bind(user_id)
         .fetch_one(conn)
@@ -105,7 +106,7 @@ pub async fn unread_alert_count(conn: &mut AnyConnection, user_id: &str) -> Stor
 }
 
 /// The owner of an alert (`None` for an admin alert), if the alert exists.
-pub async fn alert_owner(conn: &mut AnyConnection, alert_id: i64) -> StoreResult<Option<Option<String>>> {
+pub async fn alert_owner(conn: &mut AnyConnection, alert_id: i64) -> StoreResult<Option<Option<UserId>>> {
     let row = sqlx::query("SELECT user_id FROM alerts WHERE id = $1").bind(alert_id).fetch_optional(conn).await?;
     row.map(|r| r.try_get("user_id").map_err(Into::into)).transpose()
 }
@@ -121,7 +122,7 @@ pub async fn mark_alert_read(conn: &mut AnyConnection, alert_id: i64, now: DateT
 }
 
 /// Marks every unread alert of a user read; how many changed.
-pub async fn mark_all_alerts_read(conn: &mut AnyConnection, user_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+pub async fn mark_all_alerts_read(conn: &mut AnyConnection, user_id: &UserId, now: DateTime<Utc>) -> StoreResult<u64> {
     let r = sqlx::query("UPDATE alerts SET is_read = 1, read_at = $2 WHERE user_id = $1 AND is_read = 0")
         .bind(user_id)
         .bind(ms(now))
@@ -179,7 +180,7 @@ pub async fn raise_unpriced_alert(
 /// that are not resolved: `(id, limit key, threshold)`.
 pub async fn open_threshold_alerts(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     period_start: DateTime<Utc>,
 ) -> StoreResult<Vec<(i64, String, u8)>> {
     let rows = sqlx::query(
@@ -218,7 +219,7 @@ pub async fn resolve_alerts(conn: &mut AnyConnection, ids: &[i64], now: DateTime
 /// (a new period began: usage starts again from zero); their ids.
 pub async fn resolve_threshold_alerts_before(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<i64>> {
@@ -237,7 +238,7 @@ pub async fn resolve_threshold_alerts_before(
 /// its id when it was not open.
 pub async fn raise_threshold_alert(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     period: (DateTime<Utc>, &str),
     a: &NewAlert,
     now: DateTime<Utc>,
@@ -250,7 +251,7 @@ pub async fn raise_threshold_alert(
 /// left as it is.
 async fn raise(
     conn: &mut AnyConnection,
-    user_id: Option<&str>,
+    user_id: Option<&UserId>,
     period: Option<(DateTime<Utc>, &str)>,
     a: &NewAlert,
     now: DateTime<Utc>,

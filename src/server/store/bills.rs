@@ -1,5 +1,6 @@
 //! Bills: one per closed usage period, never amended after it is issued.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
@@ -34,7 +35,7 @@ pub async fn insert_billing_record(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn billing_records(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Vec<BillingRecord>> {
+pub async fn billing_records(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Vec<BillingRecord>> {
     let rows = sqlx::query(
         "SELECT user_id, period_start, period_end, billing_period, plan_id, plan_name, plan_fee_nanos, usage_cost_nanos,
          total_nanos, status FROM billing_records WHERE user_id = $1 ORDER BY period_start DESC",

@@ -2,6 +2,7 @@
 //! of a caller's `x-tally-event-id` is in force, and since when. Whether
 //! that attempt is done, failed or still in flight is read from its event.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
@@ -12,7 +13,7 @@ use crate::domain::money::Nanos;
 /// was claimed before (by this node or another: the primary key decides).
 pub async fn claim_first(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     call_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
@@ -31,7 +32,7 @@ pub async fn claim_first(
 /// The attempt in force and when it was claimed or last renewed.
 pub async fn claim_of(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     call_id: &str,
 ) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
     let row = sqlx::query("SELECT attempt, claimed_at FROM proxy_calls WHERE user_id = $1 AND call_id = $2")
@@ -47,7 +48,7 @@ pub async fn claim_of(
 /// nodes cannot both win).
 pub async fn claim_next(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     call_id: &str,
     seen: i64,
     now: DateTime<Utc>,
@@ -71,7 +72,7 @@ pub async fn claim_next(
 /// once.
 pub async fn touch(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     call_id: &str,
     attempt: i64,
     at: DateTime<Utc>,
@@ -89,7 +90,7 @@ pub async fn touch(
 /// The status and cost an event was recorded with, if it was.
 pub async fn event_outcome(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     event_id: &str,
 ) -> StoreResult<Option<(u16, Nanos)>> {
     let row =
@@ -109,7 +110,7 @@ pub async fn event_outcome(
 /// the room it was given); consumed or lapsed holds stay as they are.
 pub async fn extend_holds(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     reservation_id: &str,
     until: DateTime<Utc>,
     now: DateTime<Utc>,

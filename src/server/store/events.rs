@@ -1,6 +1,7 @@
 //! Recorded usage events: writing one once, the usage log, and the events
 //! still waiting for a price.
 
+use crate::domain::identity::UserId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -227,7 +228,7 @@ const IDS_PER_LOOKUP: usize = 500;
 /// that user's events instead: 2-4 s a lookup at 140,000 events, measured.
 pub async fn recorded_among(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     ids: &[&str],
 ) -> StoreResult<HashMap<String, Recorded>> {
     let mut found = HashMap::new();
@@ -323,7 +324,7 @@ fn bind_all<'q>(
 /// One page of a user's usage log, newest first.
 pub async fn usage_log(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     f: &LogFilter,
     limit: i64,
     start: LogStart,
@@ -407,7 +408,7 @@ pub async fn usage_log(
 /// period, provider and model, which count calls and errors) unless the
 /// filter names a status code, so it costs the same at ten million events
 /// as at ten.
-pub async fn usage_log_count(conn: &mut AnyConnection, user_id: &str, f: &LogFilter) -> StoreResult<i64> {
+pub async fn usage_log_count(conn: &mut AnyConnection, user_id: &UserId, f: &LogFilter) -> StoreResult<i64> {
     if f.status_code.is_some() || f.tag.is_some() {
         let (filter, binds) = log_where(f);
         let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE {filter}");
@@ -465,7 +466,7 @@ pub struct UnpricedEvent {
     pub id: i64,
     /// The caller's id of the event.
     pub event_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub model: Option<String>,
     pub tokens_input: i64,
     pub tokens_output: i64,
@@ -555,7 +556,7 @@ pub async fn unpriced_left(conn: &mut AnyConnection, provider: &str, model: &str
 /// What `user_id` spent on events that happened in `(from, to]`.
 pub async fn cost_between(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> StoreResult<Nanos> {

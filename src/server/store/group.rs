@@ -75,11 +75,11 @@ impl Shared {
     }
 
     /// Whether the running job may change `user_id`'s state.
-    fn busy_with(&self, user_id: &str) -> bool {
+    fn busy_with(&self, user_id: &UserId) -> bool {
         match &self.running {
             None | Some(view::Affects::NothingCached) => false,
             Some(view::Affects::Anything) => true,
-            Some(view::Affects::Users(users)) => users.iter().any(|u| u == user_id),
+            Some(view::Affects::Users(users)) => users.iter().any(|u| u == user_id.as_str()),
         }
     }
 }
@@ -378,7 +378,7 @@ impl MemoJob<'_> {
 
     /// The user's state as the group's transaction holds it, if known and
     /// no running job may change it.
-    pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
+    pub fn recall(&self, user_id: &UserId, now: DateTime<Utc>) -> Option<memo::Held> {
         if self.shared.busy_with(user_id) {
             return None;
         }
@@ -388,7 +388,7 @@ impl MemoJob<'_> {
     /// Takes `holds` for `user_id` (just recalled), whose state is then
     /// `after`. They are written with the group, before the next job or
     /// the commit; no running job reads this user's holds.
-    pub fn hold(&mut self, user_id: &str, after: memo::Held, holds: Vec<holds::NewHold>) {
+    pub fn hold(&mut self, user_id: &UserId, after: memo::Held, holds: Vec<holds::NewHold>) {
         debug_assert!(!self.shared.busy_with(user_id), "decided beside a job that may change the user");
         let learned = memo::Learned { users: vec![(user_id.to_string(), after)], revision: None };
         self.shared.memo.job_ended(&view::Affects::Users(vec![user_id.to_string()]), learned);

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::{Store, WriteTx};
 use crate::both_stores;
+use crate::server::testing::uid;
 
 async fn insert(tx: &mut WriteTx, name: &str, state: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO seed_runs (name, state, started_at) VALUES ($1, $2, 0)")
@@ -111,7 +112,7 @@ async fn a_write_drops_what_it_says_it_changed(store: Store) {
     use super::view::tests::{sub, used};
     let now = chrono::Utc::now();
     let fill = |user: &str| {
-        let t = store.view().ticket(user);
+        let t = store.view().ticket(&uid(user));
         store.view().fill(t, sub(user), used(1), None);
     };
     let write = |affects: Option<Affects>| {
@@ -127,11 +128,11 @@ async fn a_write_drops_what_it_says_it_changed(store: Store) {
     fill("u1");
     write(Some(Affects::Users(vec!["u2".into()]))).await;
     write(Some(Affects::NothingCached)).await;
-    assert!(store.view().get("u1", now).is_some(), "writes naming others leave u1's copy");
+    assert!(store.view().get(&uid("u1"), now).is_some(), "writes naming others leave u1's copy");
     write(Some(Affects::Users(vec!["u1".into()]))).await;
-    assert!(store.view().get("u1", now).is_none());
+    assert!(store.view().get(&uid("u1"), now).is_none());
     fill("u1");
     write(None).await;
-    assert!(store.view().get("u1", now).is_none(), "a write that says nothing may have changed anything");
+    assert!(store.view().get(&uid("u1"), now).is_none(), "a write that says nothing may have changed anything");
 }
 both_stores!(a_write_drops_what_it_says_it_changed, a_write_drops_what_it_says_it_changed);

@@ -1,6 +1,7 @@
 //! Holds: usage a preflight reservation keeps back until its event arrives
 //! or the hold lapses.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
@@ -31,7 +32,7 @@ impl Seen {
 
 pub async fn usage_and_holds(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<Seen> {
@@ -82,7 +83,7 @@ pub struct NewHold {
     pub id: String,
     /// The operation's place in its reservation.
     pub op_index: i64,
-    pub user_id: String,
+    pub user_id: UserId,
     pub period_start: DateTime<Utc>,
     pub provider: String,
     /// The operation's model; empty when it named none.
@@ -146,7 +147,7 @@ pub async fn prune_holds(conn: &mut AnyConnection, now: DateTime<Utc>) -> StoreR
 /// item); SQLite runs it per item in-process.
 pub async fn consume_holds(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     items: &[(&str, &str, &str)],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -223,7 +224,7 @@ pub struct Premises {
 /// server; its commit does not wait for the WAL flush.
 pub async fn reserve_in_one_trip(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     premises: Premises,
     ceilings: &[(LimitKey, i64)],
     holds: &[NewHold],
@@ -243,7 +244,7 @@ pub async fn reserve_in_one_trip(
     let holds: Vec<_> = holds
         .iter()
         .map(|h| {
-            debug_assert!(h.user_id == user_id && h.period_start == premises.period_start && h.created_at == now);
+            debug_assert!(&h.user_id == user_id && h.period_start == premises.period_start && h.created_at == now);
             json!({
                 "id": h.id, "op_index": h.op_index, "provider": h.provider, "model": h.model,
                 "calls": h.usage.calls, "tokens": h.usage.tokens, "cost_nanos": h.usage.cost.0,

@@ -2,6 +2,7 @@
 //! always summed from the events themselves (or from bills), never from a
 //! copy, so they reconcile with the usage log.
 
+use crate::domain::identity::UserId;
 use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
@@ -24,7 +25,7 @@ pub struct Group {
 /// The events of one user's billing period grouped by the value of tag
 /// `key`; events without the tag form the group with key `None`. The
 /// groups sum to the period's totals.
-pub async fn by_tag(conn: &mut AnyConnection, user_id: &str, label: &str, key: &str) -> StoreResult<Vec<Group>> {
+pub async fn by_tag(conn: &mut AnyConnection, user_id: &UserId, label: &str, key: &str) -> StoreResult<Vec<Group>> {
     let rows = sqlx::query(
         "SELECT t.tag_value AS k, CAST(COUNT(*) AS BIGINT) AS calls,
          CAST(COALESCE(SUM(e.tokens_input + e.tokens_output), 0) AS BIGINT) AS tokens,
@@ -52,7 +53,7 @@ pub async fn by_tag(conn: &mut AnyConnection, user_id: &str, label: &str, key: &
 }
 
 /// The tag keys a user's events carry, sorted.
-pub async fn tag_keys(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Vec<String>> {
+pub async fn tag_keys(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Vec<String>> {
     let rows = sqlx::query("SELECT tag_key FROM user_tag_keys WHERE user_id = $1 ORDER BY tag_key")
         .bind(user_id)
         .fetch_all(conn)
@@ -65,7 +66,7 @@ pub async fn tag_keys(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Ve
 /// [`crate::domain::insights::cheaper_model`] prices call by call.
 pub async fn model_mix(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     label: &str,
 ) -> StoreResult<Vec<(Provider, String, Quantities, u64)>> {
     // Every count's column, then the tier.
@@ -106,7 +107,7 @@ pub struct Waste {
     pub retries: i64,
 }
 
-pub async fn waste(conn: &mut AnyConnection, user_id: &str, label: &str) -> StoreResult<Waste> {
+pub async fn waste(conn: &mut AnyConnection, user_id: &UserId, label: &str) -> StoreResult<Waste> {
     let r = sqlx::query(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed_calls,
          CAST(COALESCE(SUM(CASE WHEN status_code >= 400 THEN cost_total_nanos ELSE 0 END), 0) AS BIGINT) AS failed_cost,

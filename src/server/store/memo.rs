@@ -33,6 +33,7 @@
 //! PostgreSQL has no memo: several nodes write there, and each reservation
 //! reads the store under the user's row lock.
 
+use crate::domain::identity::UserId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -124,8 +125,8 @@ impl Memo {
         }
     }
 
-    pub fn user(&self, user_id: &str, now: DateTime<Utc>) -> Option<&Held> {
-        self.users.get(user_id).filter(|h| h.holds_at(now))
+    pub fn user(&self, user_id: &UserId, now: DateTime<Utc>) -> Option<&Held> {
+        self.users.get(user_id.as_str()).filter(|h| h.holds_at(now))
     }
 
     pub fn revision(&self) -> Option<i64> {
@@ -144,6 +145,7 @@ pub struct Learned {
 mod tests {
     use super::*;
     use crate::server::store::view::tests::{sub, used};
+    use crate::server::testing::uid;
     use chrono::TimeZone;
 
     fn t0() -> DateTime<Utc> {
@@ -163,14 +165,14 @@ mod tests {
         let mut m = Memo::default();
         m.opened(1);
         m.job_ended(&Affects::Users(vec!["u1".into()]), learn("u1", 3));
-        assert_eq!(m.user("u1", t0()).unwrap().seen().total().calls, 3);
+        assert_eq!(m.user(&uid("u1"), t0()).unwrap().seen().total().calls, 3);
         assert_eq!(m.revision(), Some(7));
         m.job_ended(&Affects::Users(vec!["u2".into()]), Learned::default());
-        assert!(m.user("u1", t0()).is_some(), "another user's job leaves u1 alone");
+        assert!(m.user(&uid("u1"), t0()).is_some(), "another user's job leaves u1 alone");
         m.job_ended(&Affects::NothingCached, Learned::default());
-        assert!(m.user("u1", t0()).is_some());
+        assert!(m.user(&uid("u1"), t0()).is_some());
         m.job_ended(&Affects::Users(vec!["u1".into()]), Learned::default());
-        assert!(m.user("u1", t0()).is_none());
+        assert!(m.user(&uid("u1"), t0()).is_none());
     }
 
     #[test]
@@ -179,22 +181,22 @@ mod tests {
         m.opened(1);
         m.job_ended(&Affects::NothingCached, learn("u1", 1));
         m.job_ended(&Affects::Anything, Learned::default());
-        assert!(m.user("u1", t0()).is_none());
+        assert!(m.user(&uid("u1"), t0()).is_none());
         assert_eq!(m.revision(), None, "an undeclared write may have changed the catalog");
         // What a job learned under Anything is still kept for its user (it
         // read it after its own writes), but never the revision.
         m.job_ended(&Affects::Anything, learn("u1", 1));
-        assert!(m.user("u1", t0()).is_some());
+        assert!(m.user(&uid("u1"), t0()).is_some());
         assert_eq!(m.revision(), None);
         m.opened(1);
-        assert!(m.user("u1", t0()).is_some(), "no other commit: still exact");
+        assert!(m.user(&uid("u1"), t0()).is_some(), "no other commit: still exact");
         m.opened(2);
-        assert!(m.user("u1", t0()).is_none(), "another connection committed");
+        assert!(m.user(&uid("u1"), t0()).is_none(), "another connection committed");
         m.job_ended(&Affects::NothingCached, learn("u1", 1));
         m.restart();
-        assert!(m.user("u1", t0()).is_none());
+        assert!(m.user(&uid("u1"), t0()).is_none());
         m.opened(2);
-        assert!(m.user("u1", t0()).is_none());
+        assert!(m.user(&uid("u1"), t0()).is_none());
     }
 
     #[test]
@@ -203,9 +205,9 @@ mod tests {
         let lapse = t0() + chrono::Duration::minutes(5);
         let learned = Learned { users: vec![("u1".into(), held("u1", 1, Some(lapse)))], revision: None };
         m.job_ended(&Affects::NothingCached, learned);
-        assert!(m.user("u1", lapse - chrono::Duration::seconds(1)).is_some());
-        assert!(m.user("u1", lapse).is_none(), "the hold no longer counts");
+        assert!(m.user(&uid("u1"), lapse - chrono::Duration::seconds(1)).is_some());
+        assert!(m.user(&uid("u1"), lapse).is_none(), "the hold no longer counts");
         m.job_ended(&Affects::NothingCached, learn("u2", 1));
-        assert!(m.user("u2", t0() + chrono::Duration::days(31)).is_none(), "the period ended");
+        assert!(m.user(&uid("u2"), t0() + chrono::Duration::days(31)).is_none(), "the period ended");
     }
 }

@@ -61,6 +61,7 @@ pub mod wallet;
 
 pub mod webhooks;
 
+use crate::domain::identity::UserId;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! exact in the same transaction as the events they sum. Every read of a
 //! period's usage comes from here, never from the events.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
@@ -28,7 +29,7 @@ fn rollup_from_row(r: &sqlx::any::AnyRow, with_model: bool) -> StoreResult<Rollu
 /// Per provider (and per model when `by_model`) sums of one usage period.
 pub async fn period_rollups(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     period_start: DateTime<Utc>,
     by_model: bool,
 ) -> StoreResult<Vec<RollupSum>> {
@@ -48,7 +49,7 @@ pub async fn period_rollups(
 /// `[from, to]`.
 pub async fn rollups_by_period(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> StoreResult<Vec<(DateTime<Utc>, RollupSum)>> {
@@ -67,7 +68,11 @@ pub async fn rollups_by_period(
 }
 
 /// The period's usage per provider.
-pub async fn period_usage(conn: &mut AnyConnection, user_id: &str, period_start: DateTime<Utc>) -> StoreResult<Usage> {
+pub async fn period_usage(
+    conn: &mut AnyConnection,
+    user_id: &UserId,
+    period_start: DateTime<Utc>,
+) -> StoreResult<Usage> {
     let mut u = Usage::default();
     for r in period_rollups(conn, user_id, period_start, false).await? {
         if let Ok(p) = Provider::parse(&r.provider) {
@@ -114,7 +119,7 @@ pub fn delta_of(p: &PricedEvent<'_>) -> RollupDelta {
 /// Adds `d` to the rollup row of (user, period, provider, model), creating it.
 pub async fn adjust_rollup(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     period: (DateTime<Utc>, &str),
     provider: &str,
     model: &str,

@@ -1,6 +1,7 @@
 //! Browser sessions and sign-in attempts. Only a session token's hash is
 //! stored, so a database leak does not hand out live sessions.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
@@ -10,7 +11,7 @@ use crate::domain::identity::User;
 pub async fn insert_session(
     conn: &mut AnyConnection,
     id_hash: &str,
-    user_id: &str,
+    user_id: &UserId,
     now: DateTime<Utc>,
     expires: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -58,7 +59,7 @@ pub async fn touch_session(conn: &mut AnyConnection, id_hash: &str, now: DateTim
 }
 
 /// Ends every session of a user; how many there were.
-pub async fn delete_user_sessions(conn: &mut AnyConnection, user_id: &str) -> StoreResult<u64> {
+pub async fn delete_user_sessions(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<u64> {
     Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(conn).await?.rows_affected())
 }
 
@@ -160,7 +161,7 @@ pub async fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> StoreRes
 }
 
 /// Ends every session of a user except `keep` (after a password change).
-pub async fn delete_other_sessions(conn: &mut AnyConnection, user_id: &str, keep: &str) -> StoreResult<()> {
+pub async fn delete_other_sessions(conn: &mut AnyConnection, user_id: &UserId, keep: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
         .bind(user_id)
         .bind(keep)

@@ -63,3 +63,27 @@ pub(crate) fn user_id_at(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<crate:
     let raw: String = r.try_get(col)?;
     crate::domain::identity::UserId::parse(&raw).map_err(|e| StoreError::Corrupt(format!("{col} `{raw}`: {e}")))
 }
+
+/// A user id binds as its text, so statements take `&UserId` as they are.
+impl sqlx::Type<sqlx::Any> for crate::domain::identity::UserId {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <str as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for &'q crate::domain::identity::UserId {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str(), buf)
+    }
+}
+
+/// A user id reads back parsed; a malformed one is an error, never a value.
+impl<'r> sqlx::Decode<'r, sqlx::Any> for crate::domain::identity::UserId {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let raw = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+        Ok(crate::domain::identity::UserId::parse(&raw)?)
+    }
+}

@@ -62,7 +62,7 @@ impl WriteTx {
     /// SQLite: the user's state as the write group's transaction holds it,
     /// if the group's memo has it (see [`memo`]); a reservation may decide
     /// on it. Always `None` on PostgreSQL.
-    pub fn recall(&self, user_id: &str, now: DateTime<Utc>) -> Option<memo::Held> {
+    pub fn recall(&self, user_id: &UserId, now: DateTime<Utc>) -> Option<memo::Held> {
         match &self.inner {
             TxInner::Grouped { group, .. } => group.shared().memo.user(user_id, now).cloned(),
             TxInner::Own(_) => None,
@@ -79,7 +79,7 @@ impl WriteTx {
 
     /// Tells the group's memo, once this job has ended well, the user's
     /// state as this job leaves it. Say it only after the job's last write.
-    pub fn learned_user(&mut self, user_id: &str, held: memo::Held) {
+    pub fn learned_user(&mut self, user_id: &UserId, held: memo::Held) {
         self.learned.users.push((user_id.to_string(), held));
     }
 
@@ -90,8 +90,8 @@ impl WriteTx {
 
     /// Announces, once committed, that this transaction changed `kind` for
     /// `user_id` (the live stream's pages re-read it).
-    pub fn notify(&mut self, user_id: &str, kind: live::Kind) {
-        let c = live::Change::new(user_id, kind);
+    pub fn notify(&mut self, user_id: &UserId, kind: live::Kind) {
+        let c = live::Change::new(user_id.as_str(), kind);
         if !self.notices.contains(&c) {
             self.notices.push(c);
         }

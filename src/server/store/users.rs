@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
 use super::{StoreError, StoreResult, from_ms, ms, user_id_at};
-use crate::domain::identity::{Email, Role, User};
+use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
 use crate::domain::subscription::{Renewal, Status, Subscription};
@@ -38,7 +38,7 @@ pub async fn insert_user(conn: &mut AnyConnection, user: &User, password_hash: O
     Ok(())
 }
 
-pub async fn user_by_id(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
+pub async fn user_by_id(conn: &mut AnyConnection, id: &UserId) -> StoreResult<Option<User>> {
     let row =
         sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1")).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(user_from_row).transpose()
@@ -52,7 +52,7 @@ pub async fn user_by_email(conn: &mut AnyConnection, email: &str) -> StoreResult
     row.as_ref().map(user_from_row).transpose()
 }
 
-pub async fn password_hash(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<String>> {
+pub async fn password_hash(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Option<String>> {
     let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1").bind(user_id).fetch_optional(conn).await?;
     Ok(match row {
         Some(r) => r.try_get("password_hash")?,
@@ -61,7 +61,7 @@ pub async fn password_hash(conn: &mut AnyConnection, user_id: &str) -> StoreResu
 }
 
 /// When the account was disabled, if it is.
-pub async fn disabled_at(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+pub async fn disabled_at(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Option<DateTime<Utc>>> {
     let row = sqlx::query("SELECT disabled_at FROM users WHERE id = $1").bind(user_id).fetch_optional(conn).await?;
     Ok(match row {
         Some(r) => r.try_get::<Option<i64>, _>("disabled_at")?.map(from_ms),
@@ -72,7 +72,7 @@ pub async fn disabled_at(conn: &mut AnyConnection, user_id: &str) -> StoreResult
 /// Disables (`Some`) or enables (`None`) an account; whether it exists.
 pub async fn set_disabled(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
@@ -86,7 +86,7 @@ pub async fn set_disabled(
 }
 
 /// Changes a user's role; whether the user exists.
-pub async fn set_role(conn: &mut AnyConnection, user_id: &str, role: Role, now: DateTime<Utc>) -> StoreResult<bool> {
+pub async fn set_role(conn: &mut AnyConnection, user_id: &UserId, role: Role, now: DateTime<Utc>) -> StoreResult<bool> {
     let r = sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
         .bind(user_id)
         .bind(role.as_str())
@@ -106,7 +106,7 @@ pub async fn active_admins(conn: &mut AnyConnection) -> StoreResult<i64> {
 
 pub async fn set_password_hash(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
@@ -153,7 +153,7 @@ const SUBSCRIPTION_COLS: &str =
     "user_id, plan_id, billing_cycle, status, anchor_at, period_start, period_end, cycle_start,
     cycle_end, renewal_count, started_at, pending_plan_id, pending_cycle, period_fee_nanos, cancel_at, timezone";
 
-pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Subscription>> {
+pub async fn subscription(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Option<Subscription>> {
     let row = sqlx::query(&format!("SELECT {SUBSCRIPTION_COLS} FROM subscriptions WHERE user_id = $1"))
         .bind(user_id)
         .fetch_optional(conn)
@@ -168,7 +168,7 @@ pub async fn subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResul
 /// (read in that statement too, saving a round trip: see
 /// [`crate::server::service::catalog::CatalogCache::at_revision`]).
 /// `None`: no such user.
-pub async fn lock_subscription(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<(Subscription, i64)>> {
+pub async fn lock_subscription(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Option<(Subscription, i64)>> {
     let row = sqlx::query(&format!(
         "UPDATE subscriptions SET lock_version = lock_version + 1 WHERE user_id = $1 \
          RETURNING {SUBSCRIPTION_COLS}, (SELECT revision FROM catalog_revision WHERE id = 1) AS catalog_revision"
@@ -215,7 +215,7 @@ fn subscription_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Subscription> {
 }
 
 /// Whether `user_id` has any recorded event or bill.
-pub async fn has_billing_history(conn: &mut AnyConnection, user_id: &str) -> StoreResult<bool> {
+pub async fn has_billing_history(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<bool> {
     let n: i64 = sqlx::query(
         "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM usage_events WHERE user_id = $1 LIMIT 1) e)
            + (SELECT COUNT(*) FROM (SELECT 1 FROM billing_records WHERE user_id = $1 LIMIT 1) b) AS BIGINT) AS n",
@@ -231,7 +231,7 @@ pub async fn has_billing_history(conn: &mut AnyConnection, user_id: &str) -> Sto
 /// period, re-counted in a new timezone).
 pub async fn move_holds(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -332,7 +332,7 @@ pub async fn insert_renewal(conn: &mut AnyConnection, r: &Renewal) -> StoreResul
 /// four types family A's client knows (no cancellations, pauses, resumes).
 pub async fn renewals(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     limit: i64,
     offset: i64,
     plan_changes_only: bool,

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::identity::UserId;
+
 use crate::domain::limits::Usage;
 use crate::domain::subscription::Subscription;
 
@@ -148,17 +150,17 @@ impl UsageView {
 
     /// The user's entry, if it is young enough, nothing changed since, and
     /// none of its holds has lapsed by `now`.
-    pub fn get(&self, user_id: &str, now: DateTime<Utc>) -> Option<Arc<UserView>> {
+    pub fn get(&self, user_id: &UserId, now: DateTime<Utc>) -> Option<Arc<UserView>> {
         let slots = self.slots();
-        let view = slots.get(user_id)?.view.as_ref()?;
+        let view = slots.get(user_id.as_str())?.view.as_ref()?;
         let fresh = self.is_fresh(&view.stamp) && view.until.is_none_or(|t| now < t);
         fresh.then(|| view.clone())
     }
 
     /// Take before reading what [`UsageView::fill`] will store.
-    pub fn ticket(&self, user_id: &str) -> Ticket {
+    pub fn ticket(&self, user_id: &UserId) -> Ticket {
         let stamp = self.stamp();
-        let version = self.slots().get(user_id).map_or(0, |s| s.version);
+        let version = self.slots().get(user_id.as_str()).map_or(0, |s| s.version);
         Ticket { user: user_id.to_string(), version, stamp }
     }
 
@@ -192,7 +194,7 @@ impl UsageView {
     /// than `before` would have. When the entry is no longer `before`, the
     /// user is dropped instead. Either way a load begun before this is not
     /// kept.
-    pub fn add_held(&self, user_id: &str, before: &Arc<UserView>, held: &Usage, expires_at: DateTime<Utc>) {
+    pub fn add_held(&self, user_id: &UserId, before: &Arc<UserView>, held: &Usage, expires_at: DateTime<Utc>) {
         let mut slots = self.slots();
         let slot = slots.entry(user_id.to_string()).or_default();
         slot.version += 1;
@@ -236,6 +238,7 @@ pub(in crate::server::store) mod tests {
     use crate::domain::period::BillingCycle;
     use crate::domain::provider::Provider;
     use crate::domain::subscription::Status;
+    use crate::server::testing::uid;
 
     /// A monthly subscription from 2026-01-01 (shared with the memo's tests).
     pub(in crate::server::store) fn sub(user: &str) -> Subscription {
@@ -273,68 +276,68 @@ pub(in crate::server::store) mod tests {
     #[test]
     fn a_fill_is_served_until_a_write_names_the_user() {
         let view = UsageView::new(Duration::from_secs(60));
-        assert!(view.get("u1", Utc::now()).is_none());
-        let t = view.ticket("u1");
+        assert!(view.get(&uid("u1"), Utc::now()).is_none());
+        let t = view.ticket(&uid("u1"));
         view.fill(t, sub("u1"), used(3), None);
-        assert_eq!(calls(&view.get("u1", Utc::now()).unwrap()), 3);
+        assert_eq!(calls(&view.get(&uid("u1"), Utc::now()).unwrap()), 3);
         view.forget(&Affects::Users(vec!["u2".into()]));
-        assert!(view.get("u1", Utc::now()).is_some(), "another user's write leaves u1 alone");
+        assert!(view.get(&uid("u1"), Utc::now()).is_some(), "another user's write leaves u1 alone");
         view.forget(&Affects::NothingCached);
-        assert!(view.get("u1", Utc::now()).is_some());
+        assert!(view.get(&uid("u1"), Utc::now()).is_some());
         view.forget(&Affects::Users(vec!["u1".into()]));
-        assert!(view.get("u1", Utc::now()).is_none());
+        assert!(view.get(&uid("u1"), Utc::now()).is_none());
     }
 
     #[test]
     fn a_load_that_raced_a_write_is_not_kept() {
         let view = UsageView::new(Duration::from_secs(60));
         // Read before the write committed, filled after it: stale.
-        let t = view.ticket("u1");
+        let t = view.ticket(&uid("u1"));
         view.forget(&Affects::Users(vec!["u1".into()]));
         view.fill(t, sub("u1"), used(1), None);
-        assert!(view.get("u1", Utc::now()).is_none());
+        assert!(view.get(&uid("u1"), Utc::now()).is_none());
         // The same with a write that may have changed anything.
-        let t = view.ticket("u1");
+        let t = view.ticket(&uid("u1"));
         view.forget(&Affects::Anything);
         view.fill(t, sub("u1"), used(1), None);
-        assert!(view.get("u1", Utc::now()).is_none());
+        assert!(view.get(&uid("u1"), Utc::now()).is_none());
         // A load after the write is kept.
-        let t = view.ticket("u1");
+        let t = view.ticket(&uid("u1"));
         view.fill(t, sub("u1"), used(2), None);
-        assert_eq!(calls(&view.get("u1", Utc::now()).unwrap()), 2);
+        assert_eq!(calls(&view.get(&uid("u1"), Utc::now()).unwrap()), 2);
     }
 
     #[test]
     fn an_undeclared_write_forgets_everyone_and_moves_the_epoch() {
         let view = UsageView::new(Duration::from_secs(60));
         for u in ["u1", "u2"] {
-            let t = view.ticket(u);
+            let t = view.ticket(&uid(u));
             view.fill(t, sub(u), used(1), None);
         }
         let before = view.epoch();
         view.forget(&Affects::Anything);
         assert!(view.epoch() > before);
-        assert!(view.get("u1", Utc::now()).is_none() && view.get("u2", Utc::now()).is_none());
+        assert!(view.get(&uid("u1"), Utc::now()).is_none() && view.get(&uid("u2"), Utc::now()).is_none());
     }
 
     #[test]
     fn entries_expire_after_the_ttl() {
         let view = UsageView::new(Duration::from_millis(30));
-        let t = view.ticket("u1");
+        let t = view.ticket(&uid("u1"));
         view.fill(t, sub("u1"), used(1), None);
-        assert!(view.get("u1", Utc::now()).is_some());
+        assert!(view.get(&uid("u1"), Utc::now()).is_some());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(view.get("u1", Utc::now()).is_none(), "another process's write is seen within the ttl");
+        assert!(view.get(&uid("u1"), Utc::now()).is_none(), "another process's write is seen within the ttl");
     }
 
     #[test]
     fn an_entry_ends_when_its_first_hold_lapses() {
         let view = UsageView::new(Duration::from_secs(60));
         let now = Utc::now();
-        let t = view.ticket("u1");
+        let t = view.ticket(&uid("u1"));
         view.fill(t, sub("u1"), used(3), Some(now + chrono::Duration::seconds(10)));
-        assert!(view.get("u1", now + chrono::Duration::seconds(9)).is_some());
-        assert!(view.get("u1", now + chrono::Duration::seconds(10)).is_none(), "the hold no longer counts");
+        assert!(view.get(&uid("u1"), now + chrono::Duration::seconds(9)).is_some());
+        assert!(view.get(&uid("u1"), now + chrono::Duration::seconds(10)).is_none(), "the hold no longer counts");
     }
 
     #[test]

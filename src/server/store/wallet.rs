@@ -5,6 +5,7 @@
 //! lock (as for usage), so two nodes never change one wallet at once and
 //! the gate's reservation against the balance is exact.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -47,7 +48,7 @@ fn grant_of(r: &AnyRow) -> StoreResult<StoredGrant> {
 
 /// The customer's wallet as last saved: its open grants and its debt (an
 /// empty wallet when it has none).
-pub async fn load(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Wallet> {
+pub async fn load(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Wallet> {
     let debt = sqlx::query("SELECT debt_nanos FROM wallets WHERE user_id = $1")
         .bind(user_id)
         .fetch_optional(&mut *conn)
@@ -66,7 +67,7 @@ pub async fn load(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Wallet
 }
 
 /// Every grant of the customer, newest first (at most `limit`).
-pub async fn grants(conn: &mut AnyConnection, user_id: &str, limit: i64) -> StoreResult<Vec<StoredGrant>> {
+pub async fn grants(conn: &mut AnyConnection, user_id: &UserId, limit: i64) -> StoreResult<Vec<StoredGrant>> {
     let rows = sqlx::query(&format!(
         "SELECT {GRANT_COLUMNS} FROM wallet_grants WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
     ))
@@ -78,7 +79,7 @@ pub async fn grants(conn: &mut AnyConnection, user_id: &str, limit: i64) -> Stor
 }
 
 /// The grant a request with this idempotency key made, if one did.
-pub async fn grant_by_key(conn: &mut AnyConnection, user_id: &str, key: &str) -> StoreResult<Option<StoredGrant>> {
+pub async fn grant_by_key(conn: &mut AnyConnection, user_id: &UserId, key: &str) -> StoreResult<Option<StoredGrant>> {
     let row =
         sqlx::query(&format!("SELECT {GRANT_COLUMNS} FROM wallet_grants WHERE user_id = $1 AND idempotency_key = $2"))
             .bind(user_id)
@@ -89,7 +90,11 @@ pub async fn grant_by_key(conn: &mut AnyConnection, user_id: &str, key: &str) ->
 }
 
 /// Whether an adjustment with this idempotency key was written.
-pub async fn adjustment_by_key(conn: &mut AnyConnection, user_id: &str, key: &str) -> StoreResult<Option<StoredEntry>> {
+pub async fn adjustment_by_key(
+    conn: &mut AnyConnection,
+    user_id: &UserId,
+    key: &str,
+) -> StoreResult<Option<StoredEntry>> {
     let row =
         sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM wallet_entries WHERE user_id = $1 AND request_key = $2"))
             .bind(user_id)
@@ -211,7 +216,7 @@ fn entry_of(r: &AnyRow) -> StoreResult<StoredEntry> {
 /// older ones.
 pub async fn entries(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     limit: i64,
     before: Option<i64>,
 ) -> StoreResult<Vec<StoredEntry>> {
@@ -228,7 +233,7 @@ pub async fn entries(
 
 /// The sum of every entry: the balance as the statement has it (a check
 /// that it agrees with the wallet).
-pub async fn entries_sum(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Nanos> {
+pub async fn entries_sum(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Nanos> {
     let r = sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount_nanos), 0) AS BIGINT) AS s FROM wallet_entries WHERE user_id = $1",
     )
@@ -240,7 +245,10 @@ pub async fn entries_sum(conn: &mut AnyConnection, user_id: &str) -> StoreResult
 
 /// The low-balance rule, if one is set, and the last top-up's amount
 /// (what a percent is of).
-pub async fn low_balance(conn: &mut AnyConnection, user_id: &str) -> StoreResult<(Option<LowBalance>, Option<Nanos>)> {
+pub async fn low_balance(
+    conn: &mut AnyConnection,
+    user_id: &UserId,
+) -> StoreResult<(Option<LowBalance>, Option<Nanos>)> {
     let row = sqlx::query(
         "SELECT low_balance_threshold_nanos, low_balance_percent,
            (SELECT amount_nanos FROM wallet_grants WHERE user_id = $1 AND source = 'top_up'
@@ -262,14 +270,14 @@ pub async fn low_balance(conn: &mut AnyConnection, user_id: &str) -> StoreResult
 }
 
 /// The balance below which the customer is warned now, if any.
-pub async fn threshold(conn: &mut AnyConnection, user_id: &str) -> StoreResult<Option<Nanos>> {
+pub async fn threshold(conn: &mut AnyConnection, user_id: &UserId) -> StoreResult<Option<Nanos>> {
     let (rule, last_top_up) = low_balance(conn, user_id).await?;
     Ok(rule.and_then(|r| r.resolve(last_top_up)))
 }
 
 pub async fn set_threshold(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     rule: Option<LowBalance>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -294,7 +302,7 @@ pub async fn set_threshold(
 }
 
 /// What debits took out since `since` (a positive amount).
-pub async fn debited_since(conn: &mut AnyConnection, user_id: &str, since: DateTime<Utc>) -> StoreResult<Nanos> {
+pub async fn debited_since(conn: &mut AnyConnection, user_id: &UserId, since: DateTime<Utc>) -> StoreResult<Nanos> {
     let r = sqlx::query(
         "SELECT CAST(COALESCE(-SUM(amount_nanos), 0) AS BIGINT) AS s FROM wallet_entries
          WHERE user_id = $1 AND kind = 'debit' AND at >= $2",
@@ -311,7 +319,7 @@ pub async fn debited_since(conn: &mut AnyConnection, user_id: &str, since: DateT
 /// 10,000: a burn-down needs no more).
 pub async fn balances_since(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     since: DateTime<Utc>,
 ) -> StoreResult<(Nanos, Vec<(DateTime<Utc>, Nanos)>)> {
     let rows = sqlx::query(
@@ -371,7 +379,7 @@ pub async fn take_expiring(
 /// What an event's debits drew: `(grant or None for debt, amount)`.
 pub async fn event_draws(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     event_id: &str,
 ) -> StoreResult<Vec<(Option<String>, Nanos)>> {
     let rows = sqlx::query(

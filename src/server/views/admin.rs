@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::instant;
-use crate::domain::identity::{ApiKey, Scope, User};
+use crate::domain::identity::{ApiKey, Scope, User, UserId};
 use crate::domain::subscription::{Status, Subscription};
 use crate::domain::webhooks::{Delivery, DeliveryStatus, Endpoint, EventType};
 use crate::server::store::keys::AuditEntry;
@@ -104,7 +104,7 @@ pub struct LifecycleView {
 }
 
 impl LifecycleView {
-    pub fn of(user_id: &str, sub: &Subscription) -> LifecycleView {
+    pub fn of(user_id: &UserId, sub: &Subscription) -> LifecycleView {
         LifecycleView {
             user_id: user_id.to_string(),
             status: sub.status,
@@ -120,7 +120,7 @@ impl LifecycleView {
 /// upgrade's fee.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AssignedView {
-    pub user_id: String,
+    pub user_id: UserId,
     pub plan_id: Option<i64>,
     pub billing_cycle: &'static str,
     pub timezone: &'static str,

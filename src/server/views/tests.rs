@@ -85,7 +85,7 @@ fn family_a_plan_and_limits() {
 fn alert(read: bool) -> Alert {
     Alert {
         id: 3,
-        user_id: Some("u1".into()),
+        user_id: Some(UserId::parse("u1").unwrap()),
         alert_type: "usage_threshold".into(),
         limit_key: Some("openai_calls".into()),
         threshold: 80,

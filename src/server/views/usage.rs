@@ -1,6 +1,7 @@
 //! Family A's records of a user's usage: a usage log entry, a renewal and
 //! the subscription summary.
 
+use crate::domain::identity::UserId;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -136,7 +137,7 @@ pub struct UserSubscription {
 }
 
 impl UserSubscription {
-    pub fn of(user_id: &str, sub: &Subscription, plan: Option<&Plan>) -> UserSubscription {
+    pub fn of(user_id: &UserId, sub: &Subscription, plan: Option<&Plan>) -> UserSubscription {
         UserSubscription {
             user_id: user_id.to_string(),
             plan: plan.map_or(NO_PLAN, |p| p.name.as_str()).to_string(),

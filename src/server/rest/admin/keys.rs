@@ -9,6 +9,7 @@ use super::*;
 use crate::domain::identity::Scope;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
+use crate::server::identity::principal::user_named;
 use crate::server::rest::{Enveloped, envelope};
 use crate::server::state::AppState;
 use crate::server::views::admin::{KeyView, NewKeyView};
@@ -62,8 +63,9 @@ pub async fn create_key(
             })
         })
         .collect::<AppResult<Vec<Scope>>>()?;
+    let user_id = b.user_id.as_deref().map(user_named).transpose()?;
     let (key, secret) =
-        state.engine.create_api_key(b.user_id.as_deref(), &scopes, &b.name, &principal.actor(), Utc::now()).await?;
+        state.engine.create_api_key(user_id.as_ref(), &scopes, &b.name, &principal.actor(), Utc::now()).await?;
     Ok(envelope(NewKeyView { key: KeyView::from(&key), secret }))
 }
 

@@ -1,5 +1,6 @@
 //! `/api/admin/users`: people, their subscriptions and their sessions.
 
+use crate::domain::identity::UserId;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use chrono::Utc;
@@ -25,7 +26,7 @@ pub struct UserList {
 /// `DELETE /api/admin/users/{user_id}/sessions`.
 #[derive(Serialize)]
 pub struct SessionsEnded {
-    user_id: String,
+    user_id: UserId,
     sessions_ended: u64,
 }
 
@@ -101,9 +102,9 @@ pub(super) async fn lifecycle(
     user_id: &str,
     action: crate::server::service::subscriptions::Lifecycle,
 ) -> AppResult<Enveloped<LifecycleView>> {
-    principal.require_admin()?;
-    let sub = state.engine.change_status(user_id, action, &principal.actor(), Utc::now()).await?;
-    Ok(envelope(LifecycleView::of(user_id, &sub)))
+    let user_id = principal.require_admin_over(user_id)?;
+    let sub = state.engine.change_status(&user_id, action, &principal.actor(), Utc::now()).await?;
+    Ok(envelope(LifecycleView::of(&user_id, &sub)))
 }
 
 /// `POST …/subscription/cancel` `{"at": "now"|"period_end"}` (default the
@@ -155,7 +156,7 @@ pub async fn patch_user(
     Path(user_id): Path<String>,
     body: axum::body::Bytes,
 ) -> AppResult<Enveloped<UserDetail>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: UserPatch =
         serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("invalid user change: {e}")))?;
     let now = Utc::now();
@@ -178,7 +179,7 @@ pub async fn sign_out_everywhere(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Enveloped<SessionsEnded>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let ended = state.engine.sign_out_everywhere(&user_id, &principal.actor(), Utc::now()).await?;
     Ok(envelope(SessionsEnded { user_id, sessions_ended: ended }))
 }
@@ -188,7 +189,7 @@ pub async fn get_user(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Enveloped<UserDetail>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let user = state.engine.user(&user_id).await?;
     let (_, sub, cat) = state.engine.current_subscription(&user_id, Utc::now()).await?;
     let disabled = state.engine.account_disabled(&user_id).await?;
@@ -211,7 +212,7 @@ pub async fn assign_subscription(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> AppResult<Enveloped<AssignedView>> {
-    principal.require_admin()?;
+    let user_id = principal.require_admin_over(&user_id)?;
     let b: AssignBody = serde_json::from_value(parse_body(&body)?)
         .map_err(|e| AppError::Invalid(format!("invalid subscription: {e}")))?;
     let cycle = BillingCycle::parse(&b.billing_cycle)

@@ -59,11 +59,11 @@ pub async fn preflight(
     };
     // Holding usage is a write: the host product's backend gates with a
     // `gate` (or `ingest`) key. Only checking is a read.
-    if req.reserve {
-        principal.require_gate(&user_id)?;
-    } else if principal.require_gate(&user_id).is_err() {
-        principal.require_read(&user_id)?;
-    }
+    let user_id = match principal.require_gate(&user_id) {
+        Ok(id) => id,
+        Err(e) if req.reserve => return Err(e),
+        Err(_) => principal.require_read(&user_id)?,
+    };
     let ops = req
         .operations
         .iter()

@@ -70,7 +70,7 @@ pub async fn usage(
     Path(user_id): Path<String>,
     Query(q): Query<UsageQuery>,
 ) -> AppResult<Enveloped<UsageStats>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let now = Utc::now();
     let snap = state.engine.snapshot(&user_id, q.billing_period.as_deref(), now).await?;
     Ok(envelope(UsageStats::of(&snap, now)))
@@ -98,7 +98,7 @@ pub async fn trends(
     Path(user_id): Path<String>,
     Query(q): Query<TrendsQuery>,
 ) -> AppResult<Enveloped<UsageTrends>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let months = parse_months(q.months.as_deref())?;
     let t = state.engine.trends(&user_id, months, Utc::now()).await?;
     Ok(envelope(UsageTrends::from(&t)))
@@ -109,7 +109,7 @@ pub async fn dashboard(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Enveloped<DashboardData>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let now = Utc::now();
     let d = state.engine.dashboard(&user_id, 6, now).await?;
     Ok(envelope(DashboardData::of(&d, now)))
@@ -135,7 +135,7 @@ pub async fn alerts(
     Path(user_id): Path<String>,
     Query(q): Query<AlertsQuery>,
 ) -> AppResult<Enveloped<AlertList>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let unread_only = parse_bool("unread_only", q.unread_only.as_deref())?;
     let (list, unread) = state.engine.alerts(&user_id, unread_only).await?;
     Ok(envelope(AlertList {
@@ -161,7 +161,7 @@ pub async fn subscription(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> AppResult<Enveloped<UserSubscription>> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let (_, sub, catalog) = state.engine.current_subscription(&user_id, Utc::now()).await?;
     Ok(envelope(UserSubscription::of(&user_id, &sub, catalog.plan_of(&sub))))
 }
@@ -279,7 +279,7 @@ pub async fn renewal_history(
     Path(user_id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> AppResult<Response> {
-    principal.require_read(&user_id)?;
+    let user_id = principal.require_read(&user_id)?;
     let limit = parse_num("limit", q.limit.as_deref(), 50, 1..=1000)?;
     let offset = parse_num("offset", q.offset.as_deref(), 0, 0..=1_000_000_000)?;
     let (rows, total) = state.engine.renewals(&user_id, limit, offset, true).await?;

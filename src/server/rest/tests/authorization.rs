@@ -91,7 +91,7 @@ async fn authorization_matrix(store: Store) {
         (0..9).map(|i| json!({"id": format!("m{i}"), "user_id": "user-alpha", "provider": "tavily"})).collect();
     let k = api.key(None, &["ingest"]).await;
     assert_eq!(api.post("/api/usage/events", Some(&k), json!({"events": events})).await.status, StatusCode::OK);
-    let alert_id = api.engine.alerts("user-alpha", false).await.unwrap().0[0].id;
+    let alert_id = api.engine.alerts(&uid("user-alpha"), false).await.unwrap().0[0].id;
 
     use StatusCode as S;
     const OK: S = S::OK;
@@ -146,6 +146,11 @@ async fn authorization_matrix(store: Store) {
         ("GET", "/api/admin/pricing".into(), None, admin_only),
         ("GET", "/api/admin/users".into(), None, admin_only),
         ("GET", "/api/admin/users/user-alpha".into(), None, admin_only),
+        // An id no user can have: refused to whoever may not read any user,
+        // and to whoever may, a 404 like any unknown user.
+        ("GET", "/api/admin/users/no%20such%20id".into(), None, [UN, NO, NO, S::NOT_FOUND, NO, NO]),
+        ("GET", "/api/subscription/usage/no%20such%20id".into(), None, [UN, NO, NO, S::NOT_FOUND, NO, S::NOT_FOUND]),
+        ("GET", "/api/wallet/no%20such%20id".into(), None, [UN, NO, NO, S::NOT_FOUND, NO, S::NOT_FOUND]),
         ("GET", "/api/admin/api-keys".into(), None, admin_only),
         ("GET", "/api/admin/audit-log".into(), None, admin_only),
         (

@@ -50,7 +50,7 @@ async fn focus_exports_reconcile_with_the_bill(store: Store) {
     // The billed cost is the period's bill, to the nano-dollar.
     let billed =
         |rows: &[Vec<String>]| -> i64 { rows.iter().map(|r| Nanos::parse_usd(&r[col("BilledCost")]).unwrap().0).sum() };
-    let bill = api.engine.snapshot("alice", None, Utc::now()).await.unwrap().total_cost();
+    let bill = api.engine.snapshot(&uid("alice"), None, Utc::now()).await.unwrap().total_cost();
     assert!(bill.0 > 0);
     assert_eq!(billed(data), bill.0);
     let label = &data[0][col("BillingPeriodStart")][..7];
@@ -64,7 +64,7 @@ async fn focus_exports_reconcile_with_the_bill(store: Store) {
     let all = api.get("/api/admin/export/focus", Some(&admin)).await;
     assert_eq!(all.status, StatusCode::OK);
     let all = parse_csv(all.body["raw"].as_str().unwrap());
-    let bob_bill = api.engine.snapshot("bob", None, Utc::now()).await.unwrap().total_cost();
+    let bob_bill = api.engine.snapshot(&uid("bob"), None, Utc::now()).await.unwrap().total_cost();
     assert_eq!(billed(&all[1..]), bill.0 + bob_bill.0);
     assert!(all[1..].iter().any(|r| r[col("SubAccountId")] == "bob"));
 

@@ -57,6 +57,7 @@ async fn ingest_refuses_bad_input_and_writes_nothing(store: Store) {
         (json!({"id": "b", "user_id": "alice", "provider": "cohere"}), "unknown provider"),
         (json!({"id": "b", "user_id": "alice", "provider": "gemini", "timestamp": future}), "future"),
         (json!({"id": "b", "user_id": "nobody", "provider": "gemini"}), "unknown user"),
+        (json!({"id": "b", "user_id": "no body", "provider": "gemini"}), "unknown user `no body`"),
         (json!({"user_id": "alice", "provider": "gemini"}), "`id` is required"),
     ] {
         let r = api.post("/api/usage/events", Some(&ingest), json!({"events": [bad]})).await;

@@ -33,7 +33,7 @@ use crate::server::cli::ServeArgs;
 use crate::server::service::Engine;
 use crate::server::startup::{app_state, build_router};
 use crate::server::store::Store;
-use crate::server::testing::{engine_with_catalog, t, user_on_plan};
+use crate::server::testing::{engine_with_catalog, t, uid, user_on_plan};
 
 pub(super) struct Api {
     router: Router,
@@ -59,7 +59,7 @@ impl Api {
     async fn key(&self, user: Option<&str>, scopes: &[&str]) -> String {
         let scopes: Vec<crate::domain::identity::Scope> =
             scopes.iter().map(|s| crate::domain::identity::Scope::parse(s).expect("scope")).collect();
-        self.engine.create_api_key(user, &scopes, "test", "test", Utc::now()).await.unwrap().1
+        self.engine.create_api_key(user.map(uid).as_ref(), &scopes, "test", "test", Utc::now()).await.unwrap().1
     }
 
     async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Vec<u8>>) -> Reply {

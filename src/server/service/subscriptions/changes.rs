@@ -91,7 +91,7 @@ impl Engine {
     /// [`MAX_PLAN_CHANGES_PER_DAY`] changes a day per user.
     pub async fn change_plan(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         plan_id: i64,
         cycle: BillingCycle,
         actor: &str,
@@ -204,7 +204,7 @@ impl Engine {
     /// row and an audit entry in the same transaction.
     pub async fn change_status(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         action: Lifecycle,
         actor: &str,
         now: DateTime<Utc>,
@@ -331,7 +331,7 @@ impl Engine {
     /// plan-change rule, unless only the timezone changed (`None`).
     pub async fn assign_subscription(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         plan_id: i64,
         cycle: BillingCycle,
         tz: Option<Tz>,
@@ -355,7 +355,7 @@ impl Engine {
     /// rollups and bills) would no longer match, so it is refused.
     pub async fn set_timezone(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         tz: Tz,
         actor: &str,
         now: DateTime<Utc>,

@@ -44,7 +44,7 @@ pub const BILL_STATUS: &str = "invoiced";
 /// Usage of one period as stored in renewal history.
 async fn usage_summary(
     conn: &mut AnyConnection,
-    user_id: &str,
+    user_id: &UserId,
     anchor: Anchor,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -252,7 +252,7 @@ async fn announce(
 pub async fn lock_current(
     tx: &mut WriteTx,
     catalogs: &CatalogCache,
-    user_id: &str,
+    user_id: &UserId,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Subscription, Arc<CatalogSnapshot>)>> {
     let Some((mut sub, revision)) = users::lock_subscription(tx, user_id).await? else {

@@ -3,6 +3,7 @@
 //! a plan's included credits, and what a change tells people (alerts and
 //! webhooks).
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
@@ -32,7 +33,7 @@ pub(in crate::server::service) async fn debit_events(
     if events.iter().all(|(_, c)| *c == Nanos::ZERO) {
         return Ok(());
     }
-    let user_id = sub.user_id.as_str();
+    let user_id = &sub.user_id;
     let loaded = wallet::load(tx, user_id).await?;
     let mut w = loaded.clone();
     let mut entries = w.settle_due(now);
@@ -54,7 +55,7 @@ pub(in crate::server::service) async fn debit_events(
 /// transaction.
 pub(in crate::server::service) async fn balance_in(
     tx: &mut WriteTx,
-    user_id: &str,
+    user_id: &UserId,
     now: DateTime<Utc>,
 ) -> AppResult<Nanos> {
     Ok(wallet::load(tx, user_id).await?.balance_at(now))
@@ -76,7 +77,7 @@ pub async fn grant_included(
     if sub.status != Status::Active {
         return Ok(());
     }
-    let user_id = sub.user_id.as_str();
+    let user_id = &sub.user_id;
     let period = sub.current_period();
     let key = format!("plan:{}", ms(period.start));
     if wallet::grant_by_key(conn, user_id, &key).await?.is_some() {
@@ -119,7 +120,7 @@ pub async fn grant_included(
             Ok(made) => entries.extend(made),
             // A wallet full of open grants gets no more; say so in the log.
             Err(e) => {
-                tracing::warn!(user_id, error = %e, "included credits not granted");
+                tracing::warn!(user_id = user_id.as_str(), error = %e, "included credits not granted");
                 continue;
             }
         }
@@ -148,7 +149,7 @@ pub(super) async fn announce(
     entries: &[Entry],
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    let user_id = sub.user_id.as_str();
+    let user_id = &sub.user_id;
     for e in entries {
         if matches!(e.kind, EntryKind::Grant | EntryKind::Refund | EntryKind::Adjustment) && e.amount > Nanos::ZERO {
             webhooks::enqueue(conn, EventType::WalletCredited, &WalletCredited::of(user_id, e), now).await?;

@@ -6,6 +6,7 @@
 //! gate's reservations and the recording of events take, so the balance a
 //! reservation is checked against cannot move under it on any node.
 
+use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -150,7 +151,7 @@ impl Engine {
     /// transaction.
     async fn change_wallet<T>(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         actor: Option<(&str, &str)>,
         now: DateTime<Utc>,
         change: impl FnOnce(&mut Wallet) -> AppResult<(Vec<Entry>, T, Vec<(String, Option<String>, Option<String>)>)>,
@@ -201,7 +202,7 @@ impl Engine {
     /// different amount or kind.
     pub async fn grant_credits(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         g: NewGrant,
         actor: &str,
         now: DateTime<Utc>,
@@ -261,7 +262,7 @@ impl Engine {
     /// Voids an open grant: what is left of it leaves the balance.
     pub async fn void_grant(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         grant_id: &str,
         reason: &str,
         actor: &str,
@@ -285,7 +286,7 @@ impl Engine {
     /// idempotency key again changes nothing. The balance after.
     pub async fn adjust_wallet(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         amount: Nanos,
         reason: &str,
         idempotency_key: &str,
@@ -323,7 +324,7 @@ impl Engine {
     /// of it is refused (409), however the two race. What was refunded.
     pub async fn refund_event(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         event_id: &str,
         reason: &str,
         actor: &str,
@@ -374,7 +375,7 @@ impl Engine {
     /// Sets (or clears) when the customer is warned that credits run low.
     pub async fn set_low_balance_threshold(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         rule: Option<LowBalance>,
         actor: &str,
         now: DateTime<Utc>,
@@ -418,7 +419,7 @@ impl Engine {
     }
 
     /// The wallet at `now`: balance, holds, what is available, the grants.
-    pub async fn wallet_view(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<WalletView> {
+    pub async fn wallet_view(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<WalletView> {
         let mut conn = self.store.pool().acquire().await?;
         let sub = crate::server::store::users::subscription(&mut conn, user_id)
             .await?
@@ -450,7 +451,7 @@ impl Engine {
 
     /// One page of the wallet's statement, newest first. `cursor` is the
     /// `next_cursor` of the page before.
-    pub async fn wallet_statement(&self, user_id: &str, limit: i64, cursor: Option<&str>) -> AppResult<Statement> {
+    pub async fn wallet_statement(&self, user_id: &UserId, limit: i64, cursor: Option<&str>) -> AppResult<Statement> {
         let limit = limit.clamp(1, 500);
         let before = match cursor {
             None => None,

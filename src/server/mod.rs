@@ -196,17 +196,7 @@ async fn wallet_command(engine: &Engine, cmd: cli::WalletCommand) -> anyhow::Res
     use crate::domain::wallet::{GrantKind, GrantSource};
     let user_of = |u: &str| {
         let u = u.to_string();
-        async move {
-            let mut conn = engine.store.pool().acquire().await?;
-            let found = match store::users::user_by_email(&mut conn, &u).await? {
-                Some(user) => Some(user),
-                None => match crate::domain::identity::UserId::parse(&u) {
-                    Ok(id) => store::users::user_by_id(&mut conn, &id).await?,
-                    Err(_) => None,
-                },
-            };
-            found.map(|user| user.id).ok_or_else(|| anyhow::anyhow!("no user with email or id `{u}`"))
-        }
+        async move { engine.user_by_email_or_id(&u).await.map(|user| user.id).map_err(|e| anyhow::anyhow!("{e}")) }
     };
     let now = Utc::now();
     let show = |w: &crate::server::service::wallet::WalletView| {

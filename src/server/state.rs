@@ -67,8 +67,8 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl Shared {
     /// Every node's requests of the last `window`, from the store.
-    pub async fn deployment(&self, window: std::time::Duration) -> super::store::StoreResult<Deployment> {
-        self.metrics.deployment(&self.engine.store, window, chrono::Utc::now()).await
+    pub async fn deployment(&self, window: std::time::Duration) -> super::error::AppResult<Deployment> {
+        self.engine.deployment(&self.metrics, window, chrono::Utc::now()).await
     }
 
     /// The deployment's health now, judged from every node's requests of

@@ -149,8 +149,8 @@ pub fn test_config() -> EngineConfig {
 
 pub async fn engine_with_catalog(store: Store, limits: Limits, since: DateTime<Utc>) -> (Engine, i64) {
     use super::store::catalog;
-    let engine = Engine::new(store, test_config());
-    let mut tx = engine.store.begin().await.expect("begin");
+    let engine = Engine::new(store.clone(), test_config());
+    let mut tx = store.begin().await.expect("begin");
     let plan = Plan {
         id: 0,
         name: "Test".into(),

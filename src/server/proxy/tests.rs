@@ -298,7 +298,7 @@ impl Harness {
              FROM usage_events WHERE event_id = $1",
         )
         .bind(id)
-        .fetch_optional(self.engine.store.pool())
+        .fetch_optional(self.engine.store_for_tests().pool())
         .await
         .unwrap()?;
         Some((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get::<i64, _>(5) != 0, row.get(6)))
@@ -316,9 +316,9 @@ impl Harness {
     }
 
     async fn open_holds(&self) -> i64 {
-        self.engine.store.settled().await.unwrap();
+        self.engine.store_for_tests().settled().await.unwrap();
         sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL")
-            .fetch_one(self.engine.store.pool())
+            .fetch_one(self.engine.store_for_tests().pool())
             .await
             .unwrap()
             .get(0)
@@ -326,7 +326,7 @@ impl Harness {
 
     async fn events(&self) -> i64 {
         sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events")
-            .fetch_one(self.engine.store.pool())
+            .fetch_one(self.engine.store_for_tests().pool())
             .await
             .unwrap()
             .get(0)
@@ -393,7 +393,7 @@ async fn every_protocol_is_gated_priced_and_recorded(store: Store) {
         .await;
     let stored: Option<String> = sqlx::query("SELECT tags FROM usage_events WHERE event_id = $1")
         .bind(header_str(&a, "x-tally-event-id"))
-        .fetch_one(h.engine.store.pool())
+        .fetch_one(h.engine.store_for_tests().pool())
         .await
         .unwrap()
         .get(0);
@@ -675,7 +675,7 @@ async fn a_reused_event_id_never_buys_a_free_call(store: Store) {
         assert_eq!(a.json()["data"]["results"][0]["status"], json!("rejected"), "{}", a.text);
     }
     let n: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events WHERE event_id LIKE 'prx:%call-42'")
-        .fetch_one(h.engine.store.pool())
+        .fetch_one(h.engine.store_for_tests().pool())
         .await
         .unwrap()
         .get(0);
@@ -863,11 +863,11 @@ async fn a_long_stream_keeps_its_hold_and_calls_in_flight_are_bounded() {
     assert_eq!(running.status(), StatusCode::OK);
     // Past three hold TTLs, the stream's hold still counts.
     tokio::time::sleep(Duration::from_millis(3_200)).await;
-    h.engine.store.settled().await.unwrap();
+    h.engine.store_for_tests().settled().await.unwrap();
     let live: i64 =
         sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE consumed_at IS NULL AND expires_at > $1")
             .bind(crate::server::store::ms(Utc::now()))
-            .fetch_one(h.engine.store.pool())
+            .fetch_one(h.engine.store_for_tests().pool())
             .await
             .unwrap()
             .get(0);

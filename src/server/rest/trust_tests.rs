@@ -370,7 +370,7 @@ async fn writes_need_a_scope_that_says_so(store: Store) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["data"]["reservation_id"].is_string(), "{body}");
     // An alert of ann's (the Test plan caps Tavily... none here: make one).
-    let mut conn = site.engine.store.pool().acquire().await.unwrap();
+    let mut conn = site.engine.store_for_tests().pool().acquire().await.unwrap();
     let alert = crate::domain::alerts::unpriced_alert("gemini", Some("x"));
     crate::server::store::alerts::insert_alert(&mut conn, Some(&uid("ann")), None, &alert, Utc::now()).await.unwrap();
     drop(conn);

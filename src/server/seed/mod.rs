@@ -11,8 +11,8 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 
 use super::error::{AppError, AppResult};
 use super::service::Engine;
+use super::service::seeding::SeedClaim;
 use super::service::subscriptions::NewUser;
-use super::store::{catalog, users};
 use crate::domain::event::{UsageEvent, UsageParts};
 use crate::domain::identity::{Email, Role, UserId};
 use crate::domain::period::{BillingCycle, add_months};
@@ -69,62 +69,25 @@ fn without_spike_checks(engine: &Engine) -> Engine {
 /// died) is reported instead of serving half a demo.
 pub async fn seed_demo(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedReport> {
     let engine = &without_spike_checks(engine);
-    let mut conn = engine.store.pool().acquire().await?;
-    match seed_run_state(&mut conn).await?.map(|(state, _)| state) {
-        Some(state) if state == "done" => return Ok(SeedReport::default()),
-        Some(_) => {
-            drop(conn);
-            return wait_for_other_seed(engine).await;
+    match engine.claim_seed(SEED_NAME, Utc::now()).await? {
+        SeedClaim::Nothing => Ok(SeedReport::default()),
+        SeedClaim::Running => wait_for_other_seed(engine).await,
+        SeedClaim::Claimed => {
+            let report = seed_claimed(engine, now).await?;
+            engine.finish_seed(SEED_NAME, Utc::now()).await?;
+            Ok(report)
         }
-        None => {}
     }
-    if users::count_users(&mut conn).await? > 0 {
-        return Ok(SeedReport::default());
-    }
-    let claimed = sqlx::query(
-        "INSERT INTO seed_runs (name, state, started_at) VALUES ('demo', 'running', $1) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(crate::server::store::ms(Utc::now()))
-    .execute(&mut *conn)
-    .await
-    .map_err(AppError::from)?
-    .rows_affected()
-        == 1;
-    if !claimed {
-        drop(conn);
-        return wait_for_other_seed(engine).await;
-    }
-    drop(conn);
-    let report = seed_claimed(engine, now).await?;
-    let mut conn = engine.store.pool().acquire().await?;
-    sqlx::query("UPDATE seed_runs SET state = 'done', finished_at = $1 WHERE name = 'demo'")
-        .bind(crate::server::store::ms(Utc::now()))
-        .execute(&mut *conn)
-        .await
-        .map_err(AppError::from)?;
-    Ok(report)
 }
 
-/// The demo seed's state (`running` or `done`) and when it started (ms).
-async fn seed_run_state(conn: &mut sqlx::AnyConnection) -> AppResult<Option<(String, i64)>> {
-    use sqlx::Row;
-    let row = sqlx::query("SELECT state, started_at FROM seed_runs WHERE name = 'demo'")
-        .fetch_optional(conn)
-        .await
-        .map_err(AppError::from)?;
-    row.map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("started_at")?)))
-        .transpose()
-        .map_err(|e: sqlx::Error| AppError::from(e))
-}
+/// The name of the demo's row in `seed_runs`.
+const SEED_NAME: &str = "demo";
 
 /// Another instance claimed the seed: wait until it is done, or until it
 /// has run longer than any seed takes (its instance died).
 async fn wait_for_other_seed(engine: &Engine) -> AppResult<SeedReport> {
     loop {
-        let mut conn = engine.store.pool().acquire().await?;
-        let state = seed_run_state(&mut conn).await?;
-        drop(conn);
-        let started = match state {
+        let started = match engine.seed_state(SEED_NAME).await? {
             Some((s, _)) if s == "done" => return Ok(SeedReport::default()),
             Some((_, started)) => started,
             None => 0,
@@ -147,19 +110,14 @@ async fn seed_claimed(engine: &Engine, now: DateTime<Utc>) -> AppResult<SeedRepo
     let start = add_months(month_start, -12);
     let catalog_from = start - Duration::days(30);
 
-    let mut tx = engine.store.begin().await?;
-    let mut plan_ids = Vec::new();
-    for p in demo_plans() {
-        plan_ids.push((p.tier, catalog::insert_plan(&mut tx, &p, catalog_from).await?));
-    }
-    for row in DEMO_PRICES {
-        catalog::insert_price_version(&mut tx, &version_of(row, catalog_from), Some("seed"), catalog_from).await?;
-    }
+    let plans = demo_plans();
+    let mut prices: Vec<_> = DEMO_PRICES.iter().map(|row| version_of(row, catalog_from)).collect();
     // A mid-history price change, so the catalog shows versioning at work.
     let flash_change = add_months(start, 8);
     let flash = llm("gemini", "gemini-2.5-flash", "Gemini 2.5 Flash (GA pricing)", "0.30", "2.50", Some("0.075"));
-    catalog::insert_price_version(&mut tx, &version_of(&flash, flash_change), Some("seed"), catalog_from).await?;
-    tx.commit().await?;
+    prices.push(version_of(&flash, flash_change));
+    let ids = engine.seed_catalog(&plans, &prices, catalog_from).await?;
+    let plan_ids: Vec<_> = plans.iter().map(|p| p.tier).zip(ids).collect();
 
     let plan = |tier| plan_ids.iter().find(|(t, _)| *t == tier).map(|(_, id)| *id).expect("seeded plan");
     let hash = |p: &str| super::auth::hash_password(p).map(|h| h.0).map_err(|_| AppError::Internal);

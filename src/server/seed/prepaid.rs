@@ -16,7 +16,6 @@ use crate::domain::wallet::{GrantKind, GrantSource};
 use crate::server::error::{AppError, AppResult};
 use crate::server::service::Engine;
 use crate::server::service::wallet::NewGrant;
-use crate::server::store::catalog;
 
 pub const PREPAID_USER_ID: &str = "prepaid";
 
@@ -65,9 +64,7 @@ pub(super) async fn seed_prepaid(
     first_n: u64,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
-    let mut conn = engine.store.pool().acquire().await?;
-    let plan_id = catalog::insert_plan(&mut conn, &pay_as_you_go(), catalog_from).await?;
-    drop(conn);
+    let plan_id = engine.seed_catalog(&[pay_as_you_go()], &[], catalog_from).await?[0];
     let start = now - Duration::days(42);
     engine
         .create_user(

@@ -431,6 +431,20 @@ impl Engine {
             .ok_or_else(|| AppError::NotFound(format!("no user with id `{user_id}`")))
     }
 
+    /// The user with this email address, else with this id (the CLI's
+    /// `--user`).
+    pub async fn user_by_email_or_id(&self, email_or_id: &str) -> AppResult<User> {
+        let mut conn = self.store.pool().acquire().await?;
+        if let Some(user) = users::user_by_email(&mut conn, email_or_id).await? {
+            return Ok(user);
+        }
+        let found = match UserId::parse(email_or_id) {
+            Ok(id) => users::user_by_id(&mut conn, &id).await?,
+            Err(_) => None,
+        };
+        found.ok_or_else(|| AppError::NotFound(format!("no user with email or id `{email_or_id}`")))
+    }
+
     pub async fn list_users(&self, search: Option<&str>, limit: i64, offset: i64) -> AppResult<(Vec<User>, i64)> {
         let mut conn = self.store.pool().acquire().await?;
         Ok(users::list_users(&mut conn, search, limit.clamp(1, 1000), offset.clamp(0, 1_000_000_000)).await?)

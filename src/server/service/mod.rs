@@ -24,6 +24,7 @@ pub mod proxy_calls;
 pub mod reads;
 pub mod recording;
 pub mod repricing;
+pub mod seeding;
 pub mod spikes;
 pub mod subscriptions;
 #[cfg(test)]
@@ -168,10 +169,12 @@ impl Counters {
     }
 }
 
-/// The billing engine: the store plus the catalog cache.
+/// The billing engine: the store plus the catalog cache. The one way to
+/// the store above this layer: doors call its methods and never hold the
+/// store themselves.
 #[derive(Clone, Debug)]
 pub struct Engine {
-    pub store: Store,
+    store: Store,
     pub catalog: Arc<CatalogCache>,
     pub config: EngineConfig,
     /// API keys whose `last_used_at` write is queued or running in this
@@ -207,5 +210,27 @@ impl Engine {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             )),
         }
+    }
+
+    /// The store, for tests that look at what was written.
+    #[cfg(test)]
+    pub(crate) fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> crate::server::error::AppResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// The deployment's requests of the last `window`: every node's figures
+    /// in the store, with this node's not yet written (`metrics`).
+    pub async fn deployment(
+        &self,
+        metrics: &crate::server::metrics::Metrics,
+        window: std::time::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::server::error::AppResult<crate::server::metrics::Deployment> {
+        Ok(metrics.deployment(&self.store, window, now).await?)
     }
 }

@@ -304,7 +304,7 @@ async fn preflight_gate_answers_429(store: Store) {
     // state: on SQLite a reservation's holds commit with their write group,
     // up to 2 ms later, so under load an immediate check may not see them
     // yet; see `Engine::check_only`.)
-    api.engine.store.settled().await.unwrap();
+    api.engine.store_for_tests().settled().await.unwrap();
     let mut check_only = body.clone();
     check_only["reserve"] = json!(false);
     let r = api.post("/api/subscription/preflight-check", Some(&ingest), check_only).await;

@@ -107,8 +107,8 @@ pub(super) async fn setup(store: Store, limits: Limits) -> Api {
     user_on_plan(&engine, "alice", plan, Utc::now() - chrono::Duration::days(3)).await;
     user_on_plan(&engine, "bob", plan, Utc::now() - chrono::Duration::days(3)).await;
     // As `tally serve` does: hear committed changes (PostgreSQL's listener).
-    engine.store.start_live();
-    engine.store.live().hearing().await;
+    engine.store_for_tests().start_live();
+    engine.store_for_tests().live().hearing().await;
     Api::new(engine)
 }
 

@@ -117,7 +117,7 @@ async fn prepaid_wallet_journey(store: Store) {
     assert_error(&r, StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
 
     // (Reservations commit without waiting for SQLite's write group.)
-    api.engine.store.settled().await.unwrap();
+    api.engine.store_for_tests().settled().await.unwrap();
     // The wallet: alice's own key and an admin see it; bob's does not.
     let w = api.get("/api/wallet/alice", Some(&alice_reads)).await;
     assert_eq!(w.status, StatusCode::OK, "{}", w.body);

@@ -54,9 +54,14 @@ pub struct TrendData {
     pub projected_cost_nanos: i64,
 }
 
+/// An alert as the web UI shows it, on the dashboard and the admin's
+/// alerts page alike.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertView {
     pub id: i64,
+    /// Whose it is, on the admin's page (their email; administrators'
+    /// alerts say so); `None` on a user's own dashboard.
+    pub user: Option<String>,
     pub title: String,
     pub message: String,
     pub severity: String,
@@ -64,6 +69,23 @@ pub struct AlertView {
     pub created_at: String,
     /// When it stopped applying (`None`: it still does).
     pub resolved_at: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+impl AlertView {
+    pub fn of(a: &crate::domain::alerts::Alert, user: Option<String>) -> AlertView {
+        let at = |t: chrono::DateTime<chrono::Utc>| t.format("%b %-d %Y, %H:%M UTC").to_string();
+        AlertView {
+            id: a.id,
+            user,
+            title: a.title.clone(),
+            message: a.message.clone(),
+            severity: a.severity.as_str().to_string(),
+            is_read: a.is_read,
+            created_at: at(a.created_at),
+            resolved_at: a.resolved_at.map(at),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,19 +225,7 @@ pub async fn get_dashboard(user: Option<String>, months: u32) -> Result<Option<D
             by_provider: d.trends.by_provider.iter().map(|(p, v)| (p.clone(), display_name(p), series(v))).collect(),
             projected_cost_nanos: d.projection.projected_cost.0,
         },
-        alerts: d
-            .alerts
-            .iter()
-            .map(|a| AlertView {
-                id: a.id,
-                title: a.title.clone(),
-                message: a.message.clone(),
-                severity: a.severity.as_str().to_string(),
-                is_read: a.is_read,
-                created_at: a.created_at.format("%b %-d, %H:%M UTC").to_string(),
-                resolved_at: a.resolved_at.map(|t| t.format("%b %-d, %H:%M UTC").to_string()),
-            })
-            .collect(),
+        alerts: d.alerts.iter().map(|a| AlertView::of(a, None)).collect(),
         unread_alerts: d.unread_alerts,
         health: HealthView {
             status: health.as_str().into(),

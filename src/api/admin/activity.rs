@@ -4,22 +4,15 @@
 use leptos::prelude::*;
 
 use super::*;
+use crate::api::dashboard::AlertView;
 
 #[server(prefix = "/sfn")]
-pub async fn admin_alerts() -> Result<Vec<AdminAlert>, ServerFnError> {
+pub async fn admin_alerts() -> Result<Vec<AlertView>, ServerFnError> {
     let state = admin().await?;
     let rows = state.engine.all_alerts(300).await.map_err(crate::api::session::ssr::fail)?;
     Ok(rows
         .into_iter()
-        .map(|(a, email)| AdminAlert {
-            id: a.id,
-            user: email.unwrap_or_else(|| "(administrators)".into()),
-            title: a.title,
-            message: a.message,
-            severity: a.severity.as_str().to_string(),
-            is_read: a.is_read,
-            created_at: fmt_time(a.created_at),
-        })
+        .map(|(a, email)| AlertView::of(&a, Some(email.unwrap_or_else(|| "(administrators)".into()))))
         .collect())
 }
 

@@ -94,17 +94,6 @@ pub struct AdminUser {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdminAlert {
-    pub id: i64,
-    pub user: String,
-    pub title: String,
-    pub message: String,
-    pub severity: String,
-    pub is_read: bool,
-    pub created_at: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     pub id: i64,
     pub at: String,

@@ -23,7 +23,7 @@ fn AlertsView() -> impl IntoView {
                             let tone = match a.severity.as_str() { "error" => "border-red-300 bg-red-50", "warning" => "border-amber-300 bg-amber-50", _ => "border-blue-200 bg-blue-50" };
                             view! {
                                 <li class=format!("rounded-lg border p-3 {tone}")>
-                                    <div class="flex flex-wrap justify-between gap-2 text-sm"><span class="font-medium">{a.title}</span><span class="text-slate-600">{format!("{} · {}{}", a.user, a.created_at, if a.is_read { " · read" } else { "" })}</span></div>
+                                    <div class="flex flex-wrap justify-between gap-2 text-sm"><span class="font-medium">{a.title}</span><span class="text-slate-600">{format!("{} · {}{}", a.user.unwrap_or_default(), a.created_at, if a.is_read { " · read" } else { "" })}</span></div>
                                     <p class="text-sm text-slate-700">{a.message}</p>
                                 </li>
                             }

@@ -21,6 +21,7 @@ pub mod pricing;
 pub mod projection;
 pub mod provider;
 pub mod provider_usage;
+pub mod response_times;
 pub mod subscription;
 pub mod tags;
 pub mod usage_log;

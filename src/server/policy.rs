@@ -114,6 +114,7 @@ pub fn rest_policy(method: &Method, route: &str) -> Option<Policy> {
             | "/api/billing/{user_id}/renewals.csv"
             | "/api/usage/{user_id}/breakdown"
             | "/api/usage/{user_id}/export/focus"
+            | "/api/usage/{user_id}/performance"
             | "/api/insights/{user_id}"
             | "/api/wallet/{user_id}"
             | "/api/wallet/{user_id}/ledger"

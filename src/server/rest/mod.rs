@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod insights;
 pub mod live;
 pub mod monitoring;
+pub mod performance;
 pub mod wallet;
 /// Largest request body accepted by every endpoint but the price-map
 /// import (the contract's 1 MiB; refused with its 413 envelope).
@@ -116,6 +117,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/usage/{user_id}/logs.csv", get(csv::usage_log))
         .route("/api/usage/{user_id}/breakdown", get(insights::breakdown))
         .route("/api/usage/{user_id}/export/focus", get(focus::user_export))
+        .route("/api/usage/{user_id}/performance", get(performance::performance))
         .route("/api/insights/{user_id}", get(insights::insights))
         .route("/api/billing/{user_id}/history.csv", get(csv::billing_history))
         .route("/api/billing/{user_id}/renewals.csv", get(csv::renewal_history))

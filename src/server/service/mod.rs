@@ -19,6 +19,7 @@ mod insights_tests;
 pub mod keys;
 #[cfg(test)]
 mod ledger_tests;
+pub mod performance;
 pub mod price_import;
 pub mod proxy_calls;
 pub mod reads;

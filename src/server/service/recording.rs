@@ -29,6 +29,7 @@ use crate::domain::money::Nanos;
 use crate::domain::period::usage_period;
 use crate::domain::pricing::{Cost, price_event, unpriced_search_queries};
 use crate::domain::provider::{LimitKey, Provider};
+use crate::domain::response_times::Histogram;
 use crate::domain::tags::MAX_KEYS_PER_USER;
 use crate::domain::webhooks::EventType;
 use crate::server::error::AppResult;
@@ -37,7 +38,7 @@ use crate::server::store::live::Kind;
 use crate::server::store::memo::Held;
 use crate::server::store::rollups::RollupDelta;
 use crate::server::store::view::Affects;
-use crate::server::store::{alerts, events, holds, ms, rollups};
+use crate::server::store::{alerts, events, holds, ms, response_times, rollups};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -138,6 +139,8 @@ impl Engine {
             let mut first_in_batch: HashMap<&str, Recorded> = HashMap::new();
             let mut rows: Vec<events::PricedEvent<'_>> = Vec::with_capacity(events.len());
             let mut deltas: BTreeMap<(DateTime<Utc>, String, &str, &str), RollupDelta> = BTreeMap::new();
+            // The same rows' response times (the provider comparison).
+            let mut times: BTreeMap<(DateTime<Utc>, String, &str, &str), Histogram> = BTreeMap::new();
             let mut consumed: Vec<(&str, &str, &str)> = Vec::new();
             let mut unpriced: BTreeSet<(&Provider, Option<&str>)> = BTreeSet::new();
             // Priced, but with web-search queries their price does not cover.
@@ -246,6 +249,9 @@ impl Engine {
                     results[i] = reject(TOO_BIG.into());
                     continue;
                 };
+                if let Some(took) = ev.response_time_ms {
+                    times.entry(row_key.clone()).or_default().record(took);
+                }
                 deltas.insert(row_key, sum);
                 first_in_batch.insert(&ev.id, Recorded { cost: cost.total, unpriced: priced.unpriced });
                 if let Some(rid) = &ev.reservation_id {
@@ -310,6 +316,9 @@ impl Engine {
             }
             for ((start, label, provider, model), d) in &deltas {
                 rollups::adjust_rollup(&mut tx, &user_id, (*start, label), provider, model, d).await?;
+            }
+            for ((start, label, provider, model), h) in &times {
+                response_times::add(&mut tx, &user_id, (*start, label), provider, model, h).await?;
             }
             // The memo learns the user's new usage (every event of the open
             // period was added to `period_usage` above); a consumed hold

@@ -44,6 +44,7 @@ pub mod node_stats;
 
 pub mod one_server;
 
+pub mod response_times;
 pub mod rollups;
 
 #[cfg(test)]

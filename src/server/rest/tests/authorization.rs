@@ -184,6 +184,7 @@ async fn authorization_matrix(store: Store) {
         ("GET", "/api/usage/user-alpha/breakdown?by=tag:project".into(), None, own_read),
         ("GET", "/api/insights/user-alpha".into(), None, own_read),
         ("GET", "/api/wallet/user-alpha".into(), None, own_read),
+        ("GET", "/api/usage/user-alpha/performance".into(), None, own_read),
         ("GET", "/api/wallet/user-alpha/ledger".into(), None, own_read),
         (
             "POST",

@@ -12,6 +12,7 @@ mod ingest;
 mod insights;
 mod live;
 mod monitoring;
+mod performance;
 mod pricing;
 mod wallet;
 mod webhooks;

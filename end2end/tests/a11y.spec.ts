@@ -13,7 +13,7 @@ import { ADMIN, DEMO, hydrated, ready, signIn } from './helpers';
 // as the server rendered it, which is what a visitor without JavaScript
 // gets.
 
-const USER_PAGES = ['/dashboard', '/usage', '/plans', '/billing', '/account'];
+const USER_PAGES = ['/dashboard', '/usage', '/performance', '/plans', '/billing', '/account'];
 const ADMIN_PAGES = [
   '/admin',
   '/admin/plans',

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod billing;
 pub mod dashboard;
 pub mod insights;
+pub mod performance;
 pub mod session;
 pub mod wallet;
 pub mod webhooks;

@@ -140,6 +140,50 @@ pub fn share_tenths(part: u64, whole: u64) -> u64 {
     ((part as u128 * 2000 + whole as u128) / (2 * whole as u128)) as u64
 }
 
+/// A model's record in the user's own calls of a period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackRecord {
+    pub calls: i64,
+    pub errors: i64,
+    /// The 95th percentile response time of the calls that reported one.
+    pub p95_ms: Option<u64>,
+}
+
+/// Fewer calls than this say nothing about a model's error rate or speed.
+pub const TRACK_RECORD_MIN_CALLS: i64 = 20;
+
+/// What the user's calls say of a cheaper model against the one they use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Too few calls of one or the other to tell.
+    Unknown,
+    /// Neither its error rate nor its speed is clearly worse.
+    NotWorse,
+    /// Its calls failed clearly more often: more than 2 points of
+    /// percentage and half as often again.
+    MoreErrors,
+    /// Its 95th percentile response time is more than a quarter slower.
+    Slower,
+}
+
+/// Judges `alternative` against `current` from the user's own calls.
+pub fn judge(current: Option<TrackRecord>, alternative: Option<TrackRecord>) -> Verdict {
+    let (Some(c), Some(a)) = (current, alternative) else { return Verdict::Unknown };
+    if c.calls < TRACK_RECORD_MIN_CALLS || a.calls < TRACK_RECORD_MIN_CALLS {
+        return Verdict::Unknown;
+    }
+    // Rates compared in integers: errors * 100 / calls, cross-multiplied.
+    let (ce, ae) = (i128::from(c.errors) * i128::from(a.calls), i128::from(a.errors) * i128::from(c.calls));
+    let both = i128::from(c.calls) * i128::from(a.calls);
+    if (ae - ce) * 100 > 2 * both && ae * 2 > ce * 3 {
+        return Verdict::MoreErrors;
+    }
+    match (c.p95_ms, a.p95_ms) {
+        (Some(cp), Some(ap)) if u128::from(ap) * 4 > u128::from(cp) * 5 => Verdict::Slower,
+        _ => Verdict::NotWorse,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +258,19 @@ mod tests {
             description: String::new(),
             max_output_tokens: None,
         }
+    }
+
+    #[test]
+    fn a_cheaper_model_is_judged_on_the_users_own_calls() {
+        let r = |calls, errors, p95| Some(TrackRecord { calls, errors, p95_ms: p95 });
+        let cur = r(100, 2, Some(800));
+        assert_eq!(judge(cur, None), Verdict::Unknown, "never called");
+        assert_eq!(judge(cur, r(19, 0, Some(100))), Verdict::Unknown, "too few calls");
+        assert_eq!(judge(cur, r(100, 4, Some(1000))), Verdict::NotWorse, "4% against 2%: two points, not more");
+        assert_eq!(judge(cur, r(100, 5, Some(800))), Verdict::MoreErrors, "5% against 2%");
+        assert_eq!(judge(r(100, 10, None), r(100, 13, None)), Verdict::NotWorse, "13% against 10%: not half again");
+        assert_eq!(judge(cur, r(50, 1, Some(1001))), Verdict::Slower, "p95 more than a quarter slower");
+        assert_eq!(judge(cur, r(50, 1, None)), Verdict::NotWorse, "no response times: speed not judged");
     }
 
     #[test]

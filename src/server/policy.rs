@@ -187,7 +187,7 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         admin as a, billing as b, dashboard as d, insights as i, session as s, wallet as wl, webhooks as w,
     };
     use Policy::*;
-    let table: [(&str, Policy); 42] = [
+    let table: [(&str, Policy); 43] = [
         (s::CurrentUser::PATH, Public),
         (s::Login::PATH, Public),
         (s::Logout::PATH, Public),
@@ -215,6 +215,7 @@ pub fn server_fn_policy(path: &str) -> Option<Policy> {
         (a::CreateApiKey::PATH, Admin),
         (a::RevokeApiKey::PATH, Admin),
         (i::GetBreakdown::PATH, Read),
+        (crate::api::performance::GetPerformance::PATH, Read),
         (i::GetAdvice::PATH, Read),
         (i::GetProfitability::PATH, Admin),
         (w::WebhookEndpoints::PATH, Admin),
@@ -281,7 +282,7 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
 
 /// Pages only a signed-in person may open.
 fn needs_sign_in(path: &str) -> bool {
-    matches!(path, "/" | "/dashboard" | "/usage" | "/plans" | "/billing" | "/account" | "/admin")
+    matches!(path, "/" | "/dashboard" | "/usage" | "/performance" | "/plans" | "/billing" | "/account" | "/admin")
         || path.starts_with("/admin/")
 }
 

@@ -21,6 +21,7 @@ use pages::admin::{
 use pages::billing::{BillingPage, PlansPage, UsagePage};
 use pages::dashboard::DashboardPage;
 use pages::login::LoginPage;
+use pages::performance::PerformancePage;
 
 /// The HTML document around the app. ECharts is served from our own origin
 /// and must load before hydration, because charming calls the global.
@@ -75,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/dashboard") view=DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/usage") view=UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/performance") view=PerformancePage ssr=SsrMode::Async/>
                     <Route path=path!("/plans") view=PlansPage ssr=SsrMode::Async/>
                     <Route path=path!("/billing") view=BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>

@@ -9,12 +9,9 @@ use super::{Enveloped, envelope};
 use crate::domain::usage_log::LogFilter;
 use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
-use crate::server::service::performance::{Comparison, Performance};
+use crate::server::service::performance::{Comparison, PERCENTILE_ERROR, Performance};
 use crate::server::state::AppState;
 use crate::server::views::instant;
-
-/// How far a percentile may be from the true value.
-pub const PERCENTILE_ERROR: &str = "exact below 64 ms, else within 1/64 (1.6 %)";
 
 #[derive(Debug, Deserialize)]
 pub struct PeriodQuery {

@@ -83,9 +83,18 @@ fn location(p: &Page) -> &str {
 
 async fn signed_out_visitors_are_sent_to_sign_in(store: Store) {
     let site = Site::new(store).await;
-    for path in
-        ["/", "/dashboard", "/usage", "/plans", "/billing", "/account", "/admin", "/admin/plans", "/admin/pricing"]
-    {
+    for path in [
+        "/",
+        "/dashboard",
+        "/usage",
+        "/performance",
+        "/plans",
+        "/billing",
+        "/account",
+        "/admin",
+        "/admin/plans",
+        "/admin/pricing",
+    ] {
         let p = site.get(path, None).await;
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(location(&p), format!("/login?next={path}"), "{path}");

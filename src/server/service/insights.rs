@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::Engine;
 use super::subscriptions::open_period_fee;
-use crate::domain::insights::{PLAN_ADVICE_PERIODS, cheaper_model, recommend_plan, share_tenths};
+use crate::domain::insights::{
+    PLAN_ADVICE_PERIODS, TrackRecord, Verdict, cheaper_model, judge, recommend_plan, share_tenths,
+};
 use crate::domain::money::{Nanos, format_count};
 use crate::domain::period::parse_month_label;
 use crate::domain::provider::display_name;
@@ -97,6 +99,18 @@ fn counted(n: i64, noun: &str) -> String {
 /// Tips need at least this much spend to be worth saying (one cent).
 const TIP_FLOOR: Nanos = Nanos(10_000_000);
 
+const EMPTY: TrackRecord = TrackRecord { calls: 0, errors: 0, p95_ms: None };
+
+/// An error rate for people: `2.5%`.
+fn rate(r: TrackRecord) -> String {
+    if r.calls == 0 { "-".into() } else { format!("{:.1}%", r.errors as f64 * 100.0 / r.calls as f64) }
+}
+
+/// A 95th percentile for people: `820 ms`, or `unknown`.
+fn p95(r: TrackRecord) -> String {
+    r.p95_ms.map_or_else(|| "unknown".into(), |ms| format!("{} ms", format_count(ms as i64)))
+}
+
 impl Engine {
     /// The tag keys `user_id`'s events carry, sorted.
     pub async fn tag_keys(&self, user_id: &UserId) -> AppResult<Vec<String>> {
@@ -149,6 +163,9 @@ impl Engine {
     /// periods, and tips from the current period.
     pub async fn insights(&self, user_id: &UserId, now: DateTime<Utc>) -> AppResult<Insights> {
         let snap = self.snapshot(user_id, None, now).await?;
+        // How each model of the period did in the user's own calls: a
+        // cheaper model is suggested only when it did not clearly do worse.
+        let perf = self.performance(user_id, Some(&snap.label), now).await?;
         let mut missing = Vec::new();
         let mut conn = self.store.pool().acquire().await?;
 
@@ -203,12 +220,45 @@ impl Engine {
             if let Some(a) = cheaper_model(&snap.catalog.prices, &provider, &model, &calls, now)
                 && a.saving() >= TIP_FLOOR
             {
+                let record = |m: &str| {
+                    perf.models.iter().find(|p| p.provider == provider.as_str() && p.model == m).map(|p| TrackRecord {
+                        calls: p.calls,
+                        errors: p.errors,
+                        p95_ms: p.times.quantile(0.95),
+                    })
+                };
+                let (current, alternative) = (record(&model), record(&a.alternative));
+                let track = match judge(current, alternative) {
+                    Verdict::MoreErrors | Verdict::Slower => {
+                        missing.push(format!(
+                            "{} costs less than {model}, but your calls to it this period failed more often or \
+                             answered slower, so it is not suggested.",
+                            a.alternative
+                        ));
+                        continue;
+                    }
+                    Verdict::Unknown => format!(
+                        " Your calls this period are too few to compare {}'s error rate and speed with {model}'s.",
+                        a.alternative
+                    ),
+                    Verdict::NotWorse => {
+                        let (c, alt) = (current.unwrap_or(EMPTY), alternative.unwrap_or(EMPTY));
+                        format!(
+                            " In your calls this period it failed no more often ({} against {}) and answered no \
+                             slower (95th percentile {} against {}).",
+                            rate(alt),
+                            rate(c),
+                            p95(alt),
+                            p95(c)
+                        )
+                    }
+                };
                 model_tips.push(Tip {
                     kind: "cheaper_model",
                     title: format!("{} would have cost {} less than {model}", a.alternative, a.saving().display()),
                     detail: format!(
                         "Your {} to {model} ({}) this period cost {} at today's catalog price; the same calls \
-                         (the same tokens of each class) would cost {} with {}, also from {}.",
+                         (the same tokens of each class) would cost {} with {}, also from {}.{track}",
                         counted(a.calls as i64, "successful call"),
                         display_name(provider.as_str()),
                         a.current_cost.display(),

@@ -307,3 +307,54 @@ async fn periods_follow_the_customers_timezone(store: Store) {
     );
 }
 both_stores!(periods_follow_the_customers_timezone, periods_follow_the_customers_timezone);
+
+/// A cheaper model is suggested only when the user's own calls to it did
+/// not clearly fail more often or answer slower, and the tip says how they
+/// compared (or that there were too few calls to tell).
+async fn cheaper_models_are_judged_on_the_users_calls(store: Store) {
+    let start = t(2026, 7, 1);
+    let (engine, pro) = engine_with_catalog(store.clone(), Limits::new(), start).await;
+    add_plan(&engine, "Small", 9, 10, start).await;
+    let now = t(2026, 10, 15);
+    let calls = |user: &str, model: &str, n: usize, failing: usize, ms: u64| -> Vec<UsageEvent> {
+        (0..n)
+            .map(|i| {
+                let mut e = ev(&format!("{user}-{model}-{i}"), user, "gemini", Some(model), 10_000, 5_000, now);
+                e.response_time_ms = Some(ms);
+                e.status_code = if i < failing { 500 } else { 200 };
+                e
+            })
+            .collect()
+    };
+    for (user, flash_failing) in [("worse", 6), ("fine", 0)] {
+        user_on_plan(&engine, user, pro, start).await;
+        engine.record(ok(calls(user, "gemini-2.5-pro", 25, 0, 800)), now).await.unwrap();
+        engine.record(ok(calls(user, "gemini-flash-Small", 25, flash_failing, 700)), now).await.unwrap();
+    }
+    user_on_plan(&engine, "new", pro, start).await;
+    engine.record(ok(calls("new", "gemini-2.5-pro", 25, 0, 800)), now).await.unwrap();
+
+    let worse = engine.insights(&uid("worse"), now).await.unwrap();
+    assert!(worse.tips.iter().all(|t| t.kind != "cheaper_model"), "{:?}", worse.tips);
+    assert!(worse.missing.iter().any(|m| m.contains("gemini-flash-Small costs less") && m.contains("not suggested")));
+
+    let fine = engine.insights(&uid("fine"), now).await.unwrap();
+    let tip = fine.tips.iter().find(|t| t.kind == "cheaper_model").expect("suggested");
+    // 800 ms and 700 ms are reported as their buckets' middles.
+    assert!(
+        tip.detail.ends_with(
+            "failed no more often (0.0% against 0.0%) and answered no slower (95th percentile 696 ms against 808 ms)."
+        ),
+        "{}",
+        tip.detail
+    );
+
+    let new = engine.insights(&uid("new"), now).await.unwrap();
+    let tip = new.tips.iter().find(|t| t.kind == "cheaper_model").expect("suggested");
+    assert!(
+        tip.detail.ends_with("too few to compare gemini-flash-Small's error rate and speed with gemini-2.5-pro's."),
+        "{}",
+        tip.detail
+    );
+}
+both_stores!(cheaper_models_are_judged_on_the_users_calls, cheaper_models_are_judged_on_the_users_calls);

@@ -11,7 +11,7 @@ use charming::component::{Axis, Grid, Legend, LegendType};
 use charming::element::{
     AxisType, LineStyle, LineStyleType, MarkPoint, MarkPointData, MarkPointDataType, Tooltip, Trigger,
 };
-use charming::series::{Line, Pie};
+use charming::series::{Bar, Line, Pie, Scatter};
 use leptos::prelude::*;
 
 use crate::api::dashboard::{Series, TrendData};
@@ -133,6 +133,46 @@ pub fn usage_trend_chart(t: &TrendData, metric: Metric) -> Chart {
                 .line_style(LineStyle::new().type_(LineStyleType::Dashed).width(2))
                 .data(points),
         );
+    }
+    chart
+}
+
+/// Each model a point: its median response time across (ms), its cost per
+/// call up (USD), so the cheap-and-fast models sit in the bottom left.
+/// `points`: (name, median ms, USD per call).
+pub fn cost_latency_chart(points: &[(String, f64, f64)]) -> Chart {
+    Chart::new()
+        .color(PALETTE.iter().map(|c| charming::element::Color::from(*c)).collect::<Vec<_>>())
+        .tooltip(Tooltip::new().trigger(Trigger::Item).formatter("{b}: {c}"))
+        .grid(Grid::new().left("3%").right("4%").bottom("10%").top("12%").contain_label(true))
+        .x_axis(
+            Axis::new()
+                .type_(AxisType::Value)
+                .name("median response time (ms)")
+                .name_location(charming::element::NameLocation::Middle)
+                .name_gap(28),
+        )
+        .y_axis(Axis::new().type_(AxisType::Value).name("USD per call"))
+        .series(
+            Scatter::new()
+                .name("Models")
+                .symbol_size(14)
+                .data(points.iter().map(|(n, x, y)| (vec![*x, *y], n.clone())).collect::<Vec<_>>()),
+        )
+}
+
+/// How each model's response times spread: per range (`ranges`), the
+/// percent of the model's timed calls, one bar series per model.
+pub fn latency_spread_chart(ranges: &[&str], models: &[(String, Vec<f64>)]) -> Chart {
+    let mut chart = Chart::new()
+        .color(PALETTE.iter().map(|c| charming::element::Color::from(*c)).collect::<Vec<_>>())
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().type_(LegendType::Scroll).bottom("0"))
+        .grid(Grid::new().left("3%").right("4%").bottom("14%").top("10%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Category).data(ranges.to_vec()))
+        .y_axis(Axis::new().type_(AxisType::Value).name("% of calls"));
+    for (name, shares) in models {
+        chart = chart.series(Bar::new().name(name.as_str()).data(shares.clone()));
     }
     chart
 }
@@ -314,6 +354,20 @@ mod tests {
         assert_eq!(c["yAxis"]["name"], "Calls");
         let tk = serde_json::to_value(usage_trend_chart(&trend(), Metric::Tokens)).unwrap();
         assert_eq!(tk["series"][0]["data"], serde_json::json!([30.0, 50.0, 20.0]));
+    }
+
+    #[test]
+    fn cost_latency_has_a_named_point_per_model_and_spread_a_bar_per_model() {
+        let v = serde_json::to_value(cost_latency_chart(&[("Gemini pro".into(), 820.0, 0.00625)])).unwrap();
+        assert_eq!(v["series"][0]["type"], "scatter");
+        assert_eq!(v["series"][0]["data"][0], serde_json::json!({"value": [820.0, 0.00625], "name": "Gemini pro"}));
+        let s = serde_json::to_value(latency_spread_chart(
+            &["fast", "slow"],
+            &[("A".into(), vec![75.0, 25.0]), ("B".into(), vec![0.0, 100.0])],
+        ))
+        .unwrap();
+        assert_eq!(s["xAxis"]["data"], serde_json::json!(["fast", "slow"]));
+        assert_eq!(s["series"][1], serde_json::json!({"type": "bar", "name": "B", "data": [0.0, 100.0]}));
     }
 
     #[test]

@@ -293,9 +293,14 @@ fn cost_header(d: &Dashboard, cost_by: Option<&str>) -> AnyView {
         Some(b) => format!("Cost by {}", b.trim_start_matches("tag:")),
     };
     let current = cost_by.unwrap_or("provider").to_string();
+    let compare_href = match query.get_untracked().get("user").filter(|u| !u.is_empty()) {
+        Some(u) => format!("/performance?user={}", crate::domain::links::urlencode(&u)),
+        None => "/performance".to_string(),
+    };
     view! {
         <div class="flex flex-wrap items-baseline justify-between gap-2">
             <h2 id="pie-title" class="text-lg font-semibold">{title}</h2>
+            <a href=compare_href class="text-sm text-blue-700 underline" data-testid="compare-providers">"Compare providers"</a>
             <nav class="flex flex-wrap gap-1 text-xs" aria-label="Group cost by" data-testid="cost-by">
                 {views.into_iter().map(|(v, l)| {
                     let on = current == v;

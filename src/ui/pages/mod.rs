@@ -7,4 +7,5 @@ pub mod dashboard;
 pub mod insights;
 pub mod login;
 pub mod not_found;
+pub mod performance;
 pub mod wallet;

@@ -68,7 +68,7 @@ impl ModelPerf {
             let i = RANGES.iter().position(|(_, end)| low < *end).unwrap_or(RANGES.len() - 1);
             spread[i] += n;
         }
-        let round = |x: f64| (x * 100.0).round() / 100.0;
+        use crate::server::views::round2 as round;
         ModelPerf {
             provider: p.provider.clone(),
             provider_name: crate::domain::provider::display_name(&p.provider),

@@ -11,7 +11,7 @@ use crate::server::error::{AppError, AppResult};
 use crate::server::identity::Principal;
 use crate::server::service::performance::{Comparison, PERCENTILE_ERROR, Performance};
 use crate::server::state::AppState;
-use crate::server::views::instant;
+use crate::server::views::{instant, round2 as round};
 
 #[derive(Debug, Deserialize)]
 pub struct PeriodQuery {
@@ -42,7 +42,6 @@ pub struct PerformanceView {
 
 impl From<&Performance> for PerformanceView {
     fn from(p: &Performance) -> Self {
-        let round = |x: f64| (x * 100.0).round() / 100.0;
         PerformanceView {
             provider: p.provider.clone(),
             model: Some(p.model.clone()).filter(|m| !m.is_empty()),

@@ -99,11 +99,9 @@ fn counted(n: i64, noun: &str) -> String {
 /// Tips need at least this much spend to be worth saying (one cent).
 const TIP_FLOOR: Nanos = Nanos(10_000_000);
 
-const EMPTY: TrackRecord = TrackRecord { calls: 0, errors: 0, p95_ms: None };
-
-/// An error rate for people: `2.5%`.
+/// An error rate for people: `2.5%` (of a record with calls).
 fn rate(r: TrackRecord) -> String {
-    if r.calls == 0 { "-".into() } else { format!("{:.1}%", r.errors as f64 * 100.0 / r.calls as f64) }
+    format!("{:.1}%", r.errors as f64 * 100.0 / r.calls.max(1) as f64)
 }
 
 /// A 95th percentile for people: `820 ms`, or `unknown`.
@@ -228,8 +226,8 @@ impl Engine {
                     })
                 };
                 let (current, alternative) = (record(&model), record(&a.alternative));
-                let track = match judge(current, alternative) {
-                    Verdict::MoreErrors | Verdict::Slower => {
+                let track = match (judge(current, alternative), current, alternative) {
+                    (Verdict::MoreErrors | Verdict::Slower, ..) => {
                         missing.push(format!(
                             "{} costs less than {model}, but your calls to it this period failed more often or \
                              answered slower, so it is not suggested.",
@@ -237,12 +235,7 @@ impl Engine {
                         ));
                         continue;
                     }
-                    Verdict::Unknown => format!(
-                        " Your calls this period are too few to compare {}'s error rate and speed with {model}'s.",
-                        a.alternative
-                    ),
-                    Verdict::NotWorse => {
-                        let (c, alt) = (current.unwrap_or(EMPTY), alternative.unwrap_or(EMPTY));
+                    (Verdict::NotWorse, Some(c), Some(alt)) => {
                         format!(
                             " In your calls this period it failed no more often ({} against {}) and answered no \
                              slower (95th percentile {} against {}).",
@@ -252,6 +245,11 @@ impl Engine {
                             p95(c)
                         )
                     }
+                    // Unknown (judged only when both have calls).
+                    _ => format!(
+                        " Your calls this period are too few to compare {}'s error rate and speed with {model}'s.",
+                        a.alternative
+                    ),
                 };
                 model_tips.push(Tip {
                     kind: "cheaper_model",

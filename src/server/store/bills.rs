@@ -4,7 +4,7 @@ use crate::domain::identity::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreResult, from_ms, ms, user_id_at};
+use super::{StoreResult, from_ms, ms};
 use crate::domain::money::Nanos;
 use crate::domain::subscription::BillingRecord;
 
@@ -46,7 +46,7 @@ pub async fn billing_records(conn: &mut AnyConnection, user_id: &UserId) -> Stor
     rows.iter()
         .map(|r| {
             Ok(BillingRecord {
-                user_id: user_id_at(r, "user_id")?,
+                user_id: r.try_get("user_id")?,
                 period_start: from_ms(r.try_get("period_start")?),
                 period_end: from_ms(r.try_get("period_end")?),
                 billing_period: r.try_get("billing_period")?,

@@ -57,13 +57,6 @@ pub fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-/// A user id read back from column `col`; a malformed one is corruption.
-pub(crate) fn user_id_at(r: &sqlx::any::AnyRow, col: &str) -> StoreResult<crate::domain::identity::UserId> {
-    use sqlx::Row;
-    let raw: String = r.try_get(col)?;
-    crate::domain::identity::UserId::parse(&raw).map_err(|e| StoreError::Corrupt(format!("{col} `{raw}`: {e}")))
-}
-
 /// A user id binds as its text, so statements take `&UserId` as they are.
 impl sqlx::Type<sqlx::Any> for crate::domain::identity::UserId {
     fn type_info() -> sqlx::any::AnyTypeInfo {

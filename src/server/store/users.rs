@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreError, StoreResult, from_ms, ms, user_id_at};
+use super::{StoreError, StoreResult, from_ms, ms};
 use crate::domain::identity::{Email, Role, User, UserId};
 use crate::domain::money::Nanos;
 use crate::domain::period::BillingCycle;
@@ -12,7 +12,7 @@ use crate::domain::subscription::{Renewal, Status, Subscription};
 pub(crate) fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
     let role: String = r.try_get("role")?;
     Ok(User {
-        id: user_id_at(r, "id")?,
+        id: r.try_get("id")?,
         email: Email::parse(&r.try_get::<String, _>("email")?)
             .map_err(|e| StoreError::Corrupt(format!("email: {e}")))?,
         name: r.try_get("name")?,
@@ -182,7 +182,7 @@ pub async fn lock_subscription(conn: &mut AnyConnection, user_id: &UserId) -> St
 fn subscription_from_row(r: &sqlx::any::AnyRow) -> StoreResult<Subscription> {
     let cycle: String = r.try_get("billing_cycle")?;
     Ok(Subscription {
-        user_id: user_id_at(r, "user_id")?,
+        user_id: r.try_get("user_id")?,
         plan_id: r.try_get("plan_id")?,
         billing_cycle: BillingCycle::parse(&cycle).ok_or_else(|| StoreError::Corrupt(format!("cycle {cycle}")))?,
         status: {
@@ -365,7 +365,7 @@ pub async fn renewals(
             let usage: Option<String> = r.try_get("usage_before_json")?;
             Ok(Renewal {
                 id: r.try_get("id")?,
-                user_id: user_id_at(r, "user_id")?,
+                user_id: r.try_get("user_id")?,
                 plan_id: r.try_get("plan_id")?,
                 plan_name: r.try_get("plan_name")?,
                 plan_tier: r.try_get("plan_tier")?,

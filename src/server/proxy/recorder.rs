@@ -36,7 +36,9 @@ impl Recorder {
             let mut batch = Vec::with_capacity(crate::domain::event::MAX_BATCH);
             while jobs.recv_many(&mut batch, crate::domain::event::MAX_BATCH).await > 0 {
                 let (events, waiters): (Vec<UsageEvent>, Vec<_>) = batch.drain(..).unzip();
-                match engine.record(events.into_iter().map(Ok).collect(), Utc::now()).await {
+                // Answered calls: recorded once in the log, not waiting
+                // for the sync (see `record_answered`).
+                match engine.record_answered(events.into_iter().map(Ok).collect(), Utc::now()).await {
                     Ok(results) => {
                         for (waiter, r) in waiters.into_iter().zip(results) {
                             let _ = waiter.send(Ok(r));

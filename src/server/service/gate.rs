@@ -240,8 +240,9 @@ impl Engine {
         if reserve && let Some(p) = self.reserve_in_one_trip(user_id, ops, now).await? {
             return Ok(p);
         }
-        let _turn = self.user_turns.take([user_id.as_str()]).await;
+        let turn = self.user_turns.take([user_id.as_str()]).await;
         let mut tx = self.store.begin_unsynced().await?;
+        tx.hold_until_done(turn);
         tx.affects(Affects::Users(vec![user_id.to_string()]));
         let (catalog, held) = match tx.recall(user_id, now) {
             Some(held) => (self.catalog.get_in(&mut tx).await?, held),
@@ -273,7 +274,9 @@ impl Engine {
     /// SQLite: the decision on the write group's memo alone, when it knows
     /// the catalog revision and the user (see
     /// [`crate::server::store::memo`]); no statement runs, and the holds
-    /// are written with the group. `None` otherwise, and on PostgreSQL.
+    /// are written with the group. While a job that may change the user
+    /// runs (a batch of the user's events), it waits for that job to end,
+    /// not for its commit. `None` otherwise, and on PostgreSQL.
     async fn decide_in_memo(
         &self,
         user_id: &UserId,
@@ -281,27 +284,50 @@ impl Engine {
         reserve: bool,
         now: DateTime<Utc>,
     ) -> AppResult<Option<Preflight>> {
+        enum InMemo {
+            Decided(AppResult<Preflight>),
+            Busy(tokio::sync::watch::Receiver<u64>),
+            Unknown,
+        }
         let Some(catalog) = self.catalog.snapshot().await else { return Ok(None) };
-        let decided = self
-            .store
-            .in_memo(|m| {
-                if m.revision() != Some(catalog.revision) {
-                    return None;
-                }
-                let held = m.recall(user_id, now)?;
-                // The memo keeps no wallet.
-                if prepaid(&catalog, &held.sub) {
-                    return None;
-                }
-                Some(self.decide_on(&catalog, held, None, ops, reserve, now).map(|(preflight, after, new_holds)| {
-                    if !new_holds.is_empty() {
-                        m.hold(user_id, after, new_holds);
+        // Jobs are short; past a few, the locked path queues fairly.
+        for _ in 0..4 {
+            let decided = self
+                .store
+                .in_memo(|m| {
+                    if let Some(ended) = m.busy(user_id) {
+                        return InMemo::Busy(ended);
                     }
-                    preflight
-                }))
-            })
-            .await?;
-        decided.flatten().transpose()
+                    if m.revision() != Some(catalog.revision) {
+                        return InMemo::Unknown;
+                    }
+                    let Some(held) = m.recall(user_id, now) else { return InMemo::Unknown };
+                    // The memo keeps no wallet.
+                    if prepaid(&catalog, &held.sub) {
+                        return InMemo::Unknown;
+                    }
+                    InMemo::Decided(self.decide_on(&catalog, held, None, ops, reserve, now).map(
+                        |(preflight, after, new_holds)| {
+                            if !new_holds.is_empty() {
+                                m.hold(user_id, after, new_holds);
+                            }
+                            preflight
+                        },
+                    ))
+                })
+                .await?;
+            match decided {
+                Some(InMemo::Decided(p)) => return p.map(Some),
+                Some(InMemo::Busy(mut ended)) => {
+                    // An error: the store is closing; the locked path says so.
+                    if ended.changed().await.is_err() {
+                        return Ok(None);
+                    }
+                }
+                Some(InMemo::Unknown) | None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// PostgreSQL: an allowed reservation decided on the process's copy of
@@ -433,6 +459,18 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> AppResult<Option<Preflight>> {
         let catalog = self.catalog.recent(&self.store).await?;
+        // SQLite: the write group's memo, exact while a group holds the
+        // write lock, when it knows the user (this process's reservations
+        // count at once).
+        let memo = self.store.peek_memo(|m| {
+            let known = m.busy(user_id).is_none() && m.revision() == Some(catalog.revision);
+            known.then(|| m.recall(user_id, now)).flatten()
+        });
+        if let Some(held) = memo.flatten()
+            && !prepaid(&catalog, &held.sub)
+        {
+            return Ok(Some(self.verdict(&catalog, &held.sub, held.seen(), None, ops, now)?.preflight));
+        }
         let Some(entry) = self.user_view(user_id, now).await? else { return Ok(None) };
         // The copy keeps no wallet: a prepaid customer is read from the store.
         if prepaid(&catalog, &entry.sub) {

@@ -19,6 +19,8 @@ mod insights_tests;
 pub mod keys;
 #[cfg(test)]
 mod ledger_tests;
+#[cfg(test)]
+mod memo_tests;
 pub mod performance;
 pub mod price_import;
 pub mod proxy_calls;

@@ -83,18 +83,39 @@ impl Engine {
     /// commit together. Errors only when the store fails (nothing written).
     #[tracing::instrument(skip_all, fields(events = incoming.len()))]
     pub async fn record(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
-        let (results, spent) = self.record_batch(incoming, now).await?;
+        self.record_acked(incoming, now, true).await
+    }
+
+    /// [`Engine::record`] for calls already answered (the proxy's): on
+    /// SQLite in `power` durability it returns once the batch is in the
+    /// write-ahead log, before the sync that follows within one
+    /// `fdatasync` (see [`crate::server::store::WriteTx::commit_written`]).
+    /// The answer does not wait for the disk; a power cut in between
+    /// loses the calls answered since the last sync.
+    pub async fn record_answered(&self, incoming: Vec<Incoming>, now: DateTime<Utc>) -> AppResult<Vec<EventResult>> {
+        self.record_acked(incoming, now, false).await
+    }
+
+    async fn record_acked(
+        &self,
+        incoming: Vec<Incoming>,
+        now: DateTime<Utc>,
+        synced: bool,
+    ) -> AppResult<Vec<EventResult>> {
+        let (results, spent) = self.record_batch(incoming, now, synced).await?;
         self.counters.recorded(&results);
         self.check_spikes_after(spent, now);
         Ok(results)
     }
 
     /// Records a batch; the results, and the users whose recorded events
-    /// cost something.
+    /// cost something. `synced`: acknowledged once durable as the store's
+    /// setting says, else once in the log.
     async fn record_batch(
         &self,
         incoming: Vec<Incoming>,
         now: DateTime<Utc>,
+        synced: bool,
     ) -> AppResult<(Vec<EventResult>, Vec<UserId>)> {
         let mut spent = Vec::new();
         let mut results: Vec<Option<EventResult>> = vec![None; incoming.len()];
@@ -106,8 +127,11 @@ impl Engine {
             }
         }
 
-        let _turns = self.user_turns.take(by_user.keys().map(UserId::as_str)).await;
-        let mut tx = self.store.begin().await?;
+        let turns = self.user_turns.take(by_user.keys().map(UserId::as_str)).await;
+        // PostgreSQL: answered calls commit without waiting for the WAL
+        // flush (`synchronous_commit = off`, flushed within 600 ms).
+        let mut tx = if synced { self.store.begin().await? } else { self.store.begin_unsynced().await? };
+        tx.hold_until_done(turns);
         tx.affects(Affects::Users(by_user.keys().map(UserId::to_string).collect()));
         // Users in sorted order, so concurrent batches lock in the same order.
         for (user_id, events) in by_user {
@@ -320,15 +344,23 @@ impl Engine {
             for ((start, label, provider, model), h) in &times {
                 response_times::add(&mut tx, &user_id, (*start, label), provider, model, h).await?;
             }
-            // The memo learns the user's new usage (every event of the open
-            // period was added to `period_usage` above); a consumed hold
-            // would change the holds too, so then it reads them again.
-            if let Some(held) = recalled
-                && consumed.is_empty()
-            {
-                tx.learned_user(&user_id, Held { used: period_usage, ..held });
-            }
             holds::consume_holds(&mut tx, &user_id, &consumed, now).await?;
+            // SQLite: the memo learns the user's state as this job leaves
+            // it, so the next reservation decides without reading the
+            // store or waiting for this job's commit. Every event of the
+            // open period was added to `period_usage` above; when holds
+            // were consumed, or the memo did not know the user, the holds
+            // are read again (one statement, inside the job).
+            if tx.keeps_memo() {
+                let held = match recalled {
+                    Some(held) if consumed.is_empty() => Held { used: period_usage, ..held },
+                    _ => {
+                        let seen = holds::usage_and_holds(&mut tx, &user_id, current.start, now).await?;
+                        Held { sub: sub.clone(), used: seen.used, held: seen.held, until: seen.first_expiry }
+                    }
+                };
+                tx.learned_user(&user_id, held);
+            }
             for (provider, model) in unpriced {
                 let alert = unpriced_alert(provider.as_str(), model);
                 // Raised anew, or again for a model priced since (alert
@@ -354,7 +386,11 @@ impl Engine {
                 announce_alerts(&mut tx, EventType::AlertCreated, raised, now).await?;
             }
         }
-        tx.commit().await?;
+        if synced {
+            tx.commit().await?;
+        } else {
+            tx.commit_written().await?;
+        }
         Ok((results.into_iter().map(|r| r.expect("every event has a result")).collect(), spent))
     }
 }

@@ -44,9 +44,9 @@ pub(super) struct GroupWriter {
 /// for a long job (a batch of a thousand events) of other users.
 #[derive(Default)]
 pub(super) struct Shared {
-    /// The group's transaction is open and not committing: it holds
-    /// SQLite's write lock, so nothing but the group's jobs can change what
-    /// the memo describes.
+    /// The group's transaction is open (or committing): it holds SQLite's
+    /// write lock, so nothing but the group's jobs can change what the
+    /// memo describes.
     pub(super) open: bool,
     /// The job running now, and what it said it may change (it starts as
     /// [`view::Affects::Anything`] and narrows): a reservation beside it
@@ -59,6 +59,18 @@ pub(super) struct Shared {
     pending_holds: Vec<holds::NewHold>,
     /// Told when the open group has committed.
     done: Option<tokio::sync::watch::Receiver<GroupOutcome>>,
+    /// Moves whenever a job ends: a reservation waiting for the running
+    /// job to leave its user decides then.
+    job_ends: JobEnds,
+}
+
+/// A count of ended jobs, watched.
+pub(super) struct JobEnds(tokio::sync::watch::Sender<u64>);
+
+impl Default for JobEnds {
+    fn default() -> JobEnds {
+        JobEnds(tokio::sync::watch::channel(0).0)
+    }
 }
 
 impl Shared {
@@ -72,6 +84,12 @@ impl Shared {
         let out = f(&mut job);
         let held_for = std::mem::take(&mut job.held_for);
         (out, held_for, self.done.clone())
+    }
+
+    /// No job runs any more (it ended, or was rolled back).
+    fn job_ended(&mut self) {
+        self.running = None;
+        self.job_ends.0.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Whether the running job may change `user_id`'s state.
@@ -90,8 +108,9 @@ impl std::fmt::Debug for GroupWriter {
     }
 }
 
-/// How a group's commit ended, shared by every job in it.
-type GroupOutcome = Option<Result<(), Arc<StoreError>>>;
+/// How a group's commit ended, shared by every job in it: its number
+/// (counted from 1 per writer), or why it failed.
+pub(super) type GroupOutcome = Option<Result<u64, Arc<StoreError>>>;
 
 /// The open group: its transaction and the jobs waiting for its commit.
 #[derive(Default)]
@@ -113,6 +132,11 @@ pub(super) struct Group {
     shared: Arc<std::sync::Mutex<Shared>>,
     /// Told when a group opens: reservations waiting for one decide then.
     opened: Arc<tokio::sync::Notify>,
+    /// `power` durability on a database file: syncs what the groups commit
+    /// (the writer's connection then commits with `synchronous = NORMAL`).
+    pub(super) syncer: Option<Arc<WalSyncer>>,
+    /// Groups committed so far.
+    commits: u64,
 }
 
 impl Drop for Group {
@@ -139,7 +163,12 @@ impl Group {
     /// committed since the last one.
     pub(super) async fn open(&mut self, pool: &AnyPool) -> StoreResult<()> {
         if self.conn.is_none() {
-            self.conn = Some(pool.acquire().await?);
+            let mut conn = pool.acquire().await?;
+            if self.syncer.is_some() {
+                // Its commits are synced by the syncer, off the group's turn.
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+            }
+            self.conn = Some(conn);
             self.shared().memo.restart();
         }
         let conn = self.conn.as_deref_mut().expect("acquired above");
@@ -176,7 +205,8 @@ impl Group {
         self.unreleased = false;
         {
             let mut shared = self.shared();
-            (shared.open, shared.running, shared.done) = (false, None, None);
+            (shared.open, shared.done) = (false, None);
+            shared.job_ended();
             shared.pending_holds.clear();
             shared.memo.restart();
         }
@@ -196,7 +226,7 @@ impl Group {
         self.abandoned = false;
         match self.run("ROLLBACK TO job; RELEASE job").await {
             Ok(()) => {
-                self.shared().running = None;
+                self.shared().job_ended();
                 Ok(())
             }
             Err(e) => Err(self.fail(e).await),
@@ -228,26 +258,40 @@ impl Group {
     }
 
     /// Commits the open group, if any, and tells its jobs how it went.
-    async fn flush(&mut self) {
+    ///
+    /// Reservations go on deciding on the memo while the group commits:
+    /// the transaction still holds the write lock, so the state the memo
+    /// describes is the one being committed, and nothing else can write
+    /// before it. Their holds wait in `pending_holds` for the next group
+    /// (they are not part of this commit), which the flush each decision
+    /// asks for opens. Only after `COMMIT` returns, when another process could
+    /// write before the next group takes the lock again, does deciding
+    /// wait for that group.
+    async fn flush(&mut self, pool: &AnyPool) {
         self.recover().await;
+        if !self.open && !self.shared().pending_holds.is_empty() && self.open(pool).await.is_err() {
+            // The holds are lost with the writer's connection (they only
+            // keep room for calls in flight); `open` said why in the log.
+            return;
+        }
         if self.open {
-            // The holds decided so far are written while reservations may
-            // still decide beside; then, from the last few written to the
-            // commit's outcome, the memo stays as it is.
-            let early = self.write_pending().await;
-            {
-                let mut shared = self.shared();
-                (shared.open, shared.done) = (false, None);
-            }
-            let committed = match early.and(self.write_pending().await) {
+            let written = self.write_pending().await;
+            // From here the holds decided go to the next group.
+            self.shared().done = None;
+            let committed = match written {
                 Ok(()) => self.run("COMMIT").await,
                 Err(e) => Err(e),
             };
+            self.shared().open = false;
             let outcome = match committed {
                 Ok(()) => {
                     self.open = false;
                     self.unreleased = false;
-                    Ok(())
+                    self.commits += 1;
+                    if let Some(s) = &self.syncer {
+                        s.committed(self.commits);
+                    }
+                    Ok(self.commits)
                 }
                 Err(e) => {
                     // Whatever the commit left open is rolled back.
@@ -269,7 +313,7 @@ impl Group {
         self.unreleased = true;
         let mut shared = self.shared();
         shared.memo.job_ended(affects, learned);
-        shared.running = None;
+        shared.job_ended();
     }
 
     /// Writes the holds taken on the memo alone. They go in the last ended
@@ -300,16 +344,20 @@ impl Group {
 
     /// Ends the group for good (the store is closing): commits it and
     /// gives the writer's connection back.
-    pub(super) async fn close(&mut self) {
-        self.flush().await;
+    pub(super) async fn close(&mut self, pool: &AnyPool) {
+        self.flush(pool).await;
         self.shared().memo.restart();
-        self.conn.take();
+        // Not back to the pool: it may commit without syncing.
+        if let Some(conn) = self.conn.take() {
+            conn.close().await.ok();
+        }
     }
 }
 
 impl GroupWriter {
-    pub(super) fn start() -> GroupWriter {
-        let group = Group::default();
+    pub(super) fn start(pool: AnyPool, syncer: Option<Arc<WalSyncer>>) -> GroupWriter {
+        let mut group = Group::default();
+        group.syncer = syncer;
         let (shared, opened) = (group.shared.clone(), group.opened.clone());
         let w = GroupWriter {
             group: Arc::new(tokio::sync::Mutex::new(group)),
@@ -326,7 +374,9 @@ impl GroupWriter {
                 let Some(group) = group.upgrade() else { return };
                 // The mutex is fair: the writers already queued go first
                 // and join this group; later ones wait for the next.
-                group.lock().await.flush().await;
+                // Holds decided during a commit are written by the next
+                // flush: each decision asks for one ([`GroupWriter::flush_soon`]).
+                group.lock().await.flush(&pool).await;
             }
         });
         w
@@ -374,6 +424,12 @@ impl MemoJob<'_> {
             return None;
         }
         self.shared.memo.revision()
+    }
+
+    /// When the running job may change `user_id`'s state: the news of its
+    /// end, to decide then instead of reading the store.
+    pub fn busy(&self, user_id: &UserId) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.shared.busy_with(user_id).then(|| self.shared.job_ends.0.subscribe())
     }
 
     /// The user's state as the group's transaction holds it, if known and

@@ -26,9 +26,15 @@
 //!   first hold lapses (after that the hold no longer counts).
 //! - Beside a running job: the memo sits behind a short lock of its own,
 //!   so a reservation decides while a job runs, but only for a user that
-//!   job has said it leaves alone; a job starts as able to change anything
-//!   and narrows when it names its users. While the group commits nothing
-//!   is decided on it (the write lock is being given back).
+//!   job has said it leaves alone (for that user it waits for the job to
+//!   end, not for its commit); a job starts as able to change anything
+//!   and narrows when it names its users. Jobs teach the memo the state
+//!   they leave their users in (a batch of events, a reservation), so a
+//!   busy user stays known.
+//! - While the group commits: decisions go on (the lock is still held and
+//!   the state is the one being committed), and their holds go in the next
+//!   group. Between that commit and the next group's `BEGIN IMMEDIATE`
+//!   nothing is decided on it: another process could write then.
 //!
 //! PostgreSQL has no memo: several nodes write there, and each reservation
 //! reads the store under the user's row lock.

@@ -53,6 +53,7 @@ mod schema_tests;
 pub mod sessions;
 mod sql;
 mod tx;
+mod wal_sync;
 
 pub mod users;
 
@@ -77,6 +78,7 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 use self::group::*;
 pub use self::sql::*;
 pub use self::tx::*;
+use self::wal_sync::WalSyncer;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -198,8 +200,12 @@ impl Default for StoreOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
     /// Once it is on disk: an acknowledged event survives a power cut.
-    /// SQLite commits with `synchronous = FULL`; PostgreSQL with its own
-    /// `synchronous_commit`.
+    /// SQLite: the write group commits to the log and a thread of its own
+    /// then syncs the log, covering every group committed since its last
+    /// sync ([`wal_sync`]); other connections commit with `synchronous =
+    /// FULL`. PostgreSQL commits with its own `synchronous_commit`. The
+    /// proxy's record of a call it answered is the one exception: it is
+    /// acknowledged once in the log ([`WriteTx::commit_written`]).
     #[default]
     Power,
     /// Once it is in the write-ahead log: it survives a crash or `kill -9`
@@ -375,7 +381,16 @@ impl Store {
             })
             .connect_with(connect_opts)
             .await?;
-        let group = (backend == Backend::Sqlite).then(GroupWriter::start);
+        // `power` on a database file: the log is synced apart from the
+        // commits (see [`wal_sync`]).
+        let syncer = match (backend, durability, sqlite_file(&url)) {
+            (Backend::Sqlite, Durability::Power, Some(file)) => Some(
+                WalSyncer::start(&file)
+                    .map_err(|e| StoreError::Config(format!("cannot start the write-ahead log's syncer: {e}")))?,
+            ),
+            _ => None,
+        };
+        let group = (backend == Backend::Sqlite).then(|| GroupWriter::start(pool.clone(), syncer));
         if backend == Backend::Sqlite && opts.durability == Durability::Process {
             tokio::spawn(sync_log_every(pool.clone(), PROCESS_SYNC_EVERY));
         }
@@ -454,30 +469,34 @@ impl Store {
         // While the group is open, at once, beside whatever job runs. Else
         // when a group next opens: by this call, in a turn of the group, or
         // by the job ahead of it in the queue (then beside that job).
-        let (out, held_for, done) = loop {
+        let ((out, held_for, done), opened_here) = loop {
             let opened = w.opened.notified();
             tokio::pin!(opened);
             opened.as_mut().enable();
             {
                 let mut shared = w.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if shared.open {
-                    break shared.decide(f.take().expect("decided once"));
+                    break (shared.decide(f.take().expect("decided once")), false);
                 }
             }
             tokio::select! {
                 mut g = w.group.lock() => {
                     g.recover().await;
-                    if !g.open {
+                    let opened_here = !g.open;
+                    if opened_here {
                         g.open(&self.pool).await?;
                     }
                     let mut shared = g.shared();
-                    break shared.decide(f.take().expect("decided once"));
+                    break (shared.decide(f.take().expect("decided once")), opened_here);
                 }
                 () = &mut opened => {}
             }
         };
-        // The group commits soon, and gives the write lock back.
-        w.flush_soon();
+        // The group commits soon: it writes the holds, and gives back the
+        // write lock this call may have taken.
+        if opened_here || !held_for.is_empty() {
+            w.flush_soon();
+        }
         if !held_for.is_empty() {
             let affects = view::Affects::Users(held_for);
             self.view.forget(&affects);
@@ -491,6 +510,28 @@ impl Store {
             }
         }
         Ok(Some(out))
+    }
+
+    /// SQLite: `f` on the write group's memo if a group holds the write
+    /// lock now (so the memo is exact), without waiting; `None` otherwise
+    /// and on PostgreSQL. For reads that promise nothing (a check without
+    /// a reservation).
+    pub fn peek_memo<T>(&self, f: impl FnOnce(&MemoJob<'_>) -> T) -> Option<T> {
+        let w = self.group.as_ref()?;
+        let mut shared = w.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !shared.open {
+            return None;
+        }
+        Some(shared.decide(|m| f(m)).0)
+    }
+
+    /// SQLite: the user's state as the write group's memo holds it, if it
+    /// does (without waiting for the group).
+    #[cfg(test)]
+    pub fn memo_user(&self, user_id: &UserId, now: DateTime<Utc>) -> Option<memo::Held> {
+        let w = self.group.as_ref()?;
+        let shared = w.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared.memo.user(user_id, now).cloned()
     }
 
     /// Returns once every write committed so far, unsynced ones included
@@ -526,7 +567,7 @@ impl Store {
     pub async fn close(&self) {
         self.live.close();
         if let Some(w) = &self.group {
-            w.group.lock().await.close().await;
+            w.group.lock().await.close(&self.pool).await;
         }
         self.pool.close().await;
     }
@@ -567,7 +608,9 @@ mod tests {
     }
 
     /// `power` waits for the disk on every commit, `process` for the log
-    /// alone, on every connection of the pool.
+    /// alone, on every connection of the pool; in `power` the write
+    /// group's commits are synced by the log's syncer, and a commit
+    /// returns only once its group is synced.
     #[tokio::test]
     async fn durability_sets_how_every_connection_commits() {
         for (durability, sqlite_sync, pg_commit) in [(Durability::Power, 2, "on"), (Durability::Process, 1, "off")] {
@@ -582,6 +625,22 @@ mod tests {
                 conns.push(conn);
             }
             drop(conns);
+            let syncer = match &store.group {
+                Some(w) => w.group.lock().await.syncer.clone(),
+                None => None,
+            };
+            assert_eq!(syncer.is_some(), durability == Durability::Power);
+            for _ in 0..3 {
+                let mut tx = store.begin().await.unwrap();
+                tx.affects(view::Affects::NothingCached);
+                sqlx::query("CREATE TABLE IF NOT EXISTS t (x INTEGER)").execute(&mut *tx).await.unwrap();
+                sqlx::query("INSERT INTO t VALUES (1)").execute(&mut *tx).await.unwrap();
+                let before = syncer.as_ref().map(|s| s.synced_upto());
+                tx.commit().await.unwrap();
+                if let (Some(s), Some(before)) = (&syncer, before) {
+                    assert!(s.synced_upto() > before, "a commit returned before its group was synced");
+                }
+            }
             store.close().await;
             crate::server::testing::remove_sqlite_files(&path);
             if std::env::var("TALLY_SKIP_POSTGRES").is_ok_and(|v| v == "1") {

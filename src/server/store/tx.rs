@@ -19,6 +19,19 @@ pub struct WriteTx {
     live: Arc<live::LiveHub>,
     /// SQLite: what the group's memo keeps once this job ends.
     learned: memo::Learned,
+    /// Released when the work is done: on SQLite when the job ends (the
+    /// group's later commit changes nothing another writer could read
+    /// differently), on PostgreSQL once committed.
+    until_done: Vec<Box<dyn Send>>,
+}
+
+/// When a commit returns (see [`WriteTx::commit_written`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ack {
+    /// Durable as the store's durability setting says.
+    Synced,
+    /// In the write-ahead log.
+    Written,
 }
 
 pub(super) enum TxInner {
@@ -56,7 +69,23 @@ impl WriteTx {
 
     /// A transaction that, until told otherwise, may change anything.
     pub(super) fn new(inner: TxInner, view: Arc<view::UsageView>, live: Arc<live::LiveHub>) -> WriteTx {
-        WriteTx { inner, affects: None, view, notices: Vec::new(), live, learned: Default::default() }
+        WriteTx {
+            inner,
+            affects: None,
+            view,
+            notices: Vec::new(),
+            live,
+            learned: Default::default(),
+            until_done: Vec::new(),
+        }
+    }
+
+    /// Keeps `guard` (a writer's turn) until this transaction's work is
+    /// done: on SQLite when its job ends, before the group's commit, so the
+    /// next writer of the same user need not wait for the disk; on
+    /// PostgreSQL once committed (its row locks are held until then).
+    pub fn hold_until_done(&mut self, guard: impl Send + 'static) {
+        self.until_done.push(Box::new(guard));
     }
 
     /// SQLite: the user's state as the write group's transaction holds it,
@@ -67,6 +96,12 @@ impl WriteTx {
             TxInner::Grouped { group, .. } => group.shared().memo.user(user_id, now).cloned(),
             TxInner::Own(_) => None,
         }
+    }
+
+    /// Whether this transaction's job feeds the write group's memo (SQLite):
+    /// only then is [`WriteTx::learned_user`] worth working out.
+    pub fn keeps_memo(&self) -> bool {
+        matches!(self.inner, TxInner::Grouped { .. })
     }
 
     /// SQLite: the catalog revision the group's transaction holds, if known.
@@ -103,7 +138,22 @@ impl WriteTx {
     /// is announced: on PostgreSQL by NOTIFY, sent inside the transaction
     /// and delivered by Postgres on commit, to every node.
     pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx { mut inner, affects, view, notices, live, learned } = self;
+        self.commit_as(Ack::Synced).await
+    }
+
+    /// [`WriteTx::commit`], but on SQLite in `power` durability it returns
+    /// once the work is committed to the write-ahead log, before the sync
+    /// that makes it survive a power cut (which follows within one
+    /// `fdatasync`, see [`super::wal_sync`]): it survives a crash or
+    /// `kill -9` of Tally. Elsewhere the same as `commit`. For work whose
+    /// answer cannot wait for the disk (the proxy's record of a call it
+    /// has answered).
+    pub async fn commit_written(self) -> StoreResult<()> {
+        self.commit_as(Ack::Written).await
+    }
+
+    async fn commit_as(self, ack: Ack) -> StoreResult<()> {
+        let WriteTx { mut inner, affects, view, notices, live, learned, until_done } = self;
         let affects = affects.unwrap_or_default();
         if let (TxInner::Own(tx), false) = (&mut inner, notices.is_empty())
             && let Err(e) = Self::send_notices(tx, &live, &notices).await
@@ -112,7 +162,7 @@ impl WriteTx {
             return Err(e);
         }
         let grouped = matches!(inner, TxInner::Grouped { .. });
-        let outcome = Self::commit_inner(inner, &affects, learned).await;
+        let outcome = Self::commit_inner(inner, &affects, learned, until_done, ack).await;
         view.forget(&affects);
         if grouped && outcome.is_ok() {
             live.publish(notices);
@@ -134,16 +184,17 @@ impl WriteTx {
         if let TxInner::Own(_) = &self.inner {
             return self.commit().await;
         }
-        let WriteTx { inner, affects, view, notices, live, learned } = self;
+        let WriteTx { inner, affects, view, notices, live, learned, until_done } = self;
         let affects = affects.unwrap_or_default();
         let TxInner::Grouped { mut group, flush } = inner else { unreachable!("handled above") };
         group.end_job(&affects, learned);
+        drop(until_done);
         let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
         drop(group);
         drop(flush);
         view.forget(&affects);
         tokio::spawn(async move {
-            let committed = matches!(done.wait_for(Option::is_some).await.map(|o| o.clone()), Ok(Some(Ok(()))));
+            let committed = matches!(done.wait_for(Option::is_some).await.map(|o| o.clone()), Ok(Some(Ok(_))));
             // A reader may have refilled the caches from before the commit.
             view.forget(&affects);
             if committed {
@@ -164,17 +215,29 @@ impl WriteTx {
         Ok(())
     }
 
-    async fn commit_inner(inner: TxInner, affects: &view::Affects, learned: memo::Learned) -> StoreResult<()> {
+    async fn commit_inner(
+        inner: TxInner,
+        affects: &view::Affects,
+        learned: memo::Learned,
+        until_done: Vec<Box<dyn Send>>,
+        ack: Ack,
+    ) -> StoreResult<()> {
         match inner {
             TxInner::Own(tx) => tx.commit().await?,
             TxInner::Grouped { mut group, flush } => {
                 group.end_job(affects, learned);
+                drop(until_done);
                 let mut done = group.done.as_ref().expect("an open group has waiters").subscribe();
+                let syncer = group.syncer.clone();
                 drop(group);
                 drop(flush);
                 let outcome = done.wait_for(Option::is_some).await.map(|o| o.clone().expect("is some"));
                 match outcome {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(seq)) => {
+                        if let (Ack::Synced, Some(syncer)) = (ack, syncer) {
+                            syncer.synced(seq).await?;
+                        }
+                    }
                     Ok(Err(e)) => return Err(StoreError::Group(e)),
                     // The flusher is gone (the runtime is shutting down).
                     Err(_) => return Err(StoreError::Group(Arc::new(sqlx::Error::WorkerCrashed.into()))),

@@ -137,6 +137,9 @@ pub(super) struct Group {
     pub(super) syncer: Option<Arc<WalSyncer>>,
     /// Groups committed so far.
     commits: u64,
+    /// Where the writer's connection comes from, for the flusher (which
+    /// may open a group for holds decided during a commit).
+    pool: Option<AnyPool>,
 }
 
 impl Drop for Group {
@@ -267,9 +270,13 @@ impl Group {
     /// asks for opens. Only after `COMMIT` returns, when another process could
     /// write before the next group takes the lock again, does deciding
     /// wait for that group.
-    async fn flush(&mut self, pool: &AnyPool) {
+    async fn flush(&mut self) {
         self.recover().await;
-        if !self.open && !self.shared().pending_holds.is_empty() && self.open(pool).await.is_err() {
+        if !self.open
+            && !self.shared().pending_holds.is_empty()
+            && let Some(pool) = self.pool.clone()
+            && self.open(&pool).await.is_err()
+        {
             // The holds are lost with the writer's connection (they only
             // keep room for calls in flight); `open` said why in the log.
             return;
@@ -344,8 +351,8 @@ impl Group {
 
     /// Ends the group for good (the store is closing): commits it and
     /// gives the writer's connection back.
-    pub(super) async fn close(&mut self, pool: &AnyPool) {
-        self.flush(pool).await;
+    pub(super) async fn close(&mut self) {
+        self.flush().await;
         self.shared().memo.restart();
         // Not back to the pool: it may commit without syncing.
         if let Some(conn) = self.conn.take() {
@@ -358,6 +365,7 @@ impl GroupWriter {
     pub(super) fn start(pool: AnyPool, syncer: Option<Arc<WalSyncer>>) -> GroupWriter {
         let mut group = Group::default();
         group.syncer = syncer;
+        group.pool = Some(pool);
         let (shared, opened) = (group.shared.clone(), group.opened.clone());
         let w = GroupWriter {
             group: Arc::new(tokio::sync::Mutex::new(group)),
@@ -376,7 +384,7 @@ impl GroupWriter {
                 // and join this group; later ones wait for the next.
                 // Holds decided during a commit are written by the next
                 // flush: each decision asks for one ([`GroupWriter::flush_soon`]).
-                group.lock().await.flush(&pool).await;
+                group.lock().await.flush().await;
             }
         });
         w

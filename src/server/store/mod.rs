@@ -567,7 +567,7 @@ impl Store {
     pub async fn close(&self) {
         self.live.close();
         if let Some(w) = &self.group {
-            w.group.lock().await.close(&self.pool).await;
+            w.group.lock().await.close().await;
         }
         self.pool.close().await;
     }

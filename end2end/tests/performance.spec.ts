@@ -1,4 +1,4 @@
-import { expect, test } from './fixtures';
+import { browserLog, expect, test } from './fixtures';
 import { DEMO, hydrated, ready, shot, signIn } from './helpers';
 
 test('the dashboard links the provider comparison, whose table and charts show every provider', async ({ page }, info) => {
@@ -24,6 +24,9 @@ test('the dashboard links the provider comparison, whose table and charts show e
   if (hydrated(info)) {
     await expect(page.locator('#cost-latency-chart canvas')).toBeVisible();
     await expect(page.locator('#latency-spread-chart canvas')).toBeVisible();
+    // The vendored ECharts is built with only the parts the charts use: a
+    // missing one is an error in the console, not a blank chart unnoticed.
+    expect(browserLog(page).filter((l) => /ECharts|not imported/i.test(l))).toEqual([]);
   }
   await shot(page, info, 'performance');
   // A period with no calls says so.

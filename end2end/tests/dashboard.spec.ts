@@ -6,8 +6,9 @@ import { DEMO, hydrated, ready, shot, signIn } from './helpers';
 async function chartOption(page: Page, id: string) {
   return page.evaluate((id) => {
     const el = document.getElementById(id);
-    // @ts-ignore: the global ECharts served by the page
-    const inst = el && (window as any).echarts.getInstanceByDom(el);
+    // The global ECharts, once the page's first chart has loaded it.
+    const echarts = (window as any).echarts;
+    const inst = el && echarts && echarts.getInstanceByDom(el);
     return inst ? inst.getOption() : null;
   }, id);
 }
@@ -63,6 +64,7 @@ test('range and metric toggles change the series', async ({ page }, info) => {
   await page.getByTestId('trend-range-3m').click();
   await expect(page.getByTestId('trend-table').locator('tbody tr')).toHaveCount(3);
   if (hydrated(info)) {
+    await expect(page.locator('#usage-trend-chart canvas')).toBeVisible();
     let opt = await chartOption(page, 'usage-trend-chart');
     expect(opt.xAxis[0].data.length).toBe(3);
     expect(opt.yAxis[0].name).toBe('Cost (USD)');
@@ -90,6 +92,7 @@ test('clicking a slice (or a provider) opens its models', async ({ page }, info)
   if (hydrated(info)) {
     // Hover the middle of the first (largest) slice, where ECharts laid it out.
     await page.locator('#cost-pie-chart').scrollIntoViewIfNeeded();
+    await expect(page.locator('#cost-pie-chart canvas')).toBeVisible();
     await page.waitForTimeout(1200);
     const box = (await page.locator('#cost-pie-chart').boundingBox())!;
     const p = await page.evaluate(() => {

@@ -60,3 +60,23 @@ test('an event recorded through the API shows on the next load', async ({ page, 
   await ready(page, info);
   expect(await calls()).toBe(before + 1);
 });
+
+test('only pages with a chart load ECharts, and charts draw after navigating to one', async ({ page }, info) => {
+  const fetched: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/vendor/echarts')) fetched.push(`${new URL(r.url()).pathname} from ${page.url()}`);
+  });
+  await signIn(page, DEMO, '/plans');
+  await ready(page, info);
+  await page.goto('/usage');
+  await ready(page, info);
+  expect(fetched, 'pages without a chart fetched ECharts').toEqual([]);
+  if (!hydrated(info)) return;
+  // In the browser: the header's link navigates without a page load, and
+  // the dashboard's charts load ECharts themselves, then draw.
+  await page.getByRole('link', { name: 'Dashboard', exact: true }).first().click();
+  await expect(page.locator('#cost-pie-chart canvas')).toBeVisible();
+  await expect(page.locator('#usage-trend-chart canvas')).toBeVisible();
+  expect(fetched.length).toBeGreaterThan(0);
+  expect(await page.locator('script[src="/vendor/echarts.min.js"]').count()).toBe(1);
+});

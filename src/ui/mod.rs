@@ -23,8 +23,9 @@ use pages::dashboard::DashboardPage;
 use pages::login::LoginPage;
 use pages::performance::PerformancePage;
 
-/// The HTML document around the app. ECharts is served from our own origin
-/// and must load before hydration, because charming calls the global.
+/// The HTML document around the app. ECharts (served from our own origin)
+/// is not part of it: only pages with a chart load it
+/// ([`components::charts::EChart`]).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     // The page's Content-Security-Policy allows the inline hydration scripts
     // by this response's nonce (leptos_axum makes one per request).
@@ -43,7 +44,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <script src="/vendor/echarts.min.js"></script>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>

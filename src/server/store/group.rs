@@ -9,16 +9,18 @@ const MEMO_FLUSH_DELAY: Duration = Duration::from_millis(2);
 
 /// SQLite group commit.
 ///
-/// SQLite admits one writer at a time, and with `synchronous = FULL` each
-/// commit waits for an fsync, so committing every request on its own caps
-/// the write paths at the disk's fsync rate. Instead the process's writers
+/// SQLite admits one writer at a time, and a durable commit needs an
+/// fsync, so committing every request on its own caps the write paths at
+/// the disk's fsync rate. Instead the process's writers
 /// take turns (first come, first served, in the async mutex) inside one
 /// open transaction, each in its own savepoint: a job that fails or is
 /// dropped rolls back to its savepoint and leaves the others' work alone.
 /// A flusher task commits the group once the writers queued behind it have
-/// had their turn, and only then does each job's `commit()` return, so a
-/// write is acknowledged only once it is durable, and a failed group commit
-/// fails every job in it (none was acknowledged). Readers use the pool's
+/// had their turn, and only then does each job's `commit()` return (in
+/// `power` durability, once the log's syncer has also synced that group:
+/// [`super::wal_sync`]), so a write is acknowledged only once it is
+/// durable, and a failed group commit fails every job in it (none was
+/// acknowledged). Readers use the pool's
 /// other connections and see a job's writes only after its group commits.
 ///
 /// The busy handler stays as the fallback for other processes writing the

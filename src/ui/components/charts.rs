@@ -207,8 +207,17 @@ pub fn EChart(
     });
     #[cfg(not(feature = "hydrate"))]
     let _ = (chart, on_event);
-    view! { <div id=id role="img" aria-label=label aria-describedby=table class="w-full" style=format!("height: {height}px")></div> }
+    // Only pages with a chart load ECharts: the browser starts fetching it
+    // while the page loads, and the first chart drawn runs it.
+    view! {
+        <link rel="preload" href={ECHARTS_JS} r#as="script"/>
+        <div id=id role="img" aria-label=label aria-describedby=table class="w-full" style=format!("height: {height}px")></div>
+    }
 }
+
+/// The vendored ECharts (built by `scripts/setup.sh` from
+/// `style/echarts.js`), loaded by the first chart a page draws.
+pub const ECHARTS_JS: &str = "/vendor/echarts.min.js";
 
 #[cfg(feature = "hydrate")]
 mod browser {
@@ -247,10 +256,62 @@ mod browser {
         js_sys::Reflect::get(params, &"name".into()).ok().and_then(|v| v.as_string())
     }
 
-    /// Draws once the container is in the document: a chart inside a
-    /// `Suspense` may run its effect before its container is attached.
-    /// Tries every 50 ms, `tries` times.
+    /// Callbacks waiting for ECharts to load; `None` when no load is under
+    /// way.
+    type Waiting = Option<Vec<Box<dyn FnOnce()>>>;
+
+    thread_local! {
+        static WAITING: RefCell<Waiting> = const { RefCell::new(None) };
+    }
+
+    fn echarts_loaded() -> bool {
+        js_sys::Reflect::get(&window(), &"echarts".into()).is_ok_and(|v| !v.is_undefined())
+    }
+
+    /// Runs `then` once ECharts is loaded, adding its script to the page on
+    /// first need (pages without a chart never load it). If the script
+    /// fails to load, what waited is dropped and the next draw tries again.
+    fn with_echarts(then: impl FnOnce() + 'static) {
+        if echarts_loaded() {
+            return then();
+        }
+        let first = WAITING.with(|w| {
+            let mut w = w.borrow_mut();
+            let first = w.is_none();
+            w.get_or_insert_with(Vec::new).push(Box::new(then));
+            first
+        });
+        if !first {
+            return;
+        }
+        let (Ok(script), Some(body)) = (document().create_element("script"), document().body()) else { return };
+        let _ = script.set_attribute("src", super::ECHARTS_JS);
+        let loaded = Closure::once(|| {
+            for f in WAITING.with(|w| w.borrow_mut().take()).unwrap_or_default() {
+                f();
+            }
+        });
+        let failed = {
+            let script = script.clone();
+            Closure::once(move || {
+                WAITING.with(|w| w.borrow_mut().take());
+                script.remove();
+            })
+        };
+        let _ = script.add_event_listener_with_callback("load", loaded.as_ref().unchecked_ref());
+        let _ = script.add_event_listener_with_callback("error", failed.as_ref().unchecked_ref());
+        loaded.forget();
+        failed.forget();
+        let _ = body.append_child(&script);
+    }
+
+    /// Draws once ECharts is loaded and the container is in the document:
+    /// a chart inside a `Suspense` may run its effect before its container
+    /// is attached. Tries every 50 ms, `tries` times.
     pub fn draw_when_attached(id: &'static str, chart: Chart, on_event: Option<Callback<ChartEvent>>, tries: u32) {
+        if !echarts_loaded() {
+            return with_echarts(move || draw_when_attached(id, chart, on_event, tries));
+        }
         if document().get_element_by_id(id).is_some_and(|el| el.is_connected()) {
             draw(id, &chart, on_event);
         } else if tries > 0 {

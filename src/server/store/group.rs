@@ -142,6 +142,9 @@ pub(super) struct Group {
     /// Where the writer's connection comes from, for the flusher (which
     /// may open a group for holds decided during a commit).
     pool: Option<AnyPool>,
+    /// The store is closing: no group opens again (it would keep a
+    /// connection the pool's close waits for).
+    closed: bool,
 }
 
 impl Drop for Group {
@@ -167,6 +170,9 @@ impl Group {
     /// connection, and tells the memo whether another connection
     /// committed since the last one.
     pub(super) async fn open(&mut self, pool: &AnyPool) -> StoreResult<()> {
+        if self.closed {
+            return Err(sqlx::Error::PoolClosed.into());
+        }
         if self.conn.is_none() {
             let mut conn = pool.acquire().await?;
             if self.syncer.is_some() {
@@ -355,6 +361,7 @@ impl Group {
     /// gives the writer's connection back.
     pub(super) async fn close(&mut self) {
         self.flush().await;
+        self.closed = true;
         self.shared().memo.restart();
         // Not back to the pool: it may commit without syncing.
         if let Some(conn) = self.conn.take() {

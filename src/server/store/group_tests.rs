@@ -136,3 +136,19 @@ async fn a_write_drops_what_it_says_it_changed(store: Store) {
     assert!(store.view().get(&uid("u1"), now).is_none(), "a write that says nothing may have changed anything");
 }
 both_stores!(a_write_drops_what_it_says_it_changed, a_write_drops_what_it_says_it_changed);
+
+/// Once the store is closing, nothing opens a group again: a write that
+/// arrives between the group's close and the pool's (a background task, or
+/// the flusher writing holds decided during the last commit) would keep a
+/// connection the pool's close waits for, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_store_opens_no_group() {
+    let db = crate::server::testing::TestDb::sqlite().await;
+    let store = db.store.clone();
+    let w = store.group.as_ref().expect("SQLite has a write group");
+    w.group.lock().await.close().await;
+    assert!(w.group.lock().await.open(store.pool()).await.is_err(), "a closed group opened again");
+    assert!(store.begin().await.is_err(), "a write began on a closed group");
+    tokio::time::timeout(std::time::Duration::from_secs(10), store.close()).await.expect("the store closes");
+    db.cleanup().await;
+}
